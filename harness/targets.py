@@ -38,7 +38,7 @@ FIRMWARE_DIR = ROOT / "firmware_stub"
 TARGETS_DIR = FIRMWARE_DIR / "targets"
 HOST_DIR = TARGETS_DIR / "host"
 MPS2_DIR = TARGETS_DIR / "mps2_an386"
-CACHE_DIR = ROOT / ".fsil-cache" / "targets"
+CACHE_DIR = Path(os.environ.get("FSIL_CACHE_DIR") or ROOT / ".fsil-cache") / "targets"
 
 FLASH_BUDGET = 64 * 1024  # bytes: text + data (the load image)
 RAM_BUDGET = 16 * 1024  # bytes: data + bss, the stack included (it is a NOLOAD section)
@@ -51,7 +51,11 @@ ARM_NM = "arm-none-eabi-nm"
 QEMU = "qemu-system-arm"
 QEMU_MACHINE = "mps2-an386"
 
-COMMON_CFLAGS = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-ffp-contract=off", "-g"]
+try:  # the flags every flight-code translation unit gets (cffi build): -std=c99 -Wall -Wextra -Werror ...
+    from harness.fsw_build import FLIGHT_CFLAGS as _FLIGHT_CFLAGS
+except ImportError:
+    _FLIGHT_CFLAGS = ("-std=c99", "-Wall", "-Wextra", "-Werror", "-ffp-contract=off", "-O2")
+COMMON_CFLAGS = [f for f in _FLIGHT_CFLAGS if not f.startswith("-O")] + ["-g"]
 HOST_CFLAGS = COMMON_CFLAGS + ["-O2"]
 ARM_CFLAGS = COMMON_CFLAGS + [
     "-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16",
@@ -136,24 +140,15 @@ def _tool_version(tool: str) -> str:
 # Sources
 # ---------------------------------------------------------------------------------------
 def portable_sources(src_dir: Path | str | None = None) -> list[Path]:
-    """The portable flight-code ``.c`` files: the cffi build's list (harness.fsw_build)."""
+    """The portable flight-code ``.c`` files: ``firmware_stub/sources.txt``, read by the cffi build's
+    ``harness.fsw_build.flight_sources`` (the one list every target compiles)."""
     src = Path(src_dir) if src_dir else FIRMWARE_DIR
     try:
-        from harness import fsw_build
-    except ImportError:
-        fsw_build = None
-    if fsw_build is not None:
-        fn = getattr(fsw_build, "portable_sources", None)
-        names = fn(src) if callable(fn) else None
-        if names is None:
-            for attr in ("PORTABLE_SOURCES", "FSW_SOURCES", "SOURCES"):
-                names = getattr(fsw_build, attr, None)
-                if names is not None:
-                    break
-        if names is not None:
-            return [p if Path(p).is_absolute() else src / p for p in map(Path, names)]
-    # Before harness/fsw_build.py exists: every fsw_*.c beside fsw_hal.h.
-    return sorted(src.glob("fsw_*.c"))
+        from harness.fsw_build import flight_sources
+    except ImportError:  # cffi missing: same file, same format
+        return [src / line.split("#", 1)[0].strip() for line in (src / "sources.txt").read_text().splitlines()
+                if line.split("#", 1)[0].strip()]
+    return [Path(f) for f in flight_sources(src)]
 
 
 def _hash_inputs(files: Iterable[Path], flags: Iterable[str], tool: str) -> str:
@@ -170,7 +165,7 @@ def _hash_inputs(files: Iterable[Path], flags: Iterable[str], tool: str) -> str:
 def _headers(*dirs: Path) -> list[Path]:
     out: list[Path] = []
     for d in dirs:
-        out += sorted(d.glob("*.h")) + sorted(d.glob("*.def"))
+        out += sorted(d.glob("*.h")) + sorted(d.glob("*.def")) + sorted(d.glob("sources.txt"))
     return out
 
 
