@@ -1,0 +1,286 @@
+/*
+ * fsw_app.c - protocol handling and the GNC cycle. See fsw_app.h.
+ */
+#include "fsw_app.h"
+
+#include <string.h>
+
+#include "fsw_math.h"
+
+static uint64_t now_us(const fsw_ctx_t *ctx)
+{
+    return ctx->hal.now_us != NULL ? ctx->hal.now_us(ctx->hal.user) : 0u;
+}
+
+static uint16_t sat16(uint32_t v)
+{
+    return v > 0xFFFFu ? 0xFFFFu : (uint16_t)v;
+}
+
+/* Stamp version/seq and send one message. t_us must already be set. */
+static void send_msg(fsw_ctx_t *ctx, fsw_msg_t *msg)
+{
+    uint8_t frame[FSW_MAX_FRAME];
+    size_t n;
+
+    msg->hdr.version = (uint8_t)FSW_PROTO_VERSION;
+    msg->hdr.seq = ctx->tx_seq;
+    n = fsw_msg_encode_frame(msg, frame, sizeof frame);
+    if (n > 0u && ctx->hal.tx != NULL) {
+        ctx->hal.tx(ctx->hal.user, frame, n);
+        ctx->tx_seq = (uint16_t)(ctx->tx_seq + 1u);
+        ctx->tx_frames++;
+    }
+}
+
+static uint64_t reply_time(const fsw_ctx_t *ctx)
+{
+    return ctx->have_t ? ctx->last_t_us : now_us(ctx);
+}
+
+static void send_hello(fsw_ctx_t *ctx)
+{
+    fsw_msg_t m;
+    const char name[] = FSW_FIRMWARE_NAME;
+    size_t i;
+
+    memset(&m, 0, sizeof m);
+    m.hdr.msg_type = FSW_MSG_HELLO;
+    m.hdr.t_us = reply_time(ctx);
+    m.body.hello.protocol_version = (uint16_t)FSW_PROTO_VERSION;
+    m.body.hello.reserved = 0;
+    m.body.hello.firmware_id = (uint32_t)(FSW_FIRMWARE_ID);
+    for (i = 0; i < sizeof m.body.hello.firmware_name && i + 1u < sizeof name; i++) {
+        m.body.hello.firmware_name[i] = name[i];
+    }
+    send_msg(ctx, &m);
+}
+
+static void configure_all(fsw_ctx_t *ctx)
+{
+    fsw_nav_configure(&ctx->nav, &ctx->params);
+    fsw_guid_configure(&ctx->guid, &ctx->params);
+    fsw_att_configure(&ctx->att, &ctx->params);
+}
+
+void fsw_commit(fsw_ctx_t *ctx)
+{
+    fsw_nav_reset(&ctx->nav, &ctx->params);
+    fsw_guid_reset(&ctx->guid, &ctx->params);
+    fsw_att_configure(&ctx->att, &ctx->params);
+    ctx->committed = 1;
+    ctx->cycles = 0;
+}
+
+void fsw_init(fsw_ctx_t *ctx, const fsw_hal_t *hal)
+{
+    memset(ctx, 0, sizeof *ctx);
+    if (hal != NULL) {
+        ctx->hal = *hal;
+    }
+    fsw_parser_init(&ctx->parser);
+    fsw_params_defaults(&ctx->params);
+    fsw_nav_reset(&ctx->nav, &ctx->params);
+    fsw_guid_reset(&ctx->guid, &ctx->params);
+    ctx->guid.phase = FSW_MODE_IDLE;
+    ctx->guid.engine_on = 0;
+    fsw_att_configure(&ctx->att, &ctx->params);
+    send_hello(ctx);
+}
+
+static void handle_config(fsw_ctx_t *ctx, const fsw_msg_t *msg)
+{
+    const fsw_config_t *c = &msg->body.config;
+    fsw_msg_t a;
+    double in_force = 0.0;
+    int rc;
+
+    memset(&a, 0, sizeof a);
+    if (c->param_id == (uint16_t)FSW_PID_NONE && (c->flags & FSW_CONFIG_COMMIT)) {
+        rc = FSW_PARAM_OK;   /* id 0 with COMMIT: commit only */
+        in_force = 0.0;
+    } else {
+        rc = fsw_param_set(&ctx->params, c->param_id, c->value, &in_force);
+        if (rc == FSW_PARAM_OK) {
+            configure_all(ctx);   /* new values reach the GNC at once; state only on COMMIT */
+        }
+    }
+    a.body.config_ack.status = (uint16_t)rc;
+    if (rc == FSW_PARAM_OK && (c->flags & FSW_CONFIG_COMMIT)) {
+        fsw_commit(ctx);
+        a.body.config_ack.status = FSW_ACK_COMMITTED;
+    }
+    a.hdr.msg_type = FSW_MSG_CONFIG_ACK;
+    a.hdr.t_us = reply_time(ctx);
+    a.body.config_ack.param_id = c->param_id;
+    a.body.config_ack.value = in_force;
+    send_msg(ctx, &a);
+}
+
+void fsw_fill_telemetry(const fsw_ctx_t *ctx, fsw_telemetry_t *t)
+{
+    const fsw_nav_t *nav = &ctx->nav;
+    const fsw_parser_t *p = &ctx->parser;
+    int i;
+
+    memset(t, 0, sizeof *t);
+    for (i = 0; i < 3; i++) {
+        t->est_r_mci[i] = nav->r[i];
+        t->est_v_mci[i] = (float)nav->v[i];
+    }
+    for (i = 0; i < 4; i++) {
+        t->est_q_mci_body[i] = nav->q[i];
+    }
+    t->est_alt = (float)fsw_nav_alt(nav);
+    t->lrf_innovation = nav->lrf_innovation;
+    t->phase = ctx->guid.phase;
+    t->lrf_status = nav->lrf_status;
+    t->lrf_rejects = sat16(nav->lrf_rejects);
+    t->rx_crc_errors = sat16(p->crc_errors);
+    t->rx_framing_errors = sat16(p->framing_errors);
+    t->rx_length_errors = sat16(p->length_errors);
+    t->rx_unknown_msgs = sat16(p->unknown_msgs);
+    t->rx_frames_ok = (uint16_t)(p->frames_ok & 0xFFFFu);
+    t->cycle_overruns = sat16(ctx->overruns);
+}
+
+/* One GNC cycle on a SENSORS frame; fills the COMMAND body. */
+static void gnc_cycle(fsw_ctx_t *ctx, const fsw_msg_t *msg, fsw_command_t *cmd)
+{
+    const fsw_sensors_t *s = &msg->body.sensors;
+    fsw_guid_in_t gin;
+    fsw_att_out_t aout;
+    float dt, dv_fb[3], zero[3] = { 0.0f, 0.0f, 0.0f };
+    double alt;
+    int i;
+
+    /* Interval length: the IMU's own, else the header clock, bounded to 1 s. */
+    if (s->imu_dt_us > 0u) {
+        dt = (float)s->imu_dt_us * 1e-6f;
+    } else if (ctx->have_t && msg->hdr.t_us > ctx->last_t_us) {
+        dt = (float)(msg->hdr.t_us - ctx->last_t_us) * 1e-6f;
+    } else {
+        dt = 0.0f;
+    }
+    dt = fsw_clampf(dt, 0.0f, 1.0f);
+
+    if (s->flags & FSW_SENS_IMU_VALID) {
+        fsw_nav_propagate(&ctx->nav, s->imu_dv_body, s->imu_dtheta_body, dt);
+    } else {
+        /* No IMU: dead-reckon on the commanded thrust along body +z, attitude held. */
+        dv_fb[0] = 0.0f;
+        dv_fb[1] = 0.0f;
+        dv_fb[2] = 0.0f;
+        if ((ctx->last_cmd.flags & FSW_CMD_ENGINE_ON) && ctx->guid.mass > 0.0f) {
+            dv_fb[2] = ctx->last_cmd.throttle * ctx->guid.cfg.thrust_max / ctx->guid.mass * dt;
+        }
+        fsw_nav_propagate(&ctx->nav, dv_fb, zero, dt);
+    }
+
+    /* LRF: only fresh, valid samples are used. */
+    if (s->flags & FSW_SENS_LRF_NEW) {
+        if (s->flags & FSW_SENS_LRF_VALID) {
+            float lat = 0.0f;
+            if (msg->hdr.t_us > s->lrf_sample_t_us) {
+                lat = (float)(msg->hdr.t_us - s->lrf_sample_t_us) * 1e-6f;
+            }
+            (void)fsw_nav_lrf_update(&ctx->nav, s->lrf_range, lat);
+        } else {
+            fsw_nav_lrf_invalid(&ctx->nav);
+        }
+    }
+
+    alt = fsw_nav_alt(&ctx->nav);
+    gin.alt = (float)alt;
+    fsw_nav_up(&ctx->nav, gin.up);
+    for (i = 0; i < 3; i++) {
+        gin.v[i] = (float)ctx->nav.v[i];
+    }
+    gin.g = fsw_nav_gravity(&ctx->nav);
+    gin.lrf_locked = ctx->nav.lrf_accepts > 0u ? 1u : 0u;
+    fsw_guid_step(&ctx->guid, &gin);
+
+    if (ctx->guid.engine_on) {
+        fsw_att_step(&ctx->att, ctx->nav.q, ctx->nav.w_body, ctx->guid.thrust_dir, ctx->guid.throttle, &aout);
+        cmd->throttle = aout.throttle;
+        for (i = 0; i < 3; i++) {
+            cmd->torque_body[i] = aout.torque_body[i];
+        }
+        cmd->flags = FSW_CMD_ENGINE_ON;
+        ctx->last_cos_err = aout.cos_err;
+        fsw_guid_burn(&ctx->guid, aout.throttle, dt);
+    } else {
+        cmd->throttle = 0.0f;
+        cmd->flags = 0;
+    }
+    cmd->mode = ctx->guid.phase;
+}
+
+static void handle_sensors(fsw_ctx_t *ctx, const fsw_msg_t *msg)
+{
+    fsw_msg_t out;
+    uint64_t t0 = now_us(ctx);
+    uint32_t dec;
+
+    memset(&out, 0, sizeof out);
+    out.hdr.msg_type = FSW_MSG_COMMAND;
+    out.hdr.t_us = msg->hdr.t_us;
+    out.body.command.sensors_seq = msg->hdr.seq;
+    if (ctx->committed) {
+        gnc_cycle(ctx, msg, &out.body.command);
+    } else {
+        out.body.command.mode = FSW_MODE_IDLE;
+    }
+    ctx->last_t_us = msg->hdr.t_us;
+    ctx->have_t = 1;
+    ctx->last_cmd = out.body.command;
+    ctx->cycles++;
+
+    if (ctx->hal.now_us != NULL) {
+        uint64_t el = now_us(ctx) - t0;
+        if ((double)el > ctx->params.CYCLE_BUDGET_US) {
+            ctx->overruns++;
+        }
+    }
+    send_msg(ctx, &out);
+
+    dec = (uint32_t)(ctx->params.TLM_DECIMATION + 0.5);
+    if (dec < 1u) {
+        dec = 1u;
+    }
+    if ((ctx->cycles - 1u) % dec == 0u) {
+        memset(&out, 0, sizeof out);
+        out.hdr.msg_type = FSW_MSG_TELEMETRY;
+        out.hdr.t_us = msg->hdr.t_us;
+        fsw_fill_telemetry(ctx, &out.body.telemetry);
+        send_msg(ctx, &out);
+    }
+}
+
+void fsw_handle_msg(fsw_ctx_t *ctx, const fsw_msg_t *msg)
+{
+    switch (msg->hdr.msg_type) {
+    case FSW_MSG_HELLO:
+        send_hello(ctx);
+        break;
+    case FSW_MSG_CONFIG:
+        handle_config(ctx, msg);
+        break;
+    case FSW_MSG_SENSORS:
+        handle_sensors(ctx, msg);
+        break;
+    default:
+        /* CONFIG_ACK, COMMAND, TELEMETRY are F -> H only: ignore. */
+        break;
+    }
+}
+
+static void on_msg(void *user, const fsw_msg_t *msg)
+{
+    fsw_handle_msg((fsw_ctx_t *)user, msg);
+}
+
+void fsw_rx_bytes(fsw_ctx_t *ctx, const uint8_t *data, size_t n)
+{
+    (void)fsw_parser_feed(&ctx->parser, data, n, on_msg, ctx);
+}
