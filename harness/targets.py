@@ -467,6 +467,21 @@ def _hello_request() -> bytes:
     return HELLO_REQUEST
 
 
+def serial_reader(ser):
+    """``read(timeout_s) -> bytes`` for a pyserial object: waits for the first byte only.
+
+    (pyserial's ``read(n)`` waits until n bytes or the time-out: never ask for more than is there.)
+    """
+    def read(timeout_s: float) -> bytes:
+        ser.timeout = timeout_s
+        first = ser.read(1)
+        if not first:
+            return b""
+        n = ser.in_waiting
+        return first + ser.read(n) if n else first
+    return read
+
+
 def wait_for_hello(ser, timeout: float, poke_every: float = 0.5, alive=None) -> bytes:
     """Read from a pyserial object until a HELLO frame arrives; return it (raw, with the 0x00).
 
@@ -480,11 +495,11 @@ def wait_for_hello(ser, timeout: float, poke_every: float = 0.5, alive=None) -> 
     buf = b""
     deadline = time.monotonic() + timeout
     next_poke = time.monotonic() + poke_every
+    read = serial_reader(ser)
     while time.monotonic() < deadline:
         if alive is not None:
             alive()
-        ser.timeout = 0.05
-        data = ser.read(4096)
+        data = read(0.05)
         if data:
             buf += data
             while b"\x00" in buf:
@@ -587,3 +602,132 @@ def _bring_up(t: QemuTarget, timeout: float, keep_open: bool) -> None:
         t.serial = ser
     else:
         ser.close()
+
+
+# ---------------------------------------------------------------------------------------
+# Measurements and command line:  python -m harness.targets {build,size,measure}
+# ---------------------------------------------------------------------------------------
+def measure_link(write, read, cycles: int = 200, garbage: int = 2000) -> dict[str, float]:
+    """Time a configured link: per-cycle round trip (SENSORS -> COMMAND + TELEMETRY) and per-byte
+    costs. ``write(bytes)``; ``read(timeout_s) -> bytes``. Times in microseconds."""
+    from harness import protocol as p
+
+    dec = p.FrameDecoder()
+
+    def until(types, timeout=10.0):
+        want, stamps = list(types), []
+        deadline = time.monotonic() + timeout
+        first_byte = None
+        while want:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no {want} within {timeout} s")
+            data = read(0.02)
+            if data:
+                now = time.perf_counter()
+                first_byte = first_byte or now
+                for f in dec.feed(data):
+                    if want and f.msg_type == want[0]:
+                        want.pop(0)
+                        stamps.append(now)
+        return first_byte, stamps
+
+    seq = 0
+    write(b"\x00" + p.encode_frame(p.Config(11, 700.0, p.CONFIG_COMMIT), seq, 0))
+    until([p.MsgType.CONFIG_ACK])
+    rtts, tx_rates = [], []
+    sensors = p.Sensors((0.0, 0.0, 0.162), (0.0, 0.0, 0.0), 100_000, 1500.0, 0,
+                        p.SENSORS_IMU_VALID | p.SENSORS_LRF_VALID | p.SENSORS_LRF_NEW)
+    out_bytes = None
+    for i in range(1, cycles + 1):
+        seq += 1
+        frame = p.encode_frame(sensors, seq, 100_000 * i)
+        t0 = time.perf_counter()
+        write(frame)
+        first, (t_cmd, t_tlm) = until([p.MsgType.COMMAND, p.MsgType.TELEMETRY])
+        rtts.append(t_tlm - t0)
+        if out_bytes is None:
+            cmd = p.encode_frame(p.Command(0.0, (0.0, 0.0, 0.0), 0, 0, 0), 0, 0)
+            tlm = p.encode_frame(p.Telemetry((0.0,) * 3, (0.0,) * 3, (1.0, 0.0, 0.0, 0.0), 0.0, 0.0,
+                                             0, 0, 0, 0, 0, 0, 0, 0, 0), 0, 0)
+            out_bytes = len(cmd) + len(tlm)
+        if t_tlm > first:
+            tx_rates.append((t_tlm - first) / (out_bytes - 1))
+    # Receive cost per byte: a run of garbage ahead of a SENSORS frame delays its answer.
+    junk = bytes([0x55]) * 200 + b"\x00"
+    n_junk = (garbage // len(junk)) * len(junk)
+    seq += 1
+    t0 = time.perf_counter()
+    write(junk * (garbage // len(junk)) + p.encode_frame(sensors, seq, 100_000 * (cycles + 1)))
+    until([p.MsgType.COMMAND, p.MsgType.TELEMETRY])
+    t_with = time.perf_counter() - t0
+    rtts_sorted = sorted(rtts)
+    median = rtts_sorted[len(rtts) // 2]
+    return {
+        "cycles": cycles,
+        "bytes_in_per_cycle": len(frame),
+        "bytes_out_per_cycle": out_bytes,
+        "cycle_rtt_median_us": median * 1e6,
+        "cycle_rtt_p95_us": rtts_sorted[int(0.95 * (len(rtts) - 1))] * 1e6,
+        "cycle_rtt_max_us": rtts_sorted[-1] * 1e6,
+        "rx_per_byte_us": max(0.0, (t_with - median) / n_junk * 1e6),
+        "tx_per_byte_us": (sorted(tx_rates)[len(tx_rates) // 2] * 1e6) if tx_rates else float("nan"),
+    }
+
+
+def _measure(kind: str, cycles: int) -> dict[str, float]:
+    if kind == "host":
+        master, slave = os.openpty()
+        path = os.ttyname(slave)
+        proc = start_host_program(path)
+        os.close(slave)
+
+        def read(timeout):
+            r, _, _ = select.select([master], [], [], timeout)
+            return os.read(master, 4096) if r else b""
+
+        def write(data):
+            view = memoryview(data)
+            while view:
+                view = view[os.write(master, view):]
+        try:
+            read(1.0)  # HELLO
+            return measure_link(write, read, cycles)
+        finally:
+            stop_process(proc)
+            os.close(master)
+    attach = kind.split("-", 1)[1]
+    with start_qemu(None, attach, keep_open=True) as q:
+        ser = q.serial
+
+        return measure_link(ser.write, serial_reader(ser), cycles)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import json
+
+    ap = argparse.ArgumentParser(prog="python -m harness.targets", description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("build", help="build both targets, print their paths")
+    sub.add_parser("size", help="firmware sizes against the budgets")
+    m = sub.add_parser("measure", help="round-trip times on host-pty, qemu-socket, qemu-pty")
+    m.add_argument("--cycles", type=int, default=200)
+    m.add_argument("kinds", nargs="*", default=["host", "qemu-socket", "qemu-pty"])
+    args = ap.parse_args(argv)
+    if args.cmd == "build":
+        print(build_host_program())
+        print(build_qemu_firmware())
+    elif args.cmd == "size":
+        elf = build_qemu_firmware()
+        s = firmware_size(elf)
+        print(f"{elf}\n  flash {s['flash']} / {FLASH_BUDGET} (text {s['text']} + data {s['data']})\n"
+              f"  RAM   {s['ram']} / {RAM_BUDGET} (data {s['data']} + bss {s['bss']}, stack {STACK_SIZE} incl.)")
+        check_budgets(elf)
+    else:
+        for kind in args.kinds:
+            print(kind, json.dumps({k: round(v, 1) for k, v in _measure(kind, args.cycles).items()}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -198,13 +198,9 @@ def _open_qemu(elf, attach) -> tuple[Link, object]:
     q = T.start_qemu(elf, attach, keep_open=True)
     ser = q.serial
 
-    def read(timeout):
-        ser.timeout = timeout
-        return ser.read(4096)
-
     def close():
         q.close()
-    link = Link(f"QEMU ({attach}) on {q.url}", ser.write, read, q.check_alive, close)
+    link = Link(f"QEMU ({attach}) on {q.url}", ser.write, T.serial_reader(ser), q.check_alive, close)
     link.frames += link.dec.feed(q.hello)
     return link, q.process
 
