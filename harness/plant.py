@@ -1,0 +1,556 @@
+"""6-DOF plant: a rigid-body lander in the Moon's point-mass gravity field.
+
+State (MCI = Moon-centred inertial, SI units):
+
+    r_mci, v_mci        position / velocity of the centre of mass, m, m/s
+    q_mci_body          attitude, scalar first, rotates body -> MCI
+    w_body              angular rate of body w.r.t. inertial, body axes, rad/s
+    propellant_kg       main-engine propellant left
+    rcs_propellant_kg   RCS propellant left
+    throttle            actual engine throttle state (fraction of thrust_max)
+
+Equations (integrated with fixed-step classical RK4):
+
+    dr/dt = v
+    dv/dt = -GM r / |r|^3 + R(q) F_body / m
+    dq/dt = 0.5 q (x) (0, w)                       (renormalised each step)
+    dw/dt = I^-1 (tau - w x I w)                   (I taken constant over a step)
+    dm_p/dt = -T / (Isp g0)
+    dm_rcs/dt = -sum_i |tau_i| / (L_i Isp_rcs g0)
+
+    F_body  = T * d_body, d_body = (sin a cos b, sin a sin b, cos a)
+              (a = thrust misalignment, b = its azimuth in the body x-y plane)
+    tau     = tau_rcs + r_thrust_body x F_body
+    T       = throttle(t) * thrust_max
+
+Engine: the command (engine_on, throttle) gives a target u = clamp(throttle,
+throttle_min, throttle_max) when the engine is on and propellant remains, else
+0. The actual throttle f follows df/dt = clamp((u - f)/tau_e, -slew, +slew): a
+rate-limited first-order lag, solved in closed form inside the step (so RK4
+sees the exact thrust history). When the main propellant runs out inside a
+step the step is split at the depletion instant and the engine flames out.
+
+RCS: ideal continuous torques (the average of pulse-width-modulated
+thrusters), per-axis clamp to +-torque_max; a couple of thrust |tau_i|/L_i
+consumes RCS propellant at Isp_rcs; no torque once the RCS propellant is
+gone. RCS forces are pure couples (no translation).
+
+Mass properties: m = dry + propellant + rcs_propellant; inertia interpolated
+linearly in mass between dry and wet values, updated once per step (the
+dI/dt and jet-damping terms are neglected: < 1e-4 of the torques here).
+
+Contact: the lander touches down when its height above the terrain below
+it (altitude_agl) reaches 0. The step in which that happens is re-integrated
+from its start to the contact instant (secant iteration on the step length,
+|h| < 1 mm), the state there is recorded as ``touchdown_state`` and further
+``step`` calls do nothing: the runner ends the run.
+
+Moon rotation (optional): MCI stays inertial, the terrain (Moon-fixed) turns
+about +z at 2.66e-6 rad/s; pass ``plant.terrain`` to the sensors.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+from .frames import (G0, MOON_GM, MOON_ROTATION_RATE, SiteFrame, quat_rotate,
+                     quat_rotate_inv, quat_normalize, vcross)
+from .lander import LanderSpec
+from .terrain import RotatingTerrain
+
+
+class ActuatorCommand(NamedTuple):
+    """What the flight code commands for the next interval.
+
+    throttle: fraction of thrust_max (the plant applies min/max, lag, slew).
+    engine_on: main engine valve.
+    torque_body: RCS torque (N m, body axes); clamped per axis by the plant.
+    Non-finite values are treated as 0.
+    """
+    throttle: float = 0.0
+    engine_on: bool = False
+    torque_body: tuple = (0.0, 0.0, 0.0)
+
+
+class PlantState(NamedTuple):
+    """Plant state at time t_s (MCI, body axes, SI units). Immutable."""
+    t_s: float
+    r_mci: tuple
+    v_mci: tuple
+    q_mci_body: tuple
+    w_body: tuple
+    mass_kg: float
+    propellant_kg: float
+    rcs_propellant_kg: float = 0.0
+    thrust_n: float = 0.0           # actual main-engine thrust at t_s
+    throttle: float = 0.0           # actual throttle state (fraction of thrust_max)
+    torque_body: tuple = (0.0, 0.0, 0.0)  # RCS torque applied over the last step
+
+    def replace(self, **kw) -> "PlantState":
+        return self._replace(**kw)
+
+
+def _finite(x, default=0.0):
+    try:
+        x = float(x)
+    except (TypeError, ValueError):
+        return default
+    return x if math.isfinite(x) else default
+
+
+def _const_profile(u):
+    return lambda s: u
+
+
+def engine_throttle_profile(f0: float, u: float, tau: float, slew: float):
+    """Closed-form throttle f(s) for df/ds = clamp((u - f)/tau, -slew, slew).
+
+    Returns a function of elapsed time s >= 0 (f(0) = f0). tau = 0 means a
+    pure slew limit; slew = inf a pure lag.
+    """
+    e = u - f0
+    if e == 0.0:
+        return lambda s: u
+    sgn = 1.0 if e > 0.0 else -1.0
+    ae = abs(e)
+    if tau <= 0.0:
+        if not math.isfinite(slew):
+            return lambda s: u
+        t_done = ae / slew
+        return lambda s: u if s >= t_done else f0 + sgn * slew * s
+    if not math.isfinite(slew) or ae <= slew * tau:
+        return lambda s: u - e * math.exp(-s / tau)
+    t1 = (ae - slew * tau) / slew      # end of the slew-limited phase
+    rem = sgn * slew * tau
+
+    def f(s):
+        if s <= t1:
+            return f0 + sgn * slew * s
+        return u - rem * math.exp(-(s - t1) / tau)
+    return f
+
+
+class Plant:
+    """Fixed-step 6-DOF plant. See the module docstring for the model."""
+
+    def __init__(self, lander: LanderSpec, terrain, state0: PlantState, *,
+                 gm: float = MOON_GM, moon_rotation: bool = False,
+                 moon_rotation_rate: float = MOON_ROTATION_RATE):
+        self.lander = lander
+        self.gm = float(gm)
+        self.moon_rotation = bool(moon_rotation)
+        self.terrain_fixed = terrain
+        if self.moon_rotation:
+            self.terrain = RotatingTerrain(terrain, moon_rotation_rate, state0.t_s)
+        else:
+            self.terrain = terrain
+        L = lander
+        self.thrust_max_n = L.thrust_max_n
+        self._ve = L.isp_s * G0
+        self._ve_rcs = L.rcs_isp_s * G0
+        a, b = L.thrust_misalignment_rad, L.thrust_misalignment_azimuth_rad
+        self._dir_body = (math.sin(a) * math.cos(b), math.sin(a) * math.sin(b), math.cos(a))
+        self._r_thrust = L.thrust_point_body_m
+        # torque per newton of thrust: r x d
+        self._tq_per_n = vcross(self._r_thrust, self._dir_body)
+        self._tmax = L.rcs_torque_max_nm
+        self._lever = L.rcs_lever_arm_m
+        q = quat_normalize(state0.q_mci_body)
+        self._state = state0.replace(q_mci_body=q,
+                                     mass_kg=L.dry_mass_kg + state0.propellant_kg + state0.rcs_propellant_kg)
+        self.touchdown_state: PlantState | None = None
+        self.flameout = False
+        self._set_inertia(self._state.mass_kg)
+        # step-mean body specific force and rate (what an IMU integrates)
+        self._mean_f_body = self._specific_force_now(self._state)
+        self._mean_w_body = self._state.w_body
+        self._last_dt = 0.0
+        if self.altitude_agl() <= 0.0:
+            self.touchdown_state = self._state
+
+    # ------------------------------------------------------------ props
+    @property
+    def state(self) -> PlantState:
+        return self._state
+
+    @property
+    def touched_down(self) -> bool:
+        return self.touchdown_state is not None
+
+    def _set_inertia(self, m):
+        I = self.lander.inertia_at_mass(m)
+        self._I = I
+        (a, b, c), (d, e, f), (g, h, i) = I
+        det = a * (e * i - f * h) - b * (d * i - f * g) + c * (d * h - e * g)
+        self._Iinv = (((e * i - f * h) / det, (c * h - b * i) / det, (b * f - c * e) / det),
+                      ((f * g - d * i) / det, (a * i - c * g) / det, (c * d - a * f) / det),
+                      ((d * h - e * g) / det, (b * g - a * h) / det, (a * e - b * d) / det))
+        self._inertia_mass = m
+
+    @property
+    def inertia_body(self):
+        return self._I
+
+    def local_gravity(self, r_mci=None):
+        """Gravitational acceleration (MCI, m/s^2) at r_mci (default: the lander)."""
+        x, y, z = self._state.r_mci if r_mci is None else r_mci
+        r2 = x * x + y * y + z * z
+        k = -self.gm / (r2 * math.sqrt(r2))
+        return (k * x, k * y, k * z)
+
+    def altitude_agl(self, state: PlantState | None = None) -> float:
+        """Height (m) of the centre of mass above the terrain directly below it."""
+        s = self._state if state is None else state
+        if self.moon_rotation:
+            self.terrain.t_s = s.t_s
+        x, y, z = s.r_mci
+        return (math.sqrt(x * x + y * y + z * z) - self.terrain.site.radius_m
+                - self.terrain.height_at(s.r_mci))
+
+    def altitude_sphere(self) -> float:
+        """Height above the reference sphere (m)."""
+        x, y, z = self._state.r_mci
+        return math.sqrt(x * x + y * y + z * z) - self.terrain.site.radius_m
+
+    def _specific_force_now(self, s: PlantState):
+        T = s.thrust_n / s.mass_kg
+        d = self._dir_body
+        return (T * d[0], T * d[1], T * d[2])
+
+    def specific_force_body(self):
+        """Non-gravitational acceleration in body axes (m/s^2), averaged over
+        the last step (Simpson weights of the RK4 stages): the IMU's input.
+        Before the first step: the instantaneous value."""
+        return self._mean_f_body
+
+    def specific_force_body_now(self):
+        """Instantaneous non-gravitational acceleration at the current state."""
+        return self._specific_force_now(self._state)
+
+    def mean_w_body(self):
+        """Body rate averaged over the last step (rad/s): the gyro's input."""
+        return self._mean_w_body
+
+    @property
+    def last_dt(self) -> float:
+        return self._last_dt
+
+    # ------------------------------------------------------------- step
+    def step(self, cmd: ActuatorCommand, dt: float) -> PlantState:
+        """Advance by dt seconds under a command held constant over the step."""
+        if self.touchdown_state is not None or dt <= 0.0:
+            return self._state
+        s0 = self._state
+        L = self.lander
+        thr = cmd.throttle
+        if not (-1e300 < thr < 1e300):   # NaN, inf or not a float
+            thr = _finite(thr)
+        if cmd.engine_on and s0.propellant_kg > 0.0 and not self.flameout:
+            u = L.throttle_min if thr < L.throttle_min else (L.throttle_max if thr > L.throttle_max else thr)
+        else:
+            u = 0.0
+        if s0.rcs_propellant_kg > 0.0:
+            tx, ty, tz = cmd.torque_body
+            if not (-1e300 < tx < 1e300):
+                tx = _finite(tx)
+            if not (-1e300 < ty < 1e300):
+                ty = _finite(ty)
+            if not (-1e300 < tz < 1e300):
+                tz = _finite(tz)
+            mx, my, mz = self._tmax
+            tau = (mx if tx > mx else (-mx if tx < -mx else tx),
+                   my if ty > my else (-my if ty < -my else ty),
+                   mz if tz > mz else (-mz if tz < -mz else tz))
+        else:
+            tau = (0.0, 0.0, 0.0)
+        if abs(s0.mass_kg - self._inertia_mass) > 1e-3 * self._inertia_mass:
+            self._set_inertia(s0.mass_kg)
+        if u == s0.throttle:
+            fprof = _const_profile(u)
+        else:
+            fprof = engine_throttle_profile(s0.throttle, u, L.engine_time_constant_s,
+                                            L.throttle_slew_per_s)
+        s1, fmean, wmean = self._rk4(s0, dt, fprof, tau)
+        # propellant depletion inside the step: split at the depletion instant
+        if s1.propellant_kg < 0.0 or s1.rcs_propellant_kg < 0.0:
+            s1, fmean, wmean = self._split_depletion(s0, dt, fprof, tau, s1)
+        # touchdown inside the step: re-integrate to the contact instant
+        h1 = self.altitude_agl(s1)
+        if h1 <= 0.0:
+            s1, fmean, wmean = self._to_contact(s0, dt, fprof, tau, h1, s1)
+            self.touchdown_state = s1
+        self._state = s1
+        if self.moon_rotation:
+            self.terrain.t_s = s1.t_s
+        self._mean_f_body = fmean
+        self._mean_w_body = wmean
+        self._last_dt = s1.t_s - s0.t_s
+        return s1
+
+    def _split_depletion(self, s0, dt, fprof, tau, s1):
+        used_p = s0.propellant_kg - s1.propellant_kg
+        used_r = s0.rcs_propellant_kg - s1.rcs_propellant_kg
+        frac = 1.0
+        if s1.propellant_kg < 0.0 and used_p > 0.0:
+            frac = min(frac, s0.propellant_kg / used_p)
+        if s1.rcs_propellant_kg < 0.0 and used_r > 0.0:
+            frac = min(frac, s0.rcs_propellant_kg / used_r)
+        dt1 = dt * frac
+        sa, fa, wa = self._rk4(s0, dt1, fprof, tau)
+        p = max(0.0, sa.propellant_kg)
+        r = max(0.0, sa.rcs_propellant_kg)
+        if p <= 1e-9 * max(1.0, s0.propellant_kg):
+            p = 0.0
+        if r <= 1e-9 * max(1.0, s0.rcs_propellant_kg):
+            r = 0.0
+        thr = sa.throttle
+        if p == 0.0:
+            self.flameout = True
+            thr = 0.0
+        sa = sa.replace(propellant_kg=p, rcs_propellant_kg=r, throttle=thr,
+                        thrust_n=thr * self.thrust_max_n,
+                        mass_kg=self.lander.dry_mass_kg + p + r)
+        dt2 = dt - dt1
+        if dt2 <= 0.0:
+            return sa, fa, wa
+        f2 = fprof if p > 0.0 else (lambda s: 0.0)
+        tau2 = tau if r > 0.0 else (0.0, 0.0, 0.0)
+        if p > 0.0:
+            # the engine keeps its profile from where it is
+            f2 = (lambda s, _f=fprof, _o=dt1: _f(s + _o))
+        sb, fb, wb = self._rk4(sa, dt2, f2, tau2)
+        sb = sb.replace(propellant_kg=max(0.0, sb.propellant_kg),
+                        rcs_propellant_kg=max(0.0, sb.rcs_propellant_kg))
+        w1, w2 = dt1 / dt, dt2 / dt
+        fm = tuple(w1 * a + w2 * b for a, b in zip(fa, fb))
+        wm = tuple(w1 * a + w2 * b for a, b in zip(wa, wb))
+        return sb, fm, wm
+
+    def _to_contact(self, s0, dt, fprof, tau, h1, s1):
+        h0 = self.altitude_agl(s0)
+        # secant on the step length, starting from the linear estimate
+        ta, ha = 0.0, h0
+        tb, hb = dt, h1
+        best = (s1, self._mean_f_body, self._mean_w_body)
+        sc = s1
+        fm, wm = self._mean_f_body, self._mean_w_body
+        for _ in range(30):
+            tc = ta + (tb - ta) * ha / (ha - hb) if ha != hb else 0.5 * (ta + tb)
+            if not (ta < tc < tb):
+                tc = 0.5 * (ta + tb)
+            sc, fm, wm = self._rk4(s0, tc, fprof, tau)
+            hc = self.altitude_agl(sc)
+            best = (sc, fm, wm)
+            if abs(hc) < 1e-3 or (tb - ta) < 1e-9:
+                break
+            if hc > 0.0:
+                ta, ha = tc, hc
+            else:
+                tb, hb = tc, hc
+        return best
+
+    def _rk4(self, s0: PlantState, dt: float, fprof, tau):
+        """One classical RK4 step (unrolled, plain floats).
+
+        Returns (state, step-mean specific force in body axes, step-mean w_body).
+        The masses are integrated in closed form from the known thrust history
+        (Simpson's rule on T(t); exact for constant thrust); translational,
+        attitude and rate states by RK4 with the stage masses and thrusts.
+        """
+        sqrt = math.sqrt
+        gm = self.gm
+        Tmax = self.thrust_max_n
+        dx, dy, dz = self._dir_body
+        cx, cy, cz = self._tq_per_n
+        (I00, I01, I02), (I10, I11, I12), (I20, I21, I22) = self._I
+        (J00, J01, J02), (J10, J11, J12), (J20, J21, J22) = self._Iinv
+        tx, ty, tz = tau
+        ve = self._ve
+        lv = self._lever
+        dry = self.lander.dry_mass_kg
+        p0 = s0.propellant_kg
+        r0 = s0.rcs_propellant_kg
+        h = 0.5 * dt
+
+        # thrust at the stage times (0, dt/2, dt); no thrust without propellant
+        if p0 > 0.0:
+            fa = fprof(0.0)
+            fm = fprof(h)
+            fb = fprof(dt)
+        else:
+            fa = fm = fb = 0.0
+        Ta, Tm, Tb = fa * Tmax, fm * Tmax, fb * Tmax
+        # masses: main by Simpson / trapezoid on T(t); RCS linear
+        rdot = (abs(tx) / lv[0] + abs(ty) / lv[1] + abs(tz) / lv[2]) / self._ve_rcs if r0 > 0.0 else 0.0
+        p_m = p0 - h * 0.5 * (Ta + Tm) / ve
+        p1 = p0 - dt * (Ta + 4.0 * Tm + Tb) / (6.0 * ve)
+        r_m = r0 - h * rdot
+        r1 = r0 - dt * rdot
+        ia = Ta / (dry + p0 + r0)            # specific force magnitudes
+        im = Tm / (dry + p_m + r_m)
+        ib = Tb / (dry + p1 + r1)
+        # torque (RCS + thrust misalignment) at the stage times
+        mxa, mya, mza = tx + cx * Ta, ty + cy * Ta, tz + cz * Ta
+        mxm, mym, mzm = tx + cx * Tm, ty + cy * Tm, tz + cz * Tm
+        mxb, myb, mzb = tx + cx * Tb, ty + cy * Tb, tz + cz * Tb
+
+        rx, ry, rz = s0.r_mci
+        vx, vy, vz = s0.v_mci
+        qw, qx, qy, qz = s0.q_mci_body
+        wx, wy, wz = s0.w_body
+
+        # ---- stage 1
+        r2 = rx * rx + ry * ry + rz * rz
+        k = -gm / (r2 * sqrt(r2))
+        fbx, fby, fbz = ia * dx, ia * dy, ia * dz
+        t1 = 2.0 * (qy * fbz - qz * fby); t2 = 2.0 * (qz * fbx - qx * fbz); t3 = 2.0 * (qx * fby - qy * fbx)
+        a1x = fbx + qw * t1 + (qy * t3 - qz * t2) + k * rx
+        a1y = fby + qw * t2 + (qz * t1 - qx * t3) + k * ry
+        a1z = fbz + qw * t3 + (qx * t2 - qy * t1) + k * rz
+        q1w = -0.5 * (qx * wx + qy * wy + qz * wz)
+        q1x = 0.5 * (qw * wx + qy * wz - qz * wy)
+        q1y = 0.5 * (qw * wy - qx * wz + qz * wx)
+        q1z = 0.5 * (qw * wz + qx * wy - qy * wx)
+        hx = I00 * wx + I01 * wy + I02 * wz; hy = I10 * wx + I11 * wy + I12 * wz; hz = I20 * wx + I21 * wy + I22 * wz
+        mx = mxa - (wy * hz - wz * hy); my = mya - (wz * hx - wx * hz); mz = mza - (wx * hy - wy * hx)
+        w1x = J00 * mx + J01 * my + J02 * mz; w1y = J10 * mx + J11 * my + J12 * mz; w1z = J20 * mx + J21 * my + J22 * mz
+
+        # ---- stage 2 (t + h, state + h k1)
+        Rx = rx + h * vx; Ry = ry + h * vy; Rz = rz + h * vz
+        Vx = vx + h * a1x; Vy = vy + h * a1y; Vz = vz + h * a1z
+        Qw = qw + h * q1w; Qx = qx + h * q1x; Qy = qy + h * q1y; Qz = qz + h * q1z
+        Wx = wx + h * w1x; Wy = wy + h * w1y; Wz = wz + h * w1z
+        r2 = Rx * Rx + Ry * Ry + Rz * Rz
+        k = -gm / (r2 * sqrt(r2))
+        fbx, fby, fbz = im * dx, im * dy, im * dz
+        t1 = 2.0 * (Qy * fbz - Qz * fby); t2 = 2.0 * (Qz * fbx - Qx * fbz); t3 = 2.0 * (Qx * fby - Qy * fbx)
+        a2x = fbx + Qw * t1 + (Qy * t3 - Qz * t2) + k * Rx
+        a2y = fby + Qw * t2 + (Qz * t1 - Qx * t3) + k * Ry
+        a2z = fbz + Qw * t3 + (Qx * t2 - Qy * t1) + k * Rz
+        q2w = -0.5 * (Qx * Wx + Qy * Wy + Qz * Wz)
+        q2x = 0.5 * (Qw * Wx + Qy * Wz - Qz * Wy)
+        q2y = 0.5 * (Qw * Wy - Qx * Wz + Qz * Wx)
+        q2z = 0.5 * (Qw * Wz + Qx * Wy - Qy * Wx)
+        hx = I00 * Wx + I01 * Wy + I02 * Wz; hy = I10 * Wx + I11 * Wy + I12 * Wz; hz = I20 * Wx + I21 * Wy + I22 * Wz
+        mx = mxm - (Wy * hz - Wz * hy); my = mym - (Wz * hx - Wx * hz); mz = mzm - (Wx * hy - Wy * hx)
+        w2x = J00 * mx + J01 * my + J02 * mz; w2y = J10 * mx + J11 * my + J12 * mz; w2z = J20 * mx + J21 * my + J22 * mz
+        v2x, v2y, v2z = Vx, Vy, Vz
+        W2x, W2y, W2z = Wx, Wy, Wz
+
+        # ---- stage 3 (t + h, state + h k2)
+        Rx = rx + h * v2x; Ry = ry + h * v2y; Rz = rz + h * v2z
+        Vx = vx + h * a2x; Vy = vy + h * a2y; Vz = vz + h * a2z
+        Qw = qw + h * q2w; Qx = qx + h * q2x; Qy = qy + h * q2y; Qz = qz + h * q2z
+        Wx = wx + h * w2x; Wy = wy + h * w2y; Wz = wz + h * w2z
+        r2 = Rx * Rx + Ry * Ry + Rz * Rz
+        k = -gm / (r2 * sqrt(r2))
+        t1 = 2.0 * (Qy * fbz - Qz * fby); t2 = 2.0 * (Qz * fbx - Qx * fbz); t3 = 2.0 * (Qx * fby - Qy * fbx)
+        a3x = fbx + Qw * t1 + (Qy * t3 - Qz * t2) + k * Rx
+        a3y = fby + Qw * t2 + (Qz * t1 - Qx * t3) + k * Ry
+        a3z = fbz + Qw * t3 + (Qx * t2 - Qy * t1) + k * Rz
+        q3w = -0.5 * (Qx * Wx + Qy * Wy + Qz * Wz)
+        q3x = 0.5 * (Qw * Wx + Qy * Wz - Qz * Wy)
+        q3y = 0.5 * (Qw * Wy - Qx * Wz + Qz * Wx)
+        q3z = 0.5 * (Qw * Wz + Qx * Wy - Qy * Wx)
+        hx = I00 * Wx + I01 * Wy + I02 * Wz; hy = I10 * Wx + I11 * Wy + I12 * Wz; hz = I20 * Wx + I21 * Wy + I22 * Wz
+        mx = mxm - (Wy * hz - Wz * hy); my = mym - (Wz * hx - Wx * hz); mz = mzm - (Wx * hy - Wy * hx)
+        w3x = J00 * mx + J01 * my + J02 * mz; w3y = J10 * mx + J11 * my + J12 * mz; w3z = J20 * mx + J21 * my + J22 * mz
+        v3x, v3y, v3z = Vx, Vy, Vz
+        W3x, W3y, W3z = Wx, Wy, Wz
+
+        # ---- stage 4 (t + dt, state + dt k3)
+        Rx = rx + dt * v3x; Ry = ry + dt * v3y; Rz = rz + dt * v3z
+        Vx = vx + dt * a3x; Vy = vy + dt * a3y; Vz = vz + dt * a3z
+        Qw = qw + dt * q3w; Qx = qx + dt * q3x; Qy = qy + dt * q3y; Qz = qz + dt * q3z
+        Wx = wx + dt * w3x; Wy = wy + dt * w3y; Wz = wz + dt * w3z
+        r2 = Rx * Rx + Ry * Ry + Rz * Rz
+        k = -gm / (r2 * sqrt(r2))
+        fbx, fby, fbz = ib * dx, ib * dy, ib * dz
+        t1 = 2.0 * (Qy * fbz - Qz * fby); t2 = 2.0 * (Qz * fbx - Qx * fbz); t3 = 2.0 * (Qx * fby - Qy * fbx)
+        a4x = fbx + Qw * t1 + (Qy * t3 - Qz * t2) + k * Rx
+        a4y = fby + Qw * t2 + (Qz * t1 - Qx * t3) + k * Ry
+        a4z = fbz + Qw * t3 + (Qx * t2 - Qy * t1) + k * Rz
+        q4w = -0.5 * (Qx * Wx + Qy * Wy + Qz * Wz)
+        q4x = 0.5 * (Qw * Wx + Qy * Wz - Qz * Wy)
+        q4y = 0.5 * (Qw * Wy - Qx * Wz + Qz * Wx)
+        q4z = 0.5 * (Qw * Wz + Qx * Wy - Qy * Wx)
+        hx = I00 * Wx + I01 * Wy + I02 * Wz; hy = I10 * Wx + I11 * Wy + I12 * Wz; hz = I20 * Wx + I21 * Wy + I22 * Wz
+        mx = mxb - (Wy * hz - Wz * hy); my = myb - (Wz * hx - Wx * hz); mz = mzb - (Wx * hy - Wy * hx)
+        w4x = J00 * mx + J01 * my + J02 * mz; w4y = J10 * mx + J11 * my + J12 * mz; w4z = J20 * mx + J21 * my + J22 * mz
+
+        c = dt / 6.0
+        nrx = rx + c * (vx + 2.0 * (v2x + v3x) + Vx)
+        nry = ry + c * (vy + 2.0 * (v2y + v3y) + Vy)
+        nrz = rz + c * (vz + 2.0 * (v2z + v3z) + Vz)
+        nvx = vx + c * (a1x + 2.0 * (a2x + a3x) + a4x)
+        nvy = vy + c * (a1y + 2.0 * (a2y + a3y) + a4y)
+        nvz = vz + c * (a1z + 2.0 * (a2z + a3z) + a4z)
+        nqw = qw + c * (q1w + 2.0 * (q2w + q3w) + q4w)
+        nqx = qx + c * (q1x + 2.0 * (q2x + q3x) + q4x)
+        nqy = qy + c * (q1y + 2.0 * (q2y + q3y) + q4y)
+        nqz = qz + c * (q1z + 2.0 * (q2z + q3z) + q4z)
+        nwx = wx + c * (w1x + 2.0 * (w2x + w3x) + w4x)
+        nwy = wy + c * (w1y + 2.0 * (w2y + w3y) + w4y)
+        nwz = wz + c * (w1z + 2.0 * (w2z + w3z) + w4z)
+        qn = 1.0 / sqrt(nqw * nqw + nqx * nqx + nqy * nqy + nqz * nqz)
+        st = PlantState(s0.t_s + dt, (nrx, nry, nrz), (nvx, nvy, nvz),
+                        (nqw * qn, nqx * qn, nqy * qn, nqz * qn), (nwx, nwy, nwz),
+                        dry + p1 + r1, p1, r1, Tb, fb, tau)
+        im6 = (ia + 4.0 * im + ib) / 6.0
+        fmean = (im6 * dx, im6 * dy, im6 * dz)
+        wmean = ((wx + 2.0 * (W2x + W3x) + nwx) / 6.0,
+                 (wy + 2.0 * (W2y + W3y) + nwy) / 6.0,
+                 (wz + 2.0 * (W2z + W3z) + nwz) / 6.0)
+        return st, fmean, wmean
+
+
+# ---------------------------------------------------------- initial state
+def initial_state(site: SiteFrame, lander: LanderSpec, altitude_m: float,
+                  downrange_m: float = 0.0, crossrange_m: float = 0.0,
+                  v_east: float = 0.0, v_north: float = 0.0, v_up: float = 0.0, *,
+                  tilt_rad: float = 0.0, tilt_azimuth_rad: float = 0.0,
+                  q_mci_body=None, w_body=(0.0, 0.0, 0.0),
+                  propellant_kg: float | str | None = None,
+                  rcs_propellant_kg: float | None = None,
+                  throttle: float = 0.0, t_s: float = 0.0,
+                  moon_rotation: bool = False,
+                  moon_rotation_rate: float = MOON_ROTATION_RATE) -> PlantState:
+    """Initial plant state for a scenario.
+
+    Position: ``downrange_m`` east and ``crossrange_m`` north of the site
+    (negative downrange = uprange, west), measured as tangent-plane
+    coordinates of the radial projection, at ``altitude_m`` above the
+    reference sphere (not above the terrain). Velocity components
+    (v_east, v_north, v_up) are along the *local* east/north/up at that
+    point (so a purely horizontal velocity is horizontal there), relative to
+    the surface: with ``moon_rotation`` the surface velocity w x r is added.
+    Attitude: ``q_mci_body`` if given, else upright at the lander's position
+    tilted by ``tilt_rad`` toward ``tilt_azimuth_rad`` (from north, positive
+    toward east; braking while flying east: tilt toward -pi/2 = west).
+    ``propellant_kg``: kg, or the name of a load in the lander file
+    (e.g. "terminal_descent"); default: full load. ``throttle``: initial
+    engine state (0 = off).
+    """
+    if propellant_kg is None:
+        propellant_kg = lander.propellant_mass_kg
+    elif isinstance(propellant_kg, str):
+        propellant_kg = lander.propellant_load(propellant_kg)
+    if rcs_propellant_kg is None:
+        rcs_propellant_kg = lander.rcs_propellant_mass_kg
+    r_mci = site.surface_point_mci(downrange_m, crossrange_m, altitude_m)
+    # the local frame at the lander's own position
+    x, y, z = r_mci
+    lat = math.atan2(z, math.hypot(x, y))
+    lon = math.atan2(y, x)
+    local = SiteFrame(lat, lon, site.radius_m)
+    v_mci = local.vel_to_mci(v_east, v_north, v_up)
+    if moon_rotation:
+        w = moon_rotation_rate
+        v_mci = (v_mci[0] - w * y, v_mci[1] + w * x, v_mci[2])
+    if q_mci_body is None:
+        q_mci_body = local.q_tilted(tilt_rad, tilt_azimuth_rad)
+    mass = lander.dry_mass_kg + propellant_kg + rcs_propellant_kg
+    return PlantState(t_s, r_mci, v_mci, quat_normalize(tuple(q_mci_body)),
+                      tuple(float(c) for c in w_body), mass, float(propellant_kg),
+                      float(rcs_propellant_kg), throttle * lander.thrust_max_n, throttle)

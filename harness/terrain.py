@@ -1,0 +1,517 @@
+"""Terrain: the reference sphere plus a height field around the landing site.
+
+Every terrain answers two questions, both in MCI metres:
+
+* ``height_at(r_mci)``: terrain height (m) above the reference sphere
+  (radius ``site.radius_m``) at the foot of the radial line through r_mci.
+* ``ray_cast(origin_mci, dir_mci, max_range_m)``: distance (m) along the ray
+  to the first terrain intersection, or ``None`` when there is none within
+  ``max_range_m``. An origin already at or below the terrain returns 0.0.
+
+Map projection: a point is located on a height field by its *radial*
+projection onto the reference sphere, expressed in the site's tangent-plane
+(east, north) coordinates (``SiteFrame.surface_en``). Grid distances equal
+surface distances to within (d/R)^2 / 6 (3e-5 at 15 km from the site).
+
+Height fields store heights in a 2-D array indexed ``[i_north, j_east]``;
+``heights[0, 0]`` is at (``origin_east_m``, ``origin_north_m``); spacing
+``(d_east_m, d_north_m)``. Between samples: bilinear interpolation. Outside
+the grid: ``base_height_m``.
+
+Terrains are defined in the Moon-fixed frame (= MCI at t = 0). With Moon
+rotation on, use the plant's ``plant.terrain`` view (a ``RotatingTerrain``),
+which rotates queries into the Moon-fixed frame at the plant's time.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Optional, Protocol, runtime_checkable
+
+import numpy as np
+
+from .errors import ConfigError
+from .frames import SiteFrame, moon_fixed_from_mci, MOON_ROTATION_RATE
+
+
+@runtime_checkable
+class Terrain(Protocol):
+    site: SiteFrame
+    min_height_m: float
+    max_height_m: float
+
+    def height_at(self, r_mci) -> float: ...
+
+    def ray_cast(self, origin_mci, dir_mci, max_range_m: float) -> Optional[float]: ...
+
+
+# ------------------------------------------------------------- helpers
+def _sphere_hit(ox, oy, oz, dx, dy, dz, radius):
+    """Smallest t >= 0 where |o + t d| = radius (d unit), for a ray starting
+    outside the sphere; None if it misses. Numerically stable form."""
+    r0 = math.sqrt(ox * ox + oy * oy + oz * oz)
+    b = ox * dx + oy * dy + oz * dz
+    c = (r0 - radius) * (r0 + radius)
+    if c <= 0.0:
+        return 0.0
+    if b >= 0.0:
+        return None  # moving away from the centre, outside: no hit
+    disc = b * b - c
+    if disc < 0.0:
+        return None
+    return c / (-b + math.sqrt(disc))
+
+
+def _sphere_exit(ox, oy, oz, dx, dy, dz, radius):
+    """Largest t where the ray leaves a sphere it starts inside of."""
+    b = ox * dx + oy * dy + oz * dz
+    r0sq = ox * ox + oy * oy + oz * oz
+    c = r0sq - radius * radius
+    disc = b * b - c
+    if disc < 0.0:
+        return 0.0
+    return -b + math.sqrt(disc)
+
+
+def _unit(d):
+    n = math.sqrt(d[0] * d[0] + d[1] * d[1] + d[2] * d[2])
+    return d[0] / n, d[1] / n, d[2] / n
+
+
+# ---------------------------------------------------------------- flat
+class FlatTerrain:
+    """The reference sphere raised by a constant ``height_m``. Exact ray cast."""
+
+    def __init__(self, site: SiteFrame | None = None, height_m: float = 0.0):
+        self.site = site if site is not None else SiteFrame()
+        self.height_m = float(height_m)
+        self.min_height_m = self.max_height_m = self.height_m
+        self._radius = self.site.radius_m + self.height_m
+
+    def height_at(self, r_mci) -> float:
+        return self.height_m
+
+    def altitude(self, r_mci) -> float:
+        x, y, z = r_mci
+        return math.sqrt(x * x + y * y + z * z) - self._radius
+
+    def ray_cast(self, origin_mci, dir_mci, max_range_m: float) -> Optional[float]:
+        dx, dy, dz = _unit(dir_mci)
+        t = _sphere_hit(origin_mci[0], origin_mci[1], origin_mci[2], dx, dy, dz, self._radius)
+        if t is None or t > max_range_m:
+            return None
+        return t
+
+
+def flat(site: SiteFrame | None = None, height_m: float = 0.0) -> FlatTerrain:
+    """Flat terrain: the reference sphere (plus an optional constant height)."""
+    return FlatTerrain(site, height_m)
+
+
+# ---------------------------------------------------------- height field
+class HeightField:
+    """Heights (m above the reference sphere) on a regular east/north grid.
+
+    Parameters
+    ----------
+    site : SiteFrame whose tangent plane carries the grid.
+    heights : 2-D array, ``heights[i_north, j_east]``.
+    spacing_m : grid spacing, scalar or ``(d_east_m, d_north_m)``.
+    origin_en_m : (east, north) of ``heights[0, 0]``; default: grid centred
+        on the site.
+    base_height_m : height outside the grid.
+    """
+
+    def __init__(self, site: SiteFrame | None, heights, spacing_m,
+                 origin_en_m=None, base_height_m: float = 0.0):
+        self.site = site if site is not None else SiteFrame()
+        z = np.ascontiguousarray(np.asarray(heights, dtype=np.float64))
+        if z.ndim != 2 or z.shape[0] < 2 or z.shape[1] < 2:
+            raise ConfigError(f"height field: heights must be a 2-D array of at least 2x2, got shape {z.shape}")
+        if not np.all(np.isfinite(z)):
+            raise ConfigError("height field: heights contain NaN or infinity; allowed: finite values")
+        sp = np.broadcast_to(np.asarray(spacing_m, dtype=float), (2,))
+        if not (np.all(np.isfinite(sp)) and np.all(sp > 0)):
+            raise ConfigError(f"height field: spacing_m = {spacing_m!r}; allowed: > 0 (m)")
+        self.heights = z
+        self.heights.setflags(write=False)
+        self.ny, self.nx = z.shape
+        self.d_east_m, self.d_north_m = float(sp[0]), float(sp[1])
+        if origin_en_m is None:
+            origin_en_m = (-0.5 * (self.nx - 1) * self.d_east_m,
+                           -0.5 * (self.ny - 1) * self.d_north_m)
+        self.origin_east_m, self.origin_north_m = float(origin_en_m[0]), float(origin_en_m[1])
+        self.base_height_m = float(base_height_m)
+        self.min_height_m = float(min(z.min(), self.base_height_m))
+        self.max_height_m = float(max(z.max(), self.base_height_m))
+        # Lipschitz bound of the interpolated surface (m/m), grid padded with base.
+        zp = np.pad(z, 1, constant_values=self.base_height_m)
+        ge = np.abs(np.diff(zp, axis=1)).max() / self.d_east_m
+        gn = np.abs(np.diff(zp, axis=0)).max() / self.d_north_m
+        self.max_slope = float(math.hypot(ge, gn))
+        self._flat = memoryview(z.reshape(-1))
+        self._inv_de = 1.0 / self.d_east_m
+        self._inv_dn = 1.0 / self.d_north_m
+        s = self.site
+        self._E, self._N = s.east_mci, s.north_mci
+        self._R = s.radius_m
+
+    # ---------------------------------------------------------- queries
+    @property
+    def extent_m(self):
+        """(east_min, east_max, north_min, north_max) of the grid."""
+        return (self.origin_east_m, self.origin_east_m + (self.nx - 1) * self.d_east_m,
+                self.origin_north_m, self.origin_north_m + (self.ny - 1) * self.d_north_m)
+
+    def height_en(self, east: float, north: float) -> float:
+        """Bilinear height at tangent-plane coordinates (east, north), m."""
+        fx = (east - self.origin_east_m) * self._inv_de
+        fy = (north - self.origin_north_m) * self._inv_dn
+        nx = self.nx
+        if fx < 0.0 or fy < 0.0 or fx > nx - 1 or fy > self.ny - 1:
+            return self.base_height_m
+        j = int(fx)
+        i = int(fy)
+        if j >= nx - 1:
+            j = nx - 2
+        if i >= self.ny - 1:
+            i = self.ny - 2
+        ax = fx - j
+        ay = fy - i
+        k = i * nx + j
+        z = self._flat
+        z00 = z[k]
+        z01 = z[k + 1]
+        z10 = z[k + nx]
+        z11 = z[k + nx + 1]
+        return (z00 + ax * (z01 - z00)) + ay * ((z10 + ax * (z11 - z10)) - (z00 + ax * (z01 - z00)))
+
+    def height_at(self, r_mci) -> float:
+        x, y, z = r_mci
+        k = self._R / math.sqrt(x * x + y * y + z * z)
+        E, N = self._E, self._N
+        return self.height_en((E[0] * x + E[1] * y + E[2] * z) * k,
+                              (N[0] * x + N[1] * y + N[2] * z) * k)
+
+    def heights_en(self, east, north):
+        """Vectorised bilinear heights for arrays of east/north (numpy)."""
+        e = np.asarray(east, dtype=float)
+        n = np.asarray(north, dtype=float)
+        fx = (e - self.origin_east_m) * self._inv_de
+        fy = (n - self.origin_north_m) * self._inv_dn
+        inside = (fx >= 0) & (fy >= 0) & (fx <= self.nx - 1) & (fy <= self.ny - 1)
+        j = np.clip(np.floor(fx).astype(int), 0, self.nx - 2)
+        i = np.clip(np.floor(fy).astype(int), 0, self.ny - 2)
+        ax = np.clip(fx - j, 0.0, 1.0)
+        ay = np.clip(fy - i, 0.0, 1.0)
+        z = self.heights
+        top = z[i, j] + ax * (z[i, j + 1] - z[i, j])
+        bot = z[i + 1, j] + ax * (z[i + 1, j + 1] - z[i + 1, j])
+        h = top + ay * (bot - top)
+        return np.where(inside, h, self.base_height_m)
+
+    def ray_cast(self, origin_mci, dir_mci, max_range_m: float,
+                 tol_m: float = 1e-3) -> Optional[float]:
+        """First intersection of the ray with the terrain (m along the ray), or None.
+
+        Method: skip to the sphere R + max height; then march with steps
+        bounded by the clearance over a Lipschitz bound of the surface (a
+        step never passes through terrain), accelerated by a capped secant
+        (Newton) estimate; an overshoot is bracketed and refined by
+        Illinois regula falsi to ``tol_m``.
+        """
+        ox, oy, oz = origin_mci
+        dx, dy, dz = _unit(dir_mci)
+        R = self._R
+        top = R + self.max_height_m + 1e-6
+        t0 = _sphere_hit(ox, oy, oz, dx, dy, dz, top)
+        if t0 is None or t0 > max_range_m:
+            return None
+        # the ray cannot hit after it passes the bottom sphere or leaves the top sphere
+        t_end = max_range_m
+        tb = _sphere_hit(ox, oy, oz, dx, dy, dz, R + self.min_height_m)
+        if tb is not None and tb < t_end:
+            t_end = tb
+        p0 = (ox + t0 * dx, oy + t0 * dy, oz + t0 * dz)
+        tx = _sphere_exit(p0[0], p0[1], p0[2], dx, dy, dz, top) + t0
+        if tx < t_end:
+            t_end = tx
+
+        height_at = self.height_at
+
+        def clearance(t):
+            px, py, pz = ox + t * dx, oy + t * dy, oz + t * dz
+            return math.sqrt(px * px + py * py + pz * pz) - R - height_at((px, py, pz))
+
+        g = clearance(t0)
+        if g <= 0.0:
+            return t0 if t0 <= max_range_m else None
+        # direction-dependent Lipschitz bound of g(t): |d alt/dt| = cos(theta),
+        # |d horiz/dt| ~ sin(theta) * R/|p| (<= 1); local vertical turns by at
+        # most t/R over the ray: add a margin.
+        rr = math.sqrt(p0[0] ** 2 + p0[1] ** 2 + p0[2] ** 2)
+        cth = abs(p0[0] * dx + p0[1] * dy + p0[2] * dz) / rr
+        sth = math.sqrt(max(0.0, 1.0 - cth * cth))
+        span = min(t_end - t0, 4.0 * R)
+        marg = min(1.0, span / R + 1e-6)
+        S = self.max_slope
+        L = min(1.0 + S, cth + S * sth + marg * (1.0 + S))
+        t = t0
+        t_prev = g_prev = None
+        for _ in range(100000):
+            if g < tol_m:
+                return t if t <= max_range_m else None
+            safe = g / L
+            step = safe
+            if g_prev is not None and g_prev > g:
+                newton = g * (t - t_prev) / (g_prev - g)
+                if newton > step:
+                    step = min(newton, 4.0 * safe)
+            tn = t + step
+            if tn > t_end:
+                # last look at the end point
+                if t_end <= t:
+                    return None
+                tn = t_end
+                gn = clearance(tn)
+                if gn > 0.0:
+                    return None
+            else:
+                gn = clearance(tn)
+            if gn <= 0.0:
+                return self._refine(clearance, t, g, tn, gn, tol_m, max_range_m)
+            t_prev, g_prev, t, g = t, g, tn, gn
+        return None
+
+    @staticmethod
+    def _refine(clearance, ta, ga, tb, gb, tol_m, max_range_m):
+        # ga > 0 >= gb: Illinois regula falsi
+        side = 0
+        for _ in range(200):
+            if tb - ta < tol_m * 1e-3:
+                break
+            tc = (ta * gb - tb * ga) / (gb - ga)
+            if not (ta < tc < tb):
+                tc = 0.5 * (ta + tb)
+            gc = clearance(tc)
+            if abs(gc) < tol_m:
+                ta = tb = tc
+                break
+            if gc > 0.0:
+                ta, ga = tc, gc
+                if side == 1:
+                    gb *= 0.5
+                side = 1
+            else:
+                tb, gb = tc, gc
+                if side == -1:
+                    ga *= 0.5
+                side = -1
+        t = 0.5 * (ta + tb)
+        return t if t <= max_range_m else None
+
+    # --------------------------------------------------------- file I/O
+    def save(self, path) -> None:
+        """Write a .npz that :meth:`load` reads back (heights + metadata)."""
+        s = self.site
+        np.savez(path, heights=self.heights,
+                 spacing_m=np.array([self.d_east_m, self.d_north_m]),
+                 origin_en_m=np.array([self.origin_east_m, self.origin_north_m]),
+                 base_height_m=np.array(self.base_height_m),
+                 site_lat_rad=np.array(s.lat_rad), site_lon_rad=np.array(s.lon_rad),
+                 site_radius_m=np.array(s.radius_m))
+
+    @classmethod
+    def load(cls, path, site: SiteFrame | None = None, spacing_m=None,
+             origin_en_m=None, base_height_m=None) -> "HeightField":
+        """Load a height field from ``.npz`` or ``.npy``.
+
+        ``.npz`` keys: ``heights`` (2-D, m, ``[i_north, j_east]``, required),
+        ``spacing_m`` (scalar or [d_east, d_north], m, required unless given
+        as an argument), optional ``origin_en_m`` ([east, north] of
+        heights[0, 0], m; default: centred on the site), ``base_height_m``
+        (default 0), ``site_lat_rad``, ``site_lon_rad``, ``site_radius_m``
+        (used when ``site`` is not given). ``.npy``: the heights array only;
+        pass ``spacing_m`` (and optionally the rest) as arguments.
+        Arguments override file metadata.
+        """
+        p = Path(path)
+        try:
+            data = np.load(p, allow_pickle=False)
+        except FileNotFoundError:
+            raise ConfigError(f"{p}: height field file not found") from None
+        except (ValueError, OSError) as e:
+            raise ConfigError(f"{p}: not a .npy/.npz height field: {e}") from None
+        meta = {}
+        if isinstance(data, np.lib.npyio.NpzFile):
+            with data:
+                meta = {k: data[k] for k in data.files}
+            if "heights" not in meta:
+                raise ConfigError(f"{p}: missing array 'heights' (2-D, m); keys present: {sorted(meta)}")
+            unknown = set(meta) - {"heights", "spacing_m", "origin_en_m", "base_height_m",
+                                   "site_lat_rad", "site_lon_rad", "site_radius_m"}
+            if unknown:
+                raise ConfigError(f"{p}: unknown key(s) {sorted(unknown)}; allowed: heights, spacing_m, "
+                                  "origin_en_m, base_height_m, site_lat_rad, site_lon_rad, site_radius_m")
+            heights = meta["heights"]
+        else:
+            heights = data
+        if spacing_m is None:
+            if "spacing_m" not in meta:
+                raise ConfigError(f"{p}: field spacing_m missing (grid spacing, m; allowed: > 0); "
+                                  "store it in the .npz or pass spacing_m=")
+            spacing_m = meta["spacing_m"].tolist()
+        if origin_en_m is None and "origin_en_m" in meta:
+            origin_en_m = meta["origin_en_m"].tolist()
+        if base_height_m is None:
+            base_height_m = float(meta["base_height_m"]) if "base_height_m" in meta else 0.0
+        if site is None:
+            site = SiteFrame(float(meta.get("site_lat_rad", 0.0)), float(meta.get("site_lon_rad", 0.0)),
+                             float(meta.get("site_radius_m", SiteFrame().radius_m)))
+        try:
+            return cls(site, heights, spacing_m, origin_en_m, base_height_m)
+        except ConfigError as e:
+            raise ConfigError(f"{p}: {e}") from None
+
+
+# ----------------------------------------------------------- procedural
+def crater_profile(r_m, radius_m: float, depth_m: float, rim_height_m: float,
+                   ejecta_exponent: float = 3.0):
+    """Height (m, relative to the surrounding plain) of a simple crater at
+    distance r from its centre: a parabolic bowl from ``-depth_m`` at the
+    centre to ``+rim_height_m`` at the rim (r = radius), then a raised rim /
+    ejecta blanket decaying as ``rim_height * (r/radius)^-ejecta_exponent``.
+    Works on floats and numpy arrays."""
+    x = np.asarray(r_m, dtype=float) / radius_m
+    inside = -depth_m + (depth_m + rim_height_m) * x * x
+    outside = rim_height_m * np.power(np.maximum(x, 1.0), -ejecta_exponent)
+    out = np.where(x <= 1.0, inside, outside)
+    return float(out) if out.ndim == 0 else out
+
+
+def grid_coords(extent_m, spacing_m):
+    """(east[nx], north[ny]) axes of a square grid covering +-extent_m around the site."""
+    n = int(round(2.0 * extent_m / spacing_m)) + 1
+    ax = -extent_m + spacing_m * np.arange(n)
+    return ax, ax.copy()
+
+
+def add_crater(heights, east_axis, north_axis, center_en_m, radius_m, depth_m,
+               rim_height_m, ejecta_exponent: float = 3.0, influence: float = 3.0):
+    """Add a crater (in place) to a heights[i_north, j_east] array."""
+    ce, cn = center_en_m
+    reach = influence * radius_m
+    j0, j1 = np.searchsorted(east_axis, [ce - reach, ce + reach])
+    i0, i1 = np.searchsorted(north_axis, [cn - reach, cn + reach])
+    if j1 <= j0 or i1 <= i0:
+        return heights
+    E, N = np.meshgrid(east_axis[j0:j1], north_axis[i0:i1])
+    r = np.hypot(E - ce, N - cn)
+    heights[i0:i1, j0:j1] += crater_profile(r, radius_m, depth_m, rim_height_m, ejecta_exponent)
+    return heights
+
+
+def crater(site: SiteFrame | None = None, center_en_m=(0.0, 0.0), radius_m: float = 500.0,
+           depth_m: float = 100.0, rim_height_m: float = 20.0, extent_m: float | None = None,
+           spacing_m: float = 10.0, base_height_m: float = 0.0) -> HeightField:
+    """A height field holding one crater (profile: :func:`crater_profile`)."""
+    if extent_m is None:
+        extent_m = max(abs(center_en_m[0]), abs(center_en_m[1])) + 4.0 * radius_m
+    e, n = grid_coords(extent_m, spacing_m)
+    z = np.full((n.size, e.size), float(base_height_m))
+    add_crater(z, e, n, center_en_m, radius_m, depth_m, rim_height_m)
+    return HeightField(site, z, spacing_m, (e[0], n[0]), base_height_m)
+
+
+def procedural_craters(site: SiteFrame | None, rng: np.random.Generator, *,
+                       extent_m: float = 5000.0, spacing_m: float = 10.0,
+                       n_craters: int = 60, min_radius_m: float = 5.0,
+                       max_radius_m: float = 400.0, slope_exponent: float = 2.0,
+                       depth_ratio: float = 0.2, rim_ratio: float = 0.04,
+                       keep_clear_m: float = 0.0, base_height_m: float = 0.0) -> HeightField:
+    """A crater field: ``n_craters`` simple craters, centres uniform over the
+    grid, radii from a truncated power law N(>r) ~ r^-slope_exponent (the
+    lunar size-frequency distribution has slope ~2), depth = depth_ratio * D
+    (fresh simple craters: ~0.2 D), rim height = rim_ratio * D. Craters whose
+    rim would come within ``keep_clear_m`` of the site are skipped. Every
+    draw comes from ``rng``."""
+    e, n = grid_coords(extent_m, spacing_m)
+    z = np.full((n.size, e.size), float(base_height_m))
+    a = slope_exponent
+    lo, hi = min_radius_m ** -a, max_radius_m ** -a
+    for _ in range(int(n_craters)):
+        u = rng.random()
+        r = (lo + u * (hi - lo)) ** (-1.0 / a)
+        ce, cn = rng.uniform(-extent_m, extent_m, size=2)
+        if math.hypot(ce, cn) < keep_clear_m + 1.5 * r:
+            continue
+        d = 2.0 * r
+        add_crater(z, e, n, (ce, cn), r, depth_ratio * d, rim_ratio * d)
+    return HeightField(site, z, spacing_m, (e[0], n[0]), base_height_m)
+
+
+def _smoothstep(x):
+    x = np.clip(x, 0.0, 1.0)
+    return x * x * (3.0 - 2.0 * x)
+
+
+def crater_rim_step(site: SiteFrame | None = None, *, rim_radius_m: float = 15000.0,
+                    step_m: float = 3000.0, wall_width_m: float = 500.0,
+                    rim_lip_m: float = 100.0, spacing_m: float = 50.0,
+                    margin_m: float = 3000.0) -> HeightField:
+    """The HAKUTO-R M1 terrain: the site lies on the floor (height 0) of a
+    large crater centred on it; the wall rises by ``step_m`` (default ~3 km)
+    over ``wall_width_m`` at ``rim_radius_m`` from the site, topped by a
+    raised lip of ``rim_lip_m`` that decays outward, then a plateau at
+    ``step_m`` (also the height outside the grid). Any ground track toward the
+    site crosses the rim ``rim_radius_m`` uprange, and an LRF looking down sees
+    its range jump by about ``step_m`` as the lander passes over the rim.
+
+    Radial profile: floor 0 for r < rim_radius - wall_width; smoothstep wall
+    up to step_m + rim_lip at r = rim_radius; outside,
+    step_m + rim_lip * exp(-(r - rim_radius) / wall_width).
+    """
+    extent = rim_radius_m + margin_m
+    e, n = grid_coords(extent, spacing_m)
+    E, N = np.meshgrid(e, n)
+    r = np.hypot(E, N)
+    top = step_m + rim_lip_m
+    wall = top * _smoothstep((r - (rim_radius_m - wall_width_m)) / wall_width_m)
+    outside = step_m + rim_lip_m * np.exp(-(r - rim_radius_m) / wall_width_m)
+    z = np.where(r <= rim_radius_m, wall, outside)
+    return HeightField(site, z, spacing_m, (e[0], n[0]), base_height_m=step_m)
+
+
+def crater_rim_step_profile(r_m, *, rim_radius_m: float = 15000.0, step_m: float = 3000.0,
+                            wall_width_m: float = 500.0, rim_lip_m: float = 100.0):
+    """The analytic radial profile used by :func:`crater_rim_step` (for tests)."""
+    r = np.asarray(r_m, dtype=float)
+    top = step_m + rim_lip_m
+    wall = top * _smoothstep((r - (rim_radius_m - wall_width_m)) / wall_width_m)
+    outside = step_m + rim_lip_m * np.exp(-(r - rim_radius_m) / wall_width_m)
+    return np.where(r <= rim_radius_m, wall, outside)
+
+
+# ------------------------------------------------------- rotating view
+class RotatingTerrain:
+    """View of a Moon-fixed terrain from MCI when the Moon rotates.
+
+    The plant keeps ``t_s`` current; queries are rotated into the Moon-fixed
+    frame at that time (about MCI +z at ``omega_rad_s``)."""
+
+    def __init__(self, terrain, omega_rad_s: float = MOON_ROTATION_RATE, t_s: float = 0.0):
+        self.inner = terrain
+        self.omega = float(omega_rad_s)
+        self.t_s = float(t_s)
+        self.site = terrain.site
+        self.min_height_m = terrain.min_height_m
+        self.max_height_m = terrain.max_height_m
+
+    def height_at(self, r_mci) -> float:
+        return self.inner.height_at(moon_fixed_from_mci(r_mci, self.t_s, self.omega))
+
+    def ray_cast(self, origin_mci, dir_mci, max_range_m: float) -> Optional[float]:
+        return self.inner.ray_cast(moon_fixed_from_mci(origin_mci, self.t_s, self.omega),
+                                   moon_fixed_from_mci(dir_mci, self.t_s, self.omega),
+                                   max_range_m)

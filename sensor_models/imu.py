@@ -1,0 +1,244 @@
+"""Strapdown IMU model: delta-v and delta-angle increments in body axes.
+
+IMU axes = body axes. Per plant step the caller passes the step's mean
+specific force (m/s^2, ``plant.specific_force_body()``) and body rate
+(rad/s, ``plant.mean_w_body()``) and the step length; ``read()`` returns and
+resets the increments integrated since the last read.
+
+Measurement model, per axis i and per accumulate call of length dt::
+
+    f_m = sat( (1 + sf_a_i) * (f_i + lever-arm term) + b_a_i , a_sat )
+    w_m = sat( (1 + sf_g_i) * w_i + b_g_i , g_sat )
+    dv     += f_m * dt + N_a * sqrt(dt) * n1      (velocity random walk)
+    dtheta += w_m * dt + N_g * sqrt(dt) * n2      (angle random walk)
+
+with n ~ N(0, 1). N_a (m/s^2/sqrt(Hz) = m/s/sqrt(s)) and N_g (rad/s/sqrt(Hz)
+= rad/sqrt(s)) are noise densities: the increment over an interval T has
+standard deviation N*sqrt(T) whatever the step. Biases b = configured fixed
+bias + a turn-on bias drawn once from the generator (``*_bias_sigma``).
+Saturation clamps the sensed value at the sensor's range. The lever-arm term
+w x (w x r_imu) is the centripetal acceleration at the IMU position (the
+angular-acceleration term is neglected). Optional output quantisation
+(``dv_lsb_mps``, ``dtheta_lsb_rad``) carries the residual to the next read.
+
+``rate_hz`` is the IMU's sample rate: a read covering less than one IMU
+sample period is flagged invalid.
+
+Fault hooks for scenarios: ``accel_zero`` (accelerometers read exactly 0:
+Luna-25), ``gyro_zero``, ``failed`` (outputs flagged invalid: Beresheet).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields, replace as _dc_replace
+from typing import NamedTuple
+
+import numpy as np
+
+from harness.errors import ConfigError
+
+_BLOCK = 256
+_DEG = math.pi / 180.0
+_UG = 9.80665e-6
+
+
+class ImuReading(NamedTuple):
+    dv_body: tuple        # m/s, integrated specific force over the interval
+    dtheta_body: tuple    # rad, integrated angular rate over the interval
+    dt_s: float           # length of the interval, s
+    valid: bool
+
+
+@dataclass(frozen=True)
+class ImuConfig:
+    rate_hz: float = 400.0
+    accel_bias_mps2: tuple = (0.0, 0.0, 0.0)
+    accel_bias_sigma_mps2: float = 0.0
+    gyro_bias_rad_s: tuple = (0.0, 0.0, 0.0)
+    gyro_bias_sigma_rad_s: float = 0.0
+    accel_noise_density: float = 0.0     # m/s^2/sqrt(Hz)
+    gyro_noise_density: float = 0.0      # rad/s/sqrt(Hz)
+    accel_scale_factor: tuple = (0.0, 0.0, 0.0)  # fractional error (100 ppm = 1e-4)
+    gyro_scale_factor: tuple = (0.0, 0.0, 0.0)
+    accel_saturation_mps2: float = 150.0     # ~15 g
+    gyro_saturation_rad_s: float = 10.0      # ~570 deg/s
+    dv_lsb_mps: float = 0.0
+    dtheta_lsb_rad: float = 0.0
+    position_body_m: tuple = (0.0, 0.0, 0.0)
+
+    def __post_init__(self):
+        for f in ("accel_bias_mps2", "gyro_bias_rad_s", "accel_scale_factor",
+                  "gyro_scale_factor", "position_body_m"):
+            v = getattr(self, f)
+            try:
+                t = tuple(float(x) for x in v)
+            except TypeError:
+                t = ()
+            if len(t) != 3 or any(math.isnan(x) for x in t):
+                raise ConfigError(f"ImuConfig: field {f} = {v!r}; allowed: 3 finite numbers")
+            object.__setattr__(self, f, t)
+        for f, lo, hi in (("rate_hz", 1e-3, 1e6), ("accel_bias_sigma_mps2", 0.0, 100.0),
+                          ("gyro_bias_sigma_rad_s", 0.0, 10.0), ("accel_noise_density", 0.0, 100.0),
+                          ("gyro_noise_density", 0.0, 10.0), ("accel_saturation_mps2", 1e-6, math.inf),
+                          ("gyro_saturation_rad_s", 1e-6, math.inf), ("dv_lsb_mps", 0.0, 10.0),
+                          ("dtheta_lsb_rad", 0.0, 1.0)):
+            v = getattr(self, f)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or math.isnan(v) or v < lo or v > hi:
+                raise ConfigError(f"ImuConfig: field {f} = {v!r} is out of range; allowed: {lo:g} <= {f} <= {hi:g}")
+        for f in ("accel_scale_factor", "gyro_scale_factor"):
+            if any(abs(x) > 0.5 for x in getattr(self, f)):
+                raise ConfigError(f"ImuConfig: field {f} = {getattr(self, f)!r} is out of range; "
+                                  "allowed: each -0.5 <= scale factor error <= 0.5")
+
+    @classmethod
+    def ideal(cls, rate_hz: float = 400.0) -> "ImuConfig":
+        """No errors at all (saturation far away)."""
+        return cls(rate_hz=rate_hz, accel_saturation_mps2=1e9, gyro_saturation_rad_s=1e9)
+
+    @classmethod
+    def navigation_grade(cls, rate_hz: float = 400.0) -> "ImuConfig":
+        """Honeywell GG1308-class (landing-failures.md: 400 Hz, gyro bias
+        < 1 deg/h, accel bias < 100 micro-g); noise densities typical of the
+        class: ARW 0.005 deg/sqrt(h), VRW 50 micro-g/sqrt(Hz); 100 ppm scale factor."""
+        return cls(rate_hz=rate_hz, accel_bias_sigma_mps2=100 * _UG,
+                   gyro_bias_sigma_rad_s=1.0 * _DEG / 3600.0,
+                   accel_noise_density=50 * _UG,
+                   gyro_noise_density=0.005 * _DEG / 60.0,
+                   accel_scale_factor=(1e-4, -1e-4, 1e-4),
+                   gyro_scale_factor=(1e-4, 1e-4, -1e-4))
+
+    @classmethod
+    def tactical_grade(cls, rate_hz: float = 400.0) -> "ImuConfig":
+        """Litton LN-200 class (landing-failures.md: gyro bias 1 deg/h, accel
+        bias 500 micro-g); ARW 0.07 deg/sqrt(h), VRW 100 micro-g/sqrt(Hz),
+        300 ppm scale factor."""
+        return cls(rate_hz=rate_hz, accel_bias_sigma_mps2=500 * _UG,
+                   gyro_bias_sigma_rad_s=1.0 * _DEG / 3600.0,
+                   accel_noise_density=100 * _UG,
+                   gyro_noise_density=0.07 * _DEG / 60.0,
+                   accel_scale_factor=(3e-4, -3e-4, 3e-4),
+                   gyro_scale_factor=(1e-4, 1e-4, -1e-4))
+
+    @classmethod
+    def from_dict(cls, d: dict, source: str = "ImuConfig") -> "ImuConfig":
+        names = {f.name for f in fields(cls)}
+        for k in d:
+            if k not in names:
+                raise ConfigError(f"{source}: unknown key {k!r} for the IMU; allowed keys: {', '.join(sorted(names))}")
+        try:
+            return cls(**d)
+        except ConfigError as e:
+            raise ConfigError(str(e).replace("ImuConfig", source, 1)) from None
+
+    def replace(self, **kw) -> "ImuConfig":
+        return _dc_replace(self, **kw)
+
+
+class Imu:
+    """See the module docstring."""
+
+    def __init__(self, config: ImuConfig, rng: np.random.Generator):
+        self.config = config
+        self.rng = rng
+        c = config
+        tb = rng.standard_normal(6).tolist()   # turn-on biases: always 6 draws
+        self.accel_bias = tuple(c.accel_bias_mps2[i] + c.accel_bias_sigma_mps2 * tb[i] for i in range(3))
+        self.gyro_bias = tuple(c.gyro_bias_rad_s[i] + c.gyro_bias_sigma_rad_s * tb[3 + i] for i in range(3))
+        self._ka = tuple(1.0 + x for x in c.accel_scale_factor)
+        self._kg = tuple(1.0 + x for x in c.gyro_scale_factor)
+        self._pos = c.position_body_m
+        self._lever = self._pos != (0.0, 0.0, 0.0)
+        self._noisy = c.accel_noise_density > 0.0 or c.gyro_noise_density > 0.0
+        self._draws: list = []
+        self._dv = [0.0, 0.0, 0.0]
+        self._dth = [0.0, 0.0, 0.0]
+        self._dt = 0.0
+        self._res_v = [0.0, 0.0, 0.0]   # quantisation residuals
+        self._res_t = [0.0, 0.0, 0.0]
+        self.accel_zero = False
+        self.gyro_zero = False
+        self.failed = False
+
+    def _normals6(self):
+        if not self._draws:
+            self._draws = self.rng.standard_normal((_BLOCK, 6)).tolist()
+            self._draws.reverse()
+        return self._draws.pop()
+
+    def accumulate(self, specific_force_body, w_body, dt: float) -> None:
+        """Integrate one plant step (dt, s) of specific force (m/s^2) and rate (rad/s)."""
+        if dt <= 0.0:
+            return
+        c = self.config
+        fx, fy, fz = specific_force_body
+        wx, wy, wz = w_body
+        if self._lever:
+            rx, ry, rz = self._pos
+            # w x (w x r)
+            ax = wy * rz - wz * ry
+            ay = wz * rx - wx * rz
+            az = wx * ry - wy * rx
+            fx += wy * az - wz * ay
+            fy += wz * ax - wx * az
+            fz += wx * ay - wy * ax
+        ka, kg, ba, bg = self._ka, self._kg, self.accel_bias, self.gyro_bias
+        asat, gsat = c.accel_saturation_mps2, c.gyro_saturation_rad_s
+        dv, dth = self._dv, self._dth
+        if self._noisy:
+            n = self._normals6()
+            sq = math.sqrt(dt)
+            sa = c.accel_noise_density * sq
+            sg = c.gyro_noise_density * sq
+        else:
+            n = None
+        f = (fx, fy, fz)
+        w = (wx, wy, wz)
+        for i in range(3):
+            a = ka[i] * f[i] + ba[i]
+            a = asat if a > asat else (-asat if a < -asat else a)
+            g = kg[i] * w[i] + bg[i]
+            g = gsat if g > gsat else (-gsat if g < -gsat else g)
+            if n is not None:
+                dv[i] += a * dt + sa * n[i]
+                dth[i] += g * dt + sg * n[3 + i]
+            else:
+                dv[i] += a * dt
+                dth[i] += g * dt
+        self._dt += dt
+
+    def accumulate_from_plant(self, plant) -> None:
+        """Convenience: accumulate the plant's last step (mean f and w, its dt)."""
+        self.accumulate(plant.specific_force_body(), plant.mean_w_body(), plant.last_dt)
+
+    def read(self) -> ImuReading:
+        """Return the increments since the last read and reset them."""
+        c = self.config
+        dv = self._dv
+        dth = self._dth
+        dt = self._dt
+        if c.dv_lsb_mps > 0.0:
+            q = c.dv_lsb_mps
+            out = []
+            for i in range(3):
+                x = dv[i] + self._res_v[i]
+                k = round(x / q) * q
+                self._res_v[i] = x - k
+                out.append(k)
+            dv = out
+        if c.dtheta_lsb_rad > 0.0:
+            q = c.dtheta_lsb_rad
+            out = []
+            for i in range(3):
+                x = dth[i] + self._res_t[i]
+                k = round(x / q) * q
+                self._res_t[i] = x - k
+                out.append(k)
+            dth = out
+        dvt = (0.0, 0.0, 0.0) if self.accel_zero else (dv[0], dv[1], dv[2])
+        dtt = (0.0, 0.0, 0.0) if self.gyro_zero else (dth[0], dth[1], dth[2])
+        valid = (not self.failed) and dt >= (1.0 / c.rate_hz) * (1.0 - 1e-9)
+        self._dv = [0.0, 0.0, 0.0]
+        self._dth = [0.0, 0.0, 0.0]
+        self._dt = 0.0
+        return ImuReading(dvt, dtt, dt, valid)

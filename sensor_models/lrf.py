@@ -1,0 +1,249 @@
+"""Laser rangefinder (LRF) model.
+
+Measures the slant range (m) from the LRF along its boresight to the terrain
+(ray cast against the plant's terrain). Timing:
+
+* Samples are taken at ``rate_hz`` on the grid t_k = k / rate_hz (k = 0, 1, ...).
+  ``update`` is called each flight cycle (or plant step) with the plant state
+  at ``t_s``; every sample instant in (last call, t_s] is sampled, using the
+  state extrapolated back linearly to the sample instant (exact when the call
+  times are multiples of the sample period).
+* A sample taken at t_k is delivered ``latency_s`` later, from a history
+  buffer (never by sleeping): ``update`` returns the newest sample with
+  t_k + latency_s <= t_s. ``LrfReading.new`` is true on the first call that
+  delivers a given sample.
+
+Validity of a sample (``valid`` False, ``range_m`` 0.0 otherwise):
+
+* powered (``LaserRangefinder.powered``; IM-1: never on) and acquired: the
+  LRF has acquired once every configured acquisition condition holds at a
+  sample: slant range <= ``acquire_range_m``, true altitude above the terrain
+  <= ``acquire_altitude_m``, t >= ``acquire_time_s`` (None = condition not
+  used). Once acquired it stays acquired.
+* a terrain hit between ``min_range_m`` and the effective maximum range
+  ``max_range_m * degradation(speed)``; degradation(v) = 1 for
+  v <= ``degrade_speed_mps``, else max(``degrade_floor``,
+  1 - ``degrade_per_mps`` * (v - degrade_speed_mps)); v = speed over the
+  ground.
+* not dropped: each sample is lost with probability ``dropout_prob``.
+
+Noise: range + N(0, sigma), sigma = sqrt(noise_sigma_m^2 +
+(noise_frac * range)^2) (independent constant and range-proportional parts);
+with probability ``outlier_prob`` an extra N(0, outlier_sigma_m) error.
+Every draw comes from the scenario's generator, a fixed number per sample
+(drawn in blocks), so runs reproduce bit for bit.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, fields, replace as _dc_replace
+from typing import NamedTuple, Optional
+
+import numpy as np
+
+from harness.errors import ConfigError
+from harness.frames import quat_rotate
+
+_BLOCK = 256
+
+
+class LrfReading(NamedTuple):
+    range_m: float      # slant range along the boresight, m (0.0 when not valid)
+    valid: bool
+    sample_t_s: float   # simulated time the range was measured, s
+    new: bool           # first delivery of this sample
+
+
+NO_READING = LrfReading(0.0, False, 0.0, False)
+
+
+@dataclass(frozen=True)
+class LrfConfig:
+    rate_hz: float = 10.0
+    latency_s: float = 0.0
+    min_range_m: float = 1.0
+    max_range_m: float = 20000.0
+    noise_sigma_m: float = 0.5          # constant 1-sigma part, m
+    noise_frac: float = 0.001           # range-proportional 1-sigma part (0.1 % of range)
+    dropout_prob: float = 0.0
+    outlier_prob: float = 0.0
+    outlier_sigma_m: float = 0.0
+    acquire_range_m: Optional[float] = None
+    acquire_altitude_m: Optional[float] = None
+    acquire_time_s: Optional[float] = None
+    degrade_speed_mps: float = math.inf
+    degrade_per_mps: float = 0.0
+    degrade_floor: float = 0.0
+    powered: bool = True
+    boresight_body: Optional[tuple] = None   # None: take it from the lander spec
+    position_body_m: Optional[tuple] = None
+
+    def __post_init__(self):
+        src = "LrfConfig"
+        def chk(name, lo, hi=math.inf, allow_none=False):
+            v = getattr(self, name)
+            if v is None and allow_none:
+                return
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or math.isnan(v) or v < lo or v > hi:
+                hi_t = "" if hi == math.inf else f" <= {hi:g}"
+                raise ConfigError(f"{src}: field {name} = {v!r} is out of range; allowed: {lo:g} <= {name}{hi_t}")
+        chk("rate_hz", 1e-6, 1e6)
+        chk("latency_s", 0.0, 3600.0)
+        chk("min_range_m", 0.0)
+        chk("max_range_m", 0.0)
+        chk("noise_sigma_m", 0.0)
+        chk("noise_frac", 0.0, 1.0)
+        chk("dropout_prob", 0.0, 1.0)
+        chk("outlier_prob", 0.0, 1.0)
+        chk("outlier_sigma_m", 0.0)
+        chk("acquire_range_m", 0.0, allow_none=True)
+        chk("acquire_altitude_m", -1e5, allow_none=True)
+        chk("acquire_time_s", -math.inf, allow_none=True)
+        chk("degrade_speed_mps", 0.0)
+        chk("degrade_per_mps", 0.0)
+        chk("degrade_floor", 0.0, 1.0)
+        if self.min_range_m > self.max_range_m:
+            raise ConfigError(f"{src}: field min_range_m = {self.min_range_m!r} is above max_range_m = "
+                              f"{self.max_range_m!r}; allowed: 0 <= min_range_m <= max_range_m")
+
+    @classmethod
+    def from_dict(cls, d: dict, source: str = "LrfConfig") -> "LrfConfig":
+        names = {f.name for f in fields(cls)}
+        for k in d:
+            if k not in names:
+                raise ConfigError(f"{source}: unknown key {k!r} for the LRF; allowed keys: {', '.join(sorted(names))}")
+        try:
+            return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items()})
+        except ConfigError as e:
+            raise ConfigError(str(e).replace("LrfConfig", source, 1)) from None
+
+    def replace(self, **kw) -> "LrfConfig":
+        return _dc_replace(self, **kw)
+
+
+class LaserRangefinder:
+    """See the module docstring. ``boresight_body`` (unit) and
+    ``position_body`` (m, from the centre of mass) are body-axis vectors,
+    normally the lander spec's ``lrf_boresight_body`` / ``lrf_position_body_m``
+    (the config's own values, when set, take precedence)."""
+
+    def __init__(self, config: LrfConfig, rng: np.random.Generator,
+                 boresight_body=(0.0, 0.0, -1.0), position_body=(0.0, 0.0, 0.0)):
+        self.config = config
+        self.rng = rng
+        b = config.boresight_body if config.boresight_body is not None else boresight_body
+        n = math.sqrt(sum(x * x for x in b))
+        self.boresight_body = (b[0] / n, b[1] / n, b[2] / n)
+        p = config.position_body_m if config.position_body_m is not None else position_body
+        self.position_body = tuple(float(x) for x in p)
+        self.period_s = 1.0 / config.rate_hz
+        self.powered = config.powered
+        self.acquired = (config.acquire_range_m is None and config.acquire_altitude_m is None
+                         and config.acquire_time_s is None)
+        self._k_next = 0            # index of the next sample instant
+        self._buf: deque = deque()  # pending samples, oldest first
+        self._delivered: LrfReading = NO_READING
+        self._last_sample: Optional[LrfReading] = None
+        self._normals: list = []
+        self._uniforms: list = []
+        self.samples_taken = 0
+        self.last_true_range_m: Optional[float] = None
+
+    # random numbers, drawn in blocks (bit-reproducible for a given call sequence)
+    def _draws(self):
+        if not self._normals:
+            self._normals = self.rng.standard_normal((_BLOCK, 2)).tolist()
+            self._uniforms = self.rng.random((_BLOCK, 2)).tolist()
+            self._normals.reverse()
+            self._uniforms.reverse()
+        return self._normals.pop(), self._uniforms.pop()
+
+    def true_range(self, r_mci, q_mci_body, terrain, max_range_m: float) -> Optional[float]:
+        """Noise-free slant range from the LRF along its boresight (m) or None."""
+        pb = self.position_body
+        po = quat_rotate(q_mci_body, pb) if pb != (0.0, 0.0, 0.0) else (0.0, 0.0, 0.0)
+        origin = (r_mci[0] + po[0], r_mci[1] + po[1], r_mci[2] + po[2])
+        d = quat_rotate(q_mci_body, self.boresight_body)
+        return terrain.ray_cast(origin, d, max_range_m)
+
+    def _sample(self, t_k: float, r_mci, v_mci, q, terrain) -> LrfReading:
+        cfg = self.config
+        (n1, n2), (u1, u2) = self._draws()
+        self.samples_taken += 1
+        speed = math.sqrt(v_mci[0] ** 2 + v_mci[1] ** 2 + v_mci[2] ** 2)
+        omega = getattr(terrain, "omega", 0.0)
+        if omega:
+            vx, vy = v_mci[0] + omega * r_mci[1], v_mci[1] - omega * r_mci[0]
+            speed = math.sqrt(vx * vx + vy * vy + v_mci[2] ** 2)
+        rmax = cfg.max_range_m
+        if speed > cfg.degrade_speed_mps:
+            rmax *= max(cfg.degrade_floor, 1.0 - cfg.degrade_per_mps * (speed - cfg.degrade_speed_mps))
+        # cast to the nominal max range so acquisition-by-range sees the truth
+        rng_true = self.true_range(r_mci, q, terrain, max(cfg.max_range_m, cfg.acquire_range_m or 0.0))
+        self.last_true_range_m = rng_true
+        if not self.powered:
+            return LrfReading(0.0, False, t_k, True)
+        if not self.acquired:
+            ok = True
+            if cfg.acquire_range_m is not None:
+                ok = rng_true is not None and rng_true <= cfg.acquire_range_m
+            if ok and cfg.acquire_altitude_m is not None:
+                x, y, z = r_mci
+                alt = math.sqrt(x * x + y * y + z * z) - terrain.site.radius_m - terrain.height_at(r_mci)
+                ok = alt <= cfg.acquire_altitude_m
+            if ok and cfg.acquire_time_s is not None:
+                ok = t_k >= cfg.acquire_time_s - 1e-9
+            if not ok:
+                return LrfReading(0.0, False, t_k, True)
+            self.acquired = True
+        if rng_true is None or rng_true > rmax or rng_true < cfg.min_range_m:
+            return LrfReading(0.0, False, t_k, True)
+        if u1 < cfg.dropout_prob:
+            return LrfReading(0.0, False, t_k, True)
+        sig = math.sqrt(cfg.noise_sigma_m ** 2 + (cfg.noise_frac * rng_true) ** 2)
+        meas = rng_true + sig * n1
+        if u2 < cfg.outlier_prob:
+            meas += cfg.outlier_sigma_m * n2
+        if meas < 0.0:
+            meas = 0.0
+        return LrfReading(meas, True, t_k, True)
+
+    def update(self, t_s: float, plant_state, terrain) -> LrfReading:
+        """Take the samples due by ``t_s`` and return the reading delivered at ``t_s``."""
+        eps = 1e-9
+        per = self.period_s
+        t_next = self._k_next * per
+        if t_next <= t_s + eps:
+            r = plant_state.r_mci
+            v = plant_state.v_mci
+            q = plant_state.q_mci_body
+            t_state = plant_state.t_s
+            # samples older than a few periods before this call cannot be
+            # reconstructed from the state: skip them (first call at t >> 0)
+            k_last = int(math.floor((t_s + eps) / per))
+            k_first = max(self._k_next, k_last - 8)
+            for k in range(k_first, k_last + 1):
+                t_k = k * per
+                back = t_state - t_k
+                if abs(back) > 1e-12:
+                    rk = (r[0] - v[0] * back, r[1] - v[1] * back, r[2] - v[2] * back)
+                else:
+                    rk = r
+                self._buf.append(self._sample(t_k, rk, v, q, terrain))
+            self._k_next = k_last + 1
+        # deliver the newest sample that is at least latency old
+        lat = self.config.latency_s
+        buf = self._buf
+        newest = None
+        while buf and buf[0].sample_t_s + lat <= t_s + eps:
+            newest = buf.popleft()
+        if newest is not None:
+            self._delivered = newest
+            return newest
+        d = self._delivered
+        if d.new:
+            d = d._replace(new=False)
+            self._delivered = d
+        return d
