@@ -138,7 +138,9 @@ void fsw_guid_step(fsw_guid_t *g, const fsw_guid_in_t *in)
     }
 
     /* Thrust F = m (a_cmd - g_vec), vertical first, then what is left for horizontal. */
-    fv = fsw_clampf(g->mass * (a_up + in->g), 0.0f, c->thrust_max);
+    /* The engine cannot go below THROTTLE_MIN while burning: floor the vertical force there,
+     * so the minimum thrust is still available for horizontal control. */
+    fv = fsw_clampf(g->mass * (a_up + in->g), c->throttle_min * c->thrust_max, c->thrust_max);
     fh = g->mass * ahn;
     fh_max = fsw_minf(fv * c->tan_tilt_max, sqrtf(fsw_maxf(c->thrust_max * c->thrust_max - fv * fv, 0.0f)));
     if (fh > fh_max) {
