@@ -1,7 +1,111 @@
-"""pytest plugin (registered through the ``pytest11`` entry point)."""
+"""pytest plugin (registered through the ``pytest11`` entry point).
+
+Tests ask for a role, not a device: the ``fly`` fixture flies a scenario on whichever rig
+``--rig`` selected (several ``--rig`` options run each test once per rig) and keeps the
+artefacts (telemetry, raw link log, summary, and a plot when the test fails) in a folder
+named in the test report.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
 
 
 def pytest_addoption(parser):
     group = parser.getgroup("fsil", "flight-software-in-the-loop")
     group.addoption("--rig", action="append", default=[], metavar="NAME|PATH",
-                    help="rig to fly the closed-loop tests on (repeat for several); default loopback")
+                    help="rig to fly the closed-loop tests on (repeat for several); default: loopback")
+    group.addoption("--fsil-artifacts", default="artifacts", metavar="DIR",
+                    help="folder for per-test artefacts (telemetry, link logs, plots); default: ./artifacts")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "rigs(*names): run this test only on these rigs")
+
+
+def _selected_rigs(config) -> list[str]:
+    return config.getoption("--rig") or ["loopback"]
+
+
+def pytest_generate_tests(metafunc):
+    if "rig_name" in metafunc.fixturenames:
+        names = _selected_rigs(metafunc.config)
+        marker = metafunc.definition.get_closest_marker("rigs")
+        if marker:
+            names = [n for n in names if n in marker.args] or names
+        metafunc.parametrize("rig_name", names, scope="function")
+
+
+@pytest.fixture
+def rig_name(request):
+    """Name (or path) of the rig this test runs on; parametrised from ``--rig``."""
+    return getattr(request, "param", "loopback")
+
+
+@pytest.fixture
+def artifacts_dir(request) -> Path:
+    """This test's artefact folder (created on first use)."""
+    base = Path(request.config.getoption("--fsil-artifacts"))
+    if not base.is_absolute():
+        base = Path(request.config.rootpath) / base
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.nodeid)
+    return base / name
+
+
+@pytest.fixture
+def fly(request, rig_name, artifacts_dir):
+    """``fly(scenario) -> FlightResult``: bring the rig up, fly, take it down, keep artefacts.
+
+    Every flight in a test gets a subfolder named after its scenario. On test failure the
+    descent plot with the verdict is written next to the telemetry.
+    """
+    from harness.rigs import open_rig
+    from harness.runner import fly as fly_scenario
+
+    results = []
+
+    def _fly(scenario, **kwargs):
+        with open_rig(rig_name) as rig:
+            res = fly_scenario(scenario, rig.transport, rig=rig.name,
+                               artifacts=artifacts_dir / scenario.name, **kwargs)
+        if not results:
+            request.node.user_properties.append(("fsil_rig", res.rig))
+            request.node.user_properties.append(("fsil_firmware", res.firmware))
+        results.append(res)
+        return res
+
+    yield _fly
+    if getattr(request.node, "_fsil_failed", False):
+        from harness.plot import plot_descents
+
+        for res in results:
+            if res.artifacts:
+                plot_descents([res], res.artifacts / "descent.png",
+                              title=f"FAILED {request.node.nodeid}\n{res.outcome}")
+    request.node._fsil_folders = sorted({str(r.artifacts) for r in results if r.artifacts})
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    folders = getattr(item, "_fsil_folders", None)
+    if report.when == "teardown" and folders:
+        report.sections.append(("fsil artefacts", "\n".join(folders)))
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    base = Path(config.getoption("--fsil-artifacts"))
+    if not base.is_absolute():
+        base = Path(config.rootpath) / base
+    if base.exists():
+        terminalreporter.write_line(f"fsil artefacts (telemetry, link logs, plots of failures): {base}")
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_call(item):
+    outcome = yield
+    if outcome.excinfo is not None:
+        item._fsil_failed = True

@@ -1,0 +1,278 @@
+"""The harness end of the link: frames over a transport, handshake, configuration, lockstep exchange.
+
+Owns the sequence numbers, the stream decoder and its error counters, the raw link log and
+the diagnostics that name the last frame sent and received when the flight code goes quiet.
+"""
+from __future__ import annotations
+
+import struct
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from harness import protocol as p
+from harness.errors import FsilError
+from harness.params import ParamSpec
+from harness.transports.base import Transport
+
+
+class LinkError(FsilError):
+    """The flight code did not behave as protocol v1 requires; the message says how."""
+
+
+class HandshakeError(LinkError):
+    """No HELLO, a wrong protocol version, or a CONFIG the flight code refused."""
+
+
+class FlightCodeStalled(LinkError):
+    """The flight code stopped answering SENSORS with COMMAND."""
+
+
+# Raw link log --------------------------------------------------------------------------
+LOG_MAGIC = b"FSILLOG1"
+_LOG_RECORD = struct.Struct("<cdI")  # direction b">" (H->F) or b"<" (F->H), wall time s, length
+
+
+class LinkLog:
+    """Both directions of the raw byte stream, replayable (``read_link_log``, ``fsil replay``).
+
+    File layout: ``FSILLOG1`` then records ``<direction:1s><wall_time_s:f64><length:u32><bytes>``.
+    Records are written through as they happen (buffered; flushed on ``close``/``flush``), so a
+    run that dies keeps everything up to its last flush.
+    """
+
+    def __init__(self, path: Path | str | None = None):
+        self.path = Path(path) if path else None
+        self._fh: BinaryIO | None = None
+        self._t0 = time.perf_counter()
+        self.bytes_tx = 0
+        self.bytes_rx = 0
+        if self.path:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fh = open(self.path, "wb")
+            self._fh.write(LOG_MAGIC)
+
+    def record(self, direction: bytes, data: bytes) -> None:
+        if direction == b">":
+            self.bytes_tx += len(data)
+        else:
+            self.bytes_rx += len(data)
+        if self._fh:
+            self._fh.write(_LOG_RECORD.pack(direction, time.perf_counter() - self._t0, len(data)))
+            self._fh.write(data)
+
+    def flush(self) -> None:
+        if self._fh:
+            self._fh.flush()
+
+    def close(self) -> None:
+        if self._fh:
+            self._fh.close()
+            self._fh = None
+
+
+def read_link_log(path: Path | str) -> list[tuple[str, float, bytes]]:
+    """Records of a link log as ``(direction, wall_time_s, data)``; direction ">" is H->F."""
+    raw = Path(path).read_bytes()
+    if not raw.startswith(LOG_MAGIC):
+        raise LinkError(f"{path}: not an fsil link log (magic {raw[:8]!r})")
+    out, pos = [], len(LOG_MAGIC)
+    while pos + _LOG_RECORD.size <= len(raw):
+        d, t, n = _LOG_RECORD.unpack_from(raw, pos)
+        pos += _LOG_RECORD.size
+        out.append((d.decode(), t, raw[pos:pos + n]))
+        pos += n
+    return out
+
+
+def replay_link_log(path: Path | str) -> dict[str, list[p.Frame]]:
+    """Decode both directions of a link log into frames: ``{"H>F": [...], "F>H": [...]}``."""
+    decoders = {">": p.FrameDecoder(), "<": p.FrameDecoder()}
+    frames: dict[str, list[p.Frame]] = {"H>F": [], "F>H": []}
+    for d, _t, data in read_link_log(path):
+        frames["H>F" if d == ">" else "F>H"] += decoders[d].feed(data)
+    return frames
+
+
+# The link ------------------------------------------------------------------------------
+def _describe(frame_type: int | None, seq: int | None, t_us: int | None, wall: float | None) -> str:
+    if frame_type is None:
+        return "none"
+    name = p.MsgType(frame_type).name if frame_type in p.MESSAGE_CLASSES else f"0x{frame_type:02x}"
+    ago = f", {time.perf_counter() - wall:.2f} s wall ago" if wall is not None else ""
+    return f"{name} seq {seq} t={t_us / 1e6:.3f} s{ago}"
+
+
+@dataclass
+class LinkStats:
+    """Per-run link statistics (harness side)."""
+
+    exchanges: int = 0
+    missed_cycles: int = 0
+    late_commands: int = 0
+    round_trip_s: list[float] = field(default_factory=list)
+
+
+class FlightLink:
+    """Protocol v1 over one transport.
+
+    ``cycle_timeout_s``: wall time to wait for one COMMAND before counting the cycle missed.
+    ``stall_cycles``: consecutive missed cycles after which the flight code is declared stalled.
+    """
+
+    def __init__(self, transport: Transport, *, cycle_timeout_s: float = 1.0, stall_cycles: int = 25,
+                 log: LinkLog | None = None, keep_round_trips: bool = True):
+        self.transport = transport
+        self.cycle_timeout_s = cycle_timeout_s
+        self.stall_cycles = stall_cycles
+        self.log = log or LinkLog()
+        self.decoder = p.FrameDecoder()
+        self.stats = LinkStats()
+        self.keep_round_trips = keep_round_trips
+        self.hello: p.Hello | None = None
+        self.telemetry: p.Telemetry | None = None
+        self._seq = 0
+        self._pending: list[p.Frame] = []
+        self._missed_in_a_row = 0
+        self._first_missed: tuple[int, int] | None = None
+        self.last_sent: tuple[int, int, int, float] | None = None
+        self.last_received: tuple[int, int, int, float] | None = None
+
+    # low level -------------------------------------------------------------------------
+    def send(self, msg: p.Message, t_us: int) -> int:
+        seq = self._seq
+        self._seq = (seq + 1) & 0xFFFF
+        data = p.encode_frame(msg, seq, t_us)
+        self.log.record(b">", data)
+        self.transport.write(data)
+        self.last_sent = (msg.MSG_TYPE, seq, t_us, time.perf_counter())
+        return seq
+
+    def _receive(self, timeout_s: float) -> list[p.Frame]:
+        data = self.transport.read(timeout_s)
+        if not data:
+            return []
+        self.log.record(b"<", data)
+        frames = self.decoder.feed(data)
+        if frames:
+            f = frames[-1]
+            self.last_received = (f.msg_type, f.seq, f.t_us, time.perf_counter())
+        return frames
+
+    def _frames_until(self, want, timeout_s: float) -> p.Frame | None:
+        """Pump frames into the pending list until ``want(frame)`` or the wall time-out."""
+        for i, f in enumerate(self._pending):
+            if want(f):
+                del self._pending[:i + 1]
+                return f
+        deadline = time.perf_counter() + timeout_s
+        while True:
+            remaining = deadline - time.perf_counter()
+            frames = self._receive(0.0 if self.transport.synchronous else max(0.0, min(remaining, 0.05)))
+            hit = None
+            for f in frames:
+                if hit is None and want(f):
+                    hit = f
+                    continue
+                self._absorb(f) if hit is None else self._pending.append(f)
+            if hit is not None:
+                return hit
+            if self.transport.synchronous or remaining <= 0:
+                return None
+
+    def _absorb(self, f: p.Frame) -> None:
+        """A frame that was not the one awaited: keep what it tells."""
+        if f.msg_type == p.MsgType.TELEMETRY:
+            self.telemetry = f.msg
+        elif f.msg_type == p.MsgType.HELLO:
+            self.hello = f.msg
+        elif f.msg_type == p.MsgType.COMMAND:
+            self.stats.late_commands += 1
+
+    def describe_last_frames(self) -> str:
+        s = self.last_sent
+        r = self.last_received
+        return (f"last frame sent: {_describe(*s) if s else 'none'}; "
+                f"last frame received: {_describe(*r) if r else 'none'}")
+
+    # handshake -------------------------------------------------------------------------
+    def wait_hello(self, timeout_s: float = 5.0) -> p.Hello:
+        """Wait for the flight code's HELLO banner; ask for one if the boot banner was missed."""
+        asked = False
+        deadline = time.perf_counter() + timeout_s
+        while True:
+            f = self._frames_until(lambda fr: fr.msg_type == p.MsgType.HELLO, 0.25)
+            if f is not None:
+                self.hello = f.msg
+                if f.msg.protocol_version != p.PROTOCOL_VERSION:
+                    raise HandshakeError(f"{self.transport.describe()}: flight code speaks protocol "
+                                         f"{f.msg.protocol_version}, harness speaks {p.PROTOCOL_VERSION}")
+                self._pending = [x for x in self._pending if x.msg_type != p.MsgType.HELLO]
+                return f.msg
+            if time.perf_counter() > deadline or (asked and self.transport.synchronous):
+                last = self.decoder.errors[-1][1] if self.decoder.errors else "none"
+                raise HandshakeError(
+                    f"{self.transport.describe()}: no HELLO from the flight code within {timeout_s:.1f} s "
+                    f"({self.log.bytes_rx} bytes received, {self.decoder.counters.errors} bad frames, "
+                    f"last error: {last})")
+            if not asked:
+                self.send(p.Hello(p.PROTOCOL_VERSION, 0, "fsil-harness"), 0)
+                asked = True
+
+    def configure(self, values: list[tuple[ParamSpec, float]], timeout_s: float = 2.0) -> list[p.ConfigAck]:
+        """Send every parameter, the last with COMMIT; each must be acknowledged as applied."""
+        acks = []
+        for i, (spec, value) in enumerate(values):
+            flags = p.CONFIG_COMMIT if i == len(values) - 1 else 0
+            self.send(p.Config(spec.id, float(value), flags), 0)
+            f = self._frames_until(lambda fr: fr.msg_type == p.MsgType.CONFIG_ACK, timeout_s)
+            if f is None:
+                raise HandshakeError(f"no CONFIG_ACK for {spec.name} (id {spec.id}) within {timeout_s:.1f} s; "
+                                     f"{self.describe_last_frames()}")
+            ack: p.ConfigAck = f.msg
+            if ack.param_id != spec.id or ack.status not in (p.ConfigStatus.ACCEPTED, p.ConfigStatus.COMMITTED):
+                status = p.ConfigStatus(ack.status).name if ack.status in set(p.ConfigStatus) else ack.status
+                raise HandshakeError(f"flight code refused parameter {spec.name} = {value} {spec.unit} "
+                                     f"(id {spec.id}): status {status}, ack for id {ack.param_id}")
+            acks.append(ack)
+        return acks
+
+    # lockstep ----------------------------------------------------------------------------
+    def exchange(self, sensors: p.Sensors, t_us: int) -> p.Command | None:
+        """Send SENSORS and wait for the COMMAND that answers it (None: this cycle was missed).
+
+        Raises FlightCodeStalled after ``stall_cycles`` missed cycles in a row.
+        """
+        t0 = time.perf_counter()
+        seq = self.send(sensors, t_us)
+        f = self._frames_until(lambda fr: fr.msg_type == p.MsgType.COMMAND and fr.msg.sensors_seq == seq,
+                               self.cycle_timeout_s)
+        if f is not None:
+            if self.keep_round_trips:
+                self.stats.round_trip_s.append(time.perf_counter() - t0)
+            self.stats.exchanges += 1
+            self._missed_in_a_row = 0
+            # telemetry that came with it
+            for g in self._pending:
+                self._absorb(g)
+            self._pending.clear()
+            if not self.transport.synchronous:
+                for g in self._receive(0.0):
+                    self._absorb(g)
+            return f.msg
+        self.stats.missed_cycles += 1
+        if self._missed_in_a_row == 0:
+            self._first_missed = (seq, t_us)
+        self._missed_in_a_row += 1
+        if self._missed_in_a_row >= self.stall_cycles:
+            first_seq, first_t = self._first_missed
+            raise FlightCodeStalled(
+                f"flight code stalled on {self.transport.describe()}: no COMMAND for {self._missed_in_a_row} "
+                f"consecutive cycles since SENSORS seq {first_seq} at t={first_t / 1e6:.3f} s "
+                f"(limit {self.stall_cycles} cycles, {self.cycle_timeout_s:.2f} s wall each); "
+                f"{self.describe_last_frames()}")
+        return None
+
+    def close(self) -> None:
+        self.log.close()

@@ -1,0 +1,57 @@
+"""Flight-code parameters, read from the single source of truth ``firmware_stub/fsw_params.def``."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from harness.errors import ConfigError
+
+DEFAULT_SOURCE_DIR = Path(__file__).resolve().parent.parent / "firmware_stub"
+_LINE = re.compile(r'^\s*FSW_PARAM\(\s*(\d+)\s*,\s*(\w+)\s*,\s*([^,]+?)\s*,\s*([^,]+?)\s*,\s*([^,]+?)\s*,'
+                   r'\s*"([^"]*)"\s*,\s*"([^"]*)"\s*\)')
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One flight-code parameter: protocol id, name, default, allowed range, SI unit."""
+
+    id: int
+    name: str
+    default: float
+    min: float
+    max: float
+    unit: str
+    doc: str
+
+
+def _number(text: str) -> float:
+    return float(text.rstrip("fFuUlL")) if not text.startswith("0x") else float(int(text, 16))
+
+
+@lru_cache(maxsize=8)
+def load_param_table(source_dir: Path | str | None = None) -> dict[str, ParamSpec]:
+    """Parse ``fsw_params.def`` of a flight-code source tree into ``{name: ParamSpec}``."""
+    path = Path(source_dir or DEFAULT_SOURCE_DIR) / "fsw_params.def"
+    table: dict[str, ParamSpec] = {}
+    for line in path.read_text().splitlines():
+        m = _LINE.match(line)
+        if m:
+            pid, name, default, lo, hi, unit, doc = m.groups()
+            table[name] = ParamSpec(int(pid), name, _number(default), _number(lo), _number(hi), unit, doc)
+    if not table:
+        raise ConfigError(f"{path}: no FSW_PARAM(...) lines found")
+    return table
+
+
+def check_params(values: dict[str, float], table: dict[str, ParamSpec], origin: str) -> None:
+    """Raise ConfigError naming ``origin``, the parameter and its allowed range for any bad entry."""
+    for name, value in values.items():
+        spec = table.get(name)
+        if spec is None:
+            raise ConfigError(f"{origin}: unknown flight-code parameter {name!r}; "
+                              f"known: {', '.join(sorted(table))}")
+        if not (spec.min <= float(value) <= spec.max):
+            raise ConfigError(f"{origin}: flight-code parameter {name} = {value} {spec.unit} is outside "
+                              f"the allowed range [{spec.min}, {spec.max}] {spec.unit}")

@@ -1,0 +1,343 @@
+"""The closed loop: plant and sensors on one side of a link, the flight code on the other.
+
+Lockstep: the plant owns simulated time. Each cycle the runner samples the sensors at plant
+time t, sends SENSORS stamped t, waits for the COMMAND that answers it, holds that command
+over [t, t + 1/rate) while the plant integrates, and repeats until touchdown or ``t_max_s``.
+"""
+from __future__ import annotations
+
+import csv
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from harness import analysis, protocol as p
+from harness.frames import G0, MOON_GM, SiteFrame, quat_rotate
+from harness.lander import load_lander
+from harness.link import FlightLink, LinkError, LinkLog
+from harness.params import ParamSpec, check_params, load_param_table
+from harness.plant import ActuatorCommand, Plant, initial_state
+from harness.scenario import Scenario
+from harness.terrain import flat
+from harness.transports.base import Transport, TransportError
+from sensor_models.imu import Imu
+from sensor_models.lrf import LaserRangefinder
+
+# Telemetry columns recorded once per flight-code cycle (truth from the plant, the rest as sent/received).
+COLUMNS = (
+    "t_s", "altitude_m", "v_up_mps", "v_horizontal_mps", "tilt_deg", "mass_kg", "thrust_n",
+    "throttle_cmd", "engine_on", "mode", "lrf_range_m", "lrf_valid", "lrf_new", "est_alt_m",
+    "truth_alt_site_m", "lrf_status", "lrf_innovation_m", "gravity_mps2",
+)
+
+OUTCOMES = ("landed", "hard-landing", "crashed", "timeout", "link-failure")
+
+
+@dataclass
+class Touchdown:
+    """State at the contact instant: speeds in m/s (vertical positive down), tilt in deg."""
+
+    t_s: float
+    v_vertical: float
+    v_horizontal: float
+    tilt_deg: float
+    position_error_m: float
+    propellant_kg: float
+
+
+@dataclass
+class FlightResult:
+    """Everything one descent produced. ``telemetry`` maps COLUMNS to numpy arrays."""
+
+    scenario: Scenario
+    rig: str
+    firmware: str
+    outcome: str
+    telemetry: dict[str, np.ndarray]
+    touchdown: Touchdown | None
+    link_counters: dict[str, int]
+    flight_counters: dict[str, int]
+    link_stats: dict[str, float]
+    wall_time_s: float
+    error: str | None = None
+    notes: list[str] = field(default_factory=list)
+    thrust_max_n: float = 0.0
+    artifacts: Path | None = None
+
+    @property
+    def landed(self) -> bool:
+        return self.outcome == "landed"
+
+    @property
+    def sim_time_s(self) -> float:
+        t = self.telemetry["t_s"]
+        return float(t[-1]) if t.size else 0.0
+
+    @property
+    def real_time_factor(self) -> float:
+        return self.sim_time_s / self.wall_time_s if self.wall_time_s > 0 else math.inf
+
+    # analysis ------------------------------------------------------------------------------
+    def deceleration_margin(self) -> np.ndarray:
+        tm = self.telemetry
+        return analysis.deceleration_margin(tm["altitude_m"], -tm["v_up_mps"], tm["mass_kg"],
+                                            self.thrust_max_n, tm["gravity_mps2"],
+                                            v_touchdown=self.scenario.envelope.v_vertical_max)
+
+    def point_of_no_return(self) -> dict | None:
+        """First instant after which even full thrust could no longer slow the lander to the
+        envelope's vertical touchdown speed above the surface (None if it never happened)."""
+        tm = self.telemetry
+        i = analysis.point_of_no_return(tm["t_s"], self.deceleration_margin())
+        if i is None or self.outcome == "landed":
+            return None
+        return {"t_s": float(tm["t_s"][i]), "altitude_m": float(tm["altitude_m"][i]),
+                "v_down_mps": float(-tm["v_up_mps"][i])}
+
+    def first_valid_lrf(self) -> dict | None:
+        tm = self.telemetry
+        idx = np.nonzero(tm["lrf_valid"] > 0)[0]
+        if not idx.size:
+            return None
+        i = int(idx[0])
+        return {"t_s": float(tm["t_s"][i]), "altitude_m": float(tm["altitude_m"][i]),
+                "v_down_mps": float(-tm["v_up_mps"][i])}
+
+    def lrf_ignored(self) -> dict | None:
+        """Valid LRF samples the flight code did not accept: from when, for how long, how many."""
+        tm = self.telemetry
+        bad = (tm["lrf_valid"] > 0) & (tm["lrf_new"] > 0) & np.isin(tm["lrf_status"], (p.LrfStatus.REJECTED,
+                                                                                      p.LrfStatus.LATCHED_OUT))
+        idx = np.nonzero(bad)[0]
+        if not idx.size:
+            return None
+        return {"from_t_s": float(tm["t_s"][idx[0]]), "to_t_s": float(tm["t_s"][idx[-1]]),
+                "samples": int(idx.size), "altitude_m": float(tm["altitude_m"][idx[0]])}
+
+    def max_estimate_error(self) -> dict | None:
+        tm = self.telemetry
+        if not tm["t_s"].size:
+            return None
+        err = tm["est_alt_m"] - tm["truth_alt_site_m"]
+        i = int(np.argmax(np.abs(err)))
+        return {"t_s": float(tm["t_s"][i]), "error_m": float(err[i])}
+
+    def verdict(self) -> str:
+        """One paragraph a GNC engineer can act on: outcome, touchdown numbers, diagnosis."""
+        s = self.scenario
+        env = s.envelope
+        lines = [f"{s.name} on {self.rig} ({self.firmware}): {self.outcome.upper()}"]
+        td = self.touchdown
+        if td:
+            lines.append(f"touchdown at t={td.t_s:.2f} s: vertical {td.v_vertical:.2f} m/s "
+                         f"(limit {env.v_vertical_max}), horizontal {td.v_horizontal:.2f} m/s "
+                         f"(limit {env.v_horizontal_max}), tilt {td.tilt_deg:.1f} deg (limit {env.tilt_max_deg}), "
+                         f"{td.position_error_m:.0f} m from the site, {td.propellant_kg:.1f} kg propellant left")
+        fv = self.first_valid_lrf()
+        lines.append("first valid LRF sample: " + (f"t={fv['t_s']:.2f} s at {fv['altitude_m']:.0f} m, "
+                                                   f"{fv['v_down_mps']:.1f} m/s down" if fv else "never"))
+        ig = self.lrf_ignored()
+        if ig:
+            lines.append(f"LRF valid but rejected by the flight code from t={ig['from_t_s']:.2f} s "
+                         f"({ig['altitude_m']:.0f} m) to t={ig['to_t_s']:.2f} s: {ig['samples']} samples")
+        ee = self.max_estimate_error()
+        if ee:
+            lines.append(f"largest altitude-estimate error {ee['error_m']:+.0f} m at t={ee['t_s']:.2f} s")
+        pnr = self.point_of_no_return()
+        if pnr:
+            lines.append(f"point of no return at t={pnr['t_s']:.2f} s: {pnr['altitude_m']:.0f} m up, "
+                         f"{pnr['v_down_mps']:.1f} m/s down; from then on even full thrust "
+                         f"({self.thrust_max_n:.0f} N) could not slow it to {env.v_vertical_max} m/s "
+                         f"above the surface")
+        bad = {k: v for k, v in self.link_counters.items() if k != "frames_ok" and v}
+        fbad = {k: v for k, v in self.flight_counters.items() if k != "rx_frames_ok" and v}
+        if bad or fbad:
+            lines.append(f"link errors: harness side {bad or 'none'}, flight-code side {fbad or 'none'}")
+        if self.error:
+            lines.append(f"error: {self.error}")
+        lines.extend(self.notes)
+        return "\n  ".join(lines)
+
+    # artefacts -----------------------------------------------------------------------------
+    def save(self, folder: Path | str) -> Path:
+        """Write telemetry.csv, telemetry.npz and summary.txt into ``folder`` (the link log is already there)."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        tm = self.telemetry
+        np.savez_compressed(folder / "telemetry.npz", **tm)
+        with open(folder / "telemetry.csv", "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(COLUMNS)
+            w.writerows(zip(*(tm[c].tolist() for c in COLUMNS)))
+        (folder / "summary.txt").write_text(self.verdict() + "\n")
+        self.artifacts = folder
+        return folder
+
+
+def envelope_outcome(td: Touchdown, env) -> str:
+    if td.v_vertical <= env.v_vertical_max and td.v_horizontal <= env.v_horizontal_max \
+            and td.tilt_deg <= env.tilt_max_deg:
+        return "landed"
+    # beyond the design envelope but survivable-looking vs a crash: 2x the vertical limit
+    return "hard-landing" if td.v_vertical <= 2 * env.v_vertical_max else "crashed"
+
+
+def config_values(scenario: Scenario, state0, site_r_mci, lander, table: dict[str, ParamSpec],
+                  site: SiteFrame) -> list[tuple[ParamSpec, float]]:
+    """The CONFIG frames for a scenario: initial estimate (truth + nav error), lander, user params."""
+    err = scenario.nav_error
+    up = site.up_mci
+    r_hat = [c / math.sqrt(sum(x * x for x in state0.r_mci)) for c in state0.r_mci]
+    r_est = [state0.r_mci[i] + err.altitude_m * r_hat[i] for i in range(3)]
+    v_est = [state0.v_mci[i] + err.v_up_mps * r_hat[i] + err.v_east_mps * site.east_mci[i] for i in range(3)]
+    del up
+    values = {
+        "NAV_R0_X": r_est[0], "NAV_R0_Y": r_est[1], "NAV_R0_Z": r_est[2],
+        "NAV_V0_X": v_est[0], "NAV_V0_Y": v_est[1], "NAV_V0_Z": v_est[2],
+        "NAV_Q0_W": state0.q_mci_body[0], "NAV_Q0_X": state0.q_mci_body[1],
+        "NAV_Q0_Y": state0.q_mci_body[2], "NAV_Q0_Z": state0.q_mci_body[3],
+        "MASS0": state0.mass_kg,
+        "SITE_R_X": site_r_mci[0], "SITE_R_Y": site_r_mci[1], "SITE_R_Z": site_r_mci[2],
+        "THRUST_MAX": lander.thrust_max_n, "ISP": lander.isp_s,
+        "THROTTLE_MIN": lander.throttle_min, "GM": MOON_GM,
+    }
+    values.update(scenario.flight_params)
+    check_params(scenario.flight_params, table, f"scenario {scenario.name!r}")
+    return [(table[k], v) for k, v in values.items() if k in table]
+
+
+def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", artifacts: Path | str | None = None,
+        cycle_timeout_s: float = 2.0, stall_cycles: int = 25, hello_timeout_s: float = 10.0,
+        source_dir=None, pacing: str = "lockstep") -> FlightResult:
+    """Fly one scenario against the flight code behind ``transport`` and return its result.
+
+    A transport that dies, or flight code that stops answering, ends the run with outcome
+    ``link-failure`` and an error naming the cause; telemetry and link log up to then are kept.
+    ``pacing="realtime"`` holds each cycle to the wall clock (for flight code on its own clock).
+    """
+    wall0 = time.perf_counter()
+    folder = Path(artifacts) if artifacts else None
+    log = LinkLog(folder / "link.log" if folder else None)
+    link = FlightLink(transport, cycle_timeout_s=cycle_timeout_s, stall_cycles=stall_cycles, log=log)
+    table = load_param_table(source_dir)
+
+    rng = np.random.default_rng(scenario.seed)
+    lander = load_lander(scenario.lander)
+    site = SiteFrame()
+    terrain = scenario.terrain(site) if scenario.terrain else flat(site)
+    start_r = site.surface_point_mci(scenario.downrange_m, scenario.crossrange_m, 0.0)
+    start_ground_m = terrain.height_at(start_r)
+    state0 = initial_state(site, lander, altitude_m=scenario.altitude_m + start_ground_m,
+                           downrange_m=scenario.downrange_m, crossrange_m=scenario.crossrange_m,
+                           v_east=scenario.v_east_mps, v_north=scenario.v_north_mps, v_up=scenario.v_up_mps,
+                           tilt_rad=math.radians(scenario.tilt_deg), propellant_kg=scenario.propellant_kg)
+    plant = Plant(lander, terrain, state0)
+    lrf = LaserRangefinder(scenario.lrf, rng, lander.lrf_boresight_body, lander.lrf_position_body_m)
+    imu = Imu(scenario.imu, rng)
+    site_h = terrain.height_at(site.to_mci(0.0, 0.0, 0.0))
+    site_r = site.to_mci(0.0, 0.0, site_h)
+    site_radius = math.sqrt(sum(c * c for c in site_r))
+
+    cols: dict[str, list] = {c: [] for c in COLUMNS}
+    rec = [cols[c].append for c in COLUMNS]
+    dt = 1.0 / scenario.flight_rate_hz
+    n_sub = scenario.plant_substeps
+    dt_sub = dt / n_sub
+    dt_us = int(round(dt * 1e6))
+    outcome, error, touchdown = "timeout", None, None
+    command = p.Command(0.0, (0.0, 0.0, 0.0), 0, 0, 0)
+    firmware = "unknown"
+    n_steps = int(round(scenario.t_max_s / dt))
+    try:
+        hello = link.wait_hello(hello_timeout_s)
+        firmware = f"{hello.firmware_name} 0x{hello.firmware_id:08x}"
+        link.configure(config_values(scenario, state0, site_r, lander, table, site))
+        step = 0
+        wall_start = time.perf_counter()
+        while True:
+            st = plant.state
+            t_us = step * dt_us
+            imu_r = imu.read()
+            lrf_r = lrf.update(st.t_s, st, terrain)
+            flags = (p.SENSORS_LRF_VALID if lrf_r.valid else 0) | (p.SENSORS_IMU_VALID if imu_r.valid else 0) \
+                | (p.SENSORS_LRF_NEW if lrf_r.new else 0)
+            sensors = p.Sensors(imu_r.dv_body, imu_r.dtheta_body, int(round(imu_r.dt_s * 1e6)),
+                                lrf_r.range_m if lrf_r.valid else 0.0,
+                                int(round(lrf_r.sample_t_s * 1e6)) if lrf_r.valid else 0, flags)
+            if pacing == "realtime":
+                lag = wall_start + step * dt - time.perf_counter()
+                if lag > 0:
+                    time.sleep(lag)
+            answer = link.exchange(sensors, t_us)
+            if answer is not None:
+                command = answer
+            tlm = link.telemetry
+            # record this cycle (truth at t, what was sent, what came back)
+            r, v, q = st.r_mci, st.v_mci, st.q_mci_body
+            rn = math.sqrt(r[0] * r[0] + r[1] * r[1] + r[2] * r[2])
+            v_up = (v[0] * r[0] + v[1] * r[1] + v[2] * r[2]) / rn
+            v_h = math.sqrt(max(0.0, v[0] * v[0] + v[1] * v[1] + v[2] * v[2] - v_up * v_up))
+            zb = quat_rotate(q, (0.0, 0.0, 1.0))
+            cos_tilt = (zb[0] * r[0] + zb[1] * r[1] + zb[2] * r[2]) / rn
+            row = (st.t_s, plant.altitude_agl(), v_up, v_h, math.degrees(math.acos(max(-1.0, min(1.0, cos_tilt)))),
+                   st.mass_kg, st.thrust_n, command.throttle, command.flags & p.COMMAND_ENGINE_ON, command.mode,
+                   lrf_r.range_m if lrf_r.valid else math.nan, int(lrf_r.valid), int(lrf_r.new),
+                   tlm.est_alt if tlm else math.nan, rn - site_radius,
+                   tlm.lrf_status if tlm else 0, tlm.lrf_innovation if tlm else math.nan, MOON_GM / (rn * rn))
+            for append, value in zip(rec, row):
+                append(value)
+            if step >= n_steps:
+                outcome = "timeout"
+                break
+            act = ActuatorCommand(command.throttle, bool(command.flags & p.COMMAND_ENGINE_ON), command.torque_body)
+            for _ in range(n_sub):
+                plant.step(act, dt_sub)
+                imu.accumulate_from_plant(plant)
+                if plant.touched_down:
+                    break
+            step += 1
+            if plant.touched_down:
+                touchdown = _touchdown(plant, site)
+                outcome = envelope_outcome(touchdown, scenario.envelope)
+                break
+    except (LinkError, TransportError) as exc:
+        outcome, error = "link-failure", f"{type(exc).__name__}: {exc}"
+    finally:
+        link.close()
+    tm = {c: np.asarray(cols[c], dtype=float) for c in COLUMNS}
+    rt = np.asarray(link.stats.round_trip_s)
+    tlm = link.telemetry
+    result = FlightResult(
+        scenario=scenario, rig=rig, firmware=firmware, outcome=outcome, telemetry=tm, touchdown=touchdown,
+        link_counters=link.decoder.counters.as_dict(),
+        flight_counters={k: getattr(tlm, k) for k in ("rx_crc_errors", "rx_framing_errors", "rx_length_errors",
+                                                      "rx_unknown_msgs", "rx_frames_ok", "cycle_overruns")}
+        if tlm else {},
+        link_stats={"exchanges": link.stats.exchanges, "missed_cycles": link.stats.missed_cycles,
+                    "late_commands": link.stats.late_commands,
+                    "round_trip_median_s": float(np.median(rt)) if rt.size else math.nan,
+                    "round_trip_p99_s": float(np.percentile(rt, 99)) if rt.size else math.nan,
+                    "bytes_tx": log.bytes_tx, "bytes_rx": log.bytes_rx},
+        wall_time_s=time.perf_counter() - wall0, error=error, thrust_max_n=lander.thrust_max_n,
+    )
+    if folder:
+        result.save(folder)
+    return result
+
+
+def _touchdown(plant: Plant, site: SiteFrame) -> Touchdown:
+    st = plant.touchdown_state if getattr(plant, "touchdown_state", None) is not None else plant.state
+    r, v, q = st.r_mci, st.v_mci, st.q_mci_body
+    rn = math.sqrt(sum(c * c for c in r))
+    v_up = sum(v[i] * r[i] for i in range(3)) / rn
+    v_h = math.sqrt(max(0.0, sum(c * c for c in v) - v_up * v_up))
+    zb = quat_rotate(q, (0.0, 0.0, 1.0))
+    tilt = math.degrees(math.acos(max(-1.0, min(1.0, sum(zb[i] * r[i] for i in range(3)) / rn))))
+    east, north, _up = site.from_mci(r)
+    return Touchdown(st.t_s, -v_up, v_h, tilt, math.hypot(east, north), st.propellant_kg)
+
+
+__all__ = ["fly", "FlightResult", "Touchdown", "COLUMNS", "OUTCOMES", "G0"]

@@ -1,0 +1,107 @@
+"""Scenarios: everything that defines one descent (lander, start state, sensors, flight-code parameters).
+
+A scenario is data. The runner turns it into a plant, sensor models and the CONFIG frames
+for the flight code. SI units; the start state is given in the landing-site frame
+(east, north, up) and converted to MCI by ``harness.frames.SiteFrame``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Callable
+
+from sensor_models.imu import ImuConfig
+from sensor_models.lrf import LrfConfig
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """Touchdown envelope: limits at the contact instant (defaults: Chandrayaan-3 design values)."""
+
+    v_vertical_max: float = 2.0  # m/s, downward speed
+    v_horizontal_max: float = 0.5  # m/s, surface-relative
+    tilt_max_deg: float = 12.0  # deg, body +z from local up
+
+
+@dataclass(frozen=True)
+class NavError:
+    """Error of the initial navigation state sent to the flight code (estimate minus truth), site frame."""
+
+    altitude_m: float = 0.0
+    v_up_mps: float = 0.0
+    v_east_mps: float = 0.0
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One descent. ``terrain`` is a factory ``(site) -> Terrain``; None means a flat sphere."""
+
+    name: str
+    description: str = ""
+    lander: str = "reference"
+    propellant_kg: float | str | None = "terminal_descent"  # kg, or a load named in the lander file; None: full
+    altitude_m: float = 3000.0  # m above the terrain at the start point
+    downrange_m: float = 0.0  # m, start east of the site is positive (the lander flies west->east: negative)
+    crossrange_m: float = 0.0  # m, north of the site
+    v_east_mps: float = 0.0
+    v_north_mps: float = 0.0
+    v_up_mps: float = -60.0
+    tilt_deg: float = 0.0
+    terrain: Callable | None = None
+    lrf: LrfConfig = field(default_factory=LrfConfig)
+    imu: ImuConfig = field(default_factory=ImuConfig)
+    nav_error: NavError = field(default_factory=NavError)
+    flight_params: dict[str, float] = field(default_factory=dict)
+    flight_rate_hz: float = 50.0
+    plant_substeps: int = 1
+    t_max_s: float = 400.0
+    seed: int = 0
+    envelope: Envelope = field(default_factory=Envelope)
+
+    def with_(self, **changes) -> "Scenario":
+        """A copy with some fields changed (``flight_params`` are merged, not replaced)."""
+        if "flight_params" in changes:
+            changes["flight_params"] = {**self.flight_params, **changes["flight_params"]}
+        return replace(self, **changes)
+
+
+# The fix the reference flight code can turn on, and the policy HAKUTO-R M1 and M2 flew.
+AS_FLOWN = {"LRF_GATE_POLICY": 0, "CONTINGENCY_ENABLE": 0}
+FIXED = {"LRF_GATE_POLICY": 1, "CONTINGENCY_ENABLE": 1, "CONTINGENCY_ALT": 2500.0}
+
+
+def terminal_descent(**changes) -> Scenario:
+    """Nominal terminal descent: from 3,000 m, 60 m/s down, 15 m/s east, flat site, LRF from 3 km."""
+    base = Scenario(
+        name="terminal-nominal",
+        description="terminal descent from 3 km, LRF nominal",
+        altitude_m=3000.0, v_up_mps=-60.0, v_east_mps=15.0, downrange_m=-1200.0,
+        nav_error=NavError(altitude_m=150.0, v_up_mps=1.0),
+    )
+    return base.with_(**changes) if changes else base
+
+
+def terminal_descent_lrf_latency(latency_s: float = 0.2, **changes) -> Scenario:
+    """Terminal descent with LRF samples ``latency_s`` old when the flight code gets them."""
+    lat = terminal_descent().with_(name="terminal-lrf-latency",
+                                   description=f"terminal descent, LRF samples {latency_s * 1e3:.0f} ms old",
+                                   lrf=LrfConfig().replace(latency_s=latency_s))
+    return lat.with_(**changes) if changes else lat
+
+
+def m2_late_lrf(**changes) -> Scenario:
+    """ispace M2 (2025): no valid LRF range above 900 m true altitude (spec: 3,000 m).
+
+    The navigation estimate carried in from the coast is 1,100 m high, so without an LRF fix the
+    flight code believes it has more room than it has (M2 passed 900 m at 66 m/s, plan 44 m/s),
+    and the lander is heavy (950 kg: 500 kg of propellant left), so full thrust nets only
+    about 2.6 m/s^2 of braking.
+    Flown with the as-flown policy unless ``flight_params`` says otherwise.
+    """
+    m2 = terminal_descent().with_(
+        name="m2-late-lrf",
+        description="ispace M2: first valid LRF sample below 900 m, estimate 600 m high",
+        lrf=LrfConfig().replace(acquire_altitude_m=900.0),
+        propellant_kg=500.0,
+        nav_error=NavError(altitude_m=1100.0, v_up_mps=0.0),
+        flight_params=AS_FLOWN)
+    return m2.with_(**changes) if changes else m2

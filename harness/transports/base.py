@@ -1,0 +1,48 @@
+"""The one interface every transport implements."""
+from __future__ import annotations
+
+import abc
+
+from harness.errors import FsilError
+
+
+class TransportError(FsilError):
+    """The transport failed; the message names the device and the cause."""
+
+
+class TransportClosed(TransportError):
+    """The other end went away (pty closed, process killed, QEMU died, USB unplugged)."""
+
+
+class Transport(abc.ABC):
+    """A byte pipe to the flight code.
+
+    ``synchronous`` is True when every byte the flight code sends in answer to a write is
+    available to the next ``read`` (the in-process loopback): the link then never waits.
+    """
+
+    name: str = "transport"
+    synchronous: bool = False
+
+    @abc.abstractmethod
+    def write(self, data: bytes) -> None:
+        """Send all of ``data``."""
+
+    @abc.abstractmethod
+    def read(self, timeout_s: float) -> bytes:
+        """Bytes received, waiting up to ``timeout_s`` for the first one; b"" on time-out.
+
+        Raises TransportClosed when the other end is gone.
+        """
+
+    def close(self) -> None:
+        """Release the device. Idempotent."""
+
+    def describe(self) -> str:
+        return self.name
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

@@ -1,0 +1,61 @@
+"""Closed-loop descents: the same file runs on every rig (``pytest --rig NAME``)."""
+import math
+
+import numpy as np
+
+from harness.analysis import stopping_distance
+from harness.scenario import FIXED, m2_late_lrf, terminal_descent, terminal_descent_lrf_latency
+
+
+def test_nominal_terminal_descent_lands_inside_the_envelope(fly):
+    res = fly(terminal_descent())
+    assert res.outcome == "landed", res.verdict()
+    td, env = res.touchdown, res.scenario.envelope
+    assert td.v_vertical <= env.v_vertical_max
+    assert td.v_horizontal <= env.v_horizontal_max
+    assert td.tilt_deg <= env.tilt_max_deg
+    assert td.propellant_kg > 0
+    # the flight code locked on the LRF and its estimate converged to truth near the ground
+    tm = res.telemetry
+    low = (tm["altitude_m"] < 100) & np.isfinite(tm["est_alt_m"])
+    assert low.any()
+    assert np.max(np.abs(tm["est_alt_m"][low] - tm["truth_alt_site_m"][low])) < 5.0, res.verdict()
+    assert res.link_stats["missed_cycles"] == 0
+
+
+def test_lrf_samples_200_ms_old_still_land(fly):
+    res = fly(terminal_descent_lrf_latency(0.2))
+    assert res.outcome == "landed", res.verdict()
+    assert res.touchdown.v_vertical <= res.scenario.envelope.v_vertical_max
+
+
+def test_m2_late_lrf_verdict_gives_the_point_of_no_return(fly):
+    res = fly(m2_late_lrf())
+    assert res.outcome in ("crashed", "hard-landing"), res.verdict()
+    first = res.first_valid_lrf()
+    assert first is not None and first["altitude_m"] <= 900.0
+    pnr = res.point_of_no_return()
+    assert pnr is not None, res.verdict()
+    assert pnr["t_s"] < res.touchdown.t_s
+    assert f"point of no return at t={pnr['t_s']:.2f} s" in res.verdict()
+    # physics check of the instant: just after it, full thrust cannot stop in the height left;
+    # just before it, it still could.
+    tm = res.telemetry
+    i = int(np.searchsorted(tm["t_s"], pnr["t_s"]))
+    a_net = res.thrust_max_n / tm["mass_kg"] - tm["gravity_mps2"]
+    d_stop = stopping_distance(-tm["v_up_mps"], a_net)
+    assert d_stop[i] > tm["altitude_m"][i]
+    assert i == 0 or d_stop[i - 1] <= tm["altitude_m"][i - 1]
+    assert np.all(d_stop[i:] > tm["altitude_m"][i:])
+
+
+def test_m2_late_lrf_with_reacquire_and_contingency_lands(fly):
+    res = fly(m2_late_lrf(name="m2-late-lrf-fixed", flight_params=FIXED))
+    assert res.outcome == "landed", res.verdict()
+
+
+def test_run_summary_states_touchdown_numbers(fly):
+    res = fly(terminal_descent())
+    text = res.verdict()
+    assert "LANDED" in text and "vertical" in text and "m/s" in text
+    assert math.isfinite(res.real_time_factor)
