@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from harness import analysis, protocol as p
+from harness.faults import FaultSet
 from harness.frames import G0, MOON_GM, SiteFrame, quat_rotate
 from harness.lander import load_lander
 from harness.link import FlightLink, LinkError, LinkLog
@@ -220,6 +221,8 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
     """
     wall0 = time.perf_counter()
     folder = Path(artifacts) if artifacts else None
+    faults = FaultSet(scenario.faults, rng=np.random.default_rng([scenario.seed, 0xFA17]))
+    transport = faults.wrap_transport(transport)
     log = LinkLog(folder / "link.log" if folder else None)
     link = FlightLink(transport, cycle_timeout_s=cycle_timeout_s, stall_cycles=stall_cycles, log=log)
     table = load_param_table(source_dir)
@@ -260,8 +263,10 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
         while True:
             st = plant.state
             t_us = step * dt_us
-            imu_r = imu.read()
-            lrf_r = lrf.update(st.t_s, st, terrain)
+            altitude = plant.altitude_agl()
+            faults.update(st.t_s, altitude, command.mode)
+            imu_r = faults.imu(imu.read())
+            lrf_r = faults.lrf(lrf.update(st.t_s, st, terrain))
             flags = (p.SENSORS_LRF_VALID if lrf_r.valid else 0) | (p.SENSORS_IMU_VALID if imu_r.valid else 0) \
                 | (p.SENSORS_LRF_NEW if lrf_r.new else 0)
             sensors = p.Sensors(imu_r.dv_body, imu_r.dtheta_body, int(round(imu_r.dt_s * 1e6)),
@@ -271,7 +276,7 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
                 lag = wall_start + step * dt - time.perf_counter()
                 if lag > 0:
                     time.sleep(lag)
-            answer = link.exchange(sensors, t_us)
+            answer = faults.command(link.exchange(sensors, t_us))
             if answer is not None:
                 command = answer
             tlm = link.telemetry
@@ -282,7 +287,7 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
             v_h = math.sqrt(max(0.0, v[0] * v[0] + v[1] * v[1] + v[2] * v[2] - v_up * v_up))
             zb = quat_rotate(q, (0.0, 0.0, 1.0))
             cos_tilt = (zb[0] * r[0] + zb[1] * r[1] + zb[2] * r[2]) / rn
-            row = (st.t_s, plant.altitude_agl(), v_up, v_h, math.degrees(math.acos(max(-1.0, min(1.0, cos_tilt)))),
+            row = (st.t_s, altitude, v_up, v_h, math.degrees(math.acos(max(-1.0, min(1.0, cos_tilt)))),
                    st.mass_kg, st.thrust_n, command.throttle, command.flags & p.COMMAND_ENGINE_ON, command.mode,
                    lrf_r.range_m if lrf_r.valid else math.nan, int(lrf_r.valid), int(lrf_r.new),
                    tlm.est_alt if tlm else math.nan, rn - site_radius,
@@ -292,7 +297,9 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
             if step >= n_steps:
                 outcome = "timeout"
                 break
-            act = ActuatorCommand(command.throttle, bool(command.flags & p.COMMAND_ENGINE_ON), command.torque_body)
+            act = faults.actuator(ActuatorCommand(command.throttle, bool(command.flags & p.COMMAND_ENGINE_ON),
+                                                  command.torque_body))
+            faults.plant_effects(plant)
             for _ in range(n_sub):
                 plant.step(act, dt_sub)
                 imu.accumulate_from_plant(plant)

@@ -51,6 +51,7 @@ class Scenario:
     imu: ImuConfig = field(default_factory=ImuConfig)
     nav_error: NavError = field(default_factory=NavError)
     flight_params: dict[str, float] = field(default_factory=dict)
+    faults: tuple = ()  # harness.faults objects, applied in order
     flight_rate_hz: float = 50.0
     plant_substeps: int = 1
     t_max_s: float = 400.0
