@@ -258,16 +258,12 @@ class HeightField:
         S = self.max_slope
         L = min(1.0 + S, cth + S * sth + marg * (1.0 + S))
         t = t0
-        t_prev = g_prev = None
-        for _ in range(100000):
+        self.last_iterations = 0
+        for it in range(100000):
             if g < tol_m:
+                self.last_iterations = it
                 return t if t <= max_range_m else None
-            safe = g / L
-            step = safe
-            if g_prev is not None and g_prev > g:
-                newton = g * (t - t_prev) / (g_prev - g)
-                if newton > step:
-                    step = min(newton, 4.0 * safe)
+            step = g / L
             tn = t + step
             if tn > t_end:
                 # last look at the end point
@@ -281,7 +277,7 @@ class HeightField:
                 gn = clearance(tn)
             if gn <= 0.0:
                 return self._refine(clearance, t, g, tn, gn, tol_m, max_range_m)
-            t_prev, g_prev, t, g = t, g, tn, gn
+            t, g = tn, gn
         return None
 
     @staticmethod
@@ -377,15 +373,24 @@ class HeightField:
 
 # ----------------------------------------------------------- procedural
 def crater_profile(r_m, radius_m: float, depth_m: float, rim_height_m: float,
-                   ejecta_exponent: float = 3.0):
+                   ejecta_exponent: float = 3.0, cutoff: float = 3.0):
     """Height (m, relative to the surrounding plain) of a simple crater at
     distance r from its centre: a parabolic bowl from ``-depth_m`` at the
     centre to ``+rim_height_m`` at the rim (r = radius), then a raised rim /
-    ejecta blanket decaying as ``rim_height * (r/radius)^-ejecta_exponent``.
+    ejecta blanket decaying like ``(r/radius)^-ejecta_exponent``, tapered to
+    reach exactly 0 at ``cutoff`` radii (continuous everywhere)::
+
+        x = r / radius
+        x <= 1:       -depth + (depth + rim) x^2
+        1 < x < c:    rim (x^-k - c^-k) / (1 - c^-k)
+        x >= c:       0
+
     Works on floats and numpy arrays."""
     x = np.asarray(r_m, dtype=float) / radius_m
     inside = -depth_m + (depth_m + rim_height_m) * x * x
-    outside = rim_height_m * np.power(np.maximum(x, 1.0), -ejecta_exponent)
+    ck = cutoff ** -ejecta_exponent
+    xo = np.clip(x, 1.0, cutoff)
+    outside = rim_height_m * (np.power(xo, -ejecta_exponent) - ck) / (1.0 - ck)
     out = np.where(x <= 1.0, inside, outside)
     return float(out) if out.ndim == 0 else out
 
@@ -408,7 +413,8 @@ def add_crater(heights, east_axis, north_axis, center_en_m, radius_m, depth_m,
         return heights
     E, N = np.meshgrid(east_axis[j0:j1], north_axis[i0:i1])
     r = np.hypot(E - ce, N - cn)
-    heights[i0:i1, j0:j1] += crater_profile(r, radius_m, depth_m, rim_height_m, ejecta_exponent)
+    heights[i0:i1, j0:j1] += crater_profile(r, radius_m, depth_m, rim_height_m, ejecta_exponent,
+                                            influence)
     return heights
 
 
