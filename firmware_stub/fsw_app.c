@@ -144,6 +144,38 @@ void fsw_fill_telemetry(const fsw_ctx_t *ctx, fsw_telemetry_t *t)
     t->cycle_overruns = sat16(ctx->overruns);
 }
 
+/* Finite and within physical bounds (|x| < 1e3 m/s or rad per interval): else treated as invalid. */
+static int finite_bounded(float x, float bound)
+{
+    return x > -bound && x < bound;   /* NaN fails every comparison; +-inf fail the bound */
+}
+
+static int imu_plausible(const fsw_sensors_t *s)
+{
+    int i;
+    for (i = 0; i < 3; i++) {
+        if (!finite_bounded(s->imu_dv_body[i], 1.0e3f) || !finite_bounded(s->imu_dtheta_body[i], 1.0e3f)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Last line of defence: the COMMAND always carries finite, bounded values. */
+static void sanitize_command(fsw_command_t *cmd, float throttle_min)
+{
+    int i;
+    if (!finite_bounded(cmd->throttle, 2.0f)) {
+        cmd->throttle = (cmd->flags & FSW_CMD_ENGINE_ON) ? throttle_min : 0.0f;
+    }
+    cmd->throttle = fsw_clampf(cmd->throttle, 0.0f, 1.0f);
+    for (i = 0; i < 3; i++) {
+        if (!finite_bounded(cmd->torque_body[i], 1.0e30f)) {
+            cmd->torque_body[i] = 0.0f;
+        }
+    }
+}
+
 /* One GNC cycle on a SENSORS frame; fills the COMMAND body. */
 static void gnc_cycle(fsw_ctx_t *ctx, const fsw_msg_t *msg, fsw_command_t *cmd)
 {
@@ -164,7 +196,7 @@ static void gnc_cycle(fsw_ctx_t *ctx, const fsw_msg_t *msg, fsw_command_t *cmd)
     }
     dt = fsw_clampf(dt, 0.0f, 1.0f);
 
-    if (s->flags & FSW_SENS_IMU_VALID) {
+    if ((s->flags & FSW_SENS_IMU_VALID) && imu_plausible(s)) {
         fsw_nav_propagate(&ctx->nav, s->imu_dv_body, s->imu_dtheta_body, dt);
     } else {
         /* No IMU: dead-reckon on the commanded thrust along body +z, attitude held. */
@@ -179,7 +211,7 @@ static void gnc_cycle(fsw_ctx_t *ctx, const fsw_msg_t *msg, fsw_command_t *cmd)
 
     /* LRF: only fresh, valid samples are used. */
     if (s->flags & FSW_SENS_LRF_NEW) {
-        if (s->flags & FSW_SENS_LRF_VALID) {
+        if ((s->flags & FSW_SENS_LRF_VALID) && finite_bounded(s->lrf_range, 1.0e7f)) {
             float lat = 0.0f;
             if (msg->hdr.t_us > s->lrf_sample_t_us) {
                 lat = (float)(msg->hdr.t_us - s->lrf_sample_t_us) * 1e-6f;
@@ -214,6 +246,7 @@ static void gnc_cycle(fsw_ctx_t *ctx, const fsw_msg_t *msg, fsw_command_t *cmd)
         cmd->flags = 0;
     }
     cmd->mode = ctx->guid.phase;
+    sanitize_command(cmd, ctx->guid.cfg.throttle_min);
 }
 
 static void handle_sensors(fsw_ctx_t *ctx, const fsw_msg_t *msg)

@@ -523,3 +523,223 @@ def test_python_encoded_frames_decode_identically_in_c(fc, msg, seq, t_us):
     assert (out.hdr.seq, out.hdr.t_us) == (seq, t_us)
     # re-encode in C: byte-identical
     assert encode_frame(ffi, lib, out) == frame
+
+
+# ------------------------------------------- (c) randomized / adversarial
+def _python_decode(data: bytes, chunks=None):
+    from harness.protocol import FrameDecoder
+
+    d = FrameDecoder()
+    frames = []
+    for ch in chunks or [data]:
+        frames += d.feed(ch)
+    c = d.counters.as_dict()
+    return [(f.msg_type, f.seq, f.t_us) for f in frames], c
+
+
+def _good_frames(ffi, lib, k: int) -> list[bytes]:
+    out = []
+    for i in range(k):
+        if i % 3 == 0:
+            out.append(sensors_frame(ffi, lib, seq=i, t_us=20000 * (i + 1), flags=7, lrf_range=100.0 + i))
+        elif i % 3 == 1:
+            out.append(encode_frame(ffi, lib, make_msg(ffi, 0x02, i, 0, {"param_id": 19, "flags": 0, "value": 1.0})))
+        else:
+            out.append(encode_frame(ffi, lib, make_msg(ffi, 0x01, i, 5, {"protocol_version": 1, "firmware_id": 0})))
+    return out
+
+
+@st.composite
+def mutated_stream(draw):
+    """Valid frames with random corruptions: bit flips, cuts, inserted garbage, dropped or doubled delimiters."""
+    k = draw(st.integers(1, 8))
+    ops = draw(st.lists(st.tuples(st.sampled_from(["flip", "cut", "insert", "dropzero", "zero", "none"]),
+                                  st.integers(0, 10**6), st.binary(min_size=1, max_size=300)), min_size=k, max_size=k))
+    return k, ops
+
+
+def _apply(frames: list[bytes], ops) -> bytes:
+    out = bytearray()
+    for f, (op, pos, junk) in zip(frames, ops):
+        f = bytearray(f)
+        i = pos % len(f)
+        if op == "flip":
+            f[i] ^= 1 << (pos % 8)
+        elif op == "cut":
+            f = f[:i] + b"\x00"
+        elif op == "insert":
+            f = f[:i] + junk + f[i:]
+        elif op == "dropzero":
+            f = f[:-1]
+        elif op == "zero":
+            f = f[:i] + b"\x00" + f[i:]
+        out += f
+    return bytes(out)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.binary(max_size=2000), st.lists(st.integers(1, 300), max_size=10))
+def test_random_bytes_c_parser_agrees_with_python_decoder(fc, data, cuts):
+    """Differential test: the C parser and the Python FrameDecoder see the same frames and count the same errors."""
+    ffi, lib = fc
+    chunks, pos = [], 0
+    for c in cuts:
+        chunks.append(data[pos:pos + c])
+        pos += c
+    chunks.append(data[pos:])
+    p = ffi.new("fsw_parser_t *")
+    lib.fsw_parser_init(p)
+    got = []
+    for ch in chunks:
+        msgs, _, _ = parse(ffi, lib, ch, parser=p)
+        got += [(m.hdr.msg_type, m.hdr.seq, m.hdr.t_us) for m in msgs]
+    want, wc = _python_decode(data, chunks)
+    assert got == want
+    assert counters(p) == wc
+    # every delimiter ends at most one counted outcome; oversize runs add at most one each
+    zeros = data.count(0)
+    assert p.crc_errors + p.length_errors + p.unknown_msgs + p.frames_ok <= zeros
+    assert p.framing_errors <= zeros + len(data) // 254 + 1
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(mutated_stream())
+def test_mutated_frames_c_agrees_with_python_and_resyncs(fc, case):
+    ffi, lib = fc
+    k, ops = case
+    frames = _good_frames(ffi, lib, k)
+    data = _apply(frames, ops)
+    tail = sensors_frame(ffi, lib, seq=4242, t_us=1)
+    stream = data + b"\x00" + tail  # a delimiter, then one good frame
+    msgs, p, n = parse(ffi, lib, stream)
+    got = [(m.hdr.msg_type, m.hdr.seq, m.hdr.t_us) for m in msgs]
+    want, wc = _python_decode(stream)
+    assert got == want and counters(p) == wc
+    assert got[-1] == (0x10, 4242, 1), "a valid frame after a delimiter must parse"
+    # an untouched frame whose predecessor kept its delimiter always survives
+    safe = sum(1 for i, (op, _, _) in enumerate(ops) if op == "none" and (i == 0 or ops[i - 1][0] != "dropzero"))
+    assert n >= safe + 1
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.binary(max_size=400), min_size=1, max_size=8))
+def test_loopback_survives_arbitrary_bytes(fc, chunks):
+    """Arbitrary bytes into the flight code: no crash, counters only grow, it still answers a good SENSORS."""
+    ffi, lib = fc
+    lb = _loopback(ffi, lib)
+    out = ffi.new("uint8_t[]", 8192)
+    lib.fsw_loopback_drain(lb, out, 8192)
+    prev = counters(lb.fsw.parser)
+    sent = b""
+    for ch in chunks:
+        lib.fsw_loopback_feed(lb, ch, len(ch))
+        sent += ch
+        now = counters(lb.fsw.parser)
+        assert all(now[k] >= prev[k] for k in now)
+        prev = now
+        n = lib.fsw_loopback_drain(lb, out, 8192)
+        _, pc = _python_decode(bytes(ffi.buffer(out, n)))
+        assert sum(pc[k] for k in COUNTERS) == 0  # whatever it answers is well-formed
+    assert lb.tx_overflow == 0
+    good = b"\x00" + sensors_frame(ffi, lib, seq=31337, t_us=777)
+    lib.fsw_loopback_feed(lb, good, len(good))
+    n = lib.fsw_loopback_drain(lb, out, 8192)
+    msgs, p, _ = parse(ffi, lib, bytes(ffi.buffer(out, n)))
+    assert [m.hdr.msg_type for m in msgs][-2:] == [0x11, 0x12]
+    cmd = [m for m in msgs if m.hdr.msg_type == 0x11][-1]
+    assert cmd.body.command.sensors_seq == 31337 and cmd.hdr.t_us == 777
+    tlm = msgs[-1].body.telemetry
+    c = counters(lb.fsw.parser)
+    assert (tlm.rx_crc_errors, tlm.rx_framing_errors, tlm.rx_length_errors, tlm.rx_unknown_msgs) == tuple(
+        min(c[k], 65535) for k in COUNTERS)
+    assert tlm.rx_frames_ok == c["frames_ok"] & 0xFFFF
+
+
+any_f32 = st.floats(width=32, allow_nan=True, allow_infinity=True)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.lists(any_f32, min_size=6, max_size=6), any_f32, u32, u8, u64), min_size=1, max_size=20))
+def test_committed_flight_code_survives_hostile_sensor_values(fc, cycles):
+    """NaN, inf, huge values, odd flags and intervals in SENSORS: COMMAND stays finite and in range."""
+    ffi, lib = fc
+    lb = _loopback(ffi, lib)
+    out = ffi.new("uint8_t[]", 8192)
+    f = encode_frame(ffi, lib, make_msg(ffi, 0x02, 0, 0, {"param_id": 1, "flags": 1, "value": 1737400.0 + 3000.0}))
+    lib.fsw_loopback_feed(lb, f, len(f))
+    lib.fsw_loopback_drain(lb, out, 8192)
+    assert lb.fsw.committed
+    for k, (imu, rng, dt_us, flags, samp) in enumerate(cycles):
+        fields = {"imu_dv_body": imu[:3], "imu_dtheta_body": imu[3:], "imu_dt_us": dt_us, "lrf_range": rng,
+                  "lrf_sample_t_us": samp, "flags": flags}
+        fr = encode_frame(ffi, lib, make_msg(ffi, 0x10, k, 20000 * (k + 1), fields))
+        lib.fsw_loopback_feed(lb, fr, len(fr))
+        n = lib.fsw_loopback_drain(lb, out, 8192)
+        msgs, p, _ = parse(ffi, lib, bytes(ffi.buffer(out, n)))
+        cmd = msgs[0].body.command
+        assert msgs[0].hdr.msg_type == 0x11 and cmd.sensors_seq == k
+        assert 0.0 <= cmd.throttle <= 1.0
+        assert all(math.isfinite(x) for x in cmd.torque_body)
+        assert cmd.mode in (0, 1, 2, 3, 4, 5)
+        assert msgs[1].body.telemetry.lrf_status in (0, 1, 2, 3, 4)
+
+
+# ------------------------------------------------------------ the cffi build
+def _copy_src(tmp_path) -> Path:
+    import shutil
+
+    src = tmp_path / "fw"
+    shutil.copytree(ROOT / "firmware_stub", src, ignore=shutil.ignore_patterns("targets", "*.o", "*.md"))
+    return src
+
+
+def _hello_name(ffi, lib) -> str:
+    lb = _loopback(ffi, lib)
+    msgs = _drain_msgs(ffi, lib, lb)
+    return msg_fields(ffi, msgs[0])["firmware_name"]
+
+
+def test_build_cache_rebuilds_on_source_change(tmp_path, monkeypatch):
+    from harness import fsw_build
+
+    monkeypatch.setenv("FSIL_CACHE_DIR", str(tmp_path / "cache"))
+    src = _copy_src(tmp_path)
+    ffi1, lib1 = fsw_build.load_flight_code(src)
+    assert _hello_name(ffi1, lib1) == "fsil-ref"
+    assert fsw_build.load_flight_code(src)[1] is lib1  # same sources: same module, no rebuild
+    app_h = src / "fsw_app.h"
+    app_h.write_text(app_h.read_text().replace('"fsil-ref"', '"fsil-changed"'))
+    ffi2, lib2 = fsw_build.load_flight_code(src)
+    assert lib2 is not lib1 and _hello_name(ffi2, lib2) == "fsil-changed"
+    built = sorted(p.name for p in (tmp_path / "cache" / "cffi").iterdir())
+    assert len(built) == 2 and all(n.startswith("_fsil_fsw_") for n in built)  # no temp dirs left behind
+
+
+def test_build_compile_error_shows_compiler_output(tmp_path, monkeypatch):
+    from harness import fsw_build
+
+    monkeypatch.setenv("FSIL_CACHE_DIR", str(tmp_path / "cache"))
+    src = _copy_src(tmp_path)
+    nav = src / "fsw_nav.c"
+    nav.write_text(nav.read_text() + "\nstatic int unused_and_broken(void) { return undeclared_symbol_xyz; }\n")
+    with pytest.raises(fsw_build.FlightCodeBuildError) as ei:
+        fsw_build.load_flight_code(src)
+    assert "undeclared_symbol_xyz" in str(ei.value) and "fsw_nav.c" in str(ei.value)
+    assert not list((tmp_path / "cache" / "cffi").glob("*.so"))
+
+
+def test_build_concurrent_processes_share_the_cache(tmp_path):
+    import os
+    import subprocess
+
+    env = dict(os.environ, FSIL_CACHE_DIR=str(tmp_path / "cache"), PYTHONPATH=str(ROOT))
+    src = _copy_src(tmp_path)
+    code = ("import sys; from harness.fsw_build import load_flight_code; "
+            "ffi, lib = load_flight_code(sys.argv[1]); print(lib.fsw_crc16(b'123456789', 9))")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(src)], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, outs
+    assert [o[0].strip() for o in outs] == [str(0x29B1)] * 4
+    entries = list((tmp_path / "cache" / "cffi").iterdir())
+    assert len(entries) == 1 and entries[0].is_file()
