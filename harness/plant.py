@@ -187,6 +187,9 @@ class Plant:
                       ((f * g - d * i) / det, (a * i - c * g) / det, (c * d - a * f) / det),
                       ((d * h - e * g) / det, (b * g - a * h) / det, (a * e - b * d) / det))
         self._inertia_mass = m
+        self._diag = (b == 0.0 and c == 0.0 and d == 0.0 and f == 0.0 and g == 0.0 and h == 0.0)
+        # principal-axis Euler coefficients: dw_x = (tau_x + (I_yy - I_zz) w_y w_z) / I_xx ...
+        self._eul = (e - i, i - a, a - e, 1.0 / a, 1.0 / e, 1.0 / i)
 
     @property
     def inertia_body(self):
@@ -365,6 +368,8 @@ class Plant:
         cx, cy, cz = self._tq_per_n
         (I00, I01, I02), (I10, I11, I12), (I20, I21, I22) = self._I
         (J00, J01, J02), (J10, J11, J12), (J20, J21, J22) = self._Iinv
+        diag = self._diag
+        ex, ey, ez, ix, iy, iz = self._eul
         tx, ty, tz = tau
         ve = self._ve
         lv = self._lever
@@ -412,9 +417,12 @@ class Plant:
         q1x = 0.5 * (qw * wx + qy * wz - qz * wy)
         q1y = 0.5 * (qw * wy - qx * wz + qz * wx)
         q1z = 0.5 * (qw * wz + qx * wy - qy * wx)
-        hx = I00 * wx + I01 * wy + I02 * wz; hy = I10 * wx + I11 * wy + I12 * wz; hz = I20 * wx + I21 * wy + I22 * wz
-        mx = mxa - (wy * hz - wz * hy); my = mya - (wz * hx - wx * hz); mz = mza - (wx * hy - wy * hx)
-        w1x = J00 * mx + J01 * my + J02 * mz; w1y = J10 * mx + J11 * my + J12 * mz; w1z = J20 * mx + J21 * my + J22 * mz
+        if diag:
+            w1x = (mxa + ex * wy * wz) * ix; w1y = (mya + ey * wz * wx) * iy; w1z = (mza + ez * wx * wy) * iz
+        else:
+            hx = I00 * wx + I01 * wy + I02 * wz; hy = I10 * wx + I11 * wy + I12 * wz; hz = I20 * wx + I21 * wy + I22 * wz
+            mx = mxa - (wy * hz - wz * hy); my = mya - (wz * hx - wx * hz); mz = mza - (wx * hy - wy * hx)
+            w1x = J00 * mx + J01 * my + J02 * mz; w1y = J10 * mx + J11 * my + J12 * mz; w1z = J20 * mx + J21 * my + J22 * mz
 
         # ---- stage 2 (t + h, state + h k1)
         Rx = rx + h * vx; Ry = ry + h * vy; Rz = rz + h * vz
@@ -432,9 +440,12 @@ class Plant:
         q2x = 0.5 * (Qw * Wx + Qy * Wz - Qz * Wy)
         q2y = 0.5 * (Qw * Wy - Qx * Wz + Qz * Wx)
         q2z = 0.5 * (Qw * Wz + Qx * Wy - Qy * Wx)
-        hx = I00 * Wx + I01 * Wy + I02 * Wz; hy = I10 * Wx + I11 * Wy + I12 * Wz; hz = I20 * Wx + I21 * Wy + I22 * Wz
-        mx = mxm - (Wy * hz - Wz * hy); my = mym - (Wz * hx - Wx * hz); mz = mzm - (Wx * hy - Wy * hx)
-        w2x = J00 * mx + J01 * my + J02 * mz; w2y = J10 * mx + J11 * my + J12 * mz; w2z = J20 * mx + J21 * my + J22 * mz
+        if diag:
+            w2x = (mxm + ex * Wy * Wz) * ix; w2y = (mym + ey * Wz * Wx) * iy; w2z = (mzm + ez * Wx * Wy) * iz
+        else:
+            hx = I00 * Wx + I01 * Wy + I02 * Wz; hy = I10 * Wx + I11 * Wy + I12 * Wz; hz = I20 * Wx + I21 * Wy + I22 * Wz
+            mx = mxm - (Wy * hz - Wz * hy); my = mym - (Wz * hx - Wx * hz); mz = mzm - (Wx * hy - Wy * hx)
+            w2x = J00 * mx + J01 * my + J02 * mz; w2y = J10 * mx + J11 * my + J12 * mz; w2z = J20 * mx + J21 * my + J22 * mz
         v2x, v2y, v2z = Vx, Vy, Vz
         W2x, W2y, W2z = Wx, Wy, Wz
 
@@ -453,9 +464,12 @@ class Plant:
         q3x = 0.5 * (Qw * Wx + Qy * Wz - Qz * Wy)
         q3y = 0.5 * (Qw * Wy - Qx * Wz + Qz * Wx)
         q3z = 0.5 * (Qw * Wz + Qx * Wy - Qy * Wx)
-        hx = I00 * Wx + I01 * Wy + I02 * Wz; hy = I10 * Wx + I11 * Wy + I12 * Wz; hz = I20 * Wx + I21 * Wy + I22 * Wz
-        mx = mxm - (Wy * hz - Wz * hy); my = mym - (Wz * hx - Wx * hz); mz = mzm - (Wx * hy - Wy * hx)
-        w3x = J00 * mx + J01 * my + J02 * mz; w3y = J10 * mx + J11 * my + J12 * mz; w3z = J20 * mx + J21 * my + J22 * mz
+        if diag:
+            w3x = (mxm + ex * Wy * Wz) * ix; w3y = (mym + ey * Wz * Wx) * iy; w3z = (mzm + ez * Wx * Wy) * iz
+        else:
+            hx = I00 * Wx + I01 * Wy + I02 * Wz; hy = I10 * Wx + I11 * Wy + I12 * Wz; hz = I20 * Wx + I21 * Wy + I22 * Wz
+            mx = mxm - (Wy * hz - Wz * hy); my = mym - (Wz * hx - Wx * hz); mz = mzm - (Wx * hy - Wy * hx)
+            w3x = J00 * mx + J01 * my + J02 * mz; w3y = J10 * mx + J11 * my + J12 * mz; w3z = J20 * mx + J21 * my + J22 * mz
         v3x, v3y, v3z = Vx, Vy, Vz
         W3x, W3y, W3z = Wx, Wy, Wz
 
@@ -475,9 +489,12 @@ class Plant:
         q4x = 0.5 * (Qw * Wx + Qy * Wz - Qz * Wy)
         q4y = 0.5 * (Qw * Wy - Qx * Wz + Qz * Wx)
         q4z = 0.5 * (Qw * Wz + Qx * Wy - Qy * Wx)
-        hx = I00 * Wx + I01 * Wy + I02 * Wz; hy = I10 * Wx + I11 * Wy + I12 * Wz; hz = I20 * Wx + I21 * Wy + I22 * Wz
-        mx = mxb - (Wy * hz - Wz * hy); my = myb - (Wz * hx - Wx * hz); mz = mzb - (Wx * hy - Wy * hx)
-        w4x = J00 * mx + J01 * my + J02 * mz; w4y = J10 * mx + J11 * my + J12 * mz; w4z = J20 * mx + J21 * my + J22 * mz
+        if diag:
+            w4x = (mxb + ex * Wy * Wz) * ix; w4y = (myb + ey * Wz * Wx) * iy; w4z = (mzb + ez * Wx * Wy) * iz
+        else:
+            hx = I00 * Wx + I01 * Wy + I02 * Wz; hy = I10 * Wx + I11 * Wy + I12 * Wz; hz = I20 * Wx + I21 * Wy + I22 * Wz
+            mx = mxb - (Wy * hz - Wz * hy); my = myb - (Wz * hx - Wx * hz); mz = mzb - (Wx * hy - Wy * hx)
+            w4x = J00 * mx + J01 * my + J02 * mz; w4y = J10 * mx + J11 * my + J12 * mz; w4z = J20 * mx + J21 * my + J22 * mz
 
         c = dt / 6.0
         nrx = rx + c * (vx + 2.0 * (v2x + v3x) + Vx)

@@ -216,10 +216,10 @@ class HeightField:
         """First intersection of the ray with the terrain (m along the ray), or None.
 
         Method: skip to the sphere R + max height; then march with steps
-        bounded by the clearance over a Lipschitz bound of the surface (a
-        step never passes through terrain), accelerated by a capped secant
-        (Newton) estimate; an overshoot is bracketed and refined by
-        Illinois regula falsi to ``tol_m``.
+        bounded by the clearance over a Lipschitz bound of the surface (such
+        a step never passes through terrain), but at least a quarter grid
+        cell; the first sample below the surface brackets the crossing,
+        which Illinois regula falsi refines to ``tol_m``.
         """
         ox, oy, oz = origin_mci
         dx, dy, dz = _unit(dir_mci)
@@ -257,6 +257,11 @@ class HeightField:
         marg = min(1.0, span / R + 1e-6)
         S = self.max_slope
         L = min(1.0 + S, cth + S * sth + marg * (1.0 + S))
+        # Near the surface, safe steps shrink geometrically; below min_step
+        # (a quarter cell along the ray) march at min_step and bracket the
+        # crossing instead: features thinner than that can be stepped over by
+        # grazing rays only.
+        min_step = 0.25 * min(self.d_east_m, self.d_north_m)
         t = t0
         self.last_iterations = 0
         for it in range(100000):
@@ -264,6 +269,8 @@ class HeightField:
                 self.last_iterations = it
                 return t if t <= max_range_m else None
             step = g / L
+            if step < min_step:
+                step = min_step
             tn = t + step
             if tn > t_end:
                 # last look at the end point
@@ -271,8 +278,10 @@ class HeightField:
                     return None
                 tn = t_end
                 gn = clearance(tn)
-                if gn > 0.0:
+                if gn >= tol_m:
                     return None
+                if gn > 0.0:   # the bottom sphere itself is the surface here
+                    return tn if tn <= max_range_m else None
             else:
                 gn = clearance(tn)
             if gn <= 0.0:

@@ -184,27 +184,39 @@ class Imu:
             fz += wx * ay - wy * ax
         ka, kg, ba, bg = self._ka, self._kg, self.accel_bias, self.gyro_bias
         asat, gsat = c.accel_saturation_mps2, c.gyro_saturation_rad_s
+        ax = ka[0] * fx + ba[0]
+        ay = ka[1] * fy + ba[1]
+        az = ka[2] * fz + ba[2]
+        gx = kg[0] * wx + bg[0]
+        gy = kg[1] * wy + bg[1]
+        gz = kg[2] * wz + bg[2]
+        if not (-asat <= ax <= asat and -asat <= ay <= asat and -asat <= az <= asat):
+            ax = max(-asat, min(asat, ax))
+            ay = max(-asat, min(asat, ay))
+            az = max(-asat, min(asat, az))
+        if not (-gsat <= gx <= gsat and -gsat <= gy <= gsat and -gsat <= gz <= gsat):
+            gx = max(-gsat, min(gsat, gx))
+            gy = max(-gsat, min(gsat, gy))
+            gz = max(-gsat, min(gsat, gz))
         dv, dth = self._dv, self._dth
         if self._noisy:
             n = self._normals6()
             sq = math.sqrt(dt)
             sa = c.accel_noise_density * sq
             sg = c.gyro_noise_density * sq
+            dv[0] += ax * dt + sa * n[0]
+            dv[1] += ay * dt + sa * n[1]
+            dv[2] += az * dt + sa * n[2]
+            dth[0] += gx * dt + sg * n[3]
+            dth[1] += gy * dt + sg * n[4]
+            dth[2] += gz * dt + sg * n[5]
         else:
-            n = None
-        f = (fx, fy, fz)
-        w = (wx, wy, wz)
-        for i in range(3):
-            a = ka[i] * f[i] + ba[i]
-            a = asat if a > asat else (-asat if a < -asat else a)
-            g = kg[i] * w[i] + bg[i]
-            g = gsat if g > gsat else (-gsat if g < -gsat else g)
-            if n is not None:
-                dv[i] += a * dt + sa * n[i]
-                dth[i] += g * dt + sg * n[3 + i]
-            else:
-                dv[i] += a * dt
-                dth[i] += g * dt
+            dv[0] += ax * dt
+            dv[1] += ay * dt
+            dv[2] += az * dt
+            dth[0] += gx * dt
+            dth[1] += gy * dt
+            dth[2] += gz * dt
         self._dt += dt
 
     def accumulate_from_plant(self, plant) -> None:
