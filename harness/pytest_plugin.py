@@ -23,6 +23,25 @@ def pytest_addoption(parser):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "rigs(*names): run this test only on these rigs")
+    config.addinivalue_line("markers", "requires(*capabilities): skip on rigs without these capabilities "
+                                       "(e.g. hardware, deterministic, cortex-m4)")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Give each rig-parametrised test the rig's pytest-timeout default (unless it sets its own)."""
+    from harness.rigs import load_rig
+
+    specs = {}
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is None or "rig_name" not in callspec.params or item.get_closest_marker("timeout"):
+            continue
+        name = callspec.params["rig_name"]
+        try:
+            spec = specs.setdefault(name, load_rig(name))
+        except Exception:
+            continue  # reported when the test runs
+        item.add_marker(pytest.mark.timeout(spec.test_timeout_s))
 
 
 def _selected_rigs(config) -> list[str]:
@@ -45,6 +64,25 @@ def rig_name(request):
 
 
 @pytest.fixture
+def rig(request, rig_name):
+    """The RigSpec of the rig under test. Skips, naming what is missing, when the rig cannot run
+    here (a tool such as qemu-system-arm absent, a board not plugged in), or when the test needs
+    a capability the rig lacks (``@pytest.mark.requires("hardware")``)."""
+    from harness.rigs import load_rig
+
+    spec = load_rig(rig_name)
+    marker = request.node.get_closest_marker("requires")
+    if marker:
+        lacking = [c for c in marker.args if c not in spec.capabilities]
+        if lacking:
+            pytest.skip(f"rig {spec.name} lacks capability {', '.join(lacking)}")
+    missing = spec.requirements()
+    if missing:
+        pytest.skip(f"rig {spec.name} cannot run here: missing {'; '.join(missing)}")
+    return spec
+
+
+@pytest.fixture
 def artifacts_dir(request) -> Path:
     """This test's artefact folder (created on first use)."""
     base = Path(request.config.getoption("--fsil-artifacts"))
@@ -55,21 +93,19 @@ def artifacts_dir(request) -> Path:
 
 
 @pytest.fixture
-def fly(request, rig_name, artifacts_dir):
+def fly(request, rig, artifacts_dir):
     """``fly(scenario) -> FlightResult``: bring the rig up, fly, take it down, keep artefacts.
 
     Every flight in a test gets a subfolder named after its scenario. On test failure the
     descent plot with the verdict is written next to the telemetry.
     """
     from harness.rigs import open_rig
-    from harness.runner import fly as fly_scenario
 
     results = []
 
     def _fly(scenario, **kwargs):
-        with open_rig(rig_name) as rig:
-            res = fly_scenario(scenario, rig.transport, rig=rig.name,
-                               artifacts=artifacts_dir / scenario.name, **kwargs)
+        with open_rig(rig) as up:
+            res = up.fly(scenario, artifacts=artifacts_dir / scenario.name, **kwargs)
         if not results:
             request.node.user_properties.append(("fsil_rig", res.rig))
             request.node.user_properties.append(("fsil_firmware", res.firmware))

@@ -312,6 +312,8 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
                 break
     except (LinkError, TransportError) as exc:
         outcome, error = "link-failure", f"{type(exc).__name__}: {exc}"
+        if transport.diagnose is not None:
+            error += f" [{transport.diagnose()}]"
     finally:
         link.close()
     tm = {c: np.asarray(cols[c], dtype=float) for c in COLUMNS}
@@ -329,6 +331,7 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
                     "round_trip_p99_s": float(np.percentile(rt, 99)) if rt.size else math.nan,
                     "bytes_tx": log.bytes_tx, "bytes_rx": log.bytes_rx},
         wall_time_s=time.perf_counter() - wall0, error=error, thrust_max_n=lander.thrust_max_n,
+        notes=faults.report(),
     )
     if folder:
         result.save(folder)

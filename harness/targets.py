@@ -359,6 +359,35 @@ def start_host_program(tty_path: str | os.PathLike, *, exe: Path | str | None = 
                            f"stderr:\n{_read_stderr(proc)}")
 
 
+def start_host_program_pty(*, exe: Path | str | None = None, src_dir: Path | str | None = None,
+                           timeout_s: float = 5.0) -> tuple[subprocess.Popen, str]:
+    """Start ``fsw_host --pty``: the program creates a pseudo-terminal (as QEMU's ``-serial pty``
+    does) and the harness opens its slave path with pyserial like any serial device.
+
+    Returns ``(process, slave_path)``. When the program dies, reads on the slave report the
+    hangup. Diagnostics go to ``proc.stderr_path``.
+    """
+    exe = Path(exe) if exe else build_host_program(src_dir)
+    fd, stderr_path = tempfile.mkstemp(prefix="fsw_host-", suffix=".stderr")
+    os.close(fd)
+    with open(stderr_path, "wb") as err:
+        proc = subprocess.Popen([str(exe), "--pty"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=err)
+    proc.stderr_path = stderr_path  # type: ignore[attr-defined]
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        m = re.search(r"fsw_host: pty (\S+)", Path(stderr_path).read_text(errors="replace"))
+        if m:
+            return proc, m.group(1)
+        if proc.poll() is not None:
+            raise TargetStartError(f"host flight program --pty: {describe_exit(proc)}; "
+                                   f"stderr:\n{_read_stderr(proc)}")
+        time.sleep(0.005)
+    stop_process(proc)
+    raise TargetStartError(f"host flight program printed no pty path within {timeout_s} s; "
+                           f"stderr:\n{_read_stderr(proc)}")
+
+
 def stop_process(proc: subprocess.Popen, timeout: float = 3.0) -> None:
     """SIGTERM, then SIGKILL after ``timeout``; reaps the process. Idempotent."""
     if proc.poll() is None:

@@ -23,6 +23,8 @@ class Transport(abc.ABC):
 
     name: str = "transport"
     synchronous: bool = False
+    #: set by the rig: ``() -> str`` saying what became of the far end (process exit status, ...)
+    diagnose = None
 
     @abc.abstractmethod
     def write(self, data: bytes) -> None:

@@ -1,6 +1,7 @@
 """Serial transports through pyserial's ``serial_for_url``: tty paths, ptys, socket://, rfc2217://."""
 from __future__ import annotations
 
+import select
 import socket
 
 import serial
@@ -34,6 +35,21 @@ class SerialTransport(Transport):
         if isinstance(sock, socket.socket) and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
+    @classmethod
+    def from_port(cls, port, name: str | None = None) -> "SerialTransport":
+        """Wrap an already open pyserial port (e.g. the one that saw QEMU's boot banner)."""
+        self = cls.__new__(cls)
+        self.port = port
+        self.name = name or port.name or "serial"
+        port.timeout = 0
+        sock = getattr(port, "_socket", None)
+        if isinstance(sock, socket.socket) and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return self
+
+    def describe(self) -> str:
+        return self.name
+
     def write(self, data: bytes) -> None:
         try:
             self.port.write(data)
@@ -41,19 +57,39 @@ class SerialTransport(Transport):
             raise TransportClosed(f"{self.name}: write failed, device gone? ({exc})") from exc
 
     def read(self, timeout_s: float = 0.0) -> bytes:
+        """Wait up to ``timeout_s`` for the first byte, then return everything that is there.
+
+        Waits with select() on the tty fd or socket (pyserial's ``read(n)`` blocks for all n
+        bytes, and changing its ``timeout`` reconfigures the tty on every call).
+        """
         try:
-            waiting = self.port.in_waiting
-            if waiting:
-                return self.port.read(waiting)
-            self.port.timeout = timeout_s
-            first = self.port.read(1)
-            if not first:
+            sock = getattr(self.port, "_socket", None)
+            waitable = sock if sock is not None else self._fileno()
+            if waitable is None:  # rfc2217://, loop://: no fd to select on
+                self.port.timeout = timeout_s
+                first = self.port.read(1)
+                more = self.port.in_waiting if first else 0
+                return first + self.port.read(more) if more else first
+            ready, _, _ = select.select([waitable], [], [], timeout_s)
+            if not ready:
                 return b""
-            more = self.port.in_waiting
-            return first + self.port.read(more) if more else first
+            if sock is not None:
+                data = sock.recv(65536)
+                if not data:
+                    raise TransportClosed(f"{self.name}: connection closed by the other end")
+                return data
+            return self.port.read(self.port.in_waiting or 1)
+        except TransportClosed:
+            raise
         except (serial.SerialException, OSError) as exc:
             raise TransportClosed(f"{self.name}: read failed, the other end closed or the device vanished "
                                   f"({exc})") from exc
+
+    def _fileno(self):
+        try:
+            return self.port.fileno()
+        except (AttributeError, NotImplementedError, serial.SerialException, OSError):
+            return None
 
     def close(self) -> None:
         try:

@@ -3,6 +3,8 @@
  *
  *   fsw_host [--baud N] [--quiet] TTY     (a pty slave or a serial device)
  *   fsw_host --stdio                      (frames on stdin/stdout)
+ *   fsw_host --pty                        (creates a pty, prints "fsw_host: pty PATH" on
+ *                                          stderr; the harness opens PATH like a serial port)
  *
  * Only protocol frames are written to the serial line; diagnostics go to
  * stderr. Exit status: 0 after end of file, hangup or SIGTERM/SIGINT (the
@@ -34,6 +36,7 @@ static void usage(void)
     fprintf(stderr,
             "usage: fsw_host [--baud N] [--quiet] TTY\n"
             "       fsw_host [--quiet] --stdio\n"
+            "       fsw_host [--quiet] --pty\n"
             "Runs the flight code on a tty (pty slave or serial device) speaking\n"
             "link protocol v1; diagnostics on stderr.\n");
 }
@@ -45,13 +48,16 @@ int main(int argc, char **argv)
     fsw_hal_t hal;
     const char *path = NULL;
     long baud = 0;
-    int use_stdio = 0, quiet = 0, i, status = 0;
+    int use_stdio = 0, use_pty = 0, quiet = 0, i, status = 0;
+    char pty_path[128];
     struct sigaction sa;
     uint8_t buf[512];
 
     for (i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--stdio") == 0) {
             use_stdio = 1;
+        } else if (strcmp(argv[i], "--pty") == 0) {
+            use_pty = 1;
         } else if (strcmp(argv[i], "--quiet") == 0) {
             quiet = 1;
         } else if (strcmp(argv[i], "--baud") == 0 && i + 1 < argc) {
@@ -71,7 +77,7 @@ int main(int argc, char **argv)
             path = argv[i];
         }
     }
-    if (use_stdio == (path != NULL)) {
+    if (use_stdio + use_pty + (path != NULL) != 1) {
         usage();
         return 2;
     }
@@ -84,7 +90,13 @@ int main(int argc, char **argv)
     sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN); /* a closed pipe shows up as EPIPE from write() */
 
-    if (use_stdio) {
+    if (use_pty) {
+        if (posix_serial_open_pty(&ser, pty_path, sizeof pty_path) != 0)
+            return 1;
+        path = pty_path;
+        fprintf(stderr, "fsw_host: pty %s\n", pty_path); /* the harness waits for this line */
+        fflush(stderr);
+    } else if (use_stdio) {
         path = "stdio";
         if (posix_serial_open_stdio(&ser) != 0)
             return 1;

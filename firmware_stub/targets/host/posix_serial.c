@@ -4,12 +4,16 @@
 #if !defined(_DEFAULT_SOURCE)
 #define _DEFAULT_SOURCE 1 /* cfmakeraw, cfsetspeed and the B* rates above 38400 */
 #endif
+#if !defined(_XOPEN_SOURCE)
+#define _XOPEN_SOURCE 600 /* posix_openpt, grantpt, unlockpt, ptsname */
+#endif
 
 #include "posix_serial.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <termios.h>
 #include <time.h>
@@ -69,6 +73,7 @@ int posix_serial_open(posix_serial_t *s, const char *path, long baud)
     int fd;
     memset(s, 0, sizeof *s);
     s->rx_fd = s->tx_fd = -1;
+    s->pty_slave_fd = -1;
     do {
         fd = open(path, O_RDWR | O_NOCTTY);
     } while (fd < 0 && errno == EINTR);
@@ -91,9 +96,40 @@ int posix_serial_open(posix_serial_t *s, const char *path, long baud)
     return 0;
 }
 
+int posix_serial_open_pty(posix_serial_t *s, char *slave_path, size_t slave_path_len)
+{
+    const char *name;
+    int master;
+    memset(s, 0, sizeof *s);
+    s->pty_slave_fd = -1;
+    master = posix_openpt(O_RDWR | O_NOCTTY);
+    if (master < 0 || grantpt(master) != 0 || unlockpt(master) != 0 || (name = ptsname(master)) == NULL) {
+        fprintf(stderr, "fsw_host: cannot create a pseudo-terminal: %s\n", strerror(errno));
+        if (master >= 0)
+            close(master);
+        return -1;
+    }
+    if (strlen(name) + 1 > slave_path_len) {
+        fprintf(stderr, "fsw_host: pty path too long: %s\n", name);
+        close(master);
+        return -1;
+    }
+    strcpy(slave_path, name);
+    s->pty_slave_fd = open(slave_path, O_RDWR | O_NOCTTY);
+    if (s->pty_slave_fd < 0 || make_raw(s->pty_slave_fd, slave_path, 0) != 0) {
+        fprintf(stderr, "fsw_host: cannot open %s: %s\n", slave_path, strerror(errno));
+        close(master);
+        return -1;
+    }
+    s->rx_fd = s->tx_fd = master;
+    s->owns_fd = 1;
+    return 0;
+}
+
 int posix_serial_open_stdio(posix_serial_t *s)
 {
     memset(s, 0, sizeof *s);
+    s->pty_slave_fd = -1;
     s->rx_fd = STDIN_FILENO;
     s->tx_fd = STDOUT_FILENO;
     if (isatty(s->rx_fd) && make_raw(s->rx_fd, "stdin", 0) != 0)
@@ -107,6 +143,10 @@ void posix_serial_close(posix_serial_t *s)
 {
     if (s->owns_fd && s->rx_fd >= 0) {
         close(s->rx_fd);
+    }
+    if (s->pty_slave_fd >= 0) {
+        close(s->pty_slave_fd);
+        s->pty_slave_fd = -1;
     }
     s->rx_fd = s->tx_fd = -1;
     s->owns_fd = 0;
