@@ -41,6 +41,9 @@ void fsw_nav_configure(fsw_nav_t *nav, const fsw_params_t *p)
         c->bore_body[1] = 0.0f;
         c->bore_body[2] = -1.0f;
     }
+    c->lrf_pos_body[0] = (float)p->LRF_POS_X;
+    c->lrf_pos_body[1] = (float)p->LRF_POS_Y;
+    c->lrf_pos_body[2] = (float)p->LRF_POS_Z;
     c->cos_max_offnadir = (float)fsw_cos_small(p->LRF_MAX_OFFNADIR);
     c->pad_ = 0;
 }
@@ -181,7 +184,7 @@ void fsw_nav_lrf_invalid(fsw_nav_t *nav)
 uint8_t fsw_nav_lrf_update(fsw_nav_t *nav, float range, float latency_s)
 {
     const fsw_nav_cfg_t *c = &nav->cfg;
-    float up[3], b_mci[3], cosn, z, h, vr, pred, y, rr, s, gate, hp0, hp1, k0, k1, lat;
+    float up[3], b_mci[3], p_mci[3], cosn, z, h, vr, pred, y, rr, s, gate, hp0, hp1, k0, k1, lat;
 
     if (!(range > 0.0f) || !(range < 1.0e7f)) {
         fsw_nav_lrf_invalid(nav);
@@ -197,7 +200,9 @@ uint8_t fsw_nav_lrf_update(fsw_nav_t *nav, float range, float latency_s)
         fsw_nav_lrf_invalid(nav);   /* geometry unusable: treated as invalid */
         return nav->lrf_status;
     }
-    z = range * cosn;
+    /* Height of the centre of mass: LRF height minus the lever arm's vertical component. */
+    fsw_qrotf(nav->q, c->lrf_pos_body, p_mci);
+    z = range * cosn - fsw_dot3f(p_mci, up);
 
     /* Predicted height at the sample time: h(t) - vr * latency. H = [1, -lat]. */
     h = (float)fsw_nav_alt(nav);

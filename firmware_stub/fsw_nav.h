@@ -8,7 +8,8 @@
  *
  * Altitude h = |r| - |SITE_R|. A 2-state Kalman filter (radial position,
  * radial velocity) carries the covariance; LRF updates correct r and v along
- * the local vertical u = r/|r|. See docs/flight-code.md for the gate policy.
+ * the local vertical u = r/|r|. r is the centre of mass: the LRF's lever arm
+ * (LRF_POS_*) is removed from each measurement. See docs/flight-code.md.
  */
 #ifndef FSW_NAV_H
 #define FSW_NAV_H
@@ -27,6 +28,7 @@ typedef struct fsw_nav_cfg {
     float  gate_min;        /* m */
     float  reacq_tol;       /* m */
     float  bore_body[3];    /* unit vector, body */
+    float  lrf_pos_body[3]; /* m, LRF position relative to the centre of mass, body */
     float  cos_max_offnadir;
     uint16_t reacq_n;
     uint8_t  gate_policy;   /* 0 latch-out, 1 reacquire */

@@ -215,7 +215,7 @@ int fsw_param_get(const fsw_params_t *p, uint16_t id, double *value);
 /* navigation */
 typedef struct fsw_nav_cfg {
     double gm; double site_radius; float acc_psd; float lrf_sigma; float lrf_sigma_rel; float gate_nsigma;
-    float gate_min; float reacq_tol; float bore_body[3]; float cos_max_offnadir; uint16_t reacq_n;
+    float gate_min; float reacq_tol; float bore_body[3]; float lrf_pos_body[3]; float cos_max_offnadir; uint16_t reacq_n;
     uint8_t gate_policy; ...;
 } fsw_nav_cfg_t;
 typedef struct fsw_nav {

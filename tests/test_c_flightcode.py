@@ -55,6 +55,7 @@ class Nav:
 
     def __init__(self, ffi, lib, h0, vr0=0.0, h_err=0.0, **over):
         self.ffi, self.lib = ffi, lib
+        over = {"LRF_POS_X": 0.0, "LRF_POS_Y": 0.0, "LRF_POS_Z": 0.0, **over}  # LRF at the centre of mass
         p = params(ffi, lib, NAV_R0_X=R_MOON + h0 + h_err, NAV_V0_X=vr0, NAV_Q0_W=Q_UP[0], NAV_Q0_Y=Q_UP[2], **over)
         self.nav = ffi.new("fsw_nav_t *")
         lib.fsw_nav_reset(self.nav, p)
@@ -233,7 +234,8 @@ def test_lrf_slant_range_uses_boresight_off_nadir_angle(fc):
     w, x, y, z = Q_UP
     # q = Q_UP (x) qt
     q = (w * qt[0] - y * qt[2], x * qt[0] + z * qt[2], w * qt[2] + y * qt[0], z * qt[0] - x * qt[2])
-    p = params(ffi, lib, NAV_R0_X=R_MOON + 500.0, NAV_Q0_W=q[0], NAV_Q0_X=q[1], NAV_Q0_Y=q[2], NAV_Q0_Z=q[3])
+    p = params(ffi, lib, NAV_R0_X=R_MOON + 500.0, NAV_Q0_W=q[0], NAV_Q0_X=q[1], NAV_Q0_Y=q[2], NAV_Q0_Z=q[3],
+               LRF_POS_X=0.0, LRF_POS_Z=0.0)
     nav = ffi.new("fsw_nav_t *")
     lib.fsw_nav_reset(nav, p)
     assert lib.fsw_nav_lrf_update(nav, 500.0 / math.cos(tilt), 0.0) == LRF_ACCEPTED
@@ -243,6 +245,16 @@ def test_lrf_slant_range_uses_boresight_off_nadir_angle(fc):
                 NAV_Q0_Y=q[2], NAV_Q0_Z=q[3])
     lib.fsw_nav_reset(nav, p2)
     assert lib.fsw_nav_lrf_update(nav, 500.0 / math.cos(tilt), 0.0) == LRF_INVALID
+
+
+def test_lrf_lever_arm_is_removed(fc):
+    ffi, lib = fc
+    # default mounting (reference lander): 0.6 m below the centre of mass, boresight -z
+    p = params(ffi, lib, NAV_R0_X=R_MOON + 100.0, NAV_Q0_W=Q_UP[0], NAV_Q0_Y=Q_UP[2])
+    nav = ffi.new("fsw_nav_t *")
+    lib.fsw_nav_reset(nav, p)
+    assert lib.fsw_nav_lrf_update(nav, 100.0 - 0.6, 0.0) == LRF_ACCEPTED  # the LRF sees 0.6 m less
+    assert nav.lrf_meas_alt == pytest.approx(100.0, abs=1e-3) and abs(nav.lrf_innovation) < 1e-3
 
 
 # ========================================================== guidance (e)
@@ -418,11 +430,13 @@ class MiniPlant:
     def height(self):
         return float(np.linalg.norm(self.r)) - R_MOON
 
+    LRF_POS = np.array([0.5, 0.0, -0.6])  # body, relative to the centre of mass (reference lander)
+
     def slant_range(self):
         up = self.r / np.linalg.norm(self.r)
         b = qrot(self.q, np.array([0.0, 0.0, -1.0]))
         c = -float(b @ up)
-        h = self.height() - self.terrain(self.t)
+        h = self.height() + float(qrot(self.q, self.LRF_POS) @ up) - self.terrain(self.t)
         return h / c if c > 0.05 else float("inf")
 
     def advance(self, throttle, torque, engine_on, dt=0.02, n=4):
