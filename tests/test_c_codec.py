@@ -711,8 +711,10 @@ def test_build_cache_rebuilds_on_source_change(tmp_path, monkeypatch):
     app_h.write_text(app_h.read_text().replace('"fsil-ref"', '"fsil-changed"'))
     ffi2, lib2 = fsw_build.load_flight_code(src)
     assert lib2 is not lib1 and _hello_name(ffi2, lib2) == "fsil-changed"
-    built = sorted(p.name for p in (tmp_path / "cache" / "cffi").iterdir())
-    assert len(built) == 2 and all(n.startswith("_fsil_fsw_") for n in built)  # no temp dirs left behind
+    # (the unchanged copy may have been served from this process's already-loaded module:
+    # the key is content-addressed) the changed one was built into the new cache, no temp dirs left
+    built = sorted(p for p in (tmp_path / "cache" / "cffi").iterdir())
+    assert 1 <= len(built) <= 2 and all(p.is_file() and p.name.startswith("_fsil_fsw_") for p in built)
 
 
 def test_build_compile_error_shows_compiler_output(tmp_path, monkeypatch):
