@@ -160,6 +160,8 @@ class Plant:
         self._state = state0.replace(q_mci_body=q,
                                      mass_kg=L.dry_mass_kg + state0.propellant_kg + state0.rcs_propellant_kg)
         self.touchdown_state: PlantState | None = None
+        self._agl_state = None
+        self._agl = 0.0
         self.flameout = False
         self._set_inertia(self._state.mass_kg)
         # step-mean body specific force and rate (what an IMU integrates)
@@ -204,7 +206,13 @@ class Plant:
 
     def altitude_agl(self, state: PlantState | None = None) -> float:
         """Height (m) of the centre of mass above the terrain directly below it."""
-        s = self._state if state is None else state
+        if state is None:
+            if self._agl_state is self._state:
+                return self._agl
+            h = self.altitude_agl(self._state)
+            self._agl_state, self._agl = self._state, h
+            return h
+        s = state
         if self.moon_rotation:
             self.terrain.t_s = s.t_s
         x, y, z = s.r_mci
@@ -283,7 +291,9 @@ class Plant:
         if h1 <= 0.0:
             s1, fmean, wmean = self._to_contact(s0, dt, fprof, tau, h1, s1)
             self.touchdown_state = s1
+            h1 = self.altitude_agl(s1)
         self._state = s1
+        self._agl_state, self._agl = s1, h1
         if self.moon_rotation:
             self.terrain.t_s = s1.t_s
         self._mean_f_body = fmean

@@ -150,12 +150,53 @@ class HeightField:
         ge = np.abs(np.diff(zp, axis=1)).max() / self.d_east_m
         gn = np.abs(np.diff(zp, axis=0)).max() / self.d_north_m
         self.max_slope = float(math.hypot(ge, gn))
+        self._build_slope_tiles(zp)
         self._flat = memoryview(z.reshape(-1))
         self._inv_de = 1.0 / self.d_east_m
         self._inv_dn = 1.0 / self.d_north_m
         s = self.site
         self._E, self._N = s.east_mci, s.north_mci
         self._R = s.radius_m
+
+    _TILE = 16  # cells per slope tile
+
+    def _build_slope_tiles(self, zp):
+        """Local Lipschitz bounds for the ray march: for each tile of
+        _TILE x _TILE cells, the largest gradient magnitude of the bilinear
+        surface in that tile *and its 8 neighbours* (so it bounds the slope
+        anywhere within one tile width of a point in the tile). The grid is
+        padded by one ring of base-height nodes; beyond that the surface is
+        flat (slope 0)."""
+        T = self._TILE
+        dxe = np.abs(np.diff(zp, axis=1)) / self.d_east_m      # (ny+2, nx+1)
+        dyn = np.abs(np.diff(zp, axis=0)) / self.d_north_m     # (ny+1, nx+2)
+        cell = np.hypot(np.maximum(dxe[:-1, :], dxe[1:, :]),
+                        np.maximum(dyn[:, :-1], dyn[:, 1:]))  # (ny+1, nx+1), padded cells
+        nty = -(-cell.shape[0] // T)
+        ntx = -(-cell.shape[1] // T)
+        c = np.zeros((nty * T, ntx * T))
+        c[:cell.shape[0], :cell.shape[1]] = cell
+        tiles = c.reshape(nty, T, ntx, T).max(axis=(1, 3))
+        tp = np.pad(tiles, 2)                    # tile (ti, tj) -> tp[ti + 2, tj + 2]
+        nb = np.zeros_like(tp)
+        for a in (-1, 0, 1):
+            for b in (-1, 0, 1):
+                nb = np.maximum(nb, np.roll(np.roll(tp, a, axis=0), b, axis=1))
+        self._slope_tiles = nb.tolist()
+        self._ntiles = (nb.shape[0], nb.shape[1])
+        self._tile_len = T * min(self.d_east_m, self.d_north_m)
+
+    def local_slope(self, east: float, north: float) -> float:
+        """Upper bound of the surface slope within one tile of (east, north)."""
+        ci = int(math.floor((north - self.origin_north_m) * self._inv_dn)) + 1
+        cj = int(math.floor((east - self.origin_east_m) * self._inv_de)) + 1
+        T = self._TILE
+        ti = ci // T + 2
+        tj = cj // T + 2
+        ny, nx = self._ntiles
+        if 0 <= ti < ny and 0 <= tj < nx:
+            return self._slope_tiles[ti][tj]
+        return 0.0
 
     # ---------------------------------------------------------- queries
     @property
@@ -216,10 +257,11 @@ class HeightField:
         """First intersection of the ray with the terrain (m along the ray), or None.
 
         Method: skip to the sphere R + max height; then march with steps
-        bounded by the clearance over a Lipschitz bound of the surface (such
-        a step never passes through terrain), but at least a quarter grid
-        cell; the first sample below the surface brackets the crossing,
-        which Illinois regula falsi refines to ``tol_m``.
+        bounded by the clearance over a local Lipschitz bound of the surface
+        (per 16 x 16-cell tile and its neighbours; such a step never passes
+        through terrain), but at least a quarter grid cell; the first sample
+        below the surface brackets the crossing, which Illinois regula falsi
+        refines to ``tol_m``.
         """
         ox, oy, oz = origin_mci
         dx, dy, dz = _unit(dir_mci)
@@ -244,31 +286,50 @@ class HeightField:
             px, py, pz = ox + t * dx, oy + t * dy, oz + t * dz
             return math.sqrt(px * px + py * py + pz * pz) - R - height_at((px, py, pz))
 
-        g = clearance(t0)
+        E, N = self._E, self._N
+        height_en = self.height_en
+        local_slope = self.local_slope
+
+        def probe(t):
+            """(clearance, local slope bound) at distance t along the ray."""
+            px, py, pz = ox + t * dx, oy + t * dy, oz + t * dz
+            rn = math.sqrt(px * px + py * py + pz * pz)
+            k = R / rn
+            e = (E[0] * px + E[1] * py + E[2] * pz) * k
+            n = (N[0] * px + N[1] * py + N[2] * pz) * k
+            return rn - R - height_en(e, n), local_slope(e, n)
+
+        g, S = probe(t0)
         if g <= 0.0:
             return t0 if t0 <= max_range_m else None
-        # direction-dependent Lipschitz bound of g(t): |d alt/dt| = cos(theta),
-        # |d horiz/dt| ~ sin(theta) * R/|p| (<= 1); local vertical turns by at
-        # most t/R over the ray: add a margin.
+        # Direction-dependent Lipschitz bound of g(t) = altitude - terrain
+        # height along the ray: |d alt/dt| <= cos(theta) and the horizontal
+        # rate <= sin(theta) (theta: angle to the local vertical at entry),
+        # each loosened by `marg` for the turn of the local vertical over the
+        # ray (<= span / R). The slope bound S holds within one tile of the
+        # current point, so a step may not move further than that sideways.
         rr = math.sqrt(p0[0] ** 2 + p0[1] ** 2 + p0[2] ** 2)
         cth = abs(p0[0] * dx + p0[1] * dy + p0[2] * dz) / rr
         sth = math.sqrt(max(0.0, 1.0 - cth * cth))
         span = min(t_end - t0, 4.0 * R)
         marg = min(1.0, span / R + 1e-6)
-        S = self.max_slope
-        L = min(1.0 + S, cth + S * sth + marg * (1.0 + S))
+        cv = min(1.0, cth + marg)
+        sh = min(1.0, sth + marg)
+        max_step = self._tile_len / sh
         # Near the surface, safe steps shrink geometrically; below min_step
         # (a quarter cell along the ray) march at min_step and bracket the
-        # crossing instead: features thinner than that can be stepped over by
-        # grazing rays only.
+        # crossing instead: only grazing rays can step over a feature thinner
+        # than that.
         min_step = 0.25 * min(self.d_east_m, self.d_north_m)
         t = t0
         self.last_iterations = 0
-        for it in range(100000):
+        for it in range(1000000):
             if g < tol_m:
                 self.last_iterations = it
                 return t if t <= max_range_m else None
-            step = g / L
+            step = g / (cv + S * sh)
+            if step > max_step:
+                step = max_step
             if step < min_step:
                 step = min_step
             tn = t + step
@@ -277,16 +338,16 @@ class HeightField:
                 if t_end <= t:
                     return None
                 tn = t_end
-                gn = clearance(tn)
+                gn, Sn = probe(tn)
                 if gn >= tol_m:
                     return None
                 if gn > 0.0:   # the bottom sphere itself is the surface here
                     return tn if tn <= max_range_m else None
             else:
-                gn = clearance(tn)
+                gn, Sn = probe(tn)
             if gn <= 0.0:
                 return self._refine(clearance, t, g, tn, gn, tol_m, max_range_m)
-            t, g = tn, gn
+            t, g, S = tn, gn, Sn
         return None
 
     @staticmethod

@@ -188,3 +188,42 @@ def test_rotating_terrain_view():
     assert rt.height_at(p) == 0.0 or abs(rt.height_at(p)) < 1e-3
     from harness.frames import mci_from_moon_fixed
     assert rt.height_at(mci_from_moon_fixed(p, 10.0, 1e-3)) == pytest.approx(-60.0)
+
+
+def test_local_slope_bounds_the_surface_gradient():
+    """The per-tile slope bound used by the ray march is never below the
+    actual gradient of the interpolated surface within one tile width."""
+    hf = procedural_craters(SITE, np.random.default_rng(3), extent_m=1500.0, spacing_m=10.0,
+                            n_craters=60, min_radius_m=10.0, max_radius_m=200.0)
+    rng = np.random.default_rng(4)
+    tile = hf._tile_len
+    for _ in range(300):
+        e, n = rng.uniform(-1700, 1700, size=2)
+        bound = hf.local_slope(e, n)
+        for _ in range(5):
+            de, dn = rng.uniform(-tile, tile, size=2) * 0.99
+            x, y = e + de, n + dn
+            h = 0.01
+            gx = (hf.height_en(x + h, y) - hf.height_en(x - h, y)) / (2 * h)
+            gy = (hf.height_en(x, y + h) - hf.height_en(x, y - h)) / (2 * h)
+            assert math.hypot(gx, gy) <= bound + 1e-6
+
+
+def test_ray_cast_matches_brute_force_on_the_rim_step():
+    hf = crater_rim_step(SITE)
+    rng = np.random.default_rng(9)
+    for _ in range(12):
+        e0 = rng.uniform(-17000, -12000)
+        alt = rng.uniform(3500, 7000)
+        o, down = down_from(SITE, e0, rng.uniform(-500, 500), alt)
+        tilt = rng.uniform(0, math.radians(50))
+        az = rng.uniform(0, 2 * math.pi)
+        h = tuple(math.cos(az) * SITE.north_mci[i] + math.sin(az) * SITE.east_mci[i] for i in range(3))
+        d = tuple(math.cos(tilt) * down[i] + math.sin(tilt) * h[i] for i in range(3))
+        d = tuple(c / vnorm(d) for c in d)
+        got = hf.ray_cast(o, d, 15000.0)
+        ref = brute_force_hit(hf, o, d, 15000.0, step=2.0)
+        if ref is None:
+            assert got is None
+        else:
+            assert got == pytest.approx(ref, abs=0.01)
