@@ -32,6 +32,65 @@ class NavError:
 
 
 @dataclass(frozen=True)
+class PassCriteria:
+    """What counts as a pass: the outcome (``landed`` = inside ``Scenario.envelope``) and,
+    optionally, how far from the site (m) and how much propellant must be left (kg)."""
+
+    outcomes: tuple = ("landed",)
+    max_position_error_m: float | None = None
+    min_propellant_kg: float | None = None
+
+    def check(self, result) -> list[str]:
+        """Reasons the result fails these criteria (empty: it passes)."""
+        why = []
+        if result.outcome not in self.outcomes:
+            why.append(f"outcome {result.outcome} not in {', '.join(self.outcomes)}")
+        td = result.touchdown
+        if td is not None and self.max_position_error_m is not None and td.position_error_m > self.max_position_error_m:
+            why.append(f"touchdown {td.position_error_m:.0f} m from the site (limit {self.max_position_error_m:g} m)")
+        if td is not None and self.min_propellant_kg is not None and td.propellant_kg < self.min_propellant_kg:
+            why.append(f"{td.propellant_kg:.1f} kg propellant left (need {self.min_propellant_kg:g} kg)")
+        return why
+
+
+DISPERSED_FIELDS = ("altitude_m", "downrange_m", "crossrange_m", "v_east_mps", "v_north_mps", "v_up_mps",
+                    "tilt_deg", "propellant_kg", "nav_altitude_m", "nav_v_up_mps", "nav_v_east_mps")
+
+
+@dataclass(frozen=True)
+class Dispersion:
+    """Dispersion of the start state: per field a 1-sigma (``normal``) or a half-width
+    (``uniform``), same units as the Scenario field (``nav_*``: the NavError fields)."""
+
+    distribution: str = "normal"
+    sigmas: tuple = ()   # ((field, value), ...) with field in DISPERSED_FIELDS
+
+    def apply(self, scenario: "Scenario", seed: int) -> "Scenario":
+        """The scenario with its start state drawn for ``seed`` (and ``seed`` set)."""
+        import numpy as np
+
+        rng = np.random.default_rng([seed, 0xD15])
+        changes, nav = {}, {}
+        for name, s in self.sigmas:
+            x = rng.standard_normal() if self.distribution == "normal" else rng.uniform(-1.0, 1.0)
+            if name.startswith("nav_"):
+                key = name[4:]
+                nav[key] = getattr(scenario.nav_error, key) + s * x
+            elif name == "propellant_kg":
+                base = scenario.propellant_kg
+                if isinstance(base, str) or base is None:
+                    from harness.lander import load_lander
+                    spec = load_lander(scenario.lander)
+                    base = spec.propellant_mass_kg if base is None else spec.propellant_load(base)
+                changes[name] = max(0.0, base + s * x)
+            else:
+                changes[name] = getattr(scenario, name) + s * x
+        if nav:
+            changes["nav_error"] = replace(scenario.nav_error, **nav)
+        return replace(scenario, seed=seed, **changes)
+
+
+@dataclass(frozen=True)
 class Scenario:
     """One descent. ``terrain`` is a factory ``(site) -> Terrain``; None means a flat sphere."""
 
@@ -57,6 +116,19 @@ class Scenario:
     t_max_s: float = 400.0
     seed: int = 0
     envelope: Envelope = field(default_factory=Envelope)
+    pass_criteria: PassCriteria = field(default_factory=PassCriteria)
+    dispersion: Dispersion | None = None   # None: the start state is exact
+    mission: str = ""       # the real mission a historical scenario encodes
+    variant: str = ""       # flight-code configuration of a library scenario (as_flown, fixed, ...)
+    expect: tuple = ()      # outcomes this configuration is expected to produce (library tests, table)
+    source: str = ""        # file the scenario was loaded from
+
+    def passed(self, result) -> bool:
+        return not self.pass_criteria.check(result)
+
+    def dispersed(self, seed: int) -> "Scenario":
+        """This scenario with its start state drawn from ``dispersion`` for ``seed``."""
+        return self.dispersion.apply(self, seed) if self.dispersion else replace(self, seed=seed)
 
     def with_(self, **changes) -> "Scenario":
         """A copy with some fields changed (``flight_params`` are merged, not replaced)."""

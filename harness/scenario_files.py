@@ -1,0 +1,294 @@
+"""Scenario TOML files: schema, validation, loading, and the scenario library.
+
+``load_scenario(path_or_name, variant=None) -> Scenario``: a path to a TOML file, or the name
+of a file in harness/data/scenarios/ (``hakuto-r-m1`` or ``hakuto-r-m1.toml``); ``name:variant``
+selects a variant (``hakuto-r-m1:fixed``). The schema is in docs/scenarios.md; in short:
+
+    [scenario]     name, description, mission, kind, lander, propellant_kg, t_max_s,
+                   flight_rate_hz, plant_substeps, seed
+    [initial]      altitude_m, downrange_m, crossrange_m, v_east_mps, v_north_mps, v_up_mps, tilt_deg
+    [nav_error]    altitude_m, v_up_mps, v_east_mps
+    [dispersion]   distribution = "normal"|"uniform", then <field> = sigma for DISPERSED_FIELDS
+    [terrain]      type = "flat"|"crater_rim_step"|"crater", then that function's keyword arguments
+    [lrf]          LrfConfig fields;  [imu] preset = "ideal"|"navigation_grade"|"tactical_grade" + ImuConfig fields
+    [flight_params] NAME = value (firmware_stub/fsw_params.def)
+    [[faults]]     type = <harness.faults.FAULT_TYPES key>, trigger, duration_s, id, parameters
+    [pass]         outcomes, v_vertical_max, v_horizontal_max, tilt_max_deg, max_position_error_m,
+                   min_propellant_kg
+    [variants.<name>]  description, flight_params (merged), remove_faults (fault ids), expect (outcomes)
+
+Every unknown key or bad value raises ``ConfigError`` naming the file, the key and what is allowed.
+"""
+from __future__ import annotations
+
+import functools
+import inspect
+import math
+import tomllib
+from pathlib import Path
+
+from harness.errors import ConfigError
+from harness.faults import make_fault
+from harness.scenario import (DISPERSED_FIELDS, Dispersion, Envelope, NavError, PassCriteria, Scenario)
+
+SCENARIO_DIR = Path(__file__).resolve().parent / "data" / "scenarios"
+OUTCOMES = ("landed", "hard-landing", "crashed", "timeout", "link-failure")
+KINDS = ("nominal", "historical", "test")
+
+_SECTIONS = ("scenario", "initial", "nav_error", "dispersion", "terrain", "lrf", "imu", "flight_params",
+             "faults", "pass", "variants")
+_SCENARIO_KEYS = {"name": str, "description": str, "mission": str, "kind": KINDS, "lander": str,
+                  "propellant_kg": "propellant", "t_max_s": (1e-3, 1e6), "flight_rate_hz": (0.1, 1e4),
+                  "plant_substeps": "int", "seed": "seed"}
+_INITIAL_KEYS = {"altitude_m": (0.0, 1e7), "downrange_m": (-1e7, 1e7), "crossrange_m": (-1e7, 1e7),
+                 "v_east_mps": (-1e4, 1e4), "v_north_mps": (-1e4, 1e4), "v_up_mps": (-1e4, 1e4),
+                 "tilt_deg": (0.0, 180.0)}
+_NAV_KEYS = {"altitude_m": (-1e6, 1e6), "v_up_mps": (-1e4, 1e4), "v_east_mps": (-1e4, 1e4)}
+_PASS_KEYS = {"outcomes": "outcomes", "v_vertical_max": (0.0, 1e4), "v_horizontal_max": (0.0, 1e4),
+              "tilt_max_deg": (0.0, 180.0), "max_position_error_m": (0.0, 1e7), "min_propellant_kg": (0.0, 1e6)}
+_VARIANT_KEYS = ("description", "flight_params", "remove_faults", "expect")
+_IMU_PRESETS = ("ideal", "navigation_grade", "tactical_grade")
+
+
+def _terrains():
+    from harness import terrain as t
+    return {"flat": t.flat, "crater_rim_step": t.crater_rim_step, "crater": t.crater}
+
+
+def _keys(table, allowed, where: str, src: str) -> None:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{src}: [{where}] must be a table; got {table!r}")
+    for k in table:
+        if k not in allowed:
+            raise ConfigError(f"{src}: unknown key {k!r} in [{where}]; allowed keys: {', '.join(allowed)}")
+
+
+def _value(v, rule, key: str, src: str):
+    """Check one value against its rule; returns the value to use."""
+    def bad(allowed):
+        raise ConfigError(f"{src}: {key} = {v!r}; allowed: {allowed}")
+    if rule is str:
+        if not isinstance(v, str):
+            bad("a string")
+        return v
+    if isinstance(rule, tuple) and rule and isinstance(rule[0], str):
+        if v not in rule:
+            bad(", ".join(rule))
+        return v
+    if isinstance(rule, tuple):
+        lo, hi = rule
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or math.isnan(v) or not lo <= v <= hi:
+            bad(f"a number {lo:g} <= {key.split('.')[-1]} <= {hi:g}")
+        return float(v)
+    if rule == "int":
+        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 1000:
+            bad("an integer 1 .. 1000")
+        return v
+    if rule == "seed":
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            bad("an integer >= 0")
+        return v
+    if rule == "propellant":
+        if isinstance(v, str):
+            return v      # a named load: checked against the lander file below
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1e6:
+            bad("kg (0 .. 1e6) or the name of a [propellant_loads] entry of the lander file")
+        return float(v)
+    if rule == "outcomes":
+        vals = [v] if isinstance(v, str) else v
+        if not isinstance(vals, list) or not vals or any(x not in OUTCOMES for x in vals):
+            bad(f"a list of outcomes from {', '.join(OUTCOMES)}")
+        return tuple(vals)
+    raise AssertionError(rule)
+
+
+def _section(doc, name, rules, src):
+    table = doc.get(name, {})
+    _keys(table, rules, name, src)
+    return {k: _value(v, rules[k], f"[{name}] {k}", src) for k, v in table.items()}
+
+
+def _terrain(table, src):
+    if not table:
+        return None
+    terrains = _terrains()
+    _keys(table, ["type"] + sorted({p for f in terrains.values() for p in inspect.signature(f).parameters
+                                    if p != "site"}), "terrain", src)
+    kind = table.get("type")
+    if kind not in terrains:
+        raise ConfigError(f"{src}: [terrain] type = {kind!r}; allowed: {', '.join(terrains)}")
+    fn = terrains[kind]
+    params = {p: q for p, q in inspect.signature(fn).parameters.items() if p != "site"}
+    kw = {}
+    for k, v in table.items():
+        if k == "type":
+            continue
+        if k not in params:
+            raise ConfigError(f"{src}: unknown key {k!r} in [terrain] for type {kind!r}; allowed keys: type, "
+                              f"{', '.join(params)}")
+        if isinstance(v, list):
+            v = tuple(v)
+        elif isinstance(v, bool) or not isinstance(v, (int, float)) or math.isnan(v):
+            raise ConfigError(f"{src}: [terrain] {k} = {v!r}; allowed: a number")
+        kw[k] = v
+    if kind == "flat":
+        return None if not kw else functools.partial(fn, **kw)
+    return functools.partial(fn, **kw)
+
+
+def _imu(table, src):
+    from sensor_models.imu import ImuConfig
+    table = dict(table)
+    preset = table.pop("preset", None)
+    if preset is None:
+        base = ImuConfig()
+    elif preset in _IMU_PRESETS:
+        base = getattr(ImuConfig, preset)()
+    else:
+        raise ConfigError(f"{src}: [imu] preset = {preset!r}; allowed: {', '.join(_IMU_PRESETS)}")
+    ImuConfig.from_dict(table, f"{src}: [imu]")   # validates keys and values
+    conv = {k: (tuple(v) if isinstance(v, list) else v) for k, v in table.items()}
+    try:
+        return base.replace(**conv)
+    except ConfigError as e:
+        raise ConfigError(f"{src}: [imu] {e}") from None
+
+
+def _lrf(table, src):
+    from sensor_models.lrf import LrfConfig
+    return LrfConfig.from_dict(dict(table), f"{src}: [lrf]")
+
+
+def _flight_params(table, src, where="flight_params"):
+    from harness.params import check_params, load_param_table
+    if not isinstance(table, dict):
+        raise ConfigError(f"{src}: [{where}] must be a table of NAME = value")
+    for k, v in table.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise ConfigError(f"{src}: [{where}] {k} = {v!r}; allowed: a number")
+    check_params(table, load_param_table(), f"{src}: [{where}]")
+    return {k: float(v) for k, v in table.items()}
+
+
+def _dispersion(table, src):
+    if not table:
+        return None
+    _keys(table, ("distribution",) + DISPERSED_FIELDS, "dispersion", src)
+    dist = table.get("distribution", "normal")
+    if dist not in ("normal", "uniform"):
+        raise ConfigError(f"{src}: [dispersion] distribution = {dist!r}; allowed: normal, uniform")
+    sig = []
+    for k in DISPERSED_FIELDS:
+        if k in table:
+            sig.append((k, _value(table[k], (0.0, 1e7), f"[dispersion] {k}", src)))
+    return Dispersion(dist, tuple(sig))
+
+
+def resolve_path(path_or_name) -> Path:
+    """A scenario file: an existing path, or a name in harness/data/scenarios/."""
+    p = Path(path_or_name)
+    if p.suffix == ".toml" and p.exists():
+        return p
+    for cand in (SCENARIO_DIR / p.name, SCENARIO_DIR / f"{p.name}.toml"):
+        if cand.suffix == ".toml" and cand.exists():
+            return cand
+    raise ConfigError(f"{path_or_name}: no such scenario file; library: {', '.join(library_names())}")
+
+
+def library_names() -> list[str]:
+    return sorted(p.stem for p in SCENARIO_DIR.glob("*.toml"))
+
+
+def read_scenario_file(path) -> dict:
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+
+
+def variants(path_or_name) -> list[str]:
+    """Names of the variants a scenario file defines (may be empty)."""
+    doc = read_scenario_file(resolve_path(path_or_name))
+    return list(doc.get("variants", {}))
+
+
+def load_scenario(path_or_name, variant: str | None = None) -> Scenario:
+    """Load and validate one scenario (see the module docstring)."""
+    spec = str(path_or_name)
+    if variant is None and ":" in spec and not Path(spec).exists():
+        spec, variant = spec.rsplit(":", 1)
+    path = resolve_path(spec)
+    src = str(path)
+    doc = read_scenario_file(path)
+    _keys(doc, _SECTIONS, "top level", src)
+    head = _section(doc, "scenario", _SCENARIO_KEYS, src)
+    if "name" not in head:
+        raise ConfigError(f"{src}: [scenario] name is missing; allowed: a string")
+    init = _section(doc, "initial", _INITIAL_KEYS, src)
+    nav = _section(doc, "nav_error", _NAV_KEYS, src)
+    pas = _section(doc, "pass", _PASS_KEYS, src)
+    lander = head.get("lander", "reference")
+    from harness.lander import load_lander
+    spec_l = load_lander(lander)
+    prop = head.get("propellant_kg", "terminal_descent")
+    if isinstance(prop, str):
+        names = [k for k, _ in spec_l.propellant_loads_kg]
+        if prop not in names:
+            raise ConfigError(f"{src}: [scenario] propellant_kg = {prop!r}; allowed: kg or one of "
+                              f"{', '.join(names)} (lander {lander!r})")
+    faults_doc = doc.get("faults", [])
+    if not isinstance(faults_doc, list):
+        raise ConfigError(f"{src}: faults must be an array of tables ([[faults]])")
+    faults = tuple(make_fault(f, f"{src}: [[faults]] #{i + 1}") for i, f in enumerate(faults_doc))
+    fparams = _flight_params(doc.get("flight_params", {}), src)
+    env = Envelope(**{k: pas[k] for k in ("v_vertical_max", "v_horizontal_max", "tilt_max_deg") if k in pas})
+    crit = PassCriteria(**{k: pas[k] for k in ("outcomes", "max_position_error_m", "min_propellant_kg")
+                           if k in pas})
+    sc = Scenario(
+        name=head["name"], description=head.get("description", ""), lander=lander, propellant_kg=prop,
+        terrain=_terrain(doc.get("terrain", {}), src), lrf=_lrf(doc.get("lrf", {}), src),
+        imu=_imu(doc.get("imu", {}), src), nav_error=NavError(**nav), flight_params=fparams, faults=faults,
+        envelope=env, pass_criteria=crit, dispersion=_dispersion(doc.get("dispersion", {}), src),
+        mission=head.get("mission", ""), source=src,
+        **{k: head[k] for k in ("t_max_s", "flight_rate_hz", "plant_substeps", "seed") if k in head},
+        **init)
+    var_doc = doc.get("variants", {})
+    if not isinstance(var_doc, dict):
+        raise ConfigError(f"{src}: [variants] must be a table of [variants.<name>] tables")
+    for vname, vt in var_doc.items():   # validate every variant, whichever is asked for
+        _keys(vt, _VARIANT_KEYS, f"variants.{vname}", src)
+        _flight_params(vt.get("flight_params", {}), src, f"variants.{vname}.flight_params")
+        ids = [f.id for f in faults if f.id]
+        rm = vt.get("remove_faults", [])
+        if not isinstance(rm, list) or any(x not in ids for x in rm):
+            raise ConfigError(f"{src}: [variants.{vname}] remove_faults = {rm!r}; allowed: fault ids "
+                              f"({', '.join(ids) or 'none defined'})")
+        if "expect" in vt:
+            _value(vt["expect"], "outcomes", f"[variants.{vname}] expect", src)
+    if variant is None:
+        return sc
+    if variant not in var_doc:
+        raise ConfigError(f"{src}: variant {variant!r} not defined; allowed: {', '.join(var_doc) or 'none'}")
+    vt = var_doc[variant]
+    rm = set(vt.get("remove_faults", []))
+    return sc.with_(
+        name=f"{sc.name}-{variant}", variant=variant,
+        description=vt.get("description", sc.description),
+        flight_params=_flight_params(vt.get("flight_params", {}), src),
+        faults=tuple(f for f in faults if not (f.id and f.id in rm)),
+        expect=_value(vt["expect"], "outcomes", "expect", src) if "expect" in vt else ())
+
+
+def historical_scenarios() -> list[Path]:
+    """The library files of kind "historical", in file order of the table."""
+    out = []
+    for p in sorted(SCENARIO_DIR.glob("*.toml")):
+        doc = read_scenario_file(p)
+        if doc.get("scenario", {}).get("kind") == "historical":
+            out.append(p)
+    return out
+
+
+__all__ = ["load_scenario", "variants", "library_names", "historical_scenarios", "resolve_path", "SCENARIO_DIR"]
