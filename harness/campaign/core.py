@@ -1,0 +1,272 @@
+"""Running a campaign: plan, store, fly what is not yet flown, summarise, judge."""
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from harness.campaign import analysis
+from harness.campaign.sampling import plan
+from harness.campaign.spec import CampaignSpec, load_spec, spec_from_dict
+from harness.campaign.store import Store
+
+
+def default_db(spec: CampaignSpec) -> Path:
+    return Path("fsil-campaigns") / f"{spec.name}.sqlite"
+
+
+@dataclass
+class CampaignOutcome:
+    spec: CampaignSpec
+    db: Path
+    table: np.ndarray
+    criteria: list = field(default_factory=list)
+    flown: int = 0
+    resumed: bool = False
+    wall_s: float = 0.0
+    executor: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return all(c.passed for c in self.criteria)
+
+    @property
+    def complete(self) -> bool:
+        return bool((self.table["status"] != "pending").all())
+
+
+def _tasks(spec: CampaignSpec, todo: list[dict]) -> list[dict]:
+    return [{"run_id": t["run_id"], "scenario": spec.scenario, "overrides": t["overrides"], "seed": t["seed"],
+             "keep_telemetry": spec.keep_telemetry, "origin": f"{spec.source} run {t['run_id']}"} for t in todo]
+
+
+def run_campaign(spec: CampaignSpec | str | Path, db: str | Path | None = None, *, workers: int | None = None,
+                 scheduler: str | None = None, executor=None, progress: bool = True, retry_errors: bool = False,
+                 stream=None) -> CampaignOutcome:
+    """Fly every run of ``spec`` not yet in ``db`` and return the table and the criteria verdicts.
+
+    ``executor``: an object with ``run(tasks, timeout_s)`` and ``close()`` (see executors.py);
+    default: a Dask executor for ``scheduler``, else a local pool of ``workers`` processes.
+    Interrupting (Ctrl-C, SIGTERM, kill -9) loses only the runs in the air; call again to resume.
+    """
+    from harness.campaign.executors import make_executor
+
+    stream = stream or sys.stderr
+    if not isinstance(spec, CampaignSpec):
+        spec = load_spec(spec)
+    db = Path(db) if db else default_db(spec)
+    t0 = time.perf_counter()
+    with Store(db) as store:
+        planned = plan(spec)
+        resumed = store.init_campaign(spec, planned)
+        todo = store.pending(retry_errors=retry_errors)
+        done0 = spec.n_runs - len(todo)
+        desc = ""
+        if todo:
+            ex = executor or make_executor(workers=workers, scheduler=scheduler)
+            desc = ex.describe()
+            print(f"campaign {spec.name}: {spec.n_runs} runs ({spec.n_points} grid points x {spec.runs_per_point}), "
+                  f"{done0} already in {db}, {len(todo)} to fly on {desc}", file=stream)
+            bar = None
+            if progress:
+                from tqdm import tqdm
+
+                bar = tqdm(total=spec.n_runs, initial=done0, unit="run", file=stream, dynamic_ncols=True,
+                           smoothing=0.05, desc=spec.name)
+            tally = Counter()
+            try:
+                for rec in ex.run(_tasks(spec, todo), spec.run_timeout_s):
+                    store.record(rec)
+                    tally[rec.get("outcome", "error")] += 1
+                    if bar is not None:
+                        bar.update(1)
+                        bar.set_postfix_str(", ".join(f"{k} {v}" for k, v in sorted(tally.items())), refresh=False)
+            except BaseException:
+                ex.close(cancel=True)
+                if bar is not None:
+                    bar.close()
+                print(f"\ncampaign interrupted; finished runs are in {db}: run the same command to resume",
+                      file=stream)
+                raise
+            ex.close()
+            if bar is not None:
+                bar.close()
+        else:
+            print(f"campaign {spec.name}: all {spec.n_runs} runs already in {db}", file=stream)
+        table = store.table()
+        axes = store.campaign()["axes"]
+    crit = analysis.evaluate(spec.criteria, table, axes)
+    return CampaignOutcome(spec, db, table, crit, len(todo), resumed, time.perf_counter() - t0, desc)
+
+
+def load_db(db: str | Path) -> tuple[CampaignSpec, np.ndarray, list[dict]]:
+    """The spec (re-read from the copy stored in the database), the results table and the axes."""
+    with Store(db, create=False) as store:
+        camp = store.campaign()
+        if camp is None:
+            from harness.errors import ConfigError
+
+            raise ConfigError(f"{db}: no campaign in this database")
+        import tomllib
+
+        spec = spec_from_dict(tomllib.loads(camp["spec_text"]), source=camp["source"] or str(db),
+                              text=camp["spec_text"])
+        return spec, store.table(), camp["axes"]
+
+
+def results(db: str | Path) -> np.ndarray:
+    """The results table of a campaign database as a numpy structured array, one row per run.
+
+    Fields: run_id, point_index, one per sweep axis (float for numeric axes, str label otherwise),
+    one per dispersed path (float), seed, status (pending|done|error), the metrics of
+    ``store.METRIC_COLUMNS`` (NaN when not applicable), lrf_rejected, outcome, failure_mode,
+    worker, error (first 200 characters).
+    """
+    with Store(db, create=False) as store:
+        return store.table()
+
+
+# ------------------------------------------------------------------------------------------
+# text summary
+
+
+def _fmt(v, spec=".2f"):
+    return "-" if v is None or (isinstance(v, float) and not math.isfinite(v)) else format(v, spec)
+
+
+def summary_text(table: np.ndarray, axes: list[dict], criteria=None) -> str:
+    """The summary printed at the end of ``fsil campaign``: per grid point, thresholds, criteria."""
+    names = [a["name"] for a in axes]
+    head = (*names, "runs", "landed", "success [95% CI]", "v_down p50", "v_down max", "errors", "main failure mode")
+    rows = [head]
+    for p in np.unique(table["point_index"]):
+        sub = table[table["point_index"] == p]
+        fin = sub[sub["status"] != "pending"]
+        k, n = int(analysis.success(fin).sum()), len(fin)
+        lo, hi = analysis.wilson(k, n)
+        vv = fin["v_vertical"][np.isfinite(fin["v_vertical"])]
+        modes = Counter(m for m in fin["failure_mode"] if m)
+        labels = [(_fmt(float(sub[nm][0]), "g") if a["numeric"] else str(sub[nm][0])) for nm, a in zip(names, axes)]
+        rows.append((*labels, f"{n}/{len(sub)}", str(k), f"{k / n:.2f} [{lo:.2f}, {hi:.2f}]" if n else "-",
+                     _fmt(float(np.median(vv)) if vv.size else None), _fmt(float(vv.max()) if vv.size else None),
+                     str(int((fin["status"] == "error").sum())),
+                     f"{modes.most_common(1)[0][0]} ({modes.most_common(1)[0][1]})" if modes else ""))
+    w = [max(len(str(r[i])) for r in rows) for i in range(len(head))]
+    lines = ["  ".join(str(c).ljust(x) for c, x in zip(r, w)) for r in rows]
+    lines.insert(1, "  ".join("-" * x for x in w))
+    fin = table[table["status"] != "pending"]
+    k = int(analysis.success(fin).sum())
+    lines.append("")
+    lines.append(f"total: {len(fin)}/{len(table)} runs finished, {k} landed, "
+                 + ", ".join(f"{o} {c}" for o, c in Counter(fin["outcome"]).most_common() if o != "landed"))
+    lines += threshold_lines(table, axes)
+    if criteria:
+        lines.append("")
+        lines.append("pass criteria:")
+        lines += ["  " + c.line() for c in criteria]
+    return "\n".join(lines)
+
+
+def thresholds(table: np.ndarray, axes: list[dict]) -> list[dict]:
+    """For each numeric axis and each combination of the other axes: where success drops."""
+    out = []
+    for a in axes:
+        if not a["numeric"] or len(a["labels"]) < 2:
+            continue
+        others = [b["name"] for b in axes if b["name"] != a["name"]]
+        for key, (xs, k, n, lo, hi) in analysis.rate_by(table, a["name"], others).items():
+            out.append({"axis": a["name"], "group": dict(zip(others, key)),
+                        "p50": analysis.threshold(xs, k, n, 0.5), "lowest_99": analysis.lowest_passing(xs, k, n, 0.99),
+                        "xs": xs, "k": k, "n": n})
+    return out
+
+
+def _x(v):
+    if v is None:
+        return "never (lands at every swept value)"
+    if v == math.inf:
+        return "above the whole sweep (fails at every value)"
+    return f"{v:.0f}"
+
+
+def threshold_lines(table, axes) -> list[str]:
+    th = thresholds(table, axes)
+    if not th:
+        return []
+    lines = ["", "where success drops along each numeric axis (50 % crossing; lowest value with >= 99 % landed "
+                 "from the top down):"]
+    for t in th:
+        g = ", ".join(f"{k}={v}" for k, v in t["group"].items())
+        low = "none" if t["lowest_99"] is None else f"{t['lowest_99']:.0f}"
+        lines.append(f"  {t['axis']} [{g}]: 50 % at {_x(t['p50'])}; >= 99 % down to {low}")
+    return lines
+
+
+# ------------------------------------------------------------------------------------------
+# flying one run again
+
+
+@dataclass
+class Rerun:
+    run_id: int
+    result: object              # harness.runner.FlightResult
+    stored: dict                # the run's row in the database
+    differences: list[str]      # empty when the rerun reproduces the stored run exactly
+    telemetry_compared: bool
+    plot: Path | None = None
+    folder: Path | None = None
+
+    @property
+    def reproduced(self) -> bool:
+        return not self.differences
+
+
+def rerun(db: str | Path, run_id: int, out: str | Path | None = None) -> Rerun:
+    """Fly run ``run_id`` of a campaign again, alone and in this process, from the parameters in
+    the database; compare outcome, metrics and (when stored) telemetry; write artefacts and a plot."""
+    from harness.campaign.spec import build_scenario
+    from harness.campaign.worker import _transport, metrics, npz_load
+    from harness.plot import plot_descents
+    from harness.runner import fly
+
+    with Store(db, create=False) as store:
+        camp = store.campaign()
+        row = store.run(int(run_id))
+        blob = store.blob(int(run_id), "telemetry")
+    sc = build_scenario(camp["scenario"], row["params"], row["seed"], f"{db} run {run_id}")
+    sc = sc.with_(name=f"{camp['name']}-run{run_id}")
+    folder = Path(out) if out else Path(db).parent / f"{Path(db).stem}-run{run_id}"
+    res = fly(sc, _transport(), rig="loopback", artifacts=folder)
+    diffs = []
+    if row["status"] == "pending":
+        diffs.append("the run was never flown in the campaign (status pending): nothing to compare")
+    elif row["status"] == "error":
+        diffs.append(f"in the campaign this run ended in an error: {(row['error'] or '').splitlines()[0]}; "
+                     f"now: {res.outcome}")
+    else:
+        m = metrics(res)
+        for k in ("outcome", "failure_mode", "lrf_rejected"):
+            if m[k] != row[k]:
+                diffs.append(f"{k}: stored {row[k]!r}, now {m[k]!r}")
+        for k in ("v_vertical", "v_horizontal", "tilt_deg", "propellant_kg", "position_error_m", "touchdown_t_s",
+                  "first_lrf_alt_m", "pnr_t_s", "max_est_error_m", "sim_time_s"):
+            a, b = row[k], m[k]
+            a = math.nan if a is None else a
+            if not (a == b or (math.isnan(a) and math.isnan(b))):
+                diffs.append(f"{k}: stored {a!r}, now {b!r}")
+    compared = False
+    if blob is not None:
+        compared = True
+        old = npz_load(blob)
+        for c, arr in old.items():
+            new = res.telemetry.get(c)
+            if new is None or new.shape != arr.shape or not np.array_equal(new, arr, equal_nan=True):
+                diffs.append(f"telemetry column {c} differs")
+    plot = plot_descents([res], folder / "descent.png",
+                         title=f"{camp['name']} run {run_id}: {res.outcome}")
+    return Rerun(int(run_id), res, row, diffs, compared, plot, folder)

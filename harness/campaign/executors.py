@@ -1,0 +1,183 @@
+"""Executors: fly a list of planned runs somewhere and yield their records as they finish.
+
+* ``LocalExecutor``: a pebble ProcessPool on this machine's cores (forkserver context). pebble
+  gives each task its own wall timeout and tells a task whose worker died (os._exit, segfault,
+  OOM kill) from the others, killing and replacing only that worker; concurrent.futures'
+  ProcessPoolExecutor can do neither (a dead worker breaks the whole pool, a running task cannot
+  be stopped).
+* ``DaskExecutor``: a dask.distributed cluster (``tcp://HOST:8786``) or any ``Client``. The wall
+  timeout is kept on the worker (the run flies in a thread; on timeout the task returns an error
+  record and the campaign restarts that worker through its nanny, which ends the stuck thread).
+  A worker that dies mid-run is retried by the scheduler up to its ``allowed-failures`` and then
+  reported as KilledWorker: recorded as a crash.
+
+Every record is a dict from ``worker.fly_one`` or ``worker.error_record``; nothing is raised for
+a bad run.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, wait
+from typing import Iterable, Iterator
+
+from harness.campaign.worker import error_record, fly_one, warm_up
+
+
+def _cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+class LocalExecutor:
+    name = "local"
+
+    def __init__(self, workers: int | None = None, start_method: str = "forkserver"):
+        from pebble import ProcessPool
+
+        self.workers = workers or _cpu_count()
+        ctx = multiprocessing.get_context(start_method)
+        if start_method == "forkserver":
+            ctx.set_forkserver_preload(["harness.campaign.worker", "harness.runner", "numpy"])
+        self.pool = ProcessPool(max_workers=self.workers, initializer=warm_up, context=ctx)
+
+    def describe(self) -> str:
+        return f"local process pool, {self.workers} workers"
+
+    def run(self, tasks: Iterable[dict], timeout_s: float) -> Iterator[dict]:
+        from pebble import ProcessExpired
+
+        futures = {}
+        for t in tasks:
+            futures[self.pool.schedule(fly_one, args=(t,), timeout=timeout_s)] = (t["run_id"], time.perf_counter())
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for f in done:
+                rid, _t0 = futures.pop(f)
+                try:
+                    yield f.result()
+                except TimeoutError:
+                    yield error_record(rid, "wall timeout", f"run {rid} was still flying after the per-run wall "
+                                       f"timeout of {timeout_s:g} s (hung flight code or harness); its worker "
+                                       f"process was killed and replaced", timeout_s)
+                except ProcessExpired as exc:
+                    yield error_record(rid, "worker crashed", f"the worker process (pid {exc.pid}) died with exit "
+                                       f"code {exc.exitcode} while flying run {rid}: {exc}")
+                except Exception as exc:  # noqa: BLE001 - pickling trouble, pool trouble: still a record
+                    yield error_record(rid, type(exc).__name__, f"{type(exc).__name__}: {exc}")
+
+    def close(self, cancel: bool = False) -> None:
+        if cancel:
+            self.pool.stop()
+        else:
+            self.pool.close()
+        self.pool.join(timeout=10)
+        if cancel or self.pool.active:
+            self.pool.stop()
+            self.pool.join(timeout=5)
+
+
+def fly_one_guarded(task: dict, timeout_s: float) -> dict:
+    """Dask task: fly in a thread and give up after ``timeout_s`` (the record names the worker)."""
+    box = {}
+    th = threading.Thread(target=lambda: box.setdefault("r", fly_one(task)), daemon=True,
+                          name=f"fsil-run-{task['run_id']}")
+    t0 = time.perf_counter()
+    th.start()
+    th.join(timeout_s)
+    if "r" in box:
+        return box["r"]
+    try:
+        from distributed import get_worker
+
+        addr = get_worker().address
+    except Exception:  # noqa: BLE001
+        addr = ""
+    rec = error_record(task["run_id"], "wall timeout", f"run {task['run_id']} was still flying after the per-run "
+                       f"wall timeout of {timeout_s:g} s on Dask worker {addr} (hung flight code or harness); "
+                       f"that worker was restarted", time.perf_counter() - t0, addr)
+    rec["restart_worker"] = addr
+    return rec
+
+
+class DaskExecutor:
+    name = "dask"
+
+    def __init__(self, scheduler: str | None = None, client=None):
+        from distributed import Client
+
+        self.own_client = client is None
+        self.client = client or Client(scheduler, timeout=30)
+        self.address = self.client.scheduler.address
+
+    @property
+    def workers(self) -> int:
+        return sum(self.client.nthreads().values())
+
+    def describe(self) -> str:
+        return f"dask cluster {self.address}, {len(self.client.nthreads())} workers, {self.workers} threads"
+
+    def run(self, tasks: Iterable[dict], timeout_s: float) -> Iterator[dict]:
+        from distributed import as_completed
+
+        tasks = list(tasks)
+        window = max(2, 2 * max(1, self.workers))
+        it = iter(tasks)
+        ids = {}
+
+        def submit():
+            t = next(it, None)
+            if t is None:
+                return None
+            f = self.client.submit(fly_one_guarded, t, timeout_s, pure=False,
+                                   key=f"fsil-run-{t['run_id']}-{os.getpid()}-{time.monotonic_ns()}")
+            ids[f.key] = t["run_id"]
+            return f
+
+        first = [f for f in (submit() for _ in range(window)) if f is not None]
+        ac = as_completed(first)
+        try:
+            for f in ac:
+                rid = ids.pop(f.key)
+                try:
+                    rec = f.result()
+                except Exception as exc:  # noqa: BLE001
+                    kind = type(exc).__name__
+                    if kind == "KilledWorker":
+                        rec = error_record(rid, "worker crashed", f"Dask workers died while flying run {rid} "
+                                           f"(KilledWorker: {exc})")
+                    else:
+                        rec = error_record(rid, kind, f"{kind}: {exc}")
+                f.release()
+                addr = rec.pop("restart_worker", None)
+                if addr:
+                    try:
+                        self.client.restart_workers([addr], raise_for_error=False)
+                    except Exception:  # noqa: BLE001 - the record already names the cause
+                        pass
+                yield rec
+                nxt = submit()
+                if nxt is not None:
+                    ac.add(nxt)
+        finally:
+            left = list(getattr(ac, "futures", ()))
+            if left:
+                try:
+                    self.client.cancel(left, force=True)
+                except Exception:  # noqa: BLE001 - closing anyway
+                    pass
+
+    def close(self, cancel: bool = False) -> None:
+        if self.own_client:
+            self.client.close()
+
+
+def make_executor(workers: int | None = None, scheduler: str | None = None):
+    if scheduler:
+        return DaskExecutor(scheduler)
+    return LocalExecutor(workers)

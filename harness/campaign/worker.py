@@ -1,0 +1,164 @@
+"""What a worker process does with one run: build the scenario, fly it on loopback, boil it down.
+
+Everything here is importable by a fresh interpreter (process pool workers, Dask workers); the
+result is a plain dict (numbers, strings, bytes) so it pickles cheaply.
+"""
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import math
+import os
+import socket
+import time
+import traceback
+
+import numpy as np
+
+# Columns and rate of the decimated trajectory kept for every run (the report's trajectory plots).
+TRAJ_COLUMNS = ("t_s", "altitude_m", "v_up_mps", "est_alt_m", "throttle_cmd")
+TRAJ_HZ = 2.0
+
+_warm = False
+
+
+def warm_up() -> None:
+    """Build or load the cffi flight code once per worker process (the build is cached on disk)."""
+    global _warm
+    if not _warm:
+        from harness.fsw_build import load_flight_code
+
+        load_flight_code()
+        _warm = True
+
+
+def _transport():
+    from harness.transports import open_transport
+
+    return open_transport("loopback://")
+
+
+def npz_bytes(arrays: dict) -> bytes:
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    return buf.getvalue()
+
+
+def npz_load(blob: bytes) -> dict:
+    with np.load(io.BytesIO(blob)) as z:
+        return {k: z[k] for k in z.files}
+
+
+def scenario_json(sc) -> str:
+    def plain(o):
+        if dataclasses.is_dataclass(o) and not isinstance(o, type):
+            d = {"__type__": type(o).__name__}
+            d.update({f.name: plain(getattr(o, f.name)) for f in dataclasses.fields(o)})
+            return d
+        if isinstance(o, dict):
+            return {str(k): plain(v) for k, v in o.items()}
+        if isinstance(o, (list, tuple)):
+            return [plain(v) for v in o]
+        if isinstance(o, float) and not math.isfinite(o):
+            return str(o)
+        if o is None or isinstance(o, (bool, int, float, str)):
+            return o
+        return repr(o)
+
+    return json.dumps(plain(sc), sort_keys=True)
+
+
+def failure_mode(res) -> str:
+    """A short name for why a run did not land (empty when it landed)."""
+    if res.outcome == "landed":
+        return ""
+    if res.outcome in ("link-failure", "timeout"):
+        return res.outcome
+    env = res.scenario.envelope
+    fv = res.first_valid_lrf()
+    pnr = res.point_of_no_return()
+    if res.lrf_ignored():
+        return "LRF rejected by flight code"
+    if fv is None:
+        return "no valid LRF sample"
+    if pnr is not None and pnr["t_s"] < fv["t_s"]:
+        return "point of no return before first LRF fix"
+    td = res.touchdown
+    if pnr is not None:
+        return "point of no return after LRF fix"
+    if td is not None:
+        over = [n for n, v, lim in (("vertical", td.v_vertical, env.v_vertical_max),
+                                    ("horizontal", td.v_horizontal, env.v_horizontal_max),
+                                    ("tilt", td.tilt_deg, env.tilt_max_deg)) if v > lim]
+        return "touchdown " + "+".join(over) + " over limit" if over else "touchdown out of envelope"
+    return res.outcome
+
+
+def metrics(res) -> dict:
+    td = res.touchdown
+    fv = res.first_valid_lrf()
+    pnr = res.point_of_no_return()
+    ee = res.max_estimate_error()
+    ig = res.lrf_ignored()
+    nan = math.nan
+    return {
+        "outcome": res.outcome,
+        "v_vertical": td.v_vertical if td else nan,
+        "v_horizontal": td.v_horizontal if td else nan,
+        "tilt_deg": td.tilt_deg if td else nan,
+        "propellant_kg": td.propellant_kg if td else nan,
+        "position_error_m": td.position_error_m if td else nan,
+        "touchdown_t_s": td.t_s if td else nan,
+        "first_lrf_alt_m": fv["altitude_m"] if fv else nan,
+        "first_lrf_t_s": fv["t_s"] if fv else nan,
+        "pnr_t_s": pnr["t_s"] if pnr else nan,
+        "pnr_alt_m": pnr["altitude_m"] if pnr else nan,
+        "max_est_error_m": ee["error_m"] if ee else nan,
+        "lrf_rejected": ig["samples"] if ig else 0,
+        "sim_time_s": res.sim_time_s,
+        "failure_mode": failure_mode(res),
+        "verdict": res.verdict(),
+        "error": res.error or "",
+    }
+
+
+def decimate(tm: dict) -> dict:
+    t = tm["t_s"]
+    if not t.size:
+        return {c: tm[c] for c in TRAJ_COLUMNS}
+    step = max(1, int(round(1.0 / (TRAJ_HZ * max(np.median(np.diff(t)) if t.size > 1 else 1.0, 1e-9)))))
+    idx = np.unique(np.r_[np.arange(0, t.size, step), t.size - 1])
+    return {c: tm[c][idx].astype(np.float32) for c in TRAJ_COLUMNS}
+
+
+def fly_one(task: dict) -> dict:
+    """Fly one planned run. Exceptions come back as an error record, never raised."""
+    from harness.campaign.spec import build_scenario
+    from harness.runner import fly
+
+    wall0 = time.perf_counter()
+    out = {"run_id": task["run_id"], "worker": f"{socket.gethostname()}:{os.getpid()}", "status": "error"}
+    try:
+        warm_up()
+        sc = build_scenario(task["scenario"], task["overrides"], task["seed"], task.get("origin", "<campaign>"))
+        out["scenario_json"] = scenario_json(sc)
+        res = fly(sc, _transport(), rig="loopback")
+        out.update(metrics(res))
+        out["status"] = "done"
+        keep = task.get("keep_telemetry", "failed")
+        if keep == "all" or (keep == "failed" and not res.landed):
+            out["telemetry"] = npz_bytes(res.telemetry)
+        out["traj"] = npz_bytes(decimate(res.telemetry))
+    except Exception as exc:  # noqa: BLE001 - a bad run is data, the campaign goes on
+        tb = traceback.format_exc(limit=6)
+        out.update(outcome="error", failure_mode=f"error: {type(exc).__name__}",
+                   error=f"{type(exc).__name__}: {exc}\n{tb}")
+    out["wall_s"] = time.perf_counter() - wall0
+    return out
+
+
+def error_record(run_id: int, mode: str, text: str, wall_s: float = math.nan, worker: str = "") -> dict:
+    """The record of a run that never returned (worker died, wall timeout, cluster trouble)."""
+    return {"run_id": run_id, "status": "error", "outcome": "error", "failure_mode": f"error: {mode}",
+            "error": text, "wall_s": wall_s, "worker": worker}
