@@ -1,0 +1,294 @@
+"""Fault injection: every fault type changes what the flight code sees, triggers and durations
+work, and faulted runs reproduce bit for bit.
+
+Evidence that the flight code saw a fault: the SENSORS frames in the raw link log (what was
+sent to it) differ from a fault-free run from the fault's onset on and are identical before it;
+for link faults, the flight code's own receive counters in TELEMETRY, or the harness link
+statistics (missed cycles, late commands).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from harness import faults as F
+from harness import protocol as p
+from harness.errors import ConfigError
+from harness.link import replay_link_log
+from harness.scenario import terminal_descent
+
+T_ON = 5.0      # s, onset of the fault in the short runs
+T_MAX = 12.0    # s, short runs (outcome "timeout"): enough to see the effect
+
+
+def short(name, *faults, **kw):
+    return terminal_descent(name=name, t_max_s=T_MAX, faults=tuple(faults), **kw)
+
+
+def sensors(res):
+    """SENSORS frames the harness sent, as (t_s, imu dv tuple, dtheta tuple, dt_us, lrf range, flags)."""
+    out = []
+    for f in replay_link_log(res.artifacts / "link.log")["H>F"]:
+        if f.msg_type == p.MsgType.SENSORS:
+            m = f.msg
+            out.append((f.t_us / 1e6, m.imu_dv_body, m.imu_dtheta_body, m.imu_dt_us, m.lrf_range, m.flags))
+    return out
+
+
+@pytest.fixture
+def baseline(fly):
+    return sensors(fly(short("baseline")))
+
+
+def first_difference(a, b):
+    for x, y in zip(a, b):
+        if x != y:
+            return x[0]
+    return None
+
+
+# sensor, actuator and timing faults: (fault, which SENSORS field must change) ------------------
+SEEN_IN_SENSORS = {
+    "lrf_no_output": F.LrfNoOutput(trigger=F.at_time(T_ON)),
+    "lrf_late_acquisition": F.LrfLateAcquisition(acquire_altitude_m=1000.0, trigger=F.at_time(T_ON)),
+    "lrf_dropout": F.LrfDropout(prob=0.5, burst_samples=2, trigger=F.at_time(T_ON)),
+    "lrf_bias": F.LrfBias(bias_m=40.0, trigger=F.at_time(T_ON)),
+    "lrf_scale": F.LrfScale(scale_error=0.05, trigger=F.at_time(T_ON)),
+    "lrf_stuck": F.LrfStuck(trigger=F.at_time(T_ON)),
+    "lrf_noise": F.LrfNoise(sigma_m=20.0, outlier_prob=0.2, outlier_sigma_m=300.0, trigger=F.at_time(T_ON)),
+    "lrf_max_range": F.LrfMaxRange(max_range_m=1000.0, trigger=F.at_time(T_ON)),
+    "imu_bias": F.ImuBias(accel_bias_mps2=(0.0, 0.0, 0.1), trigger=F.at_time(T_ON)),
+    "imu_noise": F.ImuNoise(accel_noise_density=0.01, gyro_noise_density=1e-4, trigger=F.at_time(T_ON)),
+    "imu_stuck_zero": F.ImuStuckZero(trigger=F.at_time(T_ON)),
+    "imu_glitch": F.ImuGlitch(mode="spike", spike_dv_mps=(0.0, 0.0, 3.0), trigger=F.at_time(T_ON), duration_s=0.1),
+    "thrust_scale": F.ThrustScale(scale=1.3, trigger=F.at_time(T_ON)),
+    "thrust_loss": F.ThrustLoss(fraction=0.5, trigger=F.at_time(T_ON)),
+    "throttle_stuck": F.ThrottleStuck(value=0.9, trigger=F.at_time(T_ON)),
+    "engine_off": F.EngineOff(trigger=F.at_time(T_ON), duration_s=2.0),
+    "rcs_failure": F.RcsFailure(axes="xy", scale=0.0, trigger=F.at_time(T_ON)),
+    "command_delay": F.CommandDelay(cycles=3, trigger=F.at_time(T_ON)),
+    "cycle_overrun": F.CycleOverrun(prob=0.3, cycles=2, trigger=F.at_time(T_ON)),
+    "command_loss": F.CommandLoss(prob=0.5, trigger=F.at_time(T_ON)),
+}
+
+
+def test_every_fault_type_has_a_test():
+    link = {"link_bit_errors", "link_drop", "link_duplicate", "link_delay", "link_jitter", "link_reorder",
+            "link_outage"}
+    assert set(F.FAULT_TYPES) == set(SEEN_IN_SENSORS) | link
+
+
+@pytest.mark.parametrize("kind", sorted(SEEN_IN_SENSORS))
+def test_fault_changes_what_the_flight_code_sees(fly, baseline, kind):
+    fault = SEEN_IN_SENSORS[kind]
+    res = fly(short(f"fault-{kind}", fault))
+    seen = sensors(res)
+    t_diff = first_difference(baseline, seen)
+    assert t_diff is not None, f"{kind}: the flight code saw exactly the fault-free SENSORS\n{res.verdict()}"
+    # nothing changes before the onset; sensor faults act on the onset cycle, actuator and
+    # timing faults one cycle later (the IMU increment that first contains their effect);
+    # random faults (overrun, loss, dropout) at their first draw that hits
+    assert T_ON - 1e-6 <= t_diff <= T_ON + 0.5, (kind, t_diff)
+    assert any(f"fault {kind}(" in n for n in res.notes), res.notes
+    assert "active from t=5.00 s" in "\n".join(res.notes)
+
+
+def test_sensor_faults_change_the_right_field(fly, baseline):
+    res = fly(short("lrf-bias-field", F.LrfBias(bias_m=40.0, trigger=F.at_time(T_ON))))
+    seen = sensors(res)
+    onset = [(b, s) for b, s in zip(baseline, seen) if s[0] <= T_ON + 1e-6]
+    assert onset[-1][1][0] == pytest.approx(T_ON)
+    for b, s in onset[:-1]:
+        assert b == s
+    b, s = onset[-1]                       # the onset cycle: LRF range +40 m, IMU untouched
+    assert b[1:4] == s[1:4] and s[5] & p.SENSORS_LRF_VALID
+    assert s[4] == pytest.approx(b[4] + 40.0, abs=1e-3)
+    res = fly(short("imu-zero-field", F.ImuStuckZero(accel=True, gyro=False, trigger=F.at_time(T_ON))))
+    after = [s for s in sensors(res) if s[0] >= T_ON]
+    assert after and all(s[1] == (0.0, 0.0, 0.0) and s[5] & p.SENSORS_IMU_VALID for s in after)
+    res = fly(short("imu-invalid", F.ImuGlitch(mode="invalid", trigger=F.at_time(T_ON), duration_s=0.5)))
+    flags = {round(s[0], 2): s[5] for s in sensors(res)}
+    assert not flags[5.0] & p.SENSORS_IMU_VALID and not flags[5.48] & p.SENSORS_IMU_VALID
+    assert flags[4.98] & p.SENSORS_IMU_VALID and flags[5.5] & p.SENSORS_IMU_VALID
+    res = fly(short("imu-reset-gap", F.ImuGlitch(mode="reset_gap", trigger=F.at_time(T_ON), duration_s=0.2)))
+    gap = [s for s in sensors(res) if T_ON <= s[0] < T_ON + 0.2]
+    assert gap and all(s[3] == 0 and not s[5] & p.SENSORS_IMU_VALID for s in gap)
+
+
+def test_engine_off_interval_is_seen_as_free_fall(fly):
+    res = fly(short("engine-off", F.EngineOff(trigger=F.at_time(T_ON), duration_s=2.0)))
+    tm = res.telemetry
+    off = (tm["t_s"] > T_ON + 1.3) & (tm["t_s"] < T_ON + 2.0)
+    assert np.all(tm["thrust_n"][off] < 1.0)            # thrust decays, engine off
+    assert np.all(tm["engine_on"][off] == 1)            # while the flight code commands it on
+    dv = [s[1][2] for s in sensors(res) if T_ON + 1.3 < s[0] < T_ON + 2.0]
+    assert max(abs(x) for x in dv) < 1e-3                # the accelerometers see free fall
+
+
+# link faults ---------------------------------------------------------------------------------
+def link_run(fly, name, fault):
+    return fly(short(name, fault))
+
+
+@pytest.mark.rigs("loopback")
+def test_link_bit_errors_reach_the_flight_codes_crc_counter(fly):
+    res = link_run(fly, "link-ber", F.LinkBitErrors(ber=2e-3, direction="up", trigger=F.at_time(T_ON)))
+    assert res.flight_counters["rx_crc_errors"] + res.flight_counters["rx_framing_errors"] \
+        + res.flight_counters["rx_length_errors"] + res.flight_counters["rx_unknown_msgs"] > 0, res.verdict()
+    assert res.link_stats["missed_cycles"] > 0           # a corrupted SENSORS is not answered
+    res = link_run(fly, "link-ber-down", F.LinkBitErrors(ber=2e-3, direction="down", trigger=F.at_time(T_ON)))
+    assert sum(v for k, v in res.link_counters.items() if k != "frames_ok") > 0, res.link_counters
+
+
+@pytest.mark.rigs("loopback")
+def test_link_drop_and_outage_are_missed_cycles(fly):
+    base = link_run(fly, "link-none", F.LinkDrop(prob=0.0))
+    res = link_run(fly, "link-drop", F.LinkDrop(prob=0.2, direction="up", message="SENSORS",
+                                                 trigger=F.at_time(T_ON)))
+    missed = res.link_stats["missed_cycles"]
+    assert 0 < missed < res.link_stats["exchanges"]
+    assert res.flight_counters["rx_frames_ok"] == base.flight_counters["rx_frames_ok"] - missed
+    res = link_run(fly, "link-outage", F.LinkOutage(direction="down", trigger=F.at_time(T_ON), duration_s=0.2))
+    assert res.link_stats["missed_cycles"] == 10         # 0.2 s at 50 Hz
+    assert res.outcome == "timeout"                      # short outage: the run goes on
+
+
+@pytest.mark.rigs("loopback")
+def test_link_outage_longer_than_the_stall_limit_is_a_link_failure(fly):
+    res = link_run(fly, "link-long-outage", F.LinkOutage(trigger=F.at_time(T_ON), duration_s=2.0))
+    assert res.outcome == "link-failure", res.verdict()
+    assert "FlightCodeStalled" in res.error, res.error
+
+
+@pytest.mark.rigs("loopback")
+def test_link_duplicate_frames_are_received_twice(fly):
+    base = link_run(fly, "link-none", F.LinkDrop(prob=0.0))
+    res = link_run(fly, "link-dup", F.LinkDuplicate(prob=0.3, direction="up", message="SENSORS",
+                                                    trigger=F.at_time(T_ON)))
+    extra = res.flight_counters["rx_frames_ok"] - base.flight_counters["rx_frames_ok"]
+    assert extra > 0
+    # the flight code ran a GNC cycle on each copy: its answers to the duplicates arrive late
+    assert res.link_stats["late_commands"] > 0
+
+
+@pytest.mark.rigs("loopback")
+@pytest.mark.parametrize("fault", [F.LinkDelay(cycles=1, direction="up", message="SENSORS", prob=0.3),
+                                   F.LinkJitter(max_cycles=2, direction="down", message="COMMAND"),
+                                   F.LinkReorder(prob=0.3, direction="up", message="SENSORS")],
+                         ids=lambda f: f.type_name)
+def test_link_delay_jitter_reorder_make_commands_late(fly, fault):
+    import dataclasses
+    fault = dataclasses.replace(fault, trigger=F.at_time(T_ON))
+    res = link_run(fly, f"link-{fault.type_name}", fault)
+    assert res.link_stats["missed_cycles"] > 0, res.verdict()
+    assert res.link_stats["late_commands"] > 0, res.verdict()
+    assert res.outcome == "timeout"
+
+
+# triggers, durations, chaining -------------------------------------------------------------------
+def active_window(res, kind):
+    line = next(n for n in res.notes if f"fault {kind}(" in n)
+    return line
+
+
+def test_triggers_altitude_phase_event_and_after(fly):
+    res = fly(terminal_descent(name="triggers", faults=(
+        F.LrfBias(id="by-alt", bias_m=1.0, trigger=F.below_altitude(2000.0), duration_s=1.0),
+        F.LrfBias(id="by-phase", bias_m=1.0, trigger=F.in_phase("terminal")),
+        F.LrfBias(id="by-event", bias_m=1.0, trigger=F.on_event("first_valid_lrf", delay_s=2.0), duration_s=0.5),
+        F.LrfBias(id="chained", bias_m=1.0, trigger=F.after("by-alt", delay_s=3.0), duration_s=0.2),
+    )))
+    tm = res.telemetry
+    notes = "\n".join(res.notes)
+    i_alt = int(np.argmax(tm["altitude_m"] <= 2000.0))
+    t_alt = tm["t_s"][i_alt]
+    assert f"active from t={t_alt:.2f} s to t={t_alt + 1.0:.2f} s" in notes
+    assert f"active from t={t_alt + 3.0:.2f} s to t={t_alt + 3.2:.2f} s" in notes
+    i_term = int(np.argmax(tm["mode"] == p.Phase.TERMINAL))
+    # the phase is known from the previous cycle's COMMAND: the fault starts one cycle later
+    assert f"active from t={tm['t_s'][i_term + 1]:.2f} s," in notes
+    i_lrf = int(np.argmax(tm["lrf_valid"] > 0))
+    assert f"active from t={tm['t_s'][i_lrf] + 2.0:.2f} s to t={tm['t_s'][i_lrf] + 2.5:.2f} s" in notes
+
+
+def test_phase_change_event():
+    fs = F.FaultSet([F.EngineOff(trigger=F.on_event("phase_change"), duration_s=0.1)])
+    from harness.plant import ActuatorCommand
+    on = ActuatorCommand(0.5, True, (0.0, 0.0, 0.0))
+    seen = []
+    for k in range(20):
+        t = k * 0.02
+        fs.update(t, 100.0, 2 if k < 10 else 3)
+        seen.append(fs.actuator(on).engine_on)
+    assert seen[:10] == [True] * 10 and seen[10:15] == [False] * 5 and seen[15:] == [True] * 5
+
+
+def test_fault_specs_are_not_mutated_and_can_be_flown_twice(fly):
+    f = F.LrfNoise(sigma_m=20.0, outlier_prob=0.1, outlier_sigma_m=100.0, trigger=F.at_time(1.0))
+    sc = short("repro", f, seed=7)
+    a = fly(sc)
+    b = fly(sc.with_(name="repro-2"))
+    assert not hasattr(f, "fs")
+    for c in ("altitude_m", "lrf_range_m", "est_alt_m", "throttle_cmd"):
+        assert np.array_equal(a.telemetry[c], b.telemetry[c], equal_nan=True), c
+    c = fly(sc.with_(name="repro-seed-8", seed=8))
+    assert not np.array_equal(a.telemetry["lrf_range_m"], c.telemetry["lrf_range_m"], equal_nan=True)
+
+
+@pytest.mark.rigs("loopback")
+def test_link_faults_reproduce_bit_for_bit(fly):
+    sc = short("link-repro", F.LinkBitErrors(ber=1e-3, trigger=F.at_time(T_ON)),
+               F.LinkDrop(prob=0.1, trigger=F.at_time(T_ON)), seed=3)
+    a, b = fly(sc), fly(sc.with_(name="link-repro-2"))
+    assert a.flight_counters == b.flight_counters and a.link_counters == b.link_counters
+    assert np.array_equal(a.telemetry["throttle_cmd"], b.telemetry["throttle_cmd"], equal_nan=True)
+
+
+# TOML form -------------------------------------------------------------------------------------
+def test_make_fault_from_toml_tables():
+    f = F.make_fault({"type": "lrf_noise", "sigma_m": 5, "outlier_prob": 0.05, "outlier_sigma_m": 500,
+                      "trigger": {"altitude_m": 2000, "delay_s": 1.5}, "duration_s": 10, "id": "n"})
+    assert isinstance(f, F.LrfNoise) and f.sigma_m == 5.0 and f.duration_s == 10.0
+    assert f.trigger == F.Trigger("altitude", 2000.0, 1.5)
+    assert F.make_fault({"type": "engine_off", "trigger": {"phase": "terminal"}}).trigger.value == "terminal"
+    assert F.make_fault({"type": "imu_bias", "accel_bias_mps2": [0, 0, 0.01]}).accel_bias_mps2 == (0.0, 0.0, 0.01)
+    assert F.make_fault({"type": "thrust_loss", "fraction": 0.5}).scale == 0.5
+
+
+@pytest.mark.parametrize("spec, words", [
+    ({"type": "lrf_warp"}, ["type", "lrf_warp", "lrf_no_output", "link_drop"]),
+    ({"type": "lrf_bias", "bias": 3}, ["unknown key 'bias'", "bias_m"]),
+    ({"type": "link_drop", "prob": 1.5}, ["prob", "1.5", "0 <= prob <= 1"]),
+    ({"type": "link_drop", "direction": "sideways"}, ["direction", "up, down, both"]),
+    ({"type": "imu_glitch", "mode": "melt"}, ["mode", "invalid, spike, reset_gap"]),
+    ({"type": "engine_off", "trigger": {"phase": "coasting"}}, ["phase", "braking", "terminal"]),
+    ({"type": "engine_off", "trigger": {"event": "boom"}}, ["event", "first_valid_lrf", "phase_change"]),
+    ({"type": "engine_off", "trigger": {"time_s": 1, "altitude_m": 2}}, ["exactly one"]),
+    ({"type": "command_delay", "cycles": 1.5}, ["cycles", "integer"]),
+    ({"type": "rcs_failure", "axes": "xq"}, ["axes", "x, y, z"]),
+])
+def test_bad_fault_tables_name_the_key_and_the_allowed_values(spec, words):
+    with pytest.raises(ConfigError) as e:
+        F.make_fault(spec, "file.toml: [[faults]] #1")
+    msg = str(e.value)
+    assert msg.startswith("file.toml")
+    for w in words:
+        assert w in msg, (w, msg)
+
+
+def test_after_must_name_a_fault():
+    with pytest.raises(ConfigError, match="names no fault"):
+        F.FaultSet([F.EngineOff(trigger=F.after("nope"))])
+    with pytest.raises(ConfigError, match="unique"):
+        F.FaultSet([F.EngineOff(id="a"), F.EngineOff(id="a")])
+
+
+def test_no_faults_is_the_identity():
+    fs = F.FaultSet()
+    fs.update(0.0, 100.0, 2)
+    assert fs.imu("x") == "x" and fs.lrf is not None and fs.command(None) is None
+    sentinel = object()
+    assert fs.wrap_transport(sentinel) is sentinel
+    assert math.isinf(F.Fault().duration_s)
