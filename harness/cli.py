@@ -77,6 +77,28 @@ def cmd_run(args) -> int:
     return 0 if res.landed else 1
 
 
+def cmd_rigs(args) -> int:
+    from harness.rigs import available_rigs, load_rig
+
+    rigs = available_rigs()
+    if args.rig:
+        rigs = {n: p for n, p in rigs.items() if n in args.rig} or {r: r for r in args.rig}
+    bad = 0
+    for name, path in sorted(rigs.items()):
+        try:
+            spec = load_rig(path)
+            missing = spec.requirements()
+        except FsilError as exc:
+            print(f"{name:10s} BROKEN   {exc}")
+            bad += 1
+            continue
+        state = "ready" if not missing else "MISSING"
+        print(f"{name:10s} {state:8s} {spec.kind:9s} {spec.description}  [{path}]")
+        for m in missing:
+            print(f"{'':20s}- {m}")
+    return 1 if bad else 0
+
+
 def cmd_replay(args) -> int:
     from harness.link import replay_link_log
 
@@ -101,6 +123,9 @@ def main(argv=None) -> int:
     r.add_argument("--seed", type=int)
     r.add_argument("--out", default="fsil-runs")
     r.set_defaults(func=cmd_run)
+    rg = sub.add_parser("rigs", help="list the rigs and check each one's requirements")
+    rg.add_argument("rig", nargs="*", help="only these rigs (names or paths)")
+    rg.set_defaults(func=cmd_rigs)
     rp = sub.add_parser("replay", help="decode a raw link log")
     rp.add_argument("log")
     rp.add_argument("--head", type=int, default=10)

@@ -132,6 +132,7 @@ class FlightLink:
         self.keep_round_trips = keep_round_trips
         self.hello: p.Hello | None = None
         self.telemetry: p.Telemetry | None = None
+        self.telemetry_log: list[tuple[int, p.Telemetry]] = []  # (t_us of the cycle, TELEMETRY)
         self._seq = 0
         self._pending: list[p.Frame] = []
         self._missed_in_a_row = 0
@@ -185,6 +186,7 @@ class FlightLink:
         """A frame that was not the one awaited: keep what it tells."""
         if f.msg_type == p.MsgType.TELEMETRY:
             self.telemetry = f.msg
+            self.telemetry_log.append((f.t_us, f.msg))
         elif f.msg_type == p.MsgType.HELLO:
             self.hello = f.msg
         elif f.msg_type == p.MsgType.COMMAND:
@@ -273,6 +275,19 @@ class FlightLink:
                 f"(limit {self.stall_cycles} cycles, {self.cycle_timeout_s:.2f} s wall each); "
                 f"{self.describe_last_frames()}")
         return None
+
+    def drain(self, timeout_s: float = 0.05) -> None:
+        """Collect frames still in flight (the last TELEMETRY) before the link is closed."""
+        for f in self._pending:
+            self._absorb(f)
+        self._pending.clear()
+        deadline = time.perf_counter() + (0.0 if self.transport.synchronous else timeout_s)
+        while True:
+            frames = self._receive(max(0.0, deadline - time.perf_counter()))
+            for f in frames:
+                self._absorb(f)
+            if not frames:
+                return
 
     def close(self) -> None:
         self.log.close()

@@ -42,7 +42,7 @@ RESETS = ("none", "dtr-pulse", "rts-pulse")
 
 _SCHEMA: dict[str, dict[str, tuple]] = {
     "rig": {"name": (str,), "description": (str,), "kind": (str,), "capabilities": (list,)},
-    "flight_code": {"source_dir": (str,)},
+    "flight_code": {"source_dir": (str,), "params": (dict,)},
     "port": {"path": (str,), "vid": (int,), "pid": (int,), "serial_number": (str,), "baud": (int,),
              "exclusive": (bool,), "dtr": (bool,), "rts": (bool,), "reset": (str,), "boot_delay_s": (int, float),
              "reconnect_s": (int, float)},
@@ -86,6 +86,7 @@ class RigSpec:
     description: str = ""
     capabilities: tuple[str, ...] = ()
     source_dir: Path | None = None
+    flight_params: dict = field(default_factory=dict)
     port: PortSpec = field(default_factory=PortSpec)
     qemu_attach: str = "socket"
     pacing: str = "lockstep"
@@ -206,6 +207,7 @@ def rig_from_dict(data: dict, src: Path | str = "<memory>") -> RigSpec:
     return RigSpec(
         name=rig.get("name", src.stem), kind=kind, description=rig.get("description", ""),
         capabilities=tuple(rig.get("capabilities", ())), source_dir=source_dir, port=port,
+        flight_params=_rig_params(src, fc.get("params", {}), source_dir),
         qemu_attach=_choice(src, "qemu.attach", data.get("qemu", {}).get("attach", "socket"), ("socket", "pty")),
         pacing=_choice(src, "timing.pacing", timing.get("pacing", "lockstep"), PACINGS),
         cycle_timeout_s=_positive(src, "timing.cycle_timeout_s", float(timing.get("cycle_timeout_s", 2.0))),
@@ -213,6 +215,16 @@ def rig_from_dict(data: dict, src: Path | str = "<memory>") -> RigSpec:
         hello_timeout_s=_positive(src, "timing.hello_timeout_s", float(timing.get("hello_timeout_s", 10.0))),
         test_timeout_s=_positive(src, "timing.test_timeout_s", float(timing.get("test_timeout_s", 300.0))),
         path=src)
+
+
+def _rig_params(src, params: dict, source_dir) -> dict:
+    from harness.params import check_params, load_param_table
+
+    for k, v in params.items():
+        if not isinstance(v, (int, float)) or isinstance(v, bool):
+            raise ConfigError(f"{src}: flight_code.params.{k} = {v!r} must be a number")
+    check_params(params, load_param_table(source_dir), str(src))
+    return dict(params)
 
 
 # USB port matching ----------------------------------------------------------------------
@@ -266,6 +278,8 @@ class Rig:
                 "stall_cycles": self.spec.stall_cycles, "hello_timeout_s": self.spec.hello_timeout_s,
                 "source_dir": self.spec.source_dir}
         opts.update(kwargs)
+        if self.spec.flight_params:  # the rig's settings (e.g. telemetry decimation); the scenario's win
+            scenario = scenario.with_(flight_params={**self.spec.flight_params, **scenario.flight_params})
         return fly(scenario, self.transport, **opts)
 
     def close(self) -> None:

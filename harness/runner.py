@@ -254,6 +254,9 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
     command = p.Command(0.0, (0.0, 0.0, 0.0), 0, 0, 0)
     firmware = "unknown"
     n_steps = int(round(scenario.t_max_s / dt))
+    late_frames = 0
+    if pacing not in ("lockstep", "realtime"):
+        raise ValueError(f"pacing must be 'lockstep' or 'realtime', not {pacing!r}")
     try:
         hello = link.wait_hello(hello_timeout_s)
         firmware = f"{hello.firmware_name} 0x{hello.firmware_id:08x}"
@@ -271,15 +274,16 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
                 | (p.SENSORS_LRF_NEW if lrf_r.new else 0)
             sensors = p.Sensors(imu_r.dv_body, imu_r.dtheta_body, int(round(imu_r.dt_s * 1e6)),
                                 lrf_r.range_m if lrf_r.valid else 0.0,
-                                int(round(lrf_r.sample_t_s * 1e6)) if lrf_r.valid else 0, flags)
+                                int(round(lrf_r.sample_t_s * 1e6)) if (lrf_r.valid or lrf_r.new) else 0, flags)
             if pacing == "realtime":
                 lag = wall_start + step * dt - time.perf_counter()
                 if lag > 0:
                     time.sleep(lag)
             answer = faults.command(link.exchange(sensors, t_us))
+            if pacing == "realtime" and time.perf_counter() > wall_start + (step + 1) * dt:
+                late_frames += 1
             if answer is not None:
                 command = answer
-            tlm = link.telemetry
             # record this cycle (truth at t, what was sent, what came back)
             r, v, q = st.r_mci, st.v_mci, st.q_mci_body
             rn = math.sqrt(r[0] * r[0] + r[1] * r[1] + r[2] * r[2])
@@ -290,8 +294,7 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
             row = (st.t_s, altitude, v_up, v_h, math.degrees(math.acos(max(-1.0, min(1.0, cos_tilt)))),
                    st.mass_kg, st.thrust_n, command.throttle, command.flags & p.COMMAND_ENGINE_ON, command.mode,
                    lrf_r.range_m if lrf_r.valid else math.nan, int(lrf_r.valid), int(lrf_r.new),
-                   tlm.est_alt if tlm else math.nan, rn - site_radius,
-                   tlm.lrf_status if tlm else 0, tlm.lrf_innovation if tlm else math.nan, MOON_GM / (rn * rn))
+                   math.nan, rn - site_radius, 0, math.nan, MOON_GM / (rn * rn))
             for append, value in zip(rec, row):
                 append(value)
             if step >= n_steps:
@@ -310,6 +313,7 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
                 touchdown = _touchdown(plant, site)
                 outcome = envelope_outcome(touchdown, scenario.envelope)
                 break
+        link.drain()
     except (LinkError, TransportError) as exc:
         outcome, error = "link-failure", f"{type(exc).__name__}: {exc}"
         if transport.diagnose is not None:
@@ -317,6 +321,7 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
     finally:
         link.close()
     tm = {c: np.asarray(cols[c], dtype=float) for c in COLUMNS}
+    _merge_telemetry(tm, link.telemetry_log, dt_us)
     rt = np.asarray(link.stats.round_trip_s)
     tlm = link.telemetry
     result = FlightResult(
@@ -326,7 +331,8 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
                                                       "rx_unknown_msgs", "rx_frames_ok", "cycle_overruns")}
         if tlm else {},
         link_stats={"exchanges": link.stats.exchanges, "missed_cycles": link.stats.missed_cycles,
-                    "late_commands": link.stats.late_commands,
+                    "late_commands": link.stats.late_commands, "late_frames": late_frames,
+                    "pacing": pacing,
                     "round_trip_median_s": float(np.median(rt)) if rt.size else math.nan,
                     "round_trip_p99_s": float(np.percentile(rt, 99)) if rt.size else math.nan,
                     "bytes_tx": log.bytes_tx, "bytes_rx": log.bytes_rx},
@@ -336,6 +342,25 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
     if folder:
         result.save(folder)
     return result
+
+
+def _merge_telemetry(tm: dict, log: list, dt_us: int) -> None:
+    """Put the flight code's TELEMETRY on the cycle rows by its time stamp (held between frames
+    when decimated), so the record does not depend on when the bytes happened to arrive."""
+    if not log or not tm["t_s"].size:
+        return
+    t_tlm = np.array([t for t, _ in log], dtype=np.int64)
+    order = np.argsort(t_tlm, kind="stable")
+    t_tlm = t_tlm[order]
+    rows_us = np.rint(tm["t_s"] * 1e6 / dt_us).astype(np.int64) * dt_us
+    idx = np.searchsorted(t_tlm, rows_us, side="right") - 1
+    have = idx >= 0
+    for col, field in (("est_alt_m", "est_alt"), ("lrf_status", "lrf_status"),
+                       ("lrf_innovation_m", "lrf_innovation")):
+        values = np.array([getattr(log[k][1], field) for k in order], dtype=float)
+        out = np.full(rows_us.shape, np.nan if col != "lrf_status" else 0.0)
+        out[have] = values[idx[have]]
+        tm[col] = out
 
 
 def _touchdown(plant: Plant, site: SiteFrame) -> Touchdown:
