@@ -85,7 +85,7 @@ def test_unknown_key(tmp_path):
 def test_wrong_type_and_bad_inertia(tmp_path):
     p = write_variant(tmp_path, lambda t: t.replace("thrust_max_n = 4000.0", 'thrust_max_n = "4 kN"'))
     expect_error(p, "[engine] thrust_max_n", "must be a number")
-    p = write_variant(tmp_path, lambda t: t.replace("[[520.0, 4.0, 0.0]", "[[-520.0, 4.0, 0.0]"))
+    p = write_variant(tmp_path, lambda t: t.replace("[[520.0, 0.0, 0.0]", "[[-520.0, 0.0, 0.0]"))
     expect_error(p, "[lander] inertia_body_kg_m2", "positive definite")
     p = write_variant(tmp_path, lambda t: t.replace("[0.0, 0.0, 640.0]]", "[0.0, 0.0, 2000.0]]", 1))
     expect_error(p, "[lander] inertia_body_kg_m2", "triangle")
