@@ -192,11 +192,15 @@ def resolve_path(path_or_name) -> Path:
     for cand in (SCENARIO_DIR / p.name, SCENARIO_DIR / f"{p.name}.toml"):
         if cand.suffix == ".toml" and cand.exists():
             return cand
+    for cand in sorted(SCENARIO_DIR.glob("*.toml")):   # by the name inside the file
+        if read_scenario_file(cand).get("scenario", {}).get("name") == str(path_or_name):
+            return cand
     raise ConfigError(f"{path_or_name}: no such scenario file; library: {', '.join(library_names())}")
 
 
 def library_names() -> list[str]:
-    return sorted(p.stem for p in SCENARIO_DIR.glob("*.toml"))
+    """Scenario names of the library files (each also loads by its file name)."""
+    return sorted(read_scenario_file(p).get("scenario", {}).get("name", p.stem) for p in SCENARIO_DIR.glob("*.toml"))
 
 
 def read_scenario_file(path) -> dict:
