@@ -34,9 +34,16 @@ def _scenario_by_name(name: str):
 
     builtins = {"terminal-nominal": sc.terminal_descent, "terminal-lrf-latency": sc.terminal_descent_lrf_latency,
                 "m2-late-lrf": sc.m2_late_lrf}
-    if name not in builtins:
-        raise FsilError(f"unknown scenario {name!r}; built in: {', '.join(builtins)}")
-    return builtins[name]()
+    if name in builtins:
+        return builtins[name]()
+    from harness.scenario_files import library_names, load_scenario   # library name or TOML path
+    try:
+        return load_scenario(name)
+    except FsilError as exc:
+        if name.endswith(".toml") or ":" in name or name in library_names():
+            raise
+        raise FsilError(f"unknown scenario {name!r}; built in: {', '.join(builtins)}; library: "
+                        f"{', '.join(library_names())} (NAME:VARIANT selects a variant); or a TOML path") from exc
 
 
 def cmd_demo(args) -> int:
@@ -66,7 +73,7 @@ def cmd_run(args) -> int:
 
     sc = _scenario_by_name(args.scenario)
     if args.seed is not None:
-        sc = sc.with_(seed=args.seed)
+        sc = sc.dispersed(args.seed) if getattr(args, "disperse", False) else sc.with_(seed=args.seed)
     out = Path(args.out) / sc.name
     with open_rig(args.rig) as rig:
         res = fly(sc, rig.transport, rig=rig.name, artifacts=out)
@@ -75,6 +82,21 @@ def cmd_run(args) -> int:
     print(summary_table([res]))
     print(f"\nplot: {plot_descents([res], out / 'descent.png')}")
     return 0 if res.landed else 1
+
+
+def cmd_scenarios(args) -> int:
+    from harness import scenario_files as sf
+
+    if args.action == "list":
+        for name in sf.library_names():
+            sc = sf.load_scenario(name)
+            vs = sf.variants(name)
+            print(f"{name:26s} {sc.description}" + (f"  [variants: {', '.join(vs)}]" if vs else ""))
+        return 0
+    table, results = sf.historical_table(args.rig, out=Path(args.out))
+    print(table)
+    ok = all(r.outcome in r.scenario.expect for r in results)
+    return 0 if ok else 1
 
 
 def cmd_rigs(args) -> int:
@@ -123,6 +145,12 @@ def main(argv=None) -> int:
     r.add_argument("--seed", type=int)
     r.add_argument("--out", default="fsil-runs")
     r.set_defaults(func=cmd_run)
+    r.add_argument("--disperse", action="store_true", help="draw the start state from the scenario's dispersion")
+    sc = sub.add_parser("scenarios", help="the scenario library: list, or the as-flown vs fixed table")
+    sc.add_argument("action", choices=("list", "table"))
+    sc.add_argument("--rig", default="loopback")
+    sc.add_argument("--out", default="fsil-runs/scenarios")
+    sc.set_defaults(func=cmd_scenarios)
     rg = sub.add_parser("rigs", help="list the rigs and check each one's requirements")
     rg.add_argument("rig", nargs="*", help="only these rigs (names or paths)")
     rg.set_defaults(func=cmd_rigs)

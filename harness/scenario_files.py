@@ -27,6 +27,8 @@ import math
 import tomllib
 from pathlib import Path
 
+import numpy as np
+
 from harness.errors import ConfigError
 from harness.faults import make_fault
 from harness.scenario import (DISPERSED_FIELDS, Dispersion, Envelope, NavError, PassCriteria, Scenario)
@@ -285,14 +287,83 @@ def load_scenario(path_or_name, variant: str | None = None) -> Scenario:
         expect=_value(vt["expect"], "outcomes", "expect", src) if "expect" in vt else ())
 
 
+_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+
+
+def _mission_date(mission: str) -> tuple:
+    words = mission.replace(",", " ").lower().split()
+    year = next((int(w) for w in reversed(words) if w.isdigit()), 9999)
+    month = next((_MONTHS.index(w[:3]) for w in reversed(words) if w[:3] in _MONTHS), 12)
+    return year, month
+
+
 def historical_scenarios() -> list[Path]:
-    """The library files of kind "historical", in file order of the table."""
+    """The library files of kind "historical", oldest mission first."""
     out = []
     for p in sorted(SCENARIO_DIR.glob("*.toml")):
-        doc = read_scenario_file(p)
-        if doc.get("scenario", {}).get("kind") == "historical":
-            out.append(p)
-    return out
+        head = read_scenario_file(p).get("scenario", {})
+        if head.get("kind") == "historical":
+            out.append((_mission_date(head.get("mission", "")), p))
+    return [p for _, p in sorted(out)]
 
 
 __all__ = ["load_scenario", "variants", "library_names", "historical_scenarios", "resolve_path", "SCENARIO_DIR"]
+
+
+# The table of historical scenarios: as flown vs fixed ---------------------------------------------
+def short_verdict(res) -> str:
+    """One table cell: outcome, touchdown speeds and the decisive diagnosis."""
+    parts = [res.outcome.upper()]
+    td = res.touchdown
+    if td:
+        parts[0] += f" {td.v_vertical:.1f} m/s down, {td.v_horizontal:.1f} m/s horiz."
+    else:
+        tm = res.telemetry
+        if tm["t_s"].size:
+            parts[0] += f" (no touchdown in {res.sim_time_s:.0f} s; lowest {tm['altitude_m'].min():.0f} m, " \
+                        f"ends {tm['altitude_m'][-1]:.0f} m up)"
+    fv = res.first_valid_lrf()
+    if fv is None:
+        parts.append("no valid LRF sample")
+    elif fv["altitude_m"] < 0.9 * res.scenario.altitude_m:
+        parts.append(f"first valid LRF at {fv['altitude_m']:.0f} m")
+    ig = res.lrf_ignored()
+    if ig:
+        parts.append(f"LRF rejected t={ig['from_t_s']:.1f}-{ig['to_t_s']:.1f} s ({ig['samples']} samples)")
+    ee = res.max_estimate_error()
+    if ee and abs(ee["error_m"]) > 20.0 and not res.landed and abs(res.scenario.nav_error.altitude_m) < 1000.0:
+        parts.append(f"estimate error {ee['error_m']:+.0f} m at t={ee['t_s']:.1f} s")
+    tm = res.telemetry
+    ground = (tm["est_alt_m"] < 50.0) & (tm["altitude_m"] > 500.0)
+    if ground.any():
+        i = int(np.argmax(ground))
+        parts.append(f"estimate {tm['est_alt_m'][i]:.0f} m while {tm['altitude_m'][i]:.0f} m up at "
+                     f"t={tm['t_s'][i]:.1f} s")
+    pnr = res.point_of_no_return()
+    if pnr:
+        parts.append(f"point of no return t={pnr['t_s']:.1f} s at {pnr['altitude_m']:.0f} m")
+    return "; ".join(parts)
+
+
+def historical_table(rig: str = "loopback", out=None) -> tuple[str, list]:
+    """Fly every historical scenario as flown and fixed on ``rig``; return a Markdown table
+    (mission, scenario, as-flown verdict, fixed verdict, the fix) and the results."""
+    from harness.rigs import open_rig
+
+    rows, results = [], []
+    for path in historical_scenarios():
+        cells = {}
+        for variant in ("as_flown", "fixed"):
+            sc = load_scenario(path, variant)
+            with open_rig(rig) as up:
+                res = up.fly(sc, artifacts=(Path(out) / sc.name) if out else None)
+            results.append(res)
+            ok = res.outcome in sc.expect
+            cells[variant] = (short_verdict(res) + ("" if ok else f" **(expected {'/'.join(sc.expect)})**"), sc)
+        fixed_sc = cells["fixed"][1]
+        rows.append((fixed_sc.mission, f"`{path.stem}`", cells["as_flown"][0], cells["fixed"][0],
+                     fixed_sc.description))
+    head = ("mission", "scenario file", "as flown", "fixed", "fix (variant `fixed`)")
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines), results
