@@ -80,7 +80,7 @@ def _value(v, rule, key: str, src: str):
     if isinstance(rule, tuple):
         lo, hi = rule
         if isinstance(v, bool) or not isinstance(v, (int, float)) or math.isnan(v) or not lo <= v <= hi:
-            bad(f"a number {lo:g} <= {key.split('.')[-1]} <= {hi:g}")
+            bad(f"a number {lo:g} <= {key.split()[-1].split('.')[-1]} <= {hi:g}")
         return float(v)
     if rule == "int":
         if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 1000:

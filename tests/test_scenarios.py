@@ -1,0 +1,154 @@
+"""Scenario TOML files: schema validation, loading, variants, dispersion, the nominal library
+scenarios, and ``fsil run`` / ``fsil scenarios`` on library names and paths."""
+from __future__ import annotations
+
+import pytest
+
+from harness import faults as F
+from harness.errors import ConfigError
+from harness.scenario import Scenario, terminal_descent
+from harness.scenario_files import SCENARIO_DIR, library_names, load_scenario, variants
+
+MINIMAL = """
+[scenario]
+name = "mini"
+[initial]
+altitude_m = 1000.0
+v_up_mps = -20.0
+"""
+
+
+def write(tmp_path, text, name="s.toml"):
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def test_every_library_file_loads_with_every_variant():
+    names = library_names()
+    assert {"nominal-terminal-descent", "nominal-powered-descent", "hakuto-r-m1", "ispace-m2", "im1", "im2",
+            "beresheet", "chandrayaan2", "luna25", "slim"} <= set(names)
+    for n in names:
+        sc = load_scenario(n)
+        assert isinstance(sc, Scenario) and sc.source.endswith(".toml")
+        for v in variants(n):
+            assert load_scenario(f"{n}:{v}").variant == v
+
+
+def test_load_by_name_file_name_and_path():
+    a = load_scenario("slim")
+    b = load_scenario("slim-half-thrust")
+    c = load_scenario(SCENARIO_DIR / "slim-half-thrust.toml")
+    assert a == b == c
+    assert isinstance(a.faults[0], F.ThrustLoss) and a.faults[0].trigger == F.below_altitude(50.0)
+
+
+def test_variant_merges_flight_params_and_removes_faults():
+    base = load_scenario("beresheet")
+    fixed = load_scenario("beresheet", "fixed")
+    assert [f.id for f in base.faults] == ["imu-glitch", "reset-engine-off"]
+    assert [f.id for f in fixed.faults] == ["imu-glitch"]
+    assert fixed.flight_params["LRF_GATE_POLICY"] == 1.0 and base.flight_params["LRF_GATE_POLICY"] == 0.0
+    assert fixed.expect == ("landed",) and fixed.name == "beresheet-fixed"
+
+
+def test_minimal_file_and_defaults(tmp_path):
+    sc = load_scenario(write(tmp_path, MINIMAL))
+    assert sc.name == "mini" and sc.altitude_m == 1000.0 and sc.v_up_mps == -20.0
+    assert sc.lander == "reference" and sc.faults == () and sc.pass_criteria.outcomes == ("landed",)
+
+
+def test_toml_matches_the_builtin_terminal_descent():
+    sc = load_scenario("nominal-terminal-descent")
+    ref = terminal_descent()
+    for k in ("altitude_m", "downrange_m", "v_east_mps", "v_up_mps", "nav_error", "propellant_kg", "envelope"):
+        assert getattr(sc, k) == getattr(ref, k), k
+
+
+@pytest.mark.parametrize("text, words", [
+    (MINIMAL + "[initial.extra]\n", ["unknown key 'extra'", "[initial]", "altitude_m"]),
+    (MINIMAL + "[scenery]\nx = 1\n", ["unknown key 'scenery'", "top level", "faults", "variants"]),
+    (MINIMAL.replace("altitude_m = 1000.0", "altitude_m = -5.0"), ["altitude_m", "-5.0", "0 <= altitude_m"]),
+    (MINIMAL.replace("altitude_m = 1000.0", "altitude_m = \"high\""), ["altitude_m", "'high'", "a number"]),
+    (MINIMAL + "[lrf]\nrate = 10\n", ["unknown key 'rate'", "rate_hz"]),
+    (MINIMAL + "[lrf]\ndropout_prob = 2.0\n", ["dropout_prob", "2.0", "<= 1"]),
+    (MINIMAL + "[imu]\npreset = \"consumer\"\n", ["preset", "navigation_grade", "tactical_grade"]),
+    (MINIMAL + "[flight_params]\nLRF_GATE = 1\n", ["LRF_GATE", "unknown flight-code parameter"]),
+    (MINIMAL + "[flight_params]\nLRF_GATE_POLICY = 7\n", ["LRF_GATE_POLICY", "outside"]),
+    (MINIMAL + "[terrain]\ntype = \"moon\"\n", ["type", "flat", "crater_rim_step"]),
+    (MINIMAL + "[terrain]\ntype = \"crater_rim_step\"\nrim = 3\n", ["unknown key 'rim'", "rim_radius_m"]),
+    (MINIMAL + "[[faults]]\ntype = \"lrf_bias\"\nbias = 3\n", ["[[faults]] #1", "unknown key 'bias'", "bias_m"]),
+    (MINIMAL + "[[faults]]\ntype = \"engine_off\"\ntrigger = { phase = \"coast\" }\n", ["trigger.phase", "terminal"]),
+    (MINIMAL + "[pass]\noutcomes = [\"survived\"]\n", ["outcomes", "landed", "hard-landing"]),
+    (MINIMAL + "[pass]\nv_vertical = 2\n", ["unknown key 'v_vertical'", "v_vertical_max"]),
+    (MINIMAL + "[dispersion]\ndistribution = \"cauchy\"\n", ["distribution", "normal, uniform"]),
+    (MINIMAL + "[variants.fixed]\nremove_faults = [\"x\"]\n", ["remove_faults", "fault ids"]),
+    (MINIMAL + "[variants.fixed]\nflight_params = { NOPE = 1 }\n", ["variants.fixed.flight_params", "NOPE"]),
+    (MINIMAL + "[variants.fixed]\nexpect = \"landed-ish\"\n", ["expect", "landed"]),
+    (MINIMAL.replace("[scenario]\n", "[scenario]\npropellant_kg = \"lots\"\n"), ["propellant_kg", "terminal_descent"]),
+    (MINIMAL.replace("[scenario]\n", "[scenario]\nkind = \"fiction\"\n"), ["kind", "nominal, historical, test"]),
+    ("[scenario\n", ["not valid TOML"]),
+])
+def test_bad_files_name_the_file_the_key_and_the_allowed_values(tmp_path, text, words):
+    p = write(tmp_path, text, "bad.toml")
+    with pytest.raises(ConfigError) as e:
+        load_scenario(p)
+    msg = str(e.value)
+    assert str(p) in msg, msg
+    for w in words:
+        assert w in msg, (w, msg)
+
+
+def test_unknown_variant_and_unknown_name():
+    with pytest.raises(ConfigError, match="variant 'best'.*allowed: as_flown, fixed"):
+        load_scenario("slim", "best")
+    with pytest.raises(ConfigError, match="no such scenario file.*hakuto-r-m1"):
+        load_scenario("no-such-scenario")
+
+
+def test_dispersion_draws_reproducibly():
+    sc = load_scenario("nominal-terminal-descent")
+    a, b, c = sc.dispersed(1), sc.dispersed(1), sc.dispersed(2)
+    assert a == b and a != c and a.seed == 1
+    assert a.altitude_m != sc.altitude_m and a.nav_error.altitude_m != sc.nav_error.altitude_m
+    assert a.downrange_m == sc.downrange_m            # not dispersed in the file
+    assert terminal_descent().dispersed(5).seed == 5  # no dispersion: only the seed
+
+
+def test_nominal_terminal_descent_file_lands_and_passes(fly):
+    sc = load_scenario("nominal-terminal-descent")
+    res = fly(sc)
+    assert res.outcome == "landed" and sc.passed(res), res.verdict()
+
+
+def test_nominal_terminal_descent_dispersed_lands(fly):
+    sc = load_scenario("nominal-terminal-descent").dispersed(11)
+    res = fly(sc.with_(name="nominal-dispersed-11"))
+    assert res.outcome == "landed", res.verdict()
+
+
+@pytest.mark.xfail(reason="flight code lacks braking guidance (fsw_guidance.c fsw_guid_braking is a "
+                          "placeholder): from 15 km at 1.69 km/s it climbs away", strict=True)
+def test_nominal_powered_descent_lands(fly):
+    res = fly(load_scenario("nominal-powered-descent"))
+    assert res.outcome == "landed", res.verdict()
+
+
+def test_cli_run_flies_a_toml_path_and_writes_a_plot(tmp_path, capsys):
+    from harness.cli import main
+
+    p = write(tmp_path, MINIMAL.replace("[scenario]\n", "[scenario]\nt_max_s = 5.0\n"), "cli.toml")
+    rc = main(["run", str(p), "--seed", "4", "--out", str(tmp_path / "runs")])
+    out = capsys.readouterr().out
+    assert rc == 1 and "mini on loopback" in out and "TIMEOUT" in out
+    assert (tmp_path / "runs" / "mini" / "descent.png").exists()
+    assert main(["run", "no-such-scenario"]) == 2
+    assert "library:" in capsys.readouterr().err
+
+
+def test_cli_scenarios_list(capsys):
+    from harness.cli import main
+
+    assert main(["scenarios", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "hakuto-r-m1" in out and "variants: as_flown, fixed" in out
