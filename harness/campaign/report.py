@@ -258,7 +258,8 @@ def write_report(db: str | Path, out: str | Path | None = None, worst: int = 6) 
             parts.append(f"<tr><td>{e(t['axis'])}</td><td>{e(_group_label(t['group']))}</td>"
                          f"<td>{e(_x(t['p50']))}</td><td>{low}</td></tr>")
         parts.append("</table><p>50 % crossing: linear interpolation between the two swept values around it.</p>")
-    parts.append("<h2>Success probability against the swept parameters</h2>")
+    parts.append("<h2>Success probability against the swept parameters</h2><p>P(landed) at each swept value; "
+                 "bands and error bars are Wilson score 95 % intervals; dashed lines mark the 50 % crossings.</p>")
     for _name, img in fig_success_vs_axes(table, axes, ths):
         parts.append(img)
     img = fig_success_vs_dispersions(table, dispersed, axes)

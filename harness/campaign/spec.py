@@ -362,12 +362,17 @@ def spec_from_dict(doc: dict, source: str = "<memory>", text: str = "") -> Campa
                           f"descents at once, in-process)")
     name = str(c.get("name") or Path(source).stem)
 
-    base = resolve_scenario(c["scenario"])
+    try:
+        base = resolve_scenario(c["scenario"])
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: campaign.scenario = {c['scenario']!r}: {exc}; also allowed: the built-in "
+                          f"names terminal-nominal, terminal-lrf-latency, m2-late-lrf, or module:function") from None
     overrides = doc.get("scenario", {})
     if not isinstance(overrides, dict):
         raise ConfigError(f"{source}: [scenario] must be a table of dotted.path = value")
     overrides = _flatten(overrides)
     nominal = apply_overrides(base, overrides, f"{source}: [scenario]")
+    check_flight_params(nominal, f"{source}: [scenario]")
 
     disps = []
     draw = doc.get("dispersions", {})
@@ -400,7 +405,8 @@ def spec_from_dict(doc: dict, source: str = "<memory>", text: str = "") -> Campa
             if dist == "loguniform" and args["low"] <= 0:
                 raise ConfigError(f"{source}: {key}.low = {args['low']} is invalid; allowed: > 0 for loguniform")
         disp = Dispersion(path, dist, args)
-        apply_overrides(nominal, {path: disp.representative()}, f"{source}: {key}")
+        check_flight_params(apply_overrides(nominal, {path: disp.representative()}, f"{source}: {key}"),
+                            f"{source}: {key}")
         disps.append(disp)
 
     axes = []
@@ -442,7 +448,7 @@ def spec_from_dict(doc: dict, source: str = "<memory>", text: str = "") -> Campa
         if len(set(labels)) != len(labels):
             raise ConfigError(f"{source}: {key}.labels must be distinct")
         for v in values:
-            apply_overrides(nominal, {path: v}, f"{source}: {key}")
+            check_flight_params(apply_overrides(nominal, {path: v}, f"{source}: {key}"), f"{source}: {key}")
         if path.split(".")[0] == "flight_params" and "." not in path:
             values = [param_set(v, f"{source}: {key}") for v in values]
         axname = s.get("name", path)
