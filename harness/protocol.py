@@ -10,7 +10,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import ClassVar, Union
+from typing import NamedTuple, Union
 
 import crcmod.predefined
 from cobs import cobs
@@ -71,12 +71,9 @@ class ConfigStatus(IntEnum):
 
 
 # Messages ------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class Hello:
+class Hello(NamedTuple):
     """HELLO: the flight code's banner (F -> H) or the harness's request (H -> F)."""
 
-    MSG_TYPE: ClassVar[MsgType] = MsgType.HELLO
-    LAYOUT: ClassVar[struct.Struct] = struct.Struct("<HHI16s")
     protocol_version: int = PROTOCOL_VERSION
     firmware_id: int = 0
     firmware_name: str = ""
@@ -91,12 +88,9 @@ class Hello:
         return cls(ver, fw_id, name.rstrip(b"\x00").decode("ascii", "replace"))
 
 
-@dataclass(frozen=True, slots=True)
-class Config:
+class Config(NamedTuple):
     """CONFIG: set one flight-code parameter (H -> F). ``value`` in the parameter's SI unit."""
 
-    MSG_TYPE: ClassVar[MsgType] = MsgType.CONFIG
-    LAYOUT: ClassVar[struct.Struct] = struct.Struct("<HHd")
     param_id: int
     value: float
     flags: int = 0
@@ -110,12 +104,9 @@ class Config:
         return cls(pid, value, flags)
 
 
-@dataclass(frozen=True, slots=True)
-class ConfigAck:
+class ConfigAck(NamedTuple):
     """CONFIG_ACK: the flight code's answer to one CONFIG (F -> H)."""
 
-    MSG_TYPE: ClassVar[MsgType] = MsgType.CONFIG_ACK
-    LAYOUT: ClassVar[struct.Struct] = struct.Struct("<HHd")
     param_id: int
     status: int
     value: float
@@ -128,12 +119,9 @@ class ConfigAck:
         return cls(*cls.LAYOUT.unpack(body))
 
 
-@dataclass(frozen=True, slots=True)
-class Sensors:
+class Sensors(NamedTuple):
     """SENSORS (H -> F). IMU increments in body axes; LRF slant range, m; times in us."""
 
-    MSG_TYPE: ClassVar[MsgType] = MsgType.SENSORS
-    LAYOUT: ClassVar[struct.Struct] = struct.Struct("<3f3fIfQB3x")
     imu_dv_body: tuple[float, float, float]
     imu_dtheta_body: tuple[float, float, float]
     imu_dt_us: int
@@ -156,12 +144,9 @@ class Sensors:
         return bool(self.flags & SENSORS_LRF_VALID)
 
 
-@dataclass(frozen=True, slots=True)
-class Command:
+class Command(NamedTuple):
     """COMMAND (F -> H): throttle 0..1 of max thrust, RCS torque N m in body axes."""
 
-    MSG_TYPE: ClassVar[MsgType] = MsgType.COMMAND
-    LAYOUT: ClassVar[struct.Struct] = struct.Struct("<f3fHBB4x")
     throttle: float
     torque_body: tuple[float, float, float]
     sensors_seq: int
@@ -182,12 +167,9 @@ class Command:
         return bool(self.flags & COMMAND_ENGINE_ON)
 
 
-@dataclass(frozen=True, slots=True)
-class Telemetry:
+class Telemetry(NamedTuple):
     """TELEMETRY (F -> H): the flight code's own estimate and its link error counters."""
 
-    MSG_TYPE: ClassVar[MsgType] = MsgType.TELEMETRY
-    LAYOUT: ClassVar[struct.Struct] = struct.Struct("<3d3f4fffBBHHHHHHH")
     est_r_mci: tuple[float, float, float]
     est_v_mci: tuple[float, float, float]
     est_q_mci_body: tuple[float, float, float, float]
@@ -215,13 +197,26 @@ class Telemetry:
         return cls(v[0:3], v[3:6], v[6:10], *v[10:])
 
 
+# Class-level facts of each message (NamedTuple fields cannot be class variables)
+Hello.MSG_TYPE = MsgType.HELLO
+Hello.LAYOUT = struct.Struct("<HHI16s")
+Config.MSG_TYPE = MsgType.CONFIG
+Config.LAYOUT = struct.Struct("<HHd")
+ConfigAck.MSG_TYPE = MsgType.CONFIG_ACK
+ConfigAck.LAYOUT = struct.Struct("<HHd")
+Sensors.MSG_TYPE = MsgType.SENSORS
+Sensors.LAYOUT = struct.Struct("<3f3fIfQB3x")
+Command.MSG_TYPE = MsgType.COMMAND
+Command.LAYOUT = struct.Struct("<f3fHBB4x")
+Telemetry.MSG_TYPE = MsgType.TELEMETRY
+Telemetry.LAYOUT = struct.Struct("<3d3f4fffBBHHHHHHH")
+
 Message = Union[Hello, Config, ConfigAck, Sensors, Command, Telemetry]
 MESSAGE_CLASSES: dict[int, type] = {c.MSG_TYPE: c for c in (Hello, Config, ConfigAck, Sensors, Command, Telemetry)}
 BODY_SIZES: dict[int, int] = {t: c.LAYOUT.size for t, c in MESSAGE_CLASSES.items()}
 
 
-@dataclass(frozen=True, slots=True)
-class Frame:
+class Frame(NamedTuple):
     """One decoded frame: header fields plus the typed message."""
 
     msg_type: int

@@ -244,8 +244,8 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
     site_r = site.to_mci(0.0, 0.0, site_h)
     site_radius = math.sqrt(sum(c * c for c in site_r))
 
-    cols: dict[str, list] = {c: [] for c in COLUMNS}
-    rec = [cols[c].append for c in COLUMNS]
+    rows: list[tuple] = []
+    record = rows.append
     dt = 1.0 / scenario.flight_rate_hz
     n_sub = scenario.plant_substeps
     dt_sub = dt / n_sub
@@ -295,8 +295,7 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
                    st.mass_kg, st.thrust_n, command.throttle, command.flags & p.COMMAND_ENGINE_ON, command.mode,
                    lrf_r.range_m if lrf_r.valid else math.nan, int(lrf_r.valid), int(lrf_r.new),
                    math.nan, rn - site_radius, 0, math.nan, MOON_GM / (rn * rn))
-            for append, value in zip(rec, row):
-                append(value)
+            record(row)
             if step >= n_steps:
                 outcome = "timeout"
                 break
@@ -320,7 +319,8 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
             error += f" [{transport.diagnose()}]"
     finally:
         link.close()
-    tm = {c: np.asarray(cols[c], dtype=float) for c in COLUMNS}
+    table = np.array(rows, dtype=float).reshape(-1, len(COLUMNS))
+    tm = {c: np.ascontiguousarray(table[:, i]) for i, c in enumerate(COLUMNS)}
     _merge_telemetry(tm, link.telemetry_log, dt_us)
     rt = np.asarray(link.stats.round_trip_s)
     tlm = link.telemetry

@@ -1,0 +1,71 @@
+"""Lockstep cycles per second per rig, against the raw round-trip limit of the same link.
+
+    python benchmarks/bench_rigs.py [--cycles 1500] [--rig host-pty --rig qemu-m4]
+
+For each rig, in one run:
+* raw limit: the same flight code on the same pty or socket, driven by a minimal loop that
+  writes pre-encoded SENSORS frames and waits for each answer's frame delimiters: no plant,
+  no sensor models, no decoding. This is the most cycles per second the link and the flight
+  code allow.
+* harness: a full lockstep terminal descent through the runner (plant, sensors, codec, link
+  log, recording), the same number of cycles.
+The ratio is the harness's efficiency against the link (goal: >= 70 %).
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+from harness import protocol as p
+from harness.link import FlightLink
+from harness.params import load_param_table
+from harness.rigs import load_rig, open_rig
+from harness.scenario import terminal_descent
+
+
+def raw_cycles_per_s(transport, cycles: int, frames_per_answer: int) -> float:
+    link = FlightLink(transport)
+    link.wait_hello(15.0)
+    table = load_param_table()
+    link.configure([(table["TLM_DECIMATION"], 1.0), (table["MASS0"], 700.0)])
+    sensors = p.Sensors((0.0, 0.0, 0.032), (0.0, 0.0, 0.0), 20000, 0.0, 0, p.SENSORS_IMU_VALID)
+    frames = [p.encode_frame(sensors, 100 + k, (k + 1) * 20000) for k in range(cycles)]
+    read = transport.read
+    t0 = time.perf_counter()
+    for frame in frames:
+        transport.write(frame)
+        need = frames_per_answer
+        while need:
+            need -= read(1.0).count(0)
+    return cycles / (time.perf_counter() - t0)
+
+
+def harness_cycles_per_s(up, cycles: int) -> tuple[float, dict]:
+    sc = terminal_descent(t_max_s=cycles / 50.0, flight_params={"TLM_DECIMATION": 1.0})
+    t0 = time.perf_counter()
+    res = up.fly(sc)
+    wall = time.perf_counter() - t0
+    return res.link_stats["exchanges"] / wall, res.link_stats
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--cycles", type=int, default=1500)
+    ap.add_argument("--rig", action="append", default=[])
+    args = ap.parse_args()
+    for name in args.rig or ["loopback", "host-pty", "qemu-m4"]:
+        spec = load_rig(name)
+        if spec.requirements():
+            print(f"{name}: skipped, missing {spec.requirements()}")
+            continue
+        with open_rig(spec) as up:
+            raw = raw_cycles_per_s(up.transport, args.cycles, 2)
+        with open_rig(spec) as up:
+            full, stats = harness_cycles_per_s(up, args.cycles)
+        print(f"{name:9s} raw link limit {raw:8.0f} cycles/s   harness {full:8.0f} cycles/s   "
+              f"efficiency {100 * full / raw:5.1f} %   round trip median "
+              f"{stats['round_trip_median_s'] * 1e3:.3f} ms, p99 {stats['round_trip_p99_s'] * 1e3:.3f} ms")
+
+
+if __name__ == "__main__":
+    main()
