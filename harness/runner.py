@@ -204,6 +204,11 @@ def config_values(scenario: Scenario, state0, site_r_mci, lander, table: dict[st
         "SITE_R_X": site_r_mci[0], "SITE_R_Y": site_r_mci[1], "SITE_R_Z": site_r_mci[2],
         "THRUST_MAX": lander.thrust_max_n, "ISP": lander.isp_s,
         "THROTTLE_MIN": lander.throttle_min, "GM": MOON_GM,
+        # sensor mounting from the lander file, so the flight code's LRF geometry is the plant's
+        "LRF_BORE_X": lander.lrf_boresight_body[0], "LRF_BORE_Y": lander.lrf_boresight_body[1],
+        "LRF_BORE_Z": lander.lrf_boresight_body[2],
+        "LRF_POS_X": lander.lrf_position_body_m[0], "LRF_POS_Y": lander.lrf_position_body_m[1],
+        "LRF_POS_Z": lander.lrf_position_body_m[2],
     }
     values.update(scenario.flight_params)
     check_params(scenario.flight_params, table, f"scenario {scenario.name!r}")
