@@ -24,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
-import re
 import shlex
 import shutil
 import subprocess
@@ -62,12 +61,6 @@ LOOPBACK_SOURCES: tuple[str, ...] = ("hal_loopback.c",)
 
 _REPO_ROOT = Path(__file__).resolve().parent.parent
 
-_PARAM_RE = re.compile(
-    r'^FSW_PARAM\(\s*(\d+)\s*,\s*(\w+)\s*,\s*([^,]+?)\s*,\s*([^,]+?)\s*,\s*([^,]+?)\s*,'
-    r'\s*"([^"]*)"\s*,\s*"([^"]*)"\s*\)\s*$'
-)
-
-
 class FlightCodeBuildError(RuntimeError):
     """The flight code did not compile or link; the message holds the compiler output."""
 
@@ -102,23 +95,15 @@ def portable_sources(src_dir: str | Path | None = None) -> list[Path]:
 
 
 def parse_param_table(def_path: str | Path) -> list[dict[str, Any]]:
-    """Parse ``fsw_params.def`` into dicts (id, name, default, min, max, unit, description)."""
-    rows = []
-    for line in Path(def_path).read_text().splitlines():
-        m = _PARAM_RE.match(line.strip())
-        if m:
-            rows.append(
-                dict(
-                    id=int(m[1]),
-                    name=m[2],
-                    default=float(m[3]),
-                    min=float(m[4]),
-                    max=float(m[5]),
-                    unit=m[6],
-                    description=m[7],
-                )
-            )
-    return rows
+    """``fsw_params.def`` as dicts (id, name, default, min, max, unit, description), in file order.
+
+    One parser serves every consumer: this is ``harness.params.load_param_table`` reshaped.
+    """
+    from harness.params import load_param_table
+
+    table = load_param_table(Path(def_path).parent)
+    return [dict(id=s.id, name=s.name, default=s.default, min=s.min, max=s.max, unit=s.unit,
+                 description=s.doc) for s in table.values()]
 
 
 # ---------------------------------------------------------------- the cdef

@@ -190,11 +190,9 @@ def config_values(scenario: Scenario, state0, site_r_mci, lander, table: dict[st
                   site: SiteFrame) -> list[tuple[ParamSpec, float]]:
     """The CONFIG frames for a scenario: initial estimate (truth + nav error), lander, user params."""
     err = scenario.nav_error
-    up = site.up_mci
     r_hat = [c / math.sqrt(sum(x * x for x in state0.r_mci)) for c in state0.r_mci]
     r_est = [state0.r_mci[i] + err.altitude_m * r_hat[i] for i in range(3)]
     v_est = [state0.v_mci[i] + err.v_up_mps * r_hat[i] + err.v_east_mps * site.east_mci[i] for i in range(3)]
-    del up
     values = {
         "NAV_R0_X": r_est[0], "NAV_R0_Y": r_est[1], "NAV_R0_Z": r_est[2],
         "NAV_V0_X": v_est[0], "NAV_V0_Y": v_est[1], "NAV_V0_Z": v_est[2],
@@ -360,9 +358,9 @@ def _merge_telemetry(tm: dict, log: list, dt_us: int) -> None:
     rows_us = np.rint(tm["t_s"] * 1e6 / dt_us).astype(np.int64) * dt_us
     idx = np.searchsorted(t_tlm, rows_us, side="right") - 1
     have = idx >= 0
-    for col, field in (("est_alt_m", "est_alt"), ("lrf_status", "lrf_status"),
-                       ("lrf_innovation_m", "lrf_innovation")):
-        values = np.array([getattr(log[k][1], field) for k in order], dtype=float)
+    for col, name in (("est_alt_m", "est_alt"), ("lrf_status", "lrf_status"),
+                      ("lrf_innovation_m", "lrf_innovation")):
+        values = np.array([getattr(log[k][1], name) for k in order], dtype=float)
         out = np.full(rows_us.shape, np.nan if col != "lrf_status" else 0.0)
         out[have] = values[idx[have]]
         tm[col] = out
