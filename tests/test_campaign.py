@@ -321,7 +321,7 @@ labels = ["ok1", "exit", "hang", "ok2"]
 """, "bad.toml")
     out = run_campaign(bad, tmp_path / "dbad.sqlite", scheduler=dask_cluster.scheduler_address, progress=False)
     tab = out.table
-    assert list(tab["status"]) == ["done", "error", "error", "done"]
+    assert list(tab["status"]) == ["done", "error", "error", "done"], list(zip(tab["status"], tab["error"]))
     assert tab["failure_mode"][1] == "error: worker crashed" and "KilledWorker" in tab["error"][1]
     assert tab["failure_mode"][2] == "error: wall timeout" and "restarted" in tab["error"][2]
 

@@ -130,27 +130,39 @@ class DaskExecutor:
         it = iter(tasks)
         ids = {}
 
+        retry = []  # runs lost with a dead worker: flown once more, alone on the cluster's queue
+
         def submit():
-            t = next(it, None)
+            t = retry.pop() if retry else next(it, None)
             if t is None:
                 return None
             f = self.client.submit(fly_one_guarded, t, timeout_s, pure=False,
                                    key=f"fsil-run-{t['run_id']}-{os.getpid()}-{time.monotonic_ns()}")
-            ids[f.key] = t["run_id"]
+            ids[f.key] = t
             return f
 
         first = [f for f in (submit() for _ in range(window)) if f is not None]
         ac = as_completed(first)
         try:
             for f in ac:
-                rid = ids.pop(f.key)
+                task = ids.pop(f.key)
+                rid = task["run_id"]
                 try:
                     rec = f.result()
                 except Exception as exc:  # noqa: BLE001
                     kind = type(exc).__name__
+                    if kind == "KilledWorker" and not task.get("_lost_once"):
+                        # A dead worker takes every run it holds with it, not only the one that killed
+                        # it: fly each such run once more; the culprit kills its next worker too.
+                        retry.append({**task, "_lost_once": True})
+                        f.release()
+                        nxt = submit()
+                        if nxt is not None:
+                            ac.add(nxt)
+                        continue
                     if kind == "KilledWorker":
-                        rec = error_record(rid, "worker crashed", f"Dask workers died while flying run {rid} "
-                                           f"(KilledWorker: {exc})")
+                        rec = error_record(rid, "worker crashed", f"Dask workers died twice while flying run "
+                                           f"{rid} (KilledWorker: {exc})")
                     else:
                         rec = error_record(rid, kind, f"{kind}: {exc}")
                 f.release()

@@ -1,0 +1,109 @@
+"""Campaign throughput: runs per minute with the local executor (1 and N workers, parallel
+efficiency) and with Dask on a LocalCluster of N single-threaded worker processes.
+
+    python benchmarks/bench_campaign.py [--runs 48] [--workers 2]
+
+The workload is a slice of the M2 acquisition campaign (all three flight-code configurations,
+acquisition altitudes where runs land and crash), so runs have their real mix of lengths.
+Executor start-up (process spawn, cffi load, cluster start) is excluded: each executor is
+warmed with one run per worker first, then timed on ``--runs`` runs.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+SPEC = """
+[campaign]
+name = "bench"
+scenario = "m2-late-lrf"
+seed = {seed}
+sampling = "lhs"
+runs_per_point = {per}
+run_timeout_s = 300
+[dispersions]
+"nav_error.altitude_m" = {{ dist = "truncnormal", mean = 1100.0, sigma = 150.0, low = 700.0, high = 1500.0 }}
+"v_up_mps" = {{ dist = "uniform", low = -63.0, high = -57.0 }}
+[[sweep]]
+path = "lrf.acquire_altitude_m"
+values = [2400.0, 900.0, 600.0, 200.0]
+[[sweep]]
+name = "flight_code"
+path = "flight_params"
+values = ["AS_FLOWN", {{ LRF_GATE_POLICY = 1, CONTINGENCY_ENABLE = 0 }}, "FIXED"]
+"""
+
+
+def timed(executor, runs: int, workers: int, tmp: Path, tag: str) -> float:
+    from harness.campaign import load_spec, run_campaign
+
+    per = max(1, runs // 12)
+    warm = load_spec("warm.toml", text=SPEC.format(seed=1, per=1).replace('values = [2400.0, 900.0, 600.0, 200.0]',
+                                                                          'values = [2400.0]'))
+    run_campaign(warm, tmp / f"warm-{tag}.sqlite", executor=_Keep(executor), progress=False)
+    spec = load_spec("bench.toml", text=SPEC.format(seed=7, per=per))
+    t0 = time.perf_counter()
+    out = run_campaign(spec, tmp / f"{tag}.sqlite", executor=_Keep(executor), progress=False)
+    dt = time.perf_counter() - t0
+    return 60.0 * out.flown / dt
+
+
+class _Keep:
+    """Lend an executor to run_campaign without letting it close it."""
+
+    def __init__(self, ex):
+        self.ex = ex
+
+    def describe(self):
+        return self.ex.describe()
+
+    def run(self, tasks, timeout_s):
+        return self.ex.run(tasks, timeout_s)
+
+    def close(self, cancel=False):
+        pass
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=48)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--no-dask", action="store_true")
+    a = ap.parse_args()
+    from harness.campaign.executors import DaskExecutor, LocalExecutor
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-campaign-"))
+    print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} before the benchmark; "
+          f"{(a.runs // 12) * 12} runs per measurement")
+    res = {}
+    for n in (1, a.workers):
+        ex = LocalExecutor(n)
+        try:
+            res[f"local-{n}"] = timed(ex, a.runs, n, tmp, f"local{n}")
+        finally:
+            ex.close()
+        print(f"local, {n} worker(s): {res[f'local-{n}']:.1f} runs/min")
+    eff = res[f"local-{a.workers}"] / (a.workers * res["local-1"])
+    print(f"parallel efficiency, {a.workers} workers vs 1: {eff:.0%} (aim >= 85 %)")
+    if not a.no_dask:
+        from distributed import Client, LocalCluster
+
+        with LocalCluster(n_workers=a.workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                          dashboard_address=None) as cl, Client(cl) as client:
+            ex = DaskExecutor(client=client)
+            res["dask"] = timed(ex, a.runs, a.workers, tmp, "dask")
+        ratio = res["dask"] / res[f"local-{a.workers}"]
+        print(f"dask LocalCluster, {a.workers} workers x 1 thread: {res['dask']:.1f} runs/min = {ratio:.0%} of local "
+              f"(aim >= 85 %)")
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
