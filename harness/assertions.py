@@ -36,7 +36,7 @@ def assert_touchdown(result, envelope=None, *, position_error_max_m: float | Non
     if td.tilt_deg > env.tilt_max_deg:
         problems.append(f"tilt {td.tilt_deg:.1f} deg > {env.tilt_max_deg} deg")
     if position_error_max_m is not None and td.position_error_m > position_error_max_m:
-        problems.append(f"{td.position_error_m:.0f} m from the site > {position_error_max_m} m")
+        problems.append(f"{td.position_error_m:.1f} m from the site > {position_error_max_m} m")
     if problems:
         _fail(result, f"touchdown at t={td.t_s:.2f} s outside the envelope: " + "; ".join(problems))
 

@@ -127,12 +127,12 @@ class FlightLink:
         self.cycle_timeout_s = cycle_timeout_s
         self.stall_cycles = stall_cycles
         self.log = log or LinkLog()
-        self.decoder = p.FrameDecoder()
+        # TELEMETRY bodies stay raw in the hot loop; unpacked in bulk after the run
+        self.decoder = p.FrameDecoder(raw_types=frozenset({p.MsgType.TELEMETRY}))
         self.stats = LinkStats()
         self.keep_round_trips = keep_round_trips
         self.hello: p.Hello | None = None
-        self.telemetry: p.Telemetry | None = None
-        self.telemetry_log: list[tuple[int, p.Telemetry]] = []  # (t_us of the cycle, TELEMETRY)
+        self.telemetry_log: list[tuple[int, bytes]] = []  # (t_us of the cycle, raw TELEMETRY body)
         self._seq = 0
         self._pending: list[p.Frame] = []
         self._missed_in_a_row = 0
@@ -185,12 +185,16 @@ class FlightLink:
     def _absorb(self, f: p.Frame) -> None:
         """A frame that was not the one awaited: keep what it tells."""
         if f.msg_type == p.MsgType.TELEMETRY:
-            self.telemetry = f.msg
             self.telemetry_log.append((f.t_us, f.msg))
         elif f.msg_type == p.MsgType.HELLO:
             self.hello = f.msg
         elif f.msg_type == p.MsgType.COMMAND:
             self.stats.late_commands += 1
+
+    @property
+    def telemetry(self) -> p.Telemetry | None:
+        """The latest TELEMETRY received (decoded on demand)."""
+        return p.Telemetry.unpack(self.telemetry_log[-1][1]) if self.telemetry_log else None
 
     def describe_last_frames(self) -> str:
         s = self.last_sent
@@ -248,6 +252,8 @@ class FlightLink:
         """
         t0 = time.perf_counter()
         seq = self.send(sensors, t_us)
+        if self.transport.synchronous and not self._pending:
+            return self._exchange_in_process(seq, t_us, t0)
         f = self._frames_until(lambda fr: fr.msg_type == p.MsgType.COMMAND and fr.msg.sensors_seq == seq,
                                self.cycle_timeout_s)
         if f is not None:
@@ -263,6 +269,9 @@ class FlightLink:
                 for g in self._receive(0.0):
                     self._absorb(g)
             return f.msg
+        return self._missed(seq, t_us)
+
+    def _missed(self, seq: int, t_us: int) -> None:
         self.stats.missed_cycles += 1
         if self._missed_in_a_row == 0:
             self._first_missed = (seq, t_us)
@@ -275,6 +284,22 @@ class FlightLink:
                 f"(limit {self.stall_cycles} cycles, {self.cycle_timeout_s:.2f} s wall each); "
                 f"{self.describe_last_frames()}")
         return None
+
+    def _exchange_in_process(self, seq: int, t_us: int, t0: float) -> p.Command | None:
+        """exchange() for an in-process flight code: its whole answer is there after the write."""
+        command = None
+        for f in self._receive(0.0):
+            if command is None and f.msg_type == p.MsgType.COMMAND and f.msg.sensors_seq == seq:
+                command = f.msg
+            else:
+                self._absorb(f)
+        if command is None:
+            return self._missed(seq, t_us)
+        if self.keep_round_trips:
+            self.stats.round_trip_s.append(time.perf_counter() - t0)
+        self.stats.exchanges += 1
+        self._missed_in_a_row = 0
+        return command
 
     def drain(self, timeout_s: float = 0.05) -> None:
         """Collect frames still in flight (the last TELEMETRY) before the link is closed."""

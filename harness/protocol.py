@@ -260,8 +260,12 @@ def encode_frame(msg: Message, seq: int, t_us: int) -> bytes:
     return cobs.encode(encode_packet(msg, seq, t_us)) + DELIMITER
 
 
-def decode_packet(packet: bytes) -> Frame:
-    """Decode one COBS-decoded packet; raises a LinkError subclass naming what is wrong."""
+def decode_packet(packet: bytes, raw_types: frozenset = frozenset()) -> Frame:
+    """Decode one COBS-decoded packet; raises a LinkError subclass naming what is wrong.
+
+    For message types in ``raw_types`` the frame is checked in full but ``msg`` is left as the
+    raw body bytes, to be unpacked later in bulk (``unpack_telemetry``).
+    """
     if len(packet) < HEADER.size + CRC.size:
         raise FramingError(f"truncated packet: {len(packet)} bytes, need at least {HEADER.size + CRC.size}")
     data, (crc_rx,) = packet[:-2], CRC.unpack(packet[-2:])
@@ -277,10 +281,21 @@ def decode_packet(packet: bytes) -> Frame:
     body = data[HEADER.size:]
     if len(body) != cls.LAYOUT.size:
         raise LengthError(f"{cls.__name__.upper()} body of {len(body)} bytes, expected {cls.LAYOUT.size}")
-    return Frame(msg_type, seq, t_us, cls.unpack(body))
+    return Frame(msg_type, seq, t_us, body if msg_type in raw_types else cls.unpack(body))
 
 
-def decode_frame(frame: bytes) -> Frame:
+def unpack_telemetry(bodies: list[bytes]):
+    """Many raw TELEMETRY bodies as one numpy structured array (fields named as in Telemetry)."""
+    import numpy as np
+
+    dtype = np.dtype([("est_r_mci", "<f8", (3,)), ("est_v_mci", "<f4", (3,)), ("est_q_mci_body", "<f4", (4,)),
+                      ("est_alt", "<f4"), ("lrf_innovation", "<f4"), ("phase", "u1"), ("lrf_status", "u1")]
+                     + [(name, "<u2") for name in Telemetry._fields[7:]])
+    assert dtype.itemsize == Telemetry.LAYOUT.size
+    return np.frombuffer(b"".join(bodies), dtype=dtype)
+
+
+def decode_frame(frame: bytes, raw_types: frozenset = frozenset()) -> Frame:
     """Decode one wire frame (with or without its trailing 0x00)."""
     if frame.endswith(DELIMITER):
         frame = frame[:-1]
@@ -288,7 +303,7 @@ def decode_frame(frame: bytes) -> Frame:
         packet = cobs.decode(frame)
     except cobs.DecodeError as exc:
         raise FramingError(f"COBS decode failed: {exc}") from None
-    return decode_packet(packet)
+    return decode_packet(packet, raw_types)
 
 
 # Streaming decoder ---------------------------------------------------------
@@ -324,6 +339,7 @@ class FrameDecoder:
     counters: LinkCounters = field(default_factory=LinkCounters)
     errors: list[tuple[str, str]] = field(default_factory=list)
     max_error_log: int = 100
+    raw_types: frozenset = frozenset()  # message types whose body is kept raw (see decode_packet)
     _buf: bytearray = field(default_factory=bytearray)
     _discarding: bool = False
 
@@ -336,6 +352,21 @@ class FrameDecoder:
     def feed(self, data: bytes) -> list[Frame]:
         frames: list[Frame] = []
         buf = self._buf
+        raw = self.raw_types
+        if not buf and not self._discarding and data.endswith(b"\x00"):
+            # fast path: whole frames only (the usual case on a lockstep link)
+            for chunk in data[:-1].split(b"\x00"):
+                if not chunk:
+                    continue
+                if len(chunk) > MAX_RUN:
+                    self._error(FramingError(f"oversize frame: {len(chunk)} bytes before the delimiter"))
+                    continue
+                try:
+                    frames.append(decode_frame(chunk, raw))
+                    self.counters.frames_ok += 1
+                except LinkError as exc:
+                    self._error(exc)
+            return frames
         start = 0
         while True:
             idx = data.find(0, start)
@@ -363,7 +394,7 @@ class FrameDecoder:
                 self._error(FramingError(f"oversize frame: {len(chunk)} bytes before the delimiter"))
                 continue
             try:
-                frames.append(decode_frame(chunk))
+                frames.append(decode_frame(chunk, raw))
                 self.counters.frames_ok += 1
             except LinkError as exc:
                 self._error(exc)

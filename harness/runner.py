@@ -287,18 +287,11 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
                 late_frames += 1
             if answer is not None:
                 command = answer
-            # record this cycle (truth at t, what was sent, what came back)
-            r, v, q = st.r_mci, st.v_mci, st.q_mci_body
-            rn = math.sqrt(r[0] * r[0] + r[1] * r[1] + r[2] * r[2])
-            v_up = (v[0] * r[0] + v[1] * r[1] + v[2] * r[2]) / rn
-            v_h = math.sqrt(max(0.0, v[0] * v[0] + v[1] * v[1] + v[2] * v[2] - v_up * v_up))
-            zb = quat_rotate(q, (0.0, 0.0, 1.0))
-            cos_tilt = (zb[0] * r[0] + zb[1] * r[1] + zb[2] * r[2]) / rn
-            row = (st.t_s, altitude, v_up, v_h, math.degrees(math.acos(max(-1.0, min(1.0, cos_tilt)))),
-                   st.mass_kg, st.thrust_n, command.throttle, command.flags & p.COMMAND_ENGINE_ON, command.mode,
-                   lrf_r.range_m if lrf_r.valid else math.nan, int(lrf_r.valid), int(lrf_r.new),
-                   math.nan, rn - site_radius, 0, math.nan, MOON_GM / (rn * rn))
-            record(row)
+            # record this cycle (truth at t, what was sent, what came back); derived columns
+            # (vertical speed, tilt, ...) are computed for all rows at once after the run
+            record((st.t_s, altitude) + st.r_mci + st.v_mci + st.q_mci_body
+                   + (st.mass_kg, st.thrust_n, command.throttle, command.flags & p.COMMAND_ENGINE_ON,
+                      command.mode, lrf_r.range_m if lrf_r.valid else math.nan, lrf_r.valid, lrf_r.new))
             if step >= n_steps:
                 outcome = "timeout"
                 break
@@ -322,8 +315,7 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
             error += f" [{transport.diagnose()}]"
     finally:
         link.close()
-    table = np.array(rows, dtype=float).reshape(-1, len(COLUMNS))
-    tm = {c: np.ascontiguousarray(table[:, i]) for i, c in enumerate(COLUMNS)}
+    tm = _columns(rows, site_radius)
     _merge_telemetry(tm, link.telemetry_log, dt_us)
     rt = np.asarray(link.stats.round_trip_s)
     tlm = link.telemetry
@@ -347,6 +339,31 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
     return result
 
 
+_RAW = ("t_s", "altitude_m", "rx", "ry", "rz", "vx", "vy", "vz", "qw", "qx", "qy", "qz", "mass_kg", "thrust_n",
+        "throttle_cmd", "engine_on", "mode", "lrf_range_m", "lrf_valid", "lrf_new")
+
+
+def _columns(rows: list[tuple], site_radius: float) -> dict[str, np.ndarray]:
+    """The per-cycle record as COLUMNS arrays: raw truth (MCI position, velocity, attitude)
+    turned into vertical and horizontal speed, tilt from local up, height above the site."""
+    raw = np.array(rows, dtype=float).reshape(-1, len(_RAW))
+    col = {name: raw[:, i] for i, name in enumerate(_RAW)}
+    r = raw[:, 2:5]
+    v = raw[:, 5:8]
+    rn = np.linalg.norm(r, axis=1) if len(raw) else np.zeros(0)
+    up = r / rn[:, None] if len(raw) else r
+    v_up = np.einsum("ij,ij->i", v, up)
+    v_h = np.sqrt(np.maximum(0.0, np.einsum("ij,ij->i", v, v) - v_up * v_up))
+    w, x, y, z = raw[:, 8], raw[:, 9], raw[:, 10], raw[:, 11]
+    zb = np.stack([2 * (x * z + w * y), 2 * (y * z - w * x), 1 - 2 * (x * x + y * y)], axis=1)  # body +z in MCI
+    cos_tilt = np.clip(np.einsum("ij,ij->i", zb, up), -1.0, 1.0)
+    n = len(raw)
+    derived = {"v_up_mps": v_up, "v_horizontal_mps": v_h, "tilt_deg": np.degrees(np.arccos(cos_tilt)),
+               "truth_alt_site_m": rn - site_radius, "gravity_mps2": MOON_GM / (rn * rn),
+               "est_alt_m": np.full(n, np.nan), "lrf_status": np.zeros(n), "lrf_innovation_m": np.full(n, np.nan)}
+    return {c: np.ascontiguousarray(derived[c] if c in derived else col[c]) for c in COLUMNS}
+
+
 def _merge_telemetry(tm: dict, log: list, dt_us: int) -> None:
     """Put the flight code's TELEMETRY on the cycle rows by its time stamp (held between frames
     when decimated), so the record does not depend on when the bytes happened to arrive."""
@@ -355,14 +372,14 @@ def _merge_telemetry(tm: dict, log: list, dt_us: int) -> None:
     t_tlm = np.array([t for t, _ in log], dtype=np.int64)
     order = np.argsort(t_tlm, kind="stable")
     t_tlm = t_tlm[order]
+    tlm = p.unpack_telemetry([log[k][1] for k in order])
     rows_us = np.rint(tm["t_s"] * 1e6 / dt_us).astype(np.int64) * dt_us
     idx = np.searchsorted(t_tlm, rows_us, side="right") - 1
     have = idx >= 0
     for col, name in (("est_alt_m", "est_alt"), ("lrf_status", "lrf_status"),
                       ("lrf_innovation_m", "lrf_innovation")):
-        values = np.array([getattr(log[k][1], name) for k in order], dtype=float)
         out = np.full(rows_us.shape, np.nan if col != "lrf_status" else 0.0)
-        out[have] = values[idx[have]]
+        out[have] = tlm[name][idx[have]]
         tm[col] = out
 
 

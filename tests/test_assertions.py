@@ -30,8 +30,9 @@ def test_all_pass_on_the_nominal_descent(nominal):
 def test_touchdown_fails_naming_each_violated_limit(nominal, m2):
     with pytest.raises(FlightAssertionError, match=r"vertical speed \d+\.\d\d m/s > 0.1 m/s"):
         assert_touchdown(nominal, Envelope(v_vertical_max=0.1))
-    with pytest.raises(FlightAssertionError, match=r"\d+ m from the site > 1 m"):
-        assert_touchdown(nominal, position_error_max_m=1)
+    err = nominal.touchdown.position_error_m
+    with pytest.raises(FlightAssertionError, match=rf"{err:.1f} m from the site > {err / 2} m"):
+        assert_touchdown(nominal, position_error_max_m=err / 2)
     with pytest.raises(FlightAssertionError, match=r"touchdown at t=\d+\.\d\d s outside the envelope"):
         assert_touchdown(m2)
 
