@@ -226,6 +226,7 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
     folder = Path(artifacts) if artifacts else None
     faults = FaultSet(scenario.faults, rng=np.random.default_rng([scenario.seed, 0xFA17]))
     transport = faults.wrap_transport(transport)
+    faulty = bool(faults.faults)  # no per-cycle fault hooks at all when the scenario has none
     log = LinkLog(folder / "link.log" if folder else None)
     link = FlightLink(transport, cycle_timeout_s=cycle_timeout_s, stall_cycles=stall_cycles, log=log)
     table = load_param_table(source_dir)
@@ -270,9 +271,12 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
             st = plant.state
             t_us = step * dt_us
             altitude = plant.altitude_agl()
-            faults.update(st.t_s, altitude, command.mode)
-            imu_r = faults.imu(imu.read())
-            lrf_r = faults.lrf(lrf.update(st.t_s, st, terrain))
+            imu_r = imu.read()
+            lrf_r = lrf.update(st.t_s, st, terrain)
+            if faulty:
+                faults.update(st.t_s, altitude, command.mode)
+                imu_r = faults.imu(imu_r)
+                lrf_r = faults.lrf(lrf_r)
             flags = (p.SENSORS_LRF_VALID if lrf_r.valid else 0) | (p.SENSORS_IMU_VALID if imu_r.valid else 0) \
                 | (p.SENSORS_LRF_NEW if lrf_r.new else 0)
             sensors = p.Sensors(imu_r.dv_body, imu_r.dtheta_body, int(round(imu_r.dt_s * 1e6)),
@@ -282,7 +286,9 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
                 lag = wall_start + step * dt - time.perf_counter()
                 if lag > 0:
                     time.sleep(lag)
-            answer = faults.command(link.exchange(sensors, t_us))
+            answer = link.exchange(sensors, t_us)
+            if faulty:
+                answer = faults.command(answer)
             if pacing == "realtime" and time.perf_counter() > wall_start + (step + 1) * dt:
                 late_frames += 1
             if answer is not None:
@@ -295,9 +301,10 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
             if step >= n_steps:
                 outcome = "timeout"
                 break
-            act = faults.actuator(ActuatorCommand(command.throttle, bool(command.flags & p.COMMAND_ENGINE_ON),
-                                                  command.torque_body))
-            faults.plant_effects(plant)
+            act = ActuatorCommand(command.throttle, bool(command.flags & p.COMMAND_ENGINE_ON), command.torque_body)
+            if faulty:
+                act = faults.actuator(act)
+                faults.plant_effects(plant)
             for _ in range(n_sub):
                 plant.step(act, dt_sub)
                 imu.accumulate_from_plant(plant)
