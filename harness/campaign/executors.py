@@ -167,11 +167,8 @@ class DaskExecutor:
                         rec = error_record(rid, kind, f"{kind}: {exc}")
                 f.release()
                 addr = rec.pop("restart_worker", None)
-                if addr:
-                    try:
-                        self.client.restart_workers([addr], raise_for_error=False)
-                    except Exception:  # noqa: BLE001 - the record already names the cause
-                        pass
+                if addr:  # end the stuck thread: its worker restarts through its nanny (in the background)
+                    threading.Thread(target=self._restart, args=(addr,), daemon=True).start()
                 yield rec
                 nxt = submit()
                 if nxt is not None:
@@ -183,6 +180,12 @@ class DaskExecutor:
                     self.client.cancel(left, force=True)
                 except Exception:  # noqa: BLE001 - closing anyway
                     pass
+
+    def _restart(self, addr: str) -> None:
+        try:
+            self.client.restart_workers([addr], timeout=60, raise_for_error=False)
+        except Exception:  # noqa: BLE001 - the run's record already names the cause
+            pass
 
     def close(self, cancel: bool = False) -> None:
         if self.own_client:
