@@ -228,6 +228,12 @@ static void gnc_cycle(fsw_ctx_t *ctx, const fsw_msg_t *msg, fsw_command_t *cmd)
     for (i = 0; i < 3; i++) {
         gin.v[i] = (float)ctx->nav.v[i];
     }
+    /* Vector to the site in double, then float: metre precision 450 km out. */
+    gin.to_site[0] = (float)(ctx->params.SITE_R_X - ctx->nav.r[0]);
+    gin.to_site[1] = (float)(ctx->params.SITE_R_Y - ctx->nav.r[1]);
+    gin.to_site[2] = (float)(ctx->params.SITE_R_Z - ctx->nav.r[2]);
+    gin.radius = (float)fsw_nav_radius(&ctx->nav);
+    gin.dt = dt;
     gin.g = fsw_nav_gravity(&ctx->nav);
     gin.lrf_locked = ctx->nav.lrf_accepts > 0u ? 1u : 0u;
     fsw_guid_step(&ctx->guid, &gin);

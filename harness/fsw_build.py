@@ -226,16 +226,20 @@ typedef struct fsw_guid_cfg {
     float tan_tilt_max; float cont_alt; float a_cont; float v_max_cont; float cont_margin;
     float thrust_max; float throttle_min; float inv_ve; uint8_t cont_enable; ...;
 } fsw_guid_cfg_t;
-typedef struct fsw_guid_in { float alt; float up[3]; float v[3]; float g; uint8_t lrf_locked; ...; } fsw_guid_in_t;
+typedef struct fsw_guid_in {
+    float alt; float up[3]; float v[3]; float g; float to_site[3]; float radius; float dt; uint8_t lrf_locked; ...;
+} fsw_guid_in_t;
 typedef struct fsw_guid {
     fsw_guid_cfg_t cfg; float mass; float thrust_dir[3]; float throttle; float v_ref; float a_cmd[3];
-    uint8_t phase; uint8_t engine_on; ...;
+    float tgo; float x_go; float site_dist; float hold_t;
+    uint8_t phase; uint8_t engine_on; uint8_t started; uint8_t hold_done; ...;
 } fsw_guid_t;
 void fsw_guid_configure(fsw_guid_t *g, const fsw_params_t *p);
 void fsw_guid_reset(fsw_guid_t *g, const fsw_params_t *p);
 void fsw_guid_step(fsw_guid_t *g, const fsw_guid_in_t *in);
 float fsw_guid_v_down(const fsw_guid_cfg_t *c, uint8_t phase, float alt, float *a_ff);
 void fsw_guid_burn(fsw_guid_t *g, float throttle, float dt);
+float fsw_guid_atan2_pos(float s, float c);
 
 /* attitude */
 typedef struct fsw_att_cfg { float kp; float kd; float tmax[3]; float cos_thr; float throttle_min; ...; } fsw_att_cfg_t;

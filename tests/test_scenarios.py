@@ -127,11 +127,12 @@ def test_nominal_terminal_descent_dispersed_lands(fly):
     assert res.outcome == "landed", res.verdict()
 
 
-@pytest.mark.xfail(reason="flight code lacks braking guidance (fsw_guidance.c fsw_guid_braking is a "
-                          "placeholder): from 15 km at 1.69 km/s it climbs away", strict=True)
 def test_nominal_powered_descent_lands(fly):
     res = fly(load_scenario("nominal-powered-descent"))
     assert res.outcome == "landed", res.verdict()
+    td = res.touchdown
+    assert td.propellant_kg > 40.0 and td.position_error_m < 200.0, res.verdict()
+    assert 550.0 < td.t_s < 750.0
 
 
 def test_cli_run_flies_a_toml_path_and_writes_a_plot(tmp_path, capsys):
