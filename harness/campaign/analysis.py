@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from harness.campaign.spec import OPS, Criterion
+from harness.campaign.store import param_field
 
 Z95 = 1.959963984540054
 
@@ -36,7 +37,7 @@ def select(tab: np.ndarray, where: dict, axes: list[dict]) -> np.ndarray:
     mask = np.ones(len(tab), dtype=bool)
     by = {a["name"]: a for a in axes}
     for name, cond in where.items():
-        col = tab[name]
+        col = tab[param_field(name)]
         if isinstance(cond, dict):
             for op, x in cond.items():
                 mask &= _cmp(col, op, x)

@@ -13,7 +13,7 @@ import numpy as np
 from harness.campaign import analysis
 from harness.campaign.sampling import plan
 from harness.campaign.spec import CampaignSpec, load_spec, spec_from_dict
-from harness.campaign.store import Store
+from harness.campaign.store import Store, param_field
 
 
 def default_db(spec: CampaignSpec) -> Path:
@@ -151,7 +151,8 @@ def summary_text(table: np.ndarray, axes: list[dict], criteria=None) -> str:
         lo, hi = analysis.wilson(k, n)
         vv = fin["v_vertical"][np.isfinite(fin["v_vertical"])]
         modes = Counter(m for m in fin["failure_mode"] if m)
-        labels = [(_fmt(float(sub[nm][0]), "g") if a["numeric"] else str(sub[nm][0])) for nm, a in zip(names, axes)]
+        labels = [(_fmt(float(sub[param_field(nm)][0]), "g") if a["numeric"] else str(sub[param_field(nm)][0]))
+                  for nm, a in zip(names, axes)]
         rows.append((*labels, f"{n}/{len(sub)}", str(k), f"{k / n:.2f} [{lo:.2f}, {hi:.2f}]" if n else "-",
                      _fmt(float(np.median(vv)) if vv.size else None), _fmt(float(vv.max()) if vv.size else None),
                      str(int((fin["status"] == "error").sum())),
@@ -179,7 +180,8 @@ def thresholds(table: np.ndarray, axes: list[dict]) -> list[dict]:
         if not a["numeric"] or len(a["labels"]) < 2:
             continue
         others = [b["name"] for b in axes if b["name"] != a["name"]]
-        for key, (xs, k, n, lo, hi) in analysis.rate_by(table, a["name"], others).items():
+        for key, (xs, k, n, lo, hi) in analysis.rate_by(table, param_field(a["name"]),
+                                                         [param_field(o) for o in others]).items():
             out.append({"axis": a["name"], "group": dict(zip(others, key)),
                         "p50": analysis.threshold(xs, k, n, 0.5), "lowest_99": analysis.lowest_passing(xs, k, n, 0.99),
                         "xs": xs, "k": k, "n": n})

@@ -22,7 +22,7 @@ import numpy as np  # noqa: E402
 
 from harness.campaign import analysis  # noqa: E402
 from harness.campaign.core import _x, load_db, summary_text, thresholds  # noqa: E402
-from harness.campaign.store import Store  # noqa: E402
+from harness.campaign.store import Store, param_field  # noqa: E402
 from harness.campaign.worker import npz_load  # noqa: E402
 
 _OUTCOME_COLORS = {"landed": "tab:green", "hard-landing": "tab:orange", "crashed": "tab:red",
@@ -71,8 +71,8 @@ def fig_success_vs_axes(table, axes, ths) -> list[tuple[str, str]]:
             continue
         fin = table[table["status"] != "pending"]
         labs = a["labels"]
-        k = np.array([int(analysis.success(fin[fin[a["name"]] == lab]).sum()) for lab in labs])
-        n = np.array([int((fin[a["name"]] == lab).sum()) for lab in labs])
+        k = np.array([int(analysis.success(fin[fin[param_field(a["name"])] == lab]).sum()) for lab in labs])
+        n = np.array([int((fin[param_field(a["name"])] == lab).sum()) for lab in labs])
         p = k / np.maximum(n, 1)
         ci = np.array([analysis.wilson(int(i), int(j)) for i, j in zip(k, n)])
         fig, ax = plt.subplots(figsize=(8, 3.6), constrained_layout=True)
@@ -88,14 +88,17 @@ def fig_success_vs_dispersions(table, dispersed, axes) -> str | None:
     if not dispersed:
         return None
     fin = table[table["status"] != "pending"]
-    cat = next((a["name"] for a in axes if not a["numeric"]), None)
+    cat = next((param_field(a["name"]) for a in axes if not a["numeric"]), None)
     groups = list(dict.fromkeys(fin[cat])) if cat else [None]
-    fig, axs = plt.subplots(1, len(dispersed), figsize=(5 * len(dispersed), 3.8), constrained_layout=True,
-                            squeeze=False)
-    for ax, path in zip(axs[0], dispersed):
+    ncol = min(3, len(dispersed))
+    nrow = -(-len(dispersed) // ncol)
+    fig, axs = plt.subplots(nrow, ncol, figsize=(4.2 * ncol, 3.3 * nrow), constrained_layout=True, squeeze=False)
+    for ax in axs.flat[len(dispersed):]:
+        ax.set_axis_off()
+    for ax, path in zip(axs.flat, dispersed):
         for g in groups:
             sub = fin if g is None else fin[fin[cat] == g]
-            x = sub[path]
+            x = sub[param_field(path)]
             ok = np.isfinite(x)
             if ok.sum() < 4:
                 continue
@@ -119,7 +122,7 @@ def fig_success_vs_dispersions(table, dispersed, axes) -> str | None:
 
 def fig_touchdown(table, axes) -> str:
     fin = table[table["status"] == "done"]
-    cat = next((a["name"] for a in axes if not a["numeric"]), None)
+    cat = next((param_field(a["name"]) for a in axes if not a["numeric"]), None)
     groups = list(dict.fromkeys(fin[cat])) if cat else [None]
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 4.2), constrained_layout=True)
     for g in groups:
@@ -151,7 +154,7 @@ def fig_touchdown(table, axes) -> str:
 
 def fig_failure_modes(table, axes) -> str:
     fin = table[table["status"] != "pending"]
-    cat = next((a["name"] for a in axes if not a["numeric"]), None)
+    cat = next((param_field(a["name"]) for a in axes if not a["numeric"]), None)
     groups = list(dict.fromkeys(fin[cat])) if cat else [None]
     modes = [m for m, _ in Counter(m for m in fin["failure_mode"] if m).most_common()]
     fig, ax = plt.subplots(figsize=(10, 0.6 + 0.45 * max(1, len(modes)) * max(1, len(groups)) ** 0.5),
@@ -173,21 +176,38 @@ def fig_failure_modes(table, axes) -> str:
     ax.set_yticklabels(modes, fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel("runs")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.set_title("failure modes (diagnosis of each run that did not land)")
     return _png(fig)
 
 
-def worst_runs(table, n: int) -> np.ndarray:
-    """Errors first, then the highest touchdown (or impact) vertical speeds."""
+def worst_runs(table, n: int, group: str | None = None) -> np.ndarray:
+    """Up to ``n`` runs, worst first, spread over cases: the worst run (highest touchdown or impact
+    vertical speed; errors first) of each (configuration, failure mode), then the next worst."""
     fin = table[table["status"] != "pending"]
-    err = fin[fin["status"] == "error"]
-    done = fin[fin["status"] == "done"]
-    key = np.where(np.isfinite(done["v_vertical"]), done["v_vertical"], np.inf)
-    return np.concatenate([err[:max(0, n // 3)], done[np.argsort(-key)][: n - min(len(err), max(0, n // 3))]])
+    key = np.where(fin["status"] == "error", np.inf,
+                   np.where(np.isfinite(fin["v_vertical"]), fin["v_vertical"], np.inf))
+    order = np.argsort(-key, kind="stable")
+    picked, seen = [], set()
+    for i in order:
+        case = (fin[group][i] if group else "", fin["failure_mode"][i] or fin["outcome"][i])
+        if case not in seen:
+            seen.add(case)
+            picked.append(i)
+    for i in order:
+        if len(picked) >= n:
+            break
+        if i not in picked:
+            picked.append(i)
+    picked = sorted(picked[:n], key=lambda i: -key[i])
+    return fin[np.array(picked, dtype=int)] if picked else fin[:0]
 
 
-def fig_worst(db, worst) -> str | None:
+def _point(r, axes) -> str:
+    return ", ".join(f"{r[param_field(a['name'])]:g}" if a["numeric"] else str(r[param_field(a["name"])]) for a in axes)
+
+
+def fig_worst(db, worst, axes) -> str | None:
     if not len(worst):
         return None
     fig, (a1, a2) = plt.subplots(2, 1, figsize=(11, 7), sharex=True, constrained_layout=True)
@@ -198,7 +218,7 @@ def fig_worst(db, worst) -> str | None:
             if blob is None:
                 continue
             tr = npz_load(blob)
-            lab = f"run {r['run_id']}: {r['outcome']}" + (f" {r['v_vertical']:.1f} m/s" if np.isfinite(
+            lab = f"run {r['run_id']} {_point(r, axes)}: {r['outcome']}" + (f" {r['v_vertical']:.1f} m/s" if np.isfinite(
                 r["v_vertical"]) else "")
             line, = a1.plot(tr["t_s"], tr["altitude_m"], label=lab)
             a1.plot(tr["t_s"], tr["est_alt_m"], ls="--", lw=0.8, color=line.get_color())
@@ -274,15 +294,16 @@ def write_report(db: str | Path, out: str | Path | None = None, worst: int = 6) 
             ex = int(fin[fin["failure_mode"] == m]["run_id"][0])
             parts.append(f"<tr><td>{e(m)}</td><td>{c}</td><td>{ex}</td></tr>")
         parts.append("</table>")
-    w = worst_runs(table, worst)
-    img = fig_worst(db, w)
+    w = worst_runs(table, worst, next((param_field(a["name"]) for a in axes if not a["numeric"]), None))
+    img = fig_worst(db, w, axes)
     if img:
         parts.append("<h2>Worst runs</h2>" + img)
     if len(w):
         parts.append("<table><tr><th>run</th><th>point</th><th>outcome</th><th>v_down</th><th>failure mode</th>"
                      "<th>fly it again</th></tr>")
         for r in w:
-            pt = ", ".join(f"{a['name']}={r[a['name']]:g}" if a["numeric"] else f"{a['name']}={r[a['name']]}"
+            pt = ", ".join(f"{a['name']}={r[param_field(a['name'])]:g}" if a["numeric"]
+                           else f"{a['name']}={r[param_field(a['name'])]}"
                            for a in axes)
             vv = f"{r['v_vertical']:.2f}" if np.isfinite(r["v_vertical"]) else "-"
             parts.append(f"<tr><td>{r['run_id']}</td><td>{e(pt)}</td><td>{e(str(r['outcome']))}</td><td>{vv}</td>"

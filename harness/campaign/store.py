@@ -159,10 +159,8 @@ class Store:
         rows = cur.fetchall()
         fields = [("run_id", "i8"), ("point_index", "i8")]
         for a in axes:
-            fields.append((a["name"], "f8") if a["numeric"] else (a["name"], "U40"))
-            if a["numeric"]:
-                pass
-        fields += [(p, "f8") for p in dispersed]
+            fields.append((param_field(a["name"]), "f8") if a["numeric"] else (param_field(a["name"]), "U40"))
+        fields += [(param_field(p), "f8") for p in dispersed]
         fields += [("seed", "u8"), ("status", "U8")]
         fields += [(c, "f8") for c in METRIC_COLUMNS] + [(c, "i8") for c in INT_COLUMNS]
         fields += [("outcome", "U16"), ("failure_mode", "U48"), ("worker", "U48"), ("error", "U200")]
@@ -182,6 +180,16 @@ class Store:
             rec += [v or "" for v in r[6 + nm + ni:]]
             out[i] = tuple(rec)
         return out
+
+
+RESERVED = ("run_id", "point_index", "seed", "status", *METRIC_COLUMNS, *INT_COLUMNS, "outcome", "failure_mode",
+            "worker", "error")
+
+
+def param_field(name: str) -> str:
+    """The results-table field of a sweep axis or dispersed path: its name, or ``in.NAME`` when the
+    name is also a result column (dispersing ``propellant_kg`` gives ``in.propellant_kg``)."""
+    return f"in.{name}" if name in RESERVED else name
 
 
 def _f(v) -> float:
