@@ -21,6 +21,7 @@ def add_parser(sub) -> None:
     """Register ``fsil campaign`` on the main parser's subparsers."""
     p = sub.add_parser("campaign", help="Monte Carlo / sweep campaigns: run a spec, rerun one run, report",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, add_help=False)
+    p.add_argument("-h", "--help", action="store_true", dest="campaign_help")
     p.add_argument("argv", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_campaign)
 
@@ -41,6 +42,8 @@ def _run_parser() -> argparse.ArgumentParser:
 
 def cmd_campaign(args) -> int:
     argv = list(args.argv)
+    if getattr(args, "campaign_help", False):
+        argv = ["-h", *argv] if not argv or argv[0] not in SUBCOMMANDS else [argv[0], "-h", *argv[1:]]
     if argv and argv[0] == "rerun":
         ap = argparse.ArgumentParser(prog="fsil campaign rerun",
                                      description="fly one run of a campaign again, alone; compare; plot")
