@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.campaign import load_spec, plan, rerun, results, run_campaign, write_report
+from harness.campaign import load_spec, plan, rerun, results, run_campaign
 from harness.campaign.spec import apply_overrides, spec_from_dict
 from harness.errors import ConfigError
 from harness.scenario import FIXED, m2_late_lrf

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from harness.campaign.spec import OPS, Criterion
+from harness.campaign.spec import Criterion
 from harness.campaign.store import param_field
 
 Z95 = 1.959963984540054
@@ -110,9 +110,6 @@ def evaluate(criteria, tab: np.ndarray, axes: list[dict]) -> list[CriterionResul
     return out
 
 
-assert set(OPS) == {">=", ">", "<=", "<", "=="}
-
-
 def rate_by(tab: np.ndarray, col: str, others: list[str] | None = None):
     """Success rate against ``col`` for each combination of the ``others`` columns.
 
@@ -136,9 +133,9 @@ def rate_by(tab: np.ndarray, col: str, others: list[str] | None = None):
 
 
 def threshold(xs, k, n, level: float = 0.5) -> float | None:
-    """Where the success rate crosses ``level`` going down the axis: linear interpolation between
-    the last value (from the top) at or above ``level`` and the first below it. None if never
-    below; -inf if below everywhere... returned as the top value's side: math.inf."""
+    """Where the success rate first drops below ``level`` going down the axis from its top value:
+    linear interpolation between the last value at or above ``level`` and the first below it.
+    None if it never drops below; math.inf if it is already below at the top of the axis."""
     order = np.argsort(xs)[::-1]
     xs, p = np.asarray(xs, float)[order], (np.asarray(k) / np.maximum(np.asarray(n), 1))[order]
     if not len(xs):
