@@ -45,7 +45,13 @@ void fsw_nav_configure(fsw_nav_t *nav, const fsw_params_t *p)
     c->lrf_pos_body[1] = (float)p->LRF_POS_Y;
     c->lrf_pos_body[2] = (float)p->LRF_POS_Z;
     c->cos_max_offnadir = (float)fsw_cos_small(p->LRF_MAX_OFFNADIR);
-    c->pad_ = 0;
+    c->mon_f_min = (float)p->MON_F_MIN;
+    c->acc_ratio = (float)p->ACC_MON_RATIO;
+    c->acc_fail_psd = (float)p->ACC_FAIL_PSD;
+    c->acc_mon_enable = p->ACC_MON_ENABLE >= 0.5 ? 1u : 0u;
+    c->acc_n = (uint16_t)(p->ACC_MON_N + 0.5);
+    c->pad_[0] = 0;
+    c->pad_[1] = 0;
 }
 
 void fsw_nav_reset(fsw_nav_t *nav, const fsw_params_t *p)
@@ -112,7 +118,7 @@ void fsw_nav_propagate(fsw_nav_t *nav, const float dv_body[3], const float dthet
 {
     float dq[4], qn[4], th2, half[3], dvc[3], cr[3], dv_mci[3];
     double rn, g_over_r, vnew[3];
-    float q = nav->cfg.acc_psd;
+    float q = nav->acc_failed ? nav->cfg.acc_fail_psd : nav->cfg.acc_psd;
     int i;
 
     if (!(dt > 0.0f)) {
@@ -161,6 +167,50 @@ void fsw_nav_propagate(fsw_nav_t *nav, const float dv_body[3], const float dthet
         nav->p01 = p01 + dt * p11 + q * dt2 / 2.0f;
         nav->p11 = p11 + q * dt;
     }
+}
+
+uint8_t fsw_nav_accel_check(fsw_nav_t *nav, const float dv_body[3], float f_model, float dt, float dv_use[3])
+{
+    const fsw_nav_cfg_t *c = &nav->cfg;
+    float fz[3], dvm[3], fmeas;
+    int i;
+
+    for (i = 0; i < 3; i++) {
+        dv_use[i] = dv_body[i];
+    }
+    if (!c->acc_mon_enable || !(dt > 0.0f)) {
+        return nav->acc_failed;
+    }
+    fz[0] = 0.0f;
+    fz[1] = 0.0f;
+    fz[2] = f_model * dt;
+    if (nav->acc_failed) {
+        memcpy(dv_use, fz, sizeof fz);
+        return nav->acc_failed;
+    }
+    fmeas = fsw_norm3f(dv_body) / dt;
+    if (f_model > c->mon_f_min && fmeas < c->acc_ratio * f_model) {
+        nav->acc_suspect++;
+        if (nav->acc_suspect >= c->acc_n) {
+            /* Declared failed: the suspect cycles were integrated as free fall; add what the
+             * thrust model says they gave, and propagate this interval on the model too. */
+            nav->acc_failed = 1u;
+            for (i = 0; i < 3; i++) {
+                nav->v[i] += (double)nav->acc_pending[i];
+                nav->acc_pending[i] = 0.0f;
+            }
+            memcpy(dv_use, fz, sizeof fz);
+            return nav->acc_failed;
+        }
+        fsw_qrotf(nav->q, fz, dvm);
+        for (i = 0; i < 3; i++) {
+            nav->acc_pending[i] += dvm[i];
+        }
+    } else {
+        nav->acc_suspect = 0;
+        memset(nav->acc_pending, 0, sizeof nav->acc_pending);
+    }
+    return nav->acc_failed;
 }
 
 static void shift_radial(fsw_nav_t *nav, double dh, double dvr)

@@ -10,6 +10,15 @@
  * radial velocity) carries the covariance; LRF updates correct r and v along
  * the local vertical u = r/|r|. r is the centre of mass: the LRF's lever arm
  * (LRF_POS_*) is removed from each measurement. See docs/flight-code.md.
+ *
+ * Accelerometer plausibility monitor (ACC_MON_*, off by default = as flown):
+ * fsw_nav_accel_check() compares the measured specific force with the one the
+ * caller models from the engine command; ACC_MON_N consecutive cycles with the
+ * engine clearly burning (model > MON_F_MIN) but the measurement below
+ * ACC_MON_RATIO x model declare the accelerometers failed (latched). From then
+ * on the navigation propagates the modelled specific force along body +z
+ * (gyros still used) with process noise ACC_FAIL_PSD, and the modelled
+ * delta-v of the suspect cycles is added to the velocity.
  */
 #ifndef FSW_NAV_H
 #define FSW_NAV_H
@@ -30,9 +39,14 @@ typedef struct fsw_nav_cfg {
     float  bore_body[3];    /* unit vector, body */
     float  lrf_pos_body[3]; /* m, LRF position relative to the centre of mass, body */
     float  cos_max_offnadir;
+    float  mon_f_min;       /* m/s^2, monitors compare only above this modelled specific force */
+    float  acc_ratio;       /* - */
+    float  acc_fail_psd;    /* m^2/s^3 */
     uint16_t reacq_n;
     uint8_t  gate_policy;   /* 0 latch-out, 1 reacquire */
-    uint8_t  pad_;
+    uint8_t  acc_mon_enable;
+    uint16_t acc_n;
+    uint8_t  pad_[2];
 } fsw_nav_cfg_t;
 
 typedef struct fsw_nav {
@@ -50,6 +64,10 @@ typedef struct fsw_nav {
     uint16_t reacq_count;
     uint8_t  lrf_status;    /* FSW_LRF_* */
     uint8_t  latched_out;
+    float    acc_pending[3]; /* m/s, MCI, modelled delta-v of the current run of suspect cycles */
+    uint16_t acc_suspect;   /* consecutive suspect cycles */
+    uint8_t  acc_failed;    /* accelerometers declared failed (latched) */
+    uint8_t  pad2_;
 } fsw_nav_t;
 
 /* Derive the working configuration from the parameters (no state change). */
@@ -63,6 +81,15 @@ void fsw_nav_propagate(fsw_nav_t *nav, const float dv_body[3], const float dthet
  * current state time. Returns the resulting lrf_status (FSW_LRF_*).
  */
 uint8_t fsw_nav_lrf_update(fsw_nav_t *nav, float range, float latency_s);
+/*
+ * Accelerometer plausibility check for one IMU interval, before fsw_nav_propagate().
+ * dv_body: measured delta-v (m/s, body); f_model: modelled specific force along body +z
+ * over the interval (m/s^2, from the engine command); dt (s). Writes the delta-v the
+ * navigation should propagate to dv_use (the measurement, or the model once the
+ * accelerometers are declared failed). Returns nav->acc_failed. With ACC_MON_ENABLE 0
+ * dv_use = dv_body and nothing else happens.
+ */
+uint8_t fsw_nav_accel_check(fsw_nav_t *nav, const float dv_body[3], float f_model, float dt, float dv_use[3]);
 /* Sample flagged invalid by the sensor. */
 void fsw_nav_lrf_invalid(fsw_nav_t *nav);
 

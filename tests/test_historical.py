@@ -1,7 +1,7 @@
 """The historical scenarios of the library, each flown with the reference flight code twice:
 as flown (the flawed policy), where the harness must report the failure with the right
-diagnosis, and with the fix, where it must land or, where the reference flight code has no
-fix, where the test states that and shows why with numbers.
+diagnosis, and with the fix (variant `fixed`), where it must land (and the fix's own numbers
+are checked).
 
 Scenario files: harness/data/scenarios/*.toml (each records its numbers and their sources).
 """
@@ -192,32 +192,105 @@ def test_beresheet_no_software_fix_once_the_engine_is_off_past_the_point_of_no_r
 
 
 # Chandrayaan-2 -----------------------------------------------------------------------------------
-def test_chandrayaan2_over_thrust_stops_the_descent_and_no_configuration_fixes_it(fly):
-    for variant in ("as_flown", "fixed"):
-        res = fly_variant(fly, "chandrayaan2", variant)
-        tm = res.telemetry
-        lander_min_thrust = 0.2 * res.thrust_max_n * 1.3         # throttle_min x thrust_max x scale
-        i_min = int(np.argmin(tm["altitude_m"]))
-        assert 20.0 < tm["altitude_m"][i_min] < 60.0             # the descent stops short of the ground
-        assert tm["altitude_m"][-1] > tm["altitude_m"][i_min] + 10.0   # and reverses
-        end = tm["t_s"] > tm["t_s"][-1] - 20.0
-        assert np.all(tm["throttle_cmd"][end] <= 0.2 + 1e-6)     # commanding the minimum throttle
-        weight = tm["mass_kg"][-1] * tm["gravity_mps2"][-1]
-        assert lander_min_thrust > weight, (lander_min_thrust, weight)
+def engine_off_intervals(tm, dt=0.02):
+    """(index of the cut, seconds off) of every engine-off interval before touchdown."""
+    on = tm["engine_on"] > 0
+    out = []
+    for i in np.flatnonzero(np.diff(on.astype(int)) == -1) + 1:
+        if tm["mode"][i] == p.Phase.TOUCHDOWN:
+            continue
+        j = i
+        while j < len(on) and not on[j]:
+            j += 1
+        out.append((int(i), (j - i) * dt))
+    return out
+
+
+def test_chandrayaan2_as_flown_over_thrust_stops_the_descent(fly):
+    res = fly_variant(fly, "chandrayaan2", "as_flown")
+    tm = res.telemetry
+    lander_min_thrust = 0.2 * res.thrust_max_n * 1.3         # throttle_min x thrust_max x scale
+    i_min = int(np.argmin(tm["altitude_m"]))
+    assert 20.0 < tm["altitude_m"][i_min] < 60.0             # the descent stops short of the ground
+    assert tm["altitude_m"][-1] > tm["altitude_m"][i_min] + 10.0   # and reverses
+    end = tm["t_s"] > tm["t_s"][-1] - 20.0
+    assert np.all(tm["throttle_cmd"][end] <= 0.2 + 1e-6)     # commanding the minimum throttle
+    weight = tm["mass_kg"][-1] * tm["gravity_mps2"][-1]
+    assert lander_min_thrust > weight, (lander_min_thrust, weight)   # 1,040 N > ~1,000 N
+
+
+def test_chandrayaan2_fixed_estimates_the_thrust_scale_pulses_the_engine_and_lands(fly):
+    res = fly_variant(fly, "chandrayaan2", "fixed")
+    tm, td = res.telemetry, res.touchdown
+    assert td.v_vertical <= 2.0 and td.v_horizontal <= 0.5
+    on = (tm["engine_on"] > 0) & (tm["throttle_cmd"] > 0.19) & (tm["thrust_n"] > 500.0)
+    # the engine really gives 1.3 x the command ...
+    k = tm["thrust_n"][1:][on[:-1]] / (tm["throttle_cmd"][:-1][on[:-1]] * res.thrust_max_n)
+    assert np.median(k) == pytest.approx(1.3, abs=0.01)
+    # ... and the flight code divides its commands by its estimate: in the terminal phase it
+    # commands ~ m g / (1.3 THRUST_MAX) (0.203), not m g / THRUST_MAX (0.264)
+    term = (tm["mode"] == p.Phase.TERMINAL) & (tm["engine_on"] > 0)
+    need = np.median(tm["mass_kg"][term] * tm["gravity_mps2"][term]) / (1.3 * res.thrust_max_n)
+    assert np.median(tm["throttle_cmd"][term]) == pytest.approx(need, abs=0.01)
+    # engine-off intervals (pulse mode) only while minimum thrust leaves < 0.1 m/s^2 of descent
+    cuts = engine_off_intervals(tm)
+    assert 1 <= len(cuts) <= 15, cuts
+    for i, off_s in cuts:
+        assert off_s <= 2.0 + 0.05                                  # PULSE_OFF_MAX
+        assert tm["mode"][i] in (p.Phase.APPROACH, p.Phase.TERMINAL, p.Phase.CONTINGENCY)
+        min_thrust = 0.2 * 1.3 * res.thrust_max_n                   # 1,040 N
+        assert min_thrust > tm["mass_kg"][i] * (tm["gravity_mps2"][i] - 0.1), (tm["t_s"][i], tm["mass_kg"][i])
+    assert res.point_of_no_return() is None
+
+
+def test_chandrayaan2_needs_both_the_estimate_and_the_pulse_mode_and_lands_even_at_1_5x(fly):
+    """Dividing the commands by the right scale does not make minimum thrust smaller: without
+    engine-off intervals the descent still stops; the pulse mode needs the estimate to know the
+    real minimum thrust. Both together land even at 1.5 x (1,200 N minimum thrust, more than the
+    1,134 N weight from the start) the pulse mode still lands."""
+    sc = load_scenario("chandrayaan2", "fixed")
+    est_only = fly(sc.with_(name="chandrayaan2-estimate-only", flight_params={"PULSE_ENABLE": 0}))
+    assert est_only.outcome == "timeout", est_only.verdict()
+    # and engine-off intervals without the estimate believe minimum thrust is 800 N: never used
+    pulse_only = fly(sc.with_(name="chandrayaan2-pulse-only", flight_params={"THR_EST_ENABLE": 0}))
+    assert pulse_only.outcome == "timeout", pulse_only.verdict()
+    hot = fly(sc.with_(name="chandrayaan2-fixed-1.5x", faults=(F.ThrustScale(id="over-thrust", scale=1.5),)))
+    assert hot.outcome == "landed", hot.verdict()
+    tm = hot.telemetry
+    assert 0.2 * 1.5 * hot.thrust_max_n > tm["mass_kg"][0] * tm["gravity_mps2"][0]
+    assert len(engine_off_intervals(tm)) >= 5
 
 
 # Luna-25 -----------------------------------------------------------------------------------------
-def test_luna25_accelerometers_at_zero_diverge_the_estimate_and_no_configuration_fixes_it(fly):
-    for variant in ("as_flown", "fixed"):
-        res = fly_variant(fly, "luna25", variant)
-        ee = res.max_estimate_error()
-        assert abs(ee["error_m"]) > 1000.0, ee                   # km-scale navigation divergence
-        assert res.lrf_ignored() is not None                     # the true LRF ranges are gated out
-        assert res.point_of_no_return() is not None
-        assert_diagnosis_in_verdict(res)
-    # what the fix needs: the existing "IMU invalid" fallback also drops the (working) gyros and
-    # holds the attitude, which is not enough either: an accelerometer-only fallback
-    # (gyros + commanded thrust) is a flight-code feature the reference code lacks
+def test_luna25_as_flown_accelerometers_at_zero_diverge_the_estimate(fly):
+    res = fly_variant(fly, "luna25", "as_flown")
+    ee = res.max_estimate_error()
+    assert abs(ee["error_m"]) > 1000.0, ee                   # km-scale navigation divergence
+    assert res.lrf_ignored() is not None                     # the true LRF ranges are gated out
+    assert res.point_of_no_return() is not None
+    assert_diagnosis_in_verdict(res)
+
+
+def test_luna25_fixed_accelerometer_monitor_navigates_on_the_thrust_model_and_lands(fly):
+    res = fly_variant(fly, "luna25", "fixed")
+    td, tm = res.touchdown, res.telemetry
+    assert td.v_vertical <= 2.0 and td.v_horizontal <= 0.5
+    # the altitude estimate stays honest (the LRF agrees with the thrust-model navigation)
+    ee = res.max_estimate_error()
+    assert abs(ee["error_m"]) < 20.0, ee
+    assert res.lrf_ignored() is None
+    low = tm["altitude_m"] < 100.0
+    assert np.max(np.abs(tm["est_alt_m"][low] - tm["truth_alt_site_m"][low])) < 5.0
+    assert res.point_of_no_return() is None
+    # the monitor alone (with the as-flown LRF latch-out and no contingency) also lands
+    alone = fly(load_scenario("luna25", "as_flown").with_(name="luna25-monitor-only",
+                                                            flight_params={"ACC_MON_ENABLE": 1}))
+    assert alone.outcome == "landed", alone.verdict()
+
+
+def test_luna25_imu_flagged_invalid_is_not_a_fix(fly):
+    """The older fallback (whole IMU invalid: dead-reckon, attitude held, gyros dropped) crashes;
+    the fix must keep the gyros and replace only the accelerometers."""
     sc = load_scenario("luna25", "fixed")
     res = fly(sc.with_(name="luna25-imu-flagged-invalid", faults=(F.ImuGlitch(mode="invalid"),)))
     assert res.outcome == "crashed", res.verdict()
