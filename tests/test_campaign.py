@@ -325,3 +325,20 @@ labels = ["ok1", "exit", "hang", "ok2"]
     assert tab["failure_mode"][1] == "error: worker crashed" and "KilledWorker" in tab["error"][1]
     assert tab["failure_mode"][2] == "error: wall timeout" and "restarted" in tab["error"][2]
 
+
+
+def test_results_table_before_flying_and_shadowed_names(tmp_path):
+    from harness.campaign.store import Store
+
+    spec = load_spec(write(tmp_path, SMALL.replace('"v_up_mps" =', '"propellant_kg" = { dist = "uniform", '
+                                                   'low = 480.0, high = 520.0 }\n"v_up_mps" =')))
+    with Store(tmp_path / "p.sqlite") as st:
+        assert st.init_campaign(spec, plan(spec)) is False
+        assert st.init_campaign(spec, plan(spec)) is True          # same spec: resume
+        tab = st.table()
+    assert "in.propellant_kg" in tab.dtype.names and "propellant_kg" in tab.dtype.names
+    assert (tab["status"] == "pending").all() and np.isnan(tab["propellant_kg"]).all()
+    assert ((tab["in.propellant_kg"] >= 480) & (tab["in.propellant_kg"] <= 520)).all()
+    other = load_spec(write(tmp_path, SMALL.replace("seed = 11", "seed = 12"), "other.toml"))
+    with Store(tmp_path / "p.sqlite") as st, pytest.raises(ConfigError, match="different spec"):
+        st.init_campaign(other, plan(other))
