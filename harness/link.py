@@ -204,27 +204,30 @@ class FlightLink:
 
     # handshake -------------------------------------------------------------------------
     def wait_hello(self, timeout_s: float = 5.0) -> p.Hello:
-        """Wait for the flight code's HELLO banner; ask for one if the boot banner was missed."""
-        asked = False
+        """Wait for the flight code's HELLO banner. A HELLO request goes out at once (flight code
+        that booted before we connected, or that already flew, answers it) and again every
+        second; a boot banner that is still queued counts just the same."""
         deadline = time.perf_counter() + timeout_s
+        next_ask = 0.0
         while True:
-            f = self._frames_until(lambda fr: fr.msg_type == p.MsgType.HELLO, 0.25)
+            now = time.perf_counter()
+            if now >= next_ask:
+                self.send(p.Hello(p.PROTOCOL_VERSION, 0, "fsil-harness"), 0)
+                next_ask = now + 1.0
+            f = self._frames_until(lambda fr: fr.msg_type == p.MsgType.HELLO,
+                                   max(0.0, min(next_ask, deadline) - time.perf_counter()))
             if f is not None:
                 self.hello = f.msg
                 if f.msg.protocol_version != p.PROTOCOL_VERSION:
                     raise HandshakeError(f"{self.transport.describe()}: flight code speaks protocol "
                                          f"{f.msg.protocol_version}, harness speaks {p.PROTOCOL_VERSION}")
-                self._pending = [x for x in self._pending if x.msg_type != p.MsgType.HELLO]
                 return f.msg
-            if time.perf_counter() > deadline or (asked and self.transport.synchronous):
+            if time.perf_counter() >= deadline or self.transport.synchronous:
                 last = self.decoder.errors[-1][1] if self.decoder.errors else "none"
                 raise HandshakeError(
                     f"{self.transport.describe()}: no HELLO from the flight code within {timeout_s:.1f} s "
                     f"({self.log.bytes_rx} bytes received, {self.decoder.counters.errors} bad frames, "
                     f"last error: {last})")
-            if not asked:
-                self.send(p.Hello(p.PROTOCOL_VERSION, 0, "fsil-harness"), 0)
-                asked = True
 
     def configure(self, values: list[tuple[ParamSpec, float]], timeout_s: float = 2.0) -> list[p.ConfigAck]:
         """Send every parameter, the last with COMMIT; each must be acknowledged as applied."""

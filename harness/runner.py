@@ -259,6 +259,7 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
     firmware = "unknown"
     n_steps = int(round(scenario.t_max_s / dt))
     late_frames = 0
+    loop_wall_s = math.nan
     if pacing not in ("lockstep", "realtime"):
         raise ValueError(f"pacing must be 'lockstep' or 'realtime', not {pacing!r}")
     try:
@@ -267,6 +268,7 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
         link.configure(config_values(scenario, state0, site_r, lander, table, site))
         step = 0
         wall_start = time.perf_counter()
+        loop_start = wall_start
         while True:
             st = plant.state
             t_us = step * dt_us
@@ -315,6 +317,7 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
                 touchdown = _touchdown(plant, site)
                 outcome = envelope_outcome(touchdown, scenario.envelope)
                 break
+        loop_wall_s = time.perf_counter() - loop_start
         link.drain()
     except (LinkError, TransportError) as exc:
         outcome, error = "link-failure", f"{type(exc).__name__}: {exc}"
@@ -334,7 +337,7 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
         if tlm else {},
         link_stats={"exchanges": link.stats.exchanges, "missed_cycles": link.stats.missed_cycles,
                     "late_commands": link.stats.late_commands, "late_frames": late_frames,
-                    "pacing": pacing,
+                    "pacing": pacing, "loop_wall_s": loop_wall_s,
                     "round_trip_median_s": float(np.median(rt)) if rt.size else math.nan,
                     "round_trip_p99_s": float(np.percentile(rt, 99)) if rt.size else math.nan,
                     "bytes_tx": log.bytes_tx, "bytes_rx": log.bytes_rx},

@@ -108,6 +108,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "fsw_host: flight code running on %s\n", path);
 
     fsw_init(&ctx, &hal); /* sends HELLO */
+    posix_serial_flush(&ser);
 
     for (;;) {
         ssize_t n;
@@ -129,6 +130,7 @@ int main(int argc, char **argv)
         if (n > 0) {
             ser.rx_bytes += (uint64_t)n;
             fsw_rx_bytes(&ctx, buf, (size_t)n);
+            posix_serial_flush(&ser);
         } else if (n == 0) {
             fprintf(stderr, "fsw_host: end of file on %s\n", path);
             break;

@@ -152,9 +152,8 @@ void posix_serial_close(posix_serial_t *s)
     s->owns_fd = 0;
 }
 
-static void serial_tx(void *user, const uint8_t *data, size_t n)
+static void write_all(posix_serial_t *s, const uint8_t *data, size_t n)
 {
-    posix_serial_t *s = (posix_serial_t *)user;
     if (s->tx_errno != 0)
         return; /* link already dead: the main loop reports it and exits */
     while (n > 0) {
@@ -172,6 +171,30 @@ static void serial_tx(void *user, const uint8_t *data, size_t n)
         data += (size_t)w;
         n -= (size_t)w;
         s->tx_bytes += (uint64_t)w;
+    }
+}
+
+/* Frames are collected and written with one write() per batch (posix_serial_flush), so a
+ * COMMAND and its TELEMETRY reach the harness together: one wake-up instead of two. */
+static void serial_tx(void *user, const uint8_t *data, size_t n)
+{
+    posix_serial_t *s = (posix_serial_t *)user;
+    if (s->tx_len + n > sizeof s->tx_buf) {
+        posix_serial_flush(s);
+        if (n > sizeof s->tx_buf) {
+            write_all(s, data, n);
+            return;
+        }
+    }
+    memcpy(s->tx_buf + s->tx_len, data, n);
+    s->tx_len += n;
+}
+
+void posix_serial_flush(posix_serial_t *s)
+{
+    if (s->tx_len > 0) {
+        write_all(s, s->tx_buf, s->tx_len);
+        s->tx_len = 0;
     }
 }
 

@@ -22,6 +22,8 @@ typedef struct posix_serial {
     int tx_errno;       /* first write error (0: none); the main loop stops on it */
     uint64_t tx_bytes;
     uint64_t rx_bytes;
+    size_t tx_len;      /* bytes waiting in tx_buf */
+    uint8_t tx_buf[1024];
 } posix_serial_t;
 
 /* Open path raw at the given baud rate (0: leave the speed alone, e.g. a pty).
@@ -35,6 +37,8 @@ int posix_serial_open_pty(posix_serial_t *s, char *slave_path, size_t slave_path
 /* Use stdin for reading and stdout for writing (raw mode if they are ttys). */
 int posix_serial_open_stdio(posix_serial_t *s);
 void posix_serial_close(posix_serial_t *s);
+/* Write out what tx() has collected (the main loop calls it after each batch of input). */
+void posix_serial_flush(posix_serial_t *s);
 /* Fill hal with tx/now_us bound to s. */
 void posix_serial_hal(posix_serial_t *s, fsw_hal_t *hal);
 
