@@ -349,23 +349,25 @@ class FrameDecoder:
         if len(self.errors) > self.max_error_log:
             del self.errors[0]
 
+    def _take(self, chunk: bytes, frames: list[Frame]) -> None:
+        """Decode one delimited chunk into ``frames``, or count and describe why not."""
+        if len(chunk) > MAX_RUN:
+            self._error(FramingError(f"oversize frame: {len(chunk)} bytes before the delimiter"))
+            return
+        try:
+            frames.append(decode_frame(chunk, self.raw_types))
+            self.counters.frames_ok += 1
+        except LinkError as exc:
+            self._error(exc)
+
     def feed(self, data: bytes) -> list[Frame]:
         frames: list[Frame] = []
         buf = self._buf
-        raw = self.raw_types
         if not buf and not self._discarding and data.endswith(b"\x00"):
             # fast path: whole frames only (the usual case on a lockstep link)
             for chunk in data[:-1].split(b"\x00"):
-                if not chunk:
-                    continue
-                if len(chunk) > MAX_RUN:
-                    self._error(FramingError(f"oversize frame: {len(chunk)} bytes before the delimiter"))
-                    continue
-                try:
-                    frames.append(decode_frame(chunk, raw))
-                    self.counters.frames_ok += 1
-                except LinkError as exc:
-                    self._error(exc)
+                if chunk:  # an empty frame is a flush, not an error
+                    self._take(chunk, frames)
             return frames
         start = 0
         while True:
@@ -388,16 +390,8 @@ class FrameDecoder:
                 buf += chunk
                 chunk = bytes(buf)
                 buf.clear()
-            if not chunk:
-                continue  # empty frame: a flush, not an error
-            if len(chunk) > MAX_RUN:
-                self._error(FramingError(f"oversize frame: {len(chunk)} bytes before the delimiter"))
-                continue
-            try:
-                frames.append(decode_frame(chunk, raw))
-                self.counters.frames_ok += 1
-            except LinkError as exc:
-                self._error(exc)
+            if chunk:  # an empty frame is a flush, not an error
+                self._take(chunk, frames)
 
     @property
     def pending(self) -> int:

@@ -9,32 +9,14 @@ with latency. It exists so the flight code can be tested on its own.
 from __future__ import annotations
 
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from harness.fsw_build import load_flight_code, parse_param_table  # noqa: E402
-
-R_MOON = 1737400.0
-GM = 4.9028e12
-G0 = 9.80665
-PARAMS = {r["name"]: r for r in parse_param_table(ROOT / "firmware_stub" / "fsw_params.def")}
-# upright at the site: body +z along MCI +x (rotation of +90 deg about y)
-Q_UP = (math.cos(math.pi / 4), 0.0, math.sin(math.pi / 4), 0.0)
+from cfsw import G0, GM, PARAMS, Q_UP, R_MOON, qmul, qrot
 
 LRF_NO_SAMPLE, LRF_ACCEPTED, LRF_REJECTED, LRF_INVALID, LRF_LATCHED = range(5)
 IDLE, BRAKING, APPROACH, TERMINAL, TOUCHDOWN, CONTINGENCY = range(6)
-
-
-@pytest.fixture(scope="module")
-def fc():
-    return load_flight_code()
 
 
 def params(ffi, lib, **over):
@@ -391,20 +373,6 @@ def test_large_pointing_error_holds_min_throttle(fc):
 
 
 # ================================================= closed loop (MiniPlant)
-def qmul(a, b):
-    w1, x1, y1, z1 = a
-    w2, x2, y2, z2 = b
-    return np.array([w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2, w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2,
-                     w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2, w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2])
-
-
-def qrot(q, v):
-    w, x, y, z = q
-    qv = np.array([x, y, z])
-    t = 2.0 * np.cross(qv, v)
-    return v + w * t + np.cross(qv, t)
-
-
 class MiniPlant:
     """Minimal 6-DoF lander above a flat site at MCI +x (see module docstring)."""
 

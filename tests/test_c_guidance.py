@@ -9,29 +9,13 @@ a point-mass lander in MCI over a spherical Moon, thrust along the commanded dir
 from __future__ import annotations
 
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from harness.fsw_build import load_flight_code, parse_param_table  # noqa: E402
-
-R_MOON = 1737400.0
-GM = 4.9028e12
-G0 = 9.80665
-PARAMS = {r["name"]: r for r in parse_param_table(ROOT / "firmware_stub" / "fsw_params.def")}
+from cfsw import G0, GM, PARAMS, R_MOON
 IDLE, BRAKING, APPROACH, TERMINAL, TOUCHDOWN, CONTINGENCY = range(6)
 SITE = np.array([R_MOON, 0.0, 0.0])
-
-
-@pytest.fixture(scope="module")
-def fc():
-    return load_flight_code()
 
 
 def guid(ffi, lib, **over):

@@ -17,44 +17,13 @@ accelerometers that read zero.
 from __future__ import annotations
 
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from harness.fsw_build import load_flight_code, parse_param_table  # noqa: E402
-
-R_MOON = 1737400.0
-GM = 4.9028e12
-G0 = 9.80665
-PARAMS = {r["name"]: r for r in parse_param_table(ROOT / "firmware_stub" / "fsw_params.def")}
-Q_UP = (math.cos(math.pi / 4), 0.0, math.sin(math.pi / 4), 0.0)   # body +z along MCI +x (up at the site)
+from cfsw import G0, GM, PARAMS, Q_UP, R_MOON, qmul, qrot
 APPROACH, TERMINAL, TOUCHDOWN, CONTINGENCY = 2, 3, 4, 5
 CMD_ENGINE_ON, CMD_ACCEL_FAILED, CMD_PULSE_OFF = 0x01, 0x02, 0x04
-
-
-@pytest.fixture(scope="module")
-def fc():
-    return load_flight_code()
-
-
-def qmul(a, b):
-    w1, x1, y1, z1 = a
-    w2, x2, y2, z2 = b
-    return np.array([w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2, w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2,
-                     w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2, w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2])
-
-
-def qrot(q, v):
-    w, x, y, z = q
-    qv = np.array([x, y, z])
-    t = 2.0 * np.cross(qv, v)
-    return v + w * t + np.cross(qv, t)
 
 
 class Plant:

@@ -1,0 +1,10 @@
+"""Fixtures shared by the test files."""
+import pytest
+
+
+@pytest.fixture(scope="session")
+def fc():
+    """The C flight code built into its cffi module: ``(ffi, lib)``."""
+    from harness.fsw_build import load_flight_code
+
+    return load_flight_code()
