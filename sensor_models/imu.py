@@ -31,12 +31,13 @@ Luna-25), ``gyro_zero``, ``failed`` (outputs flagged invalid: Beresheet).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields, replace as _dc_replace
+from dataclasses import dataclass, replace as _dc_replace
 from typing import NamedTuple
 
 import numpy as np
 
 from harness.errors import ConfigError
+from sensor_models._config import config_from_dict
 
 _BLOCK = 256
 _DEG = math.pi / 180.0
@@ -122,17 +123,22 @@ class ImuConfig:
 
     @classmethod
     def from_dict(cls, d: dict, source: str = "ImuConfig") -> "ImuConfig":
-        names = {f.name for f in fields(cls)}
-        for k in d:
-            if k not in names:
-                raise ConfigError(f"{source}: unknown key {k!r} for the IMU; allowed keys: {', '.join(sorted(names))}")
-        try:
-            return cls(**d)
-        except ConfigError as e:
-            raise ConfigError(str(e).replace("ImuConfig", source, 1)) from None
+        return config_from_dict(cls, d, source, "IMU")
 
     def replace(self, **kw) -> "ImuConfig":
         return _dc_replace(self, **kw)
+
+
+def _quantise(values, residual: list, lsb: float) -> list:
+    """Round each increment to whole ``lsb`` counts, carrying the remainder in ``residual``
+    (updated in place) into the next interval, as an IMU's counters do."""
+    out = []
+    for i in range(3):
+        x = values[i] + residual[i]
+        k = round(x / lsb) * lsb
+        residual[i] = x - k
+        out.append(k)
+    return out
 
 
 class Imu:
@@ -230,23 +236,9 @@ class Imu:
         dth = self._dth
         dt = self._dt
         if c.dv_lsb_mps > 0.0:
-            q = c.dv_lsb_mps
-            out = []
-            for i in range(3):
-                x = dv[i] + self._res_v[i]
-                k = round(x / q) * q
-                self._res_v[i] = x - k
-                out.append(k)
-            dv = out
+            dv = _quantise(dv, self._res_v, c.dv_lsb_mps)
         if c.dtheta_lsb_rad > 0.0:
-            q = c.dtheta_lsb_rad
-            out = []
-            for i in range(3):
-                x = dth[i] + self._res_t[i]
-                k = round(x / q) * q
-                self._res_t[i] = x - k
-                out.append(k)
-            dth = out
+            dth = _quantise(dth, self._res_t, c.dtheta_lsb_rad)
         dvt = (0.0, 0.0, 0.0) if self.accel_zero else (dv[0], dv[1], dv[2])
         dtt = (0.0, 0.0, 0.0) if self.gyro_zero else (dth[0], dth[1], dth[2])
         valid = (not self.failed) and dt >= (1.0 / c.rate_hz) * (1.0 - 1e-9)

@@ -38,12 +38,13 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass, fields, replace as _dc_replace
+from dataclasses import dataclass, replace as _dc_replace
 from typing import NamedTuple, Optional
 
 import numpy as np
 
 from harness.errors import ConfigError
+from sensor_models._config import config_from_dict
 from harness.frames import quat_rotate
 
 _BLOCK = 256
@@ -110,14 +111,7 @@ class LrfConfig:
 
     @classmethod
     def from_dict(cls, d: dict, source: str = "LrfConfig") -> "LrfConfig":
-        names = {f.name for f in fields(cls)}
-        for k in d:
-            if k not in names:
-                raise ConfigError(f"{source}: unknown key {k!r} for the LRF; allowed keys: {', '.join(sorted(names))}")
-        try:
-            return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items()})
-        except ConfigError as e:
-            raise ConfigError(str(e).replace("LrfConfig", source, 1)) from None
+        return config_from_dict(cls, d, source, "LRF")
 
     def replace(self, **kw) -> "LrfConfig":
         return _dc_replace(self, **kw)
