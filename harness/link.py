@@ -127,12 +127,14 @@ class FlightLink:
         self.cycle_timeout_s = cycle_timeout_s
         self.stall_cycles = stall_cycles
         self.log = log or LinkLog()
-        # TELEMETRY bodies stay raw in the hot loop; unpacked in bulk after the run
-        self.decoder = p.FrameDecoder(raw_types=frozenset({p.MsgType.TELEMETRY}))
+        # TELEMETRY is not needed inside the loop: its frames are kept as they came and checked
+        # in bulk after the run (or when asked for), then unpacked in one go (``p.unpack_telemetry``)
+        tlm = frozenset({p.MsgType.TELEMETRY})
+        self.decoder = p.FrameDecoder(raw_types=tlm, defer_types=tlm)
         self.stats = LinkStats()
         self.keep_round_trips = keep_round_trips
         self.hello: p.Hello | None = None
-        self.telemetry_log: list[tuple[int, bytes]] = []  # (t_us of the cycle, raw TELEMETRY body)
+        self._telemetry: list[bytes] = []  # checked TELEMETRY packets (header + body + CRC), arrival order
         self._seq = 0
         self._pending: list[p.Frame] = []
         self._missed_in_a_row = 0
@@ -144,10 +146,10 @@ class FlightLink:
     def send(self, msg: p.Message, t_us: int) -> int:
         seq = self._seq
         self._seq = (seq + 1) & 0xFFFF
-        data = p.encode_frame(msg, seq, t_us)
+        data = p.encode_sensors_frame(msg, seq, t_us) if type(msg) is p.Sensors else p.encode_frame(msg, seq, t_us)
         self.log.record(b">", data)
-        self.transport.write(data)
         self.last_sent = (msg.MSG_TYPE, seq, t_us, time.perf_counter())
+        self.transport.write(data)
         return seq
 
     def _receive(self, timeout_s: float) -> list[p.Frame]:
@@ -184,19 +186,37 @@ class FlightLink:
 
     def _absorb(self, f: p.Frame) -> None:
         """A frame that was not the one awaited: keep what it tells."""
-        if f.msg_type == p.MsgType.TELEMETRY:
-            self.telemetry_log.append((f.t_us, f.msg))
+        if f.msg_type == p.MsgType.TELEMETRY:  # (only if it was not deferred; the body is raw)
+            self._telemetry.append(p.HEADER.pack(p.PROTOCOL_VERSION, f.msg_type, f.seq, f.t_us) + f.msg + b"\0\0")
         elif f.msg_type == p.MsgType.HELLO:
             self.hello = f.msg
         elif f.msg_type == p.MsgType.COMMAND:
             self.stats.late_commands += 1
 
+    def settle(self) -> None:
+        """Check the deferred TELEMETRY frames now (their errors join the decoder's counters)."""
+        packets = self.decoder.take_deferred()
+        if packets:
+            self._telemetry += packets
+            _v, typ, seq, t_us = p.HEADER.unpack_from(packets[-1])
+            r = self.last_received
+            if r is None or t_us > r[2]:
+                self.last_received = (typ, seq, t_us, None)
+
+    def telemetry_records(self):
+        """Every TELEMETRY received so far, in arrival order, as one numpy structured array
+        (``seq``, ``t_us`` of the cycle it reports, then the Telemetry fields)."""
+        self.settle()
+        return p.unpack_telemetry(self._telemetry)
+
     @property
     def telemetry(self) -> p.Telemetry | None:
-        """The latest TELEMETRY received (decoded on demand)."""
-        return p.Telemetry.unpack(self.telemetry_log[-1][1]) if self.telemetry_log else None
+        """The latest TELEMETRY received, decoded."""
+        self.settle()
+        return p.Telemetry.unpack(self._telemetry[-1][p.HEADER.size:-2]) if self._telemetry else None
 
     def describe_last_frames(self) -> str:
+        self.settle()
         s = self.last_sent
         r = self.last_received
         return (f"last frame sent: {_describe(*s) if s else 'none'}; "
@@ -253,10 +273,10 @@ class FlightLink:
 
         Raises FlightCodeStalled after ``stall_cycles`` missed cycles in a row.
         """
+        if self.transport.synchronous and not self._pending:
+            return self._exchange_in_process(sensors, t_us)
         t0 = time.perf_counter()
         seq = self.send(sensors, t_us)
-        if self.transport.synchronous and not self._pending:
-            return self._exchange_in_process(seq, t_us, t0)
         f = self._frames_until(lambda fr: fr.msg_type == p.MsgType.COMMAND and fr.msg.sensors_seq == seq,
                                self.cycle_timeout_s)
         if f is not None:
@@ -288,14 +308,28 @@ class FlightLink:
                 f"{self.describe_last_frames()}")
         return None
 
-    def _exchange_in_process(self, seq: int, t_us: int, t0: float) -> p.Command | None:
-        """exchange() for an in-process flight code: its whole answer is there after the write."""
+    def _exchange_in_process(self, sensors: p.Sensors, t_us: int) -> p.Command | None:
+        """exchange() for an in-process flight code: its whole answer is there after the write.
+        The same steps as send() + _receive(), written out: this is the lockstep hot path."""
+        t0 = time.perf_counter()
+        seq = self._seq
+        self._seq = (seq + 1) & 0xFFFF
+        data = p.encode_sensors_frame(sensors, seq, t_us)
+        log = self.log
+        log.record(b">", data)
+        self.last_sent = (p.MsgType.SENSORS, seq, t_us, t0)
+        transport = self.transport
+        transport.write(data)
+        data = transport.read(0.0)
         command = None
-        for f in self._receive(0.0):
-            if command is None and f.msg_type == p.MsgType.COMMAND and f.msg.sensors_seq == seq:
-                command = f.msg
-            else:
-                self._absorb(f)
+        if data:
+            log.record(b"<", data)
+            for f in self.decoder.feed(data):
+                if command is None and f.msg_type == 0x11 and f.msg.sensors_seq == seq:
+                    command = f.msg
+                else:
+                    self._absorb(f)
+                self.last_received = (f.msg_type, f.seq, f.t_us, t0)
         if command is None:
             return self._missed(seq, t_us)
         if self.keep_round_trips:
@@ -315,7 +349,9 @@ class FlightLink:
             for f in frames:
                 self._absorb(f)
             if not frames:
+                self.settle()
                 return
 
     def close(self) -> None:
+        self.settle()
         self.log.close()

@@ -7,6 +7,7 @@ both are checked against ``tests/vectors/protocol_v1.json``.
 """
 from __future__ import annotations
 
+import operator
 import struct
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -14,6 +15,8 @@ from typing import NamedTuple, Union
 
 import crcmod.predefined
 from cobs import cobs
+
+cobs_encode, cobs_decode = cobs.encode, cobs.decode
 
 PROTOCOL_VERSION = 1
 HEADER = struct.Struct("<BBHQ")  # version, msg_type, seq, t_us
@@ -23,6 +26,7 @@ MAX_RUN = 253  # most non-zero bytes a receiver buffers before a 0x00 (a 250-byt
 DELIMITER = b"\x00"
 
 crc16 = crcmod.predefined.mkPredefinedCrcFun("crc-ccitt-false")
+_tuple_new = tuple.__new__  # builds a NamedTuple without its Python-level __new__ (hot decode path)
 
 
 class MsgType(IntEnum):
@@ -136,8 +140,8 @@ class Sensors(NamedTuple):
 
     @classmethod
     def unpack(cls, body: bytes) -> "Sensors":
-        v = cls.LAYOUT.unpack(body)
-        return cls(v[0:3], v[3:6], v[6], v[7], v[8], v[9])
+        ax, ay, az, gx, gy, gz, dt_us, rng, lrf_t_us, flags = cls.LAYOUT.unpack(body)
+        return _tuple_new(cls, ((ax, ay, az), (gx, gy, gz), dt_us, rng, lrf_t_us, flags))
 
     @property
     def lrf_valid(self) -> bool:
@@ -159,8 +163,8 @@ class Command(NamedTuple):
 
     @classmethod
     def unpack(cls, body: bytes) -> "Command":
-        v = cls.LAYOUT.unpack(body)
-        return cls(v[0], v[1:4], v[4], v[5], v[6])
+        throttle, tx, ty, tz, seq, mode, flags = cls.LAYOUT.unpack(body)
+        return _tuple_new(cls, (throttle, (tx, ty, tz), seq, mode, flags))  # Command(...), minus a Python call
 
     @property
     def engine_on(self) -> bool:
@@ -214,6 +218,9 @@ Telemetry.LAYOUT = struct.Struct("<3d3f4fffBBHHHHHHH")
 Message = Union[Hello, Config, ConfigAck, Sensors, Command, Telemetry]
 MESSAGE_CLASSES: dict[int, type] = {c.MSG_TYPE: c for c in (Hello, Config, ConfigAck, Sensors, Command, Telemetry)}
 BODY_SIZES: dict[int, int] = {t: c.LAYOUT.size for t, c in MESSAGE_CLASSES.items()}
+# plain-int keyed twins for the hot path (IntEnum keys and bound lookups cost time per frame)
+_BODY_SIZE = {int(t): n for t, n in BODY_SIZES.items()}
+_UNPACK = {int(t): c.unpack for t, c in MESSAGE_CLASSES.items()}
 
 
 class Frame(NamedTuple):
@@ -257,50 +264,73 @@ def encode_packet(msg: Message, seq: int, t_us: int) -> bytes:
 
 def encode_frame(msg: Message, seq: int, t_us: int) -> bytes:
     """A complete wire frame: COBS-encoded packet followed by the 0x00 delimiter."""
-    return cobs.encode(encode_packet(msg, seq, t_us)) + DELIMITER
+    return cobs_encode(encode_packet(msg, seq, t_us)) + DELIMITER
+
+
+_SENSORS_PACKET = struct.Struct(HEADER.format + Sensors.LAYOUT.format[1:])  # header + body in one pack
+
+
+def encode_sensors_frame(s: Sensors, seq: int, t_us: int) -> bytes:
+    """``encode_frame(s, seq, t_us)`` for SENSORS in one struct pack: the lockstep hot path."""
+    dv, dth = s.imu_dv_body, s.imu_dtheta_body
+    data = _SENSORS_PACKET.pack(PROTOCOL_VERSION, 0x10, seq & 0xFFFF, t_us, dv[0], dv[1], dv[2], dth[0], dth[1],
+                                dth[2], s.imu_dt_us, s.lrf_range, s.lrf_sample_t_us, s.flags)
+    return cobs_encode(data + crc16(data).to_bytes(2, "little")) + DELIMITER
+
+
+_MIN_PACKET = HEADER.size + CRC.size
+_WITHOUT_CRC = operator.itemgetter(slice(None, -2))
 
 
 def decode_packet(packet: bytes, raw_types: frozenset = frozenset()) -> Frame:
     """Decode one COBS-decoded packet; raises a LinkError subclass naming what is wrong.
 
     For message types in ``raw_types`` the frame is checked in full but ``msg`` is left as the
-    raw body bytes, to be unpacked later in bulk (``unpack_telemetry``).
+    raw body bytes.
     """
-    if len(packet) < HEADER.size + CRC.size:
-        raise FramingError(f"truncated packet: {len(packet)} bytes, need at least {HEADER.size + CRC.size}")
-    data, (crc_rx,) = packet[:-2], CRC.unpack(packet[-2:])
-    crc_calc = crc16(data)
+    n = len(packet)
+    if n < _MIN_PACKET:
+        raise FramingError(f"truncated packet: {n} bytes, need at least {_MIN_PACKET}")
+    crc_rx = packet[-2] | (packet[-1] << 8)
+    crc_calc = crc16(packet[:-2])
     if crc_rx != crc_calc:
         raise CrcError(f"CRC mismatch: frame says 0x{crc_rx:04x}, computed 0x{crc_calc:04x}")
-    version, msg_type, seq, t_us = HEADER.unpack_from(data)
+    version, msg_type, seq, t_us = HEADER.unpack_from(packet)
     if version != PROTOCOL_VERSION:
         raise LengthError(f"protocol version {version}, expected {PROTOCOL_VERSION}")
-    cls = MESSAGE_CLASSES.get(msg_type)
-    if cls is None:
+    size = _BODY_SIZE.get(msg_type)
+    if size is None:
         raise UnknownMessage(f"unknown message type 0x{msg_type:02x} (seq {seq})")
-    body = data[HEADER.size:]
-    if len(body) != cls.LAYOUT.size:
-        raise LengthError(f"{cls.__name__.upper()} body of {len(body)} bytes, expected {cls.LAYOUT.size}")
-    return Frame(msg_type, seq, t_us, body if msg_type in raw_types else cls.unpack(body))
+    if n - _MIN_PACKET != size:
+        raise LengthError(f"{MESSAGE_CLASSES[msg_type].__name__.upper()} body of {n - _MIN_PACKET} bytes, "
+                          f"expected {size}")
+    body = packet[12:-2]
+    return _tuple_new(Frame, (msg_type, seq, t_us, body if msg_type in raw_types else _UNPACK[msg_type](body)))
 
 
-def unpack_telemetry(bodies: list[bytes]):
-    """Many raw TELEMETRY bodies as one numpy structured array (fields named as in Telemetry)."""
-    import numpy as np
-
-    dtype = np.dtype([("est_r_mci", "<f8", (3,)), ("est_v_mci", "<f4", (3,)), ("est_q_mci_body", "<f4", (4,)),
+_TELEMETRY_FIELDS = ([("est_r_mci", "<f8", (3,)), ("est_v_mci", "<f4", (3,)), ("est_q_mci_body", "<f4", (4,)),
                       ("est_alt", "<f4"), ("lrf_innovation", "<f4"), ("phase", "u1"), ("lrf_status", "u1")]
                      + [(name, "<u2") for name in Telemetry._fields[7:]])
-    assert dtype.itemsize == Telemetry.LAYOUT.size
-    return np.frombuffer(b"".join(bodies), dtype=dtype)
+
+
+def unpack_telemetry(packets: list[bytes]):
+    """Many checked TELEMETRY packets (header + body + CRC, as ``FrameDecoder.take_deferred``
+    returns them) as one numpy structured array: the header's ``seq`` and ``t_us``, then the
+    fields named as in Telemetry."""
+    import numpy as np
+
+    dtype = np.dtype([("version", "u1"), ("msg_type", "u1"), ("seq", "<u2"), ("t_us", "<u8")]
+                     + _TELEMETRY_FIELDS + [("crc", "<u2")])
+    assert dtype.itemsize == HEADER.size + Telemetry.LAYOUT.size + CRC.size
+    return np.frombuffer(b"".join(packets), dtype=dtype)
 
 
 def decode_frame(frame: bytes, raw_types: frozenset = frozenset()) -> Frame:
     """Decode one wire frame (with or without its trailing 0x00)."""
-    if frame.endswith(DELIMITER):
+    if frame[-1:] == DELIMITER:
         frame = frame[:-1]
     try:
-        packet = cobs.decode(frame)
+        packet = cobs_decode(frame)
     except cobs.DecodeError as exc:
         raise FramingError(f"COBS decode failed: {exc}") from None
     return decode_packet(packet, raw_types)
@@ -340,8 +370,13 @@ class FrameDecoder:
     errors: list[tuple[str, str]] = field(default_factory=list)
     max_error_log: int = 100
     raw_types: frozenset = frozenset()  # message types whose body is kept raw (see decode_packet)
+    #: message types whose frames are not decoded as they arrive but kept, still COBS-encoded,
+    #: until ``take_deferred()`` checks and decodes them all at once (TELEMETRY in the lockstep
+    #: loop: nothing in the loop needs it, so its CRC and header are checked after the run)
+    defer_types: frozenset = frozenset()
     _buf: bytearray = field(default_factory=bytearray)
     _discarding: bool = False
+    _deferred: list = field(default_factory=list)
 
     def _error(self, exc: LinkError) -> None:
         setattr(self.counters, exc.kind, getattr(self.counters, exc.kind) + 1)
@@ -350,9 +385,15 @@ class FrameDecoder:
             del self.errors[0]
 
     def _take(self, chunk: bytes, frames: list[Frame]) -> None:
-        """Decode one delimited chunk into ``frames``, or count and describe why not."""
-        if len(chunk) > MAX_RUN:
-            self._error(FramingError(f"oversize frame: {len(chunk)} bytes before the delimiter"))
+        """Decode one delimited chunk into ``frames`` (or defer it), or count and describe why not."""
+        n = len(chunk)
+        if n > MAX_RUN:
+            self._error(FramingError(f"oversize frame: {n} bytes before the delimiter"))
+            return
+        # a well-formed frame's COBS code byte is >= 3 (version and type are non-zero), so its
+        # type is readable at chunk[2] without decoding; anything else is decoded at once
+        if n > 2 and chunk[2] in self.defer_types and chunk[0] >= 3:
+            self._deferred.append(chunk)
             return
         try:
             frames.append(decode_frame(chunk, self.raw_types))
@@ -360,10 +401,39 @@ class FrameDecoder:
         except LinkError as exc:
             self._error(exc)
 
+    def take_deferred(self) -> list[bytes]:
+        """Check the deferred frames in bulk and return their packets (COBS-decoded; CRC, version,
+        type and length verified; header + body + CRC) in arrival order. Bad ones are counted and
+        described exactly as if they had been decoded on arrival, and left out."""
+        chunks, self._deferred = self._deferred, []
+        if not chunks:
+            return []
+        try:
+            packets = list(map(cobs_decode, chunks))
+            crcs = list(map(crc16, map(_WITHOUT_CRC, packets)))
+            good = [pk for pk, crc in zip(packets, crcs)
+                    if crc == pk[-2] | (pk[-1] << 8) and pk[0] == PROTOCOL_VERSION
+                    and _BODY_SIZE.get(pk[1]) == len(pk) - _MIN_PACKET]
+        except (cobs.DecodeError, IndexError):
+            good = []
+        if len(good) == len(chunks):
+            self.counters.frames_ok += len(good)
+            return good
+        good = []
+        for chunk in chunks:  # something is bad: one by one, for the exact counter and message
+            try:
+                decode_frame(chunk, self.raw_types)
+            except LinkError as exc:
+                self._error(exc)
+                continue
+            self.counters.frames_ok += 1
+            good.append(cobs_decode(chunk))
+        return good
+
     def feed(self, data: bytes) -> list[Frame]:
         frames: list[Frame] = []
         buf = self._buf
-        if not buf and not self._discarding and data.endswith(b"\x00"):
+        if not buf and not self._discarding and data[-1:] == b"\x00":
             # fast path: whole frames only (the usual case on a lockstep link)
             for chunk in data[:-1].split(b"\x00"):
                 if chunk:  # an empty frame is a flush, not an error

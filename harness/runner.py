@@ -7,6 +7,7 @@ over [t, t + 1/rate) while the plant integrates, and repeats until touchdown or 
 from __future__ import annotations
 
 import csv
+import itertools
 import math
 import time
 from dataclasses import dataclass, field
@@ -250,6 +251,10 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
 
     rows: list[tuple] = []
     record = rows.append
+    new_sensors = tuple.__new__  # p.Sensors(...) without the NamedTuple's Python-level __new__
+    LRF_VALID, IMU_VALID, LRF_NEW = p.SENSORS_LRF_VALID, p.SENSORS_IMU_VALID, p.SENSORS_LRF_NEW
+    ENGINE_ON = p.COMMAND_ENGINE_ON
+    exchange = link.exchange
     dt = 1.0 / scenario.flight_rate_hz
     n_sub = scenario.plant_substeps
     dt_sub = dt / n_sub
@@ -279,16 +284,17 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
                 faults.update(st.t_s, altitude, command.mode)
                 imu_r = faults.imu(imu_r)
                 lrf_r = faults.lrf(lrf_r)
-            flags = (p.SENSORS_LRF_VALID if lrf_r.valid else 0) | (p.SENSORS_IMU_VALID if imu_r.valid else 0) \
-                | (p.SENSORS_LRF_NEW if lrf_r.new else 0)
-            sensors = p.Sensors(imu_r.dv_body, imu_r.dtheta_body, int(round(imu_r.dt_s * 1e6)),
-                                lrf_r.range_m if lrf_r.valid else 0.0,
-                                int(round(lrf_r.sample_t_s * 1e6)) if (lrf_r.valid or lrf_r.new) else 0, flags)
+            lrf_valid, lrf_new = lrf_r.valid, lrf_r.new
+            flags = (LRF_VALID if lrf_valid else 0) | (IMU_VALID if imu_r.valid else 0) | (LRF_NEW if lrf_new else 0)
+            sensors = new_sensors(p.Sensors, (imu_r.dv_body, imu_r.dtheta_body, int(round(imu_r.dt_s * 1e6)),
+                                              lrf_r.range_m if lrf_valid else 0.0,
+                                              int(round(lrf_r.sample_t_s * 1e6)) if (lrf_valid or lrf_new) else 0,
+                                              flags))
             if pacing == "realtime":
                 lag = wall_start + step * dt - time.perf_counter()
                 if lag > 0:
                     time.sleep(lag)
-            answer = link.exchange(sensors, t_us)
+            answer = exchange(sensors, t_us)
             if faulty:
                 answer = faults.command(answer)
             if pacing == "realtime" and time.perf_counter() > wall_start + (step + 1) * dt:
@@ -297,13 +303,13 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
                 command = answer
             # record this cycle (truth at t, what was sent, what came back); derived columns
             # (vertical speed, tilt, ...) are computed for all rows at once after the run
-            record((st.t_s, altitude) + st.r_mci + st.v_mci + st.q_mci_body
-                   + (st.mass_kg, st.thrust_n, command.throttle, command.flags & p.COMMAND_ENGINE_ON,
-                      command.mode, lrf_r.range_m if lrf_r.valid else math.nan, lrf_r.valid, lrf_r.new))
+            record((st.t_s, altitude, *st.r_mci, *st.v_mci, *st.q_mci_body, st.mass_kg, st.thrust_n,
+                    command.throttle, command.flags & ENGINE_ON, command.mode,
+                    lrf_r.range_m if lrf_valid else math.nan, lrf_valid, lrf_new))
             if step >= n_steps:
                 outcome = "timeout"
                 break
-            act = ActuatorCommand(command.throttle, bool(command.flags & p.COMMAND_ENGINE_ON), command.torque_body)
+            act = ActuatorCommand(command.throttle, bool(command.flags & ENGINE_ON), command.torque_body)
             if faulty:
                 act = faults.actuator(act)
                 faults.plant_effects(plant)
@@ -326,7 +332,7 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
     finally:
         link.close()
     tm = _columns(rows, site_radius)
-    _merge_telemetry(tm, link.telemetry_log, dt_us)
+    _merge_telemetry(tm, link.telemetry_records(), dt_us)
     rt = np.asarray(link.stats.round_trip_s)
     tlm = link.telemetry
     result = FlightResult(
@@ -356,7 +362,7 @@ _RAW = ("t_s", "altitude_m", "rx", "ry", "rz", "vx", "vy", "vz", "qw", "qx", "qy
 def _columns(rows: list[tuple], site_radius: float) -> dict[str, np.ndarray]:
     """The per-cycle record as COLUMNS arrays: raw truth (MCI position, velocity, attitude)
     turned into vertical and horizontal speed, tilt from local up, height above the site."""
-    raw = np.array(rows, dtype=float).reshape(-1, len(_RAW))
+    raw = np.fromiter(itertools.chain.from_iterable(rows), float, len(rows) * len(_RAW)).reshape(-1, len(_RAW))
     col = {name: raw[:, i] for i, name in enumerate(_RAW)}
     r = raw[:, 2:5]
     v = raw[:, 5:8]
@@ -374,15 +380,15 @@ def _columns(rows: list[tuple], site_radius: float) -> dict[str, np.ndarray]:
     return {c: np.ascontiguousarray(derived[c] if c in derived else col[c]) for c in COLUMNS}
 
 
-def _merge_telemetry(tm: dict, log: list, dt_us: int) -> None:
-    """Put the flight code's TELEMETRY on the cycle rows by its time stamp (held between frames
-    when decimated), so the record does not depend on when the bytes happened to arrive."""
-    if not log or not tm["t_s"].size:
+def _merge_telemetry(tm: dict, tlm, dt_us: int) -> None:
+    """Put the flight code's TELEMETRY (``FlightLink.telemetry_records()``) on the cycle rows by
+    its time stamp (held between frames when decimated), so the record does not depend on when
+    the bytes happened to arrive."""
+    if not tlm.size or not tm["t_s"].size:
         return
-    t_tlm = np.array([t for t, _ in log], dtype=np.int64)
-    order = np.argsort(t_tlm, kind="stable")
-    t_tlm = t_tlm[order]
-    tlm = p.unpack_telemetry([log[k][1] for k in order])
+    order = np.argsort(tlm["t_us"], kind="stable")
+    t_tlm = tlm["t_us"][order].astype(np.int64)
+    tlm = tlm[order]
     rows_us = np.rint(tm["t_s"] * 1e6 / dt_us).astype(np.int64) * dt_us
     idx = np.searchsorted(t_tlm, rows_us, side="right") - 1
     have = idx >= 0

@@ -4,6 +4,7 @@ import random
 from pathlib import Path
 
 import pytest
+from cobs import cobs
 from hypothesis import given, settings, strategies as st
 
 from harness import protocol as p
@@ -90,3 +91,51 @@ def test_any_garbage_then_delimiter_never_loses_the_next_good_frame(garbage, spl
     assert p.encode_frame(frames[-1].msg, frames[-1].seq, frames[-1].t_us) == good
     # every garbage frame was either decoded (by chance) or counted
     assert dec.counters.frames_ok + dec.counters.errors >= 1
+
+
+def _telemetry(k: int) -> p.Telemetry:
+    return p.Telemetry((1.0e6 + k, 2.0, 3.0), (0.5, -1.0, float(k)), (1.0, 0.0, 0.0, 0.0), 100.0 - k, 0.25,
+                       3, 1, 0, 0, 0, 0, 0, 40 + k, 0)
+
+
+def test_deferred_telemetry_is_checked_in_bulk_and_counted_as_if_decoded_on_arrival():
+    """The lockstep loop defers TELEMETRY (kept COBS-encoded, checked after the run). Bad ones
+    among them must still be counted under the same counter, with the same message, as the
+    immediate decoder would, and the good ones returned in order, unpacked field for field."""
+    good = [p.encode_frame(_telemetry(k), 100 + k, 20_000 * k) for k in range(6)]
+    bad_crc = bytearray(good[2])
+    bad_crc[20] ^= 0x08                                     # payload bit error, type byte intact
+    pkt = p.HEADER.pack(1, p.MsgType.TELEMETRY, 7, 0) + b"\x01" * 10
+    wrong_len = cobs.encode(pkt + p.CRC.pack(p.crc16(pkt))) + b"\x00"
+    command = p.encode_frame(p.Command(0.5, (0.0, 0.0, 0.0), 3, 2, 1), 9, 40_000)
+    stream = good[0] + good[1] + command + bytes(bad_crc) + good[3] + wrong_len + good[4] + good[5]
+
+    immediate = p.FrameDecoder(raw_types=frozenset({p.MsgType.TELEMETRY}))
+    expect = [f for f in immediate.feed(stream) if f.msg_type == p.MsgType.TELEMETRY]
+
+    tlm = frozenset({p.MsgType.TELEMETRY})
+    deferred = p.FrameDecoder(raw_types=tlm, defer_types=tlm)
+    frames = deferred.feed(stream)
+    assert [f.msg_type for f in frames] == [p.MsgType.COMMAND]  # decoded at once: the loop needs it
+    assert deferred.counters.frames_ok == 1 and deferred.counters.errors == 0
+    packets = deferred.take_deferred()
+    assert deferred.counters.as_dict() == immediate.counters.as_dict()
+    assert deferred.errors == immediate.errors and deferred.counters.crc_errors == 1 \
+        and deferred.counters.length_errors == 1
+    rec = p.unpack_telemetry(packets)
+    assert list(rec["seq"]) == [f.seq for f in expect] == [100, 101, 103, 104, 105]
+    assert list(rec["t_us"]) == [f.t_us for f in expect]
+    for r, f in zip(rec, expect):
+        t = p.Telemetry.unpack(f.msg)
+        assert tuple(r["est_r_mci"]) == t.est_r_mci and r["rx_frames_ok"] == t.rx_frames_ok
+    assert deferred.take_deferred() == []  # taken once
+
+
+def test_deferred_telemetry_all_good_takes_the_bulk_path():
+    tlm = frozenset({p.MsgType.TELEMETRY})
+    dec = p.FrameDecoder(raw_types=tlm, defer_types=tlm)
+    for k in range(50):
+        dec.feed(p.encode_frame(_telemetry(k), k, 20_000 * k))
+    rec = p.unpack_telemetry(dec.take_deferred())
+    assert dec.counters.frames_ok == 50 and dec.counters.errors == 0
+    assert list(rec["est_alt"]) == [100.0 - k for k in range(50)]
