@@ -99,10 +99,6 @@ def _finite(x, default=0.0):
     return x if math.isfinite(x) else default
 
 
-def _const_profile(u):
-    return lambda s: u
-
-
 def engine_throttle_profile(f0: float, u: float, tau: float, slew: float):
     """Closed-form throttle f(s) for df/ds = clamp((u - f)/tau, -slew, slew).
 
@@ -131,6 +127,17 @@ def engine_throttle_profile(f0: float, u: float, tau: float, slew: float):
     return f
 
 
+def _stage_throttles(fprof, dt: float, t0: float = 0.0):
+    """(f(t0), f(t0 + dt/2), f(t0 + dt)) of a throttle profile function."""
+    h = 0.5 * dt
+    return fprof(t0), fprof(h + t0), fprof(dt + t0)
+
+
+# Builds a PlantState from a complete 11-tuple without the NamedTuple's
+# Python-level __new__ (the plant's hot path; ~0.15 us per state).
+_new_state = tuple.__new__
+
+
 class Plant:
     """Fixed-step 6-DOF plant. See the module docstring for the model."""
 
@@ -156,6 +163,18 @@ class Plant:
         self._tq_per_n = vcross(self._r_thrust, self._dir_body)
         self._tmax = L.rcs_torque_max_nm
         self._lever = L.rcs_lever_arm_m
+        self._dry = L.dry_mass_kg
+        # engine: command limits (fraction of thrust_max), lag (s), slew (1/s)
+        tau_e, slew = L.engine_time_constant_s, L.throttle_slew_per_s
+        self._eng = (L.throttle_min, L.throttle_max, tau_e, slew)
+        # the throttle follows a pure lag while |u - f| <= this (see engine_throttle_profile);
+        # its decay factors exp(-dt/(2 tau)), exp(-dt/tau) are kept for the last dt
+        self._lag_emax = -1.0 if tau_e <= 0.0 else (slew * tau_e if math.isfinite(slew) else math.inf)
+        self._decay_dt = None
+        self._decay = (1.0, 1.0)
+        # contact test: the terrain's reference-sphere radius (m) and height lookup
+        self._radius = self.terrain.site.radius_m
+        self._height_at = self.terrain.height_at
         q = quat_normalize(state0.q_mci_body)
         self._state = state0.replace(q_mci_body=q,
                                      mass_kg=L.dry_mass_kg + state0.propellant_kg + state0.rcs_propellant_kg)
@@ -165,9 +184,7 @@ class Plant:
         self.flameout = False
         self._set_inertia(self._state.mass_kg)
         # step-mean body specific force and rate (what an IMU integrates)
-        self._mean_f_body = self._specific_force_now(self._state)
-        self._mean_w_body = self._state.w_body
-        self._last_dt = 0.0
+        self._imu_in = (self._specific_force_now(self._state), self._state.w_body, 0.0)
         if self.altitude_agl() <= 0.0:
             self.touchdown_state = self._state
 
@@ -181,17 +198,23 @@ class Plant:
         return self.touchdown_state is not None
 
     def _set_inertia(self, m):
+        """Inertia (kg m^2, body axes) at total mass m (kg) from the lander file, and what _rk4
+        uses of it. Called when the mass has moved by more than 0.1 % (every ~30 steps)."""
         I = self.lander.inertia_at_mass(m)
-        self._I = I
         (a, b, c), (d, e, f), (g, h, i) = I
-        det = a * (e * i - f * h) - b * (d * i - f * g) + c * (d * h - e * g)
-        self._Iinv = (((e * i - f * h) / det, (c * h - b * i) / det, (b * f - c * e) / det),
-                      ((f * g - d * i) / det, (a * i - c * g) / det, (c * d - a * f) / det),
-                      ((d * h - e * g) / det, (b * g - a * h) / det, (a * e - b * d) / det))
+        self._I = I
         self._inertia_mass = m
+        self._inertia_tol = 1e-3 * m     # re-evaluate when the mass moved by more (kg)
         self._diag = (b == 0.0 and c == 0.0 and d == 0.0 and f == 0.0 and g == 0.0 and h == 0.0)
-        # principal-axis Euler coefficients: dw_x = (tau_x + (I_yy - I_zz) w_y w_z) / I_xx ...
-        self._eul = (e - i, i - a, a - e, 1.0 / a, 1.0 / e, 1.0 / i)
+        if self._diag:
+            # principal-axis Euler coefficients: dw_x = (tau_x + (I_yy - I_zz) w_y w_z) / I_xx ...
+            self._eul = (e - i, i - a, a - e, 1.0 / a, 1.0 / e, 1.0 / i)
+            self._Iinv = None
+        else:
+            det = a * (e * i - f * h) - b * (d * i - f * g) + c * (d * h - e * g)
+            self._Iinv = (((e * i - f * h) / det, (c * h - b * i) / det, (b * f - c * e) / det),
+                          ((f * g - d * i) / det, (a * i - c * g) / det, (c * d - a * f) / det),
+                          ((d * h - e * g) / det, (b * g - a * h) / det, (a * e - b * d) / det))
 
     @property
     def inertia_body(self):
@@ -233,7 +256,7 @@ class Plant:
         """Non-gravitational acceleration in body axes (m/s^2), averaged over
         the last step (Simpson weights of the RK4 stages): the IMU's input.
         Before the first step: the instantaneous value."""
-        return self._mean_f_body
+        return self._imu_in[0]
 
     def specific_force_body_now(self):
         """Instantaneous non-gravitational acceleration at the current state."""
@@ -241,11 +264,17 @@ class Plant:
 
     def mean_w_body(self):
         """Body rate averaged over the last step (rad/s): the gyro's input."""
-        return self._mean_w_body
+        return self._imu_in[1]
 
     @property
     def last_dt(self) -> float:
-        return self._last_dt
+        """Length of the last step (s; shorter than asked at touchdown)."""
+        return self._imu_in[2]
+
+    def imu_inputs(self):
+        """(specific_force_body(), mean_w_body(), last_dt) in one call: what an
+        IMU integrates over the last step (m/s^2 and rad/s, body axes; s)."""
+        return self._imu_in
 
     # ------------------------------------------------------------- step
     def step(self, cmd: ActuatorCommand, dt: float) -> PlantState:
@@ -253,52 +282,69 @@ class Plant:
         if self.touchdown_state is not None or dt <= 0.0:
             return self._state
         s0 = self._state
-        L = self.lander
-        thr = cmd.throttle
-        if not (-1e300 < thr < 1e300):   # NaN, inf or not a float
-            thr = _finite(thr)
-        if cmd.engine_on and s0.propellant_kg > 0.0 and not self.flameout:
-            u = L.throttle_min if thr < L.throttle_min else (L.throttle_max if thr > L.throttle_max else thr)
+        thr, engine_on, torque = cmd
+        tmin, tmax, tau_e, slew = self._eng
+        # engine target u; the range tests also catch NaN and inf (read as 0)
+        if engine_on and s0.propellant_kg > 0.0 and not self.flameout:
+            if not (tmin <= thr <= tmax):
+                if not (-1e300 < thr < 1e300):
+                    thr = _finite(thr)
+                thr = tmin if thr < tmin else (tmax if thr > tmax else thr)
+            u = thr
         else:
             u = 0.0
+        # RCS torque (N m), clamped per axis
         if s0.rcs_propellant_kg > 0.0:
-            tx, ty, tz = cmd.torque_body
-            if not (-1e300 < tx < 1e300):
-                tx = _finite(tx)
-            if not (-1e300 < ty < 1e300):
-                ty = _finite(ty)
-            if not (-1e300 < tz < 1e300):
-                tz = _finite(tz)
+            tx, ty, tz = torque
             mx, my, mz = self._tmax
-            tau = (mx if tx > mx else (-mx if tx < -mx else tx),
-                   my if ty > my else (-my if ty < -my else ty),
-                   mz if tz > mz else (-mz if tz < -mz else tz))
+            if -mx <= tx <= mx and -my <= ty <= my and -mz <= tz <= mz:
+                tau = (tx, ty, tz)
+            else:
+                if not (-1e300 < tx < 1e300 and -1e300 < ty < 1e300 and -1e300 < tz < 1e300):
+                    tx, ty, tz = _finite(tx), _finite(ty), _finite(tz)
+                tau = (mx if tx > mx else (-mx if tx < -mx else tx),
+                       my if ty > my else (-my if ty < -my else ty),
+                       mz if tz > mz else (-mz if tz < -mz else tz))
         else:
             tau = (0.0, 0.0, 0.0)
-        if abs(s0.mass_kg - self._inertia_mass) > 1e-3 * self._inertia_mass:
+        if abs(s0.mass_kg - self._inertia_mass) > self._inertia_tol:
             self._set_inertia(s0.mass_kg)
-        if u == s0.throttle:
-            fprof = _const_profile(u)
+        f0 = s0.throttle
+        e = u - f0
+        if e == 0.0:
+            fa = fm = fb = u
+        elif -self._lag_emax <= e <= self._lag_emax:
+            # pure lag (the usual case): engine_throttle_profile's formula with cached exps
+            if dt != self._decay_dt:
+                self._decay_dt = dt
+                self._decay = (math.exp(-(0.5 * dt) / tau_e), math.exp(-dt / tau_e))
+            xh, xdt = self._decay
+            fa, fm, fb = u - e, u - e * xh, u - e * xdt
         else:
-            fprof = engine_throttle_profile(s0.throttle, u, L.engine_time_constant_s,
-                                            L.throttle_slew_per_s)
-        s1, fmean, wmean = self._rk4(s0, dt, fprof, tau)
-        # propellant depletion inside the step: split at the depletion instant
+            fa, fm, fb = _stage_throttles(engine_throttle_profile(f0, u, tau_e, slew), dt)
+        s1, fmean, wmean = self._rk4(s0, dt, fa, fm, fb, tau)
+        # propellant depletion or touchdown inside the step (rare): these paths
+        # evaluate the throttle profile at other times, so they take the function
+        fprof = None
         if s1.propellant_kg < 0.0 or s1.rcs_propellant_kg < 0.0:
+            fprof = engine_throttle_profile(f0, u, tau_e, slew)
             s1, fmean, wmean = self._split_depletion(s0, dt, fprof, tau, s1)
-        # touchdown inside the step: re-integrate to the contact instant
-        h1 = self.altitude_agl(s1)
+        # height above the terrain at the end of the step (= altitude_agl(s1))
+        if self.moon_rotation:
+            self.terrain.t_s = s1.t_s
+        r1 = s1.r_mci
+        x, y, z = r1
+        h1 = math.sqrt(x * x + y * y + z * z) - self._radius - self._height_at(r1)
         if h1 <= 0.0:
+            # touchdown inside the step: re-integrate to the contact instant
+            if fprof is None:
+                fprof = engine_throttle_profile(f0, u, tau_e, slew)
             s1, fmean, wmean = self._to_contact(s0, dt, fprof, tau, h1, s1)
             self.touchdown_state = s1
             h1 = self.altitude_agl(s1)
         self._state = s1
         self._agl_state, self._agl = s1, h1
-        if self.moon_rotation:
-            self.terrain.t_s = s1.t_s
-        self._mean_f_body = fmean
-        self._mean_w_body = wmean
-        self._last_dt = s1.t_s - s0.t_s
+        self._imu_in = (fmean, wmean, s1.t_s - s0.t_s)
         return s1
 
     def _split_depletion(self, s0, dt, fprof, tau, s1):
@@ -310,7 +356,7 @@ class Plant:
         if s1.rcs_propellant_kg < 0.0 and used_r > 0.0:
             frac = min(frac, s0.rcs_propellant_kg / used_r)
         dt1 = dt * frac
-        sa, fa, wa = self._rk4(s0, dt1, fprof, tau)
+        sa, fa, wa = self._rk4(s0, dt1, *_stage_throttles(fprof, dt1), tau)
         p = max(0.0, sa.propellant_kg)
         r = max(0.0, sa.rcs_propellant_kg)
         if p <= 1e-9 * max(1.0, s0.propellant_kg):
@@ -323,16 +369,14 @@ class Plant:
             thr = 0.0
         sa = sa.replace(propellant_kg=p, rcs_propellant_kg=r, throttle=thr,
                         thrust_n=thr * self.thrust_max_n,
-                        mass_kg=self.lander.dry_mass_kg + p + r)
+                        mass_kg=self._dry + p + r)
         dt2 = dt - dt1
         if dt2 <= 0.0:
             return sa, fa, wa
-        f2 = fprof if p > 0.0 else (lambda s: 0.0)
+        # the engine keeps its profile from where it is, or is out
+        f2 = _stage_throttles(fprof, dt2, dt1) if p > 0.0 else (0.0, 0.0, 0.0)
         tau2 = tau if r > 0.0 else (0.0, 0.0, 0.0)
-        if p > 0.0:
-            # the engine keeps its profile from where it is
-            f2 = (lambda s, _f=fprof, _o=dt1: _f(s + _o))
-        sb, fb, wb = self._rk4(sa, dt2, f2, tau2)
+        sb, fb, wb = self._rk4(sa, dt2, *f2, tau2)
         sb = sb.replace(propellant_kg=max(0.0, sb.propellant_kg),
                         rcs_propellant_kg=max(0.0, sb.rcs_propellant_kg))
         w1, w2 = dt1 / dt, dt2 / dt
@@ -345,14 +389,14 @@ class Plant:
         # secant on the step length, starting from the linear estimate
         ta, ha = 0.0, h0
         tb, hb = dt, h1
-        best = (s1, self._mean_f_body, self._mean_w_body)
+        fm, wm = self._imu_in[0], self._imu_in[1]
+        best = (s1, fm, wm)
         sc = s1
-        fm, wm = self._mean_f_body, self._mean_w_body
         for _ in range(30):
             tc = ta + (tb - ta) * ha / (ha - hb) if ha != hb else 0.5 * (ta + tb)
             if not (ta < tc < tb):
                 tc = 0.5 * (ta + tb)
-            sc, fm, wm = self._rk4(s0, tc, fprof, tau)
+            sc, fm, wm = self._rk4(s0, tc, *_stage_throttles(fprof, tc), tau)
             hc = self.altitude_agl(sc)
             best = (sc, fm, wm)
             if abs(hc) < 1e-3 or (tb - ta) < 1e-9:
@@ -363,37 +407,42 @@ class Plant:
                 tb, hb = tc, hc
         return best
 
-    def _rk4(self, s0: PlantState, dt: float, fprof, tau):
+    def _rk4(self, s0: PlantState, dt: float, fa: float, fm: float, fb: float, tau):
         """One classical RK4 step (unrolled, plain floats).
 
+        fa, fm, fb: engine throttle at the stage times 0, dt/2, dt (fraction of
+        thrust_max); tau: RCS torque (N m, body axes), constant over the step.
         Returns (state, step-mean specific force in body axes, step-mean w_body).
         The masses are integrated in closed form from the known thrust history
         (Simpson's rule on T(t); exact for constant thrust); translational,
         attitude and rate states by RK4 with the stage masses and thrusts.
         """
         sqrt = math.sqrt
-        gm = self.gm
+        ngm = -self.gm
         Tmax = self.thrust_max_n
         dx, dy, dz = self._dir_body
         cx, cy, cz = self._tq_per_n
-        (I00, I01, I02), (I10, I11, I12), (I20, I21, I22) = self._I
-        (J00, J01, J02), (J10, J11, J12), (J20, J21, J22) = self._Iinv
         diag = self._diag
-        ex, ey, ez, ix, iy, iz = self._eul
+        if diag:
+            ex, ey, ez, ix, iy, iz = self._eul
+        else:
+            (I00, I01, I02), (I10, I11, I12), (I20, I21, I22) = self._I
+            (J00, J01, J02), (J10, J11, J12), (J20, J21, J22) = self._Iinv
         tx, ty, tz = tau
         ve = self._ve
         lv = self._lever
-        dry = self.lander.dry_mass_kg
-        p0 = s0.propellant_kg
-        r0 = s0.rcs_propellant_kg
+        dry = self._dry
+        # the PlantState fields, in order (one unpack: cheaper than 7 attribute loads)
+        (t0, (rx, ry, rz), (vx, vy, vz), (qw, qx, qy, qz), (wx, wy, wz),
+         _, p0, r0, _, _, _) = s0
         h = 0.5 * dt
+        # quaternion stages q1..q4 hold 2 dq/dt = q (x) (0, w) with the scalar
+        # part negated; the 1/2 and that sign are applied with the step sizes
+        # hq, dtq, cq (bit-identical: scaling by 1/2 is exact)
+        hq, dtq = 0.5 * h, 0.5 * dt
 
         # thrust at the stage times (0, dt/2, dt); no thrust without propellant
-        if p0 > 0.0:
-            fa = fprof(0.0)
-            fm = fprof(h)
-            fb = fprof(dt)
-        else:
+        if p0 <= 0.0:
             fa = fm = fb = 0.0
         Ta, Tm, Tb = fa * Tmax, fm * Tmax, fb * Tmax
         # masses: main by Simpson / trapezoid on T(t); RCS linear
@@ -410,23 +459,18 @@ class Plant:
         mxm, mym, mzm = tx + cx * Tm, ty + cy * Tm, tz + cz * Tm
         mxb, myb, mzb = tx + cx * Tb, ty + cy * Tb, tz + cz * Tb
 
-        rx, ry, rz = s0.r_mci
-        vx, vy, vz = s0.v_mci
-        qw, qx, qy, qz = s0.q_mci_body
-        wx, wy, wz = s0.w_body
-
         # ---- stage 1
         r2 = rx * rx + ry * ry + rz * rz
-        k = -gm / (r2 * sqrt(r2))
+        k = ngm / (r2 * sqrt(r2))
         fbx, fby, fbz = ia * dx, ia * dy, ia * dz
         t1 = 2.0 * (qy * fbz - qz * fby); t2 = 2.0 * (qz * fbx - qx * fbz); t3 = 2.0 * (qx * fby - qy * fbx)
         a1x = fbx + qw * t1 + (qy * t3 - qz * t2) + k * rx
         a1y = fby + qw * t2 + (qz * t1 - qx * t3) + k * ry
         a1z = fbz + qw * t3 + (qx * t2 - qy * t1) + k * rz
-        q1w = -0.5 * (qx * wx + qy * wy + qz * wz)
-        q1x = 0.5 * (qw * wx + qy * wz - qz * wy)
-        q1y = 0.5 * (qw * wy - qx * wz + qz * wx)
-        q1z = 0.5 * (qw * wz + qx * wy - qy * wx)
+        q1w = qx * wx + qy * wy + qz * wz
+        q1x = qw * wx + qy * wz - qz * wy
+        q1y = qw * wy - qx * wz + qz * wx
+        q1z = qw * wz + qx * wy - qy * wx
         if diag:
             w1x = (mxa + ex * wy * wz) * ix; w1y = (mya + ey * wz * wx) * iy; w1z = (mza + ez * wx * wy) * iz
         else:
@@ -437,19 +481,19 @@ class Plant:
         # ---- stage 2 (t + h, state + h k1)
         Rx = rx + h * vx; Ry = ry + h * vy; Rz = rz + h * vz
         Vx = vx + h * a1x; Vy = vy + h * a1y; Vz = vz + h * a1z
-        Qw = qw + h * q1w; Qx = qx + h * q1x; Qy = qy + h * q1y; Qz = qz + h * q1z
+        Qw = qw - hq * q1w; Qx = qx + hq * q1x; Qy = qy + hq * q1y; Qz = qz + hq * q1z
         Wx = wx + h * w1x; Wy = wy + h * w1y; Wz = wz + h * w1z
         r2 = Rx * Rx + Ry * Ry + Rz * Rz
-        k = -gm / (r2 * sqrt(r2))
+        k = ngm / (r2 * sqrt(r2))
         fbx, fby, fbz = im * dx, im * dy, im * dz
         t1 = 2.0 * (Qy * fbz - Qz * fby); t2 = 2.0 * (Qz * fbx - Qx * fbz); t3 = 2.0 * (Qx * fby - Qy * fbx)
         a2x = fbx + Qw * t1 + (Qy * t3 - Qz * t2) + k * Rx
         a2y = fby + Qw * t2 + (Qz * t1 - Qx * t3) + k * Ry
         a2z = fbz + Qw * t3 + (Qx * t2 - Qy * t1) + k * Rz
-        q2w = -0.5 * (Qx * Wx + Qy * Wy + Qz * Wz)
-        q2x = 0.5 * (Qw * Wx + Qy * Wz - Qz * Wy)
-        q2y = 0.5 * (Qw * Wy - Qx * Wz + Qz * Wx)
-        q2z = 0.5 * (Qw * Wz + Qx * Wy - Qy * Wx)
+        q2w = Qx * Wx + Qy * Wy + Qz * Wz
+        q2x = Qw * Wx + Qy * Wz - Qz * Wy
+        q2y = Qw * Wy - Qx * Wz + Qz * Wx
+        q2z = Qw * Wz + Qx * Wy - Qy * Wx
         if diag:
             w2x = (mxm + ex * Wy * Wz) * ix; w2y = (mym + ey * Wz * Wx) * iy; w2z = (mzm + ez * Wx * Wy) * iz
         else:
@@ -462,18 +506,18 @@ class Plant:
         # ---- stage 3 (t + h, state + h k2)
         Rx = rx + h * v2x; Ry = ry + h * v2y; Rz = rz + h * v2z
         Vx = vx + h * a2x; Vy = vy + h * a2y; Vz = vz + h * a2z
-        Qw = qw + h * q2w; Qx = qx + h * q2x; Qy = qy + h * q2y; Qz = qz + h * q2z
+        Qw = qw - hq * q2w; Qx = qx + hq * q2x; Qy = qy + hq * q2y; Qz = qz + hq * q2z
         Wx = wx + h * w2x; Wy = wy + h * w2y; Wz = wz + h * w2z
         r2 = Rx * Rx + Ry * Ry + Rz * Rz
-        k = -gm / (r2 * sqrt(r2))
+        k = ngm / (r2 * sqrt(r2))
         t1 = 2.0 * (Qy * fbz - Qz * fby); t2 = 2.0 * (Qz * fbx - Qx * fbz); t3 = 2.0 * (Qx * fby - Qy * fbx)
         a3x = fbx + Qw * t1 + (Qy * t3 - Qz * t2) + k * Rx
         a3y = fby + Qw * t2 + (Qz * t1 - Qx * t3) + k * Ry
         a3z = fbz + Qw * t3 + (Qx * t2 - Qy * t1) + k * Rz
-        q3w = -0.5 * (Qx * Wx + Qy * Wy + Qz * Wz)
-        q3x = 0.5 * (Qw * Wx + Qy * Wz - Qz * Wy)
-        q3y = 0.5 * (Qw * Wy - Qx * Wz + Qz * Wx)
-        q3z = 0.5 * (Qw * Wz + Qx * Wy - Qy * Wx)
+        q3w = Qx * Wx + Qy * Wy + Qz * Wz
+        q3x = Qw * Wx + Qy * Wz - Qz * Wy
+        q3y = Qw * Wy - Qx * Wz + Qz * Wx
+        q3z = Qw * Wz + Qx * Wy - Qy * Wx
         if diag:
             w3x = (mxm + ex * Wy * Wz) * ix; w3y = (mym + ey * Wz * Wx) * iy; w3z = (mzm + ez * Wx * Wy) * iz
         else:
@@ -486,19 +530,19 @@ class Plant:
         # ---- stage 4 (t + dt, state + dt k3)
         Rx = rx + dt * v3x; Ry = ry + dt * v3y; Rz = rz + dt * v3z
         Vx = vx + dt * a3x; Vy = vy + dt * a3y; Vz = vz + dt * a3z
-        Qw = qw + dt * q3w; Qx = qx + dt * q3x; Qy = qy + dt * q3y; Qz = qz + dt * q3z
+        Qw = qw - dtq * q3w; Qx = qx + dtq * q3x; Qy = qy + dtq * q3y; Qz = qz + dtq * q3z
         Wx = wx + dt * w3x; Wy = wy + dt * w3y; Wz = wz + dt * w3z
         r2 = Rx * Rx + Ry * Ry + Rz * Rz
-        k = -gm / (r2 * sqrt(r2))
+        k = ngm / (r2 * sqrt(r2))
         fbx, fby, fbz = ib * dx, ib * dy, ib * dz
         t1 = 2.0 * (Qy * fbz - Qz * fby); t2 = 2.0 * (Qz * fbx - Qx * fbz); t3 = 2.0 * (Qx * fby - Qy * fbx)
         a4x = fbx + Qw * t1 + (Qy * t3 - Qz * t2) + k * Rx
         a4y = fby + Qw * t2 + (Qz * t1 - Qx * t3) + k * Ry
         a4z = fbz + Qw * t3 + (Qx * t2 - Qy * t1) + k * Rz
-        q4w = -0.5 * (Qx * Wx + Qy * Wy + Qz * Wz)
-        q4x = 0.5 * (Qw * Wx + Qy * Wz - Qz * Wy)
-        q4y = 0.5 * (Qw * Wy - Qx * Wz + Qz * Wx)
-        q4z = 0.5 * (Qw * Wz + Qx * Wy - Qy * Wx)
+        q4w = Qx * Wx + Qy * Wy + Qz * Wz
+        q4x = Qw * Wx + Qy * Wz - Qz * Wy
+        q4y = Qw * Wy - Qx * Wz + Qz * Wx
+        q4z = Qw * Wz + Qx * Wy - Qy * Wx
         if diag:
             w4x = (mxb + ex * Wy * Wz) * ix; w4y = (myb + ey * Wz * Wx) * iy; w4z = (mzb + ez * Wx * Wy) * iz
         else:
@@ -513,17 +557,18 @@ class Plant:
         nvx = vx + c * (a1x + 2.0 * (a2x + a3x) + a4x)
         nvy = vy + c * (a1y + 2.0 * (a2y + a3y) + a4y)
         nvz = vz + c * (a1z + 2.0 * (a2z + a3z) + a4z)
-        nqw = qw + c * (q1w + 2.0 * (q2w + q3w) + q4w)
-        nqx = qx + c * (q1x + 2.0 * (q2x + q3x) + q4x)
-        nqy = qy + c * (q1y + 2.0 * (q2y + q3y) + q4y)
-        nqz = qz + c * (q1z + 2.0 * (q2z + q3z) + q4z)
+        cq = 0.5 * c
+        nqw = qw - cq * (q1w + 2.0 * (q2w + q3w) + q4w)
+        nqx = qx + cq * (q1x + 2.0 * (q2x + q3x) + q4x)
+        nqy = qy + cq * (q1y + 2.0 * (q2y + q3y) + q4y)
+        nqz = qz + cq * (q1z + 2.0 * (q2z + q3z) + q4z)
         nwx = wx + c * (w1x + 2.0 * (w2x + w3x) + w4x)
         nwy = wy + c * (w1y + 2.0 * (w2y + w3y) + w4y)
         nwz = wz + c * (w1z + 2.0 * (w2z + w3z) + w4z)
         qn = 1.0 / sqrt(nqw * nqw + nqx * nqx + nqy * nqy + nqz * nqz)
-        st = PlantState(s0.t_s + dt, (nrx, nry, nrz), (nvx, nvy, nvz),
-                        (nqw * qn, nqx * qn, nqy * qn, nqz * qn), (nwx, nwy, nwz),
-                        dry + p1 + r1, p1, r1, Tb, fb, tau)
+        st = _new_state(PlantState, (t0 + dt, (nrx, nry, nrz), (nvx, nvy, nvz),
+                                     (nqw * qn, nqx * qn, nqy * qn, nqz * qn), (nwx, nwy, nwz),
+                                     dry + p1 + r1, p1, r1, Tb, fb, tau))
         im6 = (ia + 4.0 * im + ib) / 6.0
         fmean = (im6 * dx, im6 * dy, im6 * dz)
         wmean = ((wx + 2.0 * (W2x + W3x) + nwx) / 6.0,

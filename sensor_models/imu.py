@@ -40,6 +40,7 @@ from harness.errors import ConfigError
 from sensor_models._config import config_from_dict
 
 _BLOCK = 256
+_NO_SUMS = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
 _DEG = math.pi / 180.0
 _UG = 9.80665e-6
 
@@ -49,6 +50,11 @@ class ImuReading(NamedTuple):
     dtheta_body: tuple    # rad, integrated angular rate over the interval
     dt_s: float           # length of the interval, s
     valid: bool
+
+
+# Builds an ImuReading from a complete 4-tuple without the NamedTuple's
+# Python-level __new__ (read() runs every flight cycle).
+_new_reading = tuple.__new__
 
 
 @dataclass(frozen=True)
@@ -149,17 +155,20 @@ class Imu:
         self.rng = rng
         c = config
         tb = rng.standard_normal(6).tolist()   # turn-on biases: always 6 draws
-        self.accel_bias = tuple(c.accel_bias_mps2[i] + c.accel_bias_sigma_mps2 * tb[i] for i in range(3))
-        self.gyro_bias = tuple(c.gyro_bias_rad_s[i] + c.gyro_bias_sigma_rad_s * tb[3 + i] for i in range(3))
+        accel_bias = tuple(c.accel_bias_mps2[i] + c.accel_bias_sigma_mps2 * tb[i] for i in range(3))
+        gyro_bias = tuple(c.gyro_bias_rad_s[i] + c.gyro_bias_sigma_rad_s * tb[3 + i] for i in range(3))
         self._ka = tuple(1.0 + x for x in c.accel_scale_factor)
         self._kg = tuple(1.0 + x for x in c.gyro_scale_factor)
         self._pos = c.position_body_m
         self._lever = self._pos != (0.0, 0.0, 0.0)
         self._noisy = c.accel_noise_density > 0.0 or c.gyro_noise_density > 0.0
+        # per-axis model, unpacked once per accumulate: scale factor, bias, saturation
+        self._accel_model = self._ka + accel_bias + (c.accel_saturation_mps2,)
+        self._gyro_model = self._kg + gyro_bias + (c.gyro_saturation_rad_s,)
+        self._dt_min = (1.0 / c.rate_hz) * (1.0 - 1e-9)   # shortest valid read interval, s
         self._draws: list = []
-        self._dv = [0.0, 0.0, 0.0]
-        self._dth = [0.0, 0.0, 0.0]
-        self._dt = 0.0
+        # increments since the last read: dv (m/s, 3), dtheta (rad, 3), interval (s)
+        self._sums = _NO_SUMS
         self._res_v = [0.0, 0.0, 0.0]   # quantisation residuals
         self._res_t = [0.0, 0.0, 0.0]
         self.accel_zero = False
@@ -172,11 +181,21 @@ class Imu:
             self._draws.reverse()
         return self._draws.pop()
 
+    @property
+    def accel_bias(self) -> tuple:
+        """This unit's accelerometer bias (m/s^2, body axes): configured + turn-on draw. Fixed for
+        the run (bias faults add theirs to the readings, harness/faults.py)."""
+        return self._accel_model[3:6]
+
+    @property
+    def gyro_bias(self) -> tuple:
+        """This unit's gyro bias (rad/s, body axes), fixed for the run like ``accel_bias``."""
+        return self._gyro_model[3:6]
+
     def accumulate(self, specific_force_body, w_body, dt: float) -> None:
         """Integrate one plant step (dt, s) of specific force (m/s^2) and rate (rad/s)."""
         if dt <= 0.0:
             return
-        c = self.config
         fx, fy, fz = specific_force_body
         wx, wy, wz = w_body
         if self._lever:
@@ -188,14 +207,14 @@ class Imu:
             fx += wy * az - wz * ay
             fy += wz * ax - wx * az
             fz += wx * ay - wy * ax
-        ka, kg, ba, bg = self._ka, self._kg, self.accel_bias, self.gyro_bias
-        asat, gsat = c.accel_saturation_mps2, c.gyro_saturation_rad_s
-        ax = ka[0] * fx + ba[0]
-        ay = ka[1] * fy + ba[1]
-        az = ka[2] * fz + ba[2]
-        gx = kg[0] * wx + bg[0]
-        gy = kg[1] * wy + bg[1]
-        gz = kg[2] * wz + bg[2]
+        kax, kay, kaz, bax, bay, baz, asat = self._accel_model
+        kgx, kgy, kgz, bgx, bgy, bgz, gsat = self._gyro_model
+        ax = kax * fx + bax
+        ay = kay * fy + bay
+        az = kaz * fz + baz
+        gx = kgx * wx + bgx
+        gy = kgy * wy + bgy
+        gz = kgz * wz + bgz
         if not (-asat <= ax <= asat and -asat <= ay <= asat and -asat <= az <= asat):
             ax = max(-asat, min(asat, ax))
             ay = max(-asat, min(asat, ay))
@@ -204,45 +223,39 @@ class Imu:
             gx = max(-gsat, min(gsat, gx))
             gy = max(-gsat, min(gsat, gy))
             gz = max(-gsat, min(gsat, gz))
-        dv, dth = self._dv, self._dth
+        dvx, dvy, dvz, thx, thy, thz, t = self._sums
         if self._noisy:
-            n = self._normals6()
+            n0, n1, n2, n3, n4, n5 = self._normals6()
             sq = math.sqrt(dt)
+            c = self.config
             sa = c.accel_noise_density * sq
             sg = c.gyro_noise_density * sq
-            dv[0] += ax * dt + sa * n[0]
-            dv[1] += ay * dt + sa * n[1]
-            dv[2] += az * dt + sa * n[2]
-            dth[0] += gx * dt + sg * n[3]
-            dth[1] += gy * dt + sg * n[4]
-            dth[2] += gz * dt + sg * n[5]
+            self._sums = (dvx + (ax * dt + sa * n0), dvy + (ay * dt + sa * n1), dvz + (az * dt + sa * n2),
+                          thx + (gx * dt + sg * n3), thy + (gy * dt + sg * n4), thz + (gz * dt + sg * n5),
+                          t + dt)
         else:
-            dv[0] += ax * dt
-            dv[1] += ay * dt
-            dv[2] += az * dt
-            dth[0] += gx * dt
-            dth[1] += gy * dt
-            dth[2] += gz * dt
-        self._dt += dt
+            self._sums = (dvx + ax * dt, dvy + ay * dt, dvz + az * dt,
+                          thx + gx * dt, thy + gy * dt, thz + gz * dt, t + dt)
 
     def accumulate_from_plant(self, plant) -> None:
         """Convenience: accumulate the plant's last step (mean f and w, its dt)."""
-        self.accumulate(plant.specific_force_body(), plant.mean_w_body(), plant.last_dt)
+        f, w, dt = plant.imu_inputs()
+        self.accumulate(f, w, dt)
 
     def read(self) -> ImuReading:
         """Return the increments since the last read and reset them."""
         c = self.config
-        dv = self._dv
-        dth = self._dth
-        dt = self._dt
+        dvx, dvy, dvz, thx, thy, thz, dt = self._sums
+        self._sums = _NO_SUMS
+        dv = (dvx, dvy, dvz)
+        dth = (thx, thy, thz)
         if c.dv_lsb_mps > 0.0:
-            dv = _quantise(dv, self._res_v, c.dv_lsb_mps)
+            dv = tuple(_quantise(dv, self._res_v, c.dv_lsb_mps))
         if c.dtheta_lsb_rad > 0.0:
-            dth = _quantise(dth, self._res_t, c.dtheta_lsb_rad)
-        dvt = (0.0, 0.0, 0.0) if self.accel_zero else (dv[0], dv[1], dv[2])
-        dtt = (0.0, 0.0, 0.0) if self.gyro_zero else (dth[0], dth[1], dth[2])
-        valid = (not self.failed) and dt >= (1.0 / c.rate_hz) * (1.0 - 1e-9)
-        self._dv = [0.0, 0.0, 0.0]
-        self._dth = [0.0, 0.0, 0.0]
-        self._dt = 0.0
-        return ImuReading(dvt, dtt, dt, valid)
+            dth = tuple(_quantise(dth, self._res_t, c.dtheta_lsb_rad))
+        if self.accel_zero:
+            dv = (0.0, 0.0, 0.0)
+        if self.gyro_zero:
+            dth = (0.0, 0.0, 0.0)
+        valid = (not self.failed) and dt >= self._dt_min
+        return _new_reading(ImuReading, (dv, dth, dt, valid))

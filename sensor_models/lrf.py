@@ -59,6 +59,10 @@ class LrfReading(NamedTuple):
 
 NO_READING = LrfReading(0.0, False, 0.0, False)
 
+# Builds an LrfReading from a complete 4-tuple: ~1 us cheaper than the
+# NamedTuple's Python-level _replace (update() runs every flight cycle).
+_new_reading = tuple.__new__
+
 
 @dataclass(frozen=True)
 class LrfConfig:
@@ -238,6 +242,6 @@ class LaserRangefinder:
             return newest
         d = self._delivered
         if d.new:
-            d = d._replace(new=False)
+            d = _new_reading(LrfReading, (d[0], d[1], d[2], False))   # d._replace(new=False)
             self._delivered = d
         return d
