@@ -408,17 +408,22 @@ class FrameDecoder:
         chunks, self._deferred = self._deferred, []
         if not chunks:
             return []
-        try:
+        import numpy as np
+
+        try:  # the usual case, all good and of one length: checked as one array
             packets = list(map(cobs_decode, chunks))
-            crcs = list(map(crc16, map(_WITHOUT_CRC, packets)))
-            good = [pk for pk, crc in zip(packets, crcs)
-                    if crc == pk[-2] | (pk[-1] << 8) and pk[0] == PROTOCOL_VERSION
-                    and _BODY_SIZE.get(pk[1]) == len(pk) - _MIN_PACKET]
-        except (cobs.DecodeError, IndexError):
-            good = []
-        if len(good) == len(chunks):
-            self.counters.frames_ok += len(good)
-            return good
+            crcs = np.fromiter(map(crc16, map(_WITHOUT_CRC, packets)), np.uint16, len(packets))
+            (size,) = set(map(len, packets))
+            if size >= _MIN_PACKET:
+                rows = np.frombuffer(b"".join(packets), np.uint8).reshape(-1, size)
+                ok = (rows[:, 0] == PROTOCOL_VERSION).all() \
+                    and (crcs == (rows[:, -2] | (rows[:, -1].astype(np.uint16) << 8))).all() \
+                    and all(_BODY_SIZE.get(int(t)) == size - _MIN_PACKET for t in np.unique(rows[:, 1]))
+                if ok:
+                    self.counters.frames_ok += len(packets)
+                    return packets
+        except (cobs.DecodeError, ValueError):  # bad COBS, or frames of several lengths
+            pass
         good = []
         for chunk in chunks:  # something is bad: one by one, for the exact counter and message
             try:
@@ -434,10 +439,25 @@ class FrameDecoder:
         frames: list[Frame] = []
         buf = self._buf
         if not buf and not self._discarding and data[-1:] == b"\x00":
-            # fast path: whole frames only (the usual case on a lockstep link)
+            # fast path: whole frames only (the usual case on a lockstep link). Deferred types are
+            # set aside and good frames decoded inline; anything else goes through _take, which
+            # counts and describes it (see _take for why chunk[0] >= 3 and chunk[2] is the type)
+            defer, raw = self.defer_types, self.raw_types
+            ok = 0
             for chunk in data[:-1].split(b"\x00"):
+                if 2 < len(chunk) <= MAX_RUN and chunk[0] >= 3:
+                    if chunk[2] in defer:
+                        self._deferred.append(chunk)
+                        continue
+                    try:
+                        frames.append(decode_packet(cobs_decode(chunk), raw))
+                        ok += 1
+                        continue
+                    except (cobs.DecodeError, LinkError):
+                        pass
                 if chunk:  # an empty frame is a flush, not an error
                     self._take(chunk, frames)
+            self.counters.frames_ok += ok
             return frames
         start = 0
         while True:

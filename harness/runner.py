@@ -251,7 +251,7 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
 
     rows: list[tuple] = []
     record = rows.append
-    new_sensors = tuple.__new__  # p.Sensors(...) without the NamedTuple's Python-level __new__
+    new_tuple = tuple.__new__  # builds a NamedTuple (Sensors, ActuatorCommand) without its Python-level __new__
     LRF_VALID, IMU_VALID, LRF_NEW = p.SENSORS_LRF_VALID, p.SENSORS_IMU_VALID, p.SENSORS_LRF_NEW
     ENGINE_ON = p.COMMAND_ENGINE_ON
     exchange = link.exchange
@@ -286,10 +286,10 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
                 lrf_r = faults.lrf(lrf_r)
             lrf_valid, lrf_new = lrf_r.valid, lrf_r.new
             flags = (LRF_VALID if lrf_valid else 0) | (IMU_VALID if imu_r.valid else 0) | (LRF_NEW if lrf_new else 0)
-            sensors = new_sensors(p.Sensors, (imu_r.dv_body, imu_r.dtheta_body, int(round(imu_r.dt_s * 1e6)),
-                                              lrf_r.range_m if lrf_valid else 0.0,
-                                              int(round(lrf_r.sample_t_s * 1e6)) if (lrf_valid or lrf_new) else 0,
-                                              flags))
+            sensors = new_tuple(p.Sensors, (imu_r.dv_body, imu_r.dtheta_body, int(round(imu_r.dt_s * 1e6)),
+                                            lrf_r.range_m if lrf_valid else 0.0,
+                                            int(round(lrf_r.sample_t_s * 1e6)) if (lrf_valid or lrf_new) else 0,
+                                            flags))
             if pacing == "realtime":
                 lag = wall_start + step * dt - time.perf_counter()
                 if lag > 0:
@@ -309,7 +309,7 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
             if step >= n_steps:
                 outcome = "timeout"
                 break
-            act = ActuatorCommand(command.throttle, bool(command.flags & ENGINE_ON), command.torque_body)
+            act = new_tuple(ActuatorCommand, (command.throttle, bool(command.flags & ENGINE_ON), command.torque_body))
             if faulty:
                 act = faults.actuator(act)
                 faults.plant_effects(plant)

@@ -139,3 +139,17 @@ def test_deferred_telemetry_all_good_takes_the_bulk_path():
     rec = p.unpack_telemetry(dec.take_deferred())
     assert dec.counters.frames_ok == 50 and dec.counters.errors == 0
     assert list(rec["est_alt"]) == [100.0 - k for k in range(50)]
+
+
+def test_deferred_telemetry_one_bad_crc_among_equal_lengths_is_found():
+    tlm = frozenset({p.MsgType.TELEMETRY})
+    dec = p.FrameDecoder(raw_types=tlm, defer_types=tlm)
+    frames = [p.encode_frame(_telemetry(k), k, 20_000 * k) for k in range(20)]
+    packet = bytearray(cobs.decode(frames[11][:-1]))
+    packet[30] ^= 0x01  # one bit of the body: same length, wrong CRC
+    frames[11] = cobs.encode(bytes(packet)) + b"\x00"
+    for f in frames:
+        dec.feed(f)
+    rec = p.unpack_telemetry(dec.take_deferred())
+    assert dec.counters.frames_ok == 19 and dec.counters.crc_errors == 1
+    assert 11 not in list(rec["seq"]) and len(rec) == 19
