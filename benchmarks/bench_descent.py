@@ -2,11 +2,17 @@
 
     python benchmarks/bench_descent.py [--repeat 5] [--scenario nominal-terminal-descent]
 
-Goal (issue 3): at least 500x real time at the 50 Hz flight-code rate.
+Goal (issue 3): at least 500x real time at the 50 Hz flight-code rate, i.e. at most 40 us per
+flight-code cycle for everything: plant, sensor models, codec, link, the C flight code, the
+record, and the run's set-up and post-processing (the whole ``fly()`` call is timed).
+
+This machine is a shared 2-core VM: the same code runs up to ~40 % slower when the host is
+busy, so the figure is the best of ``--repeat`` runs, and the median is printed beside it.
 """
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 
 from harness.rigs import open_rig
@@ -19,19 +25,24 @@ def main() -> None:
     ap.add_argument("--scenario", default="nominal-terminal-descent")
     args = ap.parse_args()
     sc = load_scenario(args.scenario)
+    walls, cpus = [], []
     with open_rig("loopback") as up:
         up.fly(sc.with_(t_max_s=2.0))  # build and warm up
-        best_wall = best_cpu = float("inf")
         for _ in range(args.repeat):
             w0, c0 = time.perf_counter(), time.process_time()
             res = up.fly(sc)
-            best_wall = min(best_wall, time.perf_counter() - w0)
-            best_cpu = min(best_cpu, time.process_time() - c0)
+            walls.append(time.perf_counter() - w0)
+            cpus.append(time.process_time() - c0)
     n = res.link_stats["exchanges"]
-    print(f"{args.scenario}: {res.outcome}, {res.sim_time_s:.1f} s simulated, {n} cycles at "
+    t_sim = res.sim_time_s
+    best_wall, med_wall, best_cpu = min(walls), statistics.median(walls), min(cpus)
+    loop_us = res.link_stats["loop_wall_s"] / n * 1e6
+    print(f"{args.scenario}: {res.outcome}, {t_sim:.1f} s simulated, {n} cycles at "
           f"{res.scenario.flight_rate_hz:.0f} Hz")
-    print(f"best of {args.repeat}: wall {best_wall:.3f} s = {res.sim_time_s / best_wall:.0f}x real time "
-          f"({best_wall / n * 1e6:.1f} us/cycle); CPU {best_cpu:.3f} s = {res.sim_time_s / best_cpu:.0f}x")
+    print(f"best of {args.repeat}: wall {best_wall:.3f} s = {t_sim / best_wall:.0f}x real time "
+          f"({best_wall / n * 1e6:.1f} us/cycle); CPU {best_cpu:.3f} s = {t_sim / best_cpu:.0f}x; "
+          f"median wall {med_wall / n * 1e6:.1f} us/cycle = {t_sim / med_wall:.0f}x; "
+          f"last run's cycle loop alone {loop_us:.1f} us/cycle")
 
 
 if __name__ == "__main__":
