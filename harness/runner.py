@@ -279,7 +279,7 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
             t_us = step * dt_us
             altitude = plant.altitude_agl()
             imu_r = imu.read()
-            lrf_r = lrf.update(st.t_s, st, terrain)
+            lrf_r = lrf.update(st.t_s, st, plant.terrain)  # the Moon-fixed view if the Moon turns
             if faulty:
                 faults.update(st.t_s, altitude, command.mode)
                 imu_r = faults.imu(imu_r)
