@@ -282,6 +282,10 @@ _MIN_PACKET = HEADER.size + CRC.size
 _WITHOUT_CRC = operator.itemgetter(slice(None, -2))
 
 
+_COMMAND = int(MsgType.COMMAND)
+_COMMAND_PACKET = struct.Struct(HEADER.format + Command.LAYOUT.format[1:] + "H")  # header + body + CRC
+
+
 def decode_packet(packet: bytes, raw_types: frozenset = frozenset()) -> Frame:
     """Decode one COBS-decoded packet; raises a LinkError subclass naming what is wrong.
 
@@ -289,6 +293,12 @@ def decode_packet(packet: bytes, raw_types: frozenset = frozenset()) -> Frame:
     raw body bytes.
     """
     n = len(packet)
+    if n == _COMMAND_PACKET.size and packet[1] == _COMMAND and _COMMAND not in raw_types:
+        # the answer the lockstep loop waits for: one unpack of the whole packet; anything
+        # wrong with it falls through to the checks below, which name the fault
+        ver, typ, seq, t_us, thr, tx, ty, tz, sensors_seq, mode, flags, crc_rx = _COMMAND_PACKET.unpack(packet)
+        if ver == PROTOCOL_VERSION and crc_rx == crc16(packet[:-2]):
+            return _tuple_new(Frame, (typ, seq, t_us, _tuple_new(Command, (thr, (tx, ty, tz), sensors_seq, mode, flags))))
     if n < _MIN_PACKET:
         raise FramingError(f"truncated packet: {n} bytes, need at least {_MIN_PACKET}")
     crc_rx = packet[-2] | (packet[-1] << 8)
