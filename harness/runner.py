@@ -267,6 +267,7 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
     loop_wall_s = math.nan
     if pacing not in ("lockstep", "realtime"):
         raise ValueError(f"pacing must be 'lockstep' or 'realtime', not {pacing!r}")
+    realtime = pacing == "realtime"
     try:
         hello = link.wait_hello(hello_timeout_s)
         firmware = f"{hello.firmware_name} 0x{hello.firmware_id:08x}"
@@ -290,14 +291,14 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
                                             lrf_r.range_m if lrf_valid else 0.0,
                                             int(round(lrf_r.sample_t_s * 1e6)) if (lrf_valid or lrf_new) else 0,
                                             flags))
-            if pacing == "realtime":
+            if realtime:
                 lag = wall_start + step * dt - time.perf_counter()
                 if lag > 0:
                     time.sleep(lag)
             answer = exchange(sensors, t_us)
             if faulty:
                 answer = faults.command(answer)
-            if pacing == "realtime" and time.perf_counter() > wall_start + (step + 1) * dt:
+            if realtime and time.perf_counter() > wall_start + (step + 1) * dt:
                 late_frames += 1
             if answer is not None:
                 command = answer
