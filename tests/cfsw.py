@@ -30,3 +30,37 @@ def qrot(q, v):
     qv = np.array([x, y, z])
     t = 2.0 * np.cross(qv, v)
     return v + w * t + np.cross(qv, t)
+
+
+def boot_configured(ffi, lib, plant, config=None, nav_r0_x_offset_m: float = 0.0):
+    """Boot the in-process flight code and configure it with the test plant's initial state
+    (position, velocity, attitude, mass; ``nav_r0_x_offset_m`` added to the position estimate's
+    x) plus ``config``, checking every CONFIG_ACK. Returns ``(lb, exchange, seq)``:
+    ``exchange(frame)`` feeds one frame and returns the decoded frames of the answer; ``seq`` is
+    the next sequence number."""
+    from harness.protocol import Config, decode_frame, encode_frame
+
+    lb = ffi.new("fsw_loopback_t *")
+    lib.fsw_loopback_init(lb)
+    out = ffi.new("uint8_t[]", 8192)
+
+    def exchange(frame):
+        lib.fsw_loopback_feed(lb, frame, len(frame))
+        n = lib.fsw_loopback_drain(lb, out, 8192)
+        return [decode_frame(f + b"\0") for f in bytes(ffi.buffer(out, n)).split(b"\0")[:-1]]
+
+    exchange(b"")
+    cfg = dict(NAV_R0_X=plant.r[0] + nav_r0_x_offset_m, NAV_R0_Y=plant.r[1], NAV_R0_Z=plant.r[2],
+               NAV_V0_X=plant.v[0], NAV_V0_Y=plant.v[1], NAV_V0_Z=plant.v[2],
+               NAV_Q0_W=plant.q[0], NAV_Q0_X=plant.q[1], NAV_Q0_Y=plant.q[2], NAV_Q0_Z=plant.q[3],
+               MASS0=plant.m)
+    cfg.update(config or {})
+    items = list(cfg.items())
+    seq = 0
+    for i, (k, v) in enumerate(items):
+        flags = 1 if i == len(items) - 1 else 0
+        acks = exchange(encode_frame(Config(PARAMS[k]["id"], float(v), flags), seq, 0))
+        seq += 1
+        assert acks[0].msg.status in (0, 3), (k, v, acks[0].msg)
+    assert acks[0].msg.status == 3
+    return lb, exchange, seq

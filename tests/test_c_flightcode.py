@@ -13,7 +13,7 @@ import math
 import numpy as np
 import pytest
 
-from cfsw import G0, GM, PARAMS, Q_UP, R_MOON, qmul, qrot
+from cfsw import G0, GM, PARAMS, Q_UP, R_MOON, boot_configured, qmul, qrot
 
 LRF_NO_SAMPLE, LRF_ACCEPTED, LRF_REJECTED, LRF_INVALID, LRF_LATCHED = range(5)
 IDLE, BRAKING, APPROACH, TERMINAL, TOUCHDOWN, CONTINGENCY = range(6)
@@ -441,32 +441,9 @@ class MiniPlant:
 
 def fly(ffi, lib, plant, config=None, nav_h_err=0.0, t_max=300.0):
     """Fly the loopback flight code against plant; return (landing dict, telemetry log)."""
-    from harness.protocol import Config, Sensors, decode_frame, encode_frame
+    from harness.protocol import Sensors, encode_frame
 
-    lb = ffi.new("fsw_loopback_t *")
-    lib.fsw_loopback_init(lb)
-    out = ffi.new("uint8_t[]", 8192)
-
-    def exchange(frame):
-        lib.fsw_loopback_feed(lb, frame, len(frame))
-        n = lib.fsw_loopback_drain(lb, out, 8192)
-        data = bytes(ffi.buffer(out, n))
-        return [decode_frame(f + b"\0") for f in data.split(b"\0")[:-1]]
-
-    exchange(b"")
-    cfg = dict(NAV_R0_X=plant.r[0] + nav_h_err, NAV_R0_Y=plant.r[1], NAV_R0_Z=plant.r[2],
-               NAV_V0_X=plant.v[0], NAV_V0_Y=plant.v[1], NAV_V0_Z=plant.v[2],
-               NAV_Q0_W=plant.q[0], NAV_Q0_X=plant.q[1], NAV_Q0_Y=plant.q[2], NAV_Q0_Z=plant.q[3],
-               MASS0=plant.m)
-    cfg.update(config or {})
-    items = list(cfg.items())
-    seq = 0
-    for i, (k, v) in enumerate(items):
-        flags = 1 if i == len(items) - 1 else 0
-        acks = exchange(encode_frame(Config(PARAMS[k]["id"], float(v), flags), seq, 0))
-        seq += 1
-        assert acks[0].msg.status in (0, 3), (k, v, acks[0].msg)
-    assert acks[0].msg.status == 3
+    lb, exchange, seq = boot_configured(ffi, lib, plant, config, nav_r0_x_offset_m=nav_h_err)
     cmd = (0.0, (0.0, 0.0, 0.0), True)
     log = []
     lrf_period = 0.1  # 10 Hz LRF

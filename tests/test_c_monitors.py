@@ -21,7 +21,7 @@ import math
 import numpy as np
 import pytest
 
-from cfsw import G0, GM, PARAMS, Q_UP, R_MOON, qmul, qrot
+from cfsw import G0, GM, PARAMS, Q_UP, R_MOON, boot_configured, qmul, qrot
 APPROACH, TERMINAL, TOUCHDOWN, CONTINGENCY = 2, 3, 4, 5
 CMD_ENGINE_ON, CMD_ACCEL_FAILED, CMD_PULSE_OFF = 0x01, 0x02, 0x04
 
@@ -96,29 +96,9 @@ class Plant:
 
 def fly(ffi, lib, plant, config=None, t_max=300.0, lrf_latency=0.1):
     """Fly the loopback flight code against ``plant``; return (landing dict or None, log)."""
-    from harness.protocol import Config, Sensors, decode_frame, encode_frame
+    from harness.protocol import Sensors, encode_frame
 
-    lb = ffi.new("fsw_loopback_t *")
-    lib.fsw_loopback_init(lb)
-    out = ffi.new("uint8_t[]", 8192)
-
-    def exchange(frame):
-        lib.fsw_loopback_feed(lb, frame, len(frame))
-        n = lib.fsw_loopback_drain(lb, out, 8192)
-        return [decode_frame(f + b"\0") for f in bytes(ffi.buffer(out, n)).split(b"\0")[:-1]]
-
-    exchange(b"")
-    cfg = dict(NAV_R0_X=plant.r[0], NAV_R0_Y=plant.r[1], NAV_R0_Z=plant.r[2],
-               NAV_V0_X=plant.v[0], NAV_V0_Y=plant.v[1], NAV_V0_Z=plant.v[2],
-               NAV_Q0_W=plant.q[0], NAV_Q0_X=plant.q[1], NAV_Q0_Y=plant.q[2], NAV_Q0_Z=plant.q[3],
-               MASS0=plant.m, **(config or {}))
-    items = list(cfg.items())
-    seq = 0
-    for i, (k, v) in enumerate(items):
-        acks = exchange(encode_frame(Config(PARAMS[k]["id"], float(v), 1 if i == len(items) - 1 else 0), seq, 0))
-        seq += 1
-        assert acks[0].msg.status in (0, 3), (k, v, acks[0].msg)
-    assert acks[0].msg.status == 3
+    lb, exchange, seq = boot_configured(ffi, lib, plant, config)
     cmd = (0.0, (0.0, 0.0, 0.0), True)
     log = []
     next_lrf, k_lrf = 0.0, 0
