@@ -54,8 +54,7 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
-from .frames import (G0, MOON_GM, MOON_ROTATION_RATE, SiteFrame, quat_rotate,
-                     quat_rotate_inv, quat_normalize, vcross)
+from .frames import G0, MOON_GM, MOON_ROTATION_RATE, SiteFrame, quat_normalize, vcross
 from .lander import LanderSpec
 from .terrain import RotatingTerrain
 
