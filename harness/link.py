@@ -146,7 +146,7 @@ class FlightLink:
     def send(self, msg: p.Message, t_us: int) -> int:
         seq = self._seq
         self._seq = (seq + 1) & 0xFFFF
-        data = p.encode_sensors_frame(msg, seq, t_us) if type(msg) is p.Sensors else p.encode_frame(msg, seq, t_us)
+        data = p.encode_frame(msg, seq, t_us)
         self.log.record(b">", data)
         self.last_sent = (msg.MSG_TYPE, seq, t_us, time.perf_counter())
         self.transport.write(data)
@@ -186,9 +186,8 @@ class FlightLink:
 
     def _absorb(self, f: p.Frame) -> None:
         """A frame that was not the one awaited: keep what it tells."""
-        if f.msg_type == p.MsgType.TELEMETRY:  # (only if it was not deferred; the body is raw)
-            self._telemetry.append(p.HEADER.pack(p.PROTOCOL_VERSION, f.msg_type, f.seq, f.t_us) + f.msg + b"\0\0")
-        elif f.msg_type == p.MsgType.HELLO:
+        # (no TELEMETRY here: the decoder defers every well-formed one, see settle())
+        if f.msg_type == p.MsgType.HELLO:
             self.hello = f.msg
         elif f.msg_type == p.MsgType.COMMAND:
             self.stats.late_commands += 1
@@ -309,27 +308,15 @@ class FlightLink:
         return None
 
     def _exchange_in_process(self, sensors: p.Sensors, t_us: int) -> p.Command | None:
-        """exchange() for an in-process flight code: its whole answer is there after the write.
-        The same steps as send() + _receive(), written out: this is the lockstep hot path."""
+        """exchange() for an in-process flight code: its whole answer is there after the write."""
         t0 = time.perf_counter()
-        seq = self._seq
-        self._seq = (seq + 1) & 0xFFFF
-        data = p.encode_sensors_frame(sensors, seq, t_us)
-        log = self.log
-        log.record(b">", data)
-        self.last_sent = (p.MsgType.SENSORS, seq, t_us, t0)
-        transport = self.transport
-        transport.write(data)
-        data = transport.read(0.0)
+        seq = self.send(sensors, t_us)
         command = None
-        if data:
-            log.record(b"<", data)
-            for f in self.decoder.feed(data):
-                if command is None and f.msg_type == 0x11 and f.msg.sensors_seq == seq:
-                    command = f.msg
-                else:
-                    self._absorb(f)
-                self.last_received = (f.msg_type, f.seq, f.t_us, t0)
+        for f in self._receive(0.0):
+            if command is None and f.msg_type == 0x11 and f.msg.sensors_seq == seq:
+                command = f.msg
+            else:
+                self._absorb(f)
         if command is None:
             return self._missed(seq, t_us)
         if self.keep_round_trips:

@@ -262,20 +262,17 @@ def encode_packet(msg: Message, seq: int, t_us: int) -> bytes:
     return data + CRC.pack(crc16(data))
 
 
-def encode_frame(msg: Message, seq: int, t_us: int) -> bytes:
-    """A complete wire frame: COBS-encoded packet followed by the 0x00 delimiter."""
-    return cobs_encode(encode_packet(msg, seq, t_us)) + DELIMITER
-
-
 _SENSORS_PACKET = struct.Struct(HEADER.format + Sensors.LAYOUT.format[1:])  # header + body in one pack
 
 
-def encode_sensors_frame(s: Sensors, seq: int, t_us: int) -> bytes:
-    """``encode_frame(s, seq, t_us)`` for SENSORS in one struct pack: the lockstep hot path."""
-    dv, dth = s.imu_dv_body, s.imu_dtheta_body
-    data = _SENSORS_PACKET.pack(PROTOCOL_VERSION, 0x10, seq & 0xFFFF, t_us, dv[0], dv[1], dv[2], dth[0], dth[1],
-                                dth[2], s.imu_dt_us, s.lrf_range, s.lrf_sample_t_us, s.flags)
-    return cobs_encode(data + crc16(data).to_bytes(2, "little")) + DELIMITER
+def encode_frame(msg: Message, seq: int, t_us: int) -> bytes:
+    """A complete wire frame: COBS-encoded packet followed by the 0x00 delimiter."""
+    if type(msg) is Sensors:  # the lockstep hot path: header and body in one struct pack
+        dv, dth = msg.imu_dv_body, msg.imu_dtheta_body
+        data = _SENSORS_PACKET.pack(PROTOCOL_VERSION, 0x10, seq & 0xFFFF, t_us, dv[0], dv[1], dv[2], dth[0],
+                                    dth[1], dth[2], msg.imu_dt_us, msg.lrf_range, msg.lrf_sample_t_us, msg.flags)
+        return cobs_encode(data + crc16(data).to_bytes(2, "little")) + DELIMITER
+    return cobs_encode(encode_packet(msg, seq, t_us)) + DELIMITER
 
 
 _MIN_PACKET = HEADER.size + CRC.size
@@ -449,25 +446,10 @@ class FrameDecoder:
         frames: list[Frame] = []
         buf = self._buf
         if not buf and not self._discarding and data[-1:] == b"\x00":
-            # fast path: whole frames only (the usual case on a lockstep link). Deferred types are
-            # set aside and good frames decoded inline; anything else goes through _take, which
-            # counts and describes it (see _take for why chunk[0] >= 3 and chunk[2] is the type)
-            defer, raw = self.defer_types, self.raw_types
-            ok = 0
+            # fast path: whole frames only (the usual case on a lockstep link)
             for chunk in data[:-1].split(b"\x00"):
-                if 2 < len(chunk) <= MAX_RUN and chunk[0] >= 3:
-                    if chunk[2] in defer:
-                        self._deferred.append(chunk)
-                        continue
-                    try:
-                        frames.append(decode_packet(cobs_decode(chunk), raw))
-                        ok += 1
-                        continue
-                    except (cobs.DecodeError, LinkError):
-                        pass
                 if chunk:  # an empty frame is a flush, not an error
                     self._take(chunk, frames)
-            self.counters.frames_ok += ok
             return frames
         start = 0
         while True:
