@@ -1,6 +1,6 @@
 """Real-time factor of a whole closed-loop descent on the loopback rig (wall and CPU time).
 
-    python benchmarks/bench_descent.py [--repeat 5] [--scenario nominal-terminal-descent]
+    python benchmarks/bench_descent.py [--repeat 20] [--scenario nominal-terminal-descent]
 
 Goal (issue 3): at least 500x real time at the 50 Hz flight-code rate, i.e. at most 40 us per
 flight-code cycle for everything: plant, sensor models, codec, link, the C flight code, the
@@ -15,13 +15,14 @@ import argparse
 import statistics
 import time
 
+from harness.plant import _rk4_compiled
 from harness.rigs import open_rig
 from harness.scenario_files import load_scenario
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--repeat", type=int, default=20)
     ap.add_argument("--scenario", default="nominal-terminal-descent")
     args = ap.parse_args()
     sc = load_scenario(args.scenario)
@@ -37,8 +38,10 @@ def main() -> None:
     t_sim = res.sim_time_s
     best_wall, med_wall, best_cpu = min(walls), statistics.median(walls), min(cpus)
     loop_us = res.link_stats["loop_wall_s"] / n * 1e6
+    _kernel, compiled = _rk4_compiled()
     print(f"{args.scenario}: {res.outcome}, {t_sim:.1f} s simulated, {n} cycles at "
-          f"{res.scenario.flight_rate_hz:.0f} Hz")
+          f"{res.scenario.flight_rate_hz:.0f} Hz; plant RK4 kernel "
+          f"{'compiled by numba' if compiled else 'interpreted (NUMBA_DISABLE_JIT=1 or no numba)'}")
     print(f"best of {args.repeat}: wall {best_wall:.3f} s = {t_sim / best_wall:.0f}x real time "
           f"({best_wall / n * 1e6:.1f} us/cycle); CPU {best_cpu:.3f} s = {t_sim / best_cpu:.0f}x; "
           f"median wall {med_wall / n * 1e6:.1f} us/cycle = {t_sim / med_wall:.0f}x; "

@@ -6,8 +6,9 @@ that does not move with the host's load (wall-clock figures on this shared VM do
 Flies the scenario twice on the loopback rig under ``valgrind --tool=callgrind``, for
 ``--short`` and ``--long`` simulated seconds, and divides the difference in instructions by
 the difference in cycles, so start-up (imports, build cache, handshake) cancels out; the
-per-cycle share of the post-processing stays in. Reproducible to about 1 in 10^4 with address
-randomisation off (``setarch -R``) and one BLAS thread, both set here. About a minute.
+per-cycle share of the post-processing stays in. A first, uncounted flight fills numba's
+cache for valgrind's CPU. Reproducible to about 1 in 10^4 with address
+randomisation off (``setarch -R``) and one BLAS thread, both set here. About five minutes.
 
 Use it to judge a change to the hot path: run it before and after (wall-clock A/B runs
 need many interleaved repeats to see a 5 % change here). To turn instructions into time,
@@ -57,6 +58,10 @@ def main() -> None:
     args = ap.parse_args()
     if not shutil.which("valgrind"):
         raise SystemExit("valgrind is not installed (Debian: apt-get install valgrind)")
+    # a first flight compiles the plant's RK4 kernel for the CPU valgrind shows (its CPUID differs
+    # from the host's, so numba's cache of the host's machine code does not apply) and caches it;
+    # without it the short flight would pay the compile and the long one not
+    count(args.scenario, 1.0)
     i0, c0 = count(args.scenario, args.short)
     i1, c1 = count(args.scenario, args.long)
     print(f"{args.scenario}: {(i1 - i0) / (c1 - c0):,.0f} instructions per cycle "

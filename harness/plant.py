@@ -54,6 +54,8 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
+import numpy as np
+
 from .frames import G0, MOON_GM, MOON_ROTATION_RATE, SiteFrame, quat_normalize, vcross
 from .lander import LanderSpec
 from .terrain import RotatingTerrain
@@ -144,7 +146,7 @@ class Plant:
                  gm: float = MOON_GM, moon_rotation: bool = False,
                  moon_rotation_rate: float = MOON_ROTATION_RATE):
         self.lander = lander
-        self.gm = float(gm)
+        self._gm = float(gm)
         self.moon_rotation = bool(moon_rotation)
         self.terrain_fixed = terrain
         if self.moon_rotation:
@@ -152,7 +154,7 @@ class Plant:
         else:
             self.terrain = terrain
         L = lander
-        self.thrust_max_n = L.thrust_max_n
+        self._thrust_max_n = float(L.thrust_max_n)
         self._ve = L.isp_s * G0
         self._ve_rcs = L.rcs_isp_s * G0
         a, b = L.thrust_misalignment_rad, L.thrust_misalignment_azimuth_rad
@@ -181,6 +183,12 @@ class Plant:
         self._agl_state = None
         self._agl = 0.0
         self.flameout = False
+        # the RK4 kernel and its constants (PAR_FIELDS): a float64 array for the compiled
+        # kernel, a list for the interpreted one (indexing it is faster than an array's)
+        self._kernel, compiled = _rk4_compiled()
+        par = [-self._gm, self._thrust_max_n, *self._dir_body, *self._tq_per_n, self._ve, self._ve_rcs,
+               *self._lever, self._dry] + [0.0] * (len(PAR_FIELDS) - _PAR_INERTIA)
+        self._par = np.array(par) if compiled else par
         self._set_inertia(self._state.mass_kg)
         # step-mean body specific force and rate (what an IMU integrates)
         self._imu_in = (self._specific_force_now(self._state), self._state.w_body, 0.0)
@@ -191,6 +199,22 @@ class Plant:
     @property
     def state(self) -> PlantState:
         return self._state
+
+    @property
+    def gm(self) -> float:
+        """Gravitational parameter (m^3/s^2), fixed at construction."""
+        return self._gm
+
+    @property
+    def thrust_max_n(self) -> float:
+        """Main-engine thrust at full throttle (N). Settable while flying (a thrust-loss fault
+        sets it); the next step uses the new value."""
+        return self._thrust_max_n
+
+    @thrust_max_n.setter
+    def thrust_max_n(self, value: float) -> None:
+        self._thrust_max_n = float(value)
+        self._par[PAR_FIELDS.index("thrust_max_n")] = self._thrust_max_n
 
     @property
     def touched_down(self) -> bool:
@@ -207,13 +231,15 @@ class Plant:
         self._diag = (b == 0.0 and c == 0.0 and d == 0.0 and f == 0.0 and g == 0.0 and h == 0.0)
         if self._diag:
             # principal-axis Euler coefficients: dw_x = (tau_x + (I_yy - I_zz) w_y w_z) / I_xx ...
-            self._eul = (e - i, i - a, a - e, 1.0 / a, 1.0 / e, 1.0 / i)
-            self._Iinv = None
+            eul = (e - i, i - a, a - e, 1.0 / a, 1.0 / e, 1.0 / i)
+            inv = ((0.0,) * 3,) * 3
         else:
+            eul = (0.0,) * 6
             det = a * (e * i - f * h) - b * (d * i - f * g) + c * (d * h - e * g)
-            self._Iinv = (((e * i - f * h) / det, (c * h - b * i) / det, (b * f - c * e) / det),
-                          ((f * g - d * i) / det, (a * i - c * g) / det, (c * d - a * f) / det),
-                          ((d * h - e * g) / det, (b * g - a * h) / det, (a * e - b * d) / det))
+            inv = (((e * i - f * h) / det, (c * h - b * i) / det, (b * f - c * e) / det),
+                   ((f * g - d * i) / det, (a * i - c * g) / det, (c * d - a * f) / det),
+                   ((d * h - e * g) / det, (b * g - a * h) / det, (a * e - b * d) / det))
+        self._par[_PAR_INERTIA:] = (*eul, *I[0], *I[1], *I[2], *inv[0], *inv[1], *inv[2])
 
     @property
     def inertia_body(self):
@@ -223,7 +249,7 @@ class Plant:
         """Gravitational acceleration (MCI, m/s^2) at r_mci (default: the lander)."""
         x, y, z = self._state.r_mci if r_mci is None else r_mci
         r2 = x * x + y * y + z * z
-        k = -self.gm / (r2 * math.sqrt(r2))
+        k = -self._gm / (r2 * math.sqrt(r2))
         return (k * x, k * y, k * z)
 
     def altitude_agl(self, state: PlantState | None = None) -> float:
@@ -407,173 +433,228 @@ class Plant:
         return best
 
     def _rk4(self, s0: PlantState, dt: float, fa: float, fm: float, fb: float, tau):
-        """One classical RK4 step (unrolled, plain floats).
+        """One RK4 step from s0 (``rk4_kernel``, compiled when numba is there).
 
         fa, fm, fb: engine throttle at the stage times 0, dt/2, dt (fraction of
         thrust_max); tau: RCS torque (N m, body axes), constant over the step.
         Returns (state, step-mean specific force in body axes, step-mean w_body).
-        The masses are integrated in closed form from the known thrust history
-        (Simpson's rule on T(t); exact for constant thrust); translational,
-        attitude and rate states by RK4 with the stage masses and thrusts.
         """
-        sqrt = math.sqrt
-        ngm = -self.gm
-        Tmax = self.thrust_max_n
-        dx, dy, dz = self._dir_body
-        cx, cy, cz = self._tq_per_n
-        diag = self._diag
-        if diag:
-            ex, ey, ez, ix, iy, iz = self._eul
-        else:
-            (I00, I01, I02), (I10, I11, I12), (I20, I21, I22) = self._I
-            (J00, J01, J02), (J10, J11, J12), (J20, J21, J22) = self._Iinv
-        tx, ty, tz = tau
-        ve = self._ve
-        lv = self._lever
-        dry = self._dry
-        # the PlantState fields, in order (one unpack: cheaper than 7 attribute loads)
         (t0, (rx, ry, rz), (vx, vy, vz), (qw, qx, qy, qz), (wx, wy, wz),
          _, p0, r0, _, _, _) = s0
-        h = 0.5 * dt
-        # quaternion stages q1..q4 hold 2 dq/dt = q (x) (0, w) with the scalar
-        # part negated; the 1/2 and that sign are applied with the step sizes
-        # hq, dtq, cq (bit-identical: scaling by 1/2 is exact)
-        hq, dtq = 0.5 * h, 0.5 * dt
+        tx, ty, tz = tau
+        head, fmean, wmean = self._kernel(t0, rx, ry, rz, vx, vy, vz, qw, qx, qy, qz, wx, wy, wz, p0, r0,
+                                          dt, fa, fm, fb, tx, ty, tz, self._par, self._diag)
+        return _new_state(PlantState, head + (tau,)), fmean, wmean
 
-        # thrust at the stage times (0, dt/2, dt); no thrust without propellant
-        if p0 <= 0.0:
-            fa = fm = fb = 0.0
-        Ta, Tm, Tb = fa * Tmax, fm * Tmax, fb * Tmax
-        # masses: main by Simpson / trapezoid on T(t); RCS linear
-        rdot = (abs(tx) / lv[0] + abs(ty) / lv[1] + abs(tz) / lv[2]) / self._ve_rcs if r0 > 0.0 else 0.0
-        p_m = p0 - h * 0.5 * (Ta + Tm) / ve
-        p1 = p0 - dt * (Ta + 4.0 * Tm + Tb) / (6.0 * ve)
-        r_m = r0 - h * rdot
-        r1 = r0 - dt * rdot
-        ia = Ta / (dry + p0 + r0)            # specific force magnitudes
-        im = Tm / (dry + p_m + r_m)
-        ib = Tb / (dry + p1 + r1)
-        # torque (RCS + thrust misalignment) at the stage times
-        mxa, mya, mza = tx + cx * Ta, ty + cy * Ta, tz + cz * Ta
-        mxm, mym, mzm = tx + cx * Tm, ty + cy * Tm, tz + cz * Tm
-        mxb, myb, mzb = tx + cx * Tb, ty + cy * Tb, tz + cz * Tb
 
-        # ---- stage 1
-        r2 = rx * rx + ry * ry + rz * rz
-        k = ngm / (r2 * sqrt(r2))
-        fbx, fby, fbz = ia * dx, ia * dy, ia * dz
-        t1 = 2.0 * (qy * fbz - qz * fby); t2 = 2.0 * (qz * fbx - qx * fbz); t3 = 2.0 * (qx * fby - qy * fbx)
-        a1x = fbx + qw * t1 + (qy * t3 - qz * t2) + k * rx
-        a1y = fby + qw * t2 + (qz * t1 - qx * t3) + k * ry
-        a1z = fbz + qw * t3 + (qx * t2 - qy * t1) + k * rz
-        q1w = qx * wx + qy * wy + qz * wz
-        q1x = qw * wx + qy * wz - qz * wy
-        q1y = qw * wy - qx * wz + qz * wx
-        q1z = qw * wz + qx * wy - qy * wx
-        if diag:
-            w1x = (mxa + ex * wy * wz) * ix; w1y = (mya + ey * wz * wx) * iy; w1z = (mza + ez * wx * wy) * iz
+# ---------------------------------------------------------- RK4 kernel
+def rk4_kernel(t0, rx, ry, rz, vx, vy, vz, qw, qx, qy, qz, wx, wy, wz, p0, r0,
+               dt, fa, fm, fb, tx, ty, tz, par, diag):
+    """One classical RK4 step of the plant (unrolled, scalar floats only).
+
+    State at t0: r (m, MCI), v (m/s, MCI), q (body -> MCI, scalar first), w (rad/s, body),
+    p0, r0: main and RCS propellant (kg). dt: step (s). fa, fm, fb: engine throttle at the
+    stage times 0, dt/2, dt (fraction of thrust_max). tx, ty, tz: RCS torque (N m, body axes),
+    constant over the step. par: the lander's constants, laid out as ``PAR_FIELDS``.
+    diag: the inertia tensor is diagonal (principal body axes; par's Euler block is used,
+    else its I and I^-1 blocks).
+
+    Returns ((t, r, v, q, w, mass, propellant, rcs_propellant, thrust, throttle) at t0 + dt,
+    step-mean specific force in body axes (m/s^2), step-mean w_body (rad/s)). The masses
+    are integrated in closed form from the known thrust history (Simpson's rule on T(t);
+    exact for constant thrust); translational, attitude and rate states by RK4 with the
+    stage masses and thrusts.
+
+    Plain Python that numba compiles as it stands (``_rk4_compiled``): no objects, no
+    allocation, only float arithmetic and ``math.sqrt``, so the compiled and the
+    interpreted kernel give the same bits (tests/test_plant_jit.py).
+    """
+    sqrt = math.sqrt
+    ngm, Tmax, dx, dy, dz = par[0], par[1], par[2], par[3], par[4]
+    cx, cy, cz, ve, ve_rcs = par[5], par[6], par[7], par[8], par[9]
+    lv0, lv1, lv2, dry = par[10], par[11], par[12], par[13]
+    if diag:
+        ex, ey, ez, ix, iy, iz = par[14], par[15], par[16], par[17], par[18], par[19]
+    else:
+        I00, I01, I02, I10, I11, I12, I20, I21, I22 = (par[20], par[21], par[22], par[23], par[24],
+                                                       par[25], par[26], par[27], par[28])
+        J00, J01, J02, J10, J11, J12, J20, J21, J22 = (par[29], par[30], par[31], par[32], par[33],
+                                                       par[34], par[35], par[36], par[37])
+    h = 0.5 * dt
+    # quaternion stages q1..q4 hold 2 dq/dt = q (x) (0, w) with the scalar
+    # part negated; the 1/2 and that sign are applied with the step sizes
+    # hq, dtq, cq (bit-identical: scaling by 1/2 is exact)
+    hq, dtq = 0.5 * h, 0.5 * dt
+
+    # thrust at the stage times (0, dt/2, dt); no thrust without propellant
+    if p0 <= 0.0:
+        fa = fm = fb = 0.0
+    Ta, Tm, Tb = fa * Tmax, fm * Tmax, fb * Tmax
+    # masses: main by Simpson / trapezoid on T(t); RCS linear
+    rdot = (abs(tx) / lv0 + abs(ty) / lv1 + abs(tz) / lv2) / ve_rcs if r0 > 0.0 else 0.0
+    p_m = p0 - h * 0.5 * (Ta + Tm) / ve
+    p1 = p0 - dt * (Ta + 4.0 * Tm + Tb) / (6.0 * ve)
+    r_m = r0 - h * rdot
+    r1 = r0 - dt * rdot
+    ia = Ta / (dry + p0 + r0)            # specific force magnitudes
+    im = Tm / (dry + p_m + r_m)
+    ib = Tb / (dry + p1 + r1)
+    # torque (RCS + thrust misalignment) at the stage times
+    mxa, mya, mza = tx + cx * Ta, ty + cy * Ta, tz + cz * Ta
+    mxm, mym, mzm = tx + cx * Tm, ty + cy * Tm, tz + cz * Tm
+    mxb, myb, mzb = tx + cx * Tb, ty + cy * Tb, tz + cz * Tb
+
+    # ---- stage 1
+    r2 = rx * rx + ry * ry + rz * rz
+    k = ngm / (r2 * sqrt(r2))
+    fbx, fby, fbz = ia * dx, ia * dy, ia * dz
+    t1 = 2.0 * (qy * fbz - qz * fby); t2 = 2.0 * (qz * fbx - qx * fbz); t3 = 2.0 * (qx * fby - qy * fbx)
+    a1x = fbx + qw * t1 + (qy * t3 - qz * t2) + k * rx
+    a1y = fby + qw * t2 + (qz * t1 - qx * t3) + k * ry
+    a1z = fbz + qw * t3 + (qx * t2 - qy * t1) + k * rz
+    q1w = qx * wx + qy * wy + qz * wz
+    q1x = qw * wx + qy * wz - qz * wy
+    q1y = qw * wy - qx * wz + qz * wx
+    q1z = qw * wz + qx * wy - qy * wx
+    if diag:
+        w1x = (mxa + ex * wy * wz) * ix; w1y = (mya + ey * wz * wx) * iy; w1z = (mza + ez * wx * wy) * iz
+    else:
+        hx = I00 * wx + I01 * wy + I02 * wz; hy = I10 * wx + I11 * wy + I12 * wz; hz = I20 * wx + I21 * wy + I22 * wz
+        mx = mxa - (wy * hz - wz * hy); my = mya - (wz * hx - wx * hz); mz = mza - (wx * hy - wy * hx)
+        w1x = J00 * mx + J01 * my + J02 * mz; w1y = J10 * mx + J11 * my + J12 * mz; w1z = J20 * mx + J21 * my + J22 * mz
+
+    # ---- stage 2 (t + h, state + h k1)
+    Rx = rx + h * vx; Ry = ry + h * vy; Rz = rz + h * vz
+    Vx = vx + h * a1x; Vy = vy + h * a1y; Vz = vz + h * a1z
+    Qw = qw - hq * q1w; Qx = qx + hq * q1x; Qy = qy + hq * q1y; Qz = qz + hq * q1z
+    Wx = wx + h * w1x; Wy = wy + h * w1y; Wz = wz + h * w1z
+    r2 = Rx * Rx + Ry * Ry + Rz * Rz
+    k = ngm / (r2 * sqrt(r2))
+    fbx, fby, fbz = im * dx, im * dy, im * dz
+    t1 = 2.0 * (Qy * fbz - Qz * fby); t2 = 2.0 * (Qz * fbx - Qx * fbz); t3 = 2.0 * (Qx * fby - Qy * fbx)
+    a2x = fbx + Qw * t1 + (Qy * t3 - Qz * t2) + k * Rx
+    a2y = fby + Qw * t2 + (Qz * t1 - Qx * t3) + k * Ry
+    a2z = fbz + Qw * t3 + (Qx * t2 - Qy * t1) + k * Rz
+    q2w = Qx * Wx + Qy * Wy + Qz * Wz
+    q2x = Qw * Wx + Qy * Wz - Qz * Wy
+    q2y = Qw * Wy - Qx * Wz + Qz * Wx
+    q2z = Qw * Wz + Qx * Wy - Qy * Wx
+    if diag:
+        w2x = (mxm + ex * Wy * Wz) * ix; w2y = (mym + ey * Wz * Wx) * iy; w2z = (mzm + ez * Wx * Wy) * iz
+    else:
+        hx = I00 * Wx + I01 * Wy + I02 * Wz; hy = I10 * Wx + I11 * Wy + I12 * Wz; hz = I20 * Wx + I21 * Wy + I22 * Wz
+        mx = mxm - (Wy * hz - Wz * hy); my = mym - (Wz * hx - Wx * hz); mz = mzm - (Wx * hy - Wy * hx)
+        w2x = J00 * mx + J01 * my + J02 * mz; w2y = J10 * mx + J11 * my + J12 * mz; w2z = J20 * mx + J21 * my + J22 * mz
+    v2x, v2y, v2z = Vx, Vy, Vz
+    W2x, W2y, W2z = Wx, Wy, Wz
+
+    # ---- stage 3 (t + h, state + h k2)
+    Rx = rx + h * v2x; Ry = ry + h * v2y; Rz = rz + h * v2z
+    Vx = vx + h * a2x; Vy = vy + h * a2y; Vz = vz + h * a2z
+    Qw = qw - hq * q2w; Qx = qx + hq * q2x; Qy = qy + hq * q2y; Qz = qz + hq * q2z
+    Wx = wx + h * w2x; Wy = wy + h * w2y; Wz = wz + h * w2z
+    r2 = Rx * Rx + Ry * Ry + Rz * Rz
+    k = ngm / (r2 * sqrt(r2))
+    t1 = 2.0 * (Qy * fbz - Qz * fby); t2 = 2.0 * (Qz * fbx - Qx * fbz); t3 = 2.0 * (Qx * fby - Qy * fbx)
+    a3x = fbx + Qw * t1 + (Qy * t3 - Qz * t2) + k * Rx
+    a3y = fby + Qw * t2 + (Qz * t1 - Qx * t3) + k * Ry
+    a3z = fbz + Qw * t3 + (Qx * t2 - Qy * t1) + k * Rz
+    q3w = Qx * Wx + Qy * Wy + Qz * Wz
+    q3x = Qw * Wx + Qy * Wz - Qz * Wy
+    q3y = Qw * Wy - Qx * Wz + Qz * Wx
+    q3z = Qw * Wz + Qx * Wy - Qy * Wx
+    if diag:
+        w3x = (mxm + ex * Wy * Wz) * ix; w3y = (mym + ey * Wz * Wx) * iy; w3z = (mzm + ez * Wx * Wy) * iz
+    else:
+        hx = I00 * Wx + I01 * Wy + I02 * Wz; hy = I10 * Wx + I11 * Wy + I12 * Wz; hz = I20 * Wx + I21 * Wy + I22 * Wz
+        mx = mxm - (Wy * hz - Wz * hy); my = mym - (Wz * hx - Wx * hz); mz = mzm - (Wx * hy - Wy * hx)
+        w3x = J00 * mx + J01 * my + J02 * mz; w3y = J10 * mx + J11 * my + J12 * mz; w3z = J20 * mx + J21 * my + J22 * mz
+    v3x, v3y, v3z = Vx, Vy, Vz
+    W3x, W3y, W3z = Wx, Wy, Wz
+
+    # ---- stage 4 (t + dt, state + dt k3)
+    Rx = rx + dt * v3x; Ry = ry + dt * v3y; Rz = rz + dt * v3z
+    Vx = vx + dt * a3x; Vy = vy + dt * a3y; Vz = vz + dt * a3z
+    Qw = qw - dtq * q3w; Qx = qx + dtq * q3x; Qy = qy + dtq * q3y; Qz = qz + dtq * q3z
+    Wx = wx + dt * w3x; Wy = wy + dt * w3y; Wz = wz + dt * w3z
+    r2 = Rx * Rx + Ry * Ry + Rz * Rz
+    k = ngm / (r2 * sqrt(r2))
+    fbx, fby, fbz = ib * dx, ib * dy, ib * dz
+    t1 = 2.0 * (Qy * fbz - Qz * fby); t2 = 2.0 * (Qz * fbx - Qx * fbz); t3 = 2.0 * (Qx * fby - Qy * fbx)
+    a4x = fbx + Qw * t1 + (Qy * t3 - Qz * t2) + k * Rx
+    a4y = fby + Qw * t2 + (Qz * t1 - Qx * t3) + k * Ry
+    a4z = fbz + Qw * t3 + (Qx * t2 - Qy * t1) + k * Rz
+    q4w = Qx * Wx + Qy * Wy + Qz * Wz
+    q4x = Qw * Wx + Qy * Wz - Qz * Wy
+    q4y = Qw * Wy - Qx * Wz + Qz * Wx
+    q4z = Qw * Wz + Qx * Wy - Qy * Wx
+    if diag:
+        w4x = (mxb + ex * Wy * Wz) * ix; w4y = (myb + ey * Wz * Wx) * iy; w4z = (mzb + ez * Wx * Wy) * iz
+    else:
+        hx = I00 * Wx + I01 * Wy + I02 * Wz; hy = I10 * Wx + I11 * Wy + I12 * Wz; hz = I20 * Wx + I21 * Wy + I22 * Wz
+        mx = mxb - (Wy * hz - Wz * hy); my = myb - (Wz * hx - Wx * hz); mz = mzb - (Wx * hy - Wy * hx)
+        w4x = J00 * mx + J01 * my + J02 * mz; w4y = J10 * mx + J11 * my + J12 * mz; w4z = J20 * mx + J21 * my + J22 * mz
+
+    c = dt / 6.0
+    nrx = rx + c * (vx + 2.0 * (v2x + v3x) + Vx)
+    nry = ry + c * (vy + 2.0 * (v2y + v3y) + Vy)
+    nrz = rz + c * (vz + 2.0 * (v2z + v3z) + Vz)
+    nvx = vx + c * (a1x + 2.0 * (a2x + a3x) + a4x)
+    nvy = vy + c * (a1y + 2.0 * (a2y + a3y) + a4y)
+    nvz = vz + c * (a1z + 2.0 * (a2z + a3z) + a4z)
+    cq = 0.5 * c
+    nqw = qw - cq * (q1w + 2.0 * (q2w + q3w) + q4w)
+    nqx = qx + cq * (q1x + 2.0 * (q2x + q3x) + q4x)
+    nqy = qy + cq * (q1y + 2.0 * (q2y + q3y) + q4y)
+    nqz = qz + cq * (q1z + 2.0 * (q2z + q3z) + q4z)
+    nwx = wx + c * (w1x + 2.0 * (w2x + w3x) + w4x)
+    nwy = wy + c * (w1y + 2.0 * (w2y + w3y) + w4y)
+    nwz = wz + c * (w1z + 2.0 * (w2z + w3z) + w4z)
+    qn = 1.0 / sqrt(nqw * nqw + nqx * nqx + nqy * nqy + nqz * nqz)
+    im6 = (ia + 4.0 * im + ib) / 6.0
+    fmean = (im6 * dx, im6 * dy, im6 * dz)
+    wmean = ((wx + 2.0 * (W2x + W3x) + nwx) / 6.0,
+             (wy + 2.0 * (W2y + W3y) + nwy) / 6.0,
+             (wz + 2.0 * (W2z + W3z) + nwz) / 6.0)
+    return ((t0 + dt, (nrx, nry, nrz), (nvx, nvy, nvz), (nqw * qn, nqx * qn, nqy * qn, nqz * qn),
+             (nwx, nwy, nwz), dry + p1 + r1, p1, r1, Tb, fb), fmean, wmean)
+
+
+#: rk4_kernel's ``par``: the lander's constants in one float64 vector (the compiled kernel takes one
+#: array much faster than many tuples); thrust direction and torque per newton in body axes
+PAR_FIELDS = ("-GM", "thrust_max_n", "dir_x", "dir_y", "dir_z", "torque_per_n_x", "torque_per_n_y",
+              "torque_per_n_z", "ve_mps", "ve_rcs_mps", "rcs_lever_x_m", "rcs_lever_y_m", "rcs_lever_z_m",
+              "dry_mass_kg",
+              "euler_x", "euler_y", "euler_z", "inv_Ixx", "inv_Iyy", "inv_Izz",  # diagonal inertia
+              *(f"I{i}{j}" for i in range(3) for j in range(3)),                 # full inertia
+              *(f"Iinv{i}{j}" for i in range(3) for j in range(3)))
+_PAR_INERTIA = PAR_FIELDS.index("euler_x")
+
+_RK4 = None
+
+
+def _rk4_compiled():
+    """``(kernel, compiled)``: rk4_kernel compiled by numba (once per process; the machine code is
+    cached next to this file, so only the first process after a change pays the ~3 s compile),
+    or the plain-Python kernel when numba is not installed or ``NUMBA_DISABLE_JIT=1``."""
+    global _RK4
+    if _RK4 is None:
+        try:
+            import numba
+        except ImportError:
+            _RK4 = (rk4_kernel, False)
         else:
-            hx = I00 * wx + I01 * wy + I02 * wz; hy = I10 * wx + I11 * wy + I12 * wz; hz = I20 * wx + I21 * wy + I22 * wz
-            mx = mxa - (wy * hz - wz * hy); my = mya - (wz * hx - wx * hz); mz = mza - (wx * hy - wy * hx)
-            w1x = J00 * mx + J01 * my + J02 * mz; w1y = J10 * mx + J11 * my + J12 * mz; w1z = J20 * mx + J21 * my + J22 * mz
-
-        # ---- stage 2 (t + h, state + h k1)
-        Rx = rx + h * vx; Ry = ry + h * vy; Rz = rz + h * vz
-        Vx = vx + h * a1x; Vy = vy + h * a1y; Vz = vz + h * a1z
-        Qw = qw - hq * q1w; Qx = qx + hq * q1x; Qy = qy + hq * q1y; Qz = qz + hq * q1z
-        Wx = wx + h * w1x; Wy = wy + h * w1y; Wz = wz + h * w1z
-        r2 = Rx * Rx + Ry * Ry + Rz * Rz
-        k = ngm / (r2 * sqrt(r2))
-        fbx, fby, fbz = im * dx, im * dy, im * dz
-        t1 = 2.0 * (Qy * fbz - Qz * fby); t2 = 2.0 * (Qz * fbx - Qx * fbz); t3 = 2.0 * (Qx * fby - Qy * fbx)
-        a2x = fbx + Qw * t1 + (Qy * t3 - Qz * t2) + k * Rx
-        a2y = fby + Qw * t2 + (Qz * t1 - Qx * t3) + k * Ry
-        a2z = fbz + Qw * t3 + (Qx * t2 - Qy * t1) + k * Rz
-        q2w = Qx * Wx + Qy * Wy + Qz * Wz
-        q2x = Qw * Wx + Qy * Wz - Qz * Wy
-        q2y = Qw * Wy - Qx * Wz + Qz * Wx
-        q2z = Qw * Wz + Qx * Wy - Qy * Wx
-        if diag:
-            w2x = (mxm + ex * Wy * Wz) * ix; w2y = (mym + ey * Wz * Wx) * iy; w2z = (mzm + ez * Wx * Wy) * iz
-        else:
-            hx = I00 * Wx + I01 * Wy + I02 * Wz; hy = I10 * Wx + I11 * Wy + I12 * Wz; hz = I20 * Wx + I21 * Wy + I22 * Wz
-            mx = mxm - (Wy * hz - Wz * hy); my = mym - (Wz * hx - Wx * hz); mz = mzm - (Wx * hy - Wy * hx)
-            w2x = J00 * mx + J01 * my + J02 * mz; w2y = J10 * mx + J11 * my + J12 * mz; w2z = J20 * mx + J21 * my + J22 * mz
-        v2x, v2y, v2z = Vx, Vy, Vz
-        W2x, W2y, W2z = Wx, Wy, Wz
-
-        # ---- stage 3 (t + h, state + h k2)
-        Rx = rx + h * v2x; Ry = ry + h * v2y; Rz = rz + h * v2z
-        Vx = vx + h * a2x; Vy = vy + h * a2y; Vz = vz + h * a2z
-        Qw = qw - hq * q2w; Qx = qx + hq * q2x; Qy = qy + hq * q2y; Qz = qz + hq * q2z
-        Wx = wx + h * w2x; Wy = wy + h * w2y; Wz = wz + h * w2z
-        r2 = Rx * Rx + Ry * Ry + Rz * Rz
-        k = ngm / (r2 * sqrt(r2))
-        t1 = 2.0 * (Qy * fbz - Qz * fby); t2 = 2.0 * (Qz * fbx - Qx * fbz); t3 = 2.0 * (Qx * fby - Qy * fbx)
-        a3x = fbx + Qw * t1 + (Qy * t3 - Qz * t2) + k * Rx
-        a3y = fby + Qw * t2 + (Qz * t1 - Qx * t3) + k * Ry
-        a3z = fbz + Qw * t3 + (Qx * t2 - Qy * t1) + k * Rz
-        q3w = Qx * Wx + Qy * Wy + Qz * Wz
-        q3x = Qw * Wx + Qy * Wz - Qz * Wy
-        q3y = Qw * Wy - Qx * Wz + Qz * Wx
-        q3z = Qw * Wz + Qx * Wy - Qy * Wx
-        if diag:
-            w3x = (mxm + ex * Wy * Wz) * ix; w3y = (mym + ey * Wz * Wx) * iy; w3z = (mzm + ez * Wx * Wy) * iz
-        else:
-            hx = I00 * Wx + I01 * Wy + I02 * Wz; hy = I10 * Wx + I11 * Wy + I12 * Wz; hz = I20 * Wx + I21 * Wy + I22 * Wz
-            mx = mxm - (Wy * hz - Wz * hy); my = mym - (Wz * hx - Wx * hz); mz = mzm - (Wx * hy - Wy * hx)
-            w3x = J00 * mx + J01 * my + J02 * mz; w3y = J10 * mx + J11 * my + J12 * mz; w3z = J20 * mx + J21 * my + J22 * mz
-        v3x, v3y, v3z = Vx, Vy, Vz
-        W3x, W3y, W3z = Wx, Wy, Wz
-
-        # ---- stage 4 (t + dt, state + dt k3)
-        Rx = rx + dt * v3x; Ry = ry + dt * v3y; Rz = rz + dt * v3z
-        Vx = vx + dt * a3x; Vy = vy + dt * a3y; Vz = vz + dt * a3z
-        Qw = qw - dtq * q3w; Qx = qx + dtq * q3x; Qy = qy + dtq * q3y; Qz = qz + dtq * q3z
-        Wx = wx + dt * w3x; Wy = wy + dt * w3y; Wz = wz + dt * w3z
-        r2 = Rx * Rx + Ry * Ry + Rz * Rz
-        k = ngm / (r2 * sqrt(r2))
-        fbx, fby, fbz = ib * dx, ib * dy, ib * dz
-        t1 = 2.0 * (Qy * fbz - Qz * fby); t2 = 2.0 * (Qz * fbx - Qx * fbz); t3 = 2.0 * (Qx * fby - Qy * fbx)
-        a4x = fbx + Qw * t1 + (Qy * t3 - Qz * t2) + k * Rx
-        a4y = fby + Qw * t2 + (Qz * t1 - Qx * t3) + k * Ry
-        a4z = fbz + Qw * t3 + (Qx * t2 - Qy * t1) + k * Rz
-        q4w = Qx * Wx + Qy * Wy + Qz * Wz
-        q4x = Qw * Wx + Qy * Wz - Qz * Wy
-        q4y = Qw * Wy - Qx * Wz + Qz * Wx
-        q4z = Qw * Wz + Qx * Wy - Qy * Wx
-        if diag:
-            w4x = (mxb + ex * Wy * Wz) * ix; w4y = (myb + ey * Wz * Wx) * iy; w4z = (mzb + ez * Wx * Wy) * iz
-        else:
-            hx = I00 * Wx + I01 * Wy + I02 * Wz; hy = I10 * Wx + I11 * Wy + I12 * Wz; hz = I20 * Wx + I21 * Wy + I22 * Wz
-            mx = mxb - (Wy * hz - Wz * hy); my = myb - (Wz * hx - Wx * hz); mz = mzb - (Wx * hy - Wy * hx)
-            w4x = J00 * mx + J01 * my + J02 * mz; w4y = J10 * mx + J11 * my + J12 * mz; w4z = J20 * mx + J21 * my + J22 * mz
-
-        c = dt / 6.0
-        nrx = rx + c * (vx + 2.0 * (v2x + v3x) + Vx)
-        nry = ry + c * (vy + 2.0 * (v2y + v3y) + Vy)
-        nrz = rz + c * (vz + 2.0 * (v2z + v3z) + Vz)
-        nvx = vx + c * (a1x + 2.0 * (a2x + a3x) + a4x)
-        nvy = vy + c * (a1y + 2.0 * (a2y + a3y) + a4y)
-        nvz = vz + c * (a1z + 2.0 * (a2z + a3z) + a4z)
-        cq = 0.5 * c
-        nqw = qw - cq * (q1w + 2.0 * (q2w + q3w) + q4w)
-        nqx = qx + cq * (q1x + 2.0 * (q2x + q3x) + q4x)
-        nqy = qy + cq * (q1y + 2.0 * (q2y + q3y) + q4y)
-        nqz = qz + cq * (q1z + 2.0 * (q2z + q3z) + q4z)
-        nwx = wx + c * (w1x + 2.0 * (w2x + w3x) + w4x)
-        nwy = wy + c * (w1y + 2.0 * (w2y + w3y) + w4y)
-        nwz = wz + c * (w1z + 2.0 * (w2z + w3z) + w4z)
-        qn = 1.0 / sqrt(nqw * nqw + nqx * nqx + nqy * nqy + nqz * nqz)
-        st = _new_state(PlantState, (t0 + dt, (nrx, nry, nrz), (nvx, nvy, nvz),
-                                     (nqw * qn, nqx * qn, nqy * qn, nqz * qn), (nwx, nwy, nwz),
-                                     dry + p1 + r1, p1, r1, Tb, fb, tau))
-        im6 = (ia + 4.0 * im + ib) / 6.0
-        fmean = (im6 * dx, im6 * dy, im6 * dz)
-        wmean = ((wx + 2.0 * (W2x + W3x) + nwx) / 6.0,
-                 (wy + 2.0 * (W2y + W3y) + nwy) / 6.0,
-                 (wz + 2.0 * (W2z + W3z) + nwz) / 6.0)
-        return st, fmean, wmean
+            if numba.config.DISABLE_JIT:
+                _RK4 = (rk4_kernel, False)
+            else:
+                f8 = numba.float64
+                sig = (f8,) * 23 + (f8[::1], numba.boolean)
+                # no fastmath: IEEE arithmetic in the written order, as CPython does it
+                try:
+                    _RK4 = (numba.njit([sig], cache=True, nogil=True)(rk4_kernel), True)
+                except RuntimeError:  # nowhere writable to cache: compile for this process only
+                    _RK4 = (numba.njit([sig], nogil=True)(rk4_kernel), True)
+    return _RK4
 
 
 # ---------------------------------------------------------- initial state

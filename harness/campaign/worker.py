@@ -24,12 +24,15 @@ _warm = False
 
 
 def warm_up() -> None:
-    """Build or load the cffi flight code once per worker process (the build is cached on disk)."""
+    """Build or load the cffi flight code and the plant's compiled RK4 kernel once per worker
+    process (both are cached on disk), before the first run's clock starts."""
     global _warm
     if not _warm:
         from harness.fsw_build import load_flight_code
+        from harness.plant import _rk4_compiled
 
         load_flight_code()
+        _rk4_compiled()
         _warm = True
 
 
