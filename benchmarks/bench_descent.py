@@ -15,7 +15,7 @@ import argparse
 import statistics
 import time
 
-from harness.plant import _rk4_compiled
+from harness.plant import load_rk4_kernel
 from harness.rigs import open_rig
 from harness.scenario_files import load_scenario
 
@@ -38,7 +38,7 @@ def main() -> None:
     t_sim = res.sim_time_s
     best_wall, med_wall, best_cpu = min(walls), statistics.median(walls), min(cpus)
     loop_us = res.link_stats["loop_wall_s"] / n * 1e6
-    _kernel, compiled = _rk4_compiled()
+    _kernel, compiled = load_rk4_kernel()
     print(f"{args.scenario}: {res.outcome}, {t_sim:.1f} s simulated, {n} cycles at "
           f"{res.scenario.flight_rate_hz:.0f} Hz; plant RK4 kernel "
           f"{'compiled by numba' if compiled else 'interpreted (NUMBA_DISABLE_JIT=1 or no numba)'}")

@@ -185,7 +185,7 @@ class Plant:
         self.flameout = False
         # the RK4 kernel and its constants (PAR_FIELDS): a float64 array for the compiled
         # kernel, a list for the interpreted one (indexing it is faster than an array's)
-        self._kernel, compiled = _rk4_compiled()
+        self._kernel, compiled = load_rk4_kernel()
         par = [-self._gm, self._thrust_max_n, *self._dir_body, *self._tq_per_n, self._ve, self._ve_rcs,
                *self._lever, self._dry] + [0.0] * (len(PAR_FIELDS) - _PAR_INERTIA)
         self._par = np.array(par) if compiled else par
@@ -465,7 +465,7 @@ def rk4_kernel(t0, rx, ry, rz, vx, vy, vz, qw, qx, qy, qz, wx, wy, wz, p0, r0,
     exact for constant thrust); translational, attitude and rate states by RK4 with the
     stage masses and thrusts.
 
-    Plain Python that numba compiles as it stands (``_rk4_compiled``): no objects, no
+    Plain Python that numba compiles as it stands (``load_rk4_kernel``): no objects, no
     allocation, only float arithmetic and ``math.sqrt``, so the compiled and the
     interpreted kernel give the same bits (tests/test_plant_jit.py).
     """
@@ -633,7 +633,7 @@ _PAR_INERTIA = PAR_FIELDS.index("euler_x")
 _RK4 = None
 
 
-def _rk4_compiled():
+def load_rk4_kernel():
     """``(kernel, compiled)``: rk4_kernel compiled by numba (once per process; the machine code is
     cached next to this file, so only the first process after a change pays the ~3 s compile),
     or the plain-Python kernel when numba is not installed or ``NUMBA_DISABLE_JIT=1``."""

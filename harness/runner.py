@@ -21,7 +21,7 @@ from harness.frames import G0, MOON_GM, SiteFrame, quat_rotate
 from harness.lander import load_lander
 from harness.link import FlightLink, LinkError, LinkLog
 from harness.params import ParamSpec, check_params, load_param_table
-from harness.plant import ActuatorCommand, Plant, initial_state
+from harness.plant import ActuatorCommand, Plant, initial_state, load_rk4_kernel
 from harness.scenario import Scenario
 from harness.terrain import flat
 from harness.transports.base import Transport, TransportError
@@ -223,6 +223,7 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
     ``link-failure`` and an error naming the cause; telemetry and link log up to then are kept.
     ``pacing="realtime"`` holds each cycle to the wall clock (for flight code on its own clock).
     """
+    load_rk4_kernel()  # once per process (numba compile or cache load, ~1-3 s): not this flight's time
     wall0 = time.perf_counter()
     folder = Path(artifacts) if artifacts else None
     faults = FaultSet(scenario.faults, rng=np.random.default_rng([scenario.seed, 0xFA17]))

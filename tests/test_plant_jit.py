@@ -63,7 +63,7 @@ def _random_case(rng: np.random.Generator, diag: bool):
 def test_compiled_kernel_gives_the_interpreted_kernels_bits():
     """20,000 random steps, half with a full inertia tensor: every output float of the
     compiled kernel equals the interpreted one's, bit for bit."""
-    kernel, compiled = plant_mod._rk4_compiled()
+    kernel, compiled = plant_mod.load_rk4_kernel()
     if not compiled:
         pytest.skip("the kernel runs interpreted here (NUMBA_DISABLE_JIT=1)")
     rng = np.random.default_rng(20261126)
@@ -85,7 +85,7 @@ def test_descent_compiled_and_interpreted_fly_the_same_bits(monkeypatch):
     sc = load_scenario("nominal-terminal-descent").with_(t_max_s=40.0)
     with open_rig("loopback") as up:
         fast = up.fly(sc)
-        kernel, compiled = plant_mod._rk4_compiled()
+        kernel, compiled = plant_mod.load_rk4_kernel()
         assert compiled and hasattr(kernel, "py_func"), "the plant should step with the compiled kernel"
         monkeypatch.setattr(plant_mod, "_RK4", (rk4_kernel, False))
         slow = up.fly(sc)

@@ -29,10 +29,10 @@ def warm_up() -> None:
     global _warm
     if not _warm:
         from harness.fsw_build import load_flight_code
-        from harness.plant import _rk4_compiled
+        from harness.plant import load_rk4_kernel
 
         load_flight_code()
-        _rk4_compiled()
+        load_rk4_kernel()
         _warm = True
 
 
