@@ -173,9 +173,6 @@ class Plant:
         self._lag_emax = -1.0 if tau_e <= 0.0 else (slew * tau_e if math.isfinite(slew) else math.inf)
         self._decay_dt = None
         self._decay = (1.0, 1.0)
-        # contact test: the terrain's reference-sphere radius (m) and height lookup
-        self._radius = self.terrain.site.radius_m
-        self._height_at = self.terrain.height_at
         q = quat_normalize(state0.q_mci_body)
         self._state = state0.replace(q_mci_body=q,
                                      mass_kg=L.dry_mass_kg + state0.propellant_kg + state0.rcs_propellant_kg)
@@ -184,7 +181,8 @@ class Plant:
         self._agl = 0.0
         self.flameout = False
         # the RK4 kernel and its constants (PAR_FIELDS): a float64 array for the compiled
-        # kernel, a list for the interpreted one (indexing it is faster than an array's)
+        # kernel, a list for the interpreted one (an array would hand it numpy scalars, slower
+        # than floats and leaking into the state)
         self._kernel, compiled = load_rk4_kernel()
         par = [-self._gm, self._thrust_max_n, *self._dir_body, *self._tq_per_n, self._ve, self._ve_rcs,
                *self._lever, self._dry] + [0.0] * (len(PAR_FIELDS) - _PAR_INERTIA)
@@ -354,12 +352,7 @@ class Plant:
         if s1.propellant_kg < 0.0 or s1.rcs_propellant_kg < 0.0:
             fprof = engine_throttle_profile(f0, u, tau_e, slew)
             s1, fmean, wmean = self._split_depletion(s0, dt, fprof, tau, s1)
-        # height above the terrain at the end of the step (= altitude_agl(s1))
-        if self.moon_rotation:
-            self.terrain.t_s = s1.t_s
-        r1 = s1.r_mci
-        x, y, z = r1
-        h1 = math.sqrt(x * x + y * y + z * z) - self._radius - self._height_at(r1)
+        h1 = self.altitude_agl(s1)
         if h1 <= 0.0:
             # touchdown inside the step: re-integrate to the contact instant
             if fprof is None:
@@ -448,9 +441,47 @@ class Plant:
 
 
 # ---------------------------------------------------------- RK4 kernel
+def rk4_rates(rx, ry, rz, qw, qx, qy, qz, wx, wy, wz, fbx, fby, fbz, mx, my, mz, par, diag):
+    """The attitude and translational rates at one RK4 stage (scalar floats only).
+
+    r (m, MCI), q (body -> MCI, scalar first), w (rad/s, body): the stage's state.
+    fb: specific force of the engine (m/s^2, body axes); m: torque (N m, body axes).
+    par, diag: as ``rk4_kernel``.
+
+    Returns (dv/dt (m/s^2, MCI), q (x) (0, w) with its scalar part negated (= 2 dq/dt with
+    that sign; ``rk4_kernel`` applies the 1/2 and the sign with its step sizes), dw/dt
+    (rad/s^2, body)). Compiled into the kernel with it (``load_rk4_kernel``).
+    """
+    r2 = rx * rx + ry * ry + rz * rz
+    k = par[0] / (r2 * math.sqrt(r2))
+    # R(q) fb by the two-cross-product formula, plus gravity
+    t1 = 2.0 * (qy * fbz - qz * fby); t2 = 2.0 * (qz * fbx - qx * fbz); t3 = 2.0 * (qx * fby - qy * fbx)
+    ax = fbx + qw * t1 + (qy * t3 - qz * t2) + k * rx
+    ay = fby + qw * t2 + (qz * t1 - qx * t3) + k * ry
+    az = fbz + qw * t3 + (qx * t2 - qy * t1) + k * rz
+    qdw = qx * wx + qy * wy + qz * wz
+    qdx = qw * wx + qy * wz - qz * wy
+    qdy = qw * wy - qx * wz + qz * wx
+    qdz = qw * wz + qx * wy - qy * wx
+    if diag:
+        # principal axes: dw_x = (m_x + (I_yy - I_zz) w_y w_z) / I_xx ...
+        ex, ey, ez, ix, iy, iz = par[14], par[15], par[16], par[17], par[18], par[19]
+        wdx = (mx + ex * wy * wz) * ix; wdy = (my + ey * wz * wx) * iy; wdz = (mz + ez * wx * wy) * iz
+    else:
+        # dw/dt = I^-1 (m - w x I w)
+        I00, I01, I02, I10, I11, I12, I20, I21, I22 = (par[20], par[21], par[22], par[23], par[24],
+                                                       par[25], par[26], par[27], par[28])
+        J00, J01, J02, J10, J11, J12, J20, J21, J22 = (par[29], par[30], par[31], par[32], par[33],
+                                                       par[34], par[35], par[36], par[37])
+        hx = I00 * wx + I01 * wy + I02 * wz; hy = I10 * wx + I11 * wy + I12 * wz; hz = I20 * wx + I21 * wy + I22 * wz
+        mx = mx - (wy * hz - wz * hy); my = my - (wz * hx - wx * hz); mz = mz - (wx * hy - wy * hx)
+        wdx = J00 * mx + J01 * my + J02 * mz; wdy = J10 * mx + J11 * my + J12 * mz; wdz = J20 * mx + J21 * my + J22 * mz
+    return ax, ay, az, qdw, qdx, qdy, qdz, wdx, wdy, wdz
+
+
 def rk4_kernel(t0, rx, ry, rz, vx, vy, vz, qw, qx, qy, qz, wx, wy, wz, p0, r0,
                dt, fa, fm, fb, tx, ty, tz, par, diag):
-    """One classical RK4 step of the plant (unrolled, scalar floats only).
+    """One classical RK4 step of the plant (scalar floats only).
 
     State at t0: r (m, MCI), v (m/s, MCI), q (body -> MCI, scalar first), w (rad/s, body),
     p0, r0: main and RCS propellant (kg). dt: step (s). fa, fm, fb: engine throttle at the
@@ -463,27 +494,19 @@ def rk4_kernel(t0, rx, ry, rz, vx, vy, vz, qw, qx, qy, qz, wx, wy, wz, p0, r0,
     step-mean specific force in body axes (m/s^2), step-mean w_body (rad/s)). The masses
     are integrated in closed form from the known thrust history (Simpson's rule on T(t);
     exact for constant thrust); translational, attitude and rate states by RK4 with the
-    stage masses and thrusts.
+    stage masses and thrusts (rates: ``rk4_rates``).
 
     Plain Python that numba compiles as it stands (``load_rk4_kernel``): no objects, no
     allocation, only float arithmetic and ``math.sqrt``, so the compiled and the
     interpreted kernel give the same bits (tests/test_plant_jit.py).
     """
-    sqrt = math.sqrt
-    ngm, Tmax, dx, dy, dz = par[0], par[1], par[2], par[3], par[4]
+    Tmax, dx, dy, dz = par[1], par[2], par[3], par[4]
     cx, cy, cz, ve, ve_rcs = par[5], par[6], par[7], par[8], par[9]
     lv0, lv1, lv2, dry = par[10], par[11], par[12], par[13]
-    if diag:
-        ex, ey, ez, ix, iy, iz = par[14], par[15], par[16], par[17], par[18], par[19]
-    else:
-        I00, I01, I02, I10, I11, I12, I20, I21, I22 = (par[20], par[21], par[22], par[23], par[24],
-                                                       par[25], par[26], par[27], par[28])
-        J00, J01, J02, J10, J11, J12, J20, J21, J22 = (par[29], par[30], par[31], par[32], par[33],
-                                                       par[34], par[35], par[36], par[37])
     h = 0.5 * dt
-    # quaternion stages q1..q4 hold 2 dq/dt = q (x) (0, w) with the scalar
-    # part negated; the 1/2 and that sign are applied with the step sizes
-    # hq, dtq, cq (bit-identical: scaling by 1/2 is exact)
+    # the quaternion rates q1..q4 hold 2 dq/dt with the scalar part negated; the 1/2 and
+    # that sign are applied with the step sizes hq, dtq, cq (bit-identical: scaling by 1/2
+    # is exact)
     hq, dtq = 0.5 * h, 0.5 * dt
 
     # thrust at the stage times (0, dt/2, dt); no thrust without propellant
@@ -504,101 +527,35 @@ def rk4_kernel(t0, rx, ry, rz, vx, vy, vz, qw, qx, qy, qz, wx, wy, wz, p0, r0,
     mxm, mym, mzm = tx + cx * Tm, ty + cy * Tm, tz + cz * Tm
     mxb, myb, mzb = tx + cx * Tb, ty + cy * Tb, tz + cz * Tb
 
-    # ---- stage 1
-    r2 = rx * rx + ry * ry + rz * rz
-    k = ngm / (r2 * sqrt(r2))
-    fbx, fby, fbz = ia * dx, ia * dy, ia * dz
-    t1 = 2.0 * (qy * fbz - qz * fby); t2 = 2.0 * (qz * fbx - qx * fbz); t3 = 2.0 * (qx * fby - qy * fbx)
-    a1x = fbx + qw * t1 + (qy * t3 - qz * t2) + k * rx
-    a1y = fby + qw * t2 + (qz * t1 - qx * t3) + k * ry
-    a1z = fbz + qw * t3 + (qx * t2 - qy * t1) + k * rz
-    q1w = qx * wx + qy * wy + qz * wz
-    q1x = qw * wx + qy * wz - qz * wy
-    q1y = qw * wy - qx * wz + qz * wx
-    q1z = qw * wz + qx * wy - qy * wx
-    if diag:
-        w1x = (mxa + ex * wy * wz) * ix; w1y = (mya + ey * wz * wx) * iy; w1z = (mza + ez * wx * wy) * iz
-    else:
-        hx = I00 * wx + I01 * wy + I02 * wz; hy = I10 * wx + I11 * wy + I12 * wz; hz = I20 * wx + I21 * wy + I22 * wz
-        mx = mxa - (wy * hz - wz * hy); my = mya - (wz * hx - wx * hz); mz = mza - (wx * hy - wy * hx)
-        w1x = J00 * mx + J01 * my + J02 * mz; w1y = J10 * mx + J11 * my + J12 * mz; w1z = J20 * mx + J21 * my + J22 * mz
+    # ---- stage 1 (t, state)
+    (a1x, a1y, a1z, q1w, q1x, q1y, q1z, w1x, w1y, w1z) = rk4_rates(
+        rx, ry, rz, qw, qx, qy, qz, wx, wy, wz, ia * dx, ia * dy, ia * dz, mxa, mya, mza, par, diag)
 
     # ---- stage 2 (t + h, state + h k1)
-    Rx = rx + h * vx; Ry = ry + h * vy; Rz = rz + h * vz
-    Vx = vx + h * a1x; Vy = vy + h * a1y; Vz = vz + h * a1z
-    Qw = qw - hq * q1w; Qx = qx + hq * q1x; Qy = qy + hq * q1y; Qz = qz + hq * q1z
-    Wx = wx + h * w1x; Wy = wy + h * w1y; Wz = wz + h * w1z
-    r2 = Rx * Rx + Ry * Ry + Rz * Rz
-    k = ngm / (r2 * sqrt(r2))
-    fbx, fby, fbz = im * dx, im * dy, im * dz
-    t1 = 2.0 * (Qy * fbz - Qz * fby); t2 = 2.0 * (Qz * fbx - Qx * fbz); t3 = 2.0 * (Qx * fby - Qy * fbx)
-    a2x = fbx + Qw * t1 + (Qy * t3 - Qz * t2) + k * Rx
-    a2y = fby + Qw * t2 + (Qz * t1 - Qx * t3) + k * Ry
-    a2z = fbz + Qw * t3 + (Qx * t2 - Qy * t1) + k * Rz
-    q2w = Qx * Wx + Qy * Wy + Qz * Wz
-    q2x = Qw * Wx + Qy * Wz - Qz * Wy
-    q2y = Qw * Wy - Qx * Wz + Qz * Wx
-    q2z = Qw * Wz + Qx * Wy - Qy * Wx
-    if diag:
-        w2x = (mxm + ex * Wy * Wz) * ix; w2y = (mym + ey * Wz * Wx) * iy; w2z = (mzm + ez * Wx * Wy) * iz
-    else:
-        hx = I00 * Wx + I01 * Wy + I02 * Wz; hy = I10 * Wx + I11 * Wy + I12 * Wz; hz = I20 * Wx + I21 * Wy + I22 * Wz
-        mx = mxm - (Wy * hz - Wz * hy); my = mym - (Wz * hx - Wx * hz); mz = mzm - (Wx * hy - Wy * hx)
-        w2x = J00 * mx + J01 * my + J02 * mz; w2y = J10 * mx + J11 * my + J12 * mz; w2z = J20 * mx + J21 * my + J22 * mz
-    v2x, v2y, v2z = Vx, Vy, Vz
-    W2x, W2y, W2z = Wx, Wy, Wz
+    v2x = vx + h * a1x; v2y = vy + h * a1y; v2z = vz + h * a1z
+    W2x = wx + h * w1x; W2y = wy + h * w1y; W2z = wz + h * w1z
+    (a2x, a2y, a2z, q2w, q2x, q2y, q2z, w2x, w2y, w2z) = rk4_rates(
+        rx + h * vx, ry + h * vy, rz + h * vz, qw - hq * q1w, qx + hq * q1x, qy + hq * q1y, qz + hq * q1z,
+        W2x, W2y, W2z, im * dx, im * dy, im * dz, mxm, mym, mzm, par, diag)
 
     # ---- stage 3 (t + h, state + h k2)
-    Rx = rx + h * v2x; Ry = ry + h * v2y; Rz = rz + h * v2z
-    Vx = vx + h * a2x; Vy = vy + h * a2y; Vz = vz + h * a2z
-    Qw = qw - hq * q2w; Qx = qx + hq * q2x; Qy = qy + hq * q2y; Qz = qz + hq * q2z
-    Wx = wx + h * w2x; Wy = wy + h * w2y; Wz = wz + h * w2z
-    r2 = Rx * Rx + Ry * Ry + Rz * Rz
-    k = ngm / (r2 * sqrt(r2))
-    t1 = 2.0 * (Qy * fbz - Qz * fby); t2 = 2.0 * (Qz * fbx - Qx * fbz); t3 = 2.0 * (Qx * fby - Qy * fbx)
-    a3x = fbx + Qw * t1 + (Qy * t3 - Qz * t2) + k * Rx
-    a3y = fby + Qw * t2 + (Qz * t1 - Qx * t3) + k * Ry
-    a3z = fbz + Qw * t3 + (Qx * t2 - Qy * t1) + k * Rz
-    q3w = Qx * Wx + Qy * Wy + Qz * Wz
-    q3x = Qw * Wx + Qy * Wz - Qz * Wy
-    q3y = Qw * Wy - Qx * Wz + Qz * Wx
-    q3z = Qw * Wz + Qx * Wy - Qy * Wx
-    if diag:
-        w3x = (mxm + ex * Wy * Wz) * ix; w3y = (mym + ey * Wz * Wx) * iy; w3z = (mzm + ez * Wx * Wy) * iz
-    else:
-        hx = I00 * Wx + I01 * Wy + I02 * Wz; hy = I10 * Wx + I11 * Wy + I12 * Wz; hz = I20 * Wx + I21 * Wy + I22 * Wz
-        mx = mxm - (Wy * hz - Wz * hy); my = mym - (Wz * hx - Wx * hz); mz = mzm - (Wx * hy - Wy * hx)
-        w3x = J00 * mx + J01 * my + J02 * mz; w3y = J10 * mx + J11 * my + J12 * mz; w3z = J20 * mx + J21 * my + J22 * mz
-    v3x, v3y, v3z = Vx, Vy, Vz
-    W3x, W3y, W3z = Wx, Wy, Wz
+    v3x = vx + h * a2x; v3y = vy + h * a2y; v3z = vz + h * a2z
+    W3x = wx + h * w2x; W3y = wy + h * w2y; W3z = wz + h * w2z
+    (a3x, a3y, a3z, q3w, q3x, q3y, q3z, w3x, w3y, w3z) = rk4_rates(
+        rx + h * v2x, ry + h * v2y, rz + h * v2z, qw - hq * q2w, qx + hq * q2x, qy + hq * q2y, qz + hq * q2z,
+        W3x, W3y, W3z, im * dx, im * dy, im * dz, mxm, mym, mzm, par, diag)
 
     # ---- stage 4 (t + dt, state + dt k3)
-    Rx = rx + dt * v3x; Ry = ry + dt * v3y; Rz = rz + dt * v3z
-    Vx = vx + dt * a3x; Vy = vy + dt * a3y; Vz = vz + dt * a3z
-    Qw = qw - dtq * q3w; Qx = qx + dtq * q3x; Qy = qy + dtq * q3y; Qz = qz + dtq * q3z
-    Wx = wx + dt * w3x; Wy = wy + dt * w3y; Wz = wz + dt * w3z
-    r2 = Rx * Rx + Ry * Ry + Rz * Rz
-    k = ngm / (r2 * sqrt(r2))
-    fbx, fby, fbz = ib * dx, ib * dy, ib * dz
-    t1 = 2.0 * (Qy * fbz - Qz * fby); t2 = 2.0 * (Qz * fbx - Qx * fbz); t3 = 2.0 * (Qx * fby - Qy * fbx)
-    a4x = fbx + Qw * t1 + (Qy * t3 - Qz * t2) + k * Rx
-    a4y = fby + Qw * t2 + (Qz * t1 - Qx * t3) + k * Ry
-    a4z = fbz + Qw * t3 + (Qx * t2 - Qy * t1) + k * Rz
-    q4w = Qx * Wx + Qy * Wy + Qz * Wz
-    q4x = Qw * Wx + Qy * Wz - Qz * Wy
-    q4y = Qw * Wy - Qx * Wz + Qz * Wx
-    q4z = Qw * Wz + Qx * Wy - Qy * Wx
-    if diag:
-        w4x = (mxb + ex * Wy * Wz) * ix; w4y = (myb + ey * Wz * Wx) * iy; w4z = (mzb + ez * Wx * Wy) * iz
-    else:
-        hx = I00 * Wx + I01 * Wy + I02 * Wz; hy = I10 * Wx + I11 * Wy + I12 * Wz; hz = I20 * Wx + I21 * Wy + I22 * Wz
-        mx = mxb - (Wy * hz - Wz * hy); my = myb - (Wz * hx - Wx * hz); mz = mzb - (Wx * hy - Wy * hx)
-        w4x = J00 * mx + J01 * my + J02 * mz; w4y = J10 * mx + J11 * my + J12 * mz; w4z = J20 * mx + J21 * my + J22 * mz
+    v4x = vx + dt * a3x; v4y = vy + dt * a3y; v4z = vz + dt * a3z
+    W4x = wx + dt * w3x; W4y = wy + dt * w3y; W4z = wz + dt * w3z
+    (a4x, a4y, a4z, q4w, q4x, q4y, q4z, w4x, w4y, w4z) = rk4_rates(
+        rx + dt * v3x, ry + dt * v3y, rz + dt * v3z, qw - dtq * q3w, qx + dtq * q3x, qy + dtq * q3y,
+        qz + dtq * q3z, W4x, W4y, W4z, ib * dx, ib * dy, ib * dz, mxb, myb, mzb, par, diag)
 
     c = dt / 6.0
-    nrx = rx + c * (vx + 2.0 * (v2x + v3x) + Vx)
-    nry = ry + c * (vy + 2.0 * (v2y + v3y) + Vy)
-    nrz = rz + c * (vz + 2.0 * (v2z + v3z) + Vz)
+    nrx = rx + c * (vx + 2.0 * (v2x + v3x) + v4x)
+    nry = ry + c * (vy + 2.0 * (v2y + v3y) + v4y)
+    nrz = rz + c * (vz + 2.0 * (v2z + v3z) + v4z)
     nvx = vx + c * (a1x + 2.0 * (a2x + a3x) + a4x)
     nvy = vy + c * (a1y + 2.0 * (a2y + a3y) + a4y)
     nvz = vz + c * (a1z + 2.0 * (a2z + a3z) + a4z)
@@ -610,7 +567,7 @@ def rk4_kernel(t0, rx, ry, rz, vx, vy, vz, qw, qx, qy, qz, wx, wy, wz, p0, r0,
     nwx = wx + c * (w1x + 2.0 * (w2x + w3x) + w4x)
     nwy = wy + c * (w1y + 2.0 * (w2y + w3y) + w4y)
     nwz = wz + c * (w1z + 2.0 * (w2z + w3z) + w4z)
-    qn = 1.0 / sqrt(nqw * nqw + nqx * nqx + nqy * nqy + nqz * nqz)
+    qn = 1.0 / math.sqrt(nqw * nqw + nqx * nqx + nqy * nqy + nqz * nqz)
     im6 = (ia + 4.0 * im + ib) / 6.0
     fmean = (im6 * dx, im6 * dy, im6 * dz)
     wmean = ((wx + 2.0 * (W2x + W3x) + nwx) / 6.0,
@@ -647,6 +604,9 @@ def load_rk4_kernel():
             if numba.config.DISABLE_JIT:
                 _RK4 = (rk4_kernel, False)
             else:
+                from numba.extending import register_jitable
+
+                register_jitable(rk4_rates)  # compiled into the kernel; stays a Python function
                 f8 = numba.float64
                 sig = (f8,) * 23 + (f8[::1], numba.boolean)
                 # no fastmath: IEEE arithmetic in the written order, as CPython does it
