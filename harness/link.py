@@ -96,6 +96,8 @@ def replay_link_log(path: Path | str) -> dict[str, list[p.Frame]]:
 
 
 # The link ------------------------------------------------------------------------------
+_COMMAND = int(p.MsgType.COMMAND)  # a plain int: an IntEnum compare costs time per cycle
+
 def _describe(frame_type: int | None, seq: int | None, t_us: int | None, wall: float | None) -> str:
     if frame_type is None:
         return "none"
@@ -313,7 +315,7 @@ class FlightLink:
         seq = self.send(sensors, t_us)
         command = None
         for f in self._receive(0.0):
-            if command is None and f.msg_type == 0x11 and f.msg.sensors_seq == seq:
+            if command is None and f.msg_type == _COMMAND and f.msg.sensors_seq == seq:
                 command = f.msg
             else:
                 self._absorb(f)

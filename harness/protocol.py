@@ -263,13 +263,14 @@ def encode_packet(msg: Message, seq: int, t_us: int) -> bytes:
 
 
 _SENSORS_PACKET = struct.Struct(HEADER.format + Sensors.LAYOUT.format[1:])  # header + body in one pack
+_SENSORS = int(MsgType.SENSORS)
 
 
 def encode_frame(msg: Message, seq: int, t_us: int) -> bytes:
     """A complete wire frame: COBS-encoded packet followed by the 0x00 delimiter."""
     if type(msg) is Sensors:  # the lockstep hot path: header and body in one struct pack
         dv, dth = msg.imu_dv_body, msg.imu_dtheta_body
-        data = _SENSORS_PACKET.pack(PROTOCOL_VERSION, 0x10, seq & 0xFFFF, t_us, dv[0], dv[1], dv[2], dth[0],
+        data = _SENSORS_PACKET.pack(PROTOCOL_VERSION, _SENSORS, seq & 0xFFFF, t_us, dv[0], dv[1], dv[2], dth[0],
                                     dth[1], dth[2], msg.imu_dt_us, msg.lrf_range, msg.lrf_sample_t_us, msg.flags)
         return cobs_encode(data + crc16(data).to_bytes(2, "little")) + DELIMITER
     return cobs_encode(encode_packet(msg, seq, t_us)) + DELIMITER
