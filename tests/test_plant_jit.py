@@ -82,6 +82,8 @@ def test_descent_compiled_and_interpreted_fly_the_same_bits(monkeypatch):
     """A whole closed-loop descent with the flight code in the loop (so any difference would
     feed back and grow): truth, commands and the flight code's telemetry are identical with
     the compiled and the interpreted kernel, and the default is the compiled one."""
+    if numba.config.DISABLE_JIT:
+        pytest.skip("the kernel runs interpreted here (NUMBA_DISABLE_JIT=1)")
     sc = load_scenario("nominal-terminal-descent").with_(t_max_s=40.0)
     with open_rig("loopback") as up:
         fast = up.fly(sc)
