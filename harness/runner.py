@@ -333,17 +333,16 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
                 command = applied = answer
             else:
                 lost_commands += 1
-                if not hold:
-                    if engine_off:
-                        applied = p.Command(0.0, (0.0, 0.0, 0.0), command.sensors_seq, command.mode, 0)
-                    else:
-                        raise CommandLost(f"COMMAND lost in cycle {step} (t={t_us / 1e6:.3f} s, SENSORS seq "
-                                          f"{link.last_sent[1] if link.last_sent else '?'}) and the lost-command "
-                                          f"policy is 'fail'; {link.describe_last_frames()}")            # record this cycle (truth at t, what was sent, what came back); derived columns
+                if not hold:  # engine-off for this cycle (and the 'fail' policy's last row)
+                    applied = p.Command(0.0, (0.0, 0.0, 0.0), command.sensors_seq, command.mode, 0)            # record this cycle (truth at t, what was sent, what came back); derived columns
             # (vertical speed, tilt, ...) are computed for all rows at once after the run
             record((st.t_s, altitude, *st.r_mci, *st.v_mci, *st.q_mci_body, st.mass_kg, st.thrust_n,
                     applied.throttle, applied.flags & ENGINE_ON, applied.mode,
                     lrf_r.range_m if lrf_valid else math.nan, lrf_valid, lrf_new))
+            if answer is None and policy == "fail":
+                raise CommandLost(f"COMMAND lost in cycle {step} (t={t_us / 1e6:.3f} s, SENSORS seq "
+                                  f"{link.last_sent[1] if link.last_sent else '?'}) and the lost-command "
+                                  f"policy is 'fail'; {link.describe_last_frames()}")
             if step >= n_steps:
                 outcome = "timeout"
                 break
