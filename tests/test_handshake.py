@@ -240,3 +240,21 @@ def test_commands_dropped_by_a_link_fault_are_counted_under_the_policy():
     dropped = int(re.search(r"(\d+) effects", note).group(1))
     assert dropped > 5
     assert res.link_stats["lost_commands"] == res.link_stats["missed_cycles"] == dropped
+
+
+def test_scenario_file_keys_required_params_and_lost_command(tmp_path):
+    from harness.errors import ConfigError
+    from harness.scenario_files import load_scenario
+
+    good = tmp_path / "ok.toml"
+    good.write_text('[scenario]\nname = "ok"\nrequired_params = ["LRF_GATE_POLICY"]\nlost_command = "engine-off"\n')
+    sc = load_scenario(good)
+    assert sc.required_params == ("LRF_GATE_POLICY",) and sc.lost_command == "engine-off"
+    assert load_scenario("nominal-terminal-descent").lost_command is None  # None: the rig's policy
+    for body, words in (('required_params = ["NO_SUCH"]', ("required_params", "LRF_GATE_POLICY")),
+                        ('lost_command = "coast"', ("lost_command", "hold, engine-off, fail"))):
+        bad = tmp_path / "bad.toml"
+        bad.write_text(f'[scenario]\nname = "bad"\n{body}\n')
+        with pytest.raises(ConfigError) as ei:
+            load_scenario(bad)
+        assert str(bad) in str(ei.value) and all(w in str(ei.value) for w in words)
