@@ -258,3 +258,29 @@ def test_scenario_file_keys_required_params_and_lost_command(tmp_path):
         with pytest.raises(ConfigError) as ei:
             load_scenario(bad)
         assert str(bad) in str(ei.value) and all(w in str(ei.value) for w in words)
+
+
+def _library():
+    from harness.scenario_files import library_names, variants
+
+    return [f"{n}:{v}" if v else n for n in library_names() for v in (variants(n) or [None])]
+
+
+@pytest.mark.parametrize("name", _library())
+def test_a_flight_code_refusing_every_optional_id_flies_every_library_scenario(name):
+    """Issue 12: a flight code that answers UNKNOWN_ID to every id outside the core set gets
+    through the handshake of every library scenario (first 2 s flown) and is told what it refused."""
+    from harness.params import CORE_PARAMS
+    from harness.scenario_files import load_scenario
+
+    def refuse_optional(fr):
+        if fr.msg_type == p.MsgType.CONFIG_ACK and fr.msg.param_id not in CORE_PARAMS.values() \
+                and fr.msg.param_id != p.COMMIT_PARAM_ID:
+            return fr._replace(msg=p.ConfigAck(fr.msg.param_id, p.ConfigStatus.UNKNOWN_ID, 0.0))
+        return fr
+
+    sc = load_scenario(name)
+    res = fly(sc.with_(t_max_s=2.0), Rewriting(refuse_optional))
+    assert res.outcome == "timeout", res.verdict()
+    refused = {r.split(" (id")[0] for r in res.params_refused}
+    assert {"LRF_BORE_X", "LRF_POS_Z"} | set(sc.flight_params) <= refused
