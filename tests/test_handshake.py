@@ -284,3 +284,15 @@ def test_a_flight_code_refusing_every_optional_id_flies_every_library_scenario(n
     assert res.outcome == "timeout", res.verdict()
     refused = {r.split(" (id")[0] for r in res.params_refused}
     assert {"LRF_BORE_X", "LRF_POS_Z"} | set(sc.flight_params) <= refused
+
+
+def test_flight_code_counters_and_fault_flags_reach_the_verdict():
+    def flag(fr):
+        if fr.msg_type == p.MsgType.TELEMETRY:
+            return fr._replace(msg=fr.msg._replace(sensors_gaps=3, sensors_rejected=2, fault_flags=0x5))
+        return fr
+
+    res = fly(_scenario(t_max_s=1.0), Rewriting(flag))
+    assert (res.flight_counters["sensors_gaps"], res.flight_counters["sensors_rejected"]) == (3, 2)
+    v = res.verdict()
+    assert "'sensors_gaps': 3" in v and "'sensors_rejected': 2" in v and "fault flags 0x00000005" in v
