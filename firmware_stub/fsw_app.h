@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "fsw_attitude.h"
+#include "fsw_engine.h"
 #include "fsw_guidance.h"
 #include "fsw_hal.h"
 #include "fsw_nav.h"
@@ -32,31 +33,6 @@
  */
 #define FSW_CMD_ACCEL_FAILED 0x02u   /* accelerometers declared failed: navigating on the thrust model */
 #define FSW_CMD_PULSE_OFF    0x04u   /* engine held off by the over-thrust pulse mode (ENGINE_ON clear) */
-
-/*
- * Engine model and the monitors built on it (fsw_app.c): the modelled actual
- * throttle follows the commanded one through ENGINE_TAU / ENGINE_SLEW; the
- * thrust-scale estimate (THR_EST_*) and the over-thrust pulse mode (PULSE_*).
- */
-typedef struct fsw_eng_cfg {
-    float tau, slew;             /* s, 1/s */
-    float f_min;                 /* m/s^2, MON_F_MIN */
-    float est_tau, est_min, est_max;
-    float pulse_v_tol, pulse_off_max, pulse_on_min, pulse_a_min;
-    uint8_t est_enable, pulse_enable;
-    uint8_t pad_[2];
-} fsw_eng_cfg_t;
-
-typedef struct fsw_eng {
-    fsw_eng_cfg_t cfg;
-    float thr_model;             /* modelled actual throttle, fraction of THRUST_MAX (at scale 1) */
-    float f_model;               /* m/s^2, modelled specific force over the last interval (scale applied) */
-    float scale;                 /* estimated thrust scale, actual / commanded (1 nominal) */
-    float pulse_t;               /* s, time in the current pulse-mode state */
-    uint32_t pulses;             /* engine-off intervals so far (each ends with a relight) */
-    uint8_t pulse_off;           /* engine held off by the pulse mode now */
-    uint8_t pad_[3];
-} fsw_eng_t;
 
 typedef struct fsw_ctx {
     fsw_hal_t     hal;          /* copy of the target's HAL */
