@@ -251,22 +251,36 @@ class FlightLink:
                     f"last error: {last})")
 
     def configure(self, values: list[tuple[ParamSpec, float]], timeout_s: float = 2.0) -> list[p.ConfigAck]:
-        """Send every parameter, the last with COMMIT; each must be acknowledged as applied."""
+        """Send every parameter (flags 0), then COMMIT (param_id 0); each must be acknowledged as
+        applied, and COMMIT as COMMITTED."""
         acks = []
-        for i, (spec, value) in enumerate(values):
-            flags = p.CONFIG_COMMIT if i == len(values) - 1 else 0
-            self.send(p.Config(spec.id, float(value), flags), 0)
-            f = self._frames_until(lambda fr: fr.msg_type == p.MsgType.CONFIG_ACK, timeout_s)
-            if f is None:
-                raise HandshakeError(f"no CONFIG_ACK for {spec.name} (id {spec.id}) within {timeout_s:.1f} s; "
-                                     f"{self.describe_last_frames()}")
-            ack: p.ConfigAck = f.msg
-            if ack.param_id != spec.id or ack.status not in (p.ConfigStatus.ACCEPTED, p.ConfigStatus.COMMITTED):
-                status = p.ConfigStatus(ack.status).name if ack.status in set(p.ConfigStatus) else ack.status
+        for spec, value in values:
+            self.send(p.Config(spec.id, float(value), 0), 0)
+            ack = self._await_ack(f"{spec.name} (id {spec.id})", timeout_s)
+            if ack.param_id != spec.id or ack.status != p.ConfigStatus.ACCEPTED:
                 raise HandshakeError(f"flight code refused parameter {spec.name} = {value} {spec.unit} "
-                                     f"(id {spec.id}): status {status}, ack for id {ack.param_id}")
+                                     f"(id {spec.id}): status {p.status_name(ack.status)}, ack for id {ack.param_id}")
             acks.append(ack)
+        acks.append(self.commit(timeout_s))
         return acks
+
+    def _await_ack(self, what: str, timeout_s: float) -> p.ConfigAck:
+        f = self._frames_until(lambda fr: fr.msg_type == p.MsgType.CONFIG_ACK, timeout_s)
+        if f is None:
+            raise HandshakeError(f"no CONFIG_ACK for {what} within {timeout_s:.1f} s; {self.describe_last_frames()}")
+        return f.msg
+
+    def commit(self, timeout_s: float = 2.0) -> p.ConfigAck:
+        """Send COMMIT (CONFIG param_id 0, flags COMMIT, value 0.0); anything but COMMITTED is a HandshakeError."""
+        self.send(p.Config(p.COMMIT_PARAM_ID, 0.0, p.CONFIG_COMMIT), 0)
+        ack = self._await_ack("COMMIT", timeout_s)
+        if ack.param_id != p.COMMIT_PARAM_ID or ack.status != p.ConfigStatus.COMMITTED:
+            detail = ""
+            if ack.status == p.ConfigStatus.COMMIT_REFUSED:
+                detail = f", first offending parameter id {ack.value:g}" if ack.value else ", no parameter named"
+            raise HandshakeError(f"handshake failed: COMMIT answered with status {p.status_name(ack.status)} "
+                                 f"for param_id {ack.param_id} (expected COMMITTED for param_id 0){detail}")
+        return ack
 
     # lockstep ----------------------------------------------------------------------------
     def exchange(self, sensors: p.Sensors, t_us: int) -> p.Command | None:

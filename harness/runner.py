@@ -35,6 +35,8 @@ COLUMNS = (
     "truth_alt_site_m", "lrf_status", "lrf_innovation_m", "gravity_mps2",
 )
 
+_ZERO3 = (0.0, 0.0, 0.0)
+
 OUTCOMES = ("landed", "hard-landing", "crashed", "timeout", "link-failure")
 
 
@@ -291,7 +293,7 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
             sensors = new_tuple(p.Sensors, (imu_r.dv_body, imu_r.dtheta_body, int(round(imu_r.dt_s * 1e6)),
                                             lrf_r.range_m if lrf_valid else 0.0,
                                             int(round(lrf_r.sample_t_s * 1e6)) if (lrf_valid or lrf_new) else 0,
-                                            flags))
+                                            flags, _ZERO3, _ZERO3))
             if realtime:
                 lag = wall_start + step * dt - time.perf_counter()
                 if lag > 0:
