@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "fsw_attitude.h"
+#include "fsw_checks.h"
 #include "fsw_engine.h"
 #include "fsw_guidance.h"
 #include "fsw_hal.h"
@@ -51,6 +52,16 @@ typedef struct fsw_ctx {
     uint8_t       committed;    /* COMMIT received: GNC running */
     uint8_t       have_t;       /* last_t_us valid */
     fsw_eng_t     eng;          /* engine model, thrust-scale estimate, pulse mode */
+    /* second line of defence (fsw_checks.h, docs/flight-code.md) */
+    fsw_chk_cfg_t  chk;
+    fsw_sens_mon_t smon;        /* SENSORS against the last accepted frame; gaps, rejections */
+    fsw_nav_t     nav_good;     /* navigation and guidance state at the end of the last cycle */
+    fsw_guid_t    guid_good;    /* whose invariants held: the re-seed source */
+    uint32_t      fault_flags;  /* FSW_FAULT_* bits, latched since COMMIT (TELEMETRY fault_flags) */
+    uint32_t      reseeds;      /* cycles whose state was re-seeded from the last good one */
+    uint16_t      bad_run;      /* consecutive cycles with a violated invariant */
+    uint8_t       have_good;    /* nav_good/guid_good valid */
+    uint8_t       safe;         /* safe mode latched (phase FSW_MODE_SAFE) */
 } fsw_ctx_t;
 
 void fsw_init(fsw_ctx_t *ctx, const fsw_hal_t *hal);
@@ -58,8 +69,12 @@ void fsw_rx_bytes(fsw_ctx_t *ctx, const uint8_t *data, size_t n);
 
 /* The pieces fsw_rx_bytes() dispatches to, public for tests and other targets. */
 void fsw_handle_msg(fsw_ctx_t *ctx, const fsw_msg_t *msg);
-/* Re-initialise navigation and guidance from the parameters (what COMMIT does). */
+/* Re-initialise navigation and guidance from the parameters (what COMMIT does once the
+ * configuration is plausible). */
 void fsw_commit(fsw_ctx_t *ctx);
+/* COMMIT with the CONFIG-as-a-whole check (fsw_chk_config, when CHK_ENABLE): returns 0 after
+ * fsw_commit(), or the id of the first offending parameter (the GNC is then not running). */
+uint16_t fsw_commit_checked(fsw_ctx_t *ctx);
 /* Fill a TELEMETRY body from the current state. */
 void fsw_fill_telemetry(const fsw_ctx_t *ctx, fsw_telemetry_t *tlm);
 

@@ -105,7 +105,7 @@ static int dt_close(uint64_t a, uint64_t b, float tol)
 /* The interval rule of the unchecked code: the IMU's own dt, else the header clock, bounded to 1 s. */
 static void legacy_use(const fsw_sens_mon_t *m, const fsw_msg_t *msg, fsw_sens_use_t *u)
 {
-    const fsw_sens_t *s = &msg->body.sensors;
+    const fsw_sensors_t *s = &msg->body.sensors;
     float dt = 0.0f;
     if (s->imu_dt_us > 0u) {
         dt = (float)s->imu_dt_us * 1e-6f;
@@ -117,13 +117,26 @@ static void legacy_use(const fsw_sens_mon_t *m, const fsw_msg_t *msg, fsw_sens_u
     memcpy(u->dtheta, s->imu_dtheta_body, sizeof u->dtheta);
 }
 
+/* All six accumulators exactly zero: not provided (or no interval yet, as in the first frame). */
+static int all_zero(const fsw_sensors_t *s)
+{
+    int i;
+    for (i = 0; i < 3; i++) {
+        if (s->imu_dv_accum_body[i] != 0.0 || s->imu_dtheta_accum_body[i] != 0.0) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 static void accept(fsw_sens_mon_t *m, const fsw_msg_t *msg, uint16_t gap)
 {
-    const fsw_sens_t *s = &msg->body.sensors;
+    const fsw_sensors_t *s = &msg->body.sensors;
     m->ref_t_us = msg->hdr.t_us;
     m->ref_seq = msg->hdr.seq;
     m->ref_acc_ok = 0u;
-    if ((s->flags & FSW_SENS_IMU_VALID) && finite3d(s->imu_dv_accum_body) && finite3d(s->imu_dtheta_accum_body)) {
+    if ((s->flags & FSW_SENS_IMU_VALID) && finite3d(s->imu_dv_accum_body) && finite3d(s->imu_dtheta_accum_body) &&
+        !all_zero(s)) {
         memcpy(m->ref_dv_acc, s->imu_dv_accum_body, sizeof m->ref_dv_acc);
         memcpy(m->ref_dth_acc, s->imu_dtheta_accum_body, sizeof m->ref_dth_acc);
         m->ref_acc_ok = 1u;
@@ -228,7 +241,7 @@ uint32_t fsw_chk_sensors(const fsw_chk_cfg_t *c, fsw_sens_mon_t *m, const fsw_ms
                 bad |= FSW_FAULT_SENS_DT;
             }
         }
-        if (bad == 0u && imu && m->ref_acc_ok) {
+        if (bad == 0u && imu && m->ref_acc_ok && !all_zero(s)) {
             double dva[3], dtha[3];
             if (!finite3d(s->imu_dv_accum_body) || !finite3d(s->imu_dtheta_accum_body)) {
                 bad |= FSW_FAULT_SENS_NONFINITE;
@@ -332,8 +345,7 @@ uint32_t fsw_chk_state(const fsw_chk_cfg_t *c, const fsw_nav_t *nav, const fsw_g
     if (!(vn <= (double)c->v_max)) {
         bad |= FSW_FAULT_NAV_SPEED;
     }
-    qn = sqrt((double)nav->q[0] * nav->q[0] + (double)nav->q[1] * nav->q[1] + (double)nav->q[2] * nav->q[2] +
-              (double)nav->q[3] * nav->q[3]);
+    qn = (double)sqrtf(nav->q[0] * nav->q[0] + nav->q[1] * nav->q[1] + nav->q[2] * nav->q[2] + nav->q[3] * nav->q[3]);
     if (!(qn >= 1.0 - CHK_QUAT_TOL && qn <= 1.0 + CHK_QUAT_TOL)) {
         bad |= FSW_FAULT_NAV_QUAT;
     }
