@@ -145,8 +145,9 @@ static void accept(fsw_sens_mon_t *m, const fsw_msg_t *msg, uint16_t gap)
         m->ref_dt_us = s->imu_dt_us;
     }
     m->have_ref = 1u;
+    /* frames skipped by sequence number that were received (and refused) are not lost */
+    m->gaps += gap > m->reject_run ? (uint32_t)(gap - m->reject_run) : 0u;
     m->reject_run = 0;
-    m->gaps += gap;
 }
 
 /* Physically possible increments over dt (s > 0). */
