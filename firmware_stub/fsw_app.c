@@ -201,8 +201,9 @@ static int imu_plausible(const fsw_sensors_t *s)
     return 1;
 }
 
-/* Last line of defence: the COMMAND always carries finite, bounded values. */
-static void sanitize_command(fsw_command_t *cmd, float throttle_min)
+/* Last line of defence: the COMMAND always carries finite values within the actuators' range
+ * (throttle [0, 1], torque within the RCS limits in force now). */
+static void sanitize_command(fsw_command_t *cmd, float throttle_min, const float tmax[3])
 {
     int i;
     if (!finite_bounded(cmd->throttle, 2.0f)) {
@@ -213,6 +214,7 @@ static void sanitize_command(fsw_command_t *cmd, float throttle_min)
         if (!finite_bounded(cmd->torque_body[i], 1.0e30f)) {
             cmd->torque_body[i] = 0.0f;
         }
+        cmd->torque_body[i] = fsw_clampf(cmd->torque_body[i], -tmax[i], tmax[i]);
     }
 }
 
@@ -334,7 +336,7 @@ static void gnc_cycle(fsw_ctx_t *ctx, const fsw_msg_t *msg, fsw_command_t *cmd)
         cmd->flags = (uint8_t)((cmd->flags & (FSW_CMD_ENGINE_ON | FSW_CMD_ACCEL_FAILED | FSW_CMD_PULSE_OFF |
                                               FSW_CMD_SAFE_MODE)) | FSW_CMD_SENSORS_REJECTED);
         cmd->mode = ctx->guid.phase;
-        sanitize_command(cmd, ctx->guid.cfg.throttle_min);
+        sanitize_command(cmd, ctx->guid.cfg.throttle_min, ctx->att.tmax);
         return;
     }
     if (use.gap > 0u) {
@@ -375,7 +377,7 @@ static void gnc_cycle(fsw_ctx_t *ctx, const fsw_msg_t *msg, fsw_command_t *cmd)
         }
         safe_command(ctx, dt, cmd);
         cmd->mode = FSW_MODE_SAFE;
-        sanitize_command(cmd, ctx->guid.cfg.throttle_min);
+        sanitize_command(cmd, ctx->guid.cfg.throttle_min, ctx->att.tmax);
         return;
     }
 
@@ -449,7 +451,7 @@ static void gnc_cycle(fsw_ctx_t *ctx, const fsw_msg_t *msg, fsw_command_t *cmd)
             ctx->have_good = 1;
         }
     }
-    sanitize_command(cmd, ctx->guid.cfg.throttle_min);
+    sanitize_command(cmd, ctx->guid.cfg.throttle_min, ctx->att.tmax);
 }
 
 static void handle_sensors(fsw_ctx_t *ctx, const fsw_msg_t *msg)
