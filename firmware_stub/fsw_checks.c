@@ -1,7 +1,7 @@
 /*
  * fsw_checks.c - second line of defence. See fsw_checks.h and docs/flight-code.md.
  *
- * libm: sqrt()/sqrtf() only; isfinite() is a classification macro.
+ * libm: sqrt()/sqrtf() and fabsf() only; isfinite() is a classification macro.
  */
 #include "fsw_checks.h"
 
@@ -40,6 +40,11 @@ void fsw_chk_configure(fsw_chk_cfg_t *c, const fsw_params_t *p)
 void fsw_chk_sens_reset(fsw_sens_mon_t *m)
 {
     memset(m, 0, sizeof *m);
+}
+
+static double absd(double x)
+{
+    return x < 0.0 ? -x : x;
 }
 
 static double norm3d(double x, double y, double z)
@@ -99,7 +104,7 @@ static int finite3d(const double a[3])
 static int dt_close(uint64_t a, uint64_t b, float tol)
 {
     double d = (double)a - (double)b;
-    return fabs(d) <= (double)tol * (double)b;
+    return absd(d) <= (double)tol * (double)b;
 }
 
 /* The interval rule of the unchecked code: the IMU's own dt, else the header clock, bounded to 1 s. */
@@ -256,8 +261,8 @@ uint32_t fsw_chk_sensors(const fsw_chk_cfg_t *c, fsw_sens_mon_t *m, const fsw_ms
                     for (i = 0; i < 3; i++) {
                         float tv = c->accum_tol + CHK_ACCUM_REL * fabsf(s->imu_dv_body[i]);
                         float tt = c->accum_tol + CHK_ACCUM_REL * fabsf(s->imu_dtheta_body[i]);
-                        if (!(fabs(dva[i] - (double)s->imu_dv_body[i]) <= (double)tv) ||
-                            !(fabs(dtha[i] - (double)s->imu_dtheta_body[i]) <= (double)tt)) {
+                        if (!(absd(dva[i] - (double)s->imu_dv_body[i]) <= (double)tv) ||
+                            !(absd(dtha[i] - (double)s->imu_dtheta_body[i]) <= (double)tt)) {
                             bad |= FSW_FAULT_SENS_ACCUM;
                         }
                     }
