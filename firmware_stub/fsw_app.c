@@ -333,6 +333,7 @@ static void gnc_cycle(fsw_ctx_t *ctx, const fsw_msg_t *msg, fsw_command_t *cmd)
         /* Refused: state held, the last COMMAND repeated (its status bits refreshed). */
         ctx->fault_flags |= rej;
         *cmd = ctx->last_cmd;
+        cmd->sensors_seq = msg->hdr.seq;
         cmd->flags = (uint8_t)((cmd->flags & (FSW_CMD_ENGINE_ON | FSW_CMD_ACCEL_FAILED | FSW_CMD_PULSE_OFF |
                                               FSW_CMD_SAFE_MODE)) | FSW_CMD_SENSORS_REJECTED);
         cmd->mode = ctx->guid.phase;
@@ -442,6 +443,7 @@ static void gnc_cycle(fsw_ctx_t *ctx, const fsw_msg_t *msg, fsw_command_t *cmd)
             } else {
                 reseed(ctx);
                 *cmd = ctx->last_cmd;
+                cmd->sensors_seq = msg->hdr.seq;
                 cmd->mode = ctx->guid.phase;
             }
         } else {

@@ -84,12 +84,22 @@ static inline void fuzz_check_sent(const fsw_ctx_t *c, const fsw_msg_t *m)
     }
 }
 
+/* What the last input message obliges the flight code to answer (SENSORS: one COMMAND echoing
+ * its sequence number and time). */
+typedef struct fuzz_expect {
+    int      command;        /* 1: exactly one COMMAND expected */
+    uint16_t seq;
+    uint64_t t_us;
+} fuzz_expect_t;
+
 /*
  * Drain what the flight code transmitted and decode it with a fresh parser: every frame must
- * decode cleanly (no CRC, framing, length or unknown-type error: no malformed frame sent).
+ * decode cleanly (no CRC, framing, length or unknown-type error: no malformed frame sent);
+ * with an expectation, exactly one COMMAND carrying the SENSORS' sequence number and time.
  */
-static inline void fuzz_drain_and_check(fsw_loopback_t *lb)
+static inline void fuzz_drain_and_expect(fsw_loopback_t *lb, const fuzz_expect_t *ex)
 {
+    size_t commands = 0;
     static const size_t cap = FSW_LOOPBACK_TX_CAP;
     uint8_t out[FSW_LOOPBACK_TX_CAP];
     fsw_parser_t p;
@@ -108,6 +118,15 @@ static inline void fuzz_drain_and_check(fsw_loopback_t *lb)
         if (fsw_parser_push(&p, out[i], &m)) {
             frames++;
             fuzz_check_sent(&lb->fsw, &m);
+            if (m.hdr.msg_type == FSW_MSG_COMMAND) {
+                commands++;
+                if (ex != NULL && ex->command &&
+                    (m.body.command.sensors_seq != ex->seq || m.hdr.t_us != ex->t_us)) {
+                    FUZZ_FAIL("COMMAND answers seq %u t %llu, the SENSORS was seq %u t %llu",
+                              (unsigned)m.body.command.sensors_seq, (unsigned long long)m.hdr.t_us,
+                              (unsigned)ex->seq, (unsigned long long)ex->t_us);
+                }
+            }
         }
     }
     if (n > 0u && out[n - 1u] != 0u) {
@@ -118,6 +137,14 @@ static inline void fuzz_drain_and_check(fsw_loopback_t *lb)
                   frames, delims, (unsigned)p.crc_errors, (unsigned)p.framing_errors,
                   (unsigned)p.length_errors, (unsigned)p.unknown_msgs);
     }
+    if (ex != NULL && ex->command && commands != 1u) {
+        FUZZ_FAIL("%zu COMMANDs answered one SENSORS (seq %u)", commands, (unsigned)ex->seq);
+    }
+}
+
+static inline void fuzz_drain_and_check(fsw_loopback_t *lb)
+{
+    fuzz_drain_and_expect(lb, NULL);
 }
 
 #endif /* FUZZ_CHECK_H */

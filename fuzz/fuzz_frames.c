@@ -69,7 +69,10 @@ static void send(sim_t *s, fsw_msg_t *m)
     }
     fsw_loopback_feed(s->lb, frame, n);
     fuzz_check_state(&s->lb->fsw);
-    fuzz_drain_and_check(s->lb);
+    {
+        fuzz_expect_t ex = { m->hdr.msg_type == FSW_MSG_SENSORS, m->hdr.seq, m->hdr.t_us };
+        fuzz_drain_and_expect(s->lb, &ex);
+    }
 }
 
 static void config(sim_t *s, uint16_t id, double value, uint16_t flags)

@@ -74,7 +74,9 @@ class Link:
         msg = self.p.Sensors(tuple(dv), tuple(dth), dt_us, 0.0, 0, self.p.SENSORS_IMU_VALID,
                              tuple(self.acc_dv if acc_dv is None else acc_dv), tuple(self.acc_dth))
         out = self.exchange(self.p.encode_frame(msg, s, t))
-        self.cmd = next(f.msg for f in out if type(f.msg) is self.p.Command)
+        cmds = [f for f in out if type(f.msg) is self.p.Command]
+        assert len(cmds) == 1 and (cmds[0].msg.sensors_seq, cmds[0].t_us) == (s, t)   # even when refused
+        self.cmd = cmds[0].msg
         self.tlm = next(f.msg for f in out if type(f.msg) is self.p.Telemetry)
         return self.cmd, self.tlm
 
