@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 # rigs (same file, every rig); a rig whose tools are absent skips, naming them.
 RIGS   ?= host-pty qemu-m4
 
-.PHONY: demo test install clean
+.PHONY: demo test install clean fuzz
 
 install: $(STAMP)
 
@@ -27,5 +27,11 @@ test: $(STAMP)
 	$(BIN)/python -m pytest --rig loopback $(PYTEST_ARGS)
 	$(BIN)/python -m pytest tests/test_closed_loop.py $(foreach r,$(RIGS),--rig $(r)) $(PYTEST_ARGS)
 
+# Fuzz targets (fuzz/README.md), FUZZ_SECONDS each (default 60; long runs: FUZZ_SECONDS=3600).
+# A crash, sanitizer report or invariant violation fails and leaves its reproducer in fuzz-out/.
+FUZZ_SECONDS ?= 60
+fuzz: $(STAMP)
+	FUZZ_SECONDS=$(FUZZ_SECONDS) PYTHON=$(BIN)/python fuzz/run
+
 clean:
-	rm -rf $(VENV) .fsil-cache demo-output artifacts
+	rm -rf $(VENV) .fsil-cache demo-output artifacts fuzz-out
