@@ -515,21 +515,6 @@ def find_port(spec: PortSpec, ports=None) -> str:
 
 
 # Bringing a rig up ----------------------------------------------------------------------
-_RUNNER_OPTIONS: set[str] | None = None
-
-
-def _runner_options() -> set[str]:
-    """Keyword arguments ``harness.runner.fly`` takes (the rig passes only what it knows)."""
-    global _RUNNER_OPTIONS
-    if _RUNNER_OPTIONS is None:
-        import inspect
-
-        from harness.runner import fly
-
-        _RUNNER_OPTIONS = set(inspect.signature(fly).parameters)
-    return _RUNNER_OPTIONS
-
-
 class Rig:
     """A brought-up rig: its spec, an open transport to the flight code, and how to take it down.
 
@@ -557,9 +542,7 @@ class Rig:
 
         opts = {"rig": self.name, "pacing": self.spec.pacing, "cycle_timeout_s": self.spec.cycle_timeout_s,
                 "stall_cycles": self.spec.stall_cycles, "hello_timeout_s": self.spec.hello_timeout_s,
-                "source_dir": self.spec.source_dir}
-        if "lost_command" in _runner_options():
-            opts["lost_command"] = self.spec.lost_command
+                "source_dir": self.spec.source_dir, "lost_command": self.spec.lost_command}
         opts.update(kwargs)
         if self.spec.flight_params:  # the rig's settings (e.g. telemetry decimation); the scenario's win
             scenario = scenario.with_(flight_params={**self.spec.flight_params, **scenario.flight_params})
