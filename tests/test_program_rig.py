@@ -188,3 +188,14 @@ def test_a_non_utf8_rig_file_is_a_clear_error(tmp_path):
     out = _fsil("run", "terminal-nominal", "--rig", rig, "--out", tmp_path / "runs")
     assert out.returncode == 2 and "latin1.toml" in out.stderr and "UTF-8" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_docs_rigs_md_holds_the_generated_schema_table():
+    """docs/rigs.md is the complete rig-file reference: its key table is the schema's."""
+    from harness.rigs import schema_markdown
+
+    doc = (Path(__file__).parents[1] / "docs" / "rigs.md").read_text()
+    begin, end = "(generated: python -m harness.rigs schema) -->\n", "\n<!-- rig-schema:end -->"
+    assert doc[doc.index(begin) + len(begin):doc.index(end)] == schema_markdown()
+    for key in ("timing.lost_command", "program.command", "program.startup_timeout_s", "port.reconnect_s"):
+        assert f"| `{key}` |" in doc
