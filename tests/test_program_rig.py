@@ -199,3 +199,13 @@ def test_docs_rigs_md_holds_the_generated_schema_table():
     assert doc[doc.index(begin) + len(begin):doc.index(end)] == schema_markdown()
     for key in ("timing.lost_command", "program.command", "program.startup_timeout_s", "port.reconnect_s"):
         assert f"| `{key}` |" in doc
+
+
+def test_fsil_run_detects_a_stall_with_the_rig_files_timing(tmp_path):
+    """issue 12: `fsil run --rig FILE` ignored [timing] (a stall took 54 s instead of the rig's 1 s).
+    Here the rig says 3 cycles of 0.2 s: the CLI run names exactly that, and the stopped program."""
+    rig = program_rig(tmp_path, "stop")
+    out = _fsil("run", "terminal-nominal", "--rig", rig, "--out", tmp_path / "runs")
+    assert out.returncode == 1, out.stderr
+    assert "no COMMAND for 3 consecutive cycles" in out.stdout and "(limit 3 cycles, 0.20 s wall each)" in out.stdout
+    assert "is stopped (SIGSTOP)" in out.stdout
