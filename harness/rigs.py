@@ -43,6 +43,7 @@ from pydantic import Field
 
 from harness.errors import ConfigError, FsilError
 from harness.safetext import printable
+from harness.transports.base import Transport, TransportClosed, TransportError
 from harness.validation import Model, key_text, read_toml, validate
 
 REPO = Path(__file__).resolve().parent.parent
@@ -725,15 +726,12 @@ def _bring_up_qemu(spec: RigSpec) -> Rig:
     return rig
 
 
-class PtyMasterTransport:
+class PtyMasterTransport(Transport):
     """The harness's end of a pseudo-terminal it created for a program (raw mode, no echo).
 
     The harness keeps the slave open too, so a program that closes and reopens its port loses
     nothing; a program that ends is seen by polling the process when no bytes come.
     """
-
-    synchronous = False
-    diagnose = None
 
     def __init__(self, master_fd: int, slave_fd: int, proc: subprocess.Popen, name: str,
                  write_timeout_s: float = 5.0):
@@ -745,13 +743,9 @@ class PtyMasterTransport:
         return self.name
 
     def _gone(self):
-        from harness.transports.base import TransportClosed
-
         return TransportClosed(f"{self.name}: the program ended ({process_state(self.proc, 'program', 0.2)})")
 
     def write(self, data: bytes) -> None:
-        from harness.transports.base import TransportClosed, TransportError
-
         view = memoryview(data)
         deadline = time.monotonic() + self.write_timeout_s
         while view:
@@ -772,8 +766,6 @@ class PtyMasterTransport:
             select.select([], [self.master_fd], [], min(left, 0.05))
 
     def read(self, timeout_s: float = 0.0) -> bytes:
-        from harness.transports.base import TransportClosed
-
         ready, _, _ = select.select([self.master_fd], [], [], max(0.0, timeout_s))
         if ready:
             try:
@@ -793,13 +785,6 @@ class PtyMasterTransport:
             except OSError:
                 pass
         self.master_fd = self.slave_fd = -1
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
 
 def _free_tcp_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
