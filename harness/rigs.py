@@ -22,9 +22,7 @@ scenario table, pytest fixture, campaign worker).
 from __future__ import annotations
 
 import json
-import math
 import os
-import re
 import select
 import shutil
 import signal
