@@ -40,7 +40,7 @@ from typing import Annotated, Literal, Optional, get_args, get_origin
 from pydantic import Field
 
 from harness.errors import ConfigError, FsilError
-from harness.safetext import printable
+from harness.safetext import printable, safe_component
 from harness.transports.base import Transport, TransportClosed, TransportError
 from harness.validation import Model, key_text, read_toml, validate
 
@@ -79,7 +79,8 @@ class _Table(Model):
 class RigTable(_Table):
     kind: Literal["loopback", "host-pty", "qemu-m4", "usb-mcu", "program"] = _key(
         ..., "how the flight code is reached and brought up (required)")
-    name: Optional[str] = _key(None, "rig name shown in verdicts and reports; default: the file name without .toml")
+    name: Optional[str] = _key(None, "rig name shown in verdicts and reports (letters, digits, _ . + @ -); "
+                                     "default: the file name without .toml", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.+@-]{0,63}$")
     description: str = _key("", "one line for `fsil rigs`")
     capabilities: list[str] = _key([], "free words tests can require with @pytest.mark.requires(...), e.g. "
                                        "hardware, deterministic, cortex-m4, reference-fsw")
@@ -131,8 +132,9 @@ class ProgramTable(_Table):
     command: list[str] = _key(..., "the program and its arguments (required); {port} is replaced by the pty "
                                    "slave path fsil creates (link = pty), {tcp_port} by the TCP port the "
                                    "program must listen on at 127.0.0.1 (link = tcp)", ("program",), min_length=1)
-    cwd: Optional[str] = _key(None, "working folder of build and command, relative to the rig file's folder; "
-                                    "default: that folder", ("program",))
+    cwd: Optional[str] = _key(None, "working folder of build and command, relative to the rig file's folder "
+                                    "(for a file in a rigs/ folder: the folder above it); default: that folder",
+                              ("program",))
     build: Optional[list[str]] = _key(None, "command run (in cwd) before every start, e.g. [\"make\"]; its "
                                             "output goes to build.log in the artefacts", ("program",),
                                       min_length=1)
@@ -416,7 +418,7 @@ def rig_from_dict(data: dict, src: Path | str = "<memory>") -> RigSpec:
                               f"allowed keys: {', '.join(ProgramTable.model_fields)}")
         program = _program_spec(src, doc.program)
     return RigSpec(
-        name=doc.rig.name if doc.rig.name is not None else src.stem, kind=kind, description=doc.rig.description,
+        name=doc.rig.name if doc.rig.name is not None else safe_component(src.stem, what="rig file name"), kind=kind, description=doc.rig.description,
         capabilities=tuple(doc.rig.capabilities), source_dir=source_dir, port=port,
         flight_params=_rig_params(src, dict(doc.flight_code.params), source_dir),
         qemu_attach=doc.qemu.attach, pacing=doc.timing.pacing, cycle_timeout_s=doc.timing.cycle_timeout_s,
@@ -445,10 +447,8 @@ def _check_source_dir(src: Path, source_dir: Path, kind: str) -> None:
 
 
 def _program_spec(src: Path, t: ProgramTable) -> ProgramSpec:
-    base = _base_dir(src) if src.parent.name == "rigs" else (Path(src).resolve().parent
-                                                             if str(src) != "<memory>" else Path.cwd())
     cwd = Path(t.cwd) if t.cwd is not None else Path(".")
-    cwd = cwd if cwd.is_absolute() else (base / cwd)
+    cwd = cwd if cwd.is_absolute() else (_base_dir(src) / cwd)
     wanted = PLACEHOLDERS[t.link]
     seen = set()
     for where, texts in (("[program] command", t.command), ("[program] env", list(t.env.values()))):
@@ -831,7 +831,6 @@ def _bring_up_program(spec: RigSpec) -> Rig:
     """Build (if asked), make the pty (or pick the TCP port), start the program with its command
     line, wait until it has opened the pty (or accepts the connection). The runner then waits for
     its HELLO."""
-    from harness.safetext import safe_component
     from harness.transports.serial_port import SerialTransport
 
     prog = spec.program
