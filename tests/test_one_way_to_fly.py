@@ -134,3 +134,19 @@ def test_artefact_folders_named_after_scenarios_stay_inside_the_output_folder(tm
     pytester.runpytest("--fsil-artifacts", str(art), "-p", "no:cacheprovider").assert_outcomes(passed=1)
     assert not (pytester.path / "escaped").exists() and not (pytester.path / "deep" / "escaped").exists()
     assert [p.name for p in art.glob("*/*")] == ["_.._.._escaped"]
+
+
+def test_a_bad_rig_file_fails_the_pytest_run_naming_file_and_key(tmp_path, pytester):
+    """issue 13: a URL as the port path named no file or key, and pytest skipped with exit 0."""
+    rig = tmp_path / "url.toml"
+    rig.write_text('[rig]\nkind = "usb-mcu"\n[port]\npath = "http://example.com/port"\n')
+    pytester.makepyfile(test_it="""
+        from harness.scenario import terminal_descent
+
+        def test_it(fly):
+            fly(terminal_descent(t_max_s=1.0))
+    """)
+    result = pytester.runpytest("--rig", str(rig), "-p", "no:cacheprovider")
+    assert result.ret != 0
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines([f"*{rig}: [[]port[]] path = 'http://example.com/port' is invalid*"])
