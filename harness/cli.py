@@ -48,8 +48,8 @@ def _scenario_by_name(name: str):
 
 def cmd_demo(args) -> int:
     from harness.plot import plot_descents
-    from harness.runner import fly
     from harness.rigs import open_rig
+    from harness.safetext import safe_component
     from harness.scenario import FIXED, m2_late_lrf, terminal_descent
 
     out = Path(args.out)
@@ -57,7 +57,7 @@ def cmd_demo(args) -> int:
     results = []
     for sc in runs:
         with open_rig(args.rig) as rig:
-            res = fly(sc, rig.transport, rig=rig.name, artifacts=out / sc.name)
+            res = rig.fly(sc, artifacts=out / safe_component(sc.name, what="scenario name"))
         results.append(res)
         print(res.verdict(), end="\n\n")
     print(summary_table(results))
@@ -69,14 +69,14 @@ def cmd_demo(args) -> int:
 def cmd_run(args) -> int:
     from harness.plot import plot_descents
     from harness.rigs import open_rig
-    from harness.runner import fly
+    from harness.safetext import safe_component
 
     sc = _scenario_by_name(args.scenario)
     if args.seed is not None:
         sc = sc.dispersed(args.seed) if getattr(args, "disperse", False) else sc.with_(seed=args.seed)
-    out = Path(args.out) / sc.name
+    out = Path(args.out) / safe_component(sc.name, what="scenario name")
     with open_rig(args.rig) as rig:
-        res = fly(sc, rig.transport, rig=rig.name, artifacts=out)
+        res = rig.fly(sc, artifacts=out)
     print(res.verdict())
     print()
     print(summary_table([res]))
@@ -100,25 +100,29 @@ def cmd_scenarios(args) -> int:
 
 
 def cmd_rigs(args) -> int:
+    """List rigs and check each one's requirements. Exit 0 only when every listed rig is ready:
+    1 when one is MISSING something here (tool, board, program), 2 when one is BROKEN (bad file)."""
     from harness.rigs import available_rigs, load_rig
+    from harness.safetext import printable
 
-    rigs = available_rigs()
-    if args.rig:
-        rigs = {n: p for n, p in rigs.items() if n in args.rig} or {r: r for r in args.rig}
-    bad = 0
-    for name, path in sorted(rigs.items()):
+    known = available_rigs()
+    rigs = {r: known.get(r, r) for r in args.rig} if args.rig else known
+    missing_any = broken = False
+    for name, path in sorted(rigs.items(), key=lambda kv: str(kv[0])):
+        shown = printable(str(name), 60)
         try:
             spec = load_rig(path)
             missing = spec.requirements()
         except FsilError as exc:
-            print(f"{name:10s} BROKEN   {exc}")
-            bad += 1
+            print(f"{shown:10s} BROKEN   {printable(str(exc), 2000)}")
+            broken = True
             continue
         state = "ready" if not missing else "MISSING"
-        print(f"{name:10s} {state:8s} {spec.kind:9s} {spec.description}  [{path}]")
+        missing_any |= bool(missing)
+        print(f"{shown:10s} {state:8s} {spec.kind:9s} {printable(spec.description, 200)}  [{path}]")
         for m in missing:
-            print(f"{'':20s}- {m}")
-    return 1 if bad else 0
+            print(f"{'':20s}- {printable(m, 2000)}")
+    return 2 if broken else 1 if missing_any else 0
 
 
 def cmd_replay(args) -> int:

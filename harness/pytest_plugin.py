@@ -7,10 +7,11 @@ named in the test report.
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
+
+from harness.safetext import safe_component
 
 
 def pytest_addoption(parser):
@@ -88,8 +89,7 @@ def artifacts_dir(request) -> Path:
     base = Path(request.config.getoption("--fsil-artifacts"))
     if not base.is_absolute():
         base = Path(request.config.rootpath) / base
-    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.nodeid)
-    return base / name
+    return base / safe_component(request.node.nodeid, what="test id")
 
 
 @pytest.fixture
@@ -105,7 +105,8 @@ def fly(request, rig, artifacts_dir):
 
     def _fly(scenario, **kwargs):
         with open_rig(rig) as up:
-            res = up.fly(scenario, artifacts=artifacts_dir / scenario.name, **kwargs)
+            res = up.fly(scenario, artifacts=artifacts_dir / safe_component(scenario.name, what="scenario name"),
+                         **kwargs)
         if not results:
             request.node.user_properties.append(("fsil_rig", res.rig))
             request.node.user_properties.append(("fsil_firmware", res.firmware))

@@ -35,7 +35,7 @@ COLUMNS = (
     "truth_alt_site_m", "lrf_status", "lrf_innovation_m", "gravity_mps2",
 )
 
-OUTCOMES = ("landed", "hard-landing", "crashed", "timeout", "link-failure")
+OUTCOMES = ("landed", "off-site", "hard-landing", "crashed", "timeout", "link-failure")
 
 
 @dataclass
@@ -180,11 +180,26 @@ class FlightResult:
 
 
 def envelope_outcome(td: Touchdown, env) -> str:
-    if td.v_vertical <= env.v_vertical_max and td.v_horizontal <= env.v_horizontal_max \
-            and td.tilt_deg <= env.tilt_max_deg:
-        return "landed"
-    # beyond the design envelope but survivable-looking vs a crash: 2x the vertical limit
-    return "hard-landing" if td.v_vertical <= 2 * env.v_vertical_max else "crashed"
+    """The outcome class of a touchdown, from the whole envelope (docs/scenarios.md, "Outcome classes").
+
+    With f = ``env.hard_landing_factor`` and every bound inclusive (a value equal to a limit is inside):
+
+    * ``crashed``: vertical speed > f * v_vertical_max, or horizontal speed > f * v_horizontal_max,
+      or tilt > f * tilt_max_deg (or a non-finite value: nothing known about it is survivable);
+    * ``hard-landing``: not crashed, and at least one of the three beyond its limit;
+    * ``off-site``: all three within their limits, but farther than ``env.distance_max_m`` from the site;
+    * ``landed``: all four within their limits.
+    """
+    f = env.hard_landing_factor
+    speeds_tilt = ((td.v_vertical, env.v_vertical_max), (td.v_horizontal, env.v_horizontal_max),
+                   (td.tilt_deg, env.tilt_max_deg))
+    if not all(math.isfinite(x) for x in (td.v_vertical, td.v_horizontal, td.tilt_deg, td.position_error_m)):
+        return "crashed"
+    if any(value > f * limit for value, limit in speeds_tilt):
+        return "crashed"
+    if any(value > limit for value, limit in speeds_tilt):
+        return "hard-landing"
+    return "off-site" if td.position_error_m > env.distance_max_m else "landed"
 
 
 def config_values(scenario: Scenario, state0, site_r_mci, lander, table: dict[str, ParamSpec],

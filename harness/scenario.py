@@ -15,11 +15,15 @@ from sensor_models.lrf import LrfConfig
 
 @dataclass(frozen=True)
 class Envelope:
-    """Touchdown envelope: limits at the contact instant (defaults: Chandrayaan-3 design values)."""
+    """Touchdown envelope: limits at the contact instant (defaults: Chandrayaan-3 design values).
+    The outcome classes built on it (landed, off-site, hard-landing, crashed) are defined in
+    ``harness.runner.envelope_outcome`` and tabulated in docs/scenarios.md."""
 
     v_vertical_max: float = 2.0  # m/s, downward speed
     v_horizontal_max: float = 0.5  # m/s, surface-relative
     tilt_max_deg: float = 12.0  # deg, body +z from local up
+    distance_max_m: float = 2000.0  # m, from the site; half the length of Chandrayaan-3's 4 km x 2.4 km zone
+    hard_landing_factor: float = 2.0  # beyond the limits but within this many times each: hard-landing
 
 
 @dataclass(frozen=True)

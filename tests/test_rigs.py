@@ -33,10 +33,10 @@ def test_the_four_rigs_ship_and_load():
 
 
 @pytest.mark.parametrize("data, needle", [
-    ({"rig": {"kind": "jtag"}}, "rig.kind = 'jtag'; allowed: loopback, host-pty, qemu-m4, usb-mcu"),
+    ({"rig": {"kind": "jtag"}}, "rig.kind = 'jtag'; allowed: loopback, host-pty, qemu-m4, usb-mcu, program"),
     ({"rig": {"kind": "loopback", "colour": "red"}}, "unknown key rig.colour"),
     ({"rig": {"kind": "loopback"}, "timing": {"pacing": "warp"}}, "timing.pacing = 'warp'; allowed: lockstep, realtime"),
-    ({"rig": {"kind": "loopback"}, "timing": {"cycle_timeout_s": -1.0}}, "timing.cycle_timeout_s = -1.0 must be > 0"),
+    ({"rig": {"kind": "loopback"}, "timing": {"cycle_timeout_s": -1.0}}, "timing.cycle_timeout_s = -1.0: Input should be greater than 0; allowed: a finite number > 0"),
     ({"rig": {"kind": "usb-mcu"}}, "needs port.path or port.vid"),
     ({"rig": {"kind": "usb-mcu"}, "port": {"vid": 0x1209}}, "port.vid and port.pid go together"),
     ({"rig": {"kind": "loopback"}, "flight_code": {"params": {"NO_SUCH": 1.0}}}, "unknown flight-code parameter 'NO_SUCH'"),

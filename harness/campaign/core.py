@@ -232,9 +232,8 @@ def rerun(db: str | Path, run_id: int, out: str | Path | None = None) -> Rerun:
     """Fly run ``run_id`` of a campaign again, alone and in this process, from the parameters in
     the database; compare outcome, metrics and (when stored) telemetry; write artefacts and a plot."""
     from harness.campaign.spec import build_scenario
-    from harness.campaign.worker import _transport, metrics, npz_load
+    from harness.campaign.worker import fly_on_rig, metrics, npz_load
     from harness.plot import plot_descents
-    from harness.runner import fly
 
     with Store(db, create=False) as store:
         camp = store.campaign()
@@ -243,7 +242,7 @@ def rerun(db: str | Path, run_id: int, out: str | Path | None = None) -> Rerun:
     sc = build_scenario(camp["scenario"], row["params"], row["seed"], f"{db} run {run_id}")
     sc = sc.with_(name=f"{camp['name']}-run{run_id}")
     folder = Path(out) if out else Path(db).parent / f"{Path(db).stem}-run{run_id}"
-    res = fly(sc, _transport(), rig="loopback", artifacts=folder)
+    res = fly_on_rig(sc, "loopback", artifacts=folder)
     diffs = []
     if row["status"] == "pending":
         diffs.append("the run was never flown in the campaign (status pending): nothing to compare")

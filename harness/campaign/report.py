@@ -25,7 +25,7 @@ from harness.campaign.core import _x, load_db, summary_text, thresholds  # noqa:
 from harness.campaign.store import Store, param_field  # noqa: E402
 from harness.campaign.worker import npz_load  # noqa: E402
 
-_OUTCOME_COLORS = {"landed": "tab:green", "hard-landing": "tab:orange", "crashed": "tab:red",
+_OUTCOME_COLORS = {"landed": "tab:green", "off-site": "tab:olive", "hard-landing": "tab:orange", "crashed": "tab:red",
                    "timeout": "tab:purple", "link-failure": "tab:brown", "error": "black"}
 
 

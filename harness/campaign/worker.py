@@ -36,10 +36,19 @@ def warm_up() -> None:
         _warm = True
 
 
-def _transport():
-    from harness.transports import open_transport
+_RIG_SPECS: dict = {}
 
-    return open_transport("loopback://")
+
+def fly_on_rig(sc, rig: str = "loopback", artifacts=None):
+    """Fly one scenario through the rig (its timing and flight-code settings), like every path of
+    fsil; the rig file is read once per worker process."""
+    from harness.rigs import load_rig, open_rig
+
+    spec = _RIG_SPECS.get(rig)
+    if spec is None:
+        spec = _RIG_SPECS[rig] = load_rig(rig)
+    with open_rig(spec) as up:
+        return up.fly(sc, artifacts=artifacts)
 
 
 def npz_bytes(arrays: dict) -> bytes:
@@ -138,7 +147,6 @@ def decimate(tm: dict) -> dict:
 def fly_one(task: dict) -> dict:
     """Fly one planned run. Exceptions come back as an error record, never raised."""
     from harness.campaign.spec import build_scenario
-    from harness.runner import fly
 
     wall0 = time.perf_counter()
     out = {"run_id": task["run_id"], "worker": f"{socket.gethostname()}:{os.getpid()}", "status": "error"}
@@ -146,7 +154,7 @@ def fly_one(task: dict) -> dict:
         warm_up()
         sc = build_scenario(task["scenario"], task["overrides"], task["seed"], task.get("origin", "<campaign>"))
         out["scenario_json"] = scenario_json(sc)
-        res = fly(sc, _transport(), rig="loopback")
+        res = fly_on_rig(sc, task.get("rig", "loopback"))
         out.update(metrics(res))
         out["status"] = "done"
         keep = task.get("keep_telemetry", "failed")

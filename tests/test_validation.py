@@ -1,0 +1,96 @@
+"""The validation layer (harness/validation.py): file reading and schema errors name the file,
+the key, the bad value and what is allowed."""
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import pytest
+from pydantic import Field, model_validator
+
+from harness.errors import ConfigError
+from harness.validation import KeyProblem, Model, read_toml, validate
+
+
+class _Disp(Model):
+    mean: float
+    sigma: float = Field(ge=0, description="m")
+
+
+class _Camp(Model):
+    runs_per_point: int = Field(1, ge=1, le=100_000)
+    sampling: Literal["random", "lhs"] = "lhs"
+    weights: list[Annotated[float, Field(ge=0)]] = []
+    flag: bool = False
+
+    @model_validator(mode="after")
+    def _positive_sum(self):
+        if self.weights and sum(self.weights) == 0:
+            raise KeyProblem("weights", self.weights, "weights with a positive sum")
+        return self
+
+
+class _Doc(Model):
+    campaign: _Camp
+    dispersions: dict[str, _Disp] = {}
+
+
+def _err(doc) -> str:
+    with pytest.raises(ConfigError) as ei:
+        validate(_Doc, doc, "spec.toml")
+    return str(ei.value)
+
+
+@pytest.mark.parametrize("doc, must", [
+    ({"campaign": {"runs_per_point": 10**7}}, ["[campaign] runs_per_point", "10000000", "from 1 to 100000"]),
+    ({"campaign": {"runs_per_point": 1e7}}, ["[campaign] runs_per_point", "an integer"]),
+    ({"campaign": {"runs_per_point": True}}, ["[campaign] runs_per_point = true", "an integer"]),
+    ({"campaign": {"flag": 1}}, ["[campaign] flag = 1", "true or false"]),
+    ({"campaign": {"sampling": "grid"}}, ["[campaign] sampling = 'grid'", "'random' or 'lhs'"]),
+    ({"campaign": {"zz": 1}}, ["unknown key zz in [campaign]", "runs_per_point, sampling, weights, flag"]),
+    ({}, ["[campaign] is missing"]),
+    ({"campaign": 3}, ["[campaign] must be a table"]),
+    ({"campaign": {}, "dispersions": {"altitude_m": {"mean": 1, "sigma": -3}}},
+     ["[dispersions.altitude_m] sigma = -3", ">= 0"]),
+    ({"campaign": {}, "dispersions": {"altitude_m": {"mean": float("nan"), "sigma": 3}}},
+     ["[dispersions.altitude_m] mean = nan", "finite"]),
+    ({"campaign": {}, "dispersions": {"altitude_m": {"mean": 1, "sigma": float("inf")}}},
+     ["[dispersions.altitude_m] sigma = inf", "finite"]),
+    ({"campaign": {"weights": [0, 0]}}, ["[campaign] weights = [0.0, 0.0]", "positive sum"]),
+    ({"campaign": {"weights": [1, -1]}}, ["[campaign] weights[1] = -1", ">= 0"]),
+])
+def test_schema_errors_name_file_key_value_and_allowed(doc, must):
+    msg = _err(doc)
+    assert msg.startswith("spec.toml: ")
+    for m in must:
+        assert m in msg, (m, msg)
+
+
+def test_valid_document_builds_the_model():
+    d = validate(_Doc, {"campaign": {"runs_per_point": 3, "weights": (1, 2)},
+                        "dispersions": {"a": {"mean": 1, "sigma": 2}}}, "x")
+    assert d.campaign.runs_per_point == 3 and d.dispersions["a"].sigma == 2.0
+
+
+@pytest.mark.parametrize("content, must", [
+    ("x = " + "9" * 400 + "\n", ["x = ", "400 digits", "64-bit"]),
+    ("[t]\ny = [1, nan]\n", ["[t] y[1] = nan", "finite"]),
+    ("[t]\nz = -inf\n", ["[t] z = -inf", "finite"]),
+    (b"a = 1\n\xff\xfe = 2", ["not UTF-8", "offset 6", "line 2"]),
+    ("a = = 1\n", ["not valid TOML", "line 1"]),
+])
+def test_reading_hostile_files_gives_config_errors(tmp_path, content, must):
+    p = tmp_path / "bad.toml"
+    (p.write_bytes if isinstance(content, bytes) else p.write_text)(content)
+    with pytest.raises(ConfigError) as ei:
+        read_toml(p, what="scenario file")
+    msg = str(ei.value)
+    assert msg.startswith(str(p))
+    for m in must:
+        assert m in msg, (m, msg)
+
+
+def test_reading_missing_file_and_folder(tmp_path):
+    with pytest.raises(ConfigError, match="no such scenario file"):
+        read_toml(tmp_path / "nope.toml", what="scenario file")
+    with pytest.raises(ConfigError, match="is a folder"):
+        read_toml(tmp_path, what="scenario file")
