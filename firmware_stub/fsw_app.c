@@ -118,27 +118,34 @@ void fsw_init(fsw_ctx_t *ctx, const fsw_hal_t *hal)
     send_hello(ctx);
 }
 
+/*
+ * CONFIG (docs/protocol.md, "Handshake"). param_id 0 with flags COMMIT is COMMIT: initialise
+ * navigation and guidance from the parameters and answer COMMITTED (3), or COMMIT_REFUSED (4)
+ * with ack.value = the first offending parameter id (0: the configuration as a whole).
+ * Any other param_id sets one parameter (0 accepted, 1 unknown id, 2 out of range; 1 and 2
+ * leave the value in force unchanged); the COMMIT bit on such a frame is ignored: a parameter
+ * CONFIG never commits. param_id 0 without COMMIT is reserved: UNKNOWN_ID.
+ */
 static void handle_config(fsw_ctx_t *ctx, const fsw_msg_t *msg)
 {
     const fsw_config_t *c = &msg->body.config;
     fsw_msg_t a;
     double in_force = 0.0;
-    int rc;
 
     memset(&a, 0, sizeof a);
-    if (c->param_id == (uint16_t)FSW_PID_NONE && (c->flags & FSW_CONFIG_COMMIT)) {
-        rc = FSW_PARAM_OK;   /* id 0 with COMMIT: commit only */
-        in_force = 0.0;
+    if (c->param_id == (uint16_t)FSW_COMMIT_PARAM_ID) {
+        if (c->flags & FSW_CONFIG_COMMIT) {
+            fsw_commit(ctx);
+            a.body.config_ack.status = FSW_ACK_COMMITTED;
+        } else {
+            a.body.config_ack.status = FSW_ACK_UNKNOWN_ID;
+        }
     } else {
-        rc = fsw_param_set(&ctx->params, c->param_id, c->value, &in_force);
+        int rc = fsw_param_set(&ctx->params, c->param_id, c->value, &in_force);
         if (rc == FSW_PARAM_OK) {
             configure_all(ctx);   /* new values reach the GNC at once; state only on COMMIT */
         }
-    }
-    a.body.config_ack.status = (uint16_t)rc;
-    if (rc == FSW_PARAM_OK && (c->flags & FSW_CONFIG_COMMIT)) {
-        fsw_commit(ctx);
-        a.body.config_ack.status = FSW_ACK_COMMITTED;
+        a.body.config_ack.status = (uint16_t)rc;
     }
     a.hdr.msg_type = FSW_MSG_CONFIG_ACK;
     a.hdr.t_us = reply_time(ctx);

@@ -1,5 +1,5 @@
 /*
- * fsw_protocol.c - link protocol v1: COBS, CRC-16/CCITT-FALSE, pack/unpack,
+ * fsw_protocol.c - link protocol v2: COBS, CRC-16/CCITT-FALSE, pack/unpack,
  * streaming parser. See docs/protocol.md.
  */
 #include "fsw_protocol.h"
@@ -273,6 +273,10 @@ static void pack_body(const fsw_msg_t *m, uint8_t *b)
         b[41] = s->reserved[0];
         b[42] = s->reserved[1];
         b[43] = s->reserved[2];
+        for (i = 0; i < 3u; i++) {
+            fsw_put_f64(b + 44u + 8u * i, s->imu_dv_accum_body[i]);
+            fsw_put_f64(b + 68u + 8u * i, s->imu_dtheta_accum_body[i]);
+        }
         break;
     }
     case FSW_MSG_COMMAND: {
@@ -303,6 +307,9 @@ static void pack_body(const fsw_msg_t *m, uint8_t *b)
         fsw_put_u16(b + 70, t->rx_unknown_msgs);
         fsw_put_u16(b + 72, t->rx_frames_ok);
         fsw_put_u16(b + 74, t->cycle_overruns);
+        fsw_put_u16(b + 76, t->sensors_gaps);
+        fsw_put_u16(b + 78, t->sensors_rejected);
+        fsw_put_u32(b + 80, t->fault_flags);
         break;
     }
     default:
@@ -345,6 +352,10 @@ static void unpack_body(const uint8_t *b, fsw_msg_t *m)
         s->reserved[0] = b[41];
         s->reserved[1] = b[42];
         s->reserved[2] = b[43];
+        for (i = 0; i < 3u; i++) {
+            s->imu_dv_accum_body[i] = fsw_get_f64(b + 44u + 8u * i);
+            s->imu_dtheta_accum_body[i] = fsw_get_f64(b + 68u + 8u * i);
+        }
         break;
     }
     case FSW_MSG_COMMAND: {
@@ -375,6 +386,9 @@ static void unpack_body(const uint8_t *b, fsw_msg_t *m)
         t->rx_unknown_msgs = fsw_get_u16(b + 70);
         t->rx_frames_ok = fsw_get_u16(b + 72);
         t->cycle_overruns = fsw_get_u16(b + 74);
+        t->sensors_gaps = fsw_get_u16(b + 76);
+        t->sensors_rejected = fsw_get_u16(b + 78);
+        t->fault_flags = fsw_get_u32(b + 80);
         break;
     }
     default:

@@ -1,11 +1,14 @@
 /*
- * fsw_protocol.h - link protocol v1 (docs/protocol.md) for the flight code.
+ * fsw_protocol.h - link protocol v2 (docs/protocol.md) for the flight code.
  *
  * COBS framing, CRC-16/CCITT-FALSE, explicit little-endian pack/unpack of
  * the header and every message body (byte by byte, never a struct cast),
  * and a streaming frame parser with a fixed 256-byte buffer.
  *
- * Portable C99, no heap, no mutable static state.
+ * Portable C99, no heap, no mutable static state. A drop-in codec: this .h/.c
+ * pair depends on nothing but <stddef.h>, <stdint.h> and <string.h> (no GNC,
+ * no HAL), so a team can compile it into its own firmware unchanged. It is
+ * tested against the shared vectors tests/vectors/protocol_v2.json.
  */
 #ifndef FSW_PROTOCOL_H
 #define FSW_PROTOCOL_H
@@ -13,7 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define FSW_PROTO_VERSION   1u
+#define FSW_PROTO_VERSION   2u
 #define FSW_HDR_LEN         12u   /* header bytes */
 #define FSW_CRC_LEN         2u    /* CRC bytes, little-endian */
 #define FSW_MAX_PACKET      250u  /* header + body + CRC */
@@ -33,30 +36,35 @@
 #define FSW_LEN_HELLO       24u
 #define FSW_LEN_CONFIG      12u
 #define FSW_LEN_CONFIG_ACK  12u
-#define FSW_LEN_SENSORS     44u
+#define FSW_LEN_SENSORS     92u
 #define FSW_LEN_COMMAND     24u
-#define FSW_LEN_TELEMETRY   76u
+#define FSW_LEN_TELEMETRY   84u
 
-/* CONFIG flags, CONFIG_ACK status */
+/* CONFIG flags, CONFIG_ACK status. COMMIT is its own CONFIG: param_id 0, flags COMMIT, value 0. */
 #define FSW_CONFIG_COMMIT       0x0001u
+#define FSW_COMMIT_PARAM_ID     0u    /* param_id reserved for COMMIT */
 #define FSW_ACK_ACCEPTED        0u
-#define FSW_ACK_UNKNOWN_ID      1u
-#define FSW_ACK_OUT_OF_RANGE    2u
-#define FSW_ACK_COMMITTED       3u
+#define FSW_ACK_UNKNOWN_ID      1u    /* not applied */
+#define FSW_ACK_OUT_OF_RANGE    2u    /* not applied; value = value in force */
+#define FSW_ACK_COMMITTED       3u    /* answer to COMMIT: initialised, ready for SENSORS */
+#define FSW_ACK_COMMIT_REFUSED  4u    /* answer to COMMIT: value = id of the first offending parameter, or 0 */
 
 /* SENSORS flags */
 #define FSW_SENS_LRF_VALID  0x01u
 #define FSW_SENS_IMU_VALID  0x02u
 #define FSW_SENS_LRF_NEW    0x04u
 
-/* COMMAND flags and modes (= TELEMETRY phase) */
-#define FSW_CMD_ENGINE_ON   0x01u
+/* COMMAND flags and modes (= TELEMETRY phase). Bits 1-4 are status, ignored by the plant. */
+#define FSW_CMD_ENGINE_ON        0x01u
+#define FSW_CMD_SAFE_MODE        0x08u   /* the flight code is in its own safe mode (mode SAFE) */
+#define FSW_CMD_SENSORS_REJECTED 0x10u   /* this frame's SENSORS failed plausibility: previous state held */
 #define FSW_MODE_IDLE        0u
 #define FSW_MODE_BRAKING     1u
 #define FSW_MODE_APPROACH    2u
 #define FSW_MODE_TERMINAL    3u
 #define FSW_MODE_TOUCHDOWN   4u
 #define FSW_MODE_CONTINGENCY 5u
+#define FSW_MODE_SAFE        6u
 
 /* TELEMETRY lrf_status */
 #define FSW_LRF_NO_SAMPLE    0u
@@ -64,6 +72,7 @@
 #define FSW_LRF_REJECTED     2u
 #define FSW_LRF_INVALID      3u
 #define FSW_LRF_LATCHED_OUT  4u
+#define FSW_LRF_PENDING      5u   /* sample received, not yet judged: neither accepted nor rejected */
 
 typedef struct fsw_header {
     uint8_t  version;
@@ -99,6 +108,8 @@ typedef struct fsw_sensors {
     uint64_t lrf_sample_t_us;
     uint8_t  flags;
     uint8_t  reserved[3];
+    double   imu_dv_accum_body[3];     /* m/s, running sum of every imu_dv_body since the IMU started */
+    double   imu_dtheta_accum_body[3]; /* rad, running sum of every imu_dtheta_body since the IMU started */
 } fsw_sensors_t;
 
 typedef struct fsw_command {
@@ -125,6 +136,9 @@ typedef struct fsw_telemetry {
     uint16_t rx_unknown_msgs;
     uint16_t rx_frames_ok;
     uint16_t cycle_overruns;
+    uint16_t sensors_gaps;      /* SENSORS frames missing by sequence number (saturating) */
+    uint16_t sensors_rejected;  /* SENSORS frames refused by plausibility checks (saturating) */
+    uint32_t fault_flags;       /* flight-code defined bit mask, 0 = healthy */
 } fsw_telemetry_t;
 
 /* A decoded (or to-be-encoded) message: header + the body selected by hdr.msg_type. */
@@ -146,7 +160,7 @@ typedef enum fsw_rx_result {
     FSW_RX_EMPTY = 1,      /* 0x00 0x00: ignored, not counted */
     FSW_RX_FRAMING = 2,    /* COBS error, truncated, oversize */
     FSW_RX_CRC = 3,
-    FSW_RX_LENGTH = 4,     /* known type with wrong body length, or version != 1 */
+    FSW_RX_LENGTH = 4,     /* known type with wrong body length, or version != FSW_PROTO_VERSION */
     FSW_RX_UNKNOWN = 5
 } fsw_rx_result_t;
 

@@ -138,12 +138,13 @@ def cmd_rigs(args) -> int:
 
 def cmd_replay(args) -> int:
     from harness.link import replay_link_log
+    from harness.safetext import printable
 
-    frames = replay_link_log(args.log)
+    frames = replay_link_log(args.log)  # a hostile or broken log: LinkError naming offset and cause (exit 2)
     for direction, fs in frames.items():
         print(f"{direction}: {len(fs)} frames")
-        for f in fs[: args.head]:
-            print(f"  seq {f.seq:5d} t={f.t_us / 1e6:9.3f} s {type(f.msg).__name__}: {f.msg}")
+        for f in fs[: args.head]:  # the frames' text (a HELLO name) came from a device: escaped
+            print(f"  seq {f.seq:5d} t={f.t_us / 1e6:9.3f} s {type(f.msg).__name__}: {printable(str(f.msg), 400)}")
     return 0
 
 

@@ -148,6 +148,7 @@ typedef struct fsw_config_ack { uint16_t param_id; uint16_t status; double value
 typedef struct fsw_sensors {
     float imu_dv_body[3]; float imu_dtheta_body[3]; uint32_t imu_dt_us; float lrf_range;
     uint64_t lrf_sample_t_us; uint8_t flags; uint8_t reserved[3];
+    double imu_dv_accum_body[3]; double imu_dtheta_accum_body[3];
 } fsw_sensors_t;
 typedef struct fsw_command {
     float throttle; float torque_body[3]; uint16_t sensors_seq; uint8_t mode; uint8_t flags; uint32_t reserved;
@@ -156,6 +157,7 @@ typedef struct fsw_telemetry {
     double est_r_mci[3]; float est_v_mci[3]; float est_q_mci_body[4]; float est_alt; float lrf_innovation;
     uint8_t phase; uint8_t lrf_status; uint16_t lrf_rejects; uint16_t rx_crc_errors; uint16_t rx_framing_errors;
     uint16_t rx_length_errors; uint16_t rx_unknown_msgs; uint16_t rx_frames_ok; uint16_t cycle_overruns;
+    uint16_t sensors_gaps; uint16_t sensors_rejected; uint32_t fault_flags;
 } fsw_telemetry_t;
 typedef struct fsw_msg {
     fsw_header_t hdr;

@@ -13,20 +13,45 @@ from typing import BinaryIO
 
 from harness import protocol as p
 from harness.errors import FsilError
-from harness.params import ParamSpec
+from harness.params import ParamSpec, is_core
+from harness.safetext import printable
 from harness.transports.base import Transport
+
+#: What the harness does in a cycle whose COMMAND did not arrive in time (docs/protocol.md):
+#: keep applying the last COMMAND, cut the engine (throttle 0, engine off, zero torque), or end the run.
+LOST_COMMAND_POLICIES = ("hold", "engine-off", "fail")
 
 
 class LinkError(FsilError):
-    """The flight code did not behave as protocol v1 requires; the message says how."""
+    """The flight code did not behave as protocol v2 requires; the message says how."""
 
 
 class HandshakeError(LinkError):
-    """No HELLO, a wrong protocol version, or a CONFIG the flight code refused."""
+    """No HELLO, a wrong protocol version, a core or required CONFIG refused, or COMMIT not COMMITTED."""
 
 
 class FlightCodeStalled(LinkError):
     """The flight code stopped answering SENSORS with COMMAND."""
+
+
+class CommandLost(LinkError):
+    """A COMMAND did not arrive in its cycle and the lost-command policy is ``fail``."""
+
+
+@dataclass(frozen=True)
+class RefusedParam:
+    """An optional parameter the flight code refused during the handshake (not applied)."""
+
+    name: str
+    id: int
+    value: float
+    unit: str
+    status: int
+    in_force: float
+
+    def describe(self) -> str:
+        return (f"{self.name} (id {self.id}) = {self.value:g} {self.unit}: {p.status_name(self.status)}, "
+                f"not applied")
 
 
 # Raw link log --------------------------------------------------------------------------
@@ -73,25 +98,44 @@ class LinkLog:
 
 
 def read_link_log(path: Path | str) -> list[tuple[str, float, bytes]]:
-    """Records of a link log as ``(direction, wall_time_s, data)``; direction ">" is H->F."""
-    raw = Path(path).read_bytes()
+    """Records of a link log as ``(direction, wall_time_s, data)``; direction ">" is H->F.
+
+    A file that is not a link log, or a record that is cut short, claims more bytes than the
+    file holds, or has a direction byte other than ">"/"<", raises LinkError naming the file,
+    the byte offset of the record and the cause."""
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise LinkError(f"{path}: cannot read the link log: {exc.strerror or exc}") from None
     if not raw.startswith(LOG_MAGIC):
-        raise LinkError(f"{path}: not an fsil link log (magic {raw[:8]!r})")
-    out, pos = [], len(LOG_MAGIC)
-    while pos + _LOG_RECORD.size <= len(raw):
+        raise LinkError(f"{path}: not an fsil link log (first bytes {printable(repr(raw[:8]))}, "
+                        f"expected {LOG_MAGIC!r})")
+    out, pos, size = [], len(LOG_MAGIC), len(raw)
+    while pos < size:
+        if pos + _LOG_RECORD.size > size:
+            raise LinkError(f"{path}: record at byte offset {pos} is truncated: {size - pos} bytes left, "
+                            f"a record header needs {_LOG_RECORD.size}")
         d, t, n = _LOG_RECORD.unpack_from(raw, pos)
-        pos += _LOG_RECORD.size
-        out.append((d.decode(), t, raw[pos:pos + n]))
-        pos += n
+        if d not in (b">", b"<"):
+            raise LinkError(f"{path}: record at byte offset {pos} has direction byte 0x{d[0]:02x}; "
+                            f"allowed: '>' (harness to flight code) or '<' (flight code to harness)")
+        start = pos + _LOG_RECORD.size
+        if start + n > size:
+            raise LinkError(f"{path}: record at byte offset {pos} claims {n} bytes of data but only "
+                            f"{size - start} remain in the file (truncated or corrupt log)")
+        out.append((d.decode(), t, raw[start:start + n]))
+        pos = start + n
     return out
 
 
 def replay_link_log(path: Path | str) -> dict[str, list[p.Frame]]:
-    """Decode both directions of a link log into frames: ``{"H>F": [...], "F>H": [...]}``."""
+    """Decode both directions of a link log into frames: ``{"H>F": [...], "F>H": [...]}``.
+    Bad frames in the log are counted and skipped, as on the live link."""
     decoders = {">": p.FrameDecoder(), "<": p.FrameDecoder()}
     frames: dict[str, list[p.Frame]] = {"H>F": [], "F>H": []}
     for d, _t, data in read_link_log(path):
-        frames["H>F" if d == ">" else "F>H"] += decoders[d].feed(data)
+        if data:
+            frames["H>F" if d == ">" else "F>H"] += decoders[d].feed(data)
     return frames
 
 
@@ -117,7 +161,7 @@ class LinkStats:
 
 
 class FlightLink:
-    """Protocol v1 over one transport.
+    """Protocol v2 over one transport.
 
     ``cycle_timeout_s``: wall time to wait for one COMMAND before counting the cycle missed.
     ``stall_cycles``: consecutive missed cycles after which the flight code is declared stalled.
@@ -136,6 +180,7 @@ class FlightLink:
         self.stats = LinkStats()
         self.keep_round_trips = keep_round_trips
         self.hello: p.Hello | None = None
+        self.params_refused: list[RefusedParam] = []  # optional parameters refused in the handshake
         self._telemetry: list[bytes] = []  # checked TELEMETRY packets (header + body + CRC), arrival order
         self._seq = 0
         self._pending: list[p.Frame] = []
@@ -237,10 +282,17 @@ class FlightLink:
                 next_ask = now + 1.0
             f = self._frames_until(lambda fr: fr.msg_type == p.MsgType.HELLO,
                                    max(0.0, min(next_ask, deadline) - time.perf_counter()))
+            foreign = self.decoder.foreign_version
+            if f is None and foreign is not None:  # a CRC-valid frame of another version: say so now
+                raise HandshakeError(f"{self.transport.describe()}: flight code speaks protocol {foreign[0]} "
+                                     f"(a CRC-valid frame with version byte {foreign[0]}), harness speaks "
+                                     f"protocol {p.PROTOCOL_VERSION}; rebuild the flight code with the "
+                                     f"protocol {p.PROTOCOL_VERSION} codec (docs/protocol.md)")
             if f is not None:
                 self.hello = f.msg
                 if f.msg.protocol_version != p.PROTOCOL_VERSION:
-                    raise HandshakeError(f"{self.transport.describe()}: flight code speaks protocol "
+                    raise HandshakeError(f"{self.transport.describe()}: flight code "
+                                         f"{printable(f.msg.firmware_name)!r} speaks protocol "
                                          f"{f.msg.protocol_version}, harness speaks {p.PROTOCOL_VERSION}")
                 return f.msg
             if time.perf_counter() >= deadline or self.transport.synchronous:
@@ -250,23 +302,55 @@ class FlightLink:
                     f"({self.log.bytes_rx} bytes received, {self.decoder.counters.errors} bad frames, "
                     f"last error: {last})")
 
-    def configure(self, values: list[tuple[ParamSpec, float]], timeout_s: float = 2.0) -> list[p.ConfigAck]:
-        """Send every parameter, the last with COMMIT; each must be acknowledged as applied."""
+    def configure(self, values: list[tuple[ParamSpec, float]], timeout_s: float = 2.0, *,
+                  required: frozenset[str] | set[str] = frozenset()) -> list[p.ConfigAck]:
+        """The handshake after HELLO: every parameter in its own CONFIG (flags 0), then COMMIT
+        (param_id 0), which must be answered COMMITTED.
+
+        A core parameter (``harness.params.CORE_PARAMS``) or one named in ``required`` must be
+        ACCEPTED, else HandshakeError naming it and the status. Any other refused parameter
+        (UNKNOWN_ID, OUT_OF_RANGE) is optional: not applied, recorded in ``params_refused``, and
+        the handshake goes on. An answer for another id, or a status no CONFIG may get, is a
+        HandshakeError too."""
         acks = []
-        for i, (spec, value) in enumerate(values):
-            flags = p.CONFIG_COMMIT if i == len(values) - 1 else 0
-            self.send(p.Config(spec.id, float(value), flags), 0)
-            f = self._frames_until(lambda fr: fr.msg_type == p.MsgType.CONFIG_ACK, timeout_s)
-            if f is None:
-                raise HandshakeError(f"no CONFIG_ACK for {spec.name} (id {spec.id}) within {timeout_s:.1f} s; "
-                                     f"{self.describe_last_frames()}")
-            ack: p.ConfigAck = f.msg
-            if ack.param_id != spec.id or ack.status not in (p.ConfigStatus.ACCEPTED, p.ConfigStatus.COMMITTED):
-                status = p.ConfigStatus(ack.status).name if ack.status in set(p.ConfigStatus) else ack.status
+        for spec, value in values:
+            self.send(p.Config(spec.id, float(value), 0), 0)
+            ack = self._await_ack(f"{spec.name} (id {spec.id})", timeout_s)
+            if ack.param_id != spec.id:
+                raise HandshakeError(f"handshake failed: CONFIG {spec.name} (id {spec.id}) answered by a CONFIG_ACK "
+                                     f"for id {ack.param_id} (status {p.status_name(ack.status)})")
+            if ack.status != p.ConfigStatus.ACCEPTED:
+                why = ("a core parameter every flight code must accept" if is_core(spec) else
+                       "required by the scenario (required_params)" if spec.name in required else None)
+                if why is None and ack.status in (p.ConfigStatus.UNKNOWN_ID, p.ConfigStatus.OUT_OF_RANGE):
+                    self.params_refused.append(RefusedParam(spec.name, spec.id, float(value), spec.unit,
+                                                            int(ack.status), float(ack.value)))
+                    acks.append(ack)
+                    continue
                 raise HandshakeError(f"flight code refused parameter {spec.name} = {value} {spec.unit} "
-                                     f"(id {spec.id}): status {status}, ack for id {ack.param_id}")
+                                     f"(id {spec.id}), {why or 'with a status no CONFIG may get'}: "
+                                     f"status {p.status_name(ack.status)}")
             acks.append(ack)
+        acks.append(self.commit(timeout_s))
         return acks
+
+    def _await_ack(self, what: str, timeout_s: float) -> p.ConfigAck:
+        f = self._frames_until(lambda fr: fr.msg_type == p.MsgType.CONFIG_ACK, timeout_s)
+        if f is None:
+            raise HandshakeError(f"no CONFIG_ACK for {what} within {timeout_s:.1f} s; {self.describe_last_frames()}")
+        return f.msg
+
+    def commit(self, timeout_s: float = 2.0) -> p.ConfigAck:
+        """Send COMMIT (CONFIG param_id 0, flags COMMIT, value 0.0); anything but COMMITTED is a HandshakeError."""
+        self.send(p.Config(p.COMMIT_PARAM_ID, 0.0, p.CONFIG_COMMIT), 0)
+        ack = self._await_ack("COMMIT", timeout_s)
+        if ack.param_id != p.COMMIT_PARAM_ID or ack.status != p.ConfigStatus.COMMITTED:
+            detail = ""
+            if ack.status == p.ConfigStatus.COMMIT_REFUSED:
+                detail = f", first offending parameter id {ack.value:g}" if ack.value else ", no parameter named"
+            raise HandshakeError(f"handshake failed: COMMIT answered with status {p.status_name(ack.status)} "
+                                 f"for param_id {ack.param_id} (expected COMMITTED for param_id 0){detail}")
+        return ack
 
     # lockstep ----------------------------------------------------------------------------
     def exchange(self, sensors: p.Sensors, t_us: int) -> p.Command | None:

@@ -55,3 +55,18 @@ def check_params(values: dict[str, float], table: dict[str, ParamSpec], origin: 
         if not (spec.min <= float(value) <= spec.max):
             raise ConfigError(f"{origin}: flight-code parameter {name} = {value} {spec.unit} is outside "
                               f"the allowed range [{spec.min}, {spec.max}] {spec.unit}")
+
+
+#: The core parameters (protocol v2, docs/protocol.md "Parameters"): every flight code MUST
+#: accept these ids (1-18: initial state, vehicle, site, gravity); a refusal fails the run.
+#: Every other id is optional: refused -> not applied, the run goes on and says so.
+CORE_PARAMS: dict[str, int] = {
+    "NAV_R0_X": 1, "NAV_R0_Y": 2, "NAV_R0_Z": 3, "NAV_V0_X": 4, "NAV_V0_Y": 5, "NAV_V0_Z": 6,
+    "NAV_Q0_W": 7, "NAV_Q0_X": 8, "NAV_Q0_Y": 9, "NAV_Q0_Z": 10, "MASS0": 11,
+    "SITE_R_X": 12, "SITE_R_Y": 13, "SITE_R_Z": 14, "THRUST_MAX": 15, "ISP": 16, "THROTTLE_MIN": 17, "GM": 18,
+}
+
+
+def is_core(spec: ParamSpec) -> bool:
+    """True for a core parameter (by protocol id; the name must agree with the registry)."""
+    return CORE_PARAMS.get(spec.name) == spec.id

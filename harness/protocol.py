@@ -1,9 +1,9 @@
-"""Link protocol v1: the Python codec (docs/protocol.md is the specification).
+"""Link protocol v2: the Python codec (docs/protocol.md is the specification).
 
 Frames are ``COBS(header + body + crc16) + b"\\x00"``; all fields little-endian.
 COBS comes from the maintained ``cobs`` package, the CRC from ``crcmod``
 (CRC-16/CCITT-FALSE). The C twin lives in ``firmware_stub/fsw_protocol.c``;
-both are checked against ``tests/vectors/protocol_v1.json``.
+both are checked against ``tests/vectors/protocol_v2.json``.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from cobs import cobs
 
 cobs_encode, cobs_decode = cobs.encode, cobs.decode
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 HEADER = struct.Struct("<BBHQ")  # version, msg_type, seq, t_us
 CRC = struct.Struct("<H")
 MAX_PACKET = 250  # header + body + crc, bytes
@@ -40,10 +40,16 @@ class MsgType(IntEnum):
 
 # Bit flags -----------------------------------------------------------------
 CONFIG_COMMIT = 0x0001
+COMMIT_PARAM_ID = 0  # CONFIG param_id 0 is reserved for COMMIT (sent with flags = CONFIG_COMMIT, value 0.0)
 SENSORS_LRF_VALID = 0x01
 SENSORS_IMU_VALID = 0x02
 SENSORS_LRF_NEW = 0x04
 COMMAND_ENGINE_ON = 0x01
+# COMMAND.flags status bits (ignored by the plant, shown in the record)
+COMMAND_ACCEL_FAILED = 0x02      # flight code declared its accelerometers failed
+COMMAND_PULSE_OFF = 0x04         # engine held off by the flight code's own pulse mode
+COMMAND_SAFE_MODE = 0x08         # flight code is in its own safe mode (mode = Phase.SAFE)
+COMMAND_SENSORS_REJECTED = 0x10  # this frame's SENSORS failed plausibility: previous state held
 
 
 class Phase(IntEnum):
@@ -55,6 +61,7 @@ class Phase(IntEnum):
     TERMINAL = 3
     TOUCHDOWN = 4
     CONTINGENCY = 5
+    SAFE = 6
 
 
 class LrfStatus(IntEnum):
@@ -65,13 +72,25 @@ class LrfStatus(IntEnum):
     REJECTED = 2
     INVALID = 3
     LATCHED_OUT = 4
+    PENDING = 5  # sample received, not yet judged (held for latency, awaiting consistency): not rejected
 
 
 class ConfigStatus(IntEnum):
+    """CONFIG_ACK.status. 0-2 answer a parameter CONFIG, 3-4 answer COMMIT (param_id 0)."""
+
     ACCEPTED = 0
-    UNKNOWN_ID = 1
-    OUT_OF_RANGE = 2
-    COMMITTED = 3
+    UNKNOWN_ID = 1        # not applied
+    OUT_OF_RANGE = 2      # not applied; ack.value = value in force
+    COMMITTED = 3         # initialised from the parameters, ready for SENSORS
+    COMMIT_REFUSED = 4    # configuration implausible or incomplete; ack.value = first offending id, or 0
+
+
+def status_name(status: int) -> str:
+    """``ConfigStatus`` name of a CONFIG_ACK status, or the number for one the protocol does not define."""
+    try:
+        return ConfigStatus(status).name
+    except ValueError:
+        return f"{status} (undefined)"
 
 
 # Messages ------------------------------------------------------------------
@@ -124,7 +143,8 @@ class ConfigAck(NamedTuple):
 
 
 class Sensors(NamedTuple):
-    """SENSORS (H -> F). IMU increments in body axes; LRF slant range, m; times in us."""
+    """SENSORS (H -> F). IMU increments over the interval and running sums since the IMU started
+    (m/s, rad; body axes); LRF slant range, m; times in us."""
 
     imu_dv_body: tuple[float, float, float]
     imu_dtheta_body: tuple[float, float, float]
@@ -132,16 +152,19 @@ class Sensors(NamedTuple):
     lrf_range: float
     lrf_sample_t_us: int
     flags: int
+    imu_dv_accum_body: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    imu_dtheta_accum_body: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
     def pack(self) -> bytes:
-        dv, dth = self.imu_dv_body, self.imu_dtheta_body
+        dv, dth, av, at = self.imu_dv_body, self.imu_dtheta_body, self.imu_dv_accum_body, self.imu_dtheta_accum_body
         return self.LAYOUT.pack(dv[0], dv[1], dv[2], dth[0], dth[1], dth[2], self.imu_dt_us,
-                                self.lrf_range, self.lrf_sample_t_us, self.flags)
+                                self.lrf_range, self.lrf_sample_t_us, self.flags,
+                                av[0], av[1], av[2], at[0], at[1], at[2])
 
     @classmethod
     def unpack(cls, body: bytes) -> "Sensors":
-        ax, ay, az, gx, gy, gz, dt_us, rng, lrf_t_us, flags = cls.LAYOUT.unpack(body)
-        return _tuple_new(cls, ((ax, ay, az), (gx, gy, gz), dt_us, rng, lrf_t_us, flags))
+        ax, ay, az, gx, gy, gz, dt_us, rng, lrf_t_us, flags, sx, sy, sz, tx, ty, tz = cls.LAYOUT.unpack(body)
+        return _tuple_new(cls, ((ax, ay, az), (gx, gy, gz), dt_us, rng, lrf_t_us, flags, (sx, sy, sz), (tx, ty, tz)))
 
     @property
     def lrf_valid(self) -> bool:
@@ -188,12 +211,16 @@ class Telemetry(NamedTuple):
     rx_unknown_msgs: int
     rx_frames_ok: int
     cycle_overruns: int
+    sensors_gaps: int = 0       # SENSORS frames missing by sequence number (saturating)
+    sensors_rejected: int = 0   # SENSORS frames refused by the flight code's plausibility checks (saturating)
+    fault_flags: int = 0        # flight-code defined bit mask, 0 = healthy
 
     def pack(self) -> bytes:
         return self.LAYOUT.pack(*self.est_r_mci, *self.est_v_mci, *self.est_q_mci_body, self.est_alt,
                                 self.lrf_innovation, self.phase, self.lrf_status, self.lrf_rejects,
                                 self.rx_crc_errors, self.rx_framing_errors, self.rx_length_errors,
-                                self.rx_unknown_msgs, self.rx_frames_ok, self.cycle_overruns)
+                                self.rx_unknown_msgs, self.rx_frames_ok, self.cycle_overruns,
+                                self.sensors_gaps, self.sensors_rejected, self.fault_flags)
 
     @classmethod
     def unpack(cls, body: bytes) -> "Telemetry":
@@ -209,11 +236,11 @@ Config.LAYOUT = struct.Struct("<HHd")
 ConfigAck.MSG_TYPE = MsgType.CONFIG_ACK
 ConfigAck.LAYOUT = struct.Struct("<HHd")
 Sensors.MSG_TYPE = MsgType.SENSORS
-Sensors.LAYOUT = struct.Struct("<3f3fIfQB3x")
+Sensors.LAYOUT = struct.Struct("<3f3fIfQB3x3d3d")
 Command.MSG_TYPE = MsgType.COMMAND
 Command.LAYOUT = struct.Struct("<f3fHBB4x")
 Telemetry.MSG_TYPE = MsgType.TELEMETRY
-Telemetry.LAYOUT = struct.Struct("<3d3f4fffBBHHHHHHH")
+Telemetry.LAYOUT = struct.Struct("<3d3f4fffBBHHHHHHHHHI")
 
 Message = Union[Hello, Config, ConfigAck, Sensors, Command, Telemetry]
 MESSAGE_CLASSES: dict[int, type] = {c.MSG_TYPE: c for c in (Hello, Config, ConfigAck, Sensors, Command, Telemetry)}
@@ -255,6 +282,15 @@ class UnknownMessage(LinkError):
     kind = "unknown_msgs"
 
 
+class VersionError(LengthError):
+    """A CRC-valid frame of another protocol version (counted as a length error, as in the C parser)."""
+
+    def __init__(self, version: int, msg_type: int):
+        super().__init__(f"protocol version {version}, expected {PROTOCOL_VERSION} (message type 0x{msg_type:02x})")
+        self.version = version
+        self.msg_type = msg_type
+
+
 # Encoding ------------------------------------------------------------------
 def encode_packet(msg: Message, seq: int, t_us: int) -> bytes:
     """Header + body + CRC (not yet COBS-framed)."""
@@ -269,9 +305,10 @@ _SENSORS = int(MsgType.SENSORS)
 def encode_frame(msg: Message, seq: int, t_us: int) -> bytes:
     """A complete wire frame: COBS-encoded packet followed by the 0x00 delimiter."""
     if type(msg) is Sensors:  # the lockstep hot path: header and body in one struct pack
-        dv, dth = msg.imu_dv_body, msg.imu_dtheta_body
+        dv, dth, av, at = msg.imu_dv_body, msg.imu_dtheta_body, msg.imu_dv_accum_body, msg.imu_dtheta_accum_body
         data = _SENSORS_PACKET.pack(PROTOCOL_VERSION, _SENSORS, seq & 0xFFFF, t_us, dv[0], dv[1], dv[2], dth[0],
-                                    dth[1], dth[2], msg.imu_dt_us, msg.lrf_range, msg.lrf_sample_t_us, msg.flags)
+                                    dth[1], dth[2], msg.imu_dt_us, msg.lrf_range, msg.lrf_sample_t_us, msg.flags,
+                                    av[0], av[1], av[2], at[0], at[1], at[2])
         return cobs_encode(data + crc16(data).to_bytes(2, "little")) + DELIMITER
     return cobs_encode(encode_packet(msg, seq, t_us)) + DELIMITER
 
@@ -305,7 +342,7 @@ def decode_packet(packet: bytes, raw_types: frozenset = frozenset()) -> Frame:
         raise CrcError(f"CRC mismatch: frame says 0x{crc_rx:04x}, computed 0x{crc_calc:04x}")
     version, msg_type, seq, t_us = HEADER.unpack_from(packet)
     if version != PROTOCOL_VERSION:
-        raise LengthError(f"protocol version {version}, expected {PROTOCOL_VERSION}")
+        raise VersionError(version, msg_type)
     size = _BODY_SIZE.get(msg_type)
     if size is None:
         raise UnknownMessage(f"unknown message type 0x{msg_type:02x} (seq {seq})")
@@ -318,7 +355,7 @@ def decode_packet(packet: bytes, raw_types: frozenset = frozenset()) -> Frame:
 
 _TELEMETRY_FIELDS = ([("est_r_mci", "<f8", (3,)), ("est_v_mci", "<f4", (3,)), ("est_q_mci_body", "<f4", (4,)),
                       ("est_alt", "<f4"), ("lrf_innovation", "<f4"), ("phase", "u1"), ("lrf_status", "u1")]
-                     + [(name, "<u2") for name in Telemetry._fields[7:]])
+                     + [(name, "<u2") for name in Telemetry._fields[7:16]] + [("fault_flags", "<u4")])
 
 
 def unpack_telemetry(packets: list[bytes]):
@@ -382,15 +419,23 @@ class FrameDecoder:
     #: until ``take_deferred()`` checks and decodes them all at once (TELEMETRY in the lockstep
     #: loop: nothing in the loop needs it, so its CRC and header are checked after the run)
     defer_types: frozenset = frozenset()
+    #: deferred frames are checked in batches of this many, so garbage that merely looks like a
+    #: deferred type (its third byte) is counted and dropped within a batch, never kept to the end
+    defer_batch: int = 1024
+    #: (version, msg_type) of the last CRC-valid frame of another protocol version, else None
+    foreign_version: tuple[int, int] | None = None
     _buf: bytearray = field(default_factory=bytearray)
     _discarding: bool = False
     _deferred: list = field(default_factory=list)
+    _checked: list = field(default_factory=list)  # deferred packets already checked, arrival order
 
     def _error(self, exc: LinkError) -> None:
         setattr(self.counters, exc.kind, getattr(self.counters, exc.kind) + 1)
         self.errors.append((exc.kind, str(exc)))
         if len(self.errors) > self.max_error_log:
             del self.errors[0]
+        if type(exc) is VersionError:
+            self.foreign_version = (exc.version, exc.msg_type)
 
     def _take(self, chunk: bytes, frames: list[Frame]) -> None:
         """Decode one delimited chunk into ``frames`` (or defer it), or count and describe why not."""
@@ -401,7 +446,10 @@ class FrameDecoder:
         # a well-formed frame's COBS code byte is >= 3 (version and type are non-zero), so its
         # type is readable at chunk[2] without decoding; anything else is decoded at once
         if n > 2 and chunk[2] in self.defer_types and chunk[0] >= 3:
-            self._deferred.append(chunk)
+            deferred = self._deferred
+            deferred.append(chunk)
+            if len(deferred) >= self.defer_batch:
+                self._checked += self._check_deferred()
             return
         try:
             frames.append(decode_frame(chunk, self.raw_types))
@@ -413,6 +461,10 @@ class FrameDecoder:
         """Check the deferred frames in bulk and return their packets (COBS-decoded; CRC, version,
         type and length verified; header + body + CRC) in arrival order. Bad ones are counted and
         described exactly as if they had been decoded on arrival, and left out."""
+        checked, self._checked = self._checked, []
+        return checked + self._check_deferred() if checked else self._check_deferred()
+
+    def _check_deferred(self) -> list[bytes]:
         chunks, self._deferred = self._deferred, []
         if not chunks:
             return []

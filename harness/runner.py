@@ -19,8 +19,10 @@ from harness import analysis, protocol as p
 from harness.faults import FaultSet
 from harness.frames import G0, MOON_GM, SiteFrame, quat_rotate
 from harness.lander import load_lander
-from harness.link import FlightLink, LinkError, LinkLog
+from harness.errors import ConfigError
+from harness.link import LOST_COMMAND_POLICIES, CommandLost, FlightLink, LinkError, LinkLog
 from harness.params import ParamSpec, check_params, load_param_table
+from harness.safetext import printable
 from harness.plant import ActuatorCommand, Plant, initial_state, load_rk4_kernel
 from harness.scenario import Scenario
 from harness.terrain import flat
@@ -68,6 +70,7 @@ class FlightResult:
     notes: list[str] = field(default_factory=list)
     thrust_max_n: float = 0.0
     artifacts: Path | None = None
+    params_refused: list[str] = field(default_factory=list)  # optional parameters refused (not applied)
 
     @property
     def landed(self) -> bool:
@@ -154,6 +157,13 @@ class FlightResult:
                          f"{pnr['v_down_mps']:.1f} m/s down; from then on even full thrust "
                          f"({self.thrust_max_n:.0f} N) could not slow it to {env.v_vertical_max} m/s "
                          f"above the surface")
+        if self.params_refused:
+            lines.append(f"flight code refused {len(self.params_refused)} optional parameter(s), not applied: "
+                         + "; ".join(self.params_refused))
+        ls = self.link_stats
+        if ls.get("lost_commands"):
+            lines.append(f"lost COMMANDs: {ls['lost_commands']} (policy {ls.get('lost_command_policy', 'hold')}; "
+                         f"late COMMANDs discarded: {ls.get('late_commands', 0)})")
         bad = {k: v for k, v in self.link_counters.items() if k != "frames_ok" and v}
         fbad = {k: v for k, v in self.flight_counters.items() if k != "rx_frames_ok" and v}
         if bad or fbad:
@@ -226,18 +236,30 @@ def config_values(scenario: Scenario, state0, site_r_mci, lander, table: dict[st
     }
     values.update(scenario.flight_params)
     check_params(scenario.flight_params, table, f"scenario {scenario.name!r}")
-    return [(table[k], v) for k, v in values.items() if k in table]
+    sent = [(table[k], v) for k, v in values.items() if k in table]
+    names = {spec.name for spec, _ in sent}
+    missing = [n for n in scenario.required_params if n not in names]
+    if missing:
+        raise ConfigError(f"scenario {scenario.name!r}: required_params {', '.join(missing)} are not sent to "
+                          f"the flight code; allowed: parameters the harness sends ({', '.join(sorted(names))})")
+    return sent
 
 
 def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", artifacts: Path | str | None = None,
         cycle_timeout_s: float = 2.0, stall_cycles: int = 25, hello_timeout_s: float = 10.0,
-        source_dir=None, pacing: str = "lockstep") -> FlightResult:
+        source_dir=None, pacing: str = "lockstep", lost_command: str | None = None) -> FlightResult:
     """Fly one scenario against the flight code behind ``transport`` and return its result.
 
     A transport that dies, or flight code that stops answering, ends the run with outcome
     ``link-failure`` and an error naming the cause; telemetry and link log up to then are kept.
     ``pacing="realtime"`` holds each cycle to the wall clock (for flight code on its own clock).
+    ``lost_command``: what a cycle without its COMMAND does (``LOST_COMMAND_POLICIES``; the
+    scenario's ``lost_command`` wins; default ``hold``): keep the last COMMAND, cut the engine
+    for that cycle (``engine-off``), or end the run as link-failure (``fail``).
     """
+    policy = scenario.lost_command or lost_command or "hold"
+    if policy not in LOST_COMMAND_POLICIES:
+        raise ConfigError(f"lost_command = {policy!r}; allowed: {', '.join(LOST_COMMAND_POLICIES)}")
     load_rk4_kernel()  # once per process (numba compile or cache load, ~1-3 s): not this flight's time
     wall0 = time.perf_counter()
     folder = Path(artifacts) if artifacts else None
@@ -277,6 +299,9 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
     dt_us = int(round(dt * 1e6))
     outcome, error, touchdown = "timeout", None, None
     command = p.Command(0.0, (0.0, 0.0, 0.0), 0, 0, 0)
+    applied = command            # what the plant flies this cycle (the policy's choice when a COMMAND is lost)
+    lost_commands = 0
+    hold, engine_off = policy == "hold", policy == "engine-off"
     firmware = "unknown"
     n_steps = int(round(scenario.t_max_s / dt))
     late_frames = 0
@@ -286,8 +311,9 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
     realtime = pacing == "realtime"
     try:
         hello = link.wait_hello(hello_timeout_s)
-        firmware = f"{hello.firmware_name} 0x{hello.firmware_id:08x}"
-        link.configure(config_values(scenario, state0, site_r, lander, table, site))
+        firmware = f"{printable(hello.firmware_name, 40)} 0x{hello.firmware_id:08x}"
+        link.configure(config_values(scenario, state0, site_r, lander, table, site),
+                       required=frozenset(scenario.required_params))
         step = 0
         wall_start = time.perf_counter()
         loop_start = wall_start
@@ -299,14 +325,16 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
             lrf_r = lrf.update(st.t_s, st, plant.terrain)  # the Moon-fixed view if the Moon turns
             if faulty:
                 faults.update(st.t_s, altitude, command.mode)
-                imu_r = faults.imu(imu_r)
+                faulted = faults.imu(imu_r)
+                if faulted is not imu_r:  # the accumulators follow the increments actually reported
+                    imu_r = imu.report(faulted)
                 lrf_r = faults.lrf(lrf_r)
             lrf_valid, lrf_new = lrf_r.valid, lrf_r.new
             flags = (LRF_VALID if lrf_valid else 0) | (IMU_VALID if imu_r.valid else 0) | (LRF_NEW if lrf_new else 0)
             sensors = new_tuple(p.Sensors, (imu_r.dv_body, imu_r.dtheta_body, int(round(imu_r.dt_s * 1e6)),
                                             lrf_r.range_m if lrf_valid else 0.0,
                                             int(round(lrf_r.sample_t_s * 1e6)) if (lrf_valid or lrf_new) else 0,
-                                            flags))
+                                            flags, imu_r.dv_accum_body, imu_r.dtheta_accum_body))
             if realtime:
                 lag = wall_start + step * dt - time.perf_counter()
                 if lag > 0:
@@ -317,16 +345,23 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
             if realtime and time.perf_counter() > wall_start + (step + 1) * dt:
                 late_frames += 1
             if answer is not None:
-                command = answer
-            # record this cycle (truth at t, what was sent, what came back); derived columns
+                command = applied = answer
+            else:
+                lost_commands += 1
+                if not hold:  # engine-off for this cycle (and the 'fail' policy's last row)
+                    applied = p.Command(0.0, (0.0, 0.0, 0.0), command.sensors_seq, command.mode, 0)            # record this cycle (truth at t, what was sent, what came back); derived columns
             # (vertical speed, tilt, ...) are computed for all rows at once after the run
             record((st.t_s, altitude, *st.r_mci, *st.v_mci, *st.q_mci_body, st.mass_kg, st.thrust_n,
-                    command.throttle, command.flags & ENGINE_ON, command.mode,
+                    applied.throttle, applied.flags & ENGINE_ON, applied.mode,
                     lrf_r.range_m if lrf_valid else math.nan, lrf_valid, lrf_new))
+            if answer is None and policy == "fail":
+                raise CommandLost(f"COMMAND lost in cycle {step} (t={t_us / 1e6:.3f} s, SENSORS seq "
+                                  f"{link.last_sent[1] if link.last_sent else '?'}) and the lost-command "
+                                  f"policy is 'fail'; {link.describe_last_frames()}")
             if step >= n_steps:
                 outcome = "timeout"
                 break
-            act = new_tuple(ActuatorCommand, (command.throttle, bool(command.flags & ENGINE_ON), command.torque_body))
+            act = new_tuple(ActuatorCommand, (applied.throttle, bool(applied.flags & ENGINE_ON), applied.torque_body))
             if faulty:
                 act = faults.actuator(act)
                 faults.plant_effects(plant)
@@ -360,12 +395,14 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
         if tlm else {},
         link_stats={"exchanges": link.stats.exchanges, "missed_cycles": link.stats.missed_cycles,
                     "late_commands": link.stats.late_commands, "late_frames": late_frames,
+                    "lost_commands": lost_commands, "lost_command_policy": policy,
                     "pacing": pacing, "loop_wall_s": loop_wall_s,
                     "round_trip_median_s": float(np.median(rt)) if rt.size else math.nan,
                     "round_trip_p99_s": float(np.percentile(rt, 99)) if rt.size else math.nan,
                     "bytes_tx": log.bytes_tx, "bytes_rx": log.bytes_rx},
         wall_time_s=time.perf_counter() - wall0, error=error, thrust_max_n=lander.thrust_max_n,
         notes=faults.report(),
+        params_refused=[r.describe() for r in link.params_refused],
     )
     if folder:
         result.save(folder)

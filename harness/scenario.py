@@ -126,6 +126,8 @@ class Scenario:
     variant: str = ""       # flight-code configuration of a library scenario (as_flown, fixed, ...)
     expect: tuple = ()      # outcomes this configuration is expected to produce (library tests, table)
     source: str = ""        # file the scenario was loaded from
+    required_params: tuple = ()         # optional flight-code parameters this scenario needs accepted (names)
+    lost_command: str | None = None     # lost-command policy (hold, engine-off, fail); None: the rig's
 
     def passed(self, result) -> bool:
         return not self.pass_criteria.check(result)

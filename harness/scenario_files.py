@@ -5,7 +5,8 @@ of a file in harness/data/scenarios/ (``hakuto-r-m1`` or ``hakuto-r-m1.toml``); 
 selects a variant (``hakuto-r-m1:fixed``). The schema is in docs/scenarios.md; in short:
 
     [scenario]     name, description, mission, kind, lander, propellant_kg, t_max_s,
-                   flight_rate_hz, plant_substeps, seed
+                   flight_rate_hz, plant_substeps, seed, required_params (parameter names the
+                   flight code must accept), lost_command = "hold"|"engine-off"|"fail" (else the rig's)
     [initial]      altitude_m, downrange_m, crossrange_m, v_east_mps, v_north_mps, v_up_mps, tilt_deg
     [nav_error]    altitude_m, v_up_mps, v_east_mps
     [dispersion]   distribution = "normal"|"uniform", then <field> = sigma for DISPERSED_FIELDS
@@ -41,7 +42,8 @@ _SECTIONS = ("scenario", "initial", "nav_error", "dispersion", "terrain", "lrf",
              "faults", "pass", "variants")
 _SCENARIO_KEYS = {"name": str, "description": str, "mission": str, "kind": KINDS, "lander": str,
                   "propellant_kg": "propellant", "t_max_s": (1e-3, 1e6), "flight_rate_hz": (0.1, 1e4),
-                  "plant_substeps": "int", "seed": "seed"}
+                  "plant_substeps": "int", "seed": "seed", "required_params": "param_names",
+                  "lost_command": ("hold", "engine-off", "fail")}
 _INITIAL_KEYS = {"altitude_m": (0.0, 1e7), "downrange_m": (-1e7, 1e7), "crossrange_m": (-1e7, 1e7),
                  "v_east_mps": (-1e4, 1e4), "v_north_mps": (-1e4, 1e4), "v_up_mps": (-1e4, 1e4),
                  "tilt_deg": (0.0, 180.0)}
@@ -96,6 +98,12 @@ def _value(v, rule, key: str, src: str):
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1e6:
             bad("kg (0 .. 1e6) or the name of a [propellant_loads] entry of the lander file")
         return float(v)
+    if rule == "param_names":
+        from harness.params import load_param_table
+        known = load_param_table()
+        if not isinstance(v, list) or any(not isinstance(x, str) or x not in known for x in v):
+            bad(f"a list of flight-code parameter names from firmware_stub/fsw_params.def ({', '.join(known)})")
+        return tuple(v)
     if rule == "outcomes":
         vals = [v] if isinstance(v, str) else v
         if not isinstance(vals, list) or not vals or any(x not in OUTCOMES for x in vals):
@@ -258,7 +266,8 @@ def load_scenario(path_or_name, variant: str | None = None) -> Scenario:
         imu=_imu(doc.get("imu", {}), src), nav_error=NavError(**nav), flight_params=fparams, faults=faults,
         envelope=env, pass_criteria=crit, dispersion=_dispersion(doc.get("dispersion", {}), src),
         mission=head.get("mission", ""), source=src,
-        **{k: head[k] for k in ("t_max_s", "flight_rate_hz", "plant_substeps", "seed") if k in head},
+        **{k: head[k] for k in ("t_max_s", "flight_rate_hz", "plant_substeps", "seed", "required_params",
+                                "lost_command") if k in head},
         **init)
     var_doc = doc.get("variants", {})
     if not isinstance(var_doc, dict):

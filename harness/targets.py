@@ -661,7 +661,10 @@ def measure_link(write, read, cycles: int = 200, garbage: int = 2000) -> dict[st
         return first_byte, stamps
 
     seq = 0
-    write(b"\x00" + p.encode_frame(p.Config(11, 700.0, p.CONFIG_COMMIT), seq, 0))
+    write(b"\x00" + p.encode_frame(p.Config(11, 700.0, 0), seq, 0))
+    until([p.MsgType.CONFIG_ACK])
+    seq += 1
+    write(p.encode_frame(p.Config(p.COMMIT_PARAM_ID, 0.0, p.CONFIG_COMMIT), seq, 0))
     until([p.MsgType.CONFIG_ACK])
     rtts, tx_rates = [], []
     sensors = p.Sensors((0.0, 0.0, 0.162), (0.0, 0.0, 0.0), 100_000, 1500.0, 0,

@@ -24,6 +24,13 @@ angular-acceleration term is neglected). Optional output quantisation
 ``rate_hz`` is the IMU's sample rate: a read covering less than one IMU
 sample period is flagged invalid.
 
+Accumulators: like a real IMU's delta-v / delta-angle counters, the model keeps running f64 sums
+of every increment it reports (after quantisation and the fault hooks below), since it started.
+``read()`` returns them with each reading; a consumer that loses readings recovers their sum by
+differencing the accumulators of the readings it did get. A scenario fault that alters a reading
+after ``read()`` (harness/faults.py) hands the altered reading to ``report()``, so the counters
+follow what was actually reported.
+
 Fault hooks for scenarios: ``accel_zero`` (accelerometers read exactly 0:
 Luna-25), ``gyro_zero``, ``failed`` (outputs flagged invalid: Beresheet).
 """
@@ -50,9 +57,11 @@ class ImuReading(NamedTuple):
     dtheta_body: tuple    # rad, integrated angular rate over the interval
     dt_s: float           # length of the interval, s
     valid: bool
+    dv_accum_body: tuple = (0.0, 0.0, 0.0)      # m/s, sum of every dv_body reported since start
+    dtheta_accum_body: tuple = (0.0, 0.0, 0.0)  # rad, sum of every dtheta_body reported since start
 
 
-# Builds an ImuReading from a complete 4-tuple without the NamedTuple's
+# Builds an ImuReading from a complete 6-tuple without the NamedTuple's
 # Python-level __new__ (read() runs every flight cycle).
 _new_reading = tuple.__new__
 
@@ -171,6 +180,8 @@ class Imu:
         self._sums = _NO_SUMS
         self._res_v = [0.0, 0.0, 0.0]   # quantisation residuals
         self._res_t = [0.0, 0.0, 0.0]
+        # running sums of the reported increments (f64), before and after the last read
+        self._acc_v = self._acc_t = self._prev_v = self._prev_t = (0.0, 0.0, 0.0)
         self.accel_zero = False
         self.gyro_zero = False
         self.failed = False
@@ -258,4 +269,16 @@ class Imu:
         if self.gyro_zero:
             dth = (0.0, 0.0, 0.0)
         valid = (not self.failed) and dt >= self._dt_min
-        return _new_reading(ImuReading, (dv, dth, dt, valid))
+        av, at = self._prev_v, self._prev_t = self._acc_v, self._acc_t
+        av = self._acc_v = (av[0] + dv[0], av[1] + dv[1], av[2] + dv[2])
+        at = self._acc_t = (at[0] + dth[0], at[1] + dth[1], at[2] + dth[2])
+        return _new_reading(ImuReading, (dv, dth, dt, valid, av, at))
+
+    def report(self, reading: ImuReading) -> ImuReading:
+        """The last ``read()``'s reading as finally reported (e.g. altered by a fault): the
+        accumulators are redone from the increments in ``reading``; returns it with them."""
+        dv, dth = reading.dv_body, reading.dtheta_body
+        pv, pt = self._prev_v, self._prev_t
+        av = self._acc_v = (pv[0] + dv[0], pv[1] + dv[1], pv[2] + dv[2])
+        at = self._acc_t = (pt[0] + dth[0], pt[1] + dth[1], pt[2] + dth[2])
+        return reading._replace(dv_accum_body=av, dtheta_accum_body=at)

@@ -57,10 +57,11 @@ def boot_configured(ffi, lib, plant, config=None, nav_r0_x_offset_m: float = 0.0
     cfg.update(config or {})
     items = list(cfg.items())
     seq = 0
-    for i, (k, v) in enumerate(items):
-        flags = 1 if i == len(items) - 1 else 0
-        acks = exchange(encode_frame(Config(PARAMS[k]["id"], float(v), flags), seq, 0))
+    for k, v in items:
+        acks = exchange(encode_frame(Config(PARAMS[k]["id"], float(v), 0), seq, 0))
         seq += 1
-        assert acks[0].msg.status in (0, 3), (k, v, acks[0].msg)
-    assert acks[0].msg.status == 3
+        assert acks[0].msg.status == 0, (k, v, acks[0].msg)
+    acks = exchange(encode_frame(Config(0, 0.0, 1), seq, 0))  # COMMIT (protocol v2: its own frame)
+    seq += 1
+    assert (acks[0].msg.param_id, acks[0].msg.status) == (0, 3)
     return lb, exchange, seq

@@ -1,6 +1,6 @@
 """The C codec (firmware_stub/fsw_protocol.c) through cffi.
 
-(a) the shared test vectors (tests/vectors/protocol_v1.json), (b) bad input
+(a) the shared test vectors (tests/vectors/protocol_v2.json), (b) bad input
 on the C side, counted and visible in TELEMETRY, (c) randomized and
 adversarial byte streams (hypothesis), plus C <-> Python codec cross-checks.
 """
@@ -24,7 +24,8 @@ from hypothesis import strategies as st  # noqa: E402
 
 from harness.fsw_build import load_flight_code  # noqa: E402
 
-VECTORS = ROOT / "tests" / "vectors" / "protocol_v1.json"
+VECTORS = ROOT / "tests" / "vectors" / "protocol_v2.json"
+VERSION = 2
 
 TYPES = {"HELLO": 0x01, "CONFIG": 0x02, "CONFIG_ACK": 0x03, "SENSORS": 0x10, "COMMAND": 0x11, "TELEMETRY": 0x12}
 MEMBER = {0x01: "hello", 0x02: "config", 0x03: "config_ack", 0x10: "sensors", 0x11: "command", 0x12: "telemetry"}
@@ -32,11 +33,12 @@ FIELDS = {
     0x01: ["protocol_version", "firmware_id", "firmware_name"],
     0x02: ["param_id", "flags", "value"],
     0x03: ["param_id", "status", "value"],
-    0x10: ["imu_dv_body", "imu_dtheta_body", "imu_dt_us", "lrf_range", "lrf_sample_t_us", "flags"],
+    0x10: ["imu_dv_body", "imu_dtheta_body", "imu_dt_us", "lrf_range", "lrf_sample_t_us", "flags",
+           "imu_dv_accum_body", "imu_dtheta_accum_body"],
     0x11: ["throttle", "torque_body", "sensors_seq", "mode", "flags"],
     0x12: ["est_r_mci", "est_v_mci", "est_q_mci_body", "est_alt", "lrf_innovation", "phase", "lrf_status",
            "lrf_rejects", "rx_crc_errors", "rx_framing_errors", "rx_length_errors", "rx_unknown_msgs",
-           "rx_frames_ok", "cycle_overruns"],
+           "rx_frames_ok", "cycle_overruns", "sensors_gaps", "sensors_rejected", "fault_flags"],
 }
 COUNTERS = ("crc_errors", "framing_errors", "length_errors", "unknown_msgs")
 
@@ -49,7 +51,7 @@ def fc():
 # ------------------------------------------------------------------ helpers
 def make_msg(ffi, msg_type: int, seq: int, t_us: int, fields: dict):
     m = ffi.new("fsw_msg_t *")
-    m.hdr.version = 1
+    m.hdr.version = VERSION
     m.hdr.msg_type = msg_type
     m.hdr.seq = seq
     m.hdr.t_us = t_us
@@ -128,7 +130,7 @@ def fields_equal(got: dict, want: dict) -> bool:
 
 def load_vectors():
     if not VECTORS.exists():
-        pytest.skip("tests/vectors/protocol_v1.json not written yet")
+        pytest.skip("tests/vectors/protocol_v2.json not written yet")
     return json.loads(VECTORS.read_text())
 
 
@@ -185,14 +187,18 @@ def test_cobs_encode_small_cap_fails_cleanly(fc):
 
 def test_body_lengths(fc):
     _, lib = fc
-    assert [lib.fsw_body_len(t) for t in (1, 2, 3, 0x10, 0x11, 0x12)] == [24, 12, 12, 44, 24, 76]
+    assert [lib.fsw_body_len(t) for t in (1, 2, 3, 0x10, 0x11, 0x12)] == [24, 12, 12, 92, 24, 84]
     assert lib.fsw_body_len(0x55) == -1
 
 
 # ------------------------------------------------------ (a) shared vectors
+def lib_version() -> int:
+    return load_flight_code()[1].FSW_PROTO_VERSION
+
+
 def test_vectors_file_header():
     d = load_vectors()
-    assert d["protocol_version"] == 1
+    assert d["protocol_version"] == VERSION == lib_version()
 
 
 def test_vectors_encode_and_decode(fc):
@@ -208,7 +214,7 @@ def test_vectors_encode_and_decode(fc):
         out = ffi.new("fsw_msg_t *")
         frame = bytes.fromhex(v["frame_hex"])
         assert lib.fsw_test_decode_frame(frame, len(frame), out) == lib.FSW_RX_OK, v["name"]
-        assert (out.hdr.version, out.hdr.msg_type, out.hdr.seq, out.hdr.t_us) == (1, t, v["seq"], v["t_us"])
+        assert (out.hdr.version, out.hdr.msg_type, out.hdr.seq, out.hdr.t_us) == (VERSION, t, v["seq"], v["t_us"])
         got = msg_fields(ffi, out)
         assert fields_equal(got, v["fields"]), f"{v['name']}: {got} != {v['fields']}"
         # and through the streaming parser
@@ -264,7 +270,7 @@ def raw_frame(packet: bytes) -> bytes:
     return cobs.encode(packet) + b"\0"
 
 
-def packet(msg_type: int, body: bytes, seq=7, t_us=99, version=1, crc_ok=True) -> bytes:
+def packet(msg_type: int, body: bytes, seq=7, t_us=99, version=VERSION, crc_ok=True) -> bytes:
     from harness.protocol import crc16
 
     data = struct.pack("<BBHQ", version, msg_type, seq, t_us) + body
@@ -276,7 +282,7 @@ def test_header_is_little_endian_byte_by_byte(fc):
     ffi, lib = fc
     m = make_msg(ffi, 0x03, 0x1234, 0x0102030405060708, {"param_id": 0xBEEF, "status": 3, "value": 1.5})
     pk = pack(ffi, lib, m)
-    assert pk[:12] == bytes([1, 3, 0x34, 0x12, 8, 7, 6, 5, 4, 3, 2, 1])
+    assert pk[:12] == bytes([VERSION, 3, 0x34, 0x12, 8, 7, 6, 5, 4, 3, 2, 1])
     assert pk[12:14] == b"\xef\xbe" and pk[14:16] == b"\x03\x00"
     assert struct.unpack("<d", pk[16:24])[0] == 1.5
     assert len(pk) == 12 + 12 + 2
@@ -290,7 +296,8 @@ BAD_CASES = {
     "garbage": ("framing_errors", lambda good_pkt: b"\xff\xfe\x13\x37\x42" * 3 + b"\x00"),
     "unknown_type": ("unknown_msgs", lambda good_pkt: raw_frame(packet(0x7E, b"\x01" * 10))),
     "wrong_length": ("length_errors", lambda good_pkt: raw_frame(packet(0x10, b"\x00" * 40))),
-    "bad_version": ("length_errors", lambda good_pkt: raw_frame(packet(0x10, b"\x00" * 44, version=2))),
+    "bad_version": ("length_errors", lambda good_pkt: raw_frame(packet(0x10, b"\x00" * 92, version=1))),
+    "v1_sized_sensors": ("length_errors", lambda good_pkt: raw_frame(packet(0x10, b"\x00" * 44))),
     "oversize": ("framing_errors", lambda good_pkt: b"\x11" * 300 + b"\x00"),
     "oversize_254": ("framing_errors", lambda good_pkt: b"\x11" * 254 + b"\x00"),
 }
@@ -360,7 +367,7 @@ def test_bad_input_visible_in_telemetry(fc):
             raw_frame(packet(0x66, b"")),  # unknown
             raw_frame(packet(0x11, b"\x00" * 24)),  # unknown-direction but known type: ignored, counted OK
             raw_frame(packet(0x10, b"\x00" * 45)),  # wrong length
-            raw_frame(packet(0x10, b"\x00" * 44, version=3)),  # bad version
+            raw_frame(packet(0x10, b"\x00" * 92, version=3)),  # bad version
             b"\x00\x00\x00",  # flushes
         ]
     )
@@ -383,9 +390,9 @@ def test_hello_at_boot_and_on_request(fc):
     msgs = _drain_msgs(ffi, lib, lb)
     assert len(msgs) == 1 and msgs[0].hdr.msg_type == 0x01
     h = msg_fields(ffi, msgs[0])
-    assert h["protocol_version"] == 1 and h["firmware_name"] == "fsil-ref" and h["firmware_id"] != 0
+    assert h["protocol_version"] == VERSION and h["firmware_name"] == "fsil-ref" and h["firmware_id"] != 0
     assert msgs[0].hdr.seq == 0
-    req = encode_frame(ffi, lib, make_msg(ffi, 0x01, 0, 0, {"protocol_version": 1, "firmware_id": 0}))
+    req = encode_frame(ffi, lib, make_msg(ffi, 0x01, 0, 0, {"protocol_version": VERSION, "firmware_id": 0}))
     lib.fsw_loopback_feed(lb, req, len(req))
     msgs = _drain_msgs(ffi, lib, lb)
     assert len(msgs) == 1 and msgs[0].hdr.msg_type == 0x01 and msgs[0].hdr.seq == 1
@@ -413,11 +420,15 @@ def test_config_ack_statuses(fc):
     a = _config(ffi, lib, lb, 17, float("nan"))
     assert (a.status, a.value) == (2, 0.2)
     assert not lb.fsw.committed
+    # v2: a COMMIT bit on a parameter's CONFIG is not a COMMIT (the parameter is applied, nothing committed)
     a = _config(ffi, lib, lb, 11, 650.0, flags=1)
-    assert (a.param_id, a.status, a.value) == (11, 3, 650.0)
+    assert (a.param_id, a.status, a.value) == (11, 0, 650.0)
+    assert not lb.fsw.committed
+    a = _config(ffi, lib, lb, 0, 0.0)  # id 0 without COMMIT: reserved, unknown
+    assert (a.param_id, a.status) == (0, 1) and not lb.fsw.committed
+    a = _config(ffi, lib, lb, 0, 0.0, flags=1)  # COMMIT: id 0, flag COMMIT
+    assert (a.param_id, a.status, a.value) == (0, 3, 0.0)
     assert lb.fsw.committed and lb.fsw.guid.mass == pytest.approx(650.0)
-    a = _config(ffi, lib, lb, 0, 0.0, flags=1)  # id 0 + COMMIT: commit only
-    assert a.status == 3
 
 
 def test_param_table_matches_def(fc):
@@ -488,14 +499,15 @@ def any_message(draw):
     if t == 0x10:
         return P.Sensors(
             tuple(draw(f32) for _ in range(3)), tuple(draw(f32) for _ in range(3)), draw(u32), draw(f32),
-            draw(u64), draw(u8),
+            draw(u64), draw(u8), tuple(draw(st.floats(allow_nan=False)) for _ in range(3)),
+            tuple(draw(st.floats(allow_nan=False)) for _ in range(3)),
         )
     if t == 0x11:
         return P.Command(draw(f32), tuple(draw(f32) for _ in range(3)), draw(u16), draw(u8), draw(u8))
     return P.Telemetry(
         tuple(draw(st.floats(allow_nan=False)) for _ in range(3)), tuple(draw(f32) for _ in range(3)),
         tuple(draw(f32) for _ in range(4)), draw(f32), draw(f32), draw(u8), draw(u8),
-        *[draw(u16) for _ in range(7)],
+        *[draw(u16) for _ in range(9)], draw(u32),
     )
 
 
@@ -545,7 +557,7 @@ def _good_frames(ffi, lib, k: int) -> list[bytes]:
         elif i % 3 == 1:
             out.append(encode_frame(ffi, lib, make_msg(ffi, 0x02, i, 0, {"param_id": 19, "flags": 0, "value": 1.0})))
         else:
-            out.append(encode_frame(ffi, lib, make_msg(ffi, 0x01, i, 5, {"protocol_version": 1, "firmware_id": 0})))
+            out.append(encode_frame(ffi, lib, make_msg(ffi, 0x01, i, 5, {"protocol_version": VERSION, "firmware_id": 0})))
     return out
 
 
@@ -670,9 +682,10 @@ def test_committed_flight_code_survives_hostile_sensor_values(fc, cycles):
     ffi, lib = fc
     lb = _loopback(ffi, lib)
     out = ffi.new("uint8_t[]", 8192)
-    f = encode_frame(ffi, lib, make_msg(ffi, 0x02, 0, 0, {"param_id": 1, "flags": 1, "value": 1737400.0 + 3000.0}))
-    lib.fsw_loopback_feed(lb, f, len(f))
-    lib.fsw_loopback_drain(lb, out, 8192)
+    for seq, (pid, flags, value) in enumerate(((1, 0, 1737400.0 + 3000.0), (0, 1, 0.0))):  # NAV_R0_X, COMMIT
+        f = encode_frame(ffi, lib, make_msg(ffi, 0x02, seq, 0, {"param_id": pid, "flags": flags, "value": value}))
+        lib.fsw_loopback_feed(lb, f, len(f))
+        lib.fsw_loopback_drain(lb, out, 8192)
     assert lb.fsw.committed
     for k, (imu, rng, dt_us, flags, samp) in enumerate(cycles):
         fields = {"imu_dv_body": imu[:3], "imu_dtheta_body": imu[3:], "imu_dt_us": dt_us, "lrf_range": rng,
@@ -685,8 +698,8 @@ def test_committed_flight_code_survives_hostile_sensor_values(fc, cycles):
         assert msgs[0].hdr.msg_type == 0x11 and cmd.sensors_seq == k
         assert 0.0 <= cmd.throttle <= 1.0
         assert all(math.isfinite(x) for x in cmd.torque_body)
-        assert cmd.mode in (0, 1, 2, 3, 4, 5)
-        assert msgs[1].body.telemetry.lrf_status in (0, 1, 2, 3, 4)
+        assert cmd.mode in (0, 1, 2, 3, 4, 5, 6)
+        assert msgs[1].body.telemetry.lrf_status in (0, 1, 2, 3, 4, 5)
 
 
 # ------------------------------------------------------------ the cffi build

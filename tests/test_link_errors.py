@@ -15,7 +15,7 @@ def _bad_crc(frame: bytes) -> bytes:
 
 
 def _unknown_type(seq: int) -> bytes:
-    body = p.HEADER.pack(1, 0x6E, seq, 0) + b"\x01\x02\x03"
+    body = p.HEADER.pack(p.PROTOCOL_VERSION, 0x6E, seq, 0) + b"\x01\x02\x03"
     return cobs.encode(body + p.CRC.pack(p.crc16(body))) + b"\x00"
 
 

@@ -9,7 +9,7 @@ from hypothesis import given, settings, strategies as st
 
 from harness import protocol as p
 
-VECTORS = json.loads((Path(__file__).parent / "vectors" / "protocol_v1.json").read_text())
+VECTORS = json.loads((Path(__file__).parent / "vectors" / "protocol_v2.json").read_text())
 BY_NAME = {v["name"]: v for v in VECTORS["vectors"]}
 
 
@@ -105,7 +105,7 @@ def test_deferred_telemetry_is_checked_in_bulk_and_counted_as_if_decoded_on_arri
     good = [p.encode_frame(_telemetry(k), 100 + k, 20_000 * k) for k in range(6)]
     bad_crc = bytearray(good[2])
     bad_crc[20] ^= 0x08                                     # payload bit error, type byte intact
-    pkt = p.HEADER.pack(1, p.MsgType.TELEMETRY, 7, 0) + b"\x01" * 10
+    pkt = p.HEADER.pack(p.PROTOCOL_VERSION, p.MsgType.TELEMETRY, 7, 0) + b"\x01" * 10
     wrong_len = cobs.encode(pkt + p.CRC.pack(p.crc16(pkt))) + b"\x00"
     command = p.encode_frame(p.Command(0.5, (0.0, 0.0, 0.0), 3, 2, 1), 9, 40_000)
     stream = good[0] + good[1] + command + bytes(bad_crc) + good[3] + wrong_len + good[4] + good[5]

@@ -228,9 +228,12 @@ def _sensors(i: int) -> p.Sensors:
 
 
 def _configure(link: Link) -> None:
-    link.send(p.Config(11, 700.0, p.CONFIG_COMMIT))  # MASS0, commit the initial state
+    link.send(p.Config(11, 700.0, 0))  # MASS0
     (ack,) = link.expect(p.MsgType.CONFIG_ACK)
     assert ack.msg.param_id == 11
+    link.send(p.Config(p.COMMIT_PARAM_ID, 0.0, p.CONFIG_COMMIT))  # commit the initial state
+    (ack,) = link.expect(p.MsgType.CONFIG_ACK)
+    assert (ack.msg.param_id, ack.msg.status) == (0, p.ConfigStatus.COMMITTED)
 
 
 def _cycle(link: Link, i: int) -> tuple[p.Frame, p.Frame]:
@@ -243,7 +246,7 @@ def _cycle(link: Link, i: int) -> tuple[p.Frame, p.Frame]:
 
 def test_hello_config_and_cycles(target):
     (hello,) = target.expect(p.MsgType.HELLO)
-    assert hello.msg.protocol_version == 1
+    assert hello.msg.protocol_version == p.PROTOCOL_VERSION
     _configure(target)
     for i in range(1, 6):
         cmd, tlm = _cycle(target, i)
@@ -255,7 +258,7 @@ def test_hello_is_answered(target):
     target.expect(p.MsgType.HELLO)
     target.send_raw(b"\x00" + p.encode_frame(p.Hello(), 0, 0))
     (hello,) = target.expect(p.MsgType.HELLO)
-    assert hello.msg.protocol_version == 1
+    assert hello.msg.protocol_version == p.PROTOCOL_VERSION
 
 
 def _adversarial_stream(rng: random.Random) -> tuple[bytes, dict[str, int]]:
@@ -272,11 +275,11 @@ def _adversarial_stream(rng: random.Random) -> tuple[bytes, dict[str, int]]:
             out += p.cobs.encode(bytes(pkt)) + b"\x00"
             n["crc"] += 1
         elif kind == 2:  # unknown message type with a correct CRC
-            data = p.HEADER.pack(1, 0x7E, k, 0) + bytes(10)
+            data = p.HEADER.pack(p.PROTOCOL_VERSION, 0x7E, k, 0) + bytes(10)
             out += p.cobs.encode(data + p.CRC.pack(p.crc16(data))) + b"\x00"
             n["unknown"] += 1
         elif kind == 3:  # SENSORS with a short body, correct CRC
-            data = p.HEADER.pack(1, p.MsgType.SENSORS, k, 0) + bytes(20)
+            data = p.HEADER.pack(p.PROTOCOL_VERSION, p.MsgType.SENSORS, k, 0) + bytes(20)
             out += p.cobs.encode(data + p.CRC.pack(p.crc16(data))) + b"\x00"
             n["length"] += 1
         else:  # oversize: 600 non-zero bytes before the delimiter
