@@ -38,6 +38,7 @@ VARIANTS: dict[str, str | None] = {
     "UNKNOWN_AS_LENGTH": "frames.unknown_type",
     "SPLIT": "frames.split",
     "LOST_IGNORED": "sensors.lost",
+    "GAPS_NOT_COUNTED": "sensors.lost",
     "SENSORS_SEQ": "seq.sensors_seq",
     "T_US": "seq.t_us",
     "TX_SEQ": "seq.tx",

@@ -26,7 +26,7 @@
  *   BREAK_SENSORS_SEQ       COMMAND.sensors_seq off by one                  -> seq.sensors_seq
  *   BREAK_T_US              COMMAND stamped with its own clock, not the SENSORS t_us -> seq.t_us
  *   BREAK_TX_SEQ            TELEMETRY not numbered in the frame sequence    -> seq.tx
- *   BREAK_GAPS_NOT_COUNTED  sensors_gaps stays 0 (protocol v2)              -> sensors.lost
+ *   BREAK_GAPS_NOT_COUNTED  TELEMETRY sensors_gaps stays 0                  -> sensors.lost
  */
 #if !defined(_DEFAULT_SOURCE)
 #define _DEFAULT_SOURCE 1 /* cfmakeraw */
@@ -265,9 +265,7 @@ static void handle_sensors(app_t *a, const fsw_msg_t *in)
     m.body.telemetry.rx_length_errors = sat16(a->parser.length_errors + a->parser.unknown_msgs);
     m.body.telemetry.rx_unknown_msgs = 0;
 #endif
-#if FSW_PROTO_VERSION >= 2
     m.body.telemetry.sensors_gaps = sat16(a->sensors_gaps);
-#endif
     send_msg(a, &m);
 }
 
