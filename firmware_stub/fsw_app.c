@@ -56,39 +56,13 @@ static void send_hello(fsw_ctx_t *ctx)
     send_msg(ctx, &m);
 }
 
-static void eng_configure(fsw_eng_t *e, const fsw_params_t *p)
-{
-    fsw_eng_cfg_t *c = &e->cfg;
-
-    c->tau = (float)p->ENGINE_TAU;
-    c->slew = (float)p->ENGINE_SLEW;
-    c->f_min = (float)p->MON_F_MIN;
-    c->est_tau = (float)p->THR_EST_TAU;
-    c->est_min = (float)p->THR_EST_MIN;
-    c->est_max = (float)p->THR_EST_MAX;
-    c->pulse_v_tol = (float)p->PULSE_V_TOL;
-    c->pulse_off_max = (float)p->PULSE_OFF_MAX;
-    c->pulse_on_min = (float)p->PULSE_ON_MIN;
-    c->pulse_a_min = (float)p->PULSE_A_MIN;
-    c->est_enable = p->THR_EST_ENABLE >= 0.5 ? 1u : 0u;
-    c->pulse_enable = p->PULSE_ENABLE >= 0.5 ? 1u : 0u;
-    c->pad_[0] = 0;
-    c->pad_[1] = 0;
-}
-
-static void eng_reset(fsw_eng_t *e, const fsw_params_t *p)
-{
-    memset(e, 0, sizeof *e);
-    eng_configure(e, p);
-    e->scale = 1.0f;
-}
-
 static void configure_all(fsw_ctx_t *ctx)
 {
     fsw_nav_configure(&ctx->nav, &ctx->params);
     fsw_guid_configure(&ctx->guid, &ctx->params);
     fsw_att_configure(&ctx->att, &ctx->params);
-    eng_configure(&ctx->eng, &ctx->params);
+    fsw_eng_configure(&ctx->eng, &ctx->params);
+    fsw_chk_configure(&ctx->chk, &ctx->params);
 }
 
 void fsw_commit(fsw_ctx_t *ctx)
@@ -96,9 +70,32 @@ void fsw_commit(fsw_ctx_t *ctx)
     fsw_nav_reset(&ctx->nav, &ctx->params);
     fsw_guid_reset(&ctx->guid, &ctx->params);
     fsw_att_configure(&ctx->att, &ctx->params);
-    eng_reset(&ctx->eng, &ctx->params);
+    fsw_eng_reset(&ctx->eng, &ctx->params);
+    fsw_chk_configure(&ctx->chk, &ctx->params);
+    fsw_chk_sens_reset(&ctx->smon);
+    ctx->fault_flags = 0;
+    ctx->reseeds = 0;
+    ctx->bad_run = 0;
+    ctx->have_good = 0;
+    ctx->safe = 0;
     ctx->committed = 1;
     ctx->cycles = 0;
+}
+
+uint16_t fsw_commit_checked(fsw_ctx_t *ctx)
+{
+    uint16_t bad;
+
+    fsw_chk_configure(&ctx->chk, &ctx->params);
+    bad = ctx->chk.enable ? fsw_chk_config(&ctx->params) : 0u;
+    if (bad != 0u) {
+        ctx->committed = 0;   /* refused: no GNC on an implausible configuration */
+        ctx->guid.phase = FSW_MODE_IDLE;
+        ctx->guid.engine_on = 0;
+        return bad;
+    }
+    fsw_commit(ctx);
+    return 0u;
 }
 
 void fsw_init(fsw_ctx_t *ctx, const fsw_hal_t *hal)
@@ -114,7 +111,9 @@ void fsw_init(fsw_ctx_t *ctx, const fsw_hal_t *hal)
     ctx->guid.phase = FSW_MODE_IDLE;
     ctx->guid.engine_on = 0;
     fsw_att_configure(&ctx->att, &ctx->params);
-    eng_reset(&ctx->eng, &ctx->params);
+    fsw_eng_reset(&ctx->eng, &ctx->params);
+    fsw_chk_configure(&ctx->chk, &ctx->params);
+    fsw_chk_sens_reset(&ctx->smon);
     send_hello(ctx);
 }
 
@@ -135,8 +134,9 @@ static void handle_config(fsw_ctx_t *ctx, const fsw_msg_t *msg)
     memset(&a, 0, sizeof a);
     if (c->param_id == (uint16_t)FSW_COMMIT_PARAM_ID) {
         if (c->flags & FSW_CONFIG_COMMIT) {
-            fsw_commit(ctx);
-            a.body.config_ack.status = FSW_ACK_COMMITTED;
+            uint16_t bad = fsw_commit_checked(ctx);
+            a.body.config_ack.status = bad == 0u ? FSW_ACK_COMMITTED : FSW_ACK_COMMIT_REFUSED;
+            in_force = (double)bad;
         } else {
             a.body.config_ack.status = FSW_ACK_UNKNOWN_ID;
         }
@@ -179,6 +179,9 @@ void fsw_fill_telemetry(const fsw_ctx_t *ctx, fsw_telemetry_t *t)
     t->rx_unknown_msgs = sat16(p->unknown_msgs);
     t->rx_frames_ok = (uint16_t)(p->frames_ok & 0xFFFFu);
     t->cycle_overruns = sat16(ctx->overruns);
+    t->sensors_gaps = sat16(ctx->smon.gaps);
+    t->sensors_rejected = sat16(ctx->smon.rejected);
+    t->fault_flags = ctx->fault_flags;
 }
 
 /* Finite and within physical bounds (|x| < 1e3 m/s or rad per interval): else treated as invalid. */
@@ -213,125 +216,39 @@ static void sanitize_command(fsw_command_t *cmd, float throttle_min)
     }
 }
 
-/*
- * Engine model: advance the modelled actual throttle over the interval just flown with the
- * command that was in force during it (engine on: clamp(throttle, THROTTLE_MIN, 1), else 0;
- * first-order lag ENGINE_TAU, rate limit ENGINE_SLEW, implicit Euler). Returns the mean
- * modelled throttle over the interval (trapezoid).
- */
-static float eng_advance(fsw_eng_t *e, const fsw_command_t *last, float throttle_min, float dt)
+/* Largest plausible specific force, m/s^2: CHK_ACC_MARGIN x THRUST_MAX / estimated mass + CHK_ACC_EXTRA. */
+static float accel_bound(const fsw_ctx_t *ctx)
 {
-    const fsw_eng_cfg_t *c = &e->cfg;
-    float u = 0.0f, f0 = e->thr_model, d;
-
-    if (last->flags & FSW_CMD_ENGINE_ON) {
-        u = fsw_clampf(last->throttle, throttle_min, 1.0f);
-    }
-    if (!(dt > 0.0f)) {
-        return f0;
-    }
-    d = c->tau > 0.0f ? (u - f0) * dt / (c->tau + dt) : u - f0;
-    if (c->slew > 0.0f) {
-        d = fsw_clampf(d, -c->slew * dt, c->slew * dt);
-    }
-    e->thr_model = f0 + d;
-    return 0.5f * (f0 + e->thr_model);
+    float m = ctx->guid.mass > 1.0f ? ctx->guid.mass : 1.0f;
+    return ctx->chk.acc_margin * (float)ctx->params.THRUST_MAX / m + ctx->chk.acc_extra;
 }
 
-/*
- * Thrust-scale estimate: measured specific force along body +z over the modelled one at
- * scale 1 (f_unit), low-pass THR_EST_TAU, bounded to [THR_EST_MIN, THR_EST_MAX]. Only while
- * the engine clearly burns (f_unit > MON_F_MIN).
- */
-static void eng_estimate_scale(fsw_eng_t *e, float dv_z, float f_unit, float dt)
+/* Navigation over one accepted interval: the IMU increments (in use->substeps equal steps when
+ * they span lost frames), or dead reckoning on the commanded thrust without IMU. */
+static void nav_interval(fsw_ctx_t *ctx, const fsw_sens_use_t *use, float f_unit)
 {
-    const fsw_eng_cfg_t *c = &e->cfg;
-    float k, a;
-
-    if (!c->est_enable || !(dt > 0.0f) || !(f_unit > c->f_min) || !(f_unit > 0.0f)) {
-        return;
-    }
-    k = fsw_clampf(dv_z / dt / f_unit, c->est_min, c->est_max);
-    a = fsw_minf(dt / c->est_tau, 1.0f);
-    e->scale = fsw_clampf(e->scale + a * (k - e->scale), c->est_min, c->est_max);
-}
-
-/*
- * Over-thrust pulse mode (PULSE_ENABLE): in approach, terminal and contingency, when the
- * minimum thrust (THROTTLE_MIN x the scaled THRUST_MAX) is (nearly) the weight or more, i.e.
- * leaves less than PULSE_A_MIN of net downward acceleration, guidance asks for less vertical
- * force than that, and the lander descends slower than the schedule by more than PULSE_V_TOL
- * (hovering or climbing), the engine is cut; it is relit when the vertical speed, predicted
- * past the thrust build-up, is PULSE_V_TOL faster than the schedule (a symmetric band: fewer
- * relights) or after PULSE_OFF_MAX. Two cuts are at least PULSE_ON_MIN of burning apart.
- * Returns 1 while the engine is to be held off.
- */
-static uint8_t eng_pulse(fsw_eng_t *e, const fsw_guid_t *g, const fsw_guid_in_t *in, float dt)
-{
-    const fsw_eng_cfg_t *c = &e->cfg;
-    float vr, need, floor_f;
-
-    if (!c->pulse_enable || !g->engine_on ||
-        !(g->phase == FSW_MODE_APPROACH || g->phase == FSW_MODE_TERMINAL || g->phase == FSW_MODE_CONTINGENCY)) {
-        e->pulse_off = 0;
-        e->pulse_t = 0.0f;
-        return 0;
-    }
-    e->pulse_t += dt;
-    vr = fsw_dot3f(in->v, in->up);
-    if (e->pulse_off) {
-        /* Relight early by the speed gained while the thrust builds up again (about half of
-         * gravity over the spool-up time ENGINE_TAU + THROTTLE_MIN / ENGINE_SLEW). */
-        float t_up = c->tau + (c->slew > 0.0f ? g->cfg.throttle_min / c->slew : 0.0f);
-        if (vr - 0.5f * in->g * t_up <= g->v_ref - c->pulse_v_tol || e->pulse_t >= c->pulse_off_max) {
-            e->pulse_off = 0;       /* relight */
-            e->pulse_t = 0.0f;
-        }
-    } else {
-        need = g->mass * (fsw_dot3f(g->a_cmd, in->up) + in->g);
-        floor_f = g->cfg.throttle_min * g->cfg.thrust_max;
-        if (floor_f > g->mass * (in->g - c->pulse_a_min) && need < floor_f && vr > g->v_ref + c->pulse_v_tol &&
-            e->pulse_t >= c->pulse_on_min) {
-            e->pulse_off = 1;
-            e->pulse_t = 0.0f;
-            e->pulses++;
-        }
-    }
-    return e->pulse_off;
-}
-
-/* One GNC cycle on a SENSORS frame; fills the COMMAND body. */
-static void gnc_cycle(fsw_ctx_t *ctx, const fsw_msg_t *msg, fsw_command_t *cmd)
-{
-    const fsw_sensors_t *s = &msg->body.sensors;
-    fsw_guid_in_t gin;
-    fsw_att_out_t aout;
-    float dt, dv_fb[3], dv_use[3], zero[3] = { 0.0f, 0.0f, 0.0f }, thr_avg, f_unit;
-    double alt;
+    float dt = use->dt, dv_fb[3], dv_use[3], zero[3] = { 0.0f, 0.0f, 0.0f };
     int i;
 
-    /* Interval length: the IMU's own, else the header clock, bounded to 1 s. */
-    if (s->imu_dt_us > 0u) {
-        dt = (float)s->imu_dt_us * 1e-6f;
-    } else if (ctx->have_t && msg->hdr.t_us > ctx->last_t_us) {
-        dt = (float)(msg->hdr.t_us - ctx->last_t_us) * 1e-6f;
-    } else {
-        dt = 0.0f;
-    }
-    dt = fsw_clampf(dt, 0.0f, 1.0f);
-
-    /* Engine model over the interval the IMU just measured (the last COMMAND was in force). */
-    thr_avg = eng_advance(&ctx->eng, &ctx->last_cmd, ctx->guid.cfg.throttle_min, dt);
-    f_unit = ctx->guid.mass > 0.0f ? thr_avg * (float)ctx->params.THRUST_MAX / ctx->guid.mass : 0.0f;
-    ctx->eng.f_model = f_unit * ctx->eng.scale;
-
-    if ((s->flags & FSW_SENS_IMU_VALID) && imu_plausible(s)) {
+    if (use->imu_ok) {
         /* Accelerometer plausibility (ACC_MON_*): dv_use is the measurement, or the model once failed. */
-        if (!fsw_nav_accel_check(&ctx->nav, s->imu_dv_body, ctx->eng.f_model, dt, dv_use) &&
-            ctx->nav.acc_suspect == 0u) {
-            eng_estimate_scale(&ctx->eng, s->imu_dv_body[2], f_unit, dt);
+        if (!fsw_nav_accel_check(&ctx->nav, use->dv, ctx->eng.f_model, dt, dv_use) && ctx->nav.acc_suspect == 0u) {
+            fsw_eng_estimate_scale(&ctx->eng, use->dv[2], f_unit, dt);
         }
-        fsw_nav_propagate(&ctx->nav, dv_use, s->imu_dtheta_body, dt);
+        if (use->substeps <= 1u) {
+            fsw_nav_propagate(&ctx->nav, dv_use, use->dtheta, dt);
+        } else {
+            /* Lost frames: the accumulated increment spread evenly over the span. */
+            float inv = 1.0f / (float)use->substeps, dvk[3], dthk[3];
+            uint16_t k;
+            for (i = 0; i < 3; i++) {
+                dvk[i] = dv_use[i] * inv;
+                dthk[i] = use->dtheta[i] * inv;
+            }
+            for (k = 0; k < use->substeps; k++) {
+                fsw_nav_propagate(&ctx->nav, dvk, dthk, dt * inv);
+            }
+        }
     } else {
         /* No IMU: dead-reckon on the commanded thrust along body +z, attitude held. */
         dv_fb[0] = 0.0f;
@@ -342,6 +259,101 @@ static void gnc_cycle(fsw_ctx_t *ctx, const fsw_msg_t *msg, fsw_command_t *cmd)
         }
         fsw_nav_propagate(&ctx->nav, dv_fb, zero, dt);
     }
+}
+
+/*
+ * Safe mode (phase SAFE, latched): no site, no schedule. Thrust along the local vertical of the
+ * navigation estimate (re-seeded from the last good state whenever it fails its invariants),
+ * throttle for a slow descent at V_TERMINAL (hover-ish: weight plus GUID_KV x the rate error,
+ * within [THROTTLE_MIN, 1]), the attitude loop keeps body +z upright; engine cut at TD_CUT_ALT.
+ */
+static void safe_command(fsw_ctx_t *ctx, float dt, fsw_command_t *cmd)
+{
+    const fsw_guid_cfg_t *gc = &ctx->guid.cfg;
+    fsw_att_out_t aout;
+    float up[3], g = fsw_nav_gravity(&ctx->nav), vr = fsw_nav_vr(&ctx->nav), a_up, thr;
+    int i;
+
+    ctx->guid.phase = FSW_MODE_SAFE;
+    fsw_nav_up(&ctx->nav, up);
+    if (!(fsw_nav_alt(&ctx->nav) > (double)gc->td_cut)) {
+        ctx->guid.engine_on = 0;
+    }
+    if (!ctx->guid.engine_on) {
+        memset(cmd->torque_body, 0, sizeof cmd->torque_body);
+        cmd->throttle = 0.0f;
+        cmd->flags = FSW_CMD_SAFE_MODE;
+        return;
+    }
+    a_up = g + gc->kv * (-gc->v_term - vr);
+    thr = gc->thrust_max > 0.0f ? ctx->guid.mass * a_up / gc->thrust_max : 1.0f;
+    thr = fsw_clampf(thr, gc->throttle_min, 1.0f);
+    for (i = 0; i < 3; i++) {
+        ctx->guid.thrust_dir[i] = up[i];
+    }
+    ctx->guid.throttle = thr;
+    fsw_att_step(&ctx->att, ctx->nav.q, ctx->nav.w_body, up, thr, &aout);
+    for (i = 0; i < 3; i++) {
+        cmd->torque_body[i] = aout.torque_body[i];
+    }
+    ctx->last_cos_err = aout.cos_err;
+    cmd->throttle = aout.throttle;
+    cmd->flags = FSW_CMD_ENGINE_ON | FSW_CMD_SAFE_MODE;
+    fsw_guid_burn(&ctx->guid, aout.throttle, dt);
+}
+
+/* Re-seed navigation and guidance from the last cycle whose invariants held. */
+static void reseed(fsw_ctx_t *ctx)
+{
+    if (ctx->have_good) {
+        ctx->nav = ctx->nav_good;
+        ctx->guid = ctx->guid_good;
+        ctx->reseeds++;
+        ctx->fault_flags |= FSW_FAULT_RESEED;
+    }
+}
+
+/* One GNC cycle on a SENSORS frame; fills the COMMAND body. */
+static void gnc_cycle(fsw_ctx_t *ctx, const fsw_msg_t *msg, fsw_command_t *cmd)
+{
+    const fsw_sensors_t *s = &msg->body.sensors;
+    fsw_guid_in_t gin;
+    fsw_att_out_t aout;
+    fsw_sens_use_t use;
+    float dt, thr_avg, f_unit;
+    double alt;
+    uint32_t rej, inv;
+    int i;
+
+    /* SENSORS against the last accepted frame (interval, lost frames, plausibility). */
+    rej = fsw_chk_sensors(&ctx->chk, &ctx->smon, msg, accel_bound(ctx), &use);
+    if (rej != 0u) {
+        /* Refused: state held, the last COMMAND repeated (its status bits refreshed). */
+        ctx->fault_flags |= rej;
+        *cmd = ctx->last_cmd;
+        cmd->flags = (uint8_t)((cmd->flags & (FSW_CMD_ENGINE_ON | FSW_CMD_ACCEL_FAILED | FSW_CMD_PULSE_OFF |
+                                              FSW_CMD_SAFE_MODE)) | FSW_CMD_SENSORS_REJECTED);
+        cmd->mode = ctx->guid.phase;
+        sanitize_command(cmd, ctx->guid.cfg.throttle_min);
+        return;
+    }
+    if (use.gap > 0u) {
+        ctx->fault_flags |= FSW_FAULT_SENS_GAP;
+    }
+    if (use.resync) {
+        ctx->fault_flags |= FSW_FAULT_SENS_RESYNC;
+    }
+    if (!ctx->chk.enable) {
+        use.imu_ok = (uint8_t)(use.imu_ok && imu_plausible(s));   /* the unchecked code's only bound */
+    }
+    dt = use.dt;
+
+    /* Engine model over the interval the IMU just measured (the last COMMAND was in force). */
+    thr_avg = fsw_eng_advance(&ctx->eng, &ctx->last_cmd, ctx->guid.cfg.throttle_min, dt);
+    f_unit = ctx->guid.mass > 0.0f ? thr_avg * (float)ctx->params.THRUST_MAX / ctx->guid.mass : 0.0f;
+    ctx->eng.f_model = f_unit * ctx->eng.scale;
+
+    nav_interval(ctx, &use, f_unit);
 
     /* LRF: only fresh, valid samples are used. */
     if (s->flags & FSW_SENS_LRF_NEW) {
@@ -354,6 +366,17 @@ static void gnc_cycle(fsw_ctx_t *ctx, const fsw_msg_t *msg, fsw_command_t *cmd)
         } else {
             fsw_nav_lrf_invalid(&ctx->nav);
         }
+    }
+
+    if (ctx->chk.enable && ctx->safe) {
+        if (fsw_chk_state(&ctx->chk, &ctx->nav, &ctx->guid) & (FSW_FAULT_INVARIANTS & ~FSW_FAULT_GUID_STATE)) {
+            reseed(ctx);
+            ctx->guid.phase = FSW_MODE_SAFE;
+        }
+        safe_command(ctx, dt, cmd);
+        cmd->mode = FSW_MODE_SAFE;
+        sanitize_command(cmd, ctx->guid.cfg.throttle_min);
+        return;
     }
 
     alt = fsw_nav_alt(&ctx->nav);
@@ -383,7 +406,7 @@ static void gnc_cycle(fsw_ctx_t *ctx, const fsw_msg_t *msg, fsw_command_t *cmd)
             cmd->torque_body[i] = aout.torque_body[i];
         }
         ctx->last_cos_err = aout.cos_err;
-        if (eng_pulse(&ctx->eng, &ctx->guid, &gin, dt)) {
+        if (fsw_eng_pulse(&ctx->eng, &ctx->guid, &gin, dt)) {
             cmd->throttle = 0.0f;               /* engine-off interval: attitude control continues */
             cmd->flags = FSW_CMD_PULSE_OFF;
         } else {
@@ -400,6 +423,32 @@ static void gnc_cycle(fsw_ctx_t *ctx, const fsw_msg_t *msg, fsw_command_t *cmd)
         cmd->flags = (uint8_t)(cmd->flags | FSW_CMD_ACCEL_FAILED);
     }
     cmd->mode = ctx->guid.phase;
+
+    /* State invariants: a violation re-seeds from the last good cycle and repeats its command;
+     * CHK_SAFE_N in a row (or one with no good cycle to return to) latch the safe mode. */
+    if (ctx->chk.enable) {
+        inv = fsw_chk_state(&ctx->chk, &ctx->nav, &ctx->guid) | fsw_chk_command(&ctx->chk, cmd);
+        if (inv != 0u) {
+            ctx->fault_flags |= inv;
+            ctx->bad_run++;
+            if (!ctx->have_good || ctx->bad_run >= ctx->chk.safe_n) {
+                reseed(ctx);
+                ctx->safe = 1;
+                ctx->fault_flags |= FSW_FAULT_SAFE;
+                safe_command(ctx, dt, cmd);
+                cmd->mode = FSW_MODE_SAFE;
+            } else {
+                reseed(ctx);
+                *cmd = ctx->last_cmd;
+                cmd->mode = ctx->guid.phase;
+            }
+        } else {
+            ctx->bad_run = 0;
+            ctx->nav_good = ctx->nav;
+            ctx->guid_good = ctx->guid;
+            ctx->have_good = 1;
+        }
+    }
     sanitize_command(cmd, ctx->guid.cfg.throttle_min);
 }
 

@@ -12,6 +12,8 @@
 #include <stdint.h>
 
 #include "fsw_attitude.h"
+#include "fsw_checks.h"
+#include "fsw_engine.h"
 #include "fsw_guidance.h"
 #include "fsw_hal.h"
 #include "fsw_nav.h"
@@ -33,31 +35,6 @@
 #define FSW_CMD_ACCEL_FAILED 0x02u   /* accelerometers declared failed: navigating on the thrust model */
 #define FSW_CMD_PULSE_OFF    0x04u   /* engine held off by the over-thrust pulse mode (ENGINE_ON clear) */
 
-/*
- * Engine model and the monitors built on it (fsw_app.c): the modelled actual
- * throttle follows the commanded one through ENGINE_TAU / ENGINE_SLEW; the
- * thrust-scale estimate (THR_EST_*) and the over-thrust pulse mode (PULSE_*).
- */
-typedef struct fsw_eng_cfg {
-    float tau, slew;             /* s, 1/s */
-    float f_min;                 /* m/s^2, MON_F_MIN */
-    float est_tau, est_min, est_max;
-    float pulse_v_tol, pulse_off_max, pulse_on_min, pulse_a_min;
-    uint8_t est_enable, pulse_enable;
-    uint8_t pad_[2];
-} fsw_eng_cfg_t;
-
-typedef struct fsw_eng {
-    fsw_eng_cfg_t cfg;
-    float thr_model;             /* modelled actual throttle, fraction of THRUST_MAX (at scale 1) */
-    float f_model;               /* m/s^2, modelled specific force over the last interval (scale applied) */
-    float scale;                 /* estimated thrust scale, actual / commanded (1 nominal) */
-    float pulse_t;               /* s, time in the current pulse-mode state */
-    uint32_t pulses;             /* engine-off intervals so far (each ends with a relight) */
-    uint8_t pulse_off;           /* engine held off by the pulse mode now */
-    uint8_t pad_[3];
-} fsw_eng_t;
-
 typedef struct fsw_ctx {
     fsw_hal_t     hal;          /* copy of the target's HAL */
     fsw_parser_t  parser;
@@ -75,6 +52,16 @@ typedef struct fsw_ctx {
     uint8_t       committed;    /* COMMIT received: GNC running */
     uint8_t       have_t;       /* last_t_us valid */
     fsw_eng_t     eng;          /* engine model, thrust-scale estimate, pulse mode */
+    /* second line of defence (fsw_checks.h, docs/flight-code.md) */
+    fsw_chk_cfg_t  chk;
+    fsw_sens_mon_t smon;        /* SENSORS against the last accepted frame; gaps, rejections */
+    fsw_nav_t     nav_good;     /* navigation and guidance state at the end of the last cycle */
+    fsw_guid_t    guid_good;    /* whose invariants held: the re-seed source */
+    uint32_t      fault_flags;  /* FSW_FAULT_* bits, latched since COMMIT (TELEMETRY fault_flags) */
+    uint32_t      reseeds;      /* cycles whose state was re-seeded from the last good one */
+    uint16_t      bad_run;      /* consecutive cycles with a violated invariant */
+    uint8_t       have_good;    /* nav_good/guid_good valid */
+    uint8_t       safe;         /* safe mode latched (phase FSW_MODE_SAFE) */
 } fsw_ctx_t;
 
 void fsw_init(fsw_ctx_t *ctx, const fsw_hal_t *hal);
@@ -82,8 +69,12 @@ void fsw_rx_bytes(fsw_ctx_t *ctx, const uint8_t *data, size_t n);
 
 /* The pieces fsw_rx_bytes() dispatches to, public for tests and other targets. */
 void fsw_handle_msg(fsw_ctx_t *ctx, const fsw_msg_t *msg);
-/* Re-initialise navigation and guidance from the parameters (what COMMIT does). */
+/* Re-initialise navigation and guidance from the parameters (what COMMIT does once the
+ * configuration is plausible). */
 void fsw_commit(fsw_ctx_t *ctx);
+/* COMMIT with the CONFIG-as-a-whole check (fsw_chk_config, when CHK_ENABLE): returns 0 after
+ * fsw_commit(), or the id of the first offending parameter (the GNC is then not running). */
+uint16_t fsw_commit_checked(fsw_ctx_t *ctx);
 /* Fill a TELEMETRY body from the current state. */
 void fsw_fill_telemetry(const fsw_ctx_t *ctx, fsw_telemetry_t *tlm);
 
