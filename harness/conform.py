@@ -291,7 +291,8 @@ class Probe:
         dv = G_HOVER * dt_us * 1e-6
         if dt_us:
             self.imu_dv_accum[2] += dv
-        flags = p.SENSORS_IMU_VALID | p.SENSORS_LRF_VALID | p.SENSORS_LRF_NEW
+        # the first frame has no interval behind it: IMU_VALID clear (docs/protocol.md, "The first SENSORS frame")
+        flags = (p.SENSORS_IMU_VALID if dt_us else 0) | p.SENSORS_LRF_VALID | p.SENSORS_LRF_NEW
         return p.Sensors((0.0, 0.0, dv), (0.0, 0.0, 0.0), dt_us, HOVER_ALT_M - LRF_BELOW_COM_M, t_us, flags,
                          imu_dv_accum_body=tuple(self.imu_dv_accum), imu_dtheta_accum_body=(0.0, 0.0, 0.0))
 
@@ -879,62 +880,62 @@ def _check_tx_seq(c: Conformance):
 
 
 ITEMS: tuple[Item, ...] = (
-    Item("hello", "HELLO answered, protocol version, printable name", "boot", "HELLO",
+    Item("hello", "HELLO answered, protocol version, printable name", "boot", "HELLO (0x01)",
          "answer every HELLO request with your HELLO (protocol_version as the harness, firmware_name printable "
          "ASCII, NUL padded)", _check_hello),
-    Item("config.core", "CONFIG of every core parameter ACCEPTED", "config", "CONFIG_ACK",
+    Item("config.core", "CONFIG of every core parameter ACCEPTED", "config", "Parameters: core, optional, required",
          "accept every core parameter (ids 1-18) in its range with status 0 and echo the value in force",
          _check_config_core),
-    Item("config.optional", "CONFIG of an optional parameter answered", "config", "CONFIG_ACK",
+    Item("config.optional", "CONFIG of an optional parameter answered", "config", "Parameters: core, optional, required",
          "answer an optional parameter you use with 0 (value echoed), one you do not with 1", _check_config_optional),
-    Item("config.out_of_range", "out-of-range CONFIG refused, old value kept", "config", "CONFIG_ACK",
+    Item("config.out_of_range", "out-of-range CONFIG refused, old value kept", "config", "CONFIG_ACK (0x03)",
          "range-check every CONFIG: answer status 2 and leave the old value in force (ack.value = old value)",
          _check_out_of_range),
-    Item("config.unknown_id", "unknown parameter id refused", "config", "CONFIG_ACK",
+    Item("config.unknown_id", "unknown parameter id refused", "config", "CONFIG_ACK (0x03)",
          "answer a CONFIG whose id you do not know with status 1 and apply nothing", _check_unknown_id),
-    Item("commit", "COMMIT acknowledged COMMITTED; flying starts only after it", "config", "Handshake",
+    Item("commit", "COMMIT acknowledged COMMITTED; flying starts only after it", "config", "Handshake, step by step",
          "answer CONFIG param_id 0 with flags COMMIT by CONFIG_ACK param_id 0 status 3, then answer SENSORS",
          _check_commit),
-    Item("latency", "answer latency within the cycle budget", "flight", "One lockstep cycle",
+    Item("latency", "answer latency within the cycle budget", "flight", "Lockstep, timing and sequence numbers",
          "answer every SENSORS with its COMMAND within the rig's cycle_timeout_s: do the cycle's work before "
          "anything slow (logging, telemetry), never block on I/O", _check_latency),
     Item("telemetry.counters", "TELEMETRY rx_frames_ok counts good frames, nothing else moves", "flight",
-         "TELEMETRY", "count every good frame in rx_frames_ok (wrapping); on a clean link with plausible "
+         "TELEMETRY (0x12)", "count every good frame in rx_frames_ok (wrapping); on a clean link with plausible "
          "SENSORS no error, sensors_gaps or sensors_rejected count may rise",
          _check_counters),
-    Item("frames.bad_crc", "bad CRC counted and survived", "flight", "Errors and resynchronisation",
+    Item("frames.bad_crc", "bad CRC counted and survived", "flight", "Error counters and resynchronisation",
          "drop a frame whose CRC does not match, count it in rx_crc_errors, resume at the next 0x00",
          _check_bad("frame with a bad CRC", _send_bad_crc, "rx_crc_errors")),
-    Item("frames.truncated", "truncated frame counted and survived", "flight", "Errors and resynchronisation",
+    Item("frames.truncated", "truncated frame counted and survived", "flight", "Error counters and resynchronisation",
          "a packet shorter than header + CRC is a framing error: count rx_framing_errors, resume at the next 0x00",
          _check_bad("truncated frame", _send_truncated, "rx_framing_errors")),
-    Item("frames.oversize", "oversize frame counted and survived", "flight", "Errors and resynchronisation",
+    Item("frames.oversize", "oversize frame counted and survived", "flight", "Error counters and resynchronisation",
          "bound the receive buffer: more than 253 bytes without a 0x00 is one framing error, then discard up "
          "to the next 0x00", _check_bad("oversize frame (300 bytes without a delimiter)", _send_oversize,
                                         "rx_framing_errors")),
     Item("frames.bad_length", "known type with a wrong length counted and survived", "flight",
-         "Errors and resynchronisation", "check each body length against the message table: count "
+         "Error counters and resynchronisation", "check each body length against the message table: count "
          "rx_length_errors", _check_bad("SENSORS 8 bytes short", _send_bad_length, "rx_length_errors")),
     Item("frames.unknown_type", "unknown message type counted and survived", "flight",
-         "Errors and resynchronisation", "count a well-formed frame of an unknown type in rx_unknown_msgs "
+         "Error counters and resynchronisation", "count a well-formed frame of an unknown type in rx_unknown_msgs "
          "and carry on", _check_bad("frame of unknown type 0x7e", _send_unknown_type, "rx_unknown_msgs")),
     Item("frames.garbage", "garbage between frames counted once and survived", "flight",
-         "Errors and resynchronisation", "bytes that are no frame cost one counted error up to the next 0x00, "
+         "Error counters and resynchronisation", "bytes that are no frame cost one counted error up to the next 0x00, "
          "never the good frame after it", _check_bad("garbage between frames", _send_garbage, None)),
     Item("frames.split", "frame split across writes reassembled", "flight", "Framing",
          "keep a partial frame across reads until its 0x00: a UART delivers bytes in any chunking",
          _check_split),
-    Item("recovery.garbage_burst", "recovery after a garbage burst", "flight", "Errors and resynchronisation",
+    Item("recovery.garbage_burst", "recovery after a garbage burst", "flight", "Error counters and resynchronisation",
          "after noise, resynchronise at the next 0x00 and answer the next SENSORS", _check_burst),
     Item("sensors.lost", "lost SENSORS: the next one answered (and counted in sensors_gaps)", "flight",
-         "Lockstep and lost frames", "answer a SENSORS whatever its seq; count the missing numbers in "
+         "Lost and late frames, each direction", "answer a SENSORS whatever its seq; count the missing numbers in "
          "sensors_gaps", _check_lost),
-    Item("seq.sensors_seq", "COMMAND.sensors_seq names the SENSORS answered", "none", "COMMAND",
+    Item("seq.sensors_seq", "COMMAND.sensors_seq names the SENSORS answered", "none", "Lockstep, timing and sequence numbers",
          "copy the answered SENSORS' header seq into COMMAND.sensors_seq; one COMMAND per SENSORS",
          _check_sensors_seq),
-    Item("seq.t_us", "COMMAND t_us repeats the SENSORS t_us", "none", "COMMAND",
+    Item("seq.t_us", "COMMAND t_us repeats the SENSORS t_us", "none", "Lockstep, timing and sequence numbers",
          "stamp each COMMAND header with the t_us of the SENSORS it answers", _check_t_us),
-    Item("seq.tx", "the flight code numbers its frames +1 each", "none", "Header",
+    Item("seq.tx", "the flight code numbers its frames +1 each", "none", "Lockstep, timing and sequence numbers",
          "number every frame you send one more than the last (wrapping at 65536), whatever its type",
          _check_tx_seq),
 )
