@@ -396,6 +396,8 @@ class Conformance:
         self.sessions: list[Session] = []
         self.core_in_force: dict[str, float] = {}
         self.needs_restart = False
+        self.abort_reason: str | None = None   # set: the remaining items cannot mean anything
+        self.unflyable: str | None = None      # set: a fresh start did not give a flying flight code
 
     # rig lifecycle --------------------------------------------------------------------------
     def _up(self) -> None:
@@ -433,12 +435,17 @@ class Conformance:
             pr.send(p.Hello(p.PROTOCOL_VERSION, 0, "fsil-conform"))
             pr.wait_for(lambda f: f.msg_type == p.MsgType.HELLO, self.spec.hello_timeout_s)
         if phase == "flight" and not pr.session.committed:
+            if self.unflyable:
+                raise Outcome(SKIP, f"not run: {self.unflyable}")
             for name, value in self._config_values():
                 pr.config(self.table[name].id, value)
             pr.config(p.COMMIT_PARAM_ID, 0.0, p.CONFIG_COMMIT)
             pr.session.committed = True
             pr.start_flight()
-            pr.step()
+            if not pr.step().answered:
+                self.unflyable = (f"after a fresh start, configuration and COMMIT, the first SENSORS got no COMMAND "
+                                  f"within {_ms(pr.answer_wait_s)}")
+                raise Outcome(FAIL, f"could not bring the flight code to flying: {self.unflyable}")
 
     def _config_values(self) -> list[tuple[str, float]]:
         rig_params = [(k, float(v)) for k, v in self.spec.flight_params.items()]
@@ -452,6 +459,9 @@ class Conformance:
                 if self.only and item.id not in self.only:
                     continue
                 t0 = time.perf_counter()
+                if self.abort_reason:
+                    results.append(ItemResult(item.id, item.title, SKIP, f"not run: {self.abort_reason}"))
+                    continue
                 try:
                     self._bring_to(item.phase)
                     status, detail = item.check(self)
@@ -514,6 +524,11 @@ def _check_hello(c: Conformance):
         t0 = time.perf_counter()
         pr.send(p.Hello(p.PROTOCOL_VERSION, 0, "fsil-conform"))
         f = pr.wait_for(lambda fr: fr.msg_type == p.MsgType.HELLO, c.spec.hello_timeout_s)
+        if f is None and pr.decoder.foreign_version is not None:
+            version, msg_type = pr.decoder.foreign_version
+            c.abort_reason = (f"the flight code speaks protocol {version} (header version byte of its frames, "
+                              f"e.g. type 0x{msg_type:02x}), the harness speaks {p.PROTOCOL_VERSION}")
+            raise Outcome(FAIL, c.abort_reason)
         if f is None:
             seen = "a boot banner was seen, but " if banner or answers else ""
             raise Outcome(FAIL, f"{seen}HELLO request {len(answers) + 1} of 2 got no HELLO within "
@@ -550,6 +565,9 @@ def _check_config_core(c: Conformance):
         waits.append(wait)
         if ack is None:
             bad.append(f"{name} (id {spec.id}): no CONFIG_ACK within {c.probe.ack_wait_s:g} s")
+            if len(bad) == 2 and len(waits) == 2:
+                return FAIL, f"no CONFIG_ACK for the first two core parameters (NAV_R0_X, NAV_R0_Y) within " \
+                             f"{c.probe.ack_wait_s:g} s each: the rest were not sent"
             continue
         if ack.param_id == spec.id:
             c.core_in_force[name] = ack.value

@@ -59,7 +59,7 @@ def _build_all(out_dir: Path) -> dict[str, Path]:
     digest.update(subprocess.run([cc, "--version"], capture_output=True).stdout)
     key = digest.hexdigest()[:16]
     procs, exes = {}, {}
-    for variant in VARIANTS:
+    for variant in [*VARIANTS, "OLD_VERSION"]:
         exe = out_dir / f"broken_fsw-{variant.lower()}-{key}"
         exes[variant] = exe
         if not exe.exists():
@@ -137,6 +137,17 @@ def test_broken_program_fails_exactly_its_item(variant, broken_programs, tmp_pat
 
         cases = [c for s in JUnitXml.fromfile(str(tmp_path / "conform.xml")) for c in s]
         assert [c.name for c in cases if not c.is_passed] == [want]
+
+
+def test_a_flight_code_of_another_version_is_named_and_nothing_else_runs(broken_programs, tmp_path):
+    rig = _program_rig(tmp_path, "OLD_VERSION", broken_programs["OLD_VERSION"])
+    report = conform(rig, cycles=3)
+    hello = report.items[0]
+    assert hello.id == "hello" and hello.status == FAIL
+    assert f"speaks protocol {p.PROTOCOL_VERSION - 1}" in hello.detail and \
+        f"harness speaks {p.PROTOCOL_VERSION}" in hello.detail
+    assert [i.status for i in report.items[1:]] == [SKIP] * (len(ITEM_IDS) - 1)
+    assert report.restarts == 0
 
 
 def test_a_dead_program_is_named_with_its_signal(broken_programs, tmp_path):

@@ -26,6 +26,7 @@
  *   BREAK_SENSORS_SEQ       COMMAND.sensors_seq off by one                  -> seq.sensors_seq
  *   BREAK_T_US              COMMAND stamped with its own clock, not the SENSORS t_us -> seq.t_us
  *   BREAK_TX_SEQ            TELEMETRY not numbered in the frame sequence    -> seq.tx
+ *   BREAK_OLD_VERSION       every frame's header says the previous version  -> hello, the rest not run
  *   BREAK_GAPS_NOT_COUNTED  TELEMETRY sensors_gaps stays 0                  -> sensors.lost
  */
 #if !defined(_DEFAULT_SOURCE)
@@ -90,6 +91,9 @@ static void send_msg(app_t *a, fsw_msg_t *m)
     size_t n, off = 0;
 
     m->hdr.version = (uint8_t)FSW_PROTO_VERSION;
+#ifdef BREAK_OLD_VERSION
+    m->hdr.version = (uint8_t)(FSW_PROTO_VERSION - 1u);
+#endif
     m->hdr.seq = a->tx_seq;
 #ifdef BREAK_TX_SEQ
     if (m->hdr.msg_type != FSW_MSG_TELEMETRY)
