@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parent.parent
 BROKEN_SRC = REPO / "tests" / "broken_fsw" / "broken_fsw.c"
 CODEC = [REPO / "firmware_stub" / "fsw_protocol.c"]
 HEADERS = [REPO / "firmware_stub" / "fsw_protocol.h", REPO / "firmware_stub" / "fsw_params.def"]
-CYCLES = 12  # latency cycles per run: enough for the slow variant's every-10th stall to show
+CYCLES = 12  # latency cycles per run: the slow variant stalls 1 s on the 10th SENSORS after COMMIT
 
 #: each variant of broken_fsw.c and the one checklist item it must fail (None: the correct build)
 VARIANTS: dict[str, str | None] = {
@@ -96,8 +96,8 @@ startup_timeout_s = 5.0
 stop_timeout_s = 1.0
 
 [timing]
-cycle_timeout_s = 0.3
-hello_timeout_s = 1.0
+cycle_timeout_s = 0.5
+hello_timeout_s = 1.5
 """)
     return rig
 
