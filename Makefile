@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.fsil-installed
 PYTEST_ARGS ?=
 # Besides the whole suite on loopback, the closed-loop test file flies again on each of these
 # rigs (same file, every rig); a rig whose tools are absent skips, naming them.
-RIGS   ?= host-pty qemu-m4
+RIGS   ?= host-pty qemu-m4 examples/simple_lander/rig.toml
 
 .PHONY: demo test install clean
 

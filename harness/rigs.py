@@ -33,17 +33,17 @@ import string
 import subprocess
 import tempfile
 import time
-import tomllib
 import tty
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Annotated, Literal, Optional, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field
 
 from harness.errors import ConfigError, FsilError
 from harness.safetext import printable
+from harness.validation import Model, key_text, read_toml, validate
 
 REPO = Path(__file__).resolve().parent.parent
 KINDS = ("loopback", "host-pty", "qemu-m4", "usb-mcu", "program")
@@ -73,8 +73,8 @@ NonNegSeconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 FiniteNumber = Annotated[float, Field(allow_inf_nan=False)]
 
 
-class _Table(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+class _Table(Model):
+    """A rig-file table (harness.validation.Model: unknown keys refused, strict types, no NaN/inf)."""
 
 
 class RigTable(_Table):
@@ -212,31 +212,6 @@ def _describe_type(info) -> str:
 def table_of_numbers(ann) -> bool:
     args = get_args(ann)
     return len(args) == 2 and (args[1] is float or get_origin(args[1]) is Annotated)
-
-
-def _config_error(src: Path, exc: ValidationError) -> ConfigError:
-    msgs = []
-    for err in exc.errors():
-        loc = [str(p) for p in err["loc"]]
-        table = loc[0] if loc else None
-        key = loc[1] if len(loc) > 1 else None
-        dotted = ".".join(loc)
-        value = err.get("input")
-        if err["type"] == "extra_forbidden":
-            if len(loc) == 1:
-                msgs.append(f"unknown table [{table}]; allowed: {_allowed(None, None)}")
-            else:
-                msgs.append(f"unknown key {dotted}; allowed: {_allowed(table, None)}")
-        elif err["type"] == "missing":
-            msgs.append(f"missing {dotted}; allowed: {_allowed(table, key)}" if key else
-                        f"missing table [{table}]")
-        elif err["type"] in ("model_type", "dict_type") and len(loc) == 1:
-            msgs.append(f"[{table}] must be a table")
-        else:
-            allowed = _allowed(table, key) if key else ""
-            why = "" if err["type"] == "literal_error" else f": {err['msg']}"
-            msgs.append(f"{dotted} = {_show(value)}{why}" + (f"; allowed: {allowed}" if allowed else ""))
-    return ConfigError(f"{src}: " + "; ".join(msgs))
 
 
 def _show(value) -> str:
@@ -398,15 +373,7 @@ def load_rig(name_or_path: str | Path) -> RigSpec:
                               f"{', '.join(sorted(rigs)) or 'none'}, or a path to a .toml rig file "
                               f"(searched {', '.join(str(d) for d in rig_search_path())})")
         p = rigs[str(name_or_path)]
-    try:
-        data = tomllib.loads(p.read_bytes().decode("utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{p}: cannot read rig file: {exc.strerror or exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{p}: not UTF-8 text (byte {exc.start}): a rig file is TOML") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{p}: not valid TOML: {exc}") from exc
-    return rig_from_dict(data, p)
+    return rig_from_dict(read_toml(p, what="rig file"), p)
 
 
 def _base_dir(src: Path) -> Path:
@@ -419,26 +386,23 @@ def rig_from_dict(data: dict, src: Path | str = "<memory>") -> RigSpec:
     """Validate a parsed rig file (see ``RigFile``) and resolve it into a RigSpec; ConfigError names
     the file, the key and the allowed values."""
     src = Path(src)
-    try:
-        doc = RigFile.model_validate(data)
-    except ValidationError as exc:
-        raise _config_error(src, exc) from None
+    doc = validate(RigFile, data, str(src))
     kind = doc.rig.kind
     # keys set in a table no kind of this rig reads are mistakes (e.g. [program] in a host-pty rig)
     for table, model in _TABLES.items():
         for key in (data.get(table) or {}):
             kinds = (model.model_fields[key].json_schema_extra or {}).get("kinds", KINDS)
             if kind not in kinds:
-                raise ConfigError(f"{src}: {table}.{key} is not used by kind = {kind!r}; "
-                                  f"it is read by kind {', '.join(kinds)}")
+                raise ConfigError(f"{src}: {key_text((table, key))} is not used by kind = {kind!r}; "
+                                  f"allowed: remove it (it is read by kind {', '.join(kinds)})")
     port_d = doc.port
     if kind == "usb-mcu" and port_d.path is None and port_d.vid is None:
-        raise ConfigError(f"{src}: a usb-mcu rig needs port.path or port.vid + port.pid")
+        raise ConfigError(f"{src}: a usb-mcu rig needs [port] path, or [port] vid + pid")
     if (port_d.vid is None) != (port_d.pid is None):
-        raise ConfigError(f"{src}: port.vid and port.pid go together")
+        raise ConfigError(f"{src}: [port] vid and pid go together (set both or neither)")
     port = PortSpec(**port_d.model_dump())
     if port.path is not None and "://" in port.path:
-        raise ConfigError(f"{src}: port.path = {_show(port.path)}: a usb-mcu port is a device path such as "
+        raise ConfigError(f"{src}: [port] path = {_show(port.path)} is invalid; allowed: a usb-mcu port is a device path such as "
                           f"/dev/ttyACM0, not a URL")
     source_dir = None
     if doc.flight_code.source_dir is not None:
@@ -465,7 +429,7 @@ def _check_source_dir(src: Path, source_dir: Path, kind: str) -> None:
     """A reference-style source tree must hold what the reference build compiles; say what is missing
     now, not with a traceback at fly time."""
     if not source_dir.is_dir():
-        raise ConfigError(f"{src}: flight_code.source_dir {source_dir} is not a folder")
+        raise ConfigError(f"{src}: [flight_code] source_dir = {source_dir} is not a folder")
     need = ["fsw_params.def", "sources.txt", "fsw_app.h"]
     lacking = [n for n in need if not (source_dir / n).is_file()]
     if not lacking:
@@ -475,7 +439,7 @@ def _check_source_dir(src: Path, source_dir: Path, kind: str) -> None:
                 lacking.append(f"{name} (listed in sources.txt)")
     if lacking:
         raise ConfigError(
-            f"{src}: flight_code.source_dir {source_dir} lacks {', '.join(lacking)}, which the reference "
+            f"{src}: [flight_code] source_dir = {source_dir} lacks {', '.join(lacking)}, which the reference "
             f"build of a {kind} rig needs (a source tree laid out like firmware_stub/: sources.txt, "
             f"fsw_params.def, fsw_app.h with the fsw_init/fsw_rx_bytes API). For flight code of your own, "
             f"use kind = \"program\" with a [program] command (docs/your-flight-code.md)")
@@ -488,7 +452,7 @@ def _program_spec(src: Path, t: ProgramTable) -> ProgramSpec:
     cwd = cwd if cwd.is_absolute() else (base / cwd)
     wanted = PLACEHOLDERS[t.link]
     seen = set()
-    for where, texts in (("program.command", t.command), ("program.env", list(t.env.values()))):
+    for where, texts in (("[program] command", t.command), ("[program] env", list(t.env.values()))):
         for text in texts:
             try:
                 names = {f for _, f, _, _ in string.Formatter().parse(text) if f is not None}
@@ -501,11 +465,11 @@ def _program_spec(src: Path, t: ProgramTable) -> ProgramSpec:
                                   f"allowed: {{port}} (link = \"pty\"), {{tcp_port}} (link = \"tcp\")")
             seen |= names
     if wanted not in seen:
-        raise ConfigError(f"{src}: program.command never tells the program its port: with link = "
-                          f"{t.link!r} put {{{wanted}}} in program.command (or program.env)")
+        raise ConfigError(f"{src}: [program] command never tells the program its port: with link = "
+                          f"{t.link!r} put {{{wanted}}} in [program] command (or env)")
     other = (seen & set(PLACEHOLDERS.values())) - {wanted}
     if other:
-        raise ConfigError(f"{src}: program.command uses {{{other.pop()}}} but program.link = {t.link!r} "
+        raise ConfigError(f"{src}: [program] command uses {{{other.pop()}}} but [program] link = {t.link!r} "
                           f"(allowed placeholder: {{{wanted}}})")
     return ProgramSpec(command=tuple(t.command), cwd=cwd, build=tuple(t.build) if t.build else None,
                        build_timeout_s=t.build_timeout_s, env=tuple(sorted(t.env.items())), link=t.link,
@@ -551,21 +515,6 @@ def find_port(spec: PortSpec, ports=None) -> str:
 
 
 # Bringing a rig up ----------------------------------------------------------------------
-_RUNNER_OPTIONS: set[str] | None = None
-
-
-def _runner_options() -> set[str]:
-    """Keyword arguments ``harness.runner.fly`` takes (the rig passes only what it knows)."""
-    global _RUNNER_OPTIONS
-    if _RUNNER_OPTIONS is None:
-        import inspect
-
-        from harness.runner import fly
-
-        _RUNNER_OPTIONS = set(inspect.signature(fly).parameters)
-    return _RUNNER_OPTIONS
-
-
 class Rig:
     """A brought-up rig: its spec, an open transport to the flight code, and how to take it down.
 
@@ -593,9 +542,7 @@ class Rig:
 
         opts = {"rig": self.name, "pacing": self.spec.pacing, "cycle_timeout_s": self.spec.cycle_timeout_s,
                 "stall_cycles": self.spec.stall_cycles, "hello_timeout_s": self.spec.hello_timeout_s,
-                "source_dir": self.spec.source_dir}
-        if "lost_command" in _runner_options():
-            opts["lost_command"] = self.spec.lost_command
+                "source_dir": self.spec.source_dir, "lost_command": self.spec.lost_command}
         opts.update(kwargs)
         if self.spec.flight_params:  # the rig's settings (e.g. telemetry decimation); the scenario's win
             scenario = scenario.with_(flight_params={**self.spec.flight_params, **scenario.flight_params})

@@ -1,5 +1,6 @@
 """Rigs: definitions, bring-up, USB port matching and reconnect (against real ptys), failure
 of the far end mid-descent, determinism across rigs, real-time pacing."""
+import math
 import os
 import signal
 import subprocess
@@ -33,15 +34,36 @@ def test_the_four_rigs_ship_and_load():
 
 
 @pytest.mark.parametrize("data, needle", [
-    ({"rig": {"kind": "jtag"}}, "rig.kind = 'jtag'; allowed: loopback, host-pty, qemu-m4, usb-mcu, program"),
-    ({"rig": {"kind": "loopback", "colour": "red"}}, "unknown key rig.colour"),
-    ({"rig": {"kind": "loopback"}, "timing": {"pacing": "warp"}}, "timing.pacing = 'warp'; allowed: lockstep, realtime"),
-    ({"rig": {"kind": "loopback"}, "timing": {"cycle_timeout_s": -1.0}}, "timing.cycle_timeout_s = -1.0: Input should be greater than 0; allowed: a finite number > 0"),
-    ({"rig": {"kind": "usb-mcu"}}, "needs port.path or port.vid"),
-    ({"rig": {"kind": "usb-mcu"}, "port": {"vid": 0x1209}}, "port.vid and port.pid go together"),
+    ({"rig": {"kind": "jtag"}}, "[rig] kind = 'jtag' is invalid; allowed: 'loopback', 'host-pty', 'qemu-m4', 'usb-mcu' or 'program'"),
+    ({"rig": {"kind": "loopback", "colour": "red"}}, "unknown key colour in [rig]; allowed keys: kind, name"),
+    ({"rig": {"kind": "loopback"}, "timing": {"pacing": "warp"}}, "[timing] pacing = 'warp' is invalid; allowed: 'lockstep' or 'realtime'"),
+    ({"rig": {"kind": "loopback"}, "timing": {"cycle_timeout_s": -1.0}}, "[timing] cycle_timeout_s = -1.0 is invalid (at or below the minimum); allowed: a finite number > 0"),
+    # every timeout finite and positive (issue 13: nan was accepted and a stall was never detected)
+    ({"rig": {"kind": "loopback"}, "timing": {"cycle_timeout_s": math.nan}}, "[timing] cycle_timeout_s = nan is invalid (not a finite number)"),
+    ({"rig": {"kind": "loopback"}, "timing": {"hello_timeout_s": math.inf}}, "[timing] hello_timeout_s = inf is invalid"),
+    ({"rig": {"kind": "loopback"}, "timing": {"test_timeout_s": 0}}, "[timing] test_timeout_s = 0 is invalid"),
+    ({"rig": {"kind": "loopback"}, "timing": {"stall_cycles": 0}}, "[timing] stall_cycles = 0 is invalid"),
+    ({"rig": {"kind": "loopback"}, "timing": {"cycle_timeout_s": True}}, "[timing] cycle_timeout_s = true is invalid (not a number)"),
+    ({"rig": {"kind": "loopback"}, "timing": {"lost_command": "retry"}}, "[timing] lost_command = 'retry' is invalid; allowed: 'hold', 'engine-off' or 'fail'"),
+    ({"rig": {"kind": "usb-mcu"}}, "needs [port] path, or [port] vid + pid"),
+    ({"rig": {"kind": "usb-mcu"}, "port": {"vid": 0x1209}}, "[port] vid and pid go together"),
+    ({"rig": {"kind": "usb-mcu"}, "port": {"path": "socket://localhost:4000"}}, "[port] path = 'socket://localhost:4000' is invalid; allowed: a usb-mcu port is a device path"),
+    ({"rig": {"kind": "usb-mcu"}, "port": {"path": "/dev/x", "reconnect_s": math.nan}}, "[port] reconnect_s = nan is invalid"),
     ({"rig": {"kind": "loopback"}, "flight_code": {"params": {"NO_SUCH": 1.0}}}, "unknown flight-code parameter 'NO_SUCH'"),
     ({"rig": {"kind": "loopback"}, "flight_code": {"params": {"TLM_DECIMATION": 0.0}}}, "outside the allowed range"),
-    ({"rig": {"kind": "loopback"}, "sensors": {}}, "unknown table [sensors]"),
+    ({"rig": {"kind": "loopback"}, "sensors": {}}, "unknown key sensors in the top level; allowed keys: rig, flight_code, port, qemu, timing, program"),
+    ({"rig": {"kind": "program"}}, "a program rig needs a [program] table with command = [...]"),
+    ({"rig": {"kind": "program"}, "program": {"command": []}}, "[program] command = [] is invalid (too short)"),
+    ({"rig": {"kind": "program"}, "program": {"command": "./fsw {port}"}}, "[program] command = './fsw {port}' is invalid (not an array)"),
+    ({"rig": {"kind": "program"}, "program": {"command": ["./fsw"]}}, "[program] command never tells the program its port: with link = 'pty' put {port}"),
+    ({"rig": {"kind": "program"}, "program": {"command": ["./fsw", "{prot}"]}}, "unknown placeholder {prot} in '{prot}'; allowed: {port}"),
+    ({"rig": {"kind": "program"}, "program": {"command": ["./fsw", "{port}"], "link": "tcp"}}, "with link = 'tcp' put {tcp_port}"),
+    ({"rig": {"kind": "program"}, "program": {"command": ["./fsw", "{port}"], "link": "usb"}}, "[program] link = 'usb' is invalid; allowed: 'pty' or 'tcp'"),
+    ({"rig": {"kind": "program"}, "program": {"command": ["./fsw", "{port}"], "startup_timeout_s": math.nan}}, "[program] startup_timeout_s = nan is invalid"),
+    ({"rig": {"kind": "program"}, "program": {"command": ["./fsw", "{port}"], "build_timeout_s": -5}}, "[program] build_timeout_s = -5 is invalid"),
+    ({"rig": {"kind": "program"}, "program": {"command": ["./fsw", "{port}"], "env": {"N": 3}}}, "[program.env] N = 3 is invalid"),
+    ({"rig": {"kind": "host-pty"}, "program": {"command": ["./fsw", "{port}"]}}, "[program] command is not used by kind = 'host-pty'"),
+    ({"rig": {"kind": "program"}, "program": {"command": ["./fsw", "{port}"]}, "qemu": {"attach": "pty"}}, "[qemu] attach is not used by kind = 'program'"),
 ])
 def test_a_bad_rig_file_names_file_key_and_allowed_values(data, needle):
     with pytest.raises(ConfigError) as err:
@@ -202,7 +224,7 @@ def test_flight_code_that_stops_answering_is_declared_stalled_naming_the_last_fr
     assert res.outcome == "link-failure"
     assert "FlightCodeStalled" in res.error and "no COMMAND for 4 consecutive cycles" in res.error
     assert "last frame sent: SENSORS seq" in res.error and "last frame received: " in res.error
-    assert "still running" in res.error  # the diagnosis: hung, not dead
+    assert "is stopped (SIGSTOP)" in res.error and "still running" not in res.error  # hung, not dead: exactly how
     assert read_link_log(tmp_path / "link.log")
 
 

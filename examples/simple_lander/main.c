@@ -37,6 +37,8 @@ typedef struct app {
     uint16_t last_rx_seq;
     uint8_t have_rx_seq;
     uint64_t last_t_us;
+    double last_dv_accum[3];      /* IMU accumulators of the last SENSORS frame used */
+    double last_dtheta_accum[3];
     uint16_t sensors_gaps;
     int io_error;
 } app_t;
@@ -102,12 +104,12 @@ static void on_config(app_t *a, const fsw_msg_t *m)
     memset(&ack, 0, sizeof ack);
     ack.hdr.msg_type = FSW_MSG_CONFIG_ACK;
     ack.body.config_ack.param_id = cf->param_id;
-    if (cf->param_id != P_COMMIT) {
+    if (cf->param_id != P_COMMIT) {  /* id 0 is reserved for COMMIT; any other id is a parameter */
         ack.body.config_ack.status = apply_param(a, cf->param_id, cf->value);
         ack.body.config_ack.value = cf->value;
         a->committed = 0;  /* a new parameter after COMMIT: wait for the next COMMIT */
     }
-    if (cf->flags & FSW_CONFIG_COMMIT) {  /* COMMIT: initialise from what was configured */
+    if (cf->param_id == P_COMMIT && (cf->flags & FSW_CONFIG_COMMIT)) {  /* COMMIT: initialise from the parameters */
         if (a->cfg.mass0_kg > 0.0 && a->cfg.thrust_max_n > 0.0 && a->cfg.gm > 0.0) {
             gnc_init(&a->gnc, &a->cfg);
             a->committed = 1;
@@ -115,7 +117,7 @@ static void on_config(app_t *a, const fsw_msg_t *m)
             a->sensors_gaps = 0;
             ack.body.config_ack.status = FSW_ACK_COMMITTED;
         } else {
-            ack.body.config_ack.status = 4u; /* COMMIT_REFUSED: mass, thrust or GM missing */
+            ack.body.config_ack.status = FSW_ACK_COMMIT_REFUSED; /* mass, thrust or GM missing */
             ack.body.config_ack.value = a->cfg.mass0_kg > 0.0 ? (a->cfg.thrust_max_n > 0.0 ? P_GM : P_THRUST_MAX)
                                                                 : P_MASS0;
         }
@@ -139,9 +141,18 @@ static void on_sensors(app_t *a, const fsw_msg_t *m)
         uint16_t lost = (uint16_t)(m->hdr.seq - a->last_rx_seq - 1u);
         a->sensors_gaps = (uint16_t)(a->sensors_gaps + lost < a->sensors_gaps ? 0xFFFFu : a->sensors_gaps + lost);
     }
+    /* The IMU's running sums: their difference to the last frame we used holds the increments
+     * of any frames lost in between (protocol v2); the first frame carries zeros. */
     for (i = 0; i < 3; i++) {
-        in.dv_body[i] = s->imu_dv_body[i];
-        in.dtheta_body[i] = s->imu_dtheta_body[i];
+        if (a->have_rx_seq) {
+            in.dv_body[i] = s->imu_dv_accum_body[i] - a->last_dv_accum[i];
+            in.dtheta_body[i] = s->imu_dtheta_accum_body[i] - a->last_dtheta_accum[i];
+        } else {
+            in.dv_body[i] = s->imu_dv_body[i];
+            in.dtheta_body[i] = s->imu_dtheta_body[i];
+        }
+        a->last_dv_accum[i] = s->imu_dv_accum_body[i];
+        a->last_dtheta_accum[i] = s->imu_dtheta_accum_body[i];
     }
     /* the interval since the last frame we used: the time stamps tell it even if frames were lost */
     in.dt_s = a->have_rx_seq && m->hdr.t_us > a->last_t_us ? (double)(m->hdr.t_us - a->last_t_us) * 1e-6
@@ -186,6 +197,9 @@ static void on_sensors(app_t *a, const fsw_msg_t *m)
     tlm.body.telemetry.rx_unknown_msgs =
         (uint16_t)(a->parser.unknown_msgs > 0xFFFFu ? 0xFFFFu : a->parser.unknown_msgs);
     tlm.body.telemetry.rx_frames_ok = (uint16_t)(a->parser.frames_ok > 0xFFFFu ? 0xFFFFu : a->parser.frames_ok);
+    tlm.body.telemetry.sensors_gaps = a->sensors_gaps;
+    tlm.body.telemetry.sensors_rejected = 0u;  /* this example runs no plausibility checks */
+    tlm.body.telemetry.fault_flags = 0u;
     send_msg(a, &tlm, m->hdr.t_us);
 }
 
