@@ -595,7 +595,8 @@ def _check_config_optional(c: Conformance):
     ack, wait = c.probe.config(spec.id, value)
     if ack is None:
         return FAIL, f"{name} (id {spec.id}) = {value:g}: no CONFIG_ACK within {c.probe.ack_wait_s:g} s"
-    said = f"{name} (id {spec.id}) = {value:g} {spec.unit}: {p.status_name(ack.status)}, value {ack.value:g}, {_ms(wait)}"
+    unit = f" {spec.unit}" if spec.unit != "-" else ""
+    said = f"{name} (id {spec.id}) = {value:g}{unit}: {p.status_name(ack.status)}, value {ack.value:g}, {_ms(wait)}"
     if ack.param_id != spec.id:
         return FAIL, f"{said}, but the ack names id {ack.param_id}"
     if ack.status == p.ConfigStatus.ACCEPTED:
@@ -619,6 +620,8 @@ def _check_out_of_range(c: Conformance):
         return FAIL, f"{said}, but the ack names id {ack.param_id}"
     if ack.status != p.ConfigStatus.OUT_OF_RANGE:
         return FAIL, f"{said}: expected OUT_OF_RANGE (2)"
+    if ack.value == OUT_OF_RANGE_VALUE:
+        return FAIL, f"{said}: ack.value must be the value in force, {old:g}, not the refused one"
     if ack.value != old:
         return FAIL, f"{said}: the value in force must stay {old:g} (not applied)"
     return PASS, f"{said} (old value kept), {_ms(wait)}"
