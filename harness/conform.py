@@ -16,14 +16,12 @@ rig up afresh when an earlier item left it dead or deaf, so one defect fails one
 from __future__ import annotations
 
 import math
-import struct
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from harness import protocol as p
-from harness.errors import FsilError
 from harness.link import LinkLog
 from harness.params import CORE_PARAMS, load_param_table
 from harness.safetext import printable
@@ -31,7 +29,7 @@ from harness.transports.base import TransportError
 
 PASS, FAIL, SKIP = "PASS", "FAIL", "SKIP"
 
-#: a parameter id no flight code knows (above every id the registry will plausibly assign)
+#: a parameter id no flight code knows (the first free one from here up in the registry)
 UNKNOWN_PARAM_ID = 60000
 DOC = "docs/protocol.md"
 
@@ -55,10 +53,6 @@ _HOVER_PARAMS = {
 OUT_OF_RANGE_PARAM, OUT_OF_RANGE_VALUE = "MASS0", -100.0   # a negative mass: out of every range
 
 _ERROR_COUNTERS = ("rx_crc_errors", "rx_framing_errors", "rx_length_errors", "rx_unknown_msgs")
-
-
-class ConformError(FsilError):
-    """The checklist could not run at all (the rig would not come up); the message says why."""
 
 
 # Results ---------------------------------------------------------------------------------
@@ -628,12 +622,13 @@ def _check_out_of_range(c: Conformance):
 
 
 def _check_unknown_id(c: Conformance):
-    assert all(s.id != UNKNOWN_PARAM_ID for s in c.table.values())
-    ack, wait = c.probe.config(UNKNOWN_PARAM_ID, 1.0)
+    taken = {s.id for s in c.table.values()}
+    pid = next(i for i in range(UNKNOWN_PARAM_ID, 0x10000) if i not in taken)  # never assigned in the registry
+    ack, wait = c.probe.config(pid, 1.0)
     if ack is None:
-        return FAIL, f"id {UNKNOWN_PARAM_ID}: no CONFIG_ACK within {c.probe.ack_wait_s:g} s"
-    said = f"id {UNKNOWN_PARAM_ID}: status {p.status_name(ack.status)}"
-    if ack.param_id != UNKNOWN_PARAM_ID:
+        return FAIL, f"id {pid}: no CONFIG_ACK within {c.probe.ack_wait_s:g} s"
+    said = f"id {pid}: status {p.status_name(ack.status)}"
+    if ack.param_id != pid:
         return FAIL, f"{said}, but the ack names id {ack.param_id}"
     if ack.status != p.ConfigStatus.UNKNOWN_ID:
         return FAIL, f"{said}: expected UNKNOWN_ID (1)"
@@ -904,10 +899,12 @@ ITEMS: tuple[Item, ...] = (
     Item("hello", "HELLO answered, protocol version, printable name", "boot", "HELLO (0x01)",
          "answer every HELLO request with your HELLO (protocol_version as the harness, firmware_name printable "
          "ASCII, NUL padded)", _check_hello),
-    Item("config.core", "CONFIG of every core parameter ACCEPTED", "config", "Parameters: core, optional, required",
+    Item("config.core", "CONFIG of every core parameter ACCEPTED", "config",
+         "Parameters: core, optional, required",
          "accept every core parameter (ids 1-18) in its range with status 0 and echo the value in force",
          _check_config_core),
-    Item("config.optional", "CONFIG of an optional parameter answered", "config", "Parameters: core, optional, required",
+    Item("config.optional", "CONFIG of an optional parameter answered", "config",
+         "Parameters: core, optional, required",
          "answer an optional parameter you use with 0 (value echoed), one you do not with 1", _check_config_optional),
     Item("config.out_of_range", "out-of-range CONFIG refused, old value kept", "config", "CONFIG_ACK (0x03)",
          "range-check every CONFIG: answer status 2 and leave the old value in force (ack.value = old value)",
@@ -951,12 +948,15 @@ ITEMS: tuple[Item, ...] = (
     Item("sensors.lost", "lost SENSORS: the next one answered (and counted in sensors_gaps)", "flight",
          "Lost and late frames, each direction", "answer a SENSORS whatever its seq; count the missing numbers in "
          "sensors_gaps", _check_lost),
-    Item("seq.sensors_seq", "COMMAND.sensors_seq names the SENSORS answered", "none", "Lockstep, timing and sequence numbers",
+    Item("seq.sensors_seq", "COMMAND.sensors_seq names the SENSORS answered", "none",
+         "Lockstep, timing and sequence numbers",
          "copy the answered SENSORS' header seq into COMMAND.sensors_seq; one COMMAND per SENSORS",
          _check_sensors_seq),
-    Item("seq.t_us", "COMMAND t_us repeats the SENSORS t_us", "none", "Lockstep, timing and sequence numbers",
+    Item("seq.t_us", "COMMAND t_us repeats the SENSORS t_us", "none",
+         "Lockstep, timing and sequence numbers",
          "stamp each COMMAND header with the t_us of the SENSORS it answers", _check_t_us),
-    Item("seq.tx", "the flight code numbers its frames +1 each", "none", "Lockstep, timing and sequence numbers",
+    Item("seq.tx", "the flight code numbers its frames +1 each", "none",
+         "Lockstep, timing and sequence numbers",
          "number every frame you send one more than the last (wrapping at 65536), whatever its type",
          _check_tx_seq),
 )
