@@ -99,6 +99,17 @@ def cmd_scenarios(args) -> int:
     return 0 if ok else 1
 
 
+def cmd_conform(args) -> int:
+    """The protocol conformance checklist on one rig (docs/conformance.md): 0 all pass, 1 a FAIL."""
+    from harness.conform import conform
+
+    report = conform(args.rig, cycles=args.cycles, junit_xml=args.junit_xml)
+    print(report.table())
+    if args.junit_xml:
+        print(f"JUnit XML: {args.junit_xml}")
+    return 0 if report.passed else 1
+
+
 def cmd_rigs(args) -> int:
     """List rigs and check each one's requirements. Exit 0 only when every listed rig is ready:
     1 when one is MISSING something here (tool, board, program), 2 when one is BROKEN (bad file)."""
@@ -156,6 +167,11 @@ def main(argv=None) -> int:
     sc.add_argument("--rig", default="loopback")
     sc.add_argument("--out", default="fsil-runs/scenarios")
     sc.set_defaults(func=cmd_scenarios)
+    cf = sub.add_parser("conform", help="protocol conformance checklist against a rig's flight code")
+    cf.add_argument("--rig", required=True, help="rig name or rig file (.toml)")
+    cf.add_argument("--junit-xml", metavar="FILE", help="also write the checklist as JUnit XML")
+    cf.add_argument("--cycles", type=int, default=50, help="lockstep cycles of the latency item (>= 1)")
+    cf.set_defaults(func=cmd_conform)
     rg = sub.add_parser("rigs", help="list the rigs and check each one's requirements")
     rg.add_argument("rig", nargs="*", help="only these rigs (names or paths)")
     rg.set_defaults(func=cmd_rigs)
