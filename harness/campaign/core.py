@@ -188,7 +188,8 @@ def thresholds(table: np.ndarray, axes: list[dict]) -> list[dict]:
     return out
 
 
-def _x(v):
+def threshold_text(v) -> str:
+    """A threshold for the text and HTML reports (None: never reached; inf: above the whole sweep)."""
     if v is None:
         return "never (lands at every swept value)"
     if v == math.inf:
@@ -205,7 +206,7 @@ def threshold_lines(table, axes) -> list[str]:
     for t in th:
         g = ", ".join(f"{k}={v}" for k, v in t["group"].items())
         low = "none" if t["lowest_99"] is None else f"{t['lowest_99']:.0f}"
-        lines.append(f"  {t['axis']} [{g}]: 50 % at {_x(t['p50'])}; >= 99 % down to {low}")
+        lines.append(f"  {t['axis']} [{g}]: 50 % at {threshold_text(t['p50'])}; >= 99 % down to {low}")
     return lines
 
 
@@ -232,9 +233,10 @@ def rerun(db: str | Path, run_id: int, out: str | Path | None = None) -> Rerun:
     """Fly run ``run_id`` of a campaign again, alone and in this process, from the parameters in
     the database; compare outcome, metrics and (when stored) telemetry; write artefacts and a plot."""
     from harness.campaign.spec import build_scenario
-    from harness.campaign.worker import _transport, metrics, npz_load
+    from harness.campaign.worker import metrics, npz_load
     from harness.plot import plot_descents
     from harness.runner import fly
+    from harness.transports import open_transport
 
     with Store(db, create=False) as store:
         camp = store.campaign()
@@ -243,7 +245,7 @@ def rerun(db: str | Path, run_id: int, out: str | Path | None = None) -> Rerun:
     sc = build_scenario(camp["scenario"], row["params"], row["seed"], f"{db} run {run_id}")
     sc = sc.with_(name=f"{camp['name']}-run{run_id}")
     folder = Path(out) if out else Path(db).parent / f"{Path(db).stem}-run{run_id}"
-    res = fly(sc, _transport(), rig="loopback", artifacts=folder)
+    res = fly(sc, open_transport("loopback://"), rig="loopback", artifacts=folder)
     diffs = []
     if row["status"] == "pending":
         diffs.append("the run was never flown in the campaign (status pending): nothing to compare")

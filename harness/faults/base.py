@@ -2,13 +2,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from harness.errors import ConfigError
 from harness.faults.triggers import INF, PHASES, START, Trigger
-
-if TYPE_CHECKING:
-    from harness.faults.fault_set import FaultSet
 
 
 @dataclass(kw_only=True)
@@ -24,7 +21,7 @@ class Fault:
     id: str = ""
 
     # runtime (set by FaultSet._bind on a per-run copy) --------------------------------
-    def _bind(self, fs: "FaultSet") -> None:
+    def _bind(self, fs) -> None:
         self.fs = fs
         self.t_on: float | None = None   # instant the fault starts (trigger + delay)
         self.fired = False               # trigger condition seen

@@ -2,12 +2,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from harness.faults.base import Fault
-
-if TYPE_CHECKING:
-    from harness.faults.fault_set import FaultSet
 
 
 DIRECTIONS = ("up", "down", "both")   # up: harness -> flight code (SENSORS, CONFIG); down: the answers
@@ -178,7 +175,7 @@ class FaultyTransport:
     by the first read of the next cycle. ``counters`` count what was done to the frames.
     """
 
-    def __init__(self, inner, fs: "FaultSet", link_faults: list[LinkFault]):
+    def __init__(self, inner, fs, link_faults: list[LinkFault]):
         self.inner = inner
         self.fs = fs
         self.link_faults = link_faults
