@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from harness.faults.base import Fault
+from harness.transports.base import Transport
 
 
 DIRECTIONS = ("up", "down", "both")   # up: harness -> flight code (SENSORS, CONFIG); down: the answers
@@ -27,6 +28,30 @@ class LinkFault(Fault):
             return True
         from harness.protocol import MsgType
         return msg_type == int(MsgType[self.message])
+
+    def frame(self, data, direction, msg_type):
+        if self.applies(direction, msg_type) and self.chance():
+            self.effects += 1
+            return self.affect(data)
+        return [(data, 0)]
+
+    def chance(self) -> bool:
+        """Whether this frame (one the fault applies to) is hit: every one, unless a subclass draws."""
+        return True
+
+    def affect(self, data: bytes) -> list[tuple[bytes, int]]:
+        """What a hit frame becomes: [(bytes, delay_cycles)]."""
+        return [(data, 0)]
+
+
+@dataclass(kw_only=True)
+class LinkRandomFault(LinkFault):
+    """A link fault that hits each frame it applies to with probability ``prob``."""
+
+    prob: float = 0.1
+
+    def chance(self) -> bool:
+        return bool(self.rng.random() < self.prob)
 
 
 @dataclass(kw_only=True)
@@ -52,37 +77,29 @@ class LinkBitErrors(LinkFault):
 
 
 @dataclass(kw_only=True)
-class LinkDrop(LinkFault):
+class LinkDrop(LinkRandomFault):
     """Each frame is dropped with probability ``prob``."""
 
     type_name: ClassVar[str] = "link_drop"
     units: ClassVar[dict] = {"prob": "-"}
-    prob: float = 0.1
 
-    def frame(self, data, direction, msg_type):
-        if self.applies(direction, msg_type) and self.rng.random() < self.prob:
-            self.effects += 1
-            return []
-        return [(data, 0)]
+    def affect(self, data):
+        return []
 
 
 @dataclass(kw_only=True)
-class LinkDuplicate(LinkFault):
+class LinkDuplicate(LinkRandomFault):
     """Each frame is sent twice with probability ``prob``."""
 
     type_name: ClassVar[str] = "link_duplicate"
     units: ClassVar[dict] = {"prob": "-"}
-    prob: float = 0.1
 
-    def frame(self, data, direction, msg_type):
-        if self.applies(direction, msg_type) and self.rng.random() < self.prob:
-            self.effects += 1
-            return [(data, 0), (data, 0)]
-        return [(data, 0)]
+    def affect(self, data):
+        return [(data, 0), (data, 0)]
 
 
 @dataclass(kw_only=True)
-class LinkDelay(LinkFault):
+class LinkDelay(LinkRandomFault):
     """Each frame is held back ``cycles`` flight-code cycles (with probability ``prob``)."""
 
     type_name: ClassVar[str] = "link_delay"
@@ -90,11 +107,11 @@ class LinkDelay(LinkFault):
     cycles: int = 1
     prob: float = 1.0
 
-    def frame(self, data, direction, msg_type):
-        if self.applies(direction, msg_type) and (self.prob >= 1.0 or self.rng.random() < self.prob):
-            self.effects += 1
-            return [(data, self.cycles)]
-        return [(data, 0)]
+    def chance(self) -> bool:
+        return self.prob >= 1.0 or super().chance()
+
+    def affect(self, data):
+        return [(data, self.cycles)]
 
 
 @dataclass(kw_only=True)
@@ -116,13 +133,12 @@ class LinkJitter(LinkFault):
 
 
 @dataclass(kw_only=True)
-class LinkReorder(LinkFault):
+class LinkReorder(LinkRandomFault):
     """With probability ``prob`` a frame is held and sent after the next frame in the same
     direction (the two swap places)."""
 
     type_name: ClassVar[str] = "link_reorder"
     units: ClassVar[dict] = {"prob": "-"}
-    prob: float = 0.1
 
     def reset(self):
         self.held = {}
@@ -132,7 +148,7 @@ class LinkReorder(LinkFault):
         if held is not None:
             self.effects += 1
             return [(data, 0), (held, 0)]
-        if self.applies(direction, msg_type) and self.rng.random() < self.prob:
+        if self.applies(direction, msg_type) and self.chance():
             self.held[direction] = data
             return []
         return [(data, 0)]
@@ -150,11 +166,8 @@ class LinkOutage(LinkFault):
 
     type_name: ClassVar[str] = "link_outage"
 
-    def frame(self, data, direction, msg_type):
-        if self.applies(direction, msg_type):
-            self.effects += 1
-            return []
-        return [(data, 0)]
+    def affect(self, data):
+        return []
 
 
 def _msg_type(frame: bytes) -> int | None:
@@ -166,7 +179,7 @@ def _msg_type(frame: bytes) -> int | None:
     return pkt[1] if len(pkt) > 1 else None
 
 
-class FaultyTransport:
+class FaultyTransport(Transport):
     """Transport wrapper for link faults: splits each direction's byte stream into whole COBS
     frames at the 0x00 delimiters and passes each frame through the active link faults.
 
@@ -189,7 +202,16 @@ class FaultyTransport:
     def describe(self) -> str:
         return f"{self.inner.describe()} with link faults"
 
-    def __getattr__(self, name):   # anything else (e.g. diagnose) is the inner transport's
+    @property
+    def diagnose(self):
+        """The inner transport's (set by the rig: what became of the far end)."""
+        return getattr(self.inner, "diagnose", None)
+
+    @diagnose.setter
+    def diagnose(self, fn) -> None:
+        self.inner.diagnose = fn
+
+    def __getattr__(self, name):   # anything else is the inner transport's
         if name == "inner":
             raise AttributeError(name)
         return getattr(self.inner, name)
@@ -248,9 +270,3 @@ class FaultyTransport:
 
     def close(self) -> None:
         self.inner.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()

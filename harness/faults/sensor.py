@@ -10,25 +10,44 @@ from harness.faults.base import Fault
 
 # Sensor layer: LRF -----------------------------------------------------------------------
 @dataclass(kw_only=True)
-class LrfNoOutput(Fault):
-    """The LRF gives no valid range while active (IM-1: never armed; IM-1 uses duration inf)."""
+class LrfFault(Fault):
+    """Base of the LRF faults: ``corrupt(reading)`` is what a valid reading becomes while the
+    fault is active (None: it stays as it is); the effects are counted here."""
 
     layer: ClassVar[str] = "sensor"
-    type_name: ClassVar[str] = "lrf_no_output"
 
     def lrf(self, r):
         if self.active and r.valid:
-            self.effects += 1
-            return r._replace(range_m=0.0, valid=False)
+            out = self.corrupt(r)
+            if out is not None:
+                self.effects += 1
+                return out
         return r
+
+    def corrupt(self, r):
+        return None
+
+    @staticmethod
+    def lost(r):
+        """The reading with no valid range (range 0 m, flagged invalid)."""
+        return r._replace(range_m=0.0, valid=False)
 
 
 @dataclass(kw_only=True)
-class LrfLateAcquisition(Fault):
+class LrfNoOutput(LrfFault):
+    """The LRF gives no valid range while active (IM-1: never armed; IM-1 uses duration inf)."""
+
+    type_name: ClassVar[str] = "lrf_no_output"
+
+    def corrupt(self, r):
+        return self.lost(r)
+
+
+@dataclass(kw_only=True)
+class LrfLateAcquisition(LrfFault):
     """No valid LRF range until the true height above the terrain first drops to
     ``acquire_altitude_m`` (m) (ispace M2: spec 3,000 m, first valid sample below ~900 m)."""
 
-    layer: ClassVar[str] = "sensor"
     type_name: ClassVar[str] = "lrf_late_acquisition"
     units: ClassVar[dict] = {"acquire_altitude_m": "m"}
     acquire_altitude_m: float = 900.0
@@ -39,18 +58,17 @@ class LrfLateAcquisition(Fault):
     def lrf(self, r):
         if self.fs.altitude_m <= self.acquire_altitude_m:
             self.acquired = True
-        if self.active and not self.acquired and r.valid:
-            self.effects += 1
-            return r._replace(range_m=0.0, valid=False)
-        return r
+        return super().lrf(r)
+
+    def corrupt(self, r):
+        return None if self.acquired else self.lost(r)
 
 
 @dataclass(kw_only=True)
-class LrfDropout(Fault):
+class LrfDropout(LrfFault):
     """Each new LRF sample is lost (flagged invalid) with probability ``prob``; a loss lasts
     ``burst_samples`` consecutive samples."""
 
-    layer: ClassVar[str] = "sensor"
     type_name: ClassVar[str] = "lrf_dropout"
     units: ClassVar[dict] = {"prob": "-", "burst_samples": "samples"}
     prob: float = 0.2
@@ -74,48 +92,39 @@ class LrfDropout(Fault):
                     self.left = self.burst_samples - 1
         if self.dropping and r.valid:
             self.effects += 1
-            return r._replace(range_m=0.0, valid=False)
+            return self.lost(r)
         return r
 
 
 @dataclass(kw_only=True)
-class LrfBias(Fault):
+class LrfBias(LrfFault):
     """Range + ``bias_m`` (m)."""
 
-    layer: ClassVar[str] = "sensor"
     type_name: ClassVar[str] = "lrf_bias"
     units: ClassVar[dict] = {"bias_m": "m"}
     bias_m: float = 50.0
 
-    def lrf(self, r):
-        if self.active and r.valid:
-            self.effects += 1
-            return r._replace(range_m=max(0.0, r.range_m + self.bias_m))
-        return r
+    def corrupt(self, r):
+        return r._replace(range_m=max(0.0, r.range_m + self.bias_m))
 
 
 @dataclass(kw_only=True)
-class LrfScale(Fault):
+class LrfScale(LrfFault):
     """Range * (1 + ``scale_error``) (dimensionless; 0.05 = reads 5 % long)."""
 
-    layer: ClassVar[str] = "sensor"
     type_name: ClassVar[str] = "lrf_scale"
     units: ClassVar[dict] = {"scale_error": "-"}
     scale_error: float = 0.05
 
-    def lrf(self, r):
-        if self.active and r.valid:
-            self.effects += 1
-            return r._replace(range_m=max(0.0, r.range_m * (1.0 + self.scale_error)))
-        return r
+    def corrupt(self, r):
+        return r._replace(range_m=max(0.0, r.range_m * (1.0 + self.scale_error)))
 
 
 @dataclass(kw_only=True)
-class LrfStuck(Fault):
+class LrfStuck(LrfFault):
     """The LRF keeps reporting one range, flagged valid and new: ``value_m`` (m), or, when
     None, the last valid range before the fault started."""
 
-    layer: ClassVar[str] = "sensor"
     type_name: ClassVar[str] = "lrf_stuck"
     units: ClassVar[dict] = {"value_m": "m"}
     value_m: float | None = None
@@ -136,11 +145,10 @@ class LrfStuck(Fault):
 
 
 @dataclass(kw_only=True)
-class LrfNoise(Fault):
+class LrfNoise(LrfFault):
     """Extra range noise N(0, ``sigma_m``) and, with probability ``outlier_prob`` per sample,
     an outlier N(0, ``outlier_sigma_m``) (IM-2: noisy altimeter that never cleared)."""
 
-    layer: ClassVar[str] = "sensor"
     type_name: ClassVar[str] = "lrf_noise"
     units: ClassVar[dict] = {"sigma_m": "m", "outlier_prob": "-", "outlier_sigma_m": "m"}
     sigma_m: float = 10.0
@@ -150,32 +158,25 @@ class LrfNoise(Fault):
     def reset(self):
         self.cur = None
 
-    def lrf(self, r):
-        if not (self.active and r.valid):
-            return r
+    def corrupt(self, r):
         if r.new or self.cur is None:
             n1, n2 = self.rng.standard_normal(2)
             u = self.rng.random()
             err = self.sigma_m * n1 + (self.outlier_sigma_m * n2 if u < self.outlier_prob else 0.0)
             self.cur = max(0.0, r.range_m + err)
-        self.effects += 1
         return r._replace(range_m=self.cur)
 
 
 @dataclass(kw_only=True)
-class LrfMaxRange(Fault):
+class LrfMaxRange(LrfFault):
     """The LRF's maximum range drops to ``max_range_m`` (m): longer ranges are invalid."""
 
-    layer: ClassVar[str] = "sensor"
     type_name: ClassVar[str] = "lrf_max_range"
     units: ClassVar[dict] = {"max_range_m": "m"}
     max_range_m: float = 1000.0
 
-    def lrf(self, r):
-        if self.active and r.valid and r.range_m > self.max_range_m:
-            self.effects += 1
-            return r._replace(range_m=0.0, valid=False)
-        return r
+    def corrupt(self, r):
+        return self.lost(r) if r.range_m > self.max_range_m else None
 
 
 # Sensor layer: IMU -------------------------------------------------------------------------
