@@ -106,3 +106,26 @@ def test_build_concurrent_processes_share_the_cache(tmp_path):
     assert [o[0].strip() for o in outs] == [str(0x29B1)] * 4
     entries = list((tmp_path / "cache" / "cffi").iterdir())
     assert len(entries) == 1 and entries[0].is_dir()
+
+
+def test_cdef_follows_the_headers(tmp_path, monkeypatch):
+    """The cffi declarations come from the headers: a field and a constant added to a header are
+    reachable from Python with no second copy to edit; static definitions in a header are skipped."""
+    monkeypatch.setenv("FSIL_CACHE_DIR", str(tmp_path / "cache"))
+    src = _copy_src(tmp_path)
+    hal = src / "hal_loopback.h"
+    text = hal.read_text()
+    text = text.replace("    uint32_t  tx_overflow;", "    uint32_t  tx_overflow;\n    uint16_t  probe_field;")
+    text = text.replace("#define FSW_LOOPBACK_TX_CAP 4096u",
+                        "#define FSW_LOOPBACK_TX_CAP 4096u\n#define FSW_PROBE_CONSTANT (FSW_LOOPBACK_TX_CAP + 7u)\n"
+                        "#define FSW_PROBE_GAIN 0.5f\n"
+                        "static const uint8_t fsw_probe_table[2] = {1u, 2u};\n"
+                        "_Static_assert(sizeof(uint16_t) == 2u, \"u16\");")
+    hal.write_text(text)
+    ffi, lib = load_flight_code(src)
+    assert lib.FSW_PROBE_CONSTANT == 4103
+    assert ffi.offsetof("fsw_loopback_t", "probe_field") > ffi.offsetof("fsw_loopback_t", "tx_overflow")
+    lb = ffi.new("fsw_loopback_t *")
+    lib.fsw_loopback_init(lb)
+    assert lb.probe_field == 0 and lb.tx_len > 0  # the real layout: the boot HELLO is in tx_buf
+    assert not hasattr(lib, "FSW_PROBE_GAIN")     # a float macro is no integer constant

@@ -74,6 +74,18 @@ def _integer_macros(headers: Sequence[Path]) -> list[str]:
     return list(values)
 
 
+def _declares_for_cffi(node, c_ast) -> bool:
+    """Keep a top-level node of the headers in the cdef: types, prototypes, extern data; not function
+    bodies, static (inline) definitions, static asserts, pragmas or the stand-in libc typedefs."""
+    if isinstance(node, (c_ast.FuncDef, c_ast.StaticAssert, c_ast.Pragma)):
+        return False
+    if isinstance(node, c_ast.Typedef):
+        return node.name not in _CFFI_TYPES
+    if isinstance(node, c_ast.Decl):
+        return "static" not in node.storage and node.init is None
+    return True
+
+
 def _cdef(src: Path) -> str:
     """The cffi cdef of ``src``'s headers (see above)."""
     from pycparser import CParser, c_ast, c_generator
@@ -93,8 +105,7 @@ def _cdef(src: Path) -> str:
         tree = CParser().parse(stand_ins + run.stdout, str(src / "hal_loopback.h"))
     except Exception as exc:  # pycparser.plyparser.ParseError
         raise BuildError(f"cannot read the flight-code headers of {src} as C declarations: {exc}") from exc
-    tree.ext = [e for e in tree.ext if not isinstance(e, c_ast.FuncDef)
-                and not (isinstance(e, c_ast.Typedef) and e.name in _CFFI_TYPES)]
+    tree.ext = [e for e in tree.ext if _declares_for_cffi(e, c_ast)]
     defines = "".join(f"#define {name} ...\n" for name in _integer_macros(sorted(src.glob("*.h"))))
     return defines + c_generator.CGenerator().visit(tree)
 
