@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 SPEC = """
 [campaign]
 name = "bench"
-scenario = "m2-late-lrf"
+scenario = "ispace-m2"
 seed = {seed}
 sampling = "lhs"
 runs_per_point = {per}
@@ -34,7 +34,7 @@ run_timeout_s = 300
 "nav_error.altitude_m" = {{ dist = "truncnormal", mean = 1100.0, sigma = 150.0, low = 700.0, high = 1500.0 }}
 "v_up_mps" = {{ dist = "uniform", low = -63.0, high = -57.0 }}
 [[sweep]]
-path = "lrf.acquire_altitude_m"
+path = "faults.0.acquire_altitude_m"
 values = [2400.0, 900.0, 600.0, 200.0]
 [[sweep]]
 name = "flight_code"

@@ -21,7 +21,7 @@ from harness import protocol as p
 from harness.link import FlightLink
 from harness.params import load_param_table
 from harness.rigs import load_rig, open_rig
-from harness.scenario import terminal_descent
+from harness.scenario_files import terminal_descent
 
 
 def raw_cycles_per_s(transport, cycles: int) -> float:

@@ -29,31 +29,15 @@ def summary_table(results) -> str:
     return "\n".join(lines)
 
 
-def _scenario_by_name(name: str):
-    from harness import scenario as sc
-
-    builtins = {"terminal-nominal": sc.terminal_descent, "terminal-lrf-latency": sc.terminal_descent_lrf_latency,
-                "m2-late-lrf": sc.m2_late_lrf}
-    if name in builtins:
-        return builtins[name]()
-    from harness.scenario_files import library_names, load_scenario   # library name or TOML path
-    try:
-        return load_scenario(name)
-    except FsilError as exc:
-        if name.endswith(".toml") or ":" in name or name in library_names():
-            raise
-        raise FsilError(f"unknown scenario {name!r}; built in: {', '.join(builtins)}; library: "
-                        f"{', '.join(library_names())} (NAME:VARIANT selects a variant); or a TOML path") from exc
-
-
 def cmd_demo(args) -> int:
     from harness.plot import plot_descents
     from harness.rigs import open_rig
     from harness.safetext import safe_component
-    from harness.scenario import FIXED, m2_late_lrf, terminal_descent
+    from harness.scenario_files import load_scenario
 
     out = Path(args.out)
-    runs = [terminal_descent(), m2_late_lrf(), m2_late_lrf(name="m2-late-lrf-fixed", flight_params=FIXED)]
+    runs = [load_scenario("nominal-terminal-descent"), load_scenario("ispace-m2", "as_flown"),
+            load_scenario("ispace-m2", "fixed")]
     results = []
     for sc in runs:
         with open_rig(args.rig) as rig:
@@ -70,8 +54,9 @@ def cmd_run(args) -> int:
     from harness.plot import plot_descents
     from harness.rigs import open_rig
     from harness.safetext import safe_component
+    from harness.scenario_files import scenario_by_name
 
-    sc = _scenario_by_name(args.scenario)
+    sc = scenario_by_name(args.scenario)
     if args.seed is not None:
         sc = sc.dispersed(args.seed) if getattr(args, "disperse", False) else sc.with_(seed=args.seed)
     out = Path(args.out) / safe_component(sc.name, what="scenario name")

@@ -1,7 +1,8 @@
 """Scenarios: everything that defines one descent (lander, start state, sensors, flight-code parameters).
 
 A scenario is data. The runner turns it into a plant, sensor models and the CONFIG frames
-for the flight code. SI units; the start state is given in the landing-site frame
+for the flight code. Every named scenario is a TOML file of the library (harness/data/scenarios,
+loaded by ``harness.scenario_files.load_scenario``): this module only defines the types. SI units; the start state is given in the landing-site frame
 (east, north, up) and converted to MCI by ``harness.frames.SiteFrame``.
 """
 from __future__ import annotations
@@ -143,44 +144,8 @@ class Scenario:
         return replace(self, **changes)
 
 
-# The fix the reference flight code can turn on, and the policy HAKUTO-R M1 and M2 flew.
+# Named flight-code parameter sets (campaign specs name them: flight_params = "FIXED"): the policy
+# HAKUTO-R M1 and M2 flew, and the fix the reference flight code can turn on (= the [variants.fixed]
+# flight_params of harness/data/scenarios/ispace-m2.toml; tests/test_scenarios.py checks they agree).
 AS_FLOWN = {"LRF_GATE_POLICY": 0, "CONTINGENCY_ENABLE": 0}
 FIXED = {"LRF_GATE_POLICY": 1, "CONTINGENCY_ENABLE": 1, "CONTINGENCY_ALT": 2500.0}
-
-
-def terminal_descent(**changes) -> Scenario:
-    """Nominal terminal descent: from 3,000 m, 60 m/s down, 15 m/s east, flat site, LRF from 3 km."""
-    base = Scenario(
-        name="terminal-nominal",
-        description="terminal descent from 3 km, LRF nominal",
-        altitude_m=3000.0, v_up_mps=-60.0, v_east_mps=15.0, downrange_m=-1200.0,
-        nav_error=NavError(altitude_m=150.0, v_up_mps=1.0),
-    )
-    return base.with_(**changes) if changes else base
-
-
-def terminal_descent_lrf_latency(latency_s: float = 0.2, **changes) -> Scenario:
-    """Terminal descent with LRF samples ``latency_s`` old when the flight code gets them."""
-    lat = terminal_descent().with_(name="terminal-lrf-latency",
-                                   description=f"terminal descent, LRF samples {latency_s * 1e3:.0f} ms old",
-                                   lrf=LrfConfig().replace(latency_s=latency_s))
-    return lat.with_(**changes) if changes else lat
-
-
-def m2_late_lrf(**changes) -> Scenario:
-    """ispace M2 (2025): no valid LRF range above 900 m true altitude (spec: 3,000 m).
-
-    The navigation estimate carried in from the coast is 1,100 m high, so without an LRF fix the
-    flight code believes it has more room than it has (M2 passed 900 m at 66 m/s, plan 44 m/s),
-    and the lander is heavy (950 kg: 500 kg of propellant left), so full thrust nets only
-    about 2.6 m/s^2 of braking.
-    Flown with the as-flown policy unless ``flight_params`` says otherwise.
-    """
-    m2 = terminal_descent().with_(
-        name="m2-late-lrf",
-        description="ispace M2: first valid LRF sample below 900 m, estimate 600 m high",
-        lrf=LrfConfig().replace(acquire_altitude_m=900.0),
-        propellant_kg=500.0,
-        nav_error=NavError(altitude_m=1100.0, v_up_mps=0.0),
-        flight_params=AS_FLOWN)
-    return m2.with_(**changes) if changes else m2

@@ -1,8 +1,10 @@
 """Scenario TOML files: schema, validation, loading, and the scenario library.
 
 ``load_scenario(path_or_name, variant=None) -> Scenario``: a path to a TOML file, or the name
-of a file in harness/data/scenarios/ (``hakuto-r-m1`` or ``hakuto-r-m1.toml``); ``name:variant``
-selects a variant (``hakuto-r-m1:fixed``). The schema is in docs/scenarios.md; in short:
+of a library scenario (harness/data/scenarios/<name>.toml, whose ``[scenario] name`` is that same
+name: one name each); ``name:variant`` selects a variant (``hakuto-r-m1:fixed``). The library is
+the only definition of a named scenario; ``scenario_by_name`` is the lookup the CLI and the
+campaign specs share. The schema is in docs/scenarios.md; in short:
 
     [scenario]     name, description, mission, kind, lander, propellant_kg, t_max_s,
                    flight_rate_hz, plant_substeps, seed, required_params (parameter names the
@@ -26,6 +28,7 @@ import functools
 import inspect
 import math
 import tomllib
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -195,22 +198,19 @@ def _dispersion(table, src):
 
 
 def resolve_path(path_or_name) -> Path:
-    """A scenario file: an existing path, or a name in harness/data/scenarios/."""
+    """A scenario file: an existing path, or a library name (harness/data/scenarios/<name>.toml)."""
     p = Path(path_or_name)
     if p.suffix == ".toml" and p.exists():
         return p
     for cand in (SCENARIO_DIR / p.name, SCENARIO_DIR / f"{p.name}.toml"):
         if cand.suffix == ".toml" and cand.exists():
             return cand
-    for cand in sorted(SCENARIO_DIR.glob("*.toml")):   # by the name inside the file
-        if read_scenario_file(cand).get("scenario", {}).get("name") == str(path_or_name):
-            return cand
     raise ConfigError(f"{path_or_name}: no such scenario file; library: {', '.join(library_names())}")
 
 
 def library_names() -> list[str]:
-    """Scenario names of the library files (each also loads by its file name)."""
-    return sorted(read_scenario_file(p).get("scenario", {}).get("name", p.stem) for p in SCENARIO_DIR.glob("*.toml"))
+    """Names of the library scenarios (file name = ``[scenario] name``)."""
+    return sorted(p.stem for p in SCENARIO_DIR.glob("*.toml"))
 
 
 def read_scenario_file(path) -> dict:
@@ -316,7 +316,52 @@ def historical_scenarios() -> list[Path]:
     return [p for _, p in sorted(out)]
 
 
-__all__ = ["load_scenario", "variants", "library_names", "historical_scenarios", "resolve_path", "SCENARIO_DIR"]
+# Names -------------------------------------------------------------------------------------------
+#: Names that meant a library scenario before the library was its only definition: old -> new.
+#: Accepted with a deprecation warning; to be removed.
+DEPRECATED_NAMES = {
+    "terminal-nominal": "nominal-terminal-descent",          # harness.scenario.terminal_descent()
+    "m2-late-lrf": "ispace-m2",                               # harness.scenario.m2_late_lrf()
+    "m2-late-lrf-fixed": "ispace-m2:fixed",
+    "ispace-m2-late-lrf": "ispace-m2",                        # file names before they were the names
+    "beresheet-imu-glitch": "beresheet",
+    "chandrayaan2-over-braking": "chandrayaan2",
+    "hakuto-r-m1-crater-rim": "hakuto-r-m1",
+    "im1-dead-lrf": "im1",
+    "im2-noisy-lrf": "im2",
+    "luna25-accel-zero": "luna25",
+    "slim-half-thrust": "slim",
+}
+
+
+def scenario_by_name(name: str) -> Scenario:
+    """A scenario from what a user types: a library name (``ispace-m2``), ``NAME:VARIANT``
+    (``ispace-m2:fixed``) or a TOML file path. A deprecated name warns and loads its successor;
+    anything else raises ConfigError listing the library."""
+    base, sep, variant = str(name).partition(":")
+    if base in DEPRECATED_NAMES and not Path(name).exists():
+        new = DEPRECATED_NAMES[base]
+        new = new if not sep or ":" in new else f"{new}:{variant}"
+        warnings.warn(f"scenario name {base!r} is deprecated; use {new!r}", FutureWarning, stacklevel=2)
+        name = new
+    try:
+        return load_scenario(name)
+    except ConfigError:
+        spec = str(name).rsplit(":", 1)[0] if ":" in str(name) and not Path(name).exists() else str(name)
+        if spec.endswith(".toml") or spec in library_names():
+            raise   # the file exists (or was meant): its own error names the problem
+        raise ConfigError(f"unknown scenario {name!r}; library: {', '.join(library_names())} "
+                          f"(NAME:VARIANT selects a variant); or a scenario TOML file path") from None
+
+
+def terminal_descent(**changes) -> Scenario:
+    """The library's ``nominal-terminal-descent`` with some fields changed (``Scenario.with_``)."""
+    sc = load_scenario("nominal-terminal-descent")
+    return sc.with_(**changes) if changes else sc
+
+
+__all__ = ["load_scenario", "scenario_by_name", "terminal_descent", "variants", "library_names",
+           "historical_scenarios", "resolve_path", "SCENARIO_DIR", "DEPRECATED_NAMES"]
 
 
 # The table of historical scenarios: as flown vs fixed ---------------------------------------------

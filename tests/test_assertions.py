@@ -4,7 +4,8 @@ import pytest
 from harness.assertions import (FlightAssertionError, assert_deceleration_margin, assert_estimate_error,
                                 assert_fuel_margin, assert_lrf_accepted, assert_touchdown)
 from harness.rigs import open_rig
-from harness.scenario import Envelope, m2_late_lrf, terminal_descent
+from harness.scenario import Envelope
+from harness.scenario_files import load_scenario, terminal_descent
 
 
 @pytest.fixture(scope="module")
@@ -16,7 +17,7 @@ def nominal():
 @pytest.fixture(scope="module")
 def m2():
     with open_rig("loopback") as up:
-        return up.fly(m2_late_lrf())
+        return up.fly(load_scenario("ispace-m2", "as_flown"))
 
 
 def test_all_pass_on_the_nominal_descent(nominal):

@@ -19,7 +19,8 @@ import pytest
 from harness.campaign import load_spec, plan, rerun, results, run_campaign
 from harness.campaign.spec import apply_overrides, spec_from_dict
 from harness.errors import ConfigError
-from harness.scenario import FIXED, m2_late_lrf
+from harness.scenario import FIXED
+from harness.scenario_files import load_scenario
 
 REPO = Path(__file__).resolve().parent.parent
 TESTS = Path(__file__).resolve().parent
@@ -36,7 +37,7 @@ def _env():
 SMALL = """
 [campaign]
 name = "small"
-scenario = "m2-late-lrf"
+scenario = "ispace-m2"
 seed = 11
 sampling = "lhs"
 runs_per_point = 2
@@ -48,7 +49,7 @@ run_timeout_s = 60
 
 [[sweep]]
 name = "acq"
-path = "lrf.acquire_altitude_m"
+path = "faults.0.acquire_altitude_m"
 values = [1500.0, 400.0]
 
 [[sweep]]
@@ -76,26 +77,26 @@ def write(tmp_path, text, name="spec.toml"):
 
 
 @pytest.mark.parametrize("bad, words", [
-    ("[campaign]\nscenario='m2-late-lrf'\nseed=1\nsamplin='lhs'\n", ["samplin", "allowed keys", "sampling"]),
-    ("[campaign]\nscenario='m2-late-lrf'\nseed=1\nsampling='halton'\n", ["campaign.sampling", "'halton'", "lhs", "sobol"]),
-    ("[campaign]\nscenario='m2-late-lrf'\nseed=1\n[scenario]\n'lrf.latency' = 0.1\n",
+    ("[campaign]\nscenario='ispace-m2'\nseed=1\nsamplin='lhs'\n", ["samplin", "allowed keys", "sampling"]),
+    ("[campaign]\nscenario='ispace-m2'\nseed=1\nsampling='halton'\n", ["campaign.sampling", "'halton'", "lhs", "sobol"]),
+    ("[campaign]\nscenario='ispace-m2'\nseed=1\n[scenario]\n'lrf.latency' = 0.1\n",
      ["lrf.latency", "LrfConfig has no field", "latency_s"]),
-    ("[campaign]\nscenario='m2-late-lrf'\nseed=1\n[scenario]\n'lrf.latency_s' = -1.0\n",
+    ("[campaign]\nscenario='ispace-m2'\nseed=1\n[scenario]\n'lrf.latency_s' = -1.0\n",
      ["lrf.latency_s", "allowed"]),
-    ("[campaign]\nscenario='m2-late-lrf'\nseed=1\n[dispersions]\n'altitude_m' = {dist='gauss', mean=1}\n",
+    ("[campaign]\nscenario='ispace-m2'\nseed=1\n[dispersions]\n'altitude_m' = {dist='gauss', mean=1}\n",
      ["dispersions.altitude_m.dist", "uniform", "truncnormal"]),
-    ("[campaign]\nscenario='m2-late-lrf'\nseed=1\n[dispersions]\n'altitude_m' = {dist='normal', mean=1}\n",
+    ("[campaign]\nscenario='ispace-m2'\nseed=1\n[dispersions]\n'altitude_m' = {dist='normal', mean=1}\n",
      ["sigma is missing"]),
-    ("[campaign]\nscenario='m2-late-lrf'\nseed=1\n[[sweep]]\npath='flight_params'\nvalues=['FIXD']\n",
+    ("[campaign]\nscenario='ispace-m2'\nseed=1\n[[sweep]]\npath='flight_params'\nvalues=['FIXD']\n",
      ["FIXD", "AS_FLOWN", "FIXED"]),
-    ("[campaign]\nscenario='m2-late-lrf'\nseed=1\n[[sweep]]\npath='flight_params.NOPE'\nvalues=[1.0]\n", []),
-    ("[campaign]\nscenario='m2-late-lrf'\nseed=1\n[[criteria]]\nmetric='succes_rate'\nop='>='\nvalue=1\n",
+    ("[campaign]\nscenario='ispace-m2'\nseed=1\n[[sweep]]\npath='flight_params.NOPE'\nvalues=[1.0]\n", []),
+    ("[campaign]\nscenario='ispace-m2'\nseed=1\n[[criteria]]\nmetric='succes_rate'\nop='>='\nvalue=1\n",
      ["succes_rate", "success_rate", "p99"]),
-    ("[campaign]\nscenario='m2-late-lrf'\nseed=1\n[[criteria]]\nmetric='success_rate'\nop='>='\nvalue=1\n"
+    ("[campaign]\nscenario='ispace-m2'\nseed=1\n[[criteria]]\nmetric='success_rate'\nop='>='\nvalue=1\n"
      "where={code='x'}\n", ["unknown axis 'code'"]),
     ("[campaign]\nscenario='no-such-scenario'\nseed=1\n", ["no-such-scenario"]),
-    ("[campaign]\nscenario='m2-late-lrf'\nseed=1\nrig='usb-mcu'\n", ["campaign.rig", "loopback"]),
-    ("[campaign]\nscenario='m2-late-lrf'\nseed=-3\n", ["campaign.seed", "integer"]),
+    ("[campaign]\nscenario='ispace-m2'\nseed=1\nrig='usb-mcu'\n", ["campaign.rig", "loopback"]),
+    ("[campaign]\nscenario='ispace-m2'\nseed=-3\n", ["campaign.seed", "integer"]),
 ])
 def test_spec_errors_name_file_key_and_allowed_values(tmp_path, bad, words):
     p = write(tmp_path, bad, "bad_spec.toml")
@@ -110,15 +111,15 @@ def test_spec_errors_name_file_key_and_allowed_values(tmp_path, bad, words):
 
 
 def test_overrides_reach_nested_frozen_dataclasses_and_merge_flight_params():
-    base = m2_late_lrf()
-    sc = apply_overrides(base, {"lrf.acquire_altitude_m": 700.0, "lrf.latency_s": 0.2, "nav_error.altitude_m": 50.0,
+    base = load_scenario("ispace-m2")
+    sc = apply_overrides(base, {"faults.0.acquire_altitude_m": 700.0, "lrf.latency_s": 0.2, "nav_error.altitude_m": 50.0,
                                 "altitude_m": 2500.0, "flight_params": "FIXED",
                                 "flight_params.CONTINGENCY_ALT": 1800.0, "imu.rate_hz": 200.0})
-    assert sc.lrf.acquire_altitude_m == 700.0 and sc.lrf.latency_s == 0.2
+    assert sc.faults[0].acquire_altitude_m == 700.0 and sc.lrf.latency_s == 0.2
     assert sc.nav_error.altitude_m == 50.0 and sc.nav_error.v_up_mps == base.nav_error.v_up_mps
     assert sc.altitude_m == 2500.0 and sc.imu.rate_hz == 200.0
     assert sc.flight_params == {**FIXED, "CONTINGENCY_ALT": 1800.0}
-    assert base.lrf.acquire_altitude_m == 900.0  # the original is untouched
+    assert base.faults[0].acquire_altitude_m == 900.0  # the original is untouched
 
 
 def test_plan_is_deterministic_seeded_and_stratified(tmp_path):

@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 
 from harness.faults import Fault
-from harness.scenario import terminal_descent
+from harness.scenario_files import terminal_descent
 
 
 @dataclass(kw_only=True)

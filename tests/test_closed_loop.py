@@ -16,7 +16,7 @@ from harness.link import replay_link_log
 from harness.protocol import SENSORS_LRF_NEW, MsgType
 from harness.assertions import (assert_deceleration_margin, assert_estimate_error, assert_fuel_margin,
                                 assert_lrf_accepted, assert_touchdown)
-from harness.scenario import FIXED, m2_late_lrf, terminal_descent, terminal_descent_lrf_latency
+from harness.scenario_files import load_scenario, terminal_descent
 
 
 def test_nominal_terminal_descent_lands_inside_the_envelope(fly):
@@ -32,7 +32,8 @@ def test_nominal_terminal_descent_lands_inside_the_envelope(fly):
 
 
 def test_lrf_samples_200_ms_old_still_land(fly):
-    res = fly(terminal_descent_lrf_latency(0.2))
+    nominal = terminal_descent()
+    res = fly(nominal.with_(name="terminal-lrf-latency", lrf=nominal.lrf.replace(latency_s=0.2)))
     assert res.outcome == "landed", res.verdict()
     assert_touchdown(res)
     assert_deceleration_margin(res)
@@ -47,7 +48,7 @@ def test_lrf_samples_200_ms_old_still_land(fly):
 
 @pytest.mark.requires("reference-fsw")  # the reference code's as-flown LRF policy crashes M2; other code may land
 def test_m2_late_lrf_verdict_gives_the_point_of_no_return(fly):
-    res = fly(m2_late_lrf())
+    res = fly(load_scenario("ispace-m2", "as_flown"))
     assert res.outcome in ("crashed", "hard-landing"), res.verdict()
     first = res.first_valid_lrf()
     assert first is not None and first["altitude_m"] <= 900.0
@@ -67,7 +68,7 @@ def test_m2_late_lrf_verdict_gives_the_point_of_no_return(fly):
 
 
 def test_m2_late_lrf_with_reacquire_and_contingency_lands(fly):
-    res = fly(m2_late_lrf(name="m2-late-lrf-fixed", flight_params=FIXED))
+    res = fly(load_scenario("ispace-m2", "fixed"))
     assert res.outcome == "landed", res.verdict()
     assert_touchdown(res)
     assert_deceleration_margin(res)

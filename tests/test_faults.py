@@ -17,7 +17,7 @@ from harness import faults as F
 from harness import protocol as p
 from harness.errors import ConfigError
 from harness.link import replay_link_log
-from harness.scenario import terminal_descent
+from harness.scenario_files import terminal_descent
 
 T_ON = 5.0      # s, onset of the fault in the short runs
 T_MAX = 12.0    # s, short runs (outcome "timeout"): enough to see the effect

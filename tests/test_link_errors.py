@@ -5,7 +5,7 @@ from cobs import cobs
 
 from harness import protocol as p
 from harness.rigs import open_rig
-from harness.scenario import terminal_descent
+from harness.scenario_files import terminal_descent
 
 
 def _bad_crc(frame: bytes) -> bytes:

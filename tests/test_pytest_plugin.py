@@ -6,13 +6,13 @@ pytest_plugins = ["pytester"]
 
 TESTS = '''
 from harness.assertions import assert_touchdown
-from harness.scenario import m2_late_lrf, terminal_descent
+from harness.scenario_files import load_scenario, terminal_descent
 
 def test_lands(fly):
     assert_touchdown(fly(terminal_descent(t_max_s=200)))
 
 def test_m2_as_flown_lands(fly):          # fails: the as-flown M2 crashes
-    assert_touchdown(fly(m2_late_lrf()))
+    assert_touchdown(fly(load_scenario("ispace-m2", "as_flown")))
 '''
 
 
@@ -27,8 +27,8 @@ def test_failing_descent_leaves_plot_artifacts_and_junit_properties(pytester):
     # the assertion message states the numbers; the artefact folder is named in the report
     assert "outside the envelope: vertical speed 60." in out
     assert "fsil artefacts" in out and "test_m2_as_flown_lands" in out
-    failed = next(art.glob("*test_m2_as_flown_lands*")) / "m2-late-lrf"
-    passed = next(art.glob("*test_lands*")) / "terminal-nominal"
+    failed = next(art.glob("*test_m2_as_flown_lands*")) / "ispace-m2-as_flown"
+    passed = next(art.glob("*test_lands*")) / "nominal-terminal-descent"
     assert (failed / "descent.png").stat().st_size > 10_000   # plot only for the failure
     assert not (passed / "descent.png").exists()
     for d in (failed, passed):

@@ -17,7 +17,7 @@ from harness.link import read_link_log, replay_link_log
 from harness.rigs import (PortSpec, RigError, available_rigs, find_port, load_rig, open_rig, reconnect_usb,
                           rig_from_dict)
 from harness.runner import COLUMNS
-from harness.scenario import terminal_descent
+from harness.scenario_files import terminal_descent
 from harness.targets import missing_tools, start_host_program_pty, stop_process
 
 SHORT = dict(t_max_s=8.0)  # a few hundred cycles: enough to exercise a rig, quick on every one

@@ -6,8 +6,9 @@ import pytest
 
 from harness import faults as F
 from harness.errors import ConfigError
-from harness.scenario import Scenario, terminal_descent
-from harness.scenario_files import SCENARIO_DIR, library_names, load_scenario, variants
+from harness.scenario import FIXED, Scenario
+from harness.scenario_files import (DEPRECATED_NAMES, SCENARIO_DIR, library_names, load_scenario,
+                                     read_scenario_file, scenario_by_name, variants)
 
 MINIMAL = """
 [scenario]
@@ -35,11 +36,10 @@ def test_every_library_file_loads_with_every_variant():
             assert load_scenario(f"{n}:{v}").variant == v
 
 
-def test_load_by_name_file_name_and_path():
+def test_load_by_name_and_path():
     a = load_scenario("slim")
-    b = load_scenario("slim-half-thrust")
-    c = load_scenario(SCENARIO_DIR / "slim-half-thrust.toml")
-    assert a == b == c
+    c = load_scenario(SCENARIO_DIR / "slim.toml")
+    assert a == c
     assert isinstance(a.faults[0], F.ThrustLoss) and a.faults[0].trigger == F.below_altitude(50.0)
 
 
@@ -58,11 +58,36 @@ def test_minimal_file_and_defaults(tmp_path):
     assert sc.lander == "reference" and sc.faults == () and sc.pass_criteria.outcomes == ("landed",)
 
 
-def test_toml_matches_the_builtin_terminal_descent():
-    sc = load_scenario("nominal-terminal-descent")
-    ref = terminal_descent()
-    for k in ("altitude_m", "downrange_m", "v_east_mps", "v_up_mps", "nav_error", "propellant_kg", "envelope"):
-        assert getattr(sc, k) == getattr(ref, k), k
+def test_one_name_each_file_name_is_scenario_name():
+    """A library scenario has one name: its file is <name>.toml and [scenario] name says the same."""
+    for path in sorted(SCENARIO_DIR.glob("*.toml")):
+        assert read_scenario_file(path)["scenario"]["name"] == path.stem, path
+    assert library_names() == sorted(p.stem for p in SCENARIO_DIR.glob("*.toml"))
+    assert not set(DEPRECATED_NAMES) & set(library_names())
+
+
+def test_deprecated_names_warn_and_load_their_successor():
+    with pytest.warns(FutureWarning, match="'m2-late-lrf' is deprecated; use 'ispace-m2'"):
+        assert scenario_by_name("m2-late-lrf") == load_scenario("ispace-m2")
+    with pytest.warns(FutureWarning, match="use 'hakuto-r-m1:fixed'"):
+        assert scenario_by_name("hakuto-r-m1-crater-rim:fixed").name == "hakuto-r-m1-fixed"
+    with pytest.warns(FutureWarning):
+        assert scenario_by_name("m2-late-lrf-fixed").variant == "fixed"
+    for old, new in DEPRECATED_NAMES.items():   # every successor exists
+        assert new.split(":")[0] in library_names(), (old, new)
+
+
+def test_scenario_by_name_rejects_an_unknown_name_listing_the_library():
+    with pytest.raises(ConfigError, match="unknown scenario 'terminal-lrf-latency'; library: .*ispace-m2"):
+        scenario_by_name("terminal-lrf-latency")
+
+
+def test_named_parameter_set_fixed_is_the_m2_fix():
+    """``harness.scenario.FIXED`` (campaigns name it) is the fix of ispace-m2.toml, not a second copy
+    that could drift from it."""
+    m2 = load_scenario("ispace-m2")
+    fixed = load_scenario("ispace-m2", "fixed")
+    assert fixed.flight_params == {**m2.flight_params, **FIXED}
 
 
 @pytest.mark.parametrize("text, words", [
@@ -112,7 +137,7 @@ def test_dispersion_draws_reproducibly():
     assert a == b and a != c and a.seed == 1
     assert a.altitude_m != sc.altitude_m and a.nav_error.altitude_m != sc.nav_error.altitude_m
     assert a.downrange_m == sc.downrange_m            # not dispersed in the file
-    assert terminal_descent().dispersed(5).seed == 5  # no dispersion: only the seed
+    assert load_scenario("ispace-m2").dispersed(5).seed == 5  # no dispersion: only the seed
 
 
 def test_nominal_terminal_descent_file_lands_and_passes(fly):

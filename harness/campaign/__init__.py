@@ -8,7 +8,7 @@ Python API::
     out = run_campaign("harness/data/campaigns/m2_lrf_acquisition.toml", "m2.sqlite", workers=2)
     out.passed, [c.line() for c in out.criteria]
     tab = results("m2.sqlite")          # numpy structured array, one row per run
-    tab[tab["outcome"] != "landed"][["run_id", "lrf.acquire_altitude_m", "failure_mode"]]
+    tab[tab["outcome"] != "landed"][["run_id", "lrf_acquire_m", "failure_mode"]]
     r = rerun("m2.sqlite", 17)          # fly run 17 again alone; r.reproduced, r.plot
     write_report("m2.sqlite", "m2.html")
 """

@@ -188,7 +188,8 @@ def thresholds(table: np.ndarray, axes: list[dict]) -> list[dict]:
     return out
 
 
-def _x(v):
+def threshold_text(v) -> str:
+    """A threshold for the text and HTML reports (None: never reached; inf: above the whole sweep)."""
     if v is None:
         return "never (lands at every swept value)"
     if v == math.inf:
@@ -205,7 +206,7 @@ def threshold_lines(table, axes) -> list[str]:
     for t in th:
         g = ", ".join(f"{k}={v}" for k, v in t["group"].items())
         low = "none" if t["lowest_99"] is None else f"{t['lowest_99']:.0f}"
-        lines.append(f"  {t['axis']} [{g}]: 50 % at {_x(t['p50'])}; >= 99 % down to {low}")
+        lines.append(f"  {t['axis']} [{g}]: 50 % at {threshold_text(t['p50'])}; >= 99 % down to {low}")
     return lines
 
 

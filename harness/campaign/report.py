@@ -21,7 +21,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from harness.campaign import analysis  # noqa: E402
-from harness.campaign.core import _x, load_db, summary_text, thresholds  # noqa: E402
+from harness.campaign.core import load_db, summary_text, threshold_text, thresholds  # noqa: E402
 from harness.campaign.store import Store, param_field  # noqa: E402
 from harness.campaign.worker import npz_load  # noqa: E402
 
@@ -276,7 +276,7 @@ def write_report(db: str | Path, out: str | Path | None = None, worst: int = 6) 
         for t in ths:
             low = "none" if t["lowest_99"] is None else f"{t['lowest_99']:.0f}"
             parts.append(f"<tr><td>{e(t['axis'])}</td><td>{e(_group_label(t['group']))}</td>"
-                         f"<td>{e(_x(t['p50']))}</td><td>{low}</td></tr>")
+                         f"<td>{e(threshold_text(t['p50']))}</td><td>{low}</td></tr>")
         parts.append("</table><p>50 % crossing: linear interpolation between the two swept values around it.</p>")
     parts.append("<h2>Success probability against the swept parameters</h2><p>P(landed) at each swept value; "
                  "bands and error bars are Wilson score 95 % intervals; dashed lines mark the 50 % crossings.</p>")

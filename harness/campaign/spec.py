@@ -177,37 +177,18 @@ class CampaignSpec:
 
 
 def resolve_scenario(ref: str):
-    """A Scenario from a reference: a scenario file or name (issue 6's ``load_scenario``, when it
-    is importable), a built-in name (``fsil run`` names), or ``package.module:function``."""
-    if ":" in ref and not Path(ref).exists():
-        mod, _, fn = ref.partition(":")
+    """A Scenario from a reference: a library name (``ispace-m2``, ``ispace-m2:fixed``), a scenario
+    TOML path (``harness.scenario_files.scenario_by_name``), or ``package.module:function``."""
+    from harness.scenario_files import DEPRECATED_NAMES, library_names, scenario_by_name
+
+    mod, sep, fn = ref.partition(":")
+    if sep and mod not in library_names() and mod not in DEPRECATED_NAMES and not mod.endswith(".toml") \
+            and not Path(ref).exists():
         try:
             return getattr(importlib.import_module(mod), fn)()
         except (ImportError, AttributeError) as exc:
             raise ConfigError(f"scenario {ref!r}: cannot import {mod}:{fn} ({exc})") from None
-    try:
-        from harness.scenario_files import load_scenario  # issue 6
-    except ImportError:
-        load_scenario = None
-    if load_scenario is not None:
-        try:
-            return load_scenario(ref)
-        except Exception as first:  # noqa: BLE001 - fall back to the built-ins, else report the loader's error
-            try:
-                return _builtin(ref)
-            except ConfigError:
-                raise first from None
-    return _builtin(ref)
-
-
-def _builtin(name: str):
-    from harness.cli import _scenario_by_name
-    from harness.errors import FsilError
-
-    try:
-        return _scenario_by_name(name)
-    except FsilError as exc:
-        raise ConfigError(str(exc)) from None
+    return scenario_by_name(ref)
 
 
 def param_set(value, origin: str) -> dict:
@@ -365,8 +346,8 @@ def spec_from_dict(doc: dict, source: str = "<memory>", text: str = "") -> Campa
     try:
         base = resolve_scenario(c["scenario"])
     except ConfigError as exc:
-        raise ConfigError(f"{source}: campaign.scenario = {c['scenario']!r}: {exc}; also allowed: the built-in "
-                          f"names terminal-nominal, terminal-lrf-latency, m2-late-lrf, or module:function") from None
+        raise ConfigError(f"{source}: campaign.scenario = {c['scenario']!r}: {exc}; also allowed: "
+                          f"package.module:function") from None
     overrides = doc.get("scenario", {})
     if not isinstance(overrides, dict):
         raise ConfigError(f"{source}: [scenario] must be a table of dotted.path = value")
