@@ -22,7 +22,7 @@ import atheris  # noqa: E402
 with atheris.instrument_imports():
     from harness import protocol as p  # noqa: E402
 
-from harness.fsw_build import load_flight_code  # noqa: E402
+from harness.targets import load_flight_code  # noqa: E402
 
 FFI, LIB = load_flight_code()
 ALL_TYPES = frozenset(int(t) for t in p.MsgType)

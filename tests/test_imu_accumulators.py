@@ -7,7 +7,7 @@ import pytest
 
 from harness import protocol as p
 from harness.runner import fly
-from harness.scenario import terminal_descent
+from harness.scenario_files import terminal_descent
 from sensor_models.imu import Imu, ImuConfig
 
 from test_handshake import Rewriting

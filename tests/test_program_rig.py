@@ -15,7 +15,7 @@ import pytest
 
 from harness.errors import ConfigError
 from harness.rigs import RigError, load_rig, open_rig, process_state, rig_from_dict
-from harness.scenario import terminal_descent
+from harness.scenario_files import terminal_descent
 
 FAR_END = Path(__file__).parent / "far_end" / "scripted_fsw.py"
 SHORT = terminal_descent(t_max_s=2.0)
