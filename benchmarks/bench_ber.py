@@ -19,7 +19,7 @@ from harness import faults as F
 from harness import protocol as p
 from harness.link import replay_link_log
 from harness.rigs import open_rig
-from harness.scenario import terminal_descent
+from harness.scenario_files import terminal_descent
 
 
 def main() -> None:

@@ -271,7 +271,7 @@ def test_nominal_descent_lands_through_bit_errors_on_both_directions(fly, seed):
     from harness import faults as F
     from harness import protocol as p
     from harness.link import replay_link_log
-    from harness.scenario import terminal_descent
+    from harness.scenario_files import terminal_descent
 
     res = fly(terminal_descent(name=f"ber-1e-4-seed{seed}", seed=seed,
                                faults=(F.LinkBitErrors(ber=1e-4, direction="both"),)))

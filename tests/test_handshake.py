@@ -13,7 +13,7 @@ import pytest
 from harness import protocol as p
 from harness.faults import LinkDrop
 from harness.runner import fly
-from harness.scenario import terminal_descent
+from harness.scenario_files import terminal_descent
 from harness.transports.loopback import LoopbackTransport
 
 

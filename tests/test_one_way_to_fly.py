@@ -62,7 +62,7 @@ def test_fsil_demo_flies_through_the_rig(distinctive_rig, tmp_path):
 
 def test_the_pytest_fly_fixture_flies_through_the_rig(distinctive_rig, pytester):
     pytester.makepyfile(test_it="""
-        from harness.scenario import terminal_descent
+        from harness.scenario_files import terminal_descent
 
         def test_it(fly):
             fly(terminal_descent(t_max_s=20.0))
@@ -125,7 +125,7 @@ def test_artefact_folders_named_after_scenarios_stay_inside_the_output_folder(tm
     assert not (tmp_path / "a" / "escaped").exists() and not (out.parent.parent / "escaped").exists()
     assert [p.name for p in out.iterdir()] == ["_.._escaped"]
     pytester.makepyfile(test_evil="""
-        from harness.scenario import terminal_descent
+        from harness.scenario_files import terminal_descent
 
         def test_it(fly):
             fly(terminal_descent(name="../../../escaped", t_max_s=1.0))
@@ -141,7 +141,7 @@ def test_a_bad_rig_file_fails_the_pytest_run_naming_file_and_key(tmp_path, pytes
     rig = tmp_path / "url.toml"
     rig.write_text('[rig]\nkind = "usb-mcu"\n[port]\npath = "http://example.com/port"\n')
     pytester.makepyfile(test_it="""
-        from harness.scenario import terminal_descent
+        from harness.scenario_files import terminal_descent
 
         def test_it(fly):
             fly(terminal_descent(t_max_s=1.0))
