@@ -10,7 +10,8 @@ import pytest
 from harness.faults import LinkDrop, LrfNoOutput
 from harness.link import replay_link_log
 from harness.rigs import load_rig, open_rig
-from harness.scenario import FIXED, NavError, m2_late_lrf, terminal_descent
+from harness.scenario import FIXED, NavError
+from harness.scenario_files import load_scenario, terminal_descent
 
 RIG = Path(__file__).resolve().parents[1] / "examples" / "simple_lander" / "rig.toml"
 
@@ -43,7 +44,7 @@ def test_lost_sensors_frames_lose_no_imu_information(example, tmp_path):
 
 def test_the_reference_tuning_is_refused_and_m2_fixed_still_lands(example):
     with open_rig(example) as up:
-        res = up.fly(m2_late_lrf(name="m2-late-lrf-fixed", flight_params=FIXED))
+        res = up.fly(load_scenario("ispace-m2", "fixed"))
     assert res.outcome == "landed", res.verdict()
     text = res.verdict()
     for name in FIXED:  # optional parameters the example does not use: refused, not applied, listed
