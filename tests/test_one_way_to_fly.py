@@ -46,7 +46,7 @@ def _assert_flown_with_the_rig(folder: Path):
 
 
 def test_fsil_run_flies_through_the_rig(distinctive_rig, tmp_path, capsys):
-    cli.main(["run", "terminal-nominal", "--rig", str(distinctive_rig), "--out", str(tmp_path / "runs")])
+    cli.main(["run", "nominal-terminal-descent", "--rig", str(distinctive_rig), "--out", str(tmp_path / "runs")])
     assert " on distinctive " in capsys.readouterr().out
     (folder,) = (tmp_path / "runs").iterdir()
     _assert_flown_with_the_rig(folder)
@@ -70,12 +70,12 @@ def test_the_pytest_fly_fixture_flies_through_the_rig(distinctive_rig, pytester)
     art = pytester.path / "art"
     pytester.runpytest("--rig", str(distinctive_rig), "--fsil-artifacts", str(art), "-p", "no:cacheprovider"
                        ).assert_outcomes(passed=1)
-    (folder,) = art.glob("*/terminal-nominal")
+    (folder,) = art.glob("*/nominal-terminal-descent")
     _assert_flown_with_the_rig(folder)
 
 
 def test_the_campaign_worker_flies_through_the_rig(distinctive_rig):
-    task = {"run_id": 1, "scenario": "terminal-nominal", "overrides": {"t_max_s": 20.0}, "seed": 3,
+    task = {"run_id": 1, "scenario": "nominal-terminal-descent", "overrides": {"t_max_s": 20.0}, "seed": 3,
             "keep_telemetry": "all", "rig": str(distinctive_rig)}
     out = fly_one(task)
     assert out["status"] == "done", out.get("error")

@@ -184,7 +184,7 @@ def test_a_host_pty_source_dir_without_the_reference_layout_is_refused_at_load_t
 def test_a_non_utf8_rig_file_is_a_clear_error(tmp_path):
     rig = tmp_path / "latin1.toml"
     rig.write_bytes('[rig]\nkind = "loopback"\ndescription = "caf\xe9"\n'.encode("latin-1"))
-    out = _fsil("run", "terminal-nominal", "--rig", rig, "--out", tmp_path / "runs")
+    out = _fsil("run", "nominal-terminal-descent", "--rig", rig, "--out", tmp_path / "runs")
     assert out.returncode == 2 and "latin1.toml" in out.stderr and "UTF-8" in out.stderr
     assert "Traceback" not in out.stderr
 
@@ -204,7 +204,7 @@ def test_fsil_run_detects_a_stall_with_the_rig_files_timing(tmp_path):
     """issue 12: `fsil run --rig FILE` ignored [timing] (a stall took 54 s instead of the rig's 1 s).
     Here the rig says 3 cycles of 0.2 s: the CLI run names exactly that, and the stopped program."""
     rig = program_rig(tmp_path, "stop")
-    out = _fsil("run", "terminal-nominal", "--rig", rig, "--out", tmp_path / "runs")
+    out = _fsil("run", "nominal-terminal-descent", "--rig", rig, "--out", tmp_path / "runs")
     assert out.returncode == 1, out.stderr
     assert "no COMMAND for 3 consecutive cycles" in out.stdout and "(limit 3 cycles, 0.20 s wall each)" in out.stdout
     assert "is stopped (SIGSTOP)" in out.stdout
