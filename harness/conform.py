@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Callable
 
 from harness import protocol as p
+from harness.errors import FsilError
 from harness.link import LinkLog
 from harness.params import CORE_PARAMS, load_param_table
 from harness.safetext import printable
@@ -416,21 +417,27 @@ class Conformance:
         """Make sure the flight code is in ``phase``, bringing the rig up afresh when needed."""
         if phase == "none":
             return
+        if self.unflyable:
+            raise Outcome(SKIP, f"not run: {self.unflyable}")
         pr = self.probe
         fresh = pr is None or self.needs_restart or pr.gone is not None
         if not fresh and (phase != "flight" or pr.session.committed):
             return
         if fresh:
-            if pr is not None:
+            if pr is None:
+                self._up()   # the first bring-up: a rig that cannot start is the caller's error (exit 2)
+            else:
                 self.restarts += 1
-            self._up()
+                try:
+                    self._up()
+                except FsilError as exc:
+                    self.unflyable = f"the rig could not be brought up afresh: {exc}"
+                    raise Outcome(FAIL, self.unflyable) from None
             pr = self.probe
             pr.drain(0.05)
             pr.send(p.Hello(p.PROTOCOL_VERSION, 0, "fsil-conform"))
             pr.wait_for(lambda f: f.msg_type == p.MsgType.HELLO, self.spec.hello_timeout_s)
         if phase == "flight" and not pr.session.committed:
-            if self.unflyable:
-                raise Outcome(SKIP, f"not run: {self.unflyable}")
             for name, value in self._config_values():
                 pr.config(self.table[name].id, value)
             pr.config(p.COMMIT_PARAM_ID, 0.0, p.CONFIG_COMMIT)

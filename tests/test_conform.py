@@ -173,6 +173,35 @@ def test_a_dead_program_is_named_with_its_signal(broken_programs, tmp_path):
     assert "line buffer overflow" in item.detail  # the program's last stderr line
 
 
+def test_a_rig_that_will_not_come_back_is_said_once(broken_programs, tmp_path):
+    """The program dies on the oversize frame and its second start fails: the next item says why
+    the rig could not be brought up afresh, every later item that needs the link is not run, and
+    the report keeps everything measured before."""
+    once = tmp_path / "started-once"
+    exe = broken_programs["OVERSIZE_DIES"]
+    rig = tmp_path / "once.toml"
+    rig.write_text(f"""[rig]
+name = "once"
+kind = "program"
+[program]
+command = ["/bin/sh", "-c", "if [ -e {once} ]; then echo 'second start refused' >&2; exit 3; fi; touch {once}; exec {exe} $0", "{{port}}"]
+stop_timeout_s = 1.0
+[timing]
+cycle_timeout_s = 0.5
+hello_timeout_s = 1.5
+""")
+    report = conform(rig, cycles=3)
+    status = {i.id: i for i in report.items}
+    ids = list(ITEM_IDS)
+    after = ids[ids.index("frames.oversize") + 1]
+    assert status["frames.oversize"].status == FAIL
+    assert status[after].status == FAIL and "could not be brought up afresh" in status[after].detail
+    assert "exited with status 3" in status[after].detail and "second start refused" in status[after].detail
+    flying_later = [i for i in ids[ids.index(after) + 1:] if not i.startswith("seq.")]
+    assert all(status[i].status == SKIP for i in flying_later), report.table()
+    assert all(status[i].status == PASS for i in ids[:ids.index("frames.oversize")]), report.table()
+
+
 # --- the CLI ------------------------------------------------------------------------------------
 def _cli(*args, cwd=REPO):
     env = dict(os.environ, PYTHONPATH=str(REPO))
@@ -194,6 +223,13 @@ def test_cli_exit_codes(broken_programs, tmp_path):
         r = _cli(*args)
         assert r.returncode == 2, (args, r.stdout, r.stderr)
         assert "Traceback" not in r.stderr
+    # a program that ends at once: the checklist cannot run at all; the message says how it ended
+    quits = tmp_path / "quits.toml"
+    quits.write_text('[rig]\nname = "quits"\nkind = "program"\n[program]\n'
+                     f'command = ["{shutil.which("false")}", "{{port}}"]\n')
+    r = _cli("--rig", str(quits))
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stdout + r.stderr
+    assert "exited with status 1" in r.stderr, r.stderr
 
 
 # --- the measurements are sound -----------------------------------------------------------------
