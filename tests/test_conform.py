@@ -239,3 +239,17 @@ def test_garbage_burst_holds_no_frame_and_no_oversize_run():
     assert dec.feed(burst) == []
     assert dec.counters.errors == sum(1 for ch in burst.split(b"\x00") if ch)
     assert max(len(ch) for ch in burst.split(b"\x00")) < p.MAX_RUN  # oversize is its own item
+
+
+def test_every_fix_hint_names_a_real_protocol_section_and_every_item_is_documented():
+    from harness.conform import ITEMS
+
+    headings = [ln.lstrip("#").strip() for ln in (REPO / "docs" / "protocol.md").read_text().splitlines()
+                if ln.startswith("#")]
+    for item in ITEMS:
+        assert any(h.startswith(item.section) for h in headings), (item.id, item.section)
+    doc = (REPO / "docs" / "conformance.md").read_text()
+    for item in ITEMS:
+        assert f"| `{item.id}` |" in doc, item.id
+    for variant, want in VARIANTS.items():
+        assert variant == "NONE" or f"`BREAK_{variant}`" in doc, variant
