@@ -7,7 +7,6 @@ import hashlib
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -203,33 +202,37 @@ hello_timeout_s = 1.5
 
 
 # --- the CLI ------------------------------------------------------------------------------------
-def _cli(*args, cwd=REPO):
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    return subprocess.run([sys.executable, "-m", "harness.cli", "conform", *args], capture_output=True,
-                          text=True, cwd=cwd, env=env, timeout=120)
+def _cli(capsys, *args) -> tuple[int, str, str]:
+    from harness.cli import main
+
+    try:
+        rc = main(["conform", *args])
+    except SystemExit as exc:  # argparse's own usage errors
+        rc = exc.code
+    out = capsys.readouterr()
+    return rc, out.out, out.err
 
 
-def test_cli_exit_codes(broken_programs, tmp_path):
-    ok = _cli("--rig", "loopback", "--cycles", "3", "--junit-xml", str(tmp_path / "ok.xml"))
-    assert ok.returncode == 0, ok.stdout + ok.stderr
-    assert "20 passed, 0 failed" in ok.stdout and (tmp_path / "ok.xml").exists()
-    bad = _cli("--rig", str(_program_rig(tmp_path, "CRC_NOT_COUNTED", broken_programs["CRC_NOT_COUNTED"])),
-               "--cycles", "3")
-    assert bad.returncode == 1, bad.stdout + bad.stderr
-    line = next(ln for ln in bad.stdout.splitlines() if ln.startswith("frames.bad_crc"))
+def test_cli_exit_codes(broken_programs, tmp_path, capsys):
+    rc, out, err = _cli(capsys, "--rig", "loopback", "--cycles", "3", "--junit-xml", str(tmp_path / "ok.xml"))
+    assert rc == 0, out + err
+    assert "20 passed, 0 failed" in out and (tmp_path / "ok.xml").exists()
+    rig = _program_rig(tmp_path, "CRC_NOT_COUNTED", broken_programs["CRC_NOT_COUNTED"])
+    rc, out, err = _cli(capsys, "--rig", str(rig), "--cycles", "3")
+    assert rc == 1, out + err
+    line = next(ln for ln in out.splitlines() if ln.startswith("frames.bad_crc"))
     assert "FAIL" in line and "rx_crc_errors +0 (expected +1)" in line
-    assert "fix: drop a frame whose CRC does not match" in bad.stdout
+    assert "fix: drop a frame whose CRC does not match" in out
     for args in (["--rig", "no-such-rig"], ["--rig", "loopback", "--cycles", "0"], []):
-        r = _cli(*args)
-        assert r.returncode == 2, (args, r.stdout, r.stderr)
-        assert "Traceback" not in r.stderr
+        rc, out, err = _cli(capsys, *args)
+        assert rc == 2, (args, out, err)
+        assert "Traceback" not in err
     # a program that ends at once: the checklist cannot run at all; the message says how it ended
     quits = tmp_path / "quits.toml"
     quits.write_text('[rig]\nname = "quits"\nkind = "program"\n[program]\n'
                      f'command = ["{shutil.which("false")}", "{{port}}"]\n')
-    r = _cli("--rig", str(quits))
-    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stdout + r.stderr
-    assert "exited with status 1" in r.stderr, r.stderr
+    rc, out, err = _cli(capsys, "--rig", str(quits))
+    assert rc == 2 and "exited with status 1" in err, out + err
 
 
 # --- the measurements are sound -----------------------------------------------------------------
