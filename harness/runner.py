@@ -165,9 +165,12 @@ class FlightResult:
             lines.append(f"lost COMMANDs: {ls['lost_commands']} (policy {ls.get('lost_command_policy', 'hold')}; "
                          f"late COMMANDs discarded: {ls.get('late_commands', 0)})")
         bad = {k: v for k, v in self.link_counters.items() if k != "frames_ok" and v}
-        fbad = {k: v for k, v in self.flight_counters.items() if k != "rx_frames_ok" and v}
+        fbad = {k: v for k, v in self.flight_counters.items() if k not in ("rx_frames_ok", "fault_flags") and v}
         if bad or fbad:
             lines.append(f"link errors: harness side {bad or 'none'}, flight-code side {fbad or 'none'}")
+        if self.flight_counters.get("fault_flags"):
+            lines.append(f"flight code reports fault flags 0x{self.flight_counters['fault_flags']:08x} "
+                         f"in its last TELEMETRY (bits defined by the flight code)")
         if self.error:
             lines.append(f"error: {self.error}")
         lines.extend(self.notes)
@@ -376,7 +379,8 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
         scenario=scenario, rig=rig, firmware=firmware, outcome=outcome, telemetry=tm, touchdown=touchdown,
         link_counters=link.decoder.counters.as_dict(),
         flight_counters={k: getattr(tlm, k) for k in ("rx_crc_errors", "rx_framing_errors", "rx_length_errors",
-                                                      "rx_unknown_msgs", "rx_frames_ok", "cycle_overruns")}
+                                                      "rx_unknown_msgs", "rx_frames_ok", "cycle_overruns",
+                                                      "sensors_gaps", "sensors_rejected", "fault_flags")}
         if tlm else {},
         link_stats={"exchanges": link.stats.exchanges, "missed_cycles": link.stats.missed_cycles,
                     "late_commands": link.stats.late_commands, "late_frames": late_frames,

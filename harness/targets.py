@@ -1,7 +1,7 @@
 """The two non-loopback targets of the flight code: build, size-check and start them.
 
 * **host**: ``firmware_stub/targets/host/`` + the portable sources, built with the host
-  ``gcc`` into a program that speaks link protocol v1 on a tty (pty slave or serial device).
+  ``gcc`` into a program that speaks link protocol v2 on a tty (pty slave or serial device).
 * **qemu**: ``firmware_stub/targets/mps2_an386/`` + the portable sources, built with
   ``arm-none-eabi-gcc`` for the Cortex-M4F of QEMU's ``mps2-an386`` board.
 

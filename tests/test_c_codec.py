@@ -763,3 +763,25 @@ def test_build_concurrent_processes_share_the_cache(tmp_path):
     assert [o[0].strip() for o in outs] == [str(0x29B1)] * 4
     entries = list((tmp_path / "cache" / "cffi").iterdir())
     assert len(entries) == 1 and entries[0].is_file()
+
+
+# ------------------------------------------------------------ the drop-in codec
+def test_codec_pair_compiles_alone_and_needs_only_libc(tmp_path):
+    """fsw_protocol.c + .h are a drop-in codec: copied alone into an empty folder they compile
+    with strict warnings (host, and Cortex-M4 when arm-none-eabi-gcc is installed) and reference
+    no symbol but memset: no GNC, no HAL, no heap, no writable static data."""
+    import shutil
+    import subprocess
+
+    for name in ("fsw_protocol.c", "fsw_protocol.h"):
+        shutil.copy(ROOT / "firmware_stub" / name, tmp_path / name)
+    strict = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-Wshadow", "-Wconversion", "-Wpedantic", "-c",
+              "fsw_protocol.c"]
+    subprocess.run(["cc", *strict, "-o", "host.o"], cwd=tmp_path, check=True, capture_output=True)
+    nm = subprocess.run(["nm", "host.o"], cwd=tmp_path, check=True, capture_output=True, text=True).stdout
+    undefined = {ln.split()[-1] for ln in nm.splitlines() if ln.split()[-2:-1] == ["U"]}
+    assert undefined <= {"memset", "memcpy"}, undefined
+    assert not any(ln.split()[-2] in ("D", "d", "B", "b") for ln in nm.splitlines() if len(ln.split()) >= 2)
+    if shutil.which("arm-none-eabi-gcc"):
+        subprocess.run(["arm-none-eabi-gcc", *strict, "-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard",
+                        "-mfpu=fpv4-sp-d16", "-o", "m4.o"], cwd=tmp_path, check=True, capture_output=True)

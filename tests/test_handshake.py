@@ -240,3 +240,59 @@ def test_commands_dropped_by_a_link_fault_are_counted_under_the_policy():
     dropped = int(re.search(r"(\d+) effects", note).group(1))
     assert dropped > 5
     assert res.link_stats["lost_commands"] == res.link_stats["missed_cycles"] == dropped
+
+
+def test_scenario_file_keys_required_params_and_lost_command(tmp_path):
+    from harness.errors import ConfigError
+    from harness.scenario_files import load_scenario
+
+    good = tmp_path / "ok.toml"
+    good.write_text('[scenario]\nname = "ok"\nrequired_params = ["LRF_GATE_POLICY"]\nlost_command = "engine-off"\n')
+    sc = load_scenario(good)
+    assert sc.required_params == ("LRF_GATE_POLICY",) and sc.lost_command == "engine-off"
+    assert load_scenario("nominal-terminal-descent").lost_command is None  # None: the rig's policy
+    for body, words in (('required_params = ["NO_SUCH"]', ("required_params", "LRF_GATE_POLICY")),
+                        ('lost_command = "coast"', ("lost_command", "hold, engine-off, fail"))):
+        bad = tmp_path / "bad.toml"
+        bad.write_text(f'[scenario]\nname = "bad"\n{body}\n')
+        with pytest.raises(ConfigError) as ei:
+            load_scenario(bad)
+        assert str(bad) in str(ei.value) and all(w in str(ei.value) for w in words)
+
+
+def _library():
+    from harness.scenario_files import library_names, variants
+
+    return [f"{n}:{v}" if v else n for n in library_names() for v in (variants(n) or [None])]
+
+
+@pytest.mark.parametrize("name", _library())
+def test_a_flight_code_refusing_every_optional_id_flies_every_library_scenario(name):
+    """Issue 12: a flight code that answers UNKNOWN_ID to every id outside the core set gets
+    through the handshake of every library scenario (first 2 s flown) and is told what it refused."""
+    from harness.params import CORE_PARAMS
+    from harness.scenario_files import load_scenario
+
+    def refuse_optional(fr):
+        if fr.msg_type == p.MsgType.CONFIG_ACK and fr.msg.param_id not in CORE_PARAMS.values() \
+                and fr.msg.param_id != p.COMMIT_PARAM_ID:
+            return fr._replace(msg=p.ConfigAck(fr.msg.param_id, p.ConfigStatus.UNKNOWN_ID, 0.0))
+        return fr
+
+    sc = load_scenario(name)
+    res = fly(sc.with_(t_max_s=2.0), Rewriting(refuse_optional))
+    assert res.outcome == "timeout", res.verdict()
+    refused = {r.split(" (id")[0] for r in res.params_refused}
+    assert {"LRF_BORE_X", "LRF_POS_Z"} | set(sc.flight_params) <= refused
+
+
+def test_flight_code_counters_and_fault_flags_reach_the_verdict():
+    def flag(fr):
+        if fr.msg_type == p.MsgType.TELEMETRY:
+            return fr._replace(msg=fr.msg._replace(sensors_gaps=3, sensors_rejected=2, fault_flags=0x5))
+        return fr
+
+    res = fly(_scenario(t_max_s=1.0), Rewriting(flag))
+    assert (res.flight_counters["sensors_gaps"], res.flight_counters["sensors_rejected"]) == (3, 2)
+    v = res.verdict()
+    assert "'sensors_gaps': 3" in v and "'sensors_rejected': 2" in v and "fault flags 0x00000005" in v

@@ -38,7 +38,7 @@ static void usage(void)
             "       fsw_host [--quiet] --stdio\n"
             "       fsw_host [--quiet] --pty\n"
             "Runs the flight code on a tty (pty slave or serial device) speaking\n"
-            "link protocol v1; diagnostics on stderr.\n");
+            "link protocol v2; diagnostics on stderr.\n");
 }
 
 int main(int argc, char **argv)

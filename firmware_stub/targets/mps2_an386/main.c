@@ -1,6 +1,6 @@
 /*
  * main.c - the portable flight code on the Cortex-M4F of MPS2 AN386
- * (QEMU mps2-an386): UART0 carries link protocol v1, SysTick gives time.
+ * (QEMU mps2-an386): UART0 carries link protocol v2, SysTick gives time.
  *
  * Boot: fsw_init() sends HELLO; then poll UART0 and feed the received bytes
  * to fsw_rx_bytes(), which answers through the same UART. No heap, no RTOS.
