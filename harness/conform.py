@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Callable
 
 from harness import protocol as p
+from harness.errors import FsilError
+from harness.frames import MOON_GM, MOON_RADIUS
 from harness.link import LinkLog
 from harness.params import CORE_PARAMS, load_param_table
 from harness.safetext import printable
@@ -35,19 +37,17 @@ DOC = "docs/protocol.md"
 
 # The hovering lander every SENSORS frame describes: upright (body +z = local up = MCI +x),
 # 100 m above the landing-site reference point, at rest, thrust balancing lunar gravity.
-MOON_RADIUS_M = 1737400.0
-MOON_GM = 4.9028e12             # m^3/s^2
 HOVER_ALT_M = 100.0             # m above the site reference
 LRF_BELOW_COM_M = 0.6           # m, reference lander's LRF mount below the centre of mass (LRF_POS_Z)
 CYCLE_US = 20000                # us, one 50 Hz flight-code cycle
-_R0 = MOON_RADIUS_M + HOVER_ALT_M
+_R0 = MOON_RADIUS + HOVER_ALT_M
 G_HOVER = MOON_GM / (_R0 * _R0)  # m/s^2 at the hover point
 _HOVER_PARAMS = {
     "NAV_R0_X": _R0, "NAV_R0_Y": 0.0, "NAV_R0_Z": 0.0,
     "NAV_V0_X": 0.0, "NAV_V0_Y": 0.0, "NAV_V0_Z": 0.0,
     # q_mci_body: a +90 deg turn about y takes body +z onto MCI +x (local up)
     "NAV_Q0_W": math.sqrt(0.5), "NAV_Q0_X": 0.0, "NAV_Q0_Y": math.sqrt(0.5), "NAV_Q0_Z": 0.0,
-    "MASS0": 700.0, "SITE_R_X": MOON_RADIUS_M, "SITE_R_Y": 0.0, "SITE_R_Z": 0.0,
+    "MASS0": 700.0, "SITE_R_X": MOON_RADIUS, "SITE_R_Y": 0.0, "SITE_R_Z": 0.0,
     "THRUST_MAX": 4000.0, "ISP": 320.0, "THROTTLE_MIN": 0.2, "GM": MOON_GM,
 }
 OUT_OF_RANGE_PARAM, OUT_OF_RANGE_VALUE = "MASS0", -100.0   # a negative mass: out of every range
@@ -127,7 +127,7 @@ class ConformReport:
 
 
 # The probe: the harness end, at byte level -------------------------------------------------
-@dataclass
+@dataclass(eq=False)   # compared by identity: two cycles are never the same one
 class Cycle:
     """One SENSORS sent and what answered it."""
 
@@ -416,21 +416,29 @@ class Conformance:
         """Make sure the flight code is in ``phase``, bringing the rig up afresh when needed."""
         if phase == "none":
             return
+        if self.unflyable:
+            raise Outcome(SKIP, f"not run: {self.unflyable}")
         pr = self.probe
         fresh = pr is None or self.needs_restart or pr.gone is not None
         if not fresh and (phase != "flight" or pr.session.committed):
             return
         if fresh:
-            if pr is not None:
+            if pr is None:
+                self._up()   # the first bring-up: a rig that cannot start is the caller's error (exit 2)
+            else:
                 self.restarts += 1
-            self._up()
+                try:
+                    self._up()
+                except FsilError as exc:
+                    self.unflyable = f"the rig could not be brought up afresh: {exc}"
+                    raise Outcome(FAIL, self.unflyable) from None
             pr = self.probe
-            pr.drain(0.05)
-            pr.send(p.Hello(p.PROTOCOL_VERSION, 0, "fsil-conform"))
-            pr.wait_for(lambda f: f.msg_type == p.MsgType.HELLO, self.spec.hello_timeout_s)
+            # wait until the flight code is up (its boot banner, else the answer to a HELLO);
+            # the hello item does its own exchange and judges it
+            if phase != "boot" and not any(f.msg_type == p.MsgType.HELLO for f in pr.drain(0.05)):
+                pr.send(p.Hello(p.PROTOCOL_VERSION, 0, "fsil-conform"))
+                pr.wait_for(lambda f: f.msg_type == p.MsgType.HELLO, self.spec.hello_timeout_s)
         if phase == "flight" and not pr.session.committed:
-            if self.unflyable:
-                raise Outcome(SKIP, f"not run: {self.unflyable}")
             for name, value in self._config_values():
                 pr.config(self.table[name].id, value)
             pr.config(p.COMMIT_PARAM_ID, 0.0, p.CONFIG_COMMIT)

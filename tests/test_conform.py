@@ -7,7 +7,6 @@ import hashlib
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -173,27 +172,67 @@ def test_a_dead_program_is_named_with_its_signal(broken_programs, tmp_path):
     assert "line buffer overflow" in item.detail  # the program's last stderr line
 
 
+def test_a_rig_that_will_not_come_back_is_said_once(broken_programs, tmp_path):
+    """The program dies on the oversize frame and its second start fails: the next item says why
+    the rig could not be brought up afresh, every later item that needs the link is not run, and
+    the report keeps everything measured before."""
+    once = tmp_path / "started-once"
+    exe = broken_programs["OVERSIZE_DIES"]
+    rig = tmp_path / "once.toml"
+    rig.write_text(f"""[rig]
+name = "once"
+kind = "program"
+[program]
+command = ["/bin/sh", "-c", "if [ -e {once} ]; then echo 'second start refused' >&2; exit 3; fi; touch {once}; exec {exe} $0", "{{port}}"]
+stop_timeout_s = 1.0
+[timing]
+cycle_timeout_s = 0.5
+hello_timeout_s = 1.5
+""")
+    report = conform(rig, cycles=3)
+    status = {i.id: i for i in report.items}
+    ids = list(ITEM_IDS)
+    after = ids[ids.index("frames.oversize") + 1]
+    assert status["frames.oversize"].status == FAIL
+    assert status[after].status == FAIL and "could not be brought up afresh" in status[after].detail
+    assert "exited with status 3" in status[after].detail and "second start refused" in status[after].detail
+    flying_later = [i for i in ids[ids.index(after) + 1:] if not i.startswith("seq.")]
+    assert all(status[i].status == SKIP for i in flying_later), report.table()
+    assert all(status[i].status == PASS for i in ids[:ids.index("frames.oversize")]), report.table()
+
+
 # --- the CLI ------------------------------------------------------------------------------------
-def _cli(*args, cwd=REPO):
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    return subprocess.run([sys.executable, "-m", "harness.cli", "conform", *args], capture_output=True,
-                          text=True, cwd=cwd, env=env, timeout=120)
+def _cli(capsys, *args) -> tuple[int, str, str]:
+    from harness.cli import main
+
+    try:
+        rc = main(["conform", *args])
+    except SystemExit as exc:  # argparse's own usage errors
+        rc = exc.code
+    out = capsys.readouterr()
+    return rc, out.out, out.err
 
 
-def test_cli_exit_codes(broken_programs, tmp_path):
-    ok = _cli("--rig", "loopback", "--cycles", "3", "--junit-xml", str(tmp_path / "ok.xml"))
-    assert ok.returncode == 0, ok.stdout + ok.stderr
-    assert "20 passed, 0 failed" in ok.stdout and (tmp_path / "ok.xml").exists()
-    bad = _cli("--rig", str(_program_rig(tmp_path, "CRC_NOT_COUNTED", broken_programs["CRC_NOT_COUNTED"])),
-               "--cycles", "3")
-    assert bad.returncode == 1, bad.stdout + bad.stderr
-    line = next(ln for ln in bad.stdout.splitlines() if ln.startswith("frames.bad_crc"))
+def test_cli_exit_codes(broken_programs, tmp_path, capsys):
+    rc, out, err = _cli(capsys, "--rig", "loopback", "--cycles", "3", "--junit-xml", str(tmp_path / "ok.xml"))
+    assert rc == 0, out + err
+    assert "20 passed, 0 failed" in out and (tmp_path / "ok.xml").exists()
+    rig = _program_rig(tmp_path, "CRC_NOT_COUNTED", broken_programs["CRC_NOT_COUNTED"])
+    rc, out, err = _cli(capsys, "--rig", str(rig), "--cycles", "3")
+    assert rc == 1, out + err
+    line = next(ln for ln in out.splitlines() if ln.startswith("frames.bad_crc"))
     assert "FAIL" in line and "rx_crc_errors +0 (expected +1)" in line
-    assert "fix: drop a frame whose CRC does not match" in bad.stdout
+    assert "fix: drop a frame whose CRC does not match" in out
     for args in (["--rig", "no-such-rig"], ["--rig", "loopback", "--cycles", "0"], []):
-        r = _cli(*args)
-        assert r.returncode == 2, (args, r.stdout, r.stderr)
-        assert "Traceback" not in r.stderr
+        rc, out, err = _cli(capsys, *args)
+        assert rc == 2, (args, out, err)
+        assert "Traceback" not in err
+    # a program that ends at once: the checklist cannot run at all; the message says how it ended
+    quits = tmp_path / "quits.toml"
+    quits.write_text('[rig]\nname = "quits"\nkind = "program"\n[program]\n'
+                     f'command = ["{shutil.which("false")}", "{{port}}"]\n')
+    rc, out, err = _cli(capsys, "--rig", str(quits))
+    assert rc == 2 and "exited with status 1" in err, out + err
 
 
 # --- the measurements are sound -----------------------------------------------------------------
@@ -203,3 +242,17 @@ def test_garbage_burst_holds_no_frame_and_no_oversize_run():
     assert dec.feed(burst) == []
     assert dec.counters.errors == sum(1 for ch in burst.split(b"\x00") if ch)
     assert max(len(ch) for ch in burst.split(b"\x00")) < p.MAX_RUN  # oversize is its own item
+
+
+def test_every_fix_hint_names_a_real_protocol_section_and_every_item_is_documented():
+    from harness.conform import ITEMS
+
+    headings = [ln.lstrip("#").strip() for ln in (REPO / "docs" / "protocol.md").read_text().splitlines()
+                if ln.startswith("#")]
+    for item in ITEMS:
+        assert any(h.startswith(item.section) for h in headings), (item.id, item.section)
+    doc = (REPO / "docs" / "conformance.md").read_text()
+    for item in ITEMS:
+        assert f"| `{item.id}` |" in doc, item.id
+    for variant, want in VARIANTS.items():
+        assert variant == "NONE" or f"`BREAK_{variant}`" in doc, variant
