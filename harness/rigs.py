@@ -741,7 +741,7 @@ class PtyMasterTransport(Transport):
         return self.name
 
     def _gone(self):
-        return TransportClosed(f"{self.name}: the program ended ({process_state(self.proc, 'program', 0.2)})")
+        return TransportClosed(f"{self.name}: the program ended (how: see the diagnosis that follows)")
 
     def write(self, data: bytes) -> None:
         view = memoryview(data)
