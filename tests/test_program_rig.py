@@ -58,6 +58,16 @@ def test_a_program_that_ends_before_opening_its_port_fails_the_bring_up_naming_w
     assert "exited with status 3" in msg and "fatal: no licence file" in msg
 
 
+def test_a_program_that_never_says_hello_is_named_alive_with_its_stderr(tmp_path):
+    with open_rig(program_rig(tmp_path, "mute", timing={"hello_timeout_s": 1.0})) as up:
+        res = up.fly(SHORT)
+        proc = up.process
+    assert res.outcome == "link-failure"
+    assert "HandshakeError" in res.error and "no HELLO from the flight code within 1.0 s" in res.error
+    assert "is still running (alive but not answering)" in res.error and "waiting for the GNSS fix" in res.error
+    assert proc.returncode == 0  # stopped at the end: its SIGTERM handler ran
+
+
 def test_a_program_killed_by_a_signal_is_named_by_the_signal(tmp_path):
     with open_rig(program_rig(tmp_path, "segv")) as up:
         res = up.fly(SHORT)
