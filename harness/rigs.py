@@ -653,16 +653,20 @@ def _diagnosis(proc, name: str, stderr_path) -> str:
 
 
 def _stop(proc: subprocess.Popen, timeout_s: float) -> None:
-    """SIGTERM (and SIGCONT, so a stopped program can act on it), wait ``timeout_s``, SIGKILL, reap."""
-    from harness.targets import stop_process
-
-    if proc.poll() is None:
-        try:
-            proc.terminate()
-            os.kill(proc.pid, signal.SIGCONT)
-        except ProcessLookupError:
-            pass
-    stop_process(proc, timeout=timeout_s)
+    """SIGTERM (and SIGCONT, so a stopped program can act on it), wait ``timeout_s``, then SIGKILL;
+    reaps the process. One SIGTERM only: a second one could hit the program's own exit path."""
+    if proc.poll() is not None:
+        return
+    try:
+        proc.terminate()
+        os.kill(proc.pid, signal.SIGCONT)
+    except ProcessLookupError:
+        pass
+    try:
+        proc.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def _bring_up_loopback(spec: RigSpec) -> Rig:
@@ -741,7 +745,7 @@ class PtyMasterTransport(Transport):
         return self.name
 
     def _gone(self):
-        return TransportClosed(f"{self.name}: the program ended ({process_state(self.proc, 'program', 0.2)})")
+        return TransportClosed(f"{self.name}: the program ended (how: see the diagnosis that follows)")
 
     def write(self, data: bytes) -> None:
         view = memoryview(data)

@@ -6,7 +6,7 @@ harness gives it, speaking the link protocol through harness.protocol, misbehavi
 MODE: serve (answer everything; throttle 0), exit3 (write stderr lines, exit 3 at the first CONFIG),
 exit-early (exit 3 before opening the port),
 segv (SIGSEGV itself on the first SENSORS), stop (SIGSTOP itself on the first SENSORS),
-deaf-to-term (serve, but ignore SIGTERM).
+deaf-to-term (serve, but ignore SIGTERM), mute (never send a frame).
 """
 import os
 import signal
@@ -38,6 +38,11 @@ def main() -> int:
         fd = os.open(port, os.O_RDWR | os.O_NOCTTY)
         tty.setraw(fd, termios.TCSANOW)
         read, write = (lambda: os.read(fd, 4096)), (lambda b: os.write(fd, b))
+    if mode == "mute":  # opens its port, says something on stderr, never speaks the protocol
+        sys.stderr.write("waiting for the GNSS fix\n")
+        sys.stderr.flush()
+        while True:
+            time.sleep(1)
     dec = p.FrameDecoder()
     seq = 0
 
