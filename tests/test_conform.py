@@ -121,9 +121,6 @@ def test_reference_flight_code_passes_every_item(reference_rig, tmp_path):
     assert (tmp_path / "link.log").stat().st_size > 1000  # both directions logged
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="examples/simple_lander (wp-b) acknowledges a refused out-of-range value "
-                                       "with the refused value instead of the value in force; remove this "
-                                       "marker when it is fixed")
 def test_example_program_passes_every_item(tmp_path):
     spec = load_rig(REPO / "examples" / "simple_lander" / "rig.toml")
     missing = spec.requirements()

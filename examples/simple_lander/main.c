@@ -77,23 +77,38 @@ static void send_hello(app_t *a)
     send_msg(a, &m, 0);
 }
 
-/* 0 accepted, 1 unknown id (not applied), 2 out of range (not applied). */
-static uint16_t apply_param(app_t *a, uint16_t id, double v)
+/* Where parameter `id` lives in the configuration, or NULL for an id this program does not use. */
+static double *param_slot(gnc_config_t *c, uint16_t id)
 {
-    gnc_config_t *c = &a->cfg;
-    if (v != v) return FSW_ACK_OUT_OF_RANGE;
-    if (id >= P_NAV_R0_X && id < P_NAV_R0_X + 3) c->r0_mci[id - P_NAV_R0_X] = v;
-    else if (id >= P_NAV_V0_X && id < P_NAV_V0_X + 3) c->v0_mci[id - P_NAV_V0_X] = v;
-    else if (id >= P_NAV_Q0_W && id < P_NAV_Q0_W + 4) c->q0_mci_body[id - P_NAV_Q0_W] = v;
-    else if (id == P_MASS0) { if (!(v > 0.0)) return FSW_ACK_OUT_OF_RANGE; c->mass0_kg = v; }
-    else if (id >= P_SITE_R_X && id < P_SITE_R_X + 3) c->site_r_mci[id - P_SITE_R_X] = v;
-    else if (id == P_THRUST_MAX) { if (!(v > 0.0)) return FSW_ACK_OUT_OF_RANGE; c->thrust_max_n = v; }
-    else if (id == P_ISP) { if (!(v > 0.0)) return FSW_ACK_OUT_OF_RANGE; c->isp_s = v; }
-    else if (id == P_THROTTLE_MIN) { if (v < 0.0 || v > 1.0) return FSW_ACK_OUT_OF_RANGE; c->throttle_min = v; }
-    else if (id == P_GM) { if (!(v > 0.0)) return FSW_ACK_OUT_OF_RANGE; c->gm = v; }
-    else if (id >= P_LRF_BORE_X && id < P_LRF_BORE_X + 3) c->lrf_bore_body[id - P_LRF_BORE_X] = v;
-    else if (id >= P_LRF_POS_X && id < P_LRF_POS_X + 3) c->lrf_pos_body_m[id - P_LRF_POS_X] = v;
-    else return FSW_ACK_UNKNOWN_ID;  /* e.g. the reference code's tuning: refused, not applied */
+    if (id >= P_NAV_R0_X && id < P_NAV_R0_X + 3) return &c->r0_mci[id - P_NAV_R0_X];
+    if (id >= P_NAV_V0_X && id < P_NAV_V0_X + 3) return &c->v0_mci[id - P_NAV_V0_X];
+    if (id >= P_NAV_Q0_W && id < P_NAV_Q0_W + 4) return &c->q0_mci_body[id - P_NAV_Q0_W];
+    if (id == P_MASS0) return &c->mass0_kg;
+    if (id >= P_SITE_R_X && id < P_SITE_R_X + 3) return &c->site_r_mci[id - P_SITE_R_X];
+    if (id == P_THRUST_MAX) return &c->thrust_max_n;
+    if (id == P_ISP) return &c->isp_s;
+    if (id == P_THROTTLE_MIN) return &c->throttle_min;
+    if (id == P_GM) return &c->gm;
+    if (id >= P_LRF_BORE_X && id < P_LRF_BORE_X + 3) return &c->lrf_bore_body[id - P_LRF_BORE_X];
+    if (id >= P_LRF_POS_X && id < P_LRF_POS_X + 3) return &c->lrf_pos_body_m[id - P_LRF_POS_X];
+    return 0;  /* e.g. the reference code's tuning: refused, not applied */
+}
+
+/* Apply one parameter: 0 accepted, 1 unknown id, 2 out of range (1 and 2: nothing applied).
+ * *in_force is the value in force afterwards (0 for an unknown id), as CONFIG_ACK reports it. */
+static uint16_t apply_param(app_t *a, uint16_t id, double v, double *in_force)
+{
+    double *slot = param_slot(&a->cfg, id);
+    int bad;
+    *in_force = 0.0;
+    if (!slot) return FSW_ACK_UNKNOWN_ID;
+    *in_force = *slot;
+    if (id == P_THROTTLE_MIN) bad = !(v >= 0.0 && v <= 1.0);
+    else if (id == P_MASS0 || id == P_THRUST_MAX || id == P_ISP || id == P_GM) bad = !(v > 0.0);
+    else bad = (v != v);  /* NaN */
+    if (bad) return FSW_ACK_OUT_OF_RANGE;
+    *slot = v;
+    *in_force = v;
     return FSW_ACK_ACCEPTED;
 }
 
@@ -105,8 +120,7 @@ static void on_config(app_t *a, const fsw_msg_t *m)
     ack.hdr.msg_type = FSW_MSG_CONFIG_ACK;
     ack.body.config_ack.param_id = cf->param_id;
     if (cf->param_id != P_COMMIT) {  /* id 0 is reserved for COMMIT; any other id is a parameter */
-        ack.body.config_ack.status = apply_param(a, cf->param_id, cf->value);
-        ack.body.config_ack.value = cf->value;
+        ack.body.config_ack.status = apply_param(a, cf->param_id, cf->value, &ack.body.config_ack.value);
         a->committed = 0;  /* a new parameter after COMMIT: wait for the next COMMIT */
     }
     if (cf->param_id == P_COMMIT && (cf->flags & FSW_CONFIG_COMMIT)) {  /* COMMIT: initialise from the parameters */
