@@ -107,7 +107,7 @@ def key_text(loc: tuple, *, leaf_is_table: bool = False) -> str:
     return "[" + ".".join(parts[:-1]) + "] " + parts[-1]
 
 
-_BARE = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+_BARE = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-.")
 
 
 # ------------------------------------------------------------------------------------------
@@ -219,7 +219,7 @@ def _message(model, err: dict, source: str, where: tuple) -> str:
     val = err.get("input")
     problem = ctx.get("error")
     if isinstance(problem, KeyProblem):
-        full = (*where, *loc, *problem.key.split("."))
+        full = (*where, *loc, *(problem.key.split(".") if problem.key else ()))
         return f"{source}: {key_text(full)} = {value_text(problem.value)} is invalid; allowed: {problem.allowed}"
     if typ == "value_error" and problem is not None:
         return f"{source}: {key_text((*where, *loc), leaf_is_table=not loc or isinstance(val, Mapping))} " \
@@ -232,9 +232,10 @@ def _message(model, err: dict, source: str, where: tuple) -> str:
         allowed = _fields(parent) if parent is not None else []
         table = key_text((*where, *loc[:-1]), leaf_is_table=True) if (where or loc[:-1]) else "the top level"
         return f"{source}: unknown key {key_text(loc[-1:])!s} in {table}; allowed keys: {', '.join(allowed)}"
-    is_table = isinstance(val, Mapping) or _is_model(_unwrap(info.annotation) if info else None)
-    if typ == "missing":
+    if typ == "missing":  # (the input of a "missing" error is the table it is missing from)
+        is_table = _is_model(_unwrap(info.annotation) if info else None)
         return f"{source}: {key_text(full, leaf_is_table=is_table)} is missing; allowed: {_allowed(info)}"
+    is_table = isinstance(val, Mapping) or _is_model(_unwrap(info.annotation) if info else None)
     if typ == "literal_error":
         return f"{source}: {key_text(full)} = {value_text(val)} is invalid; allowed: {ctx.get('expected')}"
     reason = err["msg"].removeprefix("Input should be ").removeprefix("Value error, ")
