@@ -228,13 +228,16 @@ def _message(model, err: dict, source: str, where: tuple) -> str:
         return f"{source}: {key_text((*where, *loc))} is invalid: {problem}"
     parent, info = _field_at(model, loc)
     full = (*where, *loc)
-    if typ == "extra_forbidden":
+    if typ == "extra_forbidden":  # (_field_at gives the table holding the unknown key as ``parent``)
         allowed = _fields(parent) if parent is not None else []
+        if not where and len(loc) == 1 and parent is not None and _all_tables(parent):
+            return f"{source}: unknown section {key_text(loc, leaf_is_table=True)}; allowed sections: " \
+                   f"{', '.join(allowed)}"
         table = key_text((*where, *loc[:-1]), leaf_is_table=True) if (where or loc[:-1]) else "the top level"
-        return f"{source}: unknown key {key_text(loc[-1:])!s} in {table}; allowed keys: {', '.join(allowed)}"
+        return f"{source}: unknown key {key_text(full)}; allowed keys in {table}: {', '.join(allowed)}"
     if typ == "missing":  # (the input of a "missing" error is the table it is missing from)
         is_table = _is_model(_unwrap(info.annotation) if info else None)
-        return f"{source}: {key_text(full, leaf_is_table=is_table)} is missing; allowed: {_allowed(info)}"
+        return f"{source}: {key_text(full, leaf_is_table=is_table)} is missing; allowed: {_allowed(info, _leaf(full))}"
     is_table = isinstance(val, Mapping) or _is_model(_unwrap(info.annotation) if info else None)
     if typ == "literal_error":
         return f"{source}: {key_text(full)} = {value_text(val)} is invalid; allowed: {ctx.get('expected')}"
@@ -242,11 +245,23 @@ def _message(model, err: dict, source: str, where: tuple) -> str:
     if typ in ("model_type", "dict_type"):
         reason = "not a table"
     shown = key_text(full, leaf_is_table=is_table)
+    allowed = _allowed(info, _leaf(full))
     if is_table and isinstance(val, Mapping):
-        return f"{source}: {shown} is invalid ({reason}); allowed: {_allowed(info)}"
+        return f"{source}: {shown} is invalid ({reason}); allowed: {allowed}"
     if is_table:
-        return f"{source}: {shown} must be a table; got {value_text(val)}; allowed: {_allowed(info)}"
-    return f"{source}: {shown} = {value_text(val)} is invalid ({_short(typ, reason)}); allowed: {_allowed(info)}"
+        return f"{source}: {shown} must be a table; got {value_text(val)}; allowed: {allowed}"
+    return f"{source}: {shown} = {value_text(val)} is invalid ({_short(typ, reason)}); allowed: {allowed}"
+
+
+def _leaf(loc: tuple) -> str:
+    """The name a range is written with: the last key (``sigma``), with its index (``w[1]``)."""
+    out = ""
+    for p in reversed(loc):
+        if isinstance(p, int):
+            out = f"[{p}]" + out
+        else:
+            return str(p) + out
+    return "value"
 
 
 def _short(typ: str, reason: str) -> str:
@@ -255,6 +270,14 @@ def _short(typ: str, reason: str) -> str:
             "finite_number": "not a finite number", "too_short": "too short", "too_long": "too long",
             "float_type": "not a number", "int_type": "not an integer", "string_type": "not a string",
             "bool_type": "not true or false", "list_type": "not an array"}.get(typ, reason)
+
+
+def _all_tables(model) -> bool:
+    for f in model.model_fields.values():
+        tp = _unwrap(f.annotation)
+        if not (_is_model(tp) or typing.get_origin(tp) in (dict, list)):
+            return False
+    return True
 
 
 def _is_model(tp) -> bool:
@@ -309,7 +332,11 @@ def _unwrap(tp):
             return tp
 
 
-def _allowed(info: FieldInfo | None) -> str:
+def _flip(op: str) -> str:
+    return {">=": "<=", ">": "<"}[op]
+
+
+def _allowed(info: FieldInfo | None, key=None) -> str:
     """What a field accepts, in words: type, range, enum values, description."""
     if info is None:
         return "see the documentation of this file"
@@ -335,14 +362,20 @@ def _allowed(info: FieldInfo | None) -> str:
             extra.append(f"at least {m.min_length} item{'s' * (m.min_length != 1)}")
         elif isinstance(m, at.MaxLen):
             extra.append(f"at most {m.max_length} items")
-    text = base
+    name = key or "value"
+    rng = ""
     if lo is not None and hi is not None:
-        text = f"{base} from {lo:g} to {hi:g}" if (lo_op, hi_op) == (">=", "<=") else \
-            f"{base} {lo_op} {lo:g} and {hi_op} {hi:g}"
+        rng = f"{lo:g} {_flip(lo_op)} {name} {hi_op} {hi:g}"
     elif lo is not None:
-        text = f"{base} {lo_op} {lo:g}"
+        rng = f"{name} {lo_op} {lo:g}"
     elif hi is not None:
-        text = f"{base} {hi_op} {hi:g}"
+        rng = f"{name} {hi_op} {hi:g}"
+    if rng and base == "a finite number":
+        text = rng
+    elif rng:
+        text = f"{base}, {rng}"
+    else:
+        text = base
     if extra:
         text += ", " + ", ".join(extra)
     if info.description:
