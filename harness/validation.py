@@ -234,13 +234,16 @@ def _message(model, err: dict, source: str, where: tuple) -> str:
             return f"{source}: unknown section {key_text(loc, leaf_is_table=True)}; allowed sections: " \
                    f"{', '.join(allowed)}"
         table = key_text((*where, *loc[:-1]), leaf_is_table=True) if (where or loc[:-1]) else "the top level"
-        return f"{source}: unknown key {key_text(full)}; allowed keys in {table}: {', '.join(allowed)}"
+        return f"{source}: unknown key {printable(repr(str(loc[-1])), 80)} in {table}; allowed keys: " \
+               f"{', '.join(allowed)}"
     if typ == "missing":  # (the input of a "missing" error is the table it is missing from)
         is_table = _is_model(_unwrap(info.annotation) if info else None)
         return f"{source}: {key_text(full, leaf_is_table=is_table)} is missing; allowed: {_allowed(info, _leaf(full))}"
     is_table = isinstance(val, Mapping) or _is_model(_unwrap(info.annotation) if info else None)
     if typ == "literal_error":
-        return f"{source}: {key_text(full)} = {value_text(val)} is invalid; allowed: {ctx.get('expected')}"
+        choices = _literal_values(info.annotation) if info is not None else None
+        allowed = ", ".join(map(str, choices)) if choices else ctx.get("expected")
+        return f"{source}: {key_text(full)} = {value_text(val)} is invalid; allowed: {allowed}"
     reason = err["msg"].removeprefix("Input should be ").removeprefix("Value error, ")
     if typ in ("model_type", "dict_type"):
         reason = "not a table"
@@ -270,6 +273,15 @@ def _short(typ: str, reason: str) -> str:
             "finite_number": "not a finite number", "too_short": "too short", "too_long": "too long",
             "float_type": "not a number", "int_type": "not an integer", "string_type": "not a string",
             "bool_type": "not true or false", "list_type": "not an array"}.get(typ, reason)
+
+
+def _literal_values(tp):
+    tp = _unwrap(tp)
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        for a in typing.get_args(tp):
+            if typing.get_origin(_unwrap(a)) is Literal:
+                return typing.get_args(_unwrap(a))
+    return typing.get_args(tp) if typing.get_origin(tp) is Literal else None
 
 
 def _all_tables(model) -> bool:
@@ -344,11 +356,17 @@ def _allowed(info: FieldInfo | None, key=None) -> str:
     lo = hi = None
     lo_op = hi_op = ""
     extra = []
+    min_len = max_len = None
     metas = list(info.metadata)
     ann = info.annotation
+    if typing.get_origin(ann) in (typing.Union, types.UnionType):
+        rest = [a for a in typing.get_args(ann) if a is not type(None)]
+        ann = rest[0] if len(rest) == 1 else ann
+    description = info.description
     if typing.get_origin(ann) is typing.Annotated:
         for m in typing.get_args(ann)[1:]:
             metas.extend(getattr(m, "metadata", [m]))
+            description = description or getattr(m, "description", None)
     for m in metas:
         if isinstance(m, at.Ge):
             lo, lo_op = m.ge, ">="
@@ -359,9 +377,15 @@ def _allowed(info: FieldInfo | None, key=None) -> str:
         elif isinstance(m, at.Lt):
             hi, hi_op = m.lt, "<"
         elif isinstance(m, at.MinLen) and m.min_length:
-            extra.append(f"at least {m.min_length} item{'s' * (m.min_length != 1)}")
+            min_len = m.min_length
         elif isinstance(m, at.MaxLen):
-            extra.append(f"at most {m.max_length} items")
+            max_len = m.max_length
+    if min_len is not None and min_len == max_len:
+        extra.append(f"exactly {min_len}")
+    elif min_len is not None:
+        extra.append(f"at least {min_len}")
+    elif max_len is not None:
+        extra.append(f"at most {max_len}")
     name = key or "value"
     rng = ""
     if lo is not None and hi is not None:
@@ -378,8 +402,8 @@ def _allowed(info: FieldInfo | None, key=None) -> str:
         text = base
     if extra:
         text += ", " + ", ".join(extra)
-    if info.description:
-        text += f" ({info.description})"
+    if description:
+        text += f" ({description})"
     return text
 
 

@@ -77,7 +77,7 @@ def test_throttle_out_of_range(tmp_path):
 
 def test_unknown_key(tmp_path):
     p = write_variant(tmp_path, lambda t: t.replace("isp_s = 320.0", "isp_s = 320.0\nisp_vac_s = 330.0", 1))
-    expect_error(p, "unknown key", "[engine] isp_vac_s", "allowed keys", "thrust_max_n")
+    expect_error(p, "unknown key 'isp_vac_s' in [engine]", "allowed keys", "thrust_max_n")
     p = write_variant(tmp_path, lambda t: t + "\n[gimbal]\nrange_rad = 0.1\n")
     expect_error(p, "unknown section [gimbal]", "allowed sections")
 
