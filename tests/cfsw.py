@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.frames import G0, MOON_GM as GM, MOON_RADIUS as R_MOON  # noqa: F401  (re-exported)
-from harness.fsw_build import parse_param_table
+from harness.targets import parse_param_table
 
 ROOT = Path(__file__).resolve().parent.parent
 PARAMS = {r["name"]: r for r in parse_param_table(ROOT / "firmware_stub" / "fsw_params.def")}

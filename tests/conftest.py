@@ -5,6 +5,6 @@ import pytest
 @pytest.fixture(scope="session")
 def fc():
     """The C flight code built into its cffi module: ``(ffi, lib)``."""
-    from harness.fsw_build import load_flight_code
+    from harness.targets import load_flight_code
 
     return load_flight_code()

@@ -22,7 +22,7 @@ if str(ROOT) not in sys.path:
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from harness.fsw_build import load_flight_code  # noqa: E402
+from harness.targets import load_flight_code  # noqa: E402
 
 VECTORS = ROOT / "tests" / "vectors" / "protocol_v1.json"
 
@@ -422,7 +422,7 @@ def test_config_ack_statuses(fc):
 
 def test_param_table_matches_def(fc):
     ffi, lib = fc
-    from harness.fsw_build import parse_param_table
+    from harness.targets import parse_param_table
 
     rows = parse_param_table(ROOT / "firmware_stub" / "fsw_params.def")
     assert lib.fsw_param_count() == len(rows)
@@ -687,66 +687,3 @@ def test_committed_flight_code_survives_hostile_sensor_values(fc, cycles):
         assert all(math.isfinite(x) for x in cmd.torque_body)
         assert cmd.mode in (0, 1, 2, 3, 4, 5)
         assert msgs[1].body.telemetry.lrf_status in (0, 1, 2, 3, 4)
-
-
-# ------------------------------------------------------------ the cffi build
-def _copy_src(tmp_path) -> Path:
-    import shutil
-
-    src = tmp_path / "fw"
-    shutil.copytree(ROOT / "firmware_stub", src, ignore=shutil.ignore_patterns("targets", "*.o", "*.md"))
-    return src
-
-
-def _hello_name(ffi, lib) -> str:
-    lb = _loopback(ffi, lib)
-    msgs = _drain_msgs(ffi, lib, lb)
-    return msg_fields(ffi, msgs[0])["firmware_name"]
-
-
-def test_build_cache_rebuilds_on_source_change(tmp_path, monkeypatch):
-    from harness import fsw_build
-
-    monkeypatch.setenv("FSIL_CACHE_DIR", str(tmp_path / "cache"))
-    src = _copy_src(tmp_path)
-    ffi1, lib1 = fsw_build.load_flight_code(src)
-    assert _hello_name(ffi1, lib1) == "fsil-ref"
-    assert fsw_build.load_flight_code(src)[1] is lib1  # same sources: same module, no rebuild
-    app_h = src / "fsw_app.h"
-    app_h.write_text(app_h.read_text().replace('"fsil-ref"', '"fsil-changed"'))
-    ffi2, lib2 = fsw_build.load_flight_code(src)
-    assert lib2 is not lib1 and _hello_name(ffi2, lib2) == "fsil-changed"
-    # (the unchanged copy may have been served from this process's already-loaded module:
-    # the key is content-addressed) the changed one was built into the new cache, no temp dirs left
-    built = sorted(p for p in (tmp_path / "cache" / "cffi").iterdir())
-    assert 1 <= len(built) <= 2 and all(p.is_file() and p.name.startswith("_fsil_fsw_") for p in built)
-
-
-def test_build_compile_error_shows_compiler_output(tmp_path, monkeypatch):
-    from harness import fsw_build
-
-    monkeypatch.setenv("FSIL_CACHE_DIR", str(tmp_path / "cache"))
-    src = _copy_src(tmp_path)
-    nav = src / "fsw_nav.c"
-    nav.write_text(nav.read_text() + "\nstatic int unused_and_broken(void) { return undeclared_symbol_xyz; }\n")
-    with pytest.raises(fsw_build.FlightCodeBuildError) as ei:
-        fsw_build.load_flight_code(src)
-    assert "undeclared_symbol_xyz" in str(ei.value) and "fsw_nav.c" in str(ei.value)
-    assert not list((tmp_path / "cache" / "cffi").glob("*.so"))
-
-
-def test_build_concurrent_processes_share_the_cache(tmp_path):
-    import os
-    import subprocess
-
-    env = dict(os.environ, FSIL_CACHE_DIR=str(tmp_path / "cache"), PYTHONPATH=str(ROOT))
-    src = _copy_src(tmp_path)
-    code = ("import sys; from harness.fsw_build import load_flight_code; "
-            "ffi, lib = load_flight_code(sys.argv[1]); print(lib.fsw_crc16(b'123456789', 9))")
-    procs = [subprocess.Popen([sys.executable, "-c", code, str(src)], env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for _ in range(4)]
-    outs = [p.communicate(timeout=300) for p in procs]
-    assert [p.returncode for p in procs] == [0] * 4, outs
-    assert [o[0].strip() for o in outs] == [str(0x29B1)] * 4
-    entries = list((tmp_path / "cache" / "cffi").iterdir())
-    assert len(entries) == 1 and entries[0].is_file()

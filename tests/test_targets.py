@@ -17,6 +17,11 @@ import pytest
 
 from harness import protocol as p
 from harness import targets as T
+from harness.link import FlightLink, LinkError
+from harness.params import load_param_table
+from harness.rigs import RigSpec, open_rig
+from harness.transports.base import TransportError
+from harness.transports.serial_port import SerialTransport
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -54,7 +59,7 @@ def test_host_program_builds_warning_free(host_exe):
 
 def test_firmware_builds_warning_free_without_heap(fw_elf):
     assert {"-Wall", "-Wextra", "-Werror", "-ffp-contract=off", "-mfloat-abi=hard"} <= set(T.ARM_CFLAGS)
-    syms = set(T._defined_symbols(fw_elf))
+    syms = set(T.defined_symbols(fw_elf))
     assert "Reset_Handler" in syms and "fsw_init" in syms and "fsw_rx_bytes" in syms
     assert not syms & set(T.FORBIDDEN_SYMBOLS)
 
@@ -96,129 +101,25 @@ def test_heap_use_fails_the_link(tmp_path):
     cmd = [T.ARM_CC, *T.ARM_CFLAGS, f"-I{T.MPS2_DIR}", str(c), *map(str, start), *T.ARM_LDFLAGS,
            f"-T{T.MPS2_DIR / 'mps2_an386.ld'}", *T.ARM_LIBS, "-o", str(tmp_path / "heap.elf")]
     with pytest.raises(T.BuildError, match="no heap"):
-        T._run_compiler(cmd, "heap test link")
+        T.run_compiler(cmd, "heap test link")
 
 
 # ---------------------------------------------------------------------------------------
-# Running targets
+# Running targets: brought up as the rigs do (harness.rigs), spoken to through FlightLink
 # ---------------------------------------------------------------------------------------
-class Link:
-    """Frames to and from a running target; any I/O failure is re-raised naming the cause."""
-
-    def __init__(self, name, write, read, proc_check, close):
-        self.name, self._write, self._read, self._check, self._close = name, write, read, proc_check, close
-        self.dec = p.FrameDecoder()
-        self.seq = 0
-        self.frames: list[p.Frame] = []
-
-    def _io(self, fn, *args):
-        try:
-            return fn(*args)
-        except Exception as exc:
-            time.sleep(0.2)  # let the process be reaped so the cause is known
-            self._check()
-            raise T.TargetExited(f"{self.name}: link failed ({exc}); the target is still running") from exc
-
-    def send(self, msg, t_us: int = 0) -> int:
-        seq = self.seq
-        self.seq = (self.seq + 1) & 0xFFFF
-        self.send_raw(p.encode_frame(msg, seq, t_us))
-        return seq
-
-    def send_raw(self, data: bytes) -> None:
-        self._io(self._write, data)
-
-    def expect(self, *types: int, timeout: float = 10.0) -> list[p.Frame]:
-        """Read until frames of ``types`` arrived in that order (others are kept in self.frames)."""
-        want = list(types)
-        got: list[p.Frame] = []
-        deadline = time.monotonic() + timeout
-        while want:
-            for f in self.frames:
-                if want and f.msg_type == want[0]:
-                    got.append(f)
-                    want.pop(0)
-            self.frames = []
-            if not want:
-                break
-            if time.monotonic() > deadline:
-                self._check()
-                raise TimeoutError(f"{self.name}: no {[p.MsgType(t).name for t in want]} within {timeout} s")
-            data = self._io(self._read, 0.05)
-            if data:
-                self.frames += self.dec.feed(data)
-        return got
-
-    def close(self):
-        self._close()
+TARGETS = {"host": "host-pty", "qemu-socket": "qemu-m4", "qemu-pty": "qemu-m4"}
 
 
-def _fd_read(fd):
-    def read(timeout):
-        r, _, _ = select.select([fd], [], [], timeout)
-        if not r:
-            return b""
-        data = os.read(fd, 4096)  # EIO once the program on the slave side is gone
-        if not data:
-            raise EOFError("end of file")
-        return data
-    return read
-
-
-def _fd_write(fd):
-    def write(data):
-        view = memoryview(data)
-        while view:
-            n = os.write(fd, view)
-            view = view[n:]
-    return write
-
-
-def _proc_check(proc, name):
-    def check():
-        if proc.poll() is not None:
-            raise T.TargetExited(f"{name} {T.describe_exit(proc)}; stderr:\n{T._read_stderr(proc)}")
-    return check
-
-
-def _open_host(exe) -> tuple[Link, object]:
-    master, slave = os.openpty()
-    path = os.ttyname(slave)
-    proc = T.start_host_program(path, exe=exe)
-    os.close(slave)  # from now on only the program holds the slave: its death is EIO here
-
-    def close():
-        T.stop_process(proc)
-        os.close(master)
-    return Link(f"host program on {path}", _fd_write(master), _fd_read(master),
-                _proc_check(proc, "host program"), close), proc
-
-
-def _open_qemu(elf, attach) -> tuple[Link, object]:
-    q = T.start_qemu(elf, attach, keep_open=True)
-    ser = q.serial
-
-    def close():
-        q.close()
-    link = Link(f"QEMU ({attach}) on {q.url}", ser.write, T.serial_reader(ser), q.check_alive, close)
-    link.frames += link.dec.feed(q.hello)
-    return link, q.process
-
-
-TARGETS = ["host", "qemu-socket", "qemu-pty"]
-
-
-@pytest.fixture(params=TARGETS)
+@pytest.fixture(params=list(TARGETS))
 def target(request):
+    """A running target on its rig: ``rig.transport``, ``rig.process``, and a FlightLink as ``link``."""
     kind = request.param
-    if kind == "host":
-        link, proc = _open_host(request.getfixturevalue("host_exe"))
-    else:
-        link, proc = _open_qemu(request.getfixturevalue("fw_elf"), kind.split("-")[1])
-    link.kind = kind
-    link.proc = proc
-    yield link
-    link.close()
+    request.getfixturevalue("host_exe" if kind == "host" else "fw_elf")  # build (or skip) first
+    spec = RigSpec(name=kind, kind=TARGETS[kind], source_dir=Path(SRC_DIR) if SRC_DIR else None,
+                   qemu_attach=kind.split("-")[1] if kind != "host" else "socket")
+    with open_rig(spec) as rig:
+        rig.link = FlightLink(rig.transport, cycle_timeout_s=2.0, stall_cycles=3)
+        yield rig
 
 
 def _sensors(i: int) -> p.Sensors:
@@ -227,35 +128,43 @@ def _sensors(i: int) -> p.Sensors:
                      flags=p.SENSORS_IMU_VALID | p.SENSORS_LRF_VALID | p.SENSORS_LRF_NEW)
 
 
-def _configure(link: Link) -> None:
-    link.send(p.Config(11, 700.0, p.CONFIG_COMMIT))  # MASS0, commit the initial state
-    (ack,) = link.expect(p.MsgType.CONFIG_ACK)
-    assert ack.msg.param_id == 11
+def _configure(link: FlightLink) -> None:
+    """HELLO, then MASS0 = 700 kg and COMMIT: the initial state is set."""
+    link.wait_hello(10.0)
+    (ack, *_) = link.configure([(load_param_table(SRC_DIR)["MASS0"], 700.0)])
+    assert ack.param_id == load_param_table(SRC_DIR)["MASS0"].id and ack.value == 700.0
 
 
-def _cycle(link: Link, i: int) -> tuple[p.Frame, p.Frame]:
+def _cycle(link: FlightLink, i: int) -> tuple[p.Command, p.Telemetry]:
+    """One SENSORS -> COMMAND exchange; the TELEMETRY of the same cycle."""
     t = 100_000 * i
-    seq = link.send(_sensors(i), t_us=t)
-    cmd, tlm = link.expect(p.MsgType.COMMAND, p.MsgType.TELEMETRY)
-    assert cmd.msg.sensors_seq == seq and cmd.t_us == t and tlm.t_us == t
-    return cmd, tlm
+    cmd = link.exchange(_sensors(i), t)
+    assert cmd is not None, f"no COMMAND for cycle {i}; {link.describe_last_frames()}"
+    deadline = time.monotonic() + 5.0
+    while not (len(records := link.telemetry_records()) and records["t_us"][-1] == t):
+        assert time.monotonic() < deadline, f"no TELEMETRY for cycle {i}; {link.describe_last_frames()}"
+        link.drain(0.05)
+    return cmd, link.telemetry
 
 
 def test_hello_config_and_cycles(target):
-    (hello,) = target.expect(p.MsgType.HELLO)
-    assert hello.msg.protocol_version == 1
-    _configure(target)
+    link = target.link
+    _configure(link)
+    assert link.hello.protocol_version == p.PROTOCOL_VERSION
     for i in range(1, 6):
-        cmd, tlm = _cycle(target, i)
-        assert 0.0 <= cmd.msg.throttle <= 1.0
-    assert target.dec.counters.errors == 0, target.dec.errors
+        cmd, tlm = _cycle(link, i)
+        assert 0.0 <= cmd.throttle <= 1.0
+    assert link.stats.exchanges == 5 and link.stats.missed_cycles == 0
+    assert link.decoder.counters.errors == 0, link.decoder.errors
 
 
 def test_hello_is_answered(target):
-    target.expect(p.MsgType.HELLO)
-    target.send_raw(b"\x00" + p.encode_frame(p.Hello(), 0, 0))
-    (hello,) = target.expect(p.MsgType.HELLO)
-    assert hello.msg.protocol_version == 1
+    link = target.link
+    link.wait_hello(10.0)
+    link.drain(0.3)  # banner and answers already on their way
+    link.hello = None
+    hello = link.wait_hello(5.0)  # only an answer to this request can satisfy it now
+    assert hello.protocol_version == p.PROTOCOL_VERSION and link.hello is hello
 
 
 def _adversarial_stream(rng: random.Random) -> tuple[bytes, dict[str, int]]:
@@ -286,32 +195,32 @@ def _adversarial_stream(rng: random.Random) -> tuple[bytes, dict[str, int]]:
 
 
 def test_adversarial_bytes_are_counted_and_survived(target):
-    target.expect(p.MsgType.HELLO)
-    _configure(target)
-    _, before = _cycle(target, 1)
+    link = target.link
+    _configure(link)
+    _, b = _cycle(link, 1)
     stream, n = _adversarial_stream(random.Random(1234))
     for i in range(0, len(stream), 97):  # odd chunking
-        target.send_raw(stream[i:i + 97])
-    _, after = _cycle(target, 2)  # still answered
-    b, a = before.msg, after.msg
+        link.transport.write(stream[i:i + 97])
+    _, a = _cycle(link, 2)  # still answered
     assert a.rx_crc_errors - b.rx_crc_errors >= n["crc"]
     assert a.rx_unknown_msgs - b.rx_unknown_msgs >= n["unknown"]
     assert a.rx_length_errors - b.rx_length_errors >= n["length"]
     assert a.rx_framing_errors - b.rx_framing_errors >= n["oversize"]
-    _cycle(target, 3)
-    assert target.proc.poll() is None
+    _cycle(link, 3)
+    assert target.process.poll() is None
 
 
 def test_killing_the_target_surfaces_as_an_error(target):
-    target.expect(p.MsgType.HELLO)
-    _configure(target)
-    _cycle(target, 1)
-    target.send(_sensors(2), t_us=200_000)  # mid-stream
-    target.proc.send_signal(signal.SIGKILL)
-    with pytest.raises(T.TargetExited, match="SIGKILL"):
+    link = target.link
+    _configure(link)
+    _cycle(link, 1)
+    link.send(_sensors(2), 200_000)  # mid-stream
+    target.process.send_signal(signal.SIGKILL)
+    with pytest.raises((TransportError, LinkError)):
         for i in range(3, 50):
-            target.send(_sensors(i), t_us=100_000 * i)
-            target.expect(p.MsgType.COMMAND, timeout=2.0)
+            link.exchange(_sensors(i), 100_000 * i)
+    target.process.wait(5)
+    assert "SIGKILL" in target.transport.diagnose()  # what the runner adds to the verdict
 
 
 def test_host_program_exits_cleanly_on_hangup(host_exe):
@@ -320,10 +229,10 @@ def test_host_program_exits_cleanly_on_hangup(host_exe):
     path = os.ttyname(slave)
     proc = T.start_host_program(path, exe=host_exe)
     os.close(slave)
-    _fd_read(master)(2.0)  # HELLO
+    assert select.select([master], [], [], 5.0)[0] and os.read(master, 4096)  # the HELLO banner
     os.close(master)
     assert proc.wait(5) == 0
-    err = T._read_stderr(proc)
+    err = T.read_stderr(proc)
     assert "hangup" in err and path in err
 
 
@@ -342,10 +251,9 @@ def test_qemu_start_failure_includes_stderr(tmp_path):
 
 def test_qemu_reconnect_gets_hello_on_request(fw_elf):
     with T.start_qemu(fw_elf, "socket") as q:
-        ser = T.open_serial(q.url)
-        try:
-            assert ser._socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
-            hello = T.wait_for_hello(ser, 5.0, poke_every=0.05, alive=q.check_alive)
-            assert p.decode_frame(hello).msg_type == p.MsgType.HELLO
-        finally:
-            ser.close()
+        assert q.hello.protocol_version == p.PROTOCOL_VERSION  # seen at start-up, then disconnected
+        with SerialTransport(q.url) as transport:
+            assert transport.port._socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+            hello = FlightLink(transport).wait_hello(5.0)  # the banner went to nobody: this is the answer
+            assert hello.protocol_version == p.PROTOCOL_VERSION
+        q.check_alive()

@@ -28,7 +28,7 @@ def warm_up() -> None:
     process (both are cached on disk), before the first run's clock starts."""
     global _warm
     if not _warm:
-        from harness.fsw_build import load_flight_code
+        from harness.targets import load_flight_code
         from harness.plant import load_rk4_kernel
 
         load_flight_code()

@@ -2,7 +2,7 @@
 
 Like pyserial's URL handlers: ``open_transport(url)`` picks the module by scheme.
 
-* ``loopback://[SRC_DIR]``: the C flight code built in-process with cffi (harness/fsw_build.py)
+* ``loopback://[SRC_DIR]``: the C flight code built in-process with cffi (harness/targets/loopback.py)
 * ``/dev/ttyACM0``, ``/dev/pts/N``, ``socket://HOST:PORT``, ``rfc2217://HOST:PORT``, ``loop://``:
   anything ``serial.serial_for_url`` opens (harness/transports/serial_port.py)
 """

@@ -12,7 +12,7 @@ class LoopbackTransport(Transport):
     synchronous = True
 
     def __init__(self, source_dir=None):
-        from harness.fsw_build import load_flight_code
+        from harness.targets import load_flight_code
 
         self.ffi, self.lib = load_flight_code(source_dir)
         self._mem = self.ffi.new("uint8_t[]", self.lib.fsw_loopback_size())

@@ -1,97 +1,29 @@
-"""Build the C flight code into an in-process cffi module (the loopback rig).
+"""The loopback target: the flight code compiled into an in-process cffi module.
 
-``load_flight_code()`` compiles the flight-code sources listed in
-``firmware_stub/sources.txt`` (the same list every target compiles) plus the
-loopback HAL ``hal_loopback.c`` with the project's strict C flags, links them
-into a cffi API-mode extension and imports it.
-
-The compiled module is cached in ``<repo>/.fsil-cache/cffi/`` (or
-``$FSIL_CACHE_DIR/cffi/`` when the environment variable is set), keyed by a hash of every
-C source, header, ``.def`` and ``sources.txt`` in the source directory, the
-compiler flags, the cdef below, the compiler and the Python/cffi versions.
-Editing any C file therefore triggers a rebuild on the next call, with no
-manual step. Builds happen in a private temporary directory and the finished
-module is moved into place with an atomic ``os.replace``, so concurrent
-builders (pytest-xdist workers, several processes) never see a partial file.
-
-The flight-code objects are compiled by calling the C compiler directly, so a
-compile error raises :class:`FlightCodeBuildError` carrying the compiler's
-full output.
+``load_flight_code()`` compiles the sources of ``firmware_stub/sources.txt`` plus the loopback HAL
+``hal_loopback.c`` with :data:`FLIGHT_CFLAGS` (each object by the compiler directly, so a compile
+error is a :class:`BuildError` naming the file), links them into a cffi API-mode extension and
+imports it. The module is cached like every build (``harness.targets.build``) under
+``$FSIL_CACHE_DIR/cffi/``, keyed by every C source, header, ``.def`` and ``sources.txt`` of the
+source directory, the flags, the cdef below, the compiler and the Python/cffi versions.
 """
-
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
-import shlex
 import shutil
-import subprocess
+import shlex
 import sys
 import sysconfig
-import tempfile
 import threading
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-__all__ = [
-    "FLIGHT_CFLAGS",
-    "FlightCodeBuildError",
-    "LoopbackFlightCode",
-    "cache_dir",
-    "default_src_dir",
-    "flight_sources",
-    "load_flight_code",
-    "parse_param_table",
-    "portable_sources",
-]
-
-#: Flags every flight-code translation unit is compiled with (all targets).
-FLIGHT_CFLAGS: tuple[str, ...] = (
-    "-std=c99",
-    "-Wall",
-    "-Wextra",
-    "-Werror",
-    "-ffp-contract=off",
-    "-O2",
-)
+from harness.targets.build import FLIGHT_CFLAGS, BuildError, cache_dir, cached_build, run_compiler
+from harness.targets.sources import content_key, flight_sources, source_dir
 
 #: Target-specific source of the in-process (loopback) target.
 LOOPBACK_SOURCES: tuple[str, ...] = ("hal_loopback.c",)
-
-_REPO_ROOT = Path(__file__).resolve().parent.parent
-
-class FlightCodeBuildError(RuntimeError):
-    """The flight code did not compile or link; the message holds the compiler output."""
-
-
-def default_src_dir() -> Path:
-    """``firmware_stub/`` next to the ``harness`` package."""
-    return _REPO_ROOT / "firmware_stub"
-
-
-def cache_dir() -> Path:
-    """Directory for compiled modules: ``$FSIL_CACHE_DIR/cffi`` or ``<repo>/.fsil-cache/cffi``."""
-    env = os.environ.get("FSIL_CACHE_DIR")
-    base = Path(env) if env else _REPO_ROOT / ".fsil-cache"
-    return base / "cffi"
-
-
-def flight_sources(src_dir: str | Path | None = None) -> list[Path]:
-    """The shared flight-code sources, from ``sources.txt`` (one path a line, ``#`` comments)."""
-    src = Path(src_dir) if src_dir is not None else default_src_dir()
-    listing = src / "sources.txt"
-    out: list[Path] = []
-    for line in listing.read_text().splitlines():
-        line = line.split("#", 1)[0].strip()
-        if line:
-            out.append(src / line)
-    return out
-
-
-def portable_sources(src_dir: str | Path | None = None) -> list[Path]:
-    """Alias of :func:`flight_sources` (the name ``harness.targets`` looks for)."""
-    return flight_sources(src_dir)
 
 
 def parse_param_table(def_path: str | Path) -> list[dict[str, Any]]:
@@ -288,107 +220,64 @@ def _compiler() -> list[str]:
     return shlex.split(cc)
 
 
-def _hashed_files(src: Path) -> list[Path]:
-    files = {p for p in src.iterdir() if p.is_file() and p.suffix in (".c", ".h", ".def")}
-    files.add(src / "sources.txt")
-    files.update(flight_sources(src))
-    return sorted(files)
-
-
 def _build_key(src: Path, cflags: Sequence[str], cdef: str) -> str:
     import cffi
 
-    h = hashlib.sha256()
-    for p in _hashed_files(src):
-        h.update(str(p.relative_to(src)).encode() + b"\0")
-        h.update(p.read_bytes() + b"\0")
-    for part in (
-        " ".join(cflags),
-        " ".join(_compiler()),
-        cdef,
-        sys.version,
-        sysconfig.get_config_var("EXT_SUFFIX") or "",
-        cffi.__version__,
-    ):
-        h.update(part.encode() + b"\0")
-    return h.hexdigest()[:20]
+    files = {p for p in src.iterdir() if p.is_file() and p.suffix in (".c", ".h", ".def")}
+    files.add(src / "sources.txt")
+    files.update(flight_sources(src))
+    return content_key(files, [" ".join(cflags), " ".join(_compiler()), cdef, sys.version,
+                               sysconfig.get_config_var("EXT_SUFFIX") or "", cffi.__version__])
 
 
-def _run_cc(args: list[str], what: str) -> None:
-    try:
-        res = subprocess.run(args, capture_output=True, text=True)
-    except OSError as exc:  # compiler missing
-        raise FlightCodeBuildError(f"cannot run the C compiler {args[0]!r}: {exc}") from exc
-    if res.returncode != 0:
-        raise FlightCodeBuildError(
-            f"compiling {what} failed (exit {res.returncode}):\n$ {shlex.join(args)}\n"
-            f"{res.stdout}{res.stderr}"
-        )
-
-
-def _build(src: Path, modname: str, cflags: Sequence[str], cdef: str, dest: Path) -> Path:
+def _build(src: Path, modname: str, cflags: Sequence[str], cdef: str, out: Path) -> None:
+    """Compile the objects and the cffi module ``modname`` into ``out`` (a fresh directory)."""
     import cffi
 
-    dest.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{modname}-", dir=dest))
+    work = out / "build"
+    work.mkdir()
+    objs: list[str] = []
+    for i, c_file in enumerate(flight_sources(src) + [src / s for s in LOOPBACK_SOURCES]):
+        obj = work / f"{i:02d}_{c_file.stem}.o"
+        run_compiler(_compiler() + list(cflags) + ["-fPIC", "-I", str(src), "-c", str(c_file), "-o", str(obj)],
+                     f"compiling {c_file.name} for the loopback target")
+        objs.append(str(obj))
+    ffi = cffi.FFI()
+    ffi.cdef(cdef)
+    ffi.set_source(modname, '#include "hal_loopback.h"\n', include_dirs=[str(src)], extra_objects=objs,
+                   extra_compile_args=["-ffp-contract=off"])
     try:
-        objs: list[str] = []
-        for i, c_file in enumerate(list(flight_sources(src)) + [src / s for s in LOOPBACK_SOURCES]):
-            obj = tmp / f"{i:02d}_{c_file.stem}.o"
-            _run_cc(
-                _compiler() + list(cflags) + ["-fPIC", "-I", str(src), "-c", str(c_file), "-o", str(obj)],
-                c_file.name,
-            )
-            objs.append(str(obj))
-        ffi = cffi.FFI()
-        ffi.cdef(cdef)
-        ffi.set_source(
-            modname,
-            '#include "hal_loopback.h"\n',
-            include_dirs=[str(src)],
-            extra_objects=objs,
-            extra_compile_args=["-ffp-contract=off"],
-        )
-        try:
-            built = Path(ffi.compile(tmpdir=str(tmp), verbose=False))
-        except Exception as exc:  # cffi.VerificationError, distutils errors
-            raise FlightCodeBuildError(f"building the cffi module {modname} failed: {exc}") from exc
-        final = dest / built.name
-        os.replace(built, final)  # atomic on one filesystem
-        return final
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        built = Path(ffi.compile(tmpdir=str(work), verbose=False))
+    except Exception as exc:  # cffi.VerificationError, distutils errors
+        raise BuildError(f"building the cffi module {modname} failed: {exc}") from exc
+    os.replace(built, out / built.name)
+    shutil.rmtree(work, ignore_errors=True)
 
 
 _loaded: dict[str, tuple[Any, Any]] = {}
 _lock = threading.Lock()
 
 
-def load_flight_code(
-    src_dir: str | Path | None = None, *, extra_cflags: Iterable[str] = ()
-) -> tuple[Any, Any]:
+def load_flight_code(src_dir: str | Path | None = None, *, extra_cflags: Iterable[str] = ()) -> tuple[Any, Any]:
     """Compile (if needed) and import the flight code; return ``(ffi, lib)``.
 
     ``src_dir`` defaults to the repository's ``firmware_stub``. ``extra_cflags``
     (e.g. ``["-DFSW_FIRMWARE_ID=0x1234"]``) are appended to :data:`FLIGHT_CFLAGS`
     and are part of the cache key.
     """
-    src = Path(src_dir).resolve() if src_dir is not None else default_src_dir()
+    src = source_dir(src_dir)
     cflags = list(FLIGHT_CFLAGS) + list(extra_cflags)
     cdef = _cdef(src)
-    key = _build_key(src, cflags, cdef)
-    modname = f"_fsil_fsw_{key}"
+    modname = f"_fsil_fsw_{_build_key(src, cflags, cdef)}"
     with _lock:
         if modname in _loaded:
             return _loaded[modname]
-        dest = cache_dir()
+        built = cached_build(cache_dir("cffi"), modname, lambda out: _build(src, modname, cflags, cdef, out))
         suffix = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
-        path = dest / f"{modname}{suffix}"
-        if not path.exists():
-            path = _build(src, modname, cflags, cdef, dest)
+        path = built / f"{modname}{suffix}"
         spec = importlib.util.spec_from_file_location(modname, path)
         if spec is None or spec.loader is None:
-            raise FlightCodeBuildError(f"cannot import {path}")
+            raise BuildError(f"cannot import {path}")
         mod = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(mod)
         sys.modules[modname] = mod

@@ -1,0 +1,93 @@
+"""Actuator-layer faults: what the engine and the RCS do with the COMMAND."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from harness.faults.base import Fault
+
+
+@dataclass(kw_only=True)
+class ThrustScale(Fault):
+    """Actual thrust = ``scale`` x what the engine would give (> 1: thrust higher than
+    commanded, Chandrayaan-2; < 1: thrust loss). Acts inside the plant (its thrust_max_n), so
+    the propellant flow scales with it and throttle limits stay those of the commanded throttle."""
+
+    layer: ClassVar[str] = "actuator"
+    type_name: ClassVar[str] = "thrust_scale"
+    units: ClassVar[dict] = {"scale": "-"}
+    scale: float = 1.2
+
+    def thrust_scale(self):
+        if self.active:
+            self.effects += 1
+            return self.scale
+        return 1.0
+
+
+@dataclass(kw_only=True)
+class ThrustLoss(ThrustScale):
+    """Loss of ``fraction`` of the thrust (SLIM: one of two engines, 0.5)."""
+
+    type_name: ClassVar[str] = "thrust_loss"
+    units: ClassVar[dict] = {"fraction": "-"}
+    scale: float = field(default=1.0, repr=False, init=False)
+    fraction: float = 0.5
+
+    def __post_init__(self):
+        self.scale = 1.0 - self.fraction
+
+
+@dataclass(kw_only=True)
+class ThrottleStuck(Fault):
+    """The throttle valve sticks: at ``value`` (fraction of thrust_max), or, when None, at
+    the throttle commanded when the fault started. The engine stays on."""
+
+    layer: ClassVar[str] = "actuator"
+    type_name: ClassVar[str] = "throttle_stuck"
+    units: ClassVar[dict] = {"value": "- (0..1) or none"}
+    value: float | None = None
+
+    def reset(self):
+        self.held = None
+
+    def actuator(self, cmd):
+        if not self.active:
+            self.held = None
+            return cmd
+        if self.held is None:
+            self.held = self.value if self.value is not None else cmd.throttle
+        self.effects += 1
+        return cmd._replace(throttle=self.held, engine_on=True)
+
+
+@dataclass(kw_only=True)
+class EngineOff(Fault):
+    """The main engine is off while active, whatever is commanded (Beresheet: computer resets)."""
+
+    layer: ClassVar[str] = "actuator"
+    type_name: ClassVar[str] = "engine_off"
+
+    def actuator(self, cmd):
+        if self.active:
+            self.effects += 1
+            return cmd._replace(engine_on=False)
+        return cmd
+
+
+@dataclass(kw_only=True)
+class RcsFailure(Fault):
+    """RCS torque about ``axes`` (subset of "xyz") multiplied by ``scale`` (0: dead)."""
+
+    layer: ClassVar[str] = "actuator"
+    type_name: ClassVar[str] = "rcs_failure"
+    units: ClassVar[dict] = {"axes": "x/y/z letters", "scale": "-"}
+    axes: str = "xyz"
+    scale: float = 0.0
+
+    def actuator(self, cmd):
+        if not self.active:
+            return cmd
+        self.effects += 1
+        tq = tuple(c * self.scale if "xyz"[i] in self.axes else c for i, c in enumerate(cmd.torque_body))
+        return cmd._replace(torque_body=tq)

@@ -1,0 +1,126 @@
+"""The set of faults of one run, called by the runner at fixed points of every cycle."""
+from __future__ import annotations
+
+import copy
+
+from harness.errors import ConfigError
+from harness.faults.actuator import ThrustScale
+from harness.faults.link import FaultyTransport, LinkFault
+from harness.faults.triggers import INF
+
+
+class FaultSet:
+    """All faults of one run. With no faults every hook is the identity."""
+
+    def __init__(self, faults=(), rng=None):
+        if rng is None:
+            import numpy as np
+            rng = np.random.default_rng([0, 0xFA17])
+        self.rng = rng
+        self.faults = [copy.deepcopy(f) for f in faults]
+        self.cycle = -1
+        self.t_s: float | None = None
+        self.altitude_m = INF
+        self.phase: int | None = None
+        self.events: dict[str, float] = {}
+        self.transport: FaultyTransport | None = None
+        ids = [f.id for f in self.faults if f.id]
+        if len(ids) != len(set(ids)):
+            raise ConfigError(f"fault ids must be unique; got {ids}")
+        for f in self.faults:
+            if f.trigger.kind == "after" and f.trigger.value not in ids:
+                raise ConfigError(f"fault {f.name}: trigger after = {f.trigger.value!r} names no fault; "
+                                  f"allowed: {', '.join(ids) or '(no fault has an id)'}")
+            f._bind(self)
+        self.timeline: list[tuple[float, str, str]] = []   # (t, fault name, "start"/"end")
+
+    def _evaluate(self) -> None:
+        t, alt, ph = self.t_s, self.altitude_m, self.phase if self.phase is not None else 0
+        for _ in range(len(self.faults) + 1):
+            changed = False
+            for f in self.faults:
+                was = f.active
+                if f._evaluate(t, alt, ph):
+                    if f.id and f"fault:{f.id}" not in self.events:
+                        self.events[f"fault:{f.id}"] = f.t_on
+                        changed = True
+                if f.active != was:
+                    self.timeline.append((t, f.name, "start" if f.active else "end"))
+            if not changed:
+                break
+        for f in self.faults:
+            if f.active:
+                f.cycles_active += 1
+
+    def update(self, t_s: float, altitude_m: float, phase: int) -> None:
+        self.cycle += 1
+        if self.phase is not None and phase != self.phase and "phase_change" not in self.events:
+            self.events["phase_change"] = t_s
+        self.t_s, self.altitude_m, self.phase = t_s, altitude_m, phase
+        self._evaluate()
+        if self.transport is not None:
+            self.transport.tick()
+
+    def imu(self, reading):
+        for f in self.faults:
+            reading = f.imu(reading)
+        return reading
+
+    def lrf(self, reading):
+        if reading.valid and "first_valid_lrf" not in self.events and self.t_s is not None:
+            self.events["first_valid_lrf"] = self.t_s
+            self._evaluate_event()
+        for f in self.faults:
+            reading = f.lrf(reading)
+        return reading
+
+    def _evaluate_event(self) -> None:
+        # an event inside a cycle: re-evaluate triggers without counting the cycle twice
+        for f in self.faults:
+            was = f.active
+            f._evaluate(self.t_s, self.altitude_m, self.phase or 0)
+            if f.active != was:
+                self.timeline.append((self.t_s, f.name, "start" if f.active else "end"))
+                if f.active:
+                    f.cycles_active += 1
+
+    def wrap_transport(self, transport):
+        link = [f for f in self.faults if isinstance(f, LinkFault)]
+        if not link:
+            return transport
+        self.transport = FaultyTransport(transport, self, link)
+        return self.transport
+
+    def command(self, answer):
+        for f in self.faults:
+            answer = f.command(answer)
+        return answer
+
+    def actuator(self, cmd):
+        for f in self.faults:
+            cmd = f.actuator(cmd)
+        return cmd
+
+    def plant_effects(self, plant) -> None:
+        scales = [f for f in self.faults if isinstance(f, ThrustScale)]
+        if not scales:
+            return
+        k = 1.0
+        for f in scales:
+            k *= f.thrust_scale()
+        plant.thrust_max_n = plant.lander.thrust_max_n * k
+
+    # reporting ---------------------------------------------------------------------------
+    def report(self) -> list[str]:
+        """One line per fault: what, when it was active, how often it changed something."""
+        out = []
+        for f in self.faults:
+            if f.t_on is None or not f.was_active:
+                when = "never triggered"
+            else:
+                end = f.t_off
+                when = f"active from t={f.t_on:.2f} s" + ("" if end == INF else f" to t={end:.2f} s")
+            out.append(f"fault {f.describe()}: {when}, {f.effects} effects")
+        if self.transport is not None:
+            out.append(f"link fault frames: {self.transport.counters}")
+        return out

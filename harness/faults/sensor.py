@@ -1,0 +1,266 @@
+"""Sensor-layer faults: what the LRF and the IMU deliver to the flight code."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar
+
+from harness.faults.base import Fault
+
+
+# Sensor layer: LRF -----------------------------------------------------------------------
+@dataclass(kw_only=True)
+class LrfNoOutput(Fault):
+    """The LRF gives no valid range while active (IM-1: never armed; IM-1 uses duration inf)."""
+
+    layer: ClassVar[str] = "sensor"
+    type_name: ClassVar[str] = "lrf_no_output"
+
+    def lrf(self, r):
+        if self.active and r.valid:
+            self.effects += 1
+            return r._replace(range_m=0.0, valid=False)
+        return r
+
+
+@dataclass(kw_only=True)
+class LrfLateAcquisition(Fault):
+    """No valid LRF range until the true height above the terrain first drops to
+    ``acquire_altitude_m`` (m) (ispace M2: spec 3,000 m, first valid sample below ~900 m)."""
+
+    layer: ClassVar[str] = "sensor"
+    type_name: ClassVar[str] = "lrf_late_acquisition"
+    units: ClassVar[dict] = {"acquire_altitude_m": "m"}
+    acquire_altitude_m: float = 900.0
+
+    def reset(self):
+        self.acquired = False
+
+    def lrf(self, r):
+        if self.fs.altitude_m <= self.acquire_altitude_m:
+            self.acquired = True
+        if self.active and not self.acquired and r.valid:
+            self.effects += 1
+            return r._replace(range_m=0.0, valid=False)
+        return r
+
+
+@dataclass(kw_only=True)
+class LrfDropout(Fault):
+    """Each new LRF sample is lost (flagged invalid) with probability ``prob``; a loss lasts
+    ``burst_samples`` consecutive samples."""
+
+    layer: ClassVar[str] = "sensor"
+    type_name: ClassVar[str] = "lrf_dropout"
+    units: ClassVar[dict] = {"prob": "-", "burst_samples": "samples"}
+    prob: float = 0.2
+    burst_samples: int = 1
+
+    def reset(self):
+        self.left = 0          # samples still to drop in the current burst
+        self.dropping = False  # the sample being delivered is dropped
+
+    def lrf(self, r):
+        if not self.active:
+            self.dropping = False
+            return r
+        if r.new:
+            if self.left > 0:
+                self.left -= 1
+                self.dropping = True
+            else:
+                self.dropping = bool(self.rng.random() < self.prob)
+                if self.dropping:
+                    self.left = self.burst_samples - 1
+        if self.dropping and r.valid:
+            self.effects += 1
+            return r._replace(range_m=0.0, valid=False)
+        return r
+
+
+@dataclass(kw_only=True)
+class LrfBias(Fault):
+    """Range + ``bias_m`` (m)."""
+
+    layer: ClassVar[str] = "sensor"
+    type_name: ClassVar[str] = "lrf_bias"
+    units: ClassVar[dict] = {"bias_m": "m"}
+    bias_m: float = 50.0
+
+    def lrf(self, r):
+        if self.active and r.valid:
+            self.effects += 1
+            return r._replace(range_m=max(0.0, r.range_m + self.bias_m))
+        return r
+
+
+@dataclass(kw_only=True)
+class LrfScale(Fault):
+    """Range * (1 + ``scale_error``) (dimensionless; 0.05 = reads 5 % long)."""
+
+    layer: ClassVar[str] = "sensor"
+    type_name: ClassVar[str] = "lrf_scale"
+    units: ClassVar[dict] = {"scale_error": "-"}
+    scale_error: float = 0.05
+
+    def lrf(self, r):
+        if self.active and r.valid:
+            self.effects += 1
+            return r._replace(range_m=max(0.0, r.range_m * (1.0 + self.scale_error)))
+        return r
+
+
+@dataclass(kw_only=True)
+class LrfStuck(Fault):
+    """The LRF keeps reporting one range, flagged valid and new: ``value_m`` (m), or, when
+    None, the last valid range before the fault started."""
+
+    layer: ClassVar[str] = "sensor"
+    type_name: ClassVar[str] = "lrf_stuck"
+    units: ClassVar[dict] = {"value_m": "m"}
+    value_m: float | None = None
+
+    def reset(self):
+        self.last = None
+
+    def lrf(self, r):
+        if not self.active:
+            if r.valid:
+                self.last = r.range_m
+            return r
+        v = self.value_m if self.value_m is not None else self.last
+        if v is None:
+            return r
+        self.effects += 1
+        return r._replace(range_m=float(v), valid=True)
+
+
+@dataclass(kw_only=True)
+class LrfNoise(Fault):
+    """Extra range noise N(0, ``sigma_m``) and, with probability ``outlier_prob`` per sample,
+    an outlier N(0, ``outlier_sigma_m``) (IM-2: noisy altimeter that never cleared)."""
+
+    layer: ClassVar[str] = "sensor"
+    type_name: ClassVar[str] = "lrf_noise"
+    units: ClassVar[dict] = {"sigma_m": "m", "outlier_prob": "-", "outlier_sigma_m": "m"}
+    sigma_m: float = 10.0
+    outlier_prob: float = 0.0
+    outlier_sigma_m: float = 0.0
+
+    def reset(self):
+        self.cur = None
+
+    def lrf(self, r):
+        if not (self.active and r.valid):
+            return r
+        if r.new or self.cur is None:
+            n1, n2 = self.rng.standard_normal(2)
+            u = self.rng.random()
+            err = self.sigma_m * n1 + (self.outlier_sigma_m * n2 if u < self.outlier_prob else 0.0)
+            self.cur = max(0.0, r.range_m + err)
+        self.effects += 1
+        return r._replace(range_m=self.cur)
+
+
+@dataclass(kw_only=True)
+class LrfMaxRange(Fault):
+    """The LRF's maximum range drops to ``max_range_m`` (m): longer ranges are invalid."""
+
+    layer: ClassVar[str] = "sensor"
+    type_name: ClassVar[str] = "lrf_max_range"
+    units: ClassVar[dict] = {"max_range_m": "m"}
+    max_range_m: float = 1000.0
+
+    def lrf(self, r):
+        if self.active and r.valid and r.range_m > self.max_range_m:
+            self.effects += 1
+            return r._replace(range_m=0.0, valid=False)
+        return r
+
+
+# Sensor layer: IMU -------------------------------------------------------------------------
+@dataclass(kw_only=True)
+class ImuBias(Fault):
+    """Accelerometer bias ``accel_bias_mps2`` (m/s^2, body x y z) and gyro bias
+    ``gyro_bias_rad_s`` (rad/s): the increments get bias * dt added."""
+
+    layer: ClassVar[str] = "sensor"
+    type_name: ClassVar[str] = "imu_bias"
+    units: ClassVar[dict] = {"accel_bias_mps2": "m/s^2 (3)", "gyro_bias_rad_s": "rad/s (3)"}
+    accel_bias_mps2: tuple = (0.0, 0.0, 0.05)
+    gyro_bias_rad_s: tuple = (0.0, 0.0, 0.0)
+
+    def imu(self, r):
+        if not self.active:
+            return r
+        a, g, dt = self.accel_bias_mps2, self.gyro_bias_rad_s, r.dt_s
+        self.effects += 1
+        return r._replace(dv_body=tuple(r.dv_body[i] + a[i] * dt for i in range(3)),
+                          dtheta_body=tuple(r.dtheta_body[i] + g[i] * dt for i in range(3)))
+
+
+@dataclass(kw_only=True)
+class ImuNoise(Fault):
+    """Extra white noise: accelerometer ``accel_noise_density`` (m/s^2/sqrt(Hz)) and gyro
+    ``gyro_noise_density`` (rad/s/sqrt(Hz)); an increment over dt gets N(0, N sqrt(dt))."""
+
+    layer: ClassVar[str] = "sensor"
+    type_name: ClassVar[str] = "imu_noise"
+    units: ClassVar[dict] = {"accel_noise_density": "m/s^2/sqrt(Hz)", "gyro_noise_density": "rad/s/sqrt(Hz)"}
+    accel_noise_density: float = 0.01
+    gyro_noise_density: float = 0.0
+
+    def imu(self, r):
+        if not self.active:
+            return r
+        n = self.rng.standard_normal(6)
+        sq = math.sqrt(max(r.dt_s, 0.0))
+        sa, sg = self.accel_noise_density * sq, self.gyro_noise_density * sq
+        self.effects += 1
+        return r._replace(dv_body=tuple(r.dv_body[i] + sa * n[i] for i in range(3)),
+                          dtheta_body=tuple(r.dtheta_body[i] + sg * n[3 + i] for i in range(3)))
+
+
+@dataclass(kw_only=True)
+class ImuStuckZero(Fault):
+    """Accelerometers (``accel``) and/or gyros (``gyro``) read exactly zero while the IMU
+    still reports itself valid (Luna-25: accelerometers never switched on)."""
+
+    layer: ClassVar[str] = "sensor"
+    type_name: ClassVar[str] = "imu_stuck_zero"
+    units: ClassVar[dict] = {"accel": "bool", "gyro": "bool"}
+    accel: bool = True
+    gyro: bool = False
+
+    def imu(self, r):
+        if not self.active:
+            return r
+        self.effects += 1
+        return r._replace(dv_body=(0.0, 0.0, 0.0) if self.accel else r.dv_body,
+                          dtheta_body=(0.0, 0.0, 0.0) if self.gyro else r.dtheta_body)
+
+
+@dataclass(kw_only=True)
+class ImuGlitch(Fault):
+    """IMU glitch. ``mode``: ``invalid`` (outputs flagged invalid), ``spike`` (increments
+    replaced by dv = ``spike_dv_mps`` (m/s, 3) and dtheta = ``spike_dtheta_rad`` (rad, 3),
+    flagged valid) or ``reset_gap`` (IMU resetting: no data, increments lost, dt 0, invalid)."""
+
+    layer: ClassVar[str] = "sensor"
+    type_name: ClassVar[str] = "imu_glitch"
+    units: ClassVar[dict] = {"mode": "invalid|spike|reset_gap", "spike_dv_mps": "m/s (3)",
+                             "spike_dtheta_rad": "rad (3)"}
+    MODES: ClassVar[tuple] = ("invalid", "spike", "reset_gap")
+    mode: str = "invalid"
+    spike_dv_mps: tuple = (0.0, 0.0, 5.0)
+    spike_dtheta_rad: tuple = (0.0, 0.0, 0.0)
+
+    def imu(self, r):
+        if not self.active:
+            return r
+        self.effects += 1
+        if self.mode == "invalid":
+            return r._replace(valid=False)
+        if self.mode == "spike":
+            return r._replace(dv_body=tuple(self.spike_dv_mps), dtheta_body=tuple(self.spike_dtheta_rad))
+        return r._replace(dv_body=(0.0, 0.0, 0.0), dtheta_body=(0.0, 0.0, 0.0), dt_s=0.0, valid=False)
