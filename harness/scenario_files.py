@@ -233,7 +233,7 @@ def scenario_from_dict(doc: dict, src: str = "<memory>", variant: str | None = N
         if prop not in names:
             raise ConfigError(f"{src}: [scenario] propellant_kg = {prop!r} is invalid; allowed: kg or one of "
                               f"{', '.join(names)} (lander {head.lander!r})")
-    faults = tuple(make_fault(ft, f"{src}: [[faults]] #{i + 1}") for i, ft in enumerate(f.faults))
+    faults = tuple(make_fault(ft, source=src, loc=("faults", i)) for i, ft in enumerate(f.faults))
     fparams = _flight_params(f.flight_params, src)
     pas = f.pass_
     env = Envelope(v_vertical_max=pas.v_vertical_max, v_horizontal_max=pas.v_horizontal_max,

@@ -89,15 +89,17 @@ def value_text(v: Any, limit: int = 80) -> str:
 
 
 def key_text(loc: tuple, *, leaf_is_table: bool = False) -> str:
-    """``("dispersions", "altitude_m", "sigma")`` -> ``[dispersions.altitude_m] sigma``; a list
-    index shows as ``[i]`` after its array: ``("sweep", 0, "path")`` -> ``[sweep[0]] path``."""
-    parts: list[str] = []
-    for p in loc:
-        if isinstance(p, int) and parts:
-            parts[-1] += f"[{p}]"
-        else:
-            s = str(p)
-            parts.append(s if _BARE.issuperset(s) and s else printable(repr(s), 60))
+    """A key path as the user wrote it: ``("dispersions", "altitude_m", "sigma")`` ->
+    ``[dispersions.altitude_m] sigma``; an array of tables as ``[[name]] #n`` (counted from 1):
+    ``("faults", 0, "trigger", "phase")`` -> ``[[faults]] #1 trigger.phase``; an index into an
+    array of values as ``[i]``: ``("campaign", "weights", 1)`` -> ``[campaign] weights[1]``."""
+    loc = tuple(loc)
+    for i, p in enumerate(loc):
+        if isinstance(p, int) and 0 < i and isinstance(loc[i - 1], str) and (i < len(loc) - 1 or leaf_is_table):
+            table = f"[[{_dotted(loc[:i])}]] #{p + 1}"
+            rest = loc[i + 1:]
+            return f"{table} {_dotted(rest)}" if rest else table
+    parts = _dotted(loc, split=True)
     if not parts:
         return "(top level)"
     if leaf_is_table:
@@ -105,6 +107,17 @@ def key_text(loc: tuple, *, leaf_is_table: bool = False) -> str:
     if len(parts) == 1:
         return parts[0]
     return "[" + ".".join(parts[:-1]) + "] " + parts[-1]
+
+
+def _dotted(loc: tuple, split: bool = False):
+    parts: list[str] = []
+    for p in loc:
+        if isinstance(p, int) and parts:
+            parts[-1] += f"[{p}]"
+        else:
+            s = str(p)
+            parts.append(s if _BARE.issuperset(s) and s else printable(repr(s), 60))
+    return parts if split else ".".join(parts)
 
 
 _BARE = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-.")

@@ -528,7 +528,7 @@ def spec_from_dict(doc: dict, source: str = "<memory>", text: str = "", allow_im
 
     axes = []
     for i, s in enumerate(f.sweep):
-        key = f"[sweep[{i}]]"
+        key = f"[[sweep]] #{i + 1}"
         path = s.path
         if s.linspace is not None:
             a, b, n = s.linspace[0], s.linspace[1], int(s.linspace[2])
@@ -563,7 +563,7 @@ def spec_from_dict(doc: dict, source: str = "<memory>", text: str = "", allow_im
     crits = []
     axis_names = {a.name: a for a in axes}
     for i, cr in enumerate(f.criteria):
-        key = f"[criteria[{i}]] where"
+        key = f"[[criteria]] #{i + 1} where"
         for ax, cond in cr.where.items():
             if ax not in axis_names:
                 raise ConfigError(f"{source}: {key}: unknown axis {ax!r}; allowed: "
