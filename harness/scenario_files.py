@@ -226,7 +226,10 @@ def scenario_from_dict(doc: dict, src: str = "<memory>", variant: str | None = N
     check_values(doc, src)
     f = validate(ScenarioFile, doc, src)
     head = f.scenario
-    spec_l = load_lander(head.lander)
+    try:
+        spec_l = load_lander(head.lander)
+    except ConfigError as exc:
+        raise ConfigError(f"{src}: [scenario] lander = {value_text(head.lander)}: {exc}") from None
     prop = head.propellant_kg
     if isinstance(prop, str):
         names = [k for k, _ in spec_l.propellant_loads_kg]
