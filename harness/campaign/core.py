@@ -72,6 +72,7 @@ def run_campaign(spec: CampaignSpec | str | Path, db: str | Path | None = None, 
     if not isinstance(spec, CampaignSpec):
         spec = load_spec(spec, allow_import=allow_import)
     db = Path(db) if db else default_db(spec)
+    shown = printable(spec.name, 80)  # the name comes from a file: no terminal escapes
     t0 = time.perf_counter()
     started = time.time()
     flown = 0
@@ -82,7 +83,7 @@ def run_campaign(spec: CampaignSpec | str | Path, db: str | Path | None = None, 
         todo = store.pending(retry_errors=retry_errors)
         done0 = spec.n_runs - len(todo)
         if not todo:
-            print(f"campaign {spec.name}: all {spec.n_runs} runs already in {db}", file=stream)
+            print(f"campaign {shown}: all {spec.n_runs} runs already in {db}", file=stream)
         ex = None
         bar = None
         tally = Counter()
@@ -106,7 +107,7 @@ def run_campaign(spec: CampaignSpec | str | Path, db: str | Path | None = None, 
                         others = store.held_by_others()
                         shared = (f" (sharing the database with {len(others)} other campaign process"
                                   f"{'es' * (len(others) > 1)})") if others else ""
-                        print(f"campaign {spec.name}: {spec.n_runs} runs ({spec.n_points} grid points x "
+                        print(f"campaign {shown}: {spec.n_runs} runs ({spec.n_points} grid points x "
                               f"{spec.runs_per_point}), {done0} already in {db}, {len(todo)} to fly on {desc}"
                               f"{shared}", file=stream)
                         if progress:
@@ -128,7 +129,7 @@ def run_campaign(spec: CampaignSpec | str | Path, db: str | Path | None = None, 
                 if not others:
                     break
                 if not waiting_said:
-                    print(f"campaign {spec.name}: waiting for {sum(others.values())} runs being flown by other "
+                    print(f"campaign {shown}: waiting for {sum(others.values())} runs being flown by other "
                           f"campaign processes on {db} ({', '.join(sorted(others))})", file=stream)
                     waiting_said = True
                 time.sleep(POLL_S)
