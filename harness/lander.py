@@ -174,7 +174,8 @@ class _EngineTable(Model):
     throttle_max: float = Field(gt=0.0, le=1.0)
     isp_s: float = Field(ge=1.0, le=1e4, description="s")
     time_constant_s: float = Field(0.15, ge=0.0, le=100.0, description="s, first-order thrust lag")
-    slew_per_s: float = Field(1.0, ge=1e-6, le=1e6, description="throttle fraction per second")
+    # inf (instant slew) is allowed from code (tests of the engine model); a file cannot write inf
+    slew_per_s: float = Field(1.0, ge=1e-6, allow_inf_nan=True, description="throttle fraction per second")
     misalignment_rad: float = Field(0.0, ge=0.0, le=0.2, description="rad")
     misalignment_azimuth_rad: float = Field(0.0, ge=-10.0, le=10.0, description="rad")
     thrust_point_body_m: _vec3(-100.0, 100.0, "m, body axes") = [0.0, 0.0, -0.8]
