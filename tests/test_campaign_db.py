@@ -3,7 +3,6 @@ paths named in data (issue 13): real SQLite files, real processes, the real ``fs
 from __future__ import annotations
 
 import hashlib
-import json
 import multiprocessing
 import os
 import sqlite3
