@@ -63,6 +63,7 @@ CREATE TABLE IF NOT EXISTS runs (
     {", ".join(f"{c} {t}" for c, t in _CLAIM_COLUMNS)}
 );
 CREATE INDEX IF NOT EXISTS runs_status ON runs(status);
+CREATE INDEX IF NOT EXISTS runs_claim ON runs(status, claimed_by, run_id);
 CREATE TABLE IF NOT EXISTS blobs (
     run_id INTEGER PRIMARY KEY REFERENCES runs(run_id), traj BLOB, telemetry BLOB
 );
@@ -208,6 +209,7 @@ class Store:
             with self.db:
                 for c, t in missing:
                     self.db.execute(f"ALTER TABLE runs ADD COLUMN {c} {t}")
+                self.db.execute("CREATE INDEX IF NOT EXISTS runs_claim ON runs(status, claimed_by, run_id)")
                 self.db.execute(f"PRAGMA application_id={APPLICATION_ID}")
 
     def close(self) -> None:
@@ -284,18 +286,22 @@ class Store:
         now = time.time()
         self.db.execute("BEGIN IMMEDIATE")
         try:
+            # free runs first (the common case, by index and LIMIT); held runs only when those run out
             rows = self.db.execute(
                 "SELECT run_id, params_json, seed, status, claimed_by, claimed_at FROM runs "
-                "WHERE (status='pending') OR (status='error' AND ? IS NOT NULL AND finished < ?) ORDER BY run_id",
-                (errors_before, errors_before)).fetchall()
+                "WHERE status='pending' AND claimed_by IS NULL ORDER BY run_id LIMIT ?", (n,)).fetchall()
+            if len(rows) < n:
+                rows += self.db.execute(
+                    "SELECT run_id, params_json, seed, status, claimed_by, claimed_at FROM runs "
+                    "WHERE (status='pending' AND claimed_by IS NOT NULL AND claimed_by != ?) "
+                    "OR (status='error' AND ? IS NOT NULL AND finished < ?) ORDER BY run_id",
+                    (self.owner, errors_before, errors_before)).fetchall()
             out = []
             gone: dict[str, bool] = {}
             for rid, params, seed, status, by, at in rows:
                 if len(out) >= n:
                     break
                 if status == "pending" and by is not None:
-                    if by == self.owner:
-                        continue
                     if by not in gone:
                         gone[by] = _owner_gone(by)
                     if not (gone[by] or at is None or now - at > self.stale_s):
