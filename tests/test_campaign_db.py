@@ -248,3 +248,18 @@ def test_campaign_name_from_a_spec_cannot_leave_the_output_folder(tmp_path):
     db = default_db(spec)
     assert db.parent == Path("fsil-campaigns") and ".." not in db.parts, db
     assert (Path.cwd() / db).resolve().is_relative_to((Path.cwd() / "fsil-campaigns").resolve())
+
+
+def test_database_written_before_claims_existed_is_upgraded_and_resumes(tmp_path):
+    _spec, db = _planned_db(tmp_path, n=3)
+    with sqlite3.connect(db) as con:  # as the previous version wrote it: no claim columns, no fsil mark
+        con.execute("DROP INDEX runs_claim")
+        for c in ("claimed_by", "claimed_at", "claims"):
+            con.execute(f"ALTER TABLE runs DROP COLUMN {c}")
+        con.execute("PRAGMA application_id=0")
+        con.execute("UPDATE runs SET status='done', outcome='landed' WHERE run_id=0")
+    con.close()
+    with Store(db) as st:
+        assert [r["run_id"] for r in st.claim(5)] == [1, 2]      # the finished run stays finished
+    with sqlite3.connect(db) as con:
+        assert con.execute("PRAGMA application_id").fetchone()[0] == 0x6673696C
