@@ -23,15 +23,16 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, model_validator
 
 from .errors import ConfigError
+from .validation import KeyProblem, Model, check_values, read_toml, validate
 
 DATA_DIR = Path(__file__).resolve().parent / "data" / "landers"
-
-INF = math.inf
 
 
 @dataclass(frozen=True)
@@ -117,165 +118,152 @@ class LanderSpec:
 
 
 def _mat3(m):
+    """A 3x3 array as a tuple of tuples of floats (shape and values are the schema's business)."""
     try:
-        rows = tuple(tuple(float(x) for x in row) for row in m)
-    except TypeError:
-        raise ConfigError(f"inertia must be a 3x3 array, got {m!r}") from None
-    if len(rows) != 3 or any(len(r) != 3 for r in rows):
-        raise ConfigError(f"inertia must be a 3x3 array, got {m!r}")
-    return rows
+        return tuple(tuple(float(x) for x in row) for row in m)
+    except (TypeError, ValueError):
+        raise ConfigError(f"inertia = {m!r}; allowed: a 3x3 array of numbers") from None
 
 
 # --------------------------------------------------------------- schema
-# (section, key, dataclass field, kind, lo, hi, required)
-# kind: "str", "float", "vec3", "mat3"
-_SCHEMA = [
-    ("lander", "name", "name", "str", None, None, True),
-    ("lander", "dry_mass_kg", "dry_mass_kg", "float", 1.0, 1e6, True),
-    ("lander", "propellant_mass_kg", "propellant_mass_kg", "float", 0.0, 1e7, True),
-    ("lander", "rcs_propellant_mass_kg", "rcs_propellant_mass_kg", "float", 0.0, 1e6, False),
-    ("lander", "inertia_body_kg_m2", "inertia_body_kg_m2", "mat3", None, None, True),
-    ("lander", "inertia_dry_body_kg_m2", "inertia_dry_body_kg_m2", "mat3", None, None, False),
-    ("engine", "thrust_max_n", "thrust_max_n", "float", 1e-3, 1e8, True),
-    ("engine", "throttle_min", "throttle_min", "float", 0.0, 1.0, True),
-    ("engine", "throttle_max", "throttle_max", "float", 0.0, 1.0, True),
-    ("engine", "isp_s", "isp_s", "float", 1.0, 1e4, True),
-    ("engine", "time_constant_s", "engine_time_constant_s", "float", 0.0, 100.0, False),
-    ("engine", "slew_per_s", "throttle_slew_per_s", "float", 1e-6, INF, False),
-    ("engine", "misalignment_rad", "thrust_misalignment_rad", "float", 0.0, 0.2, False),
-    ("engine", "misalignment_azimuth_rad", "thrust_misalignment_azimuth_rad", "float", -10.0, 10.0, False),
-    ("engine", "thrust_point_body_m", "thrust_point_body_m", "vec3", -100.0, 100.0, False),
-    ("rcs", "torque_max_nm", "rcs_torque_max_nm", "vec3", 0.0, 1e7, False),
-    ("rcs", "isp_s", "rcs_isp_s", "float", 1.0, 1e4, False),
-    ("rcs", "lever_arm_m", "rcs_lever_arm_m", "vec3", 1e-3, 100.0, False),
-    ("lrf", "boresight_body", "lrf_boresight_body", "vec3", -1.0, 1.0, False),
-    ("lrf", "position_body_m", "lrf_position_body_m", "vec3", -100.0, 100.0, False),
-    ("imu", "position_body_m", "imu_position_body_m", "vec3", -100.0, 100.0, False),
-]
-_FIELD_NAME = {f: f"[{sec}] {key}" for sec, key, f, *_ in _SCHEMA}
-_SECTIONS = {"lander", "engine", "rcs", "lrf", "imu", "propellant_loads"}
+# One schema (harness/validation.py) checks lander files and LanderSpecs built in code alike.
 
 
-def _rng_text(lo, hi, name):
-    if lo is not None and hi is not None and hi != INF:
-        return f"{lo:g} <= {name} <= {hi:g}"
-    if lo is not None:
-        return f"{name} >= {lo:g}"
-    return "any"
+def _vec3(lo: float, hi: float, what: str):
+    return Annotated[list[Annotated[float, Field(ge=lo, le=hi)]], Field(min_length=3, max_length=3,
+                                                                        description=what)]
 
 
-def _fail(src, fld, msg):
-    raise ConfigError(f"{src}: {_FIELD_NAME.get(fld, fld)} {msg}")
+_Mat3 = Annotated[list[Annotated[list[float], Field(min_length=3, max_length=3)]],
+                  Field(min_length=3, max_length=3, description="kg m^2, 3x3, body axes")]
+_INERTIA_OK = "symmetric, positive definite, each principal moment < sum of the other two"
 
 
-def _validate(spec: LanderSpec):
-    src = spec.source
-    for sec, key, fld, kind, lo, hi, _req in _SCHEMA:
-        v = getattr(spec, fld)
-        allowed = _rng_text(lo, hi, key)
-        if kind == "float":
-            if not isinstance(v, (int, float)) or isinstance(v, bool) or math.isnan(v):
-                _fail(src, fld, f"= {v!r} is not a number; allowed: {allowed}")
-            if (lo is not None and v < lo) or (hi is not None and v > hi):
-                _fail(src, fld, f"= {v!r} is out of range; allowed: {allowed}")
-        elif kind == "vec3":
-            if len(v) != 3 or any(math.isnan(x) for x in v):
-                _fail(src, fld, f"= {v!r} must be 3 numbers; allowed: each {allowed}")
-            if any(x < lo or x > hi for x in v):
-                _fail(src, fld, f"= {list(v)!r} is out of range; allowed: each component {allowed}")
-        elif kind == "str":
-            if not isinstance(v, str) or not v:
-                _fail(src, fld, f"= {v!r} must be a non-empty string")
-    if spec.throttle_min > spec.throttle_max:
-        _fail(src, "throttle_min", f"= {spec.throttle_min!r} is above throttle_max = "
-              f"{spec.throttle_max!r}; allowed: 0 <= throttle_min <= throttle_max <= 1")
-    if spec.throttle_max <= 0.0:
-        _fail(src, "throttle_max", f"= {spec.throttle_max!r}; allowed: 0 < throttle_max <= 1")
-    for fld in ("inertia_body_kg_m2", "inertia_dry_body_kg_m2"):
-        _check_inertia(src, fld, getattr(spec, fld))
-    b = spec.lrf_boresight_body
-    if abs(math.sqrt(b[0] ** 2 + b[1] ** 2 + b[2] ** 2) - 1.0) > 1e-6:
-        _fail(src, "lrf_boresight_body", f"= {list(b)!r} is not a unit vector; allowed: |boresight| = 1 (+-1e-6)")
-    for k, v in spec.propellant_loads_kg:
-        if not (0.0 <= v <= spec.propellant_mass_kg):
-            raise ConfigError(f"{src}: [propellant_loads] {k} = {v!r} is out of range; allowed: "
-                              f"0 <= {k} <= propellant_mass_kg ({spec.propellant_mass_kg:g})")
-
-
-def _check_inertia(src, fld, m):
-    allowed = "symmetric, positive definite, each principal moment < sum of the other two"
+def _inertia_problem(key: str, m) -> None:
     for i in range(3):
         for j in range(3):
-            if math.isnan(m[i][j]) or abs(m[i][j] - m[j][i]) > 1e-9 * max(1.0, abs(m[i][j])):
-                _fail(src, fld, f"= {m!r} is not symmetric; allowed: {allowed}")
+            if abs(m[i][j] - m[j][i]) > 1e-9 * max(1.0, abs(m[i][j])):
+                raise KeyProblem(key, m, f"{_INERTIA_OK} (this one is not symmetric)")
     import numpy as np
     ev = np.linalg.eigvalsh(np.array(m, dtype=float))
     if ev[0] <= 0.0:
-        _fail(src, fld, f"= {m!r} is not positive definite (eigenvalues {ev.tolist()}); allowed: {allowed}")
+        raise KeyProblem(key, m, f"{_INERTIA_OK} (eigenvalues {ev.tolist()} are not all positive)")
     if ev[2] > ev[0] + ev[1] + 1e-9 * ev[2]:
-        _fail(src, fld, f"= {m!r} violates the triangle inequality of principal moments; allowed: {allowed}")
+        raise KeyProblem(key, m, f"{_INERTIA_OK} (principal moments {ev.tolist()} violate the triangle inequality)")
+
+
+class _LanderTable(Model):
+    name: str = Field(min_length=1)
+    dry_mass_kg: float = Field(ge=1.0, le=1e6, description="kg, without any propellant")
+    propellant_mass_kg: float = Field(ge=0.0, le=1e7, description="kg, full main-engine load")
+    rcs_propellant_mass_kg: float = Field(20.0, ge=0.0, le=1e6, description="kg")
+    inertia_body_kg_m2: _Mat3
+    inertia_dry_body_kg_m2: _Mat3 | None = None
+
+    @model_validator(mode="after")
+    def _inertia(self):
+        _inertia_problem("inertia_body_kg_m2", self.inertia_body_kg_m2)
+        if self.inertia_dry_body_kg_m2 is not None:
+            _inertia_problem("inertia_dry_body_kg_m2", self.inertia_dry_body_kg_m2)
+        return self
+
+
+class _EngineTable(Model):
+    thrust_max_n: float = Field(ge=1e-3, le=1e8, description="N")
+    throttle_min: float = Field(ge=0.0, le=1.0)
+    throttle_max: float = Field(gt=0.0, le=1.0)
+    isp_s: float = Field(ge=1.0, le=1e4, description="s")
+    time_constant_s: float = Field(0.15, ge=0.0, le=100.0, description="s, first-order thrust lag")
+    # inf (instant slew) is allowed from code (tests of the engine model); a file cannot write inf
+    slew_per_s: float = Field(1.0, ge=1e-6, allow_inf_nan=True, description="throttle fraction per second")
+    misalignment_rad: float = Field(0.0, ge=0.0, le=0.2, description="rad")
+    misalignment_azimuth_rad: float = Field(0.0, ge=-10.0, le=10.0, description="rad")
+    thrust_point_body_m: _vec3(-100.0, 100.0, "m, body axes") = [0.0, 0.0, -0.8]
+
+    @model_validator(mode="after")
+    def _throttle_order(self):
+        if self.throttle_min > self.throttle_max:
+            raise KeyProblem("throttle_min", self.throttle_min,
+                             f"0 <= throttle_min <= throttle_max ({self.throttle_max:g}) <= 1")
+        return self
+
+
+class _RcsTable(Model):
+    torque_max_nm: _vec3(0.0, 1e7, "N m per body axis") = [40.0, 40.0, 30.0]
+    isp_s: float = Field(220.0, ge=1.0, le=1e4, description="s")
+    lever_arm_m: _vec3(1e-3, 100.0, "m per body axis") = [0.9, 0.9, 0.9]
+
+
+class _LrfTable(Model):
+    boresight_body: _vec3(-1.0, 1.0, "unit vector, body axes") = [0.0, 0.0, -1.0]
+    position_body_m: _vec3(-100.0, 100.0, "m, body axes") = [0.0, 0.0, 0.0]
+
+    @model_validator(mode="after")
+    def _unit(self):
+        b = self.boresight_body
+        if abs(math.sqrt(b[0] ** 2 + b[1] ** 2 + b[2] ** 2) - 1.0) > 1e-6:
+            raise KeyProblem("boresight_body", b, "a unit vector: |boresight| = 1 (+-1e-6)")
+        return self
+
+
+class _ImuTable(Model):
+    position_body_m: _vec3(-100.0, 100.0, "m, body axes") = [0.0, 0.0, 0.0]
+
+
+class LanderFile(Model):
+    """A lander TOML file (module docstring)."""
+
+    lander: _LanderTable
+    engine: _EngineTable
+    rcs: _RcsTable = _RcsTable()
+    lrf: _LrfTable = _LrfTable()
+    imu: _ImuTable = _ImuTable()
+    propellant_loads: dict[str, Annotated[float, Field(ge=0.0, description="kg")]] = {}
+
+    @model_validator(mode="after")
+    def _loads_fit(self):
+        for k, v in self.propellant_loads.items():
+            if v > self.lander.propellant_mass_kg:
+                raise KeyProblem(f"propellant_loads.{k}", v, f"0 <= {k} <= propellant_mass_kg "
+                                                             f"({self.lander.propellant_mass_kg:g})")
+        return self
+
+
+# (section, key in the file, LanderSpec field)
+_FIELDS = [
+    ("lander", "name", "name"), ("lander", "dry_mass_kg", "dry_mass_kg"),
+    ("lander", "propellant_mass_kg", "propellant_mass_kg"),
+    ("lander", "rcs_propellant_mass_kg", "rcs_propellant_mass_kg"),
+    ("lander", "inertia_body_kg_m2", "inertia_body_kg_m2"),
+    ("lander", "inertia_dry_body_kg_m2", "inertia_dry_body_kg_m2"),
+    ("engine", "thrust_max_n", "thrust_max_n"), ("engine", "throttle_min", "throttle_min"),
+    ("engine", "throttle_max", "throttle_max"), ("engine", "isp_s", "isp_s"),
+    ("engine", "time_constant_s", "engine_time_constant_s"), ("engine", "slew_per_s", "throttle_slew_per_s"),
+    ("engine", "misalignment_rad", "thrust_misalignment_rad"),
+    ("engine", "misalignment_azimuth_rad", "thrust_misalignment_azimuth_rad"),
+    ("engine", "thrust_point_body_m", "thrust_point_body_m"),
+    ("rcs", "torque_max_nm", "rcs_torque_max_nm"), ("rcs", "isp_s", "rcs_isp_s"),
+    ("rcs", "lever_arm_m", "rcs_lever_arm_m"),
+    ("lrf", "boresight_body", "lrf_boresight_body"), ("lrf", "position_body_m", "lrf_position_body_m"),
+    ("imu", "position_body_m", "imu_position_body_m"),
+]
+
+
+def _validate(spec: LanderSpec) -> None:
+    """Check a LanderSpec (from a file or from code) against the lander file schema."""
+    d: dict = {"propellant_loads": dict(spec.propellant_loads_kg)}
+    for sec, key, fld in _FIELDS:
+        d.setdefault(sec, {})[key] = getattr(spec, fld)
+    validate(LanderFile, d, spec.source)
 
 
 # --------------------------------------------------------------- loading
 def lander_from_dict(d: dict, source: str = "<memory>") -> LanderSpec:
     """Build a LanderSpec from the parsed TOML structure (see module docstring)."""
-    if not isinstance(d, dict):
-        raise ConfigError(f"{source}: expected a table of sections, got {type(d).__name__}")
-    for sec in d:
-        if sec not in _SECTIONS:
-            raise ConfigError(f"{source}: unknown section [{sec}]; allowed sections: "
-                              f"{', '.join(sorted(_SECTIONS))}")
-    kwargs = {}
-    known = {}
-    for sec, key, fld, kind, lo, hi, req in _SCHEMA:
-        known.setdefault(sec, []).append(key)
-        table = d.get(sec, {})
-        if not isinstance(table, dict):
-            raise ConfigError(f"{source}: [{sec}] must be a table")
-        allowed = _rng_text(lo, hi, key)
-        if key not in table:
-            if req:
-                extra = f"; allowed: {allowed}" if kind == "float" else ""
-                raise ConfigError(f"{source}: missing required field [{sec}] {key}{extra}")
-            continue
-        v = table[key]
-        try:
-            if kind == "float":
-                if isinstance(v, bool) or not isinstance(v, (int, float)):
-                    raise TypeError
-                v = float(v)
-            elif kind == "vec3":
-                if not isinstance(v, list) or len(v) != 3:
-                    raise TypeError
-                v = tuple(float(x) for x in v if not isinstance(x, bool))
-                if len(v) != 3:
-                    raise TypeError
-            elif kind == "mat3":
-                v = _mat3(v)
-            elif kind == "str":
-                if not isinstance(v, str):
-                    raise TypeError
-        except (TypeError, ValueError, ConfigError):
-            shape = {"float": "a number", "vec3": "an array of 3 numbers",
-                     "mat3": "a 3x3 array of numbers", "str": "a string"}[kind]
-            raise ConfigError(f"{source}: [{sec}] {key} = {v!r} must be {shape}"
-                              + (f"; allowed: {allowed}" if kind != "str" else "")) from None
-        kwargs[fld] = v
-    for sec, table in d.items():
-        if sec == "propellant_loads":
-            continue
-        for key in table:
-            if key not in known.get(sec, []):
-                raise ConfigError(f"{source}: unknown key [{sec}] {key}; allowed keys in "
-                                  f"[{sec}]: {', '.join(known.get(sec, []))}")
-    loads = d.get("propellant_loads", {})
-    if not isinstance(loads, dict):
-        raise ConfigError(f"{source}: [propellant_loads] must be a table of name = kg")
-    for k, v in loads.items():
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            raise ConfigError(f"{source}: [propellant_loads] {k} = {v!r} must be a number; "
-                              f"allowed: 0 <= {k} <= propellant_mass_kg")
-    kwargs["propellant_loads_kg"] = tuple((k, float(v)) for k, v in loads.items())
+    check_values(d, source)
+    f = validate(LanderFile, d, source)
+    kwargs = {fld: getattr(getattr(f, sec), key) for sec, key, fld in _FIELDS}
+    kwargs["propellant_loads_kg"] = tuple(f.propellant_loads.items())
     return LanderSpec(source=source, **kwargs)
 
 
@@ -289,13 +277,7 @@ def lander_path(path_or_name) -> Path:
 def load_lander(path_or_name="reference") -> LanderSpec:
     """Load a lander TOML file by path, or by name from harness/data/landers/."""
     p = lander_path(path_or_name)
-    try:
-        raw = p.read_bytes()
-    except FileNotFoundError:
+    if not p.exists():
         avail = sorted(x.stem for x in DATA_DIR.glob("*.toml"))
-        raise ConfigError(f"{p}: lander file not found (shipped landers: {avail})") from None
-    try:
-        d = tomllib.loads(raw.decode("utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{p}: not valid TOML: {e}") from None
-    return lander_from_dict(d, source=str(p))
+        raise ConfigError(f"{p}: lander file not found (shipped landers: {', '.join(avail)})")
+    return lander_from_dict(read_toml(p, what="lander file"), source=str(p))

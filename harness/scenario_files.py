@@ -16,140 +16,154 @@ campaign specs share. The schema is in docs/scenarios.md; in short:
     [lrf]          LrfConfig fields;  [imu] preset = "ideal"|"navigation_grade"|"tactical_grade" + ImuConfig fields
     [flight_params] NAME = value (firmware_stub/fsw_params.def)
     [[faults]]     type = <harness.faults.FAULT_TYPES key>, trigger, duration_s, id, parameters
-    [pass]         outcomes, v_vertical_max, v_horizontal_max, tilt_max_deg, max_position_error_m,
-                   min_propellant_kg
+    [pass]         outcomes, v_vertical_max, v_horizontal_max, tilt_max_deg, distance_max_m,
+                   hard_landing_factor, max_position_error_m, min_propellant_kg
     [variants.<name>]  description, flight_params (merged), remove_faults (fault ids), expect (outcomes)
 
 Every unknown key or bad value raises ``ConfigError`` naming the file, the key and what is allowed.
 """
 from __future__ import annotations
 
-import functools
-import inspect
-import math
-import tomllib
 import warnings
 from pathlib import Path
+from typing import Annotated, Any, Literal
 
 import numpy as np
+from pydantic import Field, create_model, field_validator
 
 from harness.errors import ConfigError
 from harness.faults import make_fault
 from harness.scenario import (DISPERSED_FIELDS, Dispersion, Envelope, NavError, PassCriteria, Scenario)
+from harness.validation import INT64_MAX, KeyProblem, Model, check_values, read_toml, validate, value_text
 
 SCENARIO_DIR = Path(__file__).resolve().parent / "data" / "scenarios"
-OUTCOMES = ("landed", "hard-landing", "crashed", "timeout", "link-failure")
+OUTCOMES = ("landed", "off-site", "hard-landing", "crashed", "timeout", "link-failure")
 KINDS = ("nominal", "historical", "test")
-
-_SECTIONS = ("scenario", "initial", "nav_error", "dispersion", "terrain", "lrf", "imu", "flight_params",
-             "faults", "pass", "variants")
-_SCENARIO_KEYS = {"name": str, "description": str, "mission": str, "kind": KINDS, "lander": str,
-                  "propellant_kg": "propellant", "t_max_s": (1e-3, 1e6), "flight_rate_hz": (0.1, 1e4),
-                  "plant_substeps": "int", "seed": "seed", "required_params": "param_names",
-                  "lost_command": ("hold", "engine-off", "fail")}
-_INITIAL_KEYS = {"altitude_m": (0.0, 1e7), "downrange_m": (-1e7, 1e7), "crossrange_m": (-1e7, 1e7),
-                 "v_east_mps": (-1e4, 1e4), "v_north_mps": (-1e4, 1e4), "v_up_mps": (-1e4, 1e4),
-                 "tilt_deg": (0.0, 180.0)}
-_NAV_KEYS = {"altitude_m": (-1e6, 1e6), "v_up_mps": (-1e4, 1e4), "v_east_mps": (-1e4, 1e4)}
-_PASS_KEYS = {"outcomes": "outcomes", "v_vertical_max": (0.0, 1e4), "v_horizontal_max": (0.0, 1e4),
-              "tilt_max_deg": (0.0, 180.0), "max_position_error_m": (0.0, 1e7), "min_propellant_kg": (0.0, 1e6)}
-_VARIANT_KEYS = ("description", "flight_params", "remove_faults", "expect")
 _IMU_PRESETS = ("ideal", "navigation_grade", "tactical_grade")
 
 
-def _terrains():
-    from harness import terrain as t
-    return {"flat": t.flat, "crater_rim_step": t.crater_rim_step, "crater": t.crater}
+# ------------------------------------------------------------------------------------------
+# the schema (harness/validation.py: errors name the file, [section] key, the value, the range)
 
 
-def _keys(table, allowed, where: str, src: str) -> None:
-    if not isinstance(table, dict):
-        raise ConfigError(f"{src}: [{where}] must be a table; got {table!r}")
-    for k in table:
-        if k not in allowed:
-            raise ConfigError(f"{src}: unknown key {k!r} in [{where}]; allowed keys: {', '.join(allowed)}")
+def _outcomes(v, key: str) -> tuple:
+    vals = [v] if isinstance(v, str) else v
+    if not isinstance(vals, list) or not vals or any(x not in OUTCOMES for x in vals):
+        raise KeyProblem(key, v, f"an outcome or a list of outcomes from {', '.join(OUTCOMES)}")
+    return tuple(vals)
 
 
-def _value(v, rule, key: str, src: str):
-    """Check one value against its rule; returns the value to use."""
-    def bad(allowed):
-        raise ConfigError(f"{src}: {key} = {v!r}; allowed: {allowed}")
-    if rule is str:
-        if not isinstance(v, str):
-            bad("a string")
-        return v
-    if isinstance(rule, tuple) and rule and isinstance(rule[0], str):
-        if v not in rule:
-            bad(", ".join(rule))
-        return v
-    if isinstance(rule, tuple):
-        lo, hi = rule
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or math.isnan(v) or not lo <= v <= hi:
-            bad(f"a number {lo:g} <= {key.split()[-1].split('.')[-1]} <= {hi:g}")
-        return float(v)
-    if rule == "int":
-        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 1000:
-            bad("an integer 1 .. 1000")
-        return v
-    if rule == "seed":
-        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-            bad("an integer >= 0")
-        return v
-    if rule == "propellant":
-        if isinstance(v, str):
-            return v      # a named load: checked against the lander file below
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1e6:
-            bad("kg (0 .. 1e6) or the name of a [propellant_loads] entry of the lander file")
-        return float(v)
-    if rule == "param_names":
+class _ScenarioTable(Model):
+    name: str = Field(min_length=1)
+    description: str = ""
+    mission: str = ""
+    kind: Literal["nominal", "historical", "test"] | None = None
+    lander: str = Field("reference", min_length=1, description="a lander name or file")
+    propellant_kg: Any = Field("terminal_descent", description="kg (0 .. 1e6) or the name of a [propellant_loads] "
+                                                               "entry of the lander file")
+    t_max_s: float = Field(400.0, ge=1e-3, le=1e6, description="s")
+    flight_rate_hz: float = Field(50.0, ge=0.1, le=1e4, description="Hz")
+    plant_substeps: int = Field(1, ge=1, le=1000)
+    seed: int = Field(0, ge=0, le=INT64_MAX)
+    required_params: list[str] = Field([], description="flight-code parameter names (fsw_params.def) the run "
+                                                         "fails without")
+    lost_command: Literal["hold", "engine-off", "fail"] | None = None
+
+    @field_validator("required_params")
+    @classmethod
+    def _required(cls, v):
         from harness.params import load_param_table
+
         known = load_param_table()
-        if not isinstance(v, list) or any(not isinstance(x, str) or x not in known for x in v):
-            bad(f"a list of flight-code parameter names from firmware_stub/fsw_params.def ({', '.join(known)})")
-        return tuple(v)
-    if rule == "outcomes":
-        vals = [v] if isinstance(v, str) else v
-        if not isinstance(vals, list) or not vals or any(x not in OUTCOMES for x in vals):
-            bad(f"a list of outcomes from {', '.join(OUTCOMES)}")
-        return tuple(vals)
-    raise AssertionError(rule)
+        bad = [x for x in v if x not in known]
+        if bad:
+            raise KeyProblem("", v, f"a list of flight-code parameter names from firmware_stub/fsw_params.def "
+                                    f"({', '.join(known)})")
+        return v
+
+    @field_validator("propellant_kg")
+    @classmethod
+    def _prop(cls, v):
+        if isinstance(v, str) and v:
+            return v  # a named load: checked against the lander file below
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1e6:
+            raise KeyProblem("", v, "kg (0 .. 1e6) or the name of a [propellant_loads] entry of the lander file")
+        return float(v)
 
 
-def _section(doc, name, rules, src):
-    table = doc.get(name, {})
-    _keys(table, rules, name, src)
-    return {k: _value(v, rules[k], f"[{name}] {k}", src) for k, v in table.items()}
+class _InitialTable(Model):
+    altitude_m: float = Field(3000.0, ge=0.0, le=1e7, description="m above the terrain below the start")
+    downrange_m: float = Field(0.0, ge=-1e7, le=1e7, description="m east of the site")
+    crossrange_m: float = Field(0.0, ge=-1e7, le=1e7, description="m north of the site")
+    v_east_mps: float = Field(0.0, ge=-1e4, le=1e4, description="m/s")
+    v_north_mps: float = Field(0.0, ge=-1e4, le=1e4, description="m/s")
+    v_up_mps: float = Field(-60.0, ge=-1e4, le=1e4, description="m/s")
+    tilt_deg: float = Field(0.0, ge=0.0, le=180.0, description="deg")
 
 
-def _terrain(table, src):
-    if not table:
-        return None
-    terrains = _terrains()
-    _keys(table, ["type"] + sorted({p for f in terrains.values() for p in inspect.signature(f).parameters
-                                    if p != "site"}), "terrain", src)
-    kind = table.get("type")
-    if kind not in terrains:
-        raise ConfigError(f"{src}: [terrain] type = {kind!r}; allowed: {', '.join(terrains)}")
-    fn = terrains[kind]
-    params = {p: q for p, q in inspect.signature(fn).parameters.items() if p != "site"}
-    kw = {}
-    for k, v in table.items():
-        if k == "type":
-            continue
-        if k not in params:
-            raise ConfigError(f"{src}: unknown key {k!r} in [terrain] for type {kind!r}; allowed keys: type, "
-                              f"{', '.join(params)}")
-        if isinstance(v, list):
-            v = tuple(v)
-        elif isinstance(v, bool) or not isinstance(v, (int, float)) or math.isnan(v):
-            raise ConfigError(f"{src}: [terrain] {k} = {v!r}; allowed: a number")
-        kw[k] = v
-    if kind == "flat":
-        return None if not kw else functools.partial(fn, **kw)
-    return functools.partial(fn, **kw)
+class _NavErrorTable(Model):
+    altitude_m: float = Field(0.0, ge=-1e6, le=1e6, description="m, estimate minus truth")
+    v_up_mps: float = Field(0.0, ge=-1e4, le=1e4, description="m/s")
+    v_east_mps: float = Field(0.0, ge=-1e4, le=1e4, description="m/s")
+
+
+class _PassTable(Model):
+    outcomes: Any = Field(("landed",), description=f"outcomes from {', '.join(OUTCOMES)}")
+    v_vertical_max: float = Field(2.0, ge=0.0, le=1e4, description="m/s")
+    v_horizontal_max: float = Field(0.5, ge=0.0, le=1e4, description="m/s")
+    tilt_max_deg: float = Field(12.0, ge=0.0, le=180.0, description="deg")
+    distance_max_m: float = Field(2000.0, ge=0.0, le=1e7, description="m from the site")
+    hard_landing_factor: float = Field(2.0, ge=1.0, le=100.0)
+    max_position_error_m: float | None = Field(None, ge=0.0, le=1e7, description="m")
+    min_propellant_kg: float | None = Field(None, ge=0.0, le=1e6, description="kg")
+
+    @field_validator("outcomes")
+    @classmethod
+    def _out(cls, v):
+        return _outcomes(v, "")
+
+
+_DispersionTable = create_model(
+    "_DispersionTable", __base__=Model,
+    distribution=(Literal["normal", "uniform"], "normal"),
+    **{k: (Annotated[float, Field(ge=0.0, le=1e7, description="1-sigma (normal) or half-width (uniform), "
+                                                              "field units")] | None, None)
+       for k in DISPERSED_FIELDS})
+
+
+class _VariantTable(Model):
+    description: str | None = None
+    flight_params: dict[str, float] = Field({}, description="NAME = value (fsw_params.def)")
+    remove_faults: list[str] = []
+    expect: Any = None
+
+    @field_validator("expect")
+    @classmethod
+    def _exp(cls, v):
+        return None if v is None else _outcomes(v, "")
+
+
+class ScenarioFile(Model):
+    """A scenario TOML file (docs/scenarios.md). [terrain], [lrf], [imu], [[faults]] and
+    [flight_params] are checked by their owners' schemas (terrain, sensor configs, faults, the
+    parameter table)."""
+
+    scenario: _ScenarioTable
+    initial: _InitialTable = _InitialTable()
+    nav_error: _NavErrorTable = _NavErrorTable()
+    dispersion: _DispersionTable | None = None
+    terrain: dict[str, Any] = {}
+    lrf: dict[str, Any] = {}
+    imu: dict[str, Any] = {}
+    flight_params: dict[str, float] = Field({}, description="NAME = value (fsw_params.def)")
+    faults: list[dict[str, Any]] = []
+    # "pass" is a Python keyword: the model field is pass_, the file's key is pass
+    pass_: _PassTable = Field(_PassTable(), alias="pass")
+    variants: dict[str, _VariantTable] = {}
 
 
 def _imu(table, src):
+    from sensor_models._config import build_config, config_table
     from sensor_models.imu import ImuConfig
     table = dict(table)
     preset = table.pop("preset", None)
@@ -158,43 +172,27 @@ def _imu(table, src):
     elif preset in _IMU_PRESETS:
         base = getattr(ImuConfig, preset)()
     else:
-        raise ConfigError(f"{src}: [imu] preset = {preset!r}; allowed: {', '.join(_IMU_PRESETS)}")
-    ImuConfig.from_dict(table, f"{src}: [imu]")   # validates keys and values
-    conv = {k: (tuple(v) if isinstance(v, list) else v) for k, v in table.items()}
-    try:
-        return base.replace(**conv)
-    except ConfigError as e:
-        raise ConfigError(f"{src}: [imu] {e}") from None
+        raise ConfigError(f"{src}: [imu] preset = {value_text(preset)} is invalid; allowed: {', '.join(_IMU_PRESETS)}")
+    return build_config(ImuConfig, config_table(ImuConfig, table, src, ("imu",)), src, ("imu",), base=base)
 
 
 def _lrf(table, src):
+    from sensor_models._config import build_config, config_table
     from sensor_models.lrf import LrfConfig
-    return LrfConfig.from_dict(dict(table), f"{src}: [lrf]")
+    return build_config(LrfConfig, config_table(LrfConfig, table, src, ("lrf",)), src, ("lrf",))
 
 
-def _flight_params(table, src, where="flight_params"):
+def _flight_params(table: dict, src, where="flight_params"):
     from harness.params import check_params, load_param_table
-    if not isinstance(table, dict):
-        raise ConfigError(f"{src}: [{where}] must be a table of NAME = value")
-    for k, v in table.items():
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            raise ConfigError(f"{src}: [{where}] {k} = {v!r}; allowed: a number")
     check_params(table, load_param_table(), f"{src}: [{where}]")
     return {k: float(v) for k, v in table.items()}
 
 
 def _dispersion(table, src):
-    if not table:
+    if table is None:
         return None
-    _keys(table, ("distribution",) + DISPERSED_FIELDS, "dispersion", src)
-    dist = table.get("distribution", "normal")
-    if dist not in ("normal", "uniform"):
-        raise ConfigError(f"{src}: [dispersion] distribution = {dist!r}; allowed: normal, uniform")
-    sig = []
-    for k in DISPERSED_FIELDS:
-        if k in table:
-            sig.append((k, _value(table[k], (0.0, 1e7), f"[dispersion] {k}", src)))
-    return Dispersion(dist, tuple(sig))
+    got = table.model_dump(exclude_none=True)
+    return Dispersion(got.pop("distribution"), tuple((k, got[k]) for k in DISPERSED_FIELDS if k in got))
 
 
 def resolve_path(path_or_name) -> Path:
@@ -214,12 +212,8 @@ def library_names() -> list[str]:
 
 
 def read_scenario_file(path) -> dict:
-    path = Path(path)
-    try:
-        with open(path, "rb") as fh:
-            return tomllib.load(fh)
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    """The TOML document of a scenario file (ConfigError naming the file when it cannot be read)."""
+    return read_toml(Path(path), what="scenario file")
 
 
 def variants(path_or_name) -> list[str]:
@@ -235,65 +229,67 @@ def load_scenario(path_or_name, variant: str | None = None) -> Scenario:
         spec, variant = spec.rsplit(":", 1)
     path = resolve_path(spec)
     src = str(path)
-    doc = read_scenario_file(path)
-    _keys(doc, _SECTIONS, "top level", src)
-    head = _section(doc, "scenario", _SCENARIO_KEYS, src)
-    if "name" not in head:
-        raise ConfigError(f"{src}: [scenario] name is missing; allowed: a string")
-    init = _section(doc, "initial", _INITIAL_KEYS, src)
-    nav = _section(doc, "nav_error", _NAV_KEYS, src)
-    pas = _section(doc, "pass", _PASS_KEYS, src)
-    lander = head.get("lander", "reference")
+    return scenario_from_dict(read_scenario_file(path), src, variant)
+
+
+def scenario_from_dict(doc: dict, src: str = "<memory>", variant: str | None = None) -> Scenario:
+    """A Scenario from a parsed scenario file (``src`` names it in errors)."""
     from harness.lander import load_lander
-    spec_l = load_lander(lander)
-    prop = head.get("propellant_kg", "terminal_descent")
+    from harness.terrain import terrain_from_table
+
+    if isinstance(doc, dict) and isinstance(doc.get("faults"), dict):
+        raise ConfigError(f"{src}: faults must be an array of tables ([[faults]]); got a single table [faults]")
+    check_values(doc, src)
+    f = validate(ScenarioFile, doc, src)
+    head = f.scenario
+    try:
+        spec_l = load_lander(head.lander)
+    except ConfigError as exc:
+        raise ConfigError(f"{src}: [scenario] lander = {value_text(head.lander)}: {exc}") from None
+    prop = head.propellant_kg
     if isinstance(prop, str):
         names = [k for k, _ in spec_l.propellant_loads_kg]
         if prop not in names:
-            raise ConfigError(f"{src}: [scenario] propellant_kg = {prop!r}; allowed: kg or one of "
-                              f"{', '.join(names)} (lander {lander!r})")
-    faults_doc = doc.get("faults", [])
-    if not isinstance(faults_doc, list):
-        raise ConfigError(f"{src}: faults must be an array of tables ([[faults]])")
-    faults = tuple(make_fault(f, f"{src}: [[faults]] #{i + 1}") for i, f in enumerate(faults_doc))
-    fparams = _flight_params(doc.get("flight_params", {}), src)
-    env = Envelope(**{k: pas[k] for k in ("v_vertical_max", "v_horizontal_max", "tilt_max_deg") if k in pas})
-    crit = PassCriteria(**{k: pas[k] for k in ("outcomes", "max_position_error_m", "min_propellant_kg")
-                           if k in pas})
+            raise ConfigError(f"{src}: [scenario] propellant_kg = {prop!r} is invalid; allowed: kg or one of "
+                              f"{', '.join(names)} (lander {head.lander!r})")
+    faults = tuple(make_fault(ft, source=src, loc=("faults", i)) for i, ft in enumerate(f.faults))
+    fparams = _flight_params(f.flight_params, src)
+    pas = f.pass_
+    env = Envelope(v_vertical_max=pas.v_vertical_max, v_horizontal_max=pas.v_horizontal_max,
+                   tilt_max_deg=pas.tilt_max_deg, distance_max_m=pas.distance_max_m,
+                   hard_landing_factor=pas.hard_landing_factor)
+    crit = PassCriteria(outcomes=pas.outcomes, max_position_error_m=pas.max_position_error_m,
+                        min_propellant_kg=pas.min_propellant_kg)
+    head_set = head.model_dump(include={"t_max_s", "flight_rate_hz", "plant_substeps", "seed", "lost_command"}
+                               & head.model_fields_set)
+    if "required_params" in head.model_fields_set:
+        head_set["required_params"] = tuple(head.required_params)
     sc = Scenario(
-        name=head["name"], description=head.get("description", ""), lander=lander, propellant_kg=prop,
-        terrain=_terrain(doc.get("terrain", {}), src), lrf=_lrf(doc.get("lrf", {}), src),
-        imu=_imu(doc.get("imu", {}), src), nav_error=NavError(**nav), flight_params=fparams, faults=faults,
-        envelope=env, pass_criteria=crit, dispersion=_dispersion(doc.get("dispersion", {}), src),
-        mission=head.get("mission", ""), source=src,
-        **{k: head[k] for k in ("t_max_s", "flight_rate_hz", "plant_substeps", "seed", "required_params",
-                                "lost_command") if k in head},
-        **init)
-    var_doc = doc.get("variants", {})
-    if not isinstance(var_doc, dict):
-        raise ConfigError(f"{src}: [variants] must be a table of [variants.<name>] tables")
-    for vname, vt in var_doc.items():   # validate every variant, whichever is asked for
-        _keys(vt, _VARIANT_KEYS, f"variants.{vname}", src)
-        _flight_params(vt.get("flight_params", {}), src, f"variants.{vname}.flight_params")
-        ids = [f.id for f in faults if f.id]
-        rm = vt.get("remove_faults", [])
-        if not isinstance(rm, list) or any(x not in ids for x in rm):
-            raise ConfigError(f"{src}: [variants.{vname}] remove_faults = {rm!r}; allowed: fault ids "
-                              f"({', '.join(ids) or 'none defined'})")
-        if "expect" in vt:
-            _value(vt["expect"], "outcomes", f"[variants.{vname}] expect", src)
+        name=head.name, description=head.description, lander=head.lander, propellant_kg=prop,
+        terrain=terrain_from_table(f.terrain, src), lrf=_lrf(f.lrf, src),
+        imu=_imu(f.imu, src), nav_error=NavError(**f.nav_error.model_dump()), flight_params=fparams, faults=faults,
+        envelope=env, pass_criteria=crit, dispersion=_dispersion(f.dispersion, src),
+        mission=head.mission, source=src, **head_set,
+        **f.initial.model_dump(include=f.initial.model_fields_set))
+    ids = [x.id for x in faults if x.id]
+    for vname, vt in f.variants.items():   # validate every variant, whichever is asked for
+        _flight_params(vt.flight_params, src, f"variants.{vname}.flight_params")
+        bad = [x for x in vt.remove_faults if x not in ids]
+        if bad:
+            raise ConfigError(f"{src}: [variants.{vname}] remove_faults = {vt.remove_faults!r} is invalid "
+                              f"({bad[0]!r} is not a fault id); allowed: fault ids ({', '.join(ids) or 'none defined'})")
     if variant is None:
         return sc
-    if variant not in var_doc:
-        raise ConfigError(f"{src}: variant {variant!r} not defined; allowed: {', '.join(var_doc) or 'none'}")
-    vt = var_doc[variant]
-    rm = set(vt.get("remove_faults", []))
+    if variant not in f.variants:
+        raise ConfigError(f"{src}: variant {variant!r} not defined; allowed: {', '.join(f.variants) or 'none'}")
+    vt = f.variants[variant]
+    rm = set(vt.remove_faults)
     return sc.with_(
         name=f"{sc.name}-{variant}", variant=variant,
-        description=vt.get("description", sc.description),
-        flight_params=_flight_params(vt.get("flight_params", {}), src),
-        faults=tuple(f for f in faults if not (f.id and f.id in rm)),
-        expect=_value(vt["expect"], "outcomes", "expect", src) if "expect" in vt else ())
+        description=vt.description if vt.description is not None else sc.description,
+        flight_params=_flight_params(vt.flight_params, src),
+        faults=tuple(x for x in faults if not (x.id and x.id in rm)),
+        expect=vt.expect or ())
 
 
 _MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")

@@ -25,13 +25,16 @@ which rotates queries into the Moon-fixed frame at the plant's time.
 
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
-from typing import Optional, Protocol, runtime_checkable
+from typing import Annotated, Literal, Optional, Protocol, runtime_checkable
 
 import numpy as np
+from pydantic import Field, model_validator
 
 from .errors import ConfigError
+from .validation import KeyProblem, Model, validate, value_text
 from .frames import SiteFrame, moon_fixed_from_mci, MOON_ROTATION_RATE
 
 
@@ -591,3 +594,87 @@ class RotatingTerrain:
         return self.inner.ray_cast(moon_fixed_from_mci(origin_mci, self.t_s, self.omega),
                                    moon_fixed_from_mci(dir_mci, self.t_s, self.omega),
                                    max_range_m)
+
+
+# ----------------------------------------------------------- [terrain] tables of scenario files
+# The schema of a scenario file's [terrain] table (harness/validation.py): one table per type,
+# each key a keyword argument of that function, with the range it makes sense in.
+
+MAX_GRID_SIDE = 2001  # cells per side of a generated height field (2001^2 x 8 B = 32 MB per array)
+
+
+def _grid_side(extent_m: float, spacing_m: float) -> int:
+    return int(round(2.0 * extent_m / spacing_m)) + 1
+
+
+class _FlatTable(Model):
+    type: Literal["flat"]
+    height_m: float = Field(0.0, ge=-2e4, le=2e4, description="m above the reference sphere")
+
+
+class _CraterTable(Model):
+    type: Literal["crater"]
+    center_en_m: Annotated[list[Annotated[float, Field(ge=-1e6, le=1e6)]], Field(min_length=2, max_length=2,
+                                                                                  description="[east, north] m")] \
+        = [0.0, 0.0]
+    radius_m: float = Field(500.0, gt=0.0, le=1e5, description="m")
+    depth_m: float = Field(100.0, ge=0.0, le=2e4, description="m")
+    rim_height_m: float = Field(20.0, ge=0.0, le=1e4, description="m")
+    extent_m: float | None = Field(None, gt=0.0, le=1e6, description="m, half-width of the grid")
+    spacing_m: float = Field(10.0, gt=0.0, le=1e4, description="m")
+    base_height_m: float = Field(0.0, ge=-2e4, le=2e4, description="m")
+
+    @model_validator(mode="after")
+    def _grid(self):
+        ext = self.extent_m if self.extent_m is not None else \
+            max(abs(self.center_en_m[0]), abs(self.center_en_m[1])) + 4.0 * self.radius_m
+        if _grid_side(ext, self.spacing_m) > MAX_GRID_SIDE:
+            raise KeyProblem("spacing_m", self.spacing_m,
+                             f">= {2 * ext / (MAX_GRID_SIDE - 1):g} m for a {ext:g} m half-width (at most "
+                             f"{MAX_GRID_SIDE} grid cells per side)")
+        return self
+
+
+class _CraterRimStepTable(Model):
+    type: Literal["crater_rim_step"]
+    rim_radius_m: float = Field(15000.0, gt=0.0, le=1e6, description="m")
+    step_m: float = Field(3000.0, ge=-2e4, le=2e4, description="m")
+    wall_width_m: float = Field(500.0, gt=0.0, le=1e5, description="m")
+    rim_lip_m: float = Field(100.0, ge=0.0, le=1e4, description="m")
+    spacing_m: float = Field(50.0, gt=0.0, le=1e4, description="m")
+    margin_m: float = Field(3000.0, ge=0.0, le=1e6, description="m")
+
+    @model_validator(mode="after")
+    def _grid(self):
+        ext = self.rim_radius_m + self.margin_m
+        if _grid_side(ext, self.spacing_m) > MAX_GRID_SIDE:
+            raise KeyProblem("spacing_m", self.spacing_m,
+                             f">= {2 * ext / (MAX_GRID_SIDE - 1):g} m for rim_radius_m + margin_m = {ext:g} m "
+                             f"(at most {MAX_GRID_SIDE} grid cells per side)")
+        return self
+
+
+TERRAIN_TABLES = {"flat": (_FlatTable, flat), "crater": (_CraterTable, crater),
+                  "crater_rim_step": (_CraterRimStepTable, crater_rim_step)}
+
+
+def terrain_from_table(table: dict, source: str):
+    """A scenario's terrain function (``site -> terrain``) from its [terrain] table, or None for
+    the flat default. ConfigError names the file, ``[terrain] key``, the value and the range."""
+    if not table:
+        return None
+    if not isinstance(table, dict):
+        raise ConfigError(f"{source}: [terrain] must be a table; allowed: type = {', '.join(TERRAIN_TABLES)} "
+                          f"and that type's keys")
+    kind = table.get("type")
+    if kind not in TERRAIN_TABLES:
+        raise ConfigError(f"{source}: [terrain] type = {value_text(kind) if 'type' in table else '(missing)'} "
+                          f"is invalid; allowed: {', '.join(TERRAIN_TABLES)}")
+    model, fn = TERRAIN_TABLES[kind]
+    kw = validate(model, table, source, where=("terrain",)).model_dump(exclude_unset=True)
+    kw.pop("type")
+    if "center_en_m" in kw:
+        kw["center_en_m"] = tuple(kw["center_en_m"])
+    if kind == "flat" and not kw:
+        return None
+    return functools.partial(fn, **kw)

@@ -89,15 +89,17 @@ def value_text(v: Any, limit: int = 80) -> str:
 
 
 def key_text(loc: tuple, *, leaf_is_table: bool = False) -> str:
-    """``("dispersions", "altitude_m", "sigma")`` -> ``[dispersions.altitude_m] sigma``; a list
-    index shows as ``[i]`` after its array: ``("sweep", 0, "path")`` -> ``[sweep[0]] path``."""
-    parts: list[str] = []
-    for p in loc:
-        if isinstance(p, int) and parts:
-            parts[-1] += f"[{p}]"
-        else:
-            s = str(p)
-            parts.append(s if _BARE.issuperset(s) and s else printable(repr(s), 60))
+    """A key path as the user wrote it: ``("dispersions", "altitude_m", "sigma")`` ->
+    ``[dispersions.altitude_m] sigma``; an array of tables as ``[[name]] #n`` (counted from 1):
+    ``("faults", 0, "trigger", "phase")`` -> ``[[faults]] #1 trigger.phase``; an index into an
+    array of values as ``[i]``: ``("campaign", "weights", 1)`` -> ``[campaign] weights[1]``."""
+    loc = tuple(loc)
+    for i, p in enumerate(loc):
+        if isinstance(p, int) and 0 < i and isinstance(loc[i - 1], str) and (i < len(loc) - 1 or leaf_is_table):
+            table = f"[[{_dotted(loc[:i])}]] #{p + 1}"
+            rest = loc[i + 1:]
+            return f"{table} {_dotted(rest)}" if rest else table
+    parts = _dotted(loc, split=True)
     if not parts:
         return "(top level)"
     if leaf_is_table:
@@ -107,7 +109,18 @@ def key_text(loc: tuple, *, leaf_is_table: bool = False) -> str:
     return "[" + ".".join(parts[:-1]) + "] " + parts[-1]
 
 
-_BARE = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+def _dotted(loc: tuple, split: bool = False):
+    parts: list[str] = []
+    for p in loc:
+        if isinstance(p, int) and parts:
+            parts[-1] += f"[{p}]"
+        else:
+            s = str(p)
+            parts.append(s if _BARE.issuperset(s) and s else printable(repr(s), 60))
+    return parts if split else ".".join(parts)
+
+
+_BARE = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-.")
 
 
 # ------------------------------------------------------------------------------------------
@@ -219,7 +232,7 @@ def _message(model, err: dict, source: str, where: tuple) -> str:
     val = err.get("input")
     problem = ctx.get("error")
     if isinstance(problem, KeyProblem):
-        full = (*where, *loc, *problem.key.split("."))
+        full = (*where, *loc, *(problem.key.split(".") if problem.key else ()))
         return f"{source}: {key_text(full)} = {value_text(problem.value)} is invalid; allowed: {problem.allowed}"
     if typ == "value_error" and problem is not None:
         return f"{source}: {key_text((*where, *loc), leaf_is_table=not loc or isinstance(val, Mapping))} " \
@@ -228,24 +241,43 @@ def _message(model, err: dict, source: str, where: tuple) -> str:
         return f"{source}: {key_text((*where, *loc))} is invalid: {problem}"
     parent, info = _field_at(model, loc)
     full = (*where, *loc)
-    if typ == "extra_forbidden":
+    if typ == "extra_forbidden":  # (_field_at gives the table holding the unknown key as ``parent``)
         allowed = _fields(parent) if parent is not None else []
+        if not where and len(loc) == 1 and parent is not None and _all_tables(parent):
+            return f"{source}: unknown section {key_text(loc, leaf_is_table=True)}; allowed sections: " \
+                   f"{', '.join(allowed)}"
         table = key_text((*where, *loc[:-1]), leaf_is_table=True) if (where or loc[:-1]) else "the top level"
-        return f"{source}: unknown key {key_text(loc[-1:])!s} in {table}; allowed keys: {', '.join(allowed)}"
+        return f"{source}: unknown key {printable(repr(str(loc[-1])), 80)} in {table}; allowed keys: " \
+               f"{', '.join(allowed)}"
+    if typ == "missing":  # (the input of a "missing" error is the table it is missing from)
+        is_table = _is_model(_unwrap(info.annotation) if info else None)
+        return f"{source}: {key_text(full, leaf_is_table=is_table)} is missing; allowed: {_allowed(info, _leaf(full))}"
     is_table = isinstance(val, Mapping) or _is_model(_unwrap(info.annotation) if info else None)
-    if typ == "missing":
-        return f"{source}: {key_text(full, leaf_is_table=is_table)} is missing; allowed: {_allowed(info)}"
     if typ == "literal_error":
-        return f"{source}: {key_text(full)} = {value_text(val)} is invalid; allowed: {ctx.get('expected')}"
+        choices = _literal_values(info.annotation) if info is not None else None
+        allowed = ", ".join(map(str, choices)) if choices else ctx.get("expected")
+        return f"{source}: {key_text(full)} = {value_text(val)} is invalid; allowed: {allowed}"
     reason = err["msg"].removeprefix("Input should be ").removeprefix("Value error, ")
     if typ in ("model_type", "dict_type"):
         reason = "not a table"
     shown = key_text(full, leaf_is_table=is_table)
+    allowed = _allowed(info, _leaf(full))
     if is_table and isinstance(val, Mapping):
-        return f"{source}: {shown} is invalid ({reason}); allowed: {_allowed(info)}"
+        return f"{source}: {shown} is invalid ({reason}); allowed: {allowed}"
     if is_table:
-        return f"{source}: {shown} must be a table; got {value_text(val)}; allowed: {_allowed(info)}"
-    return f"{source}: {shown} = {value_text(val)} is invalid ({_short(typ, reason)}); allowed: {_allowed(info)}"
+        return f"{source}: {shown} must be a table; got {value_text(val)}; allowed: {allowed}"
+    return f"{source}: {shown} = {value_text(val)} is invalid ({_short(typ, reason)}); allowed: {allowed}"
+
+
+def _leaf(loc: tuple) -> str:
+    """The name a range is written with: the last key (``sigma``), with its index (``w[1]``)."""
+    out = ""
+    for p in reversed(loc):
+        if isinstance(p, int):
+            out = f"[{p}]" + out
+        else:
+            return str(p) + out
+    return "value"
 
 
 def _short(typ: str, reason: str) -> str:
@@ -254,6 +286,23 @@ def _short(typ: str, reason: str) -> str:
             "finite_number": "not a finite number", "too_short": "too short", "too_long": "too long",
             "float_type": "not a number", "int_type": "not an integer", "string_type": "not a string",
             "bool_type": "not true or false", "list_type": "not an array"}.get(typ, reason)
+
+
+def _literal_values(tp):
+    tp = _unwrap(tp)
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        for a in typing.get_args(tp):
+            if typing.get_origin(_unwrap(a)) is Literal:
+                return typing.get_args(_unwrap(a))
+    return typing.get_args(tp) if typing.get_origin(tp) is Literal else None
+
+
+def _all_tables(model) -> bool:
+    for f in model.model_fields.values():
+        tp = _unwrap(f.annotation)
+        if not (_is_model(tp) or typing.get_origin(tp) in (dict, list)):
+            return False
+    return True
 
 
 def _is_model(tp) -> bool:
@@ -308,7 +357,11 @@ def _unwrap(tp):
             return tp
 
 
-def _allowed(info: FieldInfo | None) -> str:
+def _flip(op: str) -> str:
+    return {">=": "<=", ">": "<"}[op]
+
+
+def _allowed(info: FieldInfo | None, key=None) -> str:
     """What a field accepts, in words: type, range, enum values, description."""
     if info is None:
         return "see the documentation of this file"
@@ -316,11 +369,17 @@ def _allowed(info: FieldInfo | None) -> str:
     lo = hi = None
     lo_op = hi_op = ""
     extra = []
+    min_len = max_len = None
     metas = list(info.metadata)
     ann = info.annotation
+    if typing.get_origin(ann) in (typing.Union, types.UnionType):
+        rest = [a for a in typing.get_args(ann) if a is not type(None)]
+        ann = rest[0] if len(rest) == 1 else ann
+    description = info.description
     if typing.get_origin(ann) is typing.Annotated:
         for m in typing.get_args(ann)[1:]:
             metas.extend(getattr(m, "metadata", [m]))
+            description = description or getattr(m, "description", None)
     for m in metas:
         if isinstance(m, at.Ge):
             lo, lo_op = m.ge, ">="
@@ -331,21 +390,33 @@ def _allowed(info: FieldInfo | None) -> str:
         elif isinstance(m, at.Lt):
             hi, hi_op = m.lt, "<"
         elif isinstance(m, at.MinLen) and m.min_length:
-            extra.append(f"at least {m.min_length} item{'s' * (m.min_length != 1)}")
+            min_len = m.min_length
         elif isinstance(m, at.MaxLen):
-            extra.append(f"at most {m.max_length} items")
-    text = base
+            max_len = m.max_length
+    if min_len is not None and min_len == max_len:
+        extra.append(f"exactly {min_len}")
+    elif min_len is not None:
+        extra.append(f"at least {min_len}")
+    elif max_len is not None:
+        extra.append(f"at most {max_len}")
+    name = key or "value"
+    rng = ""
     if lo is not None and hi is not None:
-        text = f"{base} from {lo:g} to {hi:g}" if (lo_op, hi_op) == (">=", "<=") else \
-            f"{base} {lo_op} {lo:g} and {hi_op} {hi:g}"
+        rng = f"{lo:g} {_flip(lo_op)} {name} {hi_op} {hi:g}"
     elif lo is not None:
-        text = f"{base} {lo_op} {lo:g}"
+        rng = f"{name} {lo_op} {lo:g}"
     elif hi is not None:
-        text = f"{base} {hi_op} {hi:g}"
+        rng = f"{name} {hi_op} {hi:g}"
+    if rng and base == "a finite number":
+        text = rng
+    elif rng:
+        text = f"{base}, {rng}"
+    else:
+        text = base
     if extra:
         text += ", " + ", ".join(extra)
-    if info.description:
-        text += f" ({info.description})"
+    if description:
+        text += f" ({description})"
     return text
 
 

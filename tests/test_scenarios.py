@@ -92,7 +92,7 @@ def test_named_parameter_set_fixed_is_the_m2_fix():
 
 @pytest.mark.parametrize("text, words", [
     (MINIMAL + "[initial.extra]\n", ["unknown key 'extra'", "[initial]", "altitude_m"]),
-    (MINIMAL + "[scenery]\nx = 1\n", ["unknown key 'scenery'", "top level", "faults", "variants"]),
+    (MINIMAL + "[scenery]\nx = 1\n", ["unknown section [scenery]", "allowed sections", "faults", "variants"]),
     (MINIMAL.replace("altitude_m = 1000.0", "altitude_m = -5.0"), ["altitude_m", "-5.0", "0 <= altitude_m"]),
     (MINIMAL.replace("altitude_m = 1000.0", "altitude_m = \"high\""), ["altitude_m", "'high'", "a number"]),
     (MINIMAL + "[lrf]\nrate = 10\n", ["unknown key 'rate'", "rate_hz"]),

@@ -19,11 +19,11 @@ from harness.campaign.sampling import plan
 from harness.campaign.spec import CampaignSpec, apply_overrides, load_spec, resolve_scenario
 
 
-def write_report(db, out=None, worst: int = 6):
+def write_report(db, out=None, worst: int = 6, *, allow_import=()):
     """Write the self-contained HTML report of a campaign database; returns its path."""
     from harness.campaign.report import write_report as _w
 
-    return _w(db, out, worst=worst)
+    return _w(db, out, worst=worst, allow_import=allow_import)
 
 
 __all__ = ["CampaignOutcome", "CampaignSpec", "Rerun", "apply_overrides", "load_db", "load_spec", "plan", "rerun",

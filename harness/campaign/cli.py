@@ -1,9 +1,13 @@
 """``fsil campaign``: run a spec, fly one run again, write the HTML report.
 
     fsil campaign SPEC.toml [--db PATH] [--workers N | --scheduler tcp://HOST:8786] [--retry-errors]
-                            [--report report.html] [--no-progress]
-    fsil campaign rerun DB RUN_ID [--out DIR]
-    fsil campaign report DB [--out report.html]
+                            [--report report.html] [--no-progress] [--allow-import MODULE ...]
+    fsil campaign rerun DB RUN_ID [--out DIR] [--allow-import MODULE ...]
+    fsil campaign report DB [--out report.html] [--allow-import MODULE ...]
+
+A scenario given as ``module:function`` is Python code: it is imported only when its module is
+named with ``--allow-import`` (a spec file or a database alone never runs code). Several
+``fsil campaign`` processes may work on one --db at once: they share its runs.
 
 Exit codes: 0 all pass criteria met; 1 a criterion failed (named on stderr), or a rerun did not
 reproduce; 2 a bad spec, database or argument.
@@ -37,7 +41,15 @@ def _run_parser() -> argparse.ArgumentParser:
     ap.add_argument("--retry-errors", action="store_true", help="fly runs recorded as errors again")
     ap.add_argument("--report", help="also write the HTML report to this file")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _allow_import_option(ap)
     return ap
+
+
+def _allow_import_option(ap) -> None:
+    ap.add_argument("--allow-import", action="append", default=[], metavar="MODULE",
+                    help="allow a module:function scenario from MODULE (or a module inside the package MODULE) "
+                         "to be imported and run; repeatable. Without it, code named in a spec or database is "
+                         "refused")
 
 
 def cmd_campaign(args) -> int:
@@ -50,12 +62,14 @@ def cmd_campaign(args) -> int:
         ap.add_argument("db")
         ap.add_argument("run_id", type=int)
         ap.add_argument("--out", help="folder for telemetry, link log, summary and plot")
+        _allow_import_option(ap)
         return cmd_rerun(ap.parse_args(argv[1:]))
     if argv and argv[0] == "report":
         ap = argparse.ArgumentParser(prog="fsil campaign report", description="write the HTML report of a campaign")
         ap.add_argument("db")
         ap.add_argument("--out", help="HTML file (default: next to the database, NAME.html)")
         ap.add_argument("--worst", type=int, default=6, help="how many worst runs to plot")
+        _allow_import_option(ap)
         return cmd_report(ap.parse_args(argv[1:]))
     return cmd_run(_run_parser().parse_args(argv))
 
@@ -68,7 +82,7 @@ def cmd_run(a) -> int:
 
         raise ConfigError(f"--workers {a.workers}: allowed: an integer >= 1")
     out = run_campaign(a.spec, a.db, workers=a.workers, scheduler=a.scheduler, progress=not a.no_progress,
-                       retry_errors=a.retry_errors)
+                       retry_errors=a.retry_errors, allow_import=a.allow_import)
     axes = _axes(out.db)
     print(summary_text(out.table, axes, out.criteria))
     print(f"\nresults: {out.db}  ({out.flown} runs flown now in {out.wall_s:.1f} s"
@@ -76,7 +90,7 @@ def cmd_run(a) -> int:
     if a.report:
         from harness.campaign.report import write_report
 
-        print(f"report: {write_report(out.db, a.report)}")
+        print(f"report: {write_report(out.db, a.report, allow_import=a.allow_import)}")
     failed = [c for c in out.criteria if not c.passed]
     if failed:
         for c in failed:
@@ -95,7 +109,7 @@ def _axes(db):
 def cmd_rerun(a) -> int:
     from harness.campaign.core import rerun
 
-    r = rerun(a.db, a.run_id, a.out)
+    r = rerun(a.db, a.run_id, a.out, allow_import=a.allow_import)
     print(r.result.verdict())
     print()
     if r.reproduced:
@@ -113,5 +127,5 @@ def cmd_report(a) -> int:
     from harness.campaign.report import write_report
 
     out = a.out or str(Path(a.db).with_suffix(".html"))
-    print(f"report: {write_report(a.db, out, worst=a.worst)}")
+    print(f"report: {write_report(a.db, out, worst=a.worst, allow_import=a.allow_import)}")
     return 0

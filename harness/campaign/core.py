@@ -1,6 +1,7 @@
 """Running a campaign: plan, store, fly what is not yet flown, summarise, judge."""
 from __future__ import annotations
 
+import itertools
 import math
 import sys
 import time
@@ -12,12 +13,16 @@ import numpy as np
 
 from harness.campaign import analysis
 from harness.campaign.sampling import plan
-from harness.campaign.spec import CampaignSpec, load_spec, spec_from_dict
+from harness.campaign.spec import CampaignSpec, load_spec
+from harness.errors import ConfigError
 from harness.campaign.store import Store, param_field
+from harness.safetext import inside, printable, safe_component
 
 
 def default_db(spec: CampaignSpec) -> Path:
-    return Path("fsil-campaigns") / f"{spec.name}.sqlite"
+    """fsil-campaigns/NAME.sqlite; the name comes from the spec file, so it is made a safe file
+    name that stays inside fsil-campaigns (``../../x`` -> ``_.._x.sqlite``)."""
+    return inside(Path("fsil-campaigns"), f"{spec.name}.sqlite")
 
 
 @dataclass
@@ -40,82 +45,125 @@ class CampaignOutcome:
         return bool((self.table["status"] != "pending").all())
 
 
-def _tasks(spec: CampaignSpec, todo: list[dict]) -> list[dict]:
-    return [{"run_id": t["run_id"], "scenario": spec.scenario, "overrides": t["overrides"], "seed": t["seed"],
-             "keep_telemetry": spec.keep_telemetry, "origin": f"{spec.source} run {t['run_id']}"} for t in todo]
+def _task(spec: CampaignSpec, t: dict) -> dict:
+    return {"run_id": t["run_id"], "scenario": spec.scenario, "overrides": t["overrides"], "seed": t["seed"],
+            "keep_telemetry": spec.keep_telemetry, "origin": f"{spec.source} run {t['run_id']}",
+            "allow_import": tuple(spec.allow_import)}
+
+
+POLL_S = 0.5  # while other campaign processes fly the last runs of a shared database
 
 
 def run_campaign(spec: CampaignSpec | str | Path, db: str | Path | None = None, *, workers: int | None = None,
                  scheduler: str | None = None, executor=None, progress: bool = True, retry_errors: bool = False,
-                 stream=None) -> CampaignOutcome:
+                 stream=None, allow_import=()) -> CampaignOutcome:
     """Fly every run of ``spec`` not yet in ``db`` and return the table and the criteria verdicts.
 
     ``executor``: an object with ``run(tasks, timeout_s)`` and ``close()`` (see executors.py);
     default: a Dask executor for ``scheduler``, else a local pool of ``workers`` processes.
     Interrupting (Ctrl-C, SIGTERM, kill -9) loses only the runs in the air; call again to resume.
+    Several campaign processes may run on one ``db`` at once: each run is claimed by one of them
+    (store.Store.claim), each flies what it claimed, and each returns when every run is finished.
+    ``allow_import``: modules whose ``module:function`` scenarios may be imported (spec.py).
     """
     from harness.campaign.executors import make_executor
 
     stream = stream or sys.stderr
     if not isinstance(spec, CampaignSpec):
-        spec = load_spec(spec)
+        spec = load_spec(spec, allow_import=allow_import)
     db = Path(db) if db else default_db(spec)
+    shown = printable(spec.name, 80)  # the name comes from a file: no terminal escapes
     t0 = time.perf_counter()
-    with Store(db) as store:
+    started = time.time()
+    flown = 0
+    desc = ""
+    with Store(db, stale_s=max(600.0, 3 * spec.run_timeout_s)) as store:
         planned = plan(spec)
         resumed = store.init_campaign(spec, planned)
         todo = store.pending(retry_errors=retry_errors)
         done0 = spec.n_runs - len(todo)
-        desc = ""
-        if todo:
-            ex = executor or make_executor(workers=workers, scheduler=scheduler)
-            desc = ex.describe()
-            print(f"campaign {spec.name}: {spec.n_runs} runs ({spec.n_points} grid points x {spec.runs_per_point}), "
-                  f"{done0} already in {db}, {len(todo)} to fly on {desc}", file=stream)
-            bar = None
-            if progress:
-                from tqdm import tqdm
+        if not todo:
+            print(f"campaign {shown}: all {spec.n_runs} runs already in {db}", file=stream)
+        ex = None
+        bar = None
+        tally = Counter()
+        waiting_said = False
 
-                bar = tqdm(total=spec.n_runs, initial=done0, unit="run", file=stream, dynamic_ncols=True,
-                           smoothing=0.05, desc=spec.name)
-            tally = Counter()
-            try:
-                for rec in ex.run(_tasks(spec, todo), spec.run_timeout_s):
-                    store.record(rec)
-                    tally[rec.get("outcome", "error")] += 1
-                    if bar is not None:
-                        bar.update(1)
-                        bar.set_postfix_str(", ".join(f"{k} {v}" for k, v in sorted(tally.items())), refresh=False)
-            except BaseException:
+        def claimed():
+            while True:
+                got = store.claim(1, errors_before=started if retry_errors else None)
+                if not got:
+                    return
+                yield _task(spec, got[0])
+
+        try:
+            while todo:
+                tasks = claimed()
+                first = next(tasks, None)
+                if first is not None:
+                    if ex is None:
+                        ex = executor or make_executor(workers=workers, scheduler=scheduler)
+                        desc = ex.describe()
+                        others = store.held_by_others()
+                        shared = (f" (sharing the database with {len(others)} other campaign process"
+                                  f"{'es' * (len(others) > 1)})") if others else ""
+                        print(f"campaign {shown}: {spec.n_runs} runs ({spec.n_points} grid points x "
+                              f"{spec.runs_per_point}), {done0} already in {db}, {len(todo)} to fly on {desc}"
+                              f"{shared}", file=stream)
+                        if progress:
+                            from tqdm import tqdm
+
+                            bar = tqdm(total=spec.n_runs, initial=done0, unit="run", file=stream, dynamic_ncols=True,
+                                       smoothing=0.05, desc=printable(spec.name, 40))
+                    for rec in ex.run(itertools.chain([first], tasks), spec.run_timeout_s):
+                        if store.record(rec):
+                            flown += 1
+                            tally[rec.get("outcome", "error")] += 1
+                        store.renew()
+                        if bar is not None:
+                            bar.update(1)
+                            bar.set_postfix_str(", ".join(f"{k} {v}" for k, v in sorted(tally.items())),
+                                                refresh=False)
+                    continue
+                others = store.held_by_others()
+                if not others:
+                    break
+                if not waiting_said:
+                    print(f"campaign {shown}: waiting for {sum(others.values())} runs being flown by other "
+                          f"campaign processes on {db} ({', '.join(sorted(others))})", file=stream)
+                    waiting_said = True
+                time.sleep(POLL_S)
+        except BaseException:
+            if ex is not None:
                 ex.close(cancel=True)
-                if bar is not None:
-                    bar.close()
-                print(f"\ncampaign interrupted; finished runs are in {db}: run the same command to resume",
-                      file=stream)
-                raise
-            ex.close()
+            store.release()
             if bar is not None:
                 bar.close()
-        else:
-            print(f"campaign {spec.name}: all {spec.n_runs} runs already in {db}", file=stream)
+            print(f"\ncampaign interrupted; finished runs are in {db}: run the same command to resume",
+                  file=stream)
+            raise
+        if ex is not None:
+            ex.close()
+        if bar is not None:
+            bar.close()
         table = store.table()
         axes = store.campaign()["axes"]
     crit = analysis.evaluate(spec.criteria, table, axes)
-    return CampaignOutcome(spec, db, table, crit, len(todo), resumed, time.perf_counter() - t0, desc)
+    return CampaignOutcome(spec, db, table, crit, flown, resumed, time.perf_counter() - t0, desc)
 
 
-def load_db(db: str | Path) -> tuple[CampaignSpec, np.ndarray, list[dict]]:
-    """The spec (re-read from the copy stored in the database), the results table and the axes."""
+def load_db(db: str | Path, *, allow_import=()) -> tuple[CampaignSpec, np.ndarray, list[dict]]:
+    """The spec (re-read from the copy stored in the database), the results table and the axes.
+    The stored spec is data like any file: its ``module:function`` scenario is imported only for
+    a module in ``allow_import``."""
     with Store(db, create=False) as store:
         camp = store.campaign()
         if camp is None:
-            from harness.errors import ConfigError
-
             raise ConfigError(f"{db}: no campaign in this database")
-        import tomllib
-
-        spec = spec_from_dict(tomllib.loads(camp["spec_text"]), source=camp["source"] or str(db),
-                              text=camp["spec_text"])
+        try:
+            spec = load_spec(camp["source"] or str(db), text=camp["spec_text"], allow_import=allow_import)
+        except ConfigError as exc:
+            raise ConfigError(f"{db}: the campaign spec stored in this database: {exc}") from None
         return spec, store.table(), camp["axes"]
 
 
@@ -229,7 +277,7 @@ class Rerun:
         return not self.differences
 
 
-def rerun(db: str | Path, run_id: int, out: str | Path | None = None) -> Rerun:
+def rerun(db: str | Path, run_id: int, out: str | Path | None = None, *, allow_import=()) -> Rerun:
     """Fly run ``run_id`` of a campaign again, alone and in this process, from the parameters in
     the database; compare outcome, metrics and (when stored) telemetry; write artefacts and a plot."""
     from harness.campaign.spec import build_scenario
@@ -240,9 +288,9 @@ def rerun(db: str | Path, run_id: int, out: str | Path | None = None) -> Rerun:
         camp = store.campaign()
         row = store.run(int(run_id))
         blob = store.blob(int(run_id), "telemetry")
-    sc = build_scenario(camp["scenario"], row["params"], row["seed"], f"{db} run {run_id}")
-    sc = sc.with_(name=f"{camp['name']}-run{run_id}")
-    folder = Path(out) if out else Path(db).parent / f"{Path(db).stem}-run{run_id}"
+    sc = build_scenario(camp["scenario"], row["params"], row["seed"], f"{db} run {run_id}", allow_import=allow_import)
+    sc = sc.with_(name=safe_component(f"{camp['name']}-run{run_id}"))
+    folder = Path(out) if out else inside(Path(db).parent, f"{Path(db).stem}-run{run_id}")
     res = fly_on_rig(sc, "loopback", artifacts=folder)
     diffs = []
     if row["status"] == "pending":

@@ -49,14 +49,22 @@ class LocalExecutor:
         return f"local process pool, {self.workers} workers"
 
     def run(self, tasks: Iterable[dict], timeout_s: float) -> Iterator[dict]:
+        """Fly ``tasks`` (taken from the iterable lazily: at most two per worker are queued, so a
+        campaign claims a run from its database only shortly before flying it)."""
         from pebble import ProcessExpired
 
+        it = iter(tasks)
         futures = {}
-        for t in tasks:
-            futures[self.pool.schedule(fly_one, args=(t,), timeout=timeout_s)] = (t["run_id"], time.perf_counter())
-        pending = set(futures)
-        while pending:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+
+        def submit() -> None:
+            t = next(it, None)
+            if t is not None:
+                futures[self.pool.schedule(fly_one, args=(t,), timeout=timeout_s)] = (t["run_id"], time.perf_counter())
+
+        for _ in range(2 * self.workers):
+            submit()
+        while futures:
+            done, _ = wait(list(futures), return_when=FIRST_COMPLETED)
             for f in done:
                 rid, _t0 = futures.pop(f)
                 try:
@@ -70,6 +78,7 @@ class LocalExecutor:
                                        f"code {exc.exitcode} while flying run {rid}: {exc}")
                 except Exception as exc:  # noqa: BLE001 - pickling trouble, pool trouble: still a record
                     yield error_record(rid, type(exc).__name__, f"{type(exc).__name__}: {exc}")
+                submit()
 
     def close(self, cancel: bool = False) -> None:
         if cancel:
@@ -125,7 +134,6 @@ class DaskExecutor:
     def run(self, tasks: Iterable[dict], timeout_s: float) -> Iterator[dict]:
         from distributed import as_completed
 
-        tasks = list(tasks)
         window = max(2, 2 * max(1, self.workers))
         it = iter(tasks)
         ids = {}

@@ -246,8 +246,8 @@ table{border-collapse:collapse;font-size:13px} td,th{border:1px solid #ccc;paddi
 """
 
 
-def write_report(db: str | Path, out: str | Path | None = None, worst: int = 6) -> Path:
-    spec, table, axes = load_db(db)
+def write_report(db: str | Path, out: str | Path | None = None, worst: int = 6, *, allow_import=()) -> Path:
+    spec, table, axes = load_db(db, allow_import=allow_import)
     with Store(db, create=False) as st:
         camp = st.campaign()
     dispersed = camp["dispersed"]

@@ -21,12 +21,16 @@ import importlib
 import itertools
 import json
 import math
-import tomllib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, field_validator, model_validator
 
 from harness.errors import ConfigError
+from harness.validation import (INT64_MAX, KeyProblem, Model, check_values, parse_toml, read_text, validate,
+                                value_text)
 
 SAMPLINGS = ("random", "lhs", "sobol")
 KEEP_TELEMETRY = ("failed", "all", "none")
@@ -48,13 +52,9 @@ NAMED_PARAM_SETS = ("AS_FLOWN", "FIXED")
 # Scenario fields a spec may not address (callables and derived objects).
 _UNADDRESSABLE = ("terrain",)
 
-_KEYS = {
-    "campaign": {"name", "description", "scenario", "seed", "sampling", "runs_per_point", "rig",
-                 "run_timeout_s", "keep_telemetry"},
-    "sweep": {"path", "values", "linspace", "labels", "name"},
-    "criteria": {"metric", "op", "value", "where", "name"},
-}
-_TOP = {"campaign", "scenario", "dispersions", "sweep", "criteria"}
+# A campaign plans every run before the first one flies (one row each in its database): bounded,
+# so a slip such as runs_per_point = 10000000 is an error at once, not minutes of silent planning.
+MAX_RUNS = 100_000
 
 
 @dataclass(frozen=True)
@@ -149,6 +149,7 @@ class CampaignSpec:
     criteria: tuple[Criterion, ...] = ()
     source: str = "<memory>"
     text: str = ""
+    allow_import: tuple[str, ...] = ()  # modules whose module:function scenarios may be imported
 
     @property
     def n_points(self) -> int:
@@ -176,18 +177,48 @@ class CampaignSpec:
 # scenario resolution and dotted-path overrides
 
 
-def resolve_scenario(ref: str):
-    """A Scenario from a reference: a library name (``ispace-m2``, ``ispace-m2:fixed``), a scenario
-    TOML path (``harness.scenario_files.scenario_by_name``), or ``package.module:function``."""
-    from harness.scenario_files import DEPRECATED_NAMES, library_names, scenario_by_name
+_MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 
-    mod, sep, fn = ref.partition(":")
-    if sep and mod not in library_names() and mod not in DEPRECATED_NAMES and not mod.endswith(".toml") \
-            and not Path(ref).exists():
+
+def code_reference(ref: str) -> tuple[str, str] | None:
+    """``(module, function)`` when ``ref`` names Python code (``package.module:function``), else
+    None (a scenario name, ``NAME:VARIANT`` of a library scenario, or a file)."""
+    if not isinstance(ref, str) or ":" not in ref or Path(ref).exists():
+        return None
+    mod, _, fn = ref.partition(":")
+    if not _MODULE.fullmatch(mod) or not fn.isidentifier():
+        return None
+    from harness.scenario_files import library_names
+
+    if mod in library_names() or Path(mod).exists():
+        return None  # NAME:VARIANT
+    return mod, fn
+
+
+def import_allowed(module: str, allow_import) -> bool:
+    """True when ``module`` is one of ``allow_import`` or inside one of those packages."""
+    return any(module == a or module.startswith(a + ".") for a in allow_import or ())
+
+
+def resolve_scenario(ref: str, allow_import=()):
+    """A Scenario from a reference: a scenario file or name (``load_scenario``), a built-in name
+    (``fsil run`` names), or ``package.module:function``. Code is imported only when its module
+    is in ``allow_import`` (the user's ``--allow-import MODULE``): a spec file or a campaign
+    database is data, and naming code in it must not run that code."""
+    code = code_reference(ref)
+    if code is not None:
+        mod, fn = code
+        if not import_allowed(mod, allow_import):
+            raise ConfigError(f"scenario {ref!r} names Python code (module {mod}, function {fn}); fsil imports "
+                              f"code named in a file or database only when you allow it on the command line: "
+                              f"--allow-import {mod} (Python API: allow_import=[{mod!r}])")
         try:
-            return getattr(importlib.import_module(mod), fn)()
+            obj = getattr(importlib.import_module(mod), fn)
         except (ImportError, AttributeError) as exc:
             raise ConfigError(f"scenario {ref!r}: cannot import {mod}:{fn} ({exc})") from None
+        return obj()
+    from harness.scenario_files import scenario_by_name
+
     return scenario_by_name(ref)
 
 
@@ -273,8 +304,12 @@ def check_flight_params(scenario, origin: str) -> None:
     check_params(scenario.flight_params, load_param_table(), origin)
 
 
-def build_scenario(ref: str, overrides: dict, seed: int, origin: str = "<memory>"):
-    sc = apply_overrides(resolve_scenario(ref), overrides, origin)
+def build_scenario(ref: str, overrides: dict, seed: int, origin: str = "<memory>", allow_import=()):
+    try:
+        base = resolve_scenario(ref, allow_import)
+    except ConfigError as exc:
+        raise ConfigError(f"{origin}: {exc}") from None
+    sc = apply_overrides(base, overrides, origin)
     return dataclasses.replace(sc, seed=int(seed))
 
 
@@ -282,218 +317,264 @@ def build_scenario(ref: str, overrides: dict, seed: int, origin: str = "<memory>
 # loading
 
 
-def _unknown(keys, allowed, where: str, source: str) -> None:
-    bad = sorted(set(keys) - set(allowed))
-    if bad:
-        raise ConfigError(f"{source}: unknown key {bad[0]!r} in {where}; allowed keys: {', '.join(sorted(allowed))}")
+# ---------------------------------------------------------------------------------------------
+# the schema (harness/validation.py: errors name the file, the key, the value and what is allowed)
+
+# Result columns that criteria may take statistics of (see store.METRIC_COLUMNS).
+STAT_COLUMNS = ("v_vertical", "v_horizontal", "tilt_deg", "propellant_kg", "position_error_m",
+                "max_est_error_m", "wall_s")
+_NonEmpty = Annotated[str, Field(min_length=1)]
 
 
-def _num(v, key: str, source: str, lo=-math.inf, hi=math.inf, integer=False):
-    ok = isinstance(v, int) if integer else isinstance(v, (int, float))
-    if isinstance(v, bool) or not ok or not (lo <= v <= hi):
-        kind = "an integer" if integer else "a number"
-        rng = f" in [{lo:g}, {hi:g}]" if (lo, hi) != (-math.inf, math.inf) else ""
-        raise ConfigError(f"{source}: {key} = {v!r} is invalid; allowed: {kind}{rng}")
-    return v
+class CampaignTable(Model):
+    """[campaign]"""
+
+    name: _NonEmpty | None = None
+    description: str = ""
+    scenario: _NonEmpty = Field(description="a scenario name, a scenario file, or module:function with "
+                                            "--allow-import MODULE")
+    seed: int = Field(ge=0, le=INT64_MAX)
+    sampling: Literal["random", "lhs", "sobol"] = "lhs"
+    runs_per_point: int = Field(1, ge=1, le=MAX_RUNS, description=f"at most {MAX_RUNS} runs per campaign")
+    rig: Literal["loopback"] = Field("loopback", description="campaigns fly many descents at once, in-process")
+    run_timeout_s: float = Field(300.0, ge=0.1, le=86400.0, description="s, wall time per run")
+    keep_telemetry: Literal["failed", "all", "none"] = "failed"
 
 
-def _choice(v, key: str, allowed, source: str):
-    if v not in allowed:
-        raise ConfigError(f"{source}: {key} = {v!r} is invalid; allowed: {', '.join(map(str, allowed))}")
-    return v
+class Sweep(Model):
+    """[[sweep]]"""
+
+    path: _NonEmpty
+    values: Annotated[list[Any], Field(min_length=1)] | None = None
+    linspace: list[float] | None = Field(None, description="[start, stop, num], num an integer from 1 to "
+                                                           f"{MAX_RUNS}")
+    labels: list[str] | None = None
+    name: _NonEmpty | None = None
+
+    @model_validator(mode="after")
+    def _one_source_of_values(self):
+        if (self.values is None) == (self.linspace is None):
+            raise KeyProblem("values", self.values, "exactly one of values = [...] or linspace = [start, stop, num]")
+        if self.linspace is not None:
+            ls = self.linspace
+            if len(ls) != 3 or isinstance(ls[2], float) and not ls[2].is_integer() or not 1 <= ls[2] <= MAX_RUNS:
+                raise KeyProblem("linspace", ls, f"[start, stop, num], num an integer from 1 to {MAX_RUNS}")
+        n = len(self.values) if self.values is not None else int(self.linspace[2])
+        if self.labels is not None:
+            if len(self.labels) != n:
+                raise KeyProblem("labels", self.labels, f"{n} strings, one per value")
+            if len(set(self.labels)) != n:
+                raise KeyProblem("labels", self.labels, "distinct strings")
+        return self
 
 
-def load_spec(path_or_text: str | Path, *, text: str | None = None) -> CampaignSpec:
-    """Load and validate a campaign spec from a TOML file (or ``text`` with ``path_or_text`` as its name)."""
+class CriterionTable(Model):
+    """[[criteria]]"""
+
+    metric: _NonEmpty
+    op: Literal[">=", ">", "<=", "<", "=="]
+    value: float
+    where: dict[str, Any] = {}
+    name: str = ""
+
+    @field_validator("metric")
+    @classmethod
+    def _metric(cls, metric):
+        if metric not in METRICS:
+            pre, _, col = metric.partition(".")
+            if pre not in STAT_PREFIXES or col not in STAT_COLUMNS:
+                raise KeyProblem("", metric, f"{', '.join(METRICS)}, or STAT.COLUMN with STAT in "
+                                             f"{', '.join(STAT_PREFIXES)} and COLUMN in {', '.join(STAT_COLUMNS)}")
+        return metric
+
+
+class SpecFile(Model):
+    """A campaign spec file: the top level."""
+
+    campaign: CampaignTable
+    scenario: dict[str, Any] = Field({}, description="dotted.path = value")
+    dispersions: dict[str, Any] = Field({}, description='"dotted.path" = {dist = ...}')
+    sweep: list[Sweep] = []
+    criteria: list[CriterionTable] = []
+
+
+class _Uniform(Model):
+    dist: Literal["uniform"]
+    low: float
+    high: float
+
+    @model_validator(mode="after")
+    def _order(self):
+        if self.low >= self.high:
+            raise KeyProblem("low", self.low, f"below high ({self.high:g})")
+        return self
+
+
+class _LogUniform(_Uniform):
+    dist: Literal["loguniform"]
+    low: float = Field(gt=0.0)
+
+
+class _Normal(Model):
+    dist: Literal["normal"]
+    mean: float
+    sigma: float = Field(ge=0.0)
+
+
+class _TruncNormal(Model):
+    dist: Literal["truncnormal"]
+    mean: float
+    sigma: float = Field(gt=0.0)
+    low: float
+    high: float
+
+    @model_validator(mode="after")
+    def _order(self):
+        if self.low >= self.high:
+            raise KeyProblem("low", self.low, f"below high ({self.high:g})")
+        return self
+
+
+class _LogNormal(Model):
+    dist: Literal["lognormal"]
+    median: float = Field(gt=0.0)
+    sigma_log: float = Field(ge=0.0)
+
+
+class _Choice(Model):
+    dist: Literal["choice"]
+    values: Annotated[list[Any], Field(min_length=1)]
+    weights: list[Annotated[float, Field(ge=0.0)]] | None = None
+
+    @model_validator(mode="after")
+    def _weights(self):
+        if self.weights is not None:
+            if len(self.weights) != len(self.values):
+                raise KeyProblem("weights", self.weights, f"{len(self.values)} numbers >= 0, one per value")
+            if not sum(self.weights) > 0:
+                raise KeyProblem("weights", self.weights, "numbers >= 0 with a positive sum (at least one value "
+                                                          "must be possible)")
+        return self
+
+
+_DIST_MODELS = {"uniform": _Uniform, "normal": _Normal, "truncnormal": _TruncNormal, "lognormal": _LogNormal,
+                "loguniform": _LogUniform, "choice": _Choice}
+
+
+# ---------------------------------------------------------------------------------------------
+# loading
+
+
+def load_spec(path_or_text: str | Path, *, text: str | None = None, allow_import=()) -> CampaignSpec:
+    """Load and validate a campaign spec from a TOML file (or ``text`` with ``path_or_text`` as its
+    name). ``allow_import``: modules a ``module:function`` scenario may come from."""
+    source = str(path_or_text)
     if text is None:
-        p = Path(path_or_text)
-        if not p.is_file():
-            raise ConfigError(f"campaign spec {str(p)!r} not found")
-        text = p.read_text()
-        source = str(p)
-    else:
-        source = str(path_or_text)
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
-    return spec_from_dict(doc, source=source, text=text)
+        text = read_text(path_or_text, what="campaign spec")
+    doc = parse_toml(text, source, what="campaign spec")
+    return spec_from_dict(doc, source=source, text=text, allow_import=allow_import)
 
 
-def spec_from_dict(doc: dict, source: str = "<memory>", text: str = "") -> CampaignSpec:
-    _unknown(doc, _TOP, "the top level", source)
-    c = doc.get("campaign")
-    if not isinstance(c, dict):
-        raise ConfigError(f"{source}: missing [campaign] table (keys: {', '.join(sorted(_KEYS['campaign']))})")
-    _unknown(c, _KEYS["campaign"], "[campaign]", source)
-    for req in ("scenario", "seed"):
-        if req not in c:
-            raise ConfigError(f"{source}: [campaign] {req} is required")
-    if not isinstance(c["scenario"], str):
-        raise ConfigError(f"{source}: campaign.scenario = {c['scenario']!r} is invalid; allowed: a scenario name, "
-                          f"a scenario file, or module:function")
-    seed = _num(c["seed"], "campaign.seed", source, 0, 2**63 - 1, integer=True)
-    sampling = _choice(c.get("sampling", "lhs"), "campaign.sampling", SAMPLINGS, source)
-    rpp = _num(c.get("runs_per_point", 1), "campaign.runs_per_point", source, 1, 10**7, integer=True)
-    timeout = _num(c.get("run_timeout_s", 300.0), "campaign.run_timeout_s", source, 0.1, 86400)
-    keep = _choice(c.get("keep_telemetry", "failed"), "campaign.keep_telemetry", KEEP_TELEMETRY, source)
-    rig = c.get("rig", "loopback")
-    if rig != "loopback":
-        raise ConfigError(f"{source}: campaign.rig = {rig!r} is invalid; allowed: loopback (campaigns fly many "
-                          f"descents at once, in-process)")
-    name = str(c.get("name") or Path(source).stem)
+def spec_from_dict(doc: dict, source: str = "<memory>", text: str = "", allow_import=()) -> CampaignSpec:
+    if isinstance(doc, dict) and isinstance(doc.get("sweep"), dict):
+        doc = {**doc, "sweep": [doc["sweep"]]}
+    if isinstance(doc, dict) and isinstance(doc.get("criteria"), dict):
+        doc = {**doc, "criteria": [doc["criteria"]]}
+    check_values(doc, source)
+    f = validate(SpecFile, doc, source)
+    c = f.campaign
+    name = c.name or Path(source).stem
+    allow_import = tuple(allow_import or ())
 
     try:
-        base = resolve_scenario(c["scenario"])
+        base = resolve_scenario(c.scenario, allow_import)
     except ConfigError as exc:
-        raise ConfigError(f"{source}: campaign.scenario = {c['scenario']!r}: {exc}; also allowed: "
-                          f"package.module:function") from None
-    overrides = doc.get("scenario", {})
-    if not isinstance(overrides, dict):
-        raise ConfigError(f"{source}: [scenario] must be a table of dotted.path = value")
-    overrides = _flatten(overrides)
+        raise ConfigError(f"{source}: [campaign] scenario = {value_text(c.scenario)}: {exc}; also allowed: "
+                          f"a library name (fsil scenarios list), a scenario file, or module:function "
+                          f"with --allow-import MODULE") from None
+    overrides = _flatten(f.scenario)
     nominal = apply_overrides(base, overrides, f"{source}: [scenario]")
     check_flight_params(nominal, f"{source}: [scenario]")
 
     disps = []
-    draw = doc.get("dispersions", {})
-    if not isinstance(draw, dict):
-        raise ConfigError(f"{source}: [dispersions] must be a table of \"dotted.path\" = {{dist = ...}}")
-    for path, d in _flatten_dists(draw).items():
-        key = f"dispersions.{path}"
-        if not isinstance(d, dict) or "dist" not in d:
-            raise ConfigError(f"{source}: {key} must be a table with dist = one of {', '.join(DISTS)}")
-        dist = _choice(d["dist"], f"{key}.dist", tuple(DISTS), source)
-        args = {k: v for k, v in d.items() if k != "dist"}
-        _unknown(args, DISTS[dist] + DIST_OPTIONAL[dist], key + f" (dist = {dist})", source)
-        for need in DISTS[dist]:
-            if need not in args:
-                raise ConfigError(f"{source}: {key}: dist = {dist} needs {', '.join(DISTS[dist])}; {need} is missing")
-        if dist == "choice":
-            if not isinstance(args["values"], list) or not args["values"]:
-                raise ConfigError(f"{source}: {key}.values must be a non-empty list")
-            if "weights" in args and (not isinstance(args["weights"], list) or len(args["weights"]) != len(
-                    args["values"]) or any(not isinstance(w, (int, float)) or w < 0 for w in args["weights"])):
-                raise ConfigError(f"{source}: {key}.weights must be {len(args['values'])} non-negative numbers")
-        else:
-            for k in DISTS[dist]:
-                _num(args[k], f"{key}.{k}", source)
-            for k in ("sigma", "sigma_log"):
-                if k in args:
-                    _num(args[k], f"{key}.{k}", source, 0.0)
-            if "low" in args and args["low"] >= args["high"]:
-                raise ConfigError(f"{source}: {key}: low = {args['low']} must be below high = {args['high']}")
-            if dist == "loguniform" and args["low"] <= 0:
-                raise ConfigError(f"{source}: {key}.low = {args['low']} is invalid; allowed: > 0 for loguniform")
-        disp = Dispersion(path, dist, args)
+    for path, d in _flatten_dists(f.dispersions).items():
+        key = f"[dispersions] {path}"
+        if not isinstance(d, dict) or d.get("dist") not in DISTS:
+            got = value_text(d.get("dist")) if isinstance(d, dict) else value_text(d)
+            raise ConfigError(f"{source}: [dispersions.{path}] dist = {got} is invalid; allowed: a table "
+                              f"{{dist = ..., ...}} with dist one of {', '.join(DISTS)}")
+        m = validate(_DIST_MODELS[d["dist"]], d, source, where=("dispersions", path))
+        args = {k: v for k, v in d.items() if k != "dist"}  # as written: the plan's digest hashes them
+        disp = Dispersion(path, m.dist, args)
         check_flight_params(apply_overrides(nominal, {path: disp.representative()}, f"{source}: {key}"),
                             f"{source}: {key}")
         disps.append(disp)
 
     axes = []
-    sweeps = doc.get("sweep", [])
-    if isinstance(sweeps, dict):
-        sweeps = [sweeps]
-    if not isinstance(sweeps, list):
-        raise ConfigError(f"{source}: sweep must be an array of tables ([[sweep]])")
-    for i, s in enumerate(sweeps):
-        key = f"sweep[{i}]"
-        if not isinstance(s, dict):
-            raise ConfigError(f"{source}: {key} must be a table")
-        _unknown(s, _KEYS["sweep"], key, source)
-        if "path" not in s:
-            raise ConfigError(f"{source}: {key}.path is required (a dotted scenario path)")
-        path = s["path"]
-        if ("values" in s) == ("linspace" in s):
-            raise ConfigError(f"{source}: {key} ({path}) needs exactly one of values = [...] or "
-                              f"linspace = [start, stop, num]")
-        if "linspace" in s:
-            ls = s["linspace"]
-            if not (isinstance(ls, list) and len(ls) == 3 and isinstance(ls[2], int) and ls[2] >= 1
-                    and all(isinstance(x, (int, float)) for x in ls[:2])):
-                raise ConfigError(f"{source}: {key}.linspace = {ls!r} is invalid; allowed: [start, stop, num], "
-                                  f"num an integer >= 1")
-            a, b, n = ls
+    for i, s in enumerate(f.sweep):
+        key = f"[[sweep]] #{i + 1}"
+        path = s.path
+        if s.linspace is not None:
+            a, b, n = s.linspace[0], s.linspace[1], int(s.linspace[2])
             values = [a + (b - a) * k / (n - 1) if n > 1 else a for k in range(n)]
         else:
-            values = s["values"]
-            if not isinstance(values, list) or not values:
-                raise ConfigError(f"{source}: {key}.values must be a non-empty list")
-        labels = s.get("labels")
+            values = list(s.values)
+        labels = s.labels
         if labels is None:
             labels = [v if isinstance(v, str) else (f"{v:g}" if isinstance(v, (int, float)) and
                                                     not isinstance(v, bool) else json.dumps(v, sort_keys=True))
                       for v in values]
-        if not isinstance(labels, list) or len(labels) != len(values) or not all(isinstance(x, str) for x in labels):
-            raise ConfigError(f"{source}: {key}.labels must be {len(values)} strings, one per value")
-        if len(set(labels)) != len(labels):
-            raise ConfigError(f"{source}: {key}.labels must be distinct")
+            if len(set(labels)) != len(labels):
+                raise ConfigError(f"{source}: {key} values give the same label twice ({', '.join(labels)}); "
+                                  f"allowed: distinct values, or labels = [...] naming each")
         for v in values:
-            check_flight_params(apply_overrides(nominal, {path: v}, f"{source}: {key}"), f"{source}: {key}")
+            check_flight_params(apply_overrides(nominal, {path: v}, f"{source}: {key} path = {path!r}"),
+                                f"{source}: {key}")
         if path.split(".")[0] == "flight_params" and "." not in path:
             values = [param_set(v, f"{source}: {key}") for v in values]
-        axname = s.get("name", path)
-        if not isinstance(axname, str) or not axname:
-            raise ConfigError(f"{source}: {key}.name must be a non-empty string")
-        axes.append(Axis(axname, path, tuple(values), tuple(labels)))
+        axes.append(Axis(s.name or path, path, tuple(values), tuple(labels)))
     if len({a.name for a in axes}) != len(axes):
-        raise ConfigError(f"{source}: two sweep axes share a name; give them distinct name = ...")
+        raise ConfigError(f"{source}: two [[sweep]] axes share a name; allowed: distinct name = ... for each")
     clash = {a.path for a in axes} & {d.path for d in disps}
     if clash:
-        raise ConfigError(f"{source}: {sorted(clash)[0]!r} is both swept and dispersed; choose one")
+        raise ConfigError(f"{source}: {sorted(clash)[0]!r} is both swept and dispersed; allowed: one of the two")
+    n_points = math.prod(len(a.values) for a in axes) if axes else 1
+    if n_points * c.runs_per_point > MAX_RUNS:
+        raise ConfigError(f"{source}: [campaign] runs_per_point = {c.runs_per_point} gives {n_points} grid points x "
+                          f"{c.runs_per_point} = {n_points * c.runs_per_point} runs; allowed: at most {MAX_RUNS} "
+                          f"runs per campaign (split a bigger study into several campaigns)")
 
     crits = []
-    raw = doc.get("criteria", [])
-    if isinstance(raw, dict):
-        raw = [raw]
     axis_names = {a.name: a for a in axes}
-    for i, cr in enumerate(raw):
-        key = f"criteria[{i}]"
-        if not isinstance(cr, dict):
-            raise ConfigError(f"{source}: {key} must be a table")
-        _unknown(cr, _KEYS["criteria"], key, source)
-        for req in ("metric", "op", "value"):
-            if req not in cr:
-                raise ConfigError(f"{source}: {key}.{req} is required")
-        metric = cr["metric"]
-        if metric not in METRICS:
-            pre, _, col = metric.partition(".")
-            if pre not in STAT_PREFIXES or col not in STAT_COLUMNS:
-                raise ConfigError(f"{source}: {key}.metric = {metric!r} is invalid; allowed: {', '.join(METRICS)}, "
-                                  f"or STAT.COLUMN with STAT in {', '.join(STAT_PREFIXES)} and COLUMN in "
-                                  f"{', '.join(STAT_COLUMNS)}")
-        op = _choice(cr["op"], f"{key}.op", OPS, source)
-        value = _num(cr["value"], f"{key}.value", source)
-        where = cr.get("where", {})
-        if not isinstance(where, dict):
-            raise ConfigError(f"{source}: {key}.where must be a table of axis = value")
-        for ax, cond in where.items():
+    for i, cr in enumerate(f.criteria):
+        key = f"[[criteria]] #{i + 1} where"
+        for ax, cond in cr.where.items():
             if ax not in axis_names:
-                raise ConfigError(f"{source}: {key}.where: unknown axis {ax!r}; allowed: "
+                raise ConfigError(f"{source}: {key}: unknown axis {ax!r}; allowed: "
                                   f"{', '.join(axis_names) or '(no sweep axes)'}")
             axis = axis_names[ax]
             if isinstance(cond, dict):
-                _unknown(cond, OPS, f"{key}.where.{ax}", source)
+                bad = sorted(set(cond) - set(OPS))
+                if bad:
+                    raise ConfigError(f"{source}: {key}.{ax}: unknown comparison {bad[0]!r}; allowed: {', '.join(OPS)}")
                 if not axis.numeric:
-                    raise ConfigError(f"{source}: {key}.where.{ax}: comparisons need a numeric axis; "
+                    raise ConfigError(f"{source}: {key}.{ax}: comparisons need a numeric axis; "
                                       f"allowed labels: {', '.join(axis.labels)}")
+                for op, x in cond.items():
+                    if not isinstance(x, (int, float)) or isinstance(x, bool):
+                        raise ConfigError(f"{source}: {key}.{ax} {op} {value_text(x)} is invalid; allowed: a number")
             else:
                 for lab in cond if isinstance(cond, list) else [cond]:
                     if str(lab) not in axis.labels and not (axis.numeric and lab in axis.values):
-                        raise ConfigError(f"{source}: {key}.where.{ax} = {lab!r} is not a value of the axis; "
+                        raise ConfigError(f"{source}: {key}.{ax} = {lab!r} is not a value of the axis; "
                                           f"allowed: {', '.join(axis.labels)}")
-        crits.append(Criterion(metric, op, float(value), dict(where), str(cr.get("name", ""))))
+        crits.append(Criterion(cr.metric, cr.op, float(cr.value), dict(cr.where), cr.name))
 
-    return CampaignSpec(name=name, scenario=c["scenario"], seed=int(seed), sampling=sampling,
-                        runs_per_point=int(rpp), description=str(c.get("description", "")), rig=rig,
-                        run_timeout_s=float(timeout), keep_telemetry=keep, overrides=overrides,
+    return CampaignSpec(name=name, scenario=c.scenario, seed=c.seed, sampling=c.sampling,
+                        runs_per_point=c.runs_per_point, description=c.description, rig=c.rig,
+                        run_timeout_s=c.run_timeout_s, keep_telemetry=c.keep_telemetry, overrides=overrides,
                         dispersions=tuple(disps), axes=tuple(axes), criteria=tuple(crits), source=source,
-                        text=text)
-
-
-# Result columns that criteria may take statistics of (see store.METRIC_COLUMNS).
-STAT_COLUMNS = ("v_vertical", "v_horizontal", "tilt_deg", "propellant_kg", "position_error_m",
-                "max_est_error_m", "wall_s")
+                        text=text, allow_import=allow_import)
 
 
 def _flatten(d: dict, prefix: str = "") -> dict:

@@ -5,17 +5,28 @@ Tables::
     campaign   the spec (text, source, digest of what decides the runs), scenario, creation time
     runs       one row per planned run: grid point, parameters (JSON), seed, status
                (pending | done | error), outcome, metrics, failure mode, verdict, error text,
-               the fully resolved scenario (JSON), worker, wall time, finish time
+               the fully resolved scenario (JSON), worker, wall time, finish time; and the claim
+               (claimed_by, claimed_at, claims) of the campaign process flying it
     blobs      per run: decimated trajectory (npz, every run), full telemetry (npz, failed runs)
 
-The whole plan is written in one transaction before the first run flies; each result is then
-committed on its own. Only the campaign process writes, so a kill -9 at any instant loses at most
-the runs that were in the air: on the next start they are still ``pending`` and fly again.
+The file is marked as fsil's (``PRAGMA application_id``) and checked on every open: a file that is
+empty, not SQLite, damaged (``PRAGMA quick_check``) or another application's database is refused
+with a ConfigError naming it, before anything is written to it. A new database is built in a
+temporary file and linked into place, so a half-made database never exists under its name.
+
+The whole plan is written in one transaction before the first run flies. Campaign processes on
+one database share the work: each takes (claims) a pending run in a write transaction before
+flying it, so every run is claimed by exactly one process; a claim whose process is gone (same
+host, pid no longer alive) or that has not been renewed for ``stale_s`` is taken over. Each result
+is committed on its own, and only by the process holding the claim, so a kill -9 at any instant
+loses at most the runs that were in the air: they are still ``pending`` and fly again.
 """
 from __future__ import annotations
 
 import json
 import math
+import os
+import socket
 import sqlite3
 import time
 from pathlib import Path
@@ -29,6 +40,10 @@ METRIC_COLUMNS = ("v_vertical", "v_horizontal", "tilt_deg", "propellant_kg", "po
                   "wall_s")
 INT_COLUMNS = ("lrf_rejected",)
 TEXT_COLUMNS = ("outcome", "failure_mode", "verdict", "error", "scenario_json", "worker")
+
+APPLICATION_ID = 0x6673696C  # "fsil": PRAGMA application_id of every campaign database
+SQLITE_MAGIC = b"SQLite format 3\x00"
+_CLAIM_COLUMNS = (("claimed_by", "TEXT"), ("claimed_at", "REAL"), ("claims", "INTEGER NOT NULL DEFAULT 0"))
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS campaign (
@@ -44,26 +59,158 @@ CREATE TABLE IF NOT EXISTS runs (
     {", ".join(f"{c} REAL" for c in METRIC_COLUMNS)},
     {", ".join(f"{c} INTEGER" for c in INT_COLUMNS)},
     {", ".join(f"{c} TEXT" for c in TEXT_COLUMNS)},
-    finished REAL
+    finished REAL,
+    {", ".join(f"{c} {t}" for c, t in _CLAIM_COLUMNS)}
 );
 CREATE INDEX IF NOT EXISTS runs_status ON runs(status);
+CREATE INDEX IF NOT EXISTS runs_claim ON runs(status, claimed_by, run_id);
 CREATE TABLE IF NOT EXISTS blobs (
     run_id INTEGER PRIMARY KEY REFERENCES runs(run_id), traj BLOB, telemetry BLOB
 );
 """
 
 
+def worker_id() -> str:
+    """Who holds a claim: ``host:pid:start`` (start: the process's start time, so a reused pid
+    is not mistaken for the campaign that claimed the run)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{_start_time(os.getpid())}"
+
+
+def _start_time(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rsplit(b")", 1)[1].split()[19].decode()
+    except (OSError, IndexError):
+        return "?"
+
+
+def _owner_gone(owner: str) -> bool:
+    """True when ``owner`` (a worker_id) is a process of this host that no longer runs."""
+    host, _, rest = owner.partition(":")
+    pid_s, _, start = rest.partition(":")
+    if host != socket.gethostname() or not pid_s.isdigit():
+        return False  # another machine: only the stale timeout can tell
+    pid = int(pid_s)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return start not in ("?", "") and _start_time(pid) not in (start, "?")
+
+
+def check_database_file(path: Path) -> None:
+    """Refuse (ConfigError naming ``path``) a file that is not a sound fsil campaign database:
+    empty, not SQLite, damaged or truncated, or another application's. Reads only."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(100)
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder, not a campaign database; allowed: an fsil campaign database "
+                          f"(SQLite) or a path that does not exist yet") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the campaign database: {exc.strerror or exc}") from None
+    hint = "choose another --db, or move the file away to start a new campaign there (it is left as it is)"
+    if not head:
+        raise ConfigError(f"{path}: is empty (0 bytes), not an fsil campaign database; {hint}")
+    if not head.startswith(SQLITE_MAGIC):
+        raise ConfigError(f"{path}: is not an SQLite database (it starts with {head[:16]!r}), so not an fsil "
+                          f"campaign database; {hint}")
+    if len(head) < 100:
+        raise ConfigError(f"{path}: is truncated ({len(head)} bytes, shorter than an SQLite header); {hint}")
+    try:
+        con = sqlite3.connect(f"file:{path}?mode=rw", uri=True, timeout=30.0)
+    except sqlite3.Error as exc:
+        raise ConfigError(f"{path}: cannot be opened as an SQLite database ({exc}); {hint}") from None
+    try:
+        app = con.execute("PRAGMA application_id").fetchone()[0]
+        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if app != APPLICATION_ID and not (app == 0 and {"campaign", "runs", "blobs"} <= tables):
+            what = f"application id 0x{app:08x}" if app else f"tables {', '.join(sorted(tables)) or '(none)'}"
+            raise ConfigError(f"{path}: is another application's SQLite database ({what}), not an fsil campaign "
+                              f"database; {hint}")
+        for table, need in _REQUIRED_COLUMNS.items():
+            have = {r[1] for r in con.execute(f"PRAGMA table_info({table})")}
+            if not need <= have:
+                raise ConfigError(f"{path}: table {table} lacks the columns {', '.join(sorted(need - have))}: not an "
+                                  f"fsil campaign database (or one from an incompatible version); {hint}")
+        bad = [r[0] for r in con.execute("PRAGMA quick_check(5)")]
+        if bad != ["ok"]:
+            raise ConfigError(f"{path}: the campaign database is damaged (SQLite quick_check: "
+                              f"{'; '.join(map(str, bad))[:300]}); {hint}")
+    except sqlite3.DatabaseError as exc:
+        raise ConfigError(f"{path}: the campaign database is damaged or truncated (SQLite: {exc}); {hint}") from None
+    finally:
+        con.close()
+
+
+def _create_database(path: Path) -> None:
+    """Build an empty campaign database next to ``path`` and link it into place (atomic: another
+    process either sees no file or a complete one). A file already there is left alone."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.new")
+    try:
+        con = sqlite3.connect(tmp)
+        try:
+            con.execute("PRAGMA journal_mode=WAL")
+            con.execute(f"PRAGMA application_id={APPLICATION_ID}")
+            con.executescript(_SCHEMA)
+            con.commit()
+        finally:
+            con.close()
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass  # another campaign made it first: use theirs
+    finally:
+        for p in (tmp, tmp.with_name(tmp.name + "-wal"), tmp.with_name(tmp.name + "-shm")):
+            try:
+                p.unlink()
+            except FileNotFoundError:
+                pass
+
+
+_REQUIRED_COLUMNS = {
+    "campaign": {"name", "source", "spec_text", "digest", "scenario", "n_runs", "created", "axes_json",
+                 "dispersed_json"},
+    "runs": {"run_id", "point_index", "point_json", "params_json", "sampled_json", "seed", "status", "finished",
+             *METRIC_COLUMNS, *INT_COLUMNS, *TEXT_COLUMNS},
+    "blobs": {"run_id", "traj", "telemetry"},
+}
+
+
 class Store:
-    def __init__(self, path: str | Path, create: bool = True):
+    """One campaign database. ``create``: make the file when it does not exist (never over an
+    existing one); an existing file is checked first (:func:`check_database_file`)."""
+
+    def __init__(self, path: str | Path, create: bool = True, *, stale_s: float = 900.0):
         self.path = Path(path)
-        if not create and not self.path.is_file():
-            raise ConfigError(f"campaign database {str(self.path)!r} not found")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(self.path, timeout=30.0)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process kills
-        self.db.executescript(_SCHEMA)
-        self.db.commit()
+        self.stale_s = stale_s
+        self.owner = worker_id()
+        if not self.path.exists():
+            if not create:
+                raise ConfigError(f"{self.path}: campaign database not found")
+            _create_database(self.path)
+        check_database_file(self.path)
+        try:
+            self.db = sqlite3.connect(f"file:{self.path}?mode=rw", uri=True, timeout=60.0)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process kills
+            self._upgrade()
+        except sqlite3.DatabaseError as exc:
+            raise ConfigError(f"{self.path}: cannot open the campaign database for writing (SQLite: {exc})") from None
+
+    def _upgrade(self) -> None:
+        """Databases written before claims existed: add the claim columns and fsil's mark."""
+        cols = {r[1] for r in self.db.execute("PRAGMA table_info(runs)")}
+        missing = [(c, t) for c, t in _CLAIM_COLUMNS if c not in cols]
+        if missing or self.db.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID:
+            with self.db:
+                for c, t in missing:
+                    self.db.execute(f"ALTER TABLE runs ADD COLUMN {c} {t}")
+                self.db.execute("CREATE INDEX IF NOT EXISTS runs_claim ON runs(status, claimed_by, run_id)")
+                self.db.execute(f"PRAGMA application_id={APPLICATION_ID}")
 
     def close(self) -> None:
         self.db.close()
@@ -82,34 +229,48 @@ class Store:
             return None
         keys = ("name", "source", "spec_text", "digest", "scenario", "n_runs", "created", "axes", "dispersed")
         d = dict(zip(keys, row))
-        d["axes"] = json.loads(d["axes"])
-        d["dispersed"] = json.loads(d["dispersed"])
+        try:
+            d["axes"] = json.loads(d["axes"])
+            d["dispersed"] = json.loads(d["dispersed"])
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{self.path}: the campaign record is damaged (axes/dispersions are not JSON: {exc}); "
+                              f"the file was not changed") from None
+        if not isinstance(d["spec_text"], str) or not isinstance(d["scenario"], str):
+            raise ConfigError(f"{self.path}: the campaign record is damaged (spec text or scenario is not text); "
+                              f"the file was not changed")
         return d
 
     def init_campaign(self, spec, planned) -> bool:
-        """Write the spec and the plan (first start) or check they match (resume). True when resuming."""
-        have = self.campaign()
-        if have is not None:
-            if have["digest"] != spec.digest:
-                raise ConfigError(f"{self.path}: holds campaign {have['name']!r} planned from a different spec "
-                                  f"(digest {have['digest']} vs {spec.digest} for {spec.source}); choose another "
-                                  f"--db or delete the file to start over")
-            return True
+        """Write the spec and the plan (first start) or check they match (resume). True when resuming.
+        One write transaction: of two campaigns starting together on a new file, one plans and the
+        other finds the plan."""
         axes = [{"name": a.name, "path": a.path, "labels": list(a.labels), "numeric": a.numeric,
                  "values": list(a.values) if a.numeric else None} for a in spec.axes]
-        with self.db:
-            self.db.execute("INSERT INTO campaign VALUES (1,?,?,?,?,?,?,?,?,?)",
-                            (spec.name, spec.source, spec.text, spec.digest, spec.scenario, len(planned),
-                             time.time(), json.dumps(axes), json.dumps([d.path for d in spec.dispersions])))
-            self.db.executemany(
-                "INSERT INTO runs (run_id, point_index, point_json, params_json, sampled_json, seed) "
-                "VALUES (?,?,?,?,?,?)",
-                ((r.run_id, r.point_index, json.dumps(r.point), json.dumps(r.overrides), json.dumps(r.sampled),
-                  r.seed) for r in planned))
-        return False
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            have = self.campaign()
+            if have is None:
+                self.db.execute("INSERT INTO campaign VALUES (1,?,?,?,?,?,?,?,?,?)",
+                                (spec.name, spec.source, spec.text, spec.digest, spec.scenario, len(planned),
+                                 time.time(), json.dumps(axes), json.dumps([d.path for d in spec.dispersions])))
+                self.db.executemany(
+                    "INSERT INTO runs (run_id, point_index, point_json, params_json, sampled_json, seed) "
+                    "VALUES (?,?,?,?,?,?)",
+                    ((r.run_id, r.point_index, json.dumps(r.point), json.dumps(r.overrides), json.dumps(r.sampled),
+                      r.seed) for r in planned))
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        if have is not None and have["digest"] != spec.digest:
+            raise ConfigError(f"{self.path}: holds campaign {have['name']!r} planned from a different spec "
+                              f"(digest {have['digest']} vs {spec.digest} for {spec.source}); choose another "
+                              f"--db or delete the file to start over")
+        return have is not None
 
     # runs ----------------------------------------------------------------------------------
     def pending(self, retry_errors: bool = False) -> list[dict]:
+        """Runs not finished (``pending``; with ``retry_errors`` also ``error``), claimed or not."""
         states = ("pending", "error") if retry_errors else ("pending",)
         q = f"SELECT run_id, params_json, seed FROM runs WHERE status IN ({','.join('?' * len(states))}) " \
             "ORDER BY run_id"
@@ -118,17 +279,83 @@ class Store:
     def counts(self) -> dict[str, int]:
         return dict(self.db.execute("SELECT status, COUNT(*) FROM runs GROUP BY status").fetchall())
 
-    def record(self, res: dict) -> None:
+    def claim(self, n: int = 1, *, errors_before: float | None = None) -> list[dict]:
+        """Take up to ``n`` runs to fly, atomically (one write transaction): pending runs nobody
+        holds, runs whose holder is gone or silent for ``stale_s``, and, when ``errors_before``
+        is a time, runs that ended in an error before it (``--retry-errors``, once each)."""
+        now = time.time()
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            # free runs first (the common case, by index and LIMIT); held runs only when those run out
+            rows = self.db.execute(
+                "SELECT run_id, params_json, seed, status, claimed_by, claimed_at FROM runs "
+                "WHERE status='pending' AND claimed_by IS NULL ORDER BY run_id LIMIT ?", (n,)).fetchall()
+            if len(rows) < n:
+                rows += self.db.execute(
+                    "SELECT run_id, params_json, seed, status, claimed_by, claimed_at FROM runs "
+                    "WHERE (status='pending' AND claimed_by IS NOT NULL AND claimed_by != ?) "
+                    "OR (status='error' AND ? IS NOT NULL AND finished < ?) ORDER BY run_id",
+                    (self.owner, errors_before, errors_before)).fetchall()
+            out = []
+            gone: dict[str, bool] = {}
+            for rid, params, seed, status, by, at in rows:
+                if len(out) >= n:
+                    break
+                if status == "pending" and by is not None:
+                    if by not in gone:
+                        gone[by] = _owner_gone(by)
+                    if not (gone[by] or at is None or now - at > self.stale_s):
+                        continue
+                out.append({"run_id": rid, "overrides": json.loads(params), "seed": seed})
+            self.db.executemany("UPDATE runs SET status='pending', claimed_by=?, claimed_at=?, claims=claims+1 "
+                                "WHERE run_id=?", [(self.owner, now, r["run_id"]) for r in out])
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        return out
+
+    def held_by_others(self) -> dict[str, int]:
+        """Pending runs held by other live campaign processes: {holder: count}."""
+        now = time.time()
+        out: dict[str, int] = {}
+        for by, at, k in self.db.execute("SELECT claimed_by, MIN(claimed_at), COUNT(*) FROM runs WHERE "
+                                         "status='pending' AND claimed_by IS NOT NULL AND claimed_by != ? "
+                                         "GROUP BY claimed_by", (self.owner,)):
+            if not _owner_gone(by) and at is not None and now - at <= self.stale_s:
+                out[by] = k
+        return out
+
+    def renew(self) -> None:
+        """Refresh this process's claims (it is alive and still flying them)."""
+        with self.db:
+            self.db.execute("UPDATE runs SET claimed_at=? WHERE status='pending' AND claimed_by=?",
+                            (time.time(), self.owner))
+
+    def release(self) -> None:
+        """Give back this process's unfinished claims (interrupted: another process may fly them)."""
+        with self.db:
+            self.db.execute("UPDATE runs SET claimed_by=NULL, claimed_at=NULL WHERE status='pending' AND "
+                            "claimed_by=?", (self.owner,))
+
+    def record(self, res: dict) -> bool:
+        """Store a run's result, if this process still holds its claim (or nobody does). False
+        when another process took the run over: its result is the one kept."""
         cols = [c for c in (*METRIC_COLUMNS, *INT_COLUMNS, *TEXT_COLUMNS) if c in res]
         vals = [_sql(res[c]) for c in cols]
         with self.db:
-            self.db.execute(f"UPDATE runs SET status=?, finished=?, {', '.join(f'{c}=?' for c in cols)} "
-                            "WHERE run_id=?", (res["status"], time.time(), *vals, res["run_id"]))
+            cur = self.db.execute(
+                f"UPDATE runs SET status=?, finished=?, {', '.join(f'{c}=?' for c in cols)}, claimed_at=? "
+                "WHERE run_id=? AND (claimed_by IS NULL OR claimed_by=?)",
+                (res["status"], time.time(), *vals, time.time(), res["run_id"], self.owner))
+            if cur.rowcount != 1:
+                return False
             if res.get("traj") is not None or res.get("telemetry") is not None:
                 self.db.execute("INSERT OR REPLACE INTO blobs VALUES (?,?,?)",
                                 (res["run_id"], res.get("traj"), res.get("telemetry")))
             else:
                 self.db.execute("DELETE FROM blobs WHERE run_id=?", (res["run_id"],))
+        return True
 
     def run(self, run_id: int) -> dict:
         cur = self.db.execute("SELECT * FROM runs WHERE run_id=?", (run_id,))

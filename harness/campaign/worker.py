@@ -152,7 +152,8 @@ def fly_one(task: dict) -> dict:
     out = {"run_id": task["run_id"], "worker": f"{socket.gethostname()}:{os.getpid()}", "status": "error"}
     try:
         warm_up()
-        sc = build_scenario(task["scenario"], task["overrides"], task["seed"], task.get("origin", "<campaign>"))
+        sc = build_scenario(task["scenario"], task["overrides"], task["seed"], task.get("origin", "<campaign>"),
+                            allow_import=task.get("allow_import", ()))
         out["scenario_json"] = scenario_json(sc)
         res = fly_on_rig(sc, task.get("rig", "loopback"))
         out.update(metrics(res))

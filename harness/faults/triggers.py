@@ -4,8 +4,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from harness.errors import ConfigError
-
 INF = math.inf
 
 PHASES = {"idle": 0, "braking": 1, "approach": 2, "terminal": 3, "touchdown": 4, "contingency": 5}
@@ -73,36 +71,8 @@ def after(fault_id: str, delay_s: float = 0.0) -> Trigger:
 
 def parse_trigger(value, where: str = "trigger") -> Trigger:
     """A Trigger from its TOML form: ``"start"`` or a table with one of ``time_s``,
-    ``altitude_m``, ``phase``, ``event``, ``after`` and optionally ``delay_s``."""
-    if isinstance(value, Trigger):
-        return value
-    if value == "start":
-        return START
-    if not isinstance(value, dict):
-        raise ConfigError(f"{where} = {value!r}; allowed: \"start\" or a table with one of time_s, altitude_m, "
-                          f"phase, event, after (and optionally delay_s)")
-    keys = {"time_s": "time", "altitude_m": "altitude", "phase": "phase", "event": "event", "after": "after"}
-    for k in value:
-        if k not in keys and k != "delay_s":
-            raise ConfigError(f"{where}: unknown key {k!r}; allowed keys: {', '.join(list(keys) + ['delay_s'])}")
-    given = [k for k in keys if k in value]
-    if len(given) != 1:
-        raise ConfigError(f"{where} = {value!r}: give exactly one of {', '.join(keys)}")
-    k = given[0]
-    v = value[k]
-    delay = value.get("delay_s", 0.0)
-    if isinstance(delay, bool) or not isinstance(delay, (int, float)) or not 0 <= delay < INF:
-        raise ConfigError(f"{where}.delay_s = {delay!r}; allowed: a number >= 0 (s)")
-    if k in ("time_s", "altitude_m"):
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or math.isnan(v):
-            raise ConfigError(f"{where}.{k} = {v!r}; allowed: a number ({'s' if k == 'time_s' else 'm'})")
-        v = float(v)
-    elif k == "phase":
-        if v not in PHASES and v not in PHASES.values():
-            raise ConfigError(f"{where}.phase = {v!r}; allowed: {', '.join(PHASES)}")
-    elif k == "event":
-        if v not in EVENTS:
-            raise ConfigError(f"{where}.event = {v!r}; allowed: {', '.join(EVENTS)}")
-    elif not isinstance(v, str) or not v:
-        raise ConfigError(f"{where}.after = {v!r}; allowed: the id of another fault")
-    return Trigger(keys[k], v, float(delay))
+    ``altitude_m``, ``phase``, ``event``, ``after`` and optionally ``delay_s`` (checked by the
+    fault-table schema, harness/faults/table.py; errors start with ``where``)."""
+    from harness.faults.table import _trigger
+
+    return _trigger(value, where, ())
