@@ -27,10 +27,10 @@ from harness.faults.link import (DIRECTIONS, MESSAGES, FaultyTransport, LinkBitE
                                  LinkDuplicate, LinkFault, LinkJitter, LinkOutage, LinkReorder)
 from harness.faults.sensor import (ImuBias, ImuGlitch, ImuNoise, ImuStuckZero, LrfBias, LrfDropout,
                                    LrfLateAcquisition, LrfMaxRange, LrfNoise, LrfNoOutput, LrfScale, LrfStuck)
-from harness.faults.table import FAULT_TYPES, make_fault
+from harness.faults.table import FAULT_TYPES, make_fault, parse_trigger
 from harness.faults.timing import CommandDelay, CommandLoss, CycleOverrun
 from harness.faults.triggers import (EVENTS, INF, PHASES, START, Trigger, after, at_time, below_altitude,
-                                     in_phase, on_event, parse_trigger)
+                                     in_phase, on_event)
 
 __all__ = ["FaultSet", "Fault", "Trigger", "FAULT_TYPES", "make_fault", "parse_trigger", "at_time",
            "below_altitude", "in_phase", "on_event", "after", "START", "FaultyTransport"] + \

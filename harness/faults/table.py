@@ -120,6 +120,13 @@ def _trigger(value, source: str, loc: tuple) -> Trigger:
                    float(v) if kind in ("time_s", "altitude_m") else v, t.delay_s)
 
 
+def parse_trigger(value, where: str = "trigger") -> Trigger:
+    """A Trigger from its TOML form: ``"start"`` or a table with one of ``time_s``,
+    ``altitude_m``, ``phase``, ``event``, ``after`` and optionally ``delay_s`` (checked by the
+    fault-table schema above; errors start with ``where``)."""
+    return _trigger(value, where, ())
+
+
 def make_fault(spec: dict, where: str = "fault", *, source: str | None = None, loc: tuple = ()) -> Fault:
     """A fault from its TOML table: ``type`` plus the class's fields (see docs/faults.md).
 

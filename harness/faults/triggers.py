@@ -67,12 +67,3 @@ def on_event(event: str, delay_s: float = 0.0) -> Trigger:
 
 def after(fault_id: str, delay_s: float = 0.0) -> Trigger:
     return Trigger("after", fault_id, delay_s)
-
-
-def parse_trigger(value, where: str = "trigger") -> Trigger:
-    """A Trigger from its TOML form: ``"start"`` or a table with one of ``time_s``,
-    ``altitude_m``, ``phase``, ``event``, ``after`` and optionally ``delay_s`` (checked by the
-    fault-table schema, harness/faults/table.py; errors start with ``where``)."""
-    from harness.faults.table import _trigger
-
-    return _trigger(value, where, ())
