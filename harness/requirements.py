@@ -49,6 +49,8 @@ SIGNALS: dict[str, tuple[str, str]] = {
     "propellant_used_kg": ("kg", "propellant (main + RCS) used since the start"),
     "decel_margin_m": ("m", "height left above full thrust's stopping distance to the envelope's touchdown "
                             "speed (FlightResult.deceleration_margin; < 0: point of no return)"),
+    "decel_margin_frac": ("1", "decel_margin_m / max(alt_agl_m, 1 m): share of the remaining height full thrust "
+                               "would not need (1: no braking needed, < 0: point of no return)"),
     "td_v_down_mps": ("m/s", "vertical speed at the contact instant (on the last sample; 0 before it)"),
     "td_v_horizontal_mps": ("m/s", "horizontal speed at the contact instant (last sample; 0 before)"),
     "td_tilt_deg": ("deg", "tilt at the contact instant (last sample; 0 before)"),
@@ -93,9 +95,12 @@ LIBRARY: dict[str, Requirement] = {r.name: r for r in (
                 "always((td_v_down_mps <= {v_vertical_max}) and (td_v_horizontal_mps <= {v_horizontal_max}) "
                 "and (td_tilt_deg <= {tilt_max_deg}))", "m/s | deg",
                 "all three touchdown limits (the minimum of their margins, each in its own unit)"),
-    Requirement("deceleration_margin", "always((alt_agl_m >= 10) implies (decel_margin_m >= 0))", "m",
-                "above 10 m, full thrust can always still stop the descent before the surface (no point "
-                "of no return)"),
+    Requirement("deceleration_margin", "always(decel_margin_frac >= 0)", "share of height",
+                "full thrust can always still slow the descent to the touchdown speed within the height left; "
+                "robustness: the smallest share of the height it would not need"),
+    Requirement("no_point_of_no_return", "always((alt_agl_m >= 10) implies (decel_margin_m >= 0))", "m",
+                "above 10 m, full thrust can always still stop the descent before the surface (robustness in m, "
+                "at most 5 m for a landing: the implication's own floor near 10 m)"),
     Requirement("lrf_accepted_after_acquisition", "always(lrf_wait_s <= 5)", "s",
                 "the flight code accepts an LRF sample within 5 s of the first valid one"),
     Requirement("throttle_within_limits", "always((throttle_cmd >= 0) and (throttle_cmd <= 1))", "1",
@@ -196,6 +201,7 @@ def signals(result) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         else:  # no contact: the touchdown limits are broken without bound
             td_v[-1] = td_h[-1] = td_tilt[-1] = math.inf
     alt = np.array(tm["altitude_m"], dtype=float)
+    margin = np.asarray(result.deceleration_margin(), dtype=float)
     if n and td is not None:
         alt[-1] = 0.0   # the contact instant lies inside the last cycle
     sig = {
@@ -215,7 +221,8 @@ def signals(result) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         "phase_rank": rank,
         "phase_step": step,
         "propellant_used_kg": (mass[0] - mass) if n else mass,
-        "decel_margin_m": np.asarray(result.deceleration_margin(), dtype=float),
+        "decel_margin_m": margin,
+        "decel_margin_frac": margin / np.maximum(alt, 1.0),
         "td_v_down_mps": td_v,
         "td_v_horizontal_mps": td_h,
         "td_tilt_deg": td_tilt,

@@ -48,12 +48,13 @@ class LocalExecutor:
     def describe(self) -> str:
         return f"local process pool, {self.workers} workers"
 
-    def run(self, tasks: Iterable[dict], timeout_s: float) -> Iterator[dict]:
+    def run(self, tasks: Iterable[dict], timeout_s: float, fn=None) -> Iterator[dict]:
+        """``fn(task) -> record``: a module-level function (default ``worker.fly_one``)."""
         from pebble import ProcessExpired
 
         futures = {}
         for t in tasks:
-            futures[self.pool.schedule(fly_one, args=(t,), timeout=timeout_s)] = (t["run_id"], time.perf_counter())
+            futures[self.pool.schedule(fn or fly_one, args=(t,), timeout=timeout_s)] = (t["run_id"], time.perf_counter())
         pending = set(futures)
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
@@ -82,10 +83,10 @@ class LocalExecutor:
             self.pool.join(timeout=5)
 
 
-def fly_one_guarded(task: dict, timeout_s: float) -> dict:
+def fly_one_guarded(task: dict, timeout_s: float, fn=None) -> dict:
     """Dask task: fly in a thread and give up after ``timeout_s`` (the record names the worker)."""
     box = {}
-    th = threading.Thread(target=lambda: box.setdefault("r", fly_one(task)), daemon=True,
+    th = threading.Thread(target=lambda: box.setdefault("r", (fn or fly_one)(task)), daemon=True,
                           name=f"fsil-run-{task['run_id']}")
     t0 = time.perf_counter()
     th.start()
@@ -122,7 +123,7 @@ class DaskExecutor:
     def describe(self) -> str:
         return f"dask cluster {self.address}, {len(self.client.nthreads())} workers, {self.workers} threads"
 
-    def run(self, tasks: Iterable[dict], timeout_s: float) -> Iterator[dict]:
+    def run(self, tasks: Iterable[dict], timeout_s: float, fn=None) -> Iterator[dict]:
         from distributed import as_completed
 
         tasks = list(tasks)
@@ -136,7 +137,7 @@ class DaskExecutor:
             t = retry.pop() if retry else next(it, None)
             if t is None:
                 return None
-            f = self.client.submit(fly_one_guarded, t, timeout_s, pure=False,
+            f = self.client.submit(fly_one_guarded, t, timeout_s, fn, pure=False,
                                    key=f"fsil-run-{t['run_id']}-{os.getpid()}-{time.monotonic_ns()}")
             ids[f.key] = t
             return f
