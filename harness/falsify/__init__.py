@@ -8,10 +8,10 @@
 
 See docs/falsification.md.
 """
-from harness.falsify.search import FalsifyOutcome, check_case, falsify
+from harness.falsify.search import FalsifyOutcome, InProcessExecutor, check_case, falsify
 from harness.falsify.spec import FalsifySpec, load_falsify_spec
 
-__all__ = ["falsify", "check_case", "FalsifyOutcome", "FalsifySpec", "load_falsify_spec", "locate_boundary"]
+__all__ = ["falsify", "check_case", "InProcessExecutor", "FalsifyOutcome", "FalsifySpec", "load_falsify_spec", "locate_boundary"]
 
 
 def __getattr__(name):

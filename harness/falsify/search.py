@@ -121,6 +121,27 @@ class FalsifyOutcome:
         return "\n".join(lines)
 
 
+class InProcessExecutor:
+    """Flies the tasks one after the other in this process (tests, debugging, a profiler); the
+    same interface as the campaign executors (``run(tasks, timeout_s, fn)``, ``close``,
+    ``describe``). No wall timeout: a hung flight code hangs the search."""
+
+    name = "in-process"
+    workers = 1
+
+    def describe(self) -> str:
+        return "this process, one descent at a time"
+
+    def run(self, tasks, timeout_s: float, fn=None):
+        from harness.campaign.worker import fly_one
+
+        for t in tasks:
+            yield (fn or fly_one)(t)
+
+    def close(self, cancel: bool = False) -> None:
+        pass
+
+
 def run_seed(spec: FalsifySpec, idx: int) -> int:
     """The scenario seed of descent ``idx``: the spec's fixed ``run_seed``, or one per descent."""
     if spec.run_seed is not None:
