@@ -29,7 +29,7 @@ from harness.falsify.spec import FalsifySpec, load_falsify_spec
 from harness.falsify.store import FalsifyStore
 
 _CHI2_95_HALF = 1.920729410347062   # chi2(1).ppf(0.95) / 2
-_GRID = 801                          # candidate crossings over [low, high] for the profile
+_GRID = 201                          # candidate crossings per pass (a coarse pass, then a fine one)
 
 
 @dataclass
@@ -77,19 +77,17 @@ def _nll(a, b, z, y):
 
 def profile(z: np.ndarray, y: np.ndarray, level: float, grid: np.ndarray, slope_max: float = 400.0):
     """Profile negative log-likelihood of the crossing at each ``grid`` value (z in [0, 1]):
-    for each candidate c, the best slope b with a = logit(level) - b c."""
-    from scipy.optimize import minimize_scalar
-
+    for each candidate c, the best slope b (either sign, |b| <= ``slope_max`` per unit of z, on a
+    geometric grid 10 % apart) with a = logit(level) - b c."""
     lg = math.log(level / (1.0 - level))
-    out = np.empty(grid.size)
-    for i, c in enumerate(grid):
-        f = lambda b: _nll(lg - b * c, b, z, y)   # noqa: E731
-        best = math.inf
-        for lo, hi in ((-slope_max, 0.0), (0.0, slope_max)):   # either sign of the slope
-            r = minimize_scalar(f, bounds=(lo, hi), method="bounded", options={"xatol": 1e-6})
-            best = min(best, float(r.fun))
-        out[i] = best
-    return out
+    mags = np.geomspace(1e-2, slope_max, 100)
+    best = np.full(grid.size, _nll(lg, 0.0, z, y))       # b = 0: the constant fit
+    dz = z[None, :] - grid[:, None]                      # (candidates, descents)
+    for b in np.concatenate([mags, -mags]):
+        eta = lg + b * dz
+        nll = np.sum(np.logaddexp(0.0, eta) - y[None, :] * eta, axis=1)
+        np.minimum(best, nll, out=best)
+    return best
 
 
 def fit_crossing(x, y, low: float, high: float, level: float = 0.5):
@@ -98,18 +96,32 @@ def fit_crossing(x, y, low: float, high: float, level: float = 0.5):
     x = np.asarray(x, dtype=float)
     y = np.asarray(y, dtype=float)
     z = (x - low) / (high - low)
-    grid = np.linspace(0.0, 1.0, _GRID)
-    nll = profile(z, y, level, grid)
+    coarse = np.linspace(0.0, 1.0, _GRID)
+    nll_c = profile(z, y, level, coarse)
+    lo_c, hi_c = _interval(coarse, nll_c)
+    step = coarse[1] - coarse[0]
+    fine = np.linspace(max(0.0, lo_c - 2 * step), min(1.0, hi_c + 2 * step), _GRID)
+    nll_f = profile(z, y, level, fine)
+    grid = np.concatenate([coarse, fine])
+    nll = np.concatenate([nll_c, nll_f])
+    order = np.argsort(grid, kind="stable")
+    grid, nll = grid[order], nll[order]
     i = int(np.argmin(nll))
-    inside = np.nonzero(nll <= nll[i] + _CHI2_95_HALF)[0]
-    # the interval is the connected run of grid points around the best one
-    lo_i = hi_i = i
-    while lo_i - 1 in set(inside):
-        lo_i -= 1
-    while hi_i + 1 in set(inside):
-        hi_i += 1
+    lo, hi = _interval(grid, nll)
     to_x = lambda g: low + g * (high - low)   # noqa: E731
-    return to_x(grid[i]), (to_x(grid[lo_i]), to_x(grid[hi_i])), (grid, nll)
+    return to_x(grid[i]), (to_x(lo), to_x(hi)), (grid, nll)
+
+
+def _interval(grid, nll):
+    """The connected run of candidates around the best one within the 95 % likelihood drop."""
+    i = int(np.argmin(nll))
+    ok = nll <= nll[i] + _CHI2_95_HALF
+    lo = hi = i
+    while lo > 0 and ok[lo - 1]:
+        lo -= 1
+    while hi < grid.size - 1 and ok[hi + 1]:
+        hi += 1
+    return grid[lo], grid[hi]
 
 
 def locate_boundary(spec: FalsifySpec | str | Path, db: str | Path | None = None, *, seed: int | None = None,
