@@ -181,10 +181,17 @@ def test_falsified_case_flies_again_with_the_same_robustness(tmp_path):
     assert main(["run", str(out.scenario_file), "--out", str(tmp_path / "runs")]) == 1
 
 
-def test_cli_exit_codes_falsified_and_survived(tmp_path, capsys):
+def test_cli_falsifies_on_the_local_process_pool(tmp_path, capsys):
     spec = _spec(tmp_path, SPEC.format(opt="random", budget=3, seed=1))
     assert main(["falsify", str(spec), "--db", str(tmp_path / "a.sqlite"), "--workers", "1", "--no-progress"]) == 1
     assert "FALSIFIED after" in capsys.readouterr().out
+    assert (tmp_path / "t-falsified.toml").is_file()
+
+
+def test_cli_exit_code_when_the_budget_is_survived(tmp_path, capsys, monkeypatch):
+    import harness.campaign.executors as executors
+
+    monkeypatch.setattr(executors, "make_executor", lambda **kw: InProcessExecutor())
     survive = SPEC.format(opt="random", budget=1, seed=1).replace("CONTINGENCY_ENABLE = 0", "CONTINGENCY_ENABLE = 1") \
         .replace("low = 50.0, high = 3000.0", "low = 2900.0, high = 3000.0").replace(
         "low = 700.0, high = 1500.0", "low = 700.0, high = 710.0")
