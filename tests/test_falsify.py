@@ -84,8 +84,6 @@ def test_each_optimizer_finds_the_small_failing_region_and_resumes_without_flyin
 
 def test_budget_is_respected_and_not_falsified_is_not_proof(tmp_path):
     spec = _spec(tmp_path, SPEC.format(opt="cma", budget=7, seed=1))
-    ex = Landscape()
-    ex.run_orig = ex.run
     out = falsify(spec, tmp_path / "f.sqlite", executor=_Never(), progress=False)
     assert out.falsified is None and out.descents == 7
     assert "not falsified within 7 descents" in out.summary() and "no proof" in out.summary()
