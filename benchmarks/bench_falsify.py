@@ -45,7 +45,7 @@ def cmd_falsify(args) -> None:
         for name in args.problems.split(","):
             spec, _region, budget, budget_random = PROBLEMS[name]
             for opt in args.optimizers.split(","):
-                for seed in range(1, args.seeds + 1):
+                for seed in range(args.first_seed, args.first_seed + args.seeds):
                     r = falsify(spec, out / f"{name}.sqlite", optimizer=opt, seed=seed, executor=ex, progress=False,
                                 budget=budget_random if opt == "random" else budget, write_case=False,
                                 stream=open("/dev/null", "w"))
@@ -153,6 +153,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("what", choices=("falsify", "boundary", "reference", "replay", "table"))
     ap.add_argument("--seeds", type=int, default=10)
+    ap.add_argument("--first-seed", type=int, default=1, help="falsify: seeds first-seed .. first-seed + seeds - 1")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--problems", default=",".join(PROBLEMS))
     ap.add_argument("--optimizers", default=",".join(OPTIMIZERS))
