@@ -25,7 +25,7 @@ DATA = ROOT / "harness" / "data" / "falsify"
 PROBLEMS = {
     "m2-gate-fix-late-lrf": (DATA / "m2_gate_fix_late_lrf.toml", "large", 40, 40),
     "accel-bias-corner": (DATA / "accel_bias_corner.toml", "small", 200, 600),
-    "accel-bias-corner-4d": (DATA / "accel_bias_corner_4d.toml", "small", 200, 600),
+    "accel-bias-corner-4d": (DATA / "accel_bias_corner_4d.toml", "large", 200, 600),
 }
 OPTIMIZERS = ("random", "cma", "de", "dual_annealing", "tpe")
 
