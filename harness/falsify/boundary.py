@@ -10,7 +10,9 @@ honest when the data are few or separate perfectly (no Wald approximation).
 
 Sampling is adaptive: ``initial`` descents evenly spaced over [low, high], then batches drawn
 from the normalised profile likelihood of ``x*`` (Thompson-style: where the crossing may still
-be), until the interval's half-width is within ``tolerance`` or the budget is spent. A grid
+be), until the interval's half-width is within ``tolerance`` (and at least ``min_descents`` flew:
+the interval is asymptotic, and on a couple of dozen descents it can be confidently wrong) or
+the budget is spent. A grid
 spends most of its descents far from the crossing; this spends them where the answer is
 decided.
 """
@@ -223,7 +225,7 @@ def locate_boundary(spec: FalsifySpec | str | Path, db: str | Path | None = None
                 out.crossing, out.interval = c, (lo, hi)
                 if bar is not None:
                     bar.set_postfix_str(f"crossing {c:.1f} [{lo:.1f}, {hi:.1f}]", refresh=False)
-                if (hi - lo) / 2.0 <= b.tolerance:
+                if (hi - lo) / 2.0 <= b.tolerance and len(xs) >= min(b.min_descents, b.budget):
                     out.converged = True
                     break
                 left = b.budget - len(xs)

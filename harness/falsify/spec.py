@@ -7,7 +7,8 @@ Schema (unknown keys are errors naming the file, the key and the allowed keys)::
     [scenario]    "dotted.path" = value            fixed overrides (as in campaign specs)
     [parameters]  "dotted.path" = { low = .., high = .., scale = "linear"|"log" }   the search space
     [dispersions] "dotted.path" = { dist = .. }    boundary search only: drawn per run (campaign syntax)
-    [boundary]    parameter, low, high, level, budget, tolerance, batch, initial   (fsil falsify --boundary)
+    [boundary]    parameter, low, high, level, budget, tolerance, batch, initial, min_descents
+                                                   (fsil falsify --boundary)
 
 Dotted paths are the campaign's (docs/campaigns.md): Scenario fields, ``lrf.*``, ``imu.*``,
 ``nav_error.*``, ``flight_params.NAME``, ``faults.N.<field>`` (and ``faults.N.<field>.K`` for
@@ -31,7 +32,7 @@ _KEYS = {
     "falsify": {"name", "description", "scenario", "requirements", "optimizer", "budget", "seed", "run_seed",
                 "batch", "run_timeout_s"},
     "parameter": {"low", "high", "scale"},
-    "boundary": {"parameter", "low", "high", "level", "budget", "tolerance", "batch", "initial"},
+    "boundary": {"parameter", "low", "high", "level", "budget", "tolerance", "batch", "initial", "min_descents"},
 }
 _TOP = {"falsify", "scenario", "parameters", "dispersions", "boundary"}
 
@@ -65,6 +66,7 @@ class Boundary:
     tolerance: float = 25.0
     batch: int = 10
     initial: int = 20
+    min_descents: int = 50   # the interval is asymptotic: never trust it on fewer descents
 
 
 @dataclass(frozen=True)
@@ -226,7 +228,8 @@ def spec_from_dict(doc: dict, src: str = "<memory>", text: str = "") -> FalsifyS
             budget=int(_num(b.get("budget", 150), "boundary.budget", src, 4, 10**6, integer=True)),
             tolerance=float(_num(b.get("tolerance", 25.0), "boundary.tolerance", src, 0.0)),
             batch=int(_num(b.get("batch", 10), "boundary.batch", src, 1, 10**4, integer=True)),
-            initial=int(_num(b.get("initial", 20), "boundary.initial", src, 2, 10**5, integer=True)))
+            initial=int(_num(b.get("initial", 20), "boundary.initial", src, 2, 10**5, integer=True)),
+            min_descents=int(_num(b.get("min_descents", 50), "boundary.min_descents", src, 2, 10**6, integer=True)))
     if not params and boundary is None:
         raise ConfigError(f"{src}: [parameters] is empty: give at least one \"dotted.path\" = {{low = .., high = ..}} "
                           f"(or a [boundary] table for fsil falsify --boundary)")
