@@ -105,3 +105,23 @@ def assert_estimate_error(result, max_error_m: float, *, below_altitude_m: float
         scope = f" below {below_altitude_m} m" if below_altitude_m is not None else ""
         _fail(result, f"altitude estimate error {err[i]:+.1f} m at t={tm['t_s'][i]:.2f} s "
                       f"({tm['altitude_m'][i]:.0f} m up) exceeds {max_error_m} m{scope}")
+
+
+def assert_requirement(result, requirement: str, min_robustness: float = 0.0):
+    """The STL requirement (a ``harness.requirements.LIBRARY`` name or a formula) held with
+    robustness >= ``min_robustness`` (its own units). Returns the Robustness; the failure message
+    states the robustness and the instant of the worst violation."""
+    from harness.requirements import robustness
+
+    r = robustness(result, requirement)
+    if not r.value >= min_robustness:
+        tm = result.telemetry
+        at = ""
+        if r.t_worst_s is not None and tm["t_s"].size:
+            i = int(np.argmin(np.abs(tm["t_s"] - r.t_worst_s)))
+            at = (f"; worst at t={r.t_worst_s:.2f} s ({tm['altitude_m'][i]:.0f} m up, "
+                  f"{-tm['v_up_mps'][i]:.1f} m/s down)")
+        need = "" if min_robustness == 0.0 else f" (required >= {min_robustness:g})"
+        _fail(result, f"requirement {r.requirement} violated: robustness {r.value:+.4g} {r.unit}{need}{at}\n"
+                      f"  formula: {r.formula}")
+    return r

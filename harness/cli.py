@@ -133,6 +133,30 @@ def cmd_replay(args) -> int:
     return 0
 
 
+def cmd_falsify(args) -> int:
+    """fsil falsify SPEC: search for a violating descent (exit 1 falsified, 0 not within the budget);
+    --boundary: locate the success-probability crossing (exit 0 located, 1 not within the budget);
+    --check FILE: fly a scenario file and judge the spec's requirements (exit 1 violated)."""
+    from harness.falsify import check_case, falsify, load_falsify_spec, locate_boundary
+
+    spec = load_falsify_spec(args.spec)
+    if args.check:
+        res, rob = check_case(spec, args.check)
+        print(res.verdict())
+        for r in rob:
+            print("  " + r.line())
+        return 0 if all(r.holds for r in rob) else 1
+    if args.boundary:
+        out = locate_boundary(spec, args.db, seed=args.seed, budget=args.budget, workers=args.workers,
+                              scheduler=args.scheduler, progress=not args.no_progress)
+        print(out.summary())
+        return 0 if out.converged else 1
+    out = falsify(spec, args.db, optimizer=args.optimizer, seed=args.seed, budget=args.budget, workers=args.workers,
+                  scheduler=args.scheduler, progress=not args.no_progress, out=args.out)
+    print(out.summary())
+    return 1 if out.falsified is not None else 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="fsil", description="flight-software-in-the-loop harness for lunar landers")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -165,6 +189,20 @@ def main(argv=None) -> int:
     rp.add_argument("--head", type=int, default=10)
     rp.set_defaults(func=cmd_replay)
     from harness.campaign.cli import add_parser as add_campaign; add_campaign(sub)  # issue 7: fsil campaign
+    fz = sub.add_parser("falsify", help="search for the descent that breaks a requirement (issue 16); "
+                        "exit 1 falsified, 0 not within the budget")
+    fz.add_argument("spec", help="falsification spec (TOML), e.g. harness/data/falsify/m2_gate_fix_late_lrf.toml")
+    fz.add_argument("--boundary", action="store_true", help="locate where P(success) crosses the [boundary] level")
+    fz.add_argument("--check", metavar="SCENARIO.toml", help="fly a scenario file and judge the spec's requirements")
+    fz.add_argument("--optimizer", choices=("cma", "de", "dual_annealing", "tpe", "random"))
+    fz.add_argument("--seed", type=int, help="search seed (default: the spec's)")
+    fz.add_argument("--budget", type=int, help="descents at most (default: the spec's)")
+    fz.add_argument("--db", help="results database (default fsil-falsify/NAME.sqlite); the same command resumes")
+    fz.add_argument("--out", help="where to write the falsifying scenario file (default next to the database)")
+    fz.add_argument("--workers", type=int)
+    fz.add_argument("--scheduler", help="Dask scheduler address tcp://HOST:8786")
+    fz.add_argument("--no-progress", action="store_true")
+    fz.set_defaults(func=cmd_falsify)
     args = ap.parse_args(argv)
     try:
         return args.func(args)

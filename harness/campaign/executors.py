@@ -48,9 +48,10 @@ class LocalExecutor:
     def describe(self) -> str:
         return f"local process pool, {self.workers} workers"
 
-    def run(self, tasks: Iterable[dict], timeout_s: float) -> Iterator[dict]:
-        """Fly ``tasks`` (taken from the iterable lazily: at most two per worker are queued, so a
-        campaign claims a run from its database only shortly before flying it)."""
+    def run(self, tasks: Iterable[dict], timeout_s: float, fn=None) -> Iterator[dict]:
+        """Fly ``tasks`` with ``fn(task) -> record`` (a module-level function, default
+        ``worker.fly_one``), taken from the iterable lazily: at most two per worker are queued, so a
+        campaign claims a run from its database only shortly before flying it."""
         from pebble import ProcessExpired
 
         it = iter(tasks)
@@ -59,7 +60,7 @@ class LocalExecutor:
         def submit() -> None:
             t = next(it, None)
             if t is not None:
-                futures[self.pool.schedule(fly_one, args=(t,), timeout=timeout_s)] = (t["run_id"], time.perf_counter())
+                futures[self.pool.schedule(fn or fly_one, args=(t,), timeout=timeout_s)] = (t["run_id"], time.perf_counter())
 
         for _ in range(2 * self.workers):
             submit()
@@ -91,10 +92,10 @@ class LocalExecutor:
             self.pool.join(timeout=5)
 
 
-def fly_one_guarded(task: dict, timeout_s: float) -> dict:
+def fly_one_guarded(task: dict, timeout_s: float, fn=None) -> dict:
     """Dask task: fly in a thread and give up after ``timeout_s`` (the record names the worker)."""
     box = {}
-    th = threading.Thread(target=lambda: box.setdefault("r", fly_one(task)), daemon=True,
+    th = threading.Thread(target=lambda: box.setdefault("r", (fn or fly_one)(task)), daemon=True,
                           name=f"fsil-run-{task['run_id']}")
     t0 = time.perf_counter()
     th.start()
@@ -131,7 +132,7 @@ class DaskExecutor:
     def describe(self) -> str:
         return f"dask cluster {self.address}, {len(self.client.nthreads())} workers, {self.workers} threads"
 
-    def run(self, tasks: Iterable[dict], timeout_s: float) -> Iterator[dict]:
+    def run(self, tasks: Iterable[dict], timeout_s: float, fn=None) -> Iterator[dict]:
         from distributed import as_completed
 
         window = max(2, 2 * max(1, self.workers))
@@ -144,7 +145,7 @@ class DaskExecutor:
             t = retry.pop() if retry else next(it, None)
             if t is None:
                 return None
-            f = self.client.submit(fly_one_guarded, t, timeout_s, pure=False,
+            f = self.client.submit(fly_one_guarded, t, timeout_s, fn, pure=False,
                                    key=f"fsil-run-{t['run_id']}-{os.getpid()}-{time.monotonic_ns()}")
             ids[f.key] = t
             return f

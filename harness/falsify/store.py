@@ -1,0 +1,136 @@
+"""Falsification and boundary-search results in SQLite (stdlib sqlite3, WAL), tables of their own.
+
+Tables (they may share a file with a campaign: the names do not collide)::
+
+    falsify_searches  one row per search: key (mode:optimizer:seed), spec name, digest, spec text,
+                      created, and at the end the result (JSON)
+    falsify_evals     one row per flown descent: search key, index in the search's order, the
+                      point in the unit cube (JSON, exact floats), the parameter values (JSON), the
+                      scenario seed, status, outcome, objective (smallest robustness), robustness per
+                      requirement (JSON), failure mode, verdict, error, resolved scenario (JSON),
+                      worker, wall time, finish time
+
+Each evaluation is committed on its own, so a kill at any instant loses at most the descents in
+the air. A search started again with the same key replays the stored evaluations in order
+(checking that the optimiser asks for the same points) and flies only what is missing.
+"""
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+import time
+from pathlib import Path
+
+from harness.errors import ConfigError
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS falsify_searches (
+    key TEXT PRIMARY KEY, name TEXT NOT NULL, mode TEXT NOT NULL, digest TEXT NOT NULL,
+    spec_text TEXT NOT NULL, source TEXT, created REAL NOT NULL, result_json TEXT
+);
+CREATE TABLE IF NOT EXISTS falsify_evals (
+    key TEXT NOT NULL REFERENCES falsify_searches(key), idx INTEGER NOT NULL,
+    u_json TEXT NOT NULL, params_json TEXT NOT NULL, seed INTEGER NOT NULL,
+    status TEXT NOT NULL, outcome TEXT, objective REAL, robustness_json TEXT, failure_mode TEXT,
+    verdict TEXT, error TEXT, scenario_json TEXT, worker TEXT, wall_s REAL, finished REAL,
+    PRIMARY KEY (key, idx)
+);
+"""
+
+
+def _num(x):
+    """JSON-safe float (inf and nan as strings; exact round trip otherwise)."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return str(x)
+    return x
+
+
+def _unnum(x):
+    if isinstance(x, str) and x in ("inf", "-inf", "nan"):
+        return float(x)
+    return x
+
+
+class FalsifyStore:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.db = sqlite3.connect(self.path, timeout=30.0)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.executescript(_SCHEMA)
+            self.db.commit()
+        except sqlite3.DatabaseError as exc:
+            raise ConfigError(f"{self.path}: not a usable SQLite database ({exc})") from None
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def open_search(self, key: str, spec, mode: str) -> int:
+        """Register search ``key`` (or check a stored one is the same problem); returns how many
+        evaluations are already stored."""
+        row = self.db.execute("SELECT digest FROM falsify_searches WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            with self.db:
+                self.db.execute("INSERT INTO falsify_searches (key, name, mode, digest, spec_text, source, created) "
+                                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                                (key, spec.name, mode, spec.digest, spec.text, spec.source, time.time()))
+            return 0
+        if row[0] != spec.digest:
+            raise ConfigError(f"{self.path}: search {key!r} was recorded for a different problem (digest {row[0]}, "
+                              f"this spec {spec.digest}: scenario, requirements, overrides, parameters, run seed "
+                              f"or boundary changed); use another database or a new seed")
+        return self.db.execute("SELECT COUNT(*) FROM falsify_evals WHERE key = ?", (key,)).fetchone()[0]
+
+    def stored(self, key: str, idx: int) -> dict | None:
+        row = self.db.execute("SELECT u_json, params_json, seed, status, outcome, objective, robustness_json, "
+                              "failure_mode, error, scenario_json, wall_s FROM falsify_evals WHERE key = ? AND idx = ?",
+                              (key, idx)).fetchone()
+        if row is None:
+            return None
+        names = ("u", "params", "seed", "status", "outcome", "objective", "robustness", "failure_mode", "error",
+                 "scenario_json", "wall_s")
+        rec = dict(zip(names, row))
+        rec["u"] = json.loads(rec["u"])
+        rec["params"] = json.loads(rec["params"])
+        rec["robustness"] = [[_unnum(x) for x in r] for r in json.loads(rec["robustness"] or "[]")]
+        rec["objective"] = math.nan if rec["objective"] is None else _unnum(rec["objective"])
+        return rec
+
+    def record(self, key: str, idx: int, u, params: dict, seed: int, rec: dict) -> None:
+        obj = rec.get("objective")
+        with self.db:
+            self.db.execute(
+                "INSERT OR REPLACE INTO falsify_evals (key, idx, u_json, params_json, seed, status, outcome, "
+                "objective, robustness_json, failure_mode, verdict, error, scenario_json, worker, wall_s, finished) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (key, idx, json.dumps([float(x) for x in u]), json.dumps(params, sort_keys=True), int(seed),
+                 rec.get("status", "error"), rec.get("outcome"),
+                 None if obj is None or (isinstance(obj, float) and math.isnan(obj)) else
+                 (obj if math.isfinite(obj) else str(obj)),
+                 json.dumps([[_num(x) for x in r] for r in rec.get("robustness", [])]), rec.get("failure_mode"),
+                 rec.get("verdict"), rec.get("error"), rec.get("scenario_json"), rec.get("worker"),
+                 rec.get("wall_s"), time.time()))
+
+    def finish(self, key: str, result: dict) -> None:
+        with self.db:
+            self.db.execute("UPDATE falsify_searches SET result_json = ? WHERE key = ?",
+                            (json.dumps(result, default=_num), key))
+
+    def evaluations(self, key: str) -> list[dict]:
+        n = self.db.execute("SELECT MAX(idx) FROM falsify_evals WHERE key = ?", (key,)).fetchone()[0]
+        return [r for r in (self.stored(key, i) for i in range(0 if n is None else n + 1)) if r is not None]
+
+    def searches(self) -> list[dict]:
+        rows = self.db.execute("SELECT key, name, mode, digest, created, result_json FROM falsify_searches "
+                               "ORDER BY created").fetchall()
+        return [{"key": k, "name": n, "mode": m, "digest": d, "created": c,
+                 "result": json.loads(r) if r else None} for k, n, m, d, c, r in rows]
