@@ -118,10 +118,10 @@ def cmd_reference(args) -> None:
     from harness.campaign.spec import spec_from_dict
 
     src = tomllib.loads((DATA / "m2_gate_fix_boundary.toml").read_text())
-    doc = {"campaign": {"name": "m2-gate-fix-reference", "scenario": "m2-late-lrf", "seed": 7, "sampling": "random",
+    doc = {"campaign": {"name": "m2-gate-fix-reference", "scenario": "ispace-m2", "seed": 7, "sampling": "random",
                         "runs_per_point": args.runs, "run_timeout_s": 120, "keep_telemetry": "none"},
            "scenario": src["scenario"], "dispersions": src["dispersions"],
-           "sweep": [{"name": "lrf_acquire_m", "path": "lrf.acquire_altitude_m",
+           "sweep": [{"name": "lrf_acquire_m", "path": "faults.0.acquire_altitude_m",
                       "values": [float(x) for x in args.altitudes.split(",")]}]}
     spec = spec_from_dict(doc, source="bench_falsify reference")
     res = run_campaign(spec, Path(args.out) / "m2-reference.sqlite", workers=args.workers, progress=False)

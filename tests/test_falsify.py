@@ -19,7 +19,7 @@ DATA = Path(__file__).resolve().parents[1] / "harness" / "data" / "falsify"
 SPEC = """
 [falsify]
 name = "t"
-scenario = "m2-late-lrf"
+scenario = "ispace-m2"
 requirements = ["touchdown_vertical"]
 optimizer = "{opt}"
 budget = {budget}
@@ -27,7 +27,7 @@ seed = {seed}
 [scenario]
 flight_params = {{ LRF_GATE_POLICY = 1, CONTINGENCY_ENABLE = 0 }}
 [parameters]
-"lrf.acquire_altitude_m" = {{ low = 50.0, high = 3000.0 }}
+"faults.0.acquire_altitude_m" = {{ low = 50.0, high = 3000.0 }}
 "nav_error.altitude_m" = {{ low = 700.0, high = 1500.0 }}
 """
 
@@ -53,7 +53,7 @@ class Landscape:
 
     def run(self, tasks, timeout_s, fn=None):
         for t in tasks:
-            a = (t["overrides"]["lrf.acquire_altitude_m"] - 50.0) / 2950.0
+            a = (t["overrides"]["faults.0.acquire_altitude_m"] - 50.0) / 2950.0
             n = (t["overrides"]["nav_error.altitude_m"] - 700.0) / 800.0
             rob = math.hypot(a - 0.9, n - 0.9) - 0.06       # < 0 inside a disc of radius 0.06
             self.flown.append(t["run_id"])
@@ -72,7 +72,7 @@ def test_each_optimizer_finds_the_small_failing_region_and_resumes_without_flyin
     out = falsify(spec, tmp_path / "f.sqlite", executor=ex, progress=False, write_case=False)
     assert out.falsified is not None, out.summary()
     e = out.falsified
-    assert math.hypot((e.params["lrf.acquire_altitude_m"] - 50) / 2950 - 0.9,
+    assert math.hypot((e.params["faults.0.acquire_altitude_m"] - 50) / 2950 - 0.9,
                       (e.params["nav_error.altitude_m"] - 700) / 800 - 0.9) < 0.06
     assert all(x.objective >= 0 for x in out.evaluations[: e.idx])      # the first violation is reported
     n = len(ex.flown)
@@ -142,7 +142,7 @@ class Logistic(Landscape):
 
     def run(self, tasks, timeout_s, fn=None):
         for t in tasks:
-            x = t["overrides"]["lrf.acquire_altitude_m"]
+            x = t["overrides"]["faults.0.acquire_altitude_m"]
             ok = self.rng.random() < 1 / (1 + math.exp(-(x - 760.0) / 45.0))
             self.flown.append(t["run_id"])
             yield {"run_id": t["run_id"], "status": "done", "outcome": "landed" if ok else "crashed",

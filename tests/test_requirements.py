@@ -69,16 +69,15 @@ def m2_flights():
     """The M2 case with the gate fix (no contingency): first LRF fix at 1,000 m lands, at 400 m
     crashes; as flown (latching gate) the first fix is rejected for good."""
     from harness.campaign.spec import build_scenario
-    from harness.campaign.worker import _transport, warm_up
-    from harness.runner import fly
+    from harness.campaign.worker import fly_on_rig, warm_up
 
     warm_up()
     gate_fix = {"flight_params": {"LRF_GATE_POLICY": 1, "CONTINGENCY_ENABLE": 0}}
     out = {}
-    for name, ov in (("lands", {**gate_fix, "lrf.acquire_altitude_m": 1000.0}),
-                     ("crashes", {**gate_fix, "lrf.acquire_altitude_m": 400.0}),
-                     ("as_flown", {"flight_params": "AS_FLOWN", "lrf.acquire_altitude_m": 900.0})):
-        out[name] = fly(build_scenario("m2-late-lrf", ov, 1), _transport(), rig="loopback")
+    for name, ov in (("lands", {**gate_fix, "faults.0.acquire_altitude_m": 1000.0}),
+                     ("crashes", {**gate_fix, "faults.0.acquire_altitude_m": 400.0}),
+                     ("as_flown", {"flight_params": "AS_FLOWN", "faults.0.acquire_altitude_m": 900.0})):
+        out[name] = fly_on_rig(build_scenario("ispace-m2", ov, 1), "loopback")
     return out
 
 
@@ -127,7 +126,7 @@ def test_no_touchdown_breaks_the_touchdown_limits_without_bound():
     from types import SimpleNamespace
 
     from harness.requirements import robustness_all
-    from harness.scenario import terminal_descent
+    from harness.scenario_files import terminal_descent
 
     n = 10
     tm = {c: np.zeros(n) for c in ("altitude_m", "v_up_mps", "v_horizontal_mps", "tilt_deg", "throttle_cmd",

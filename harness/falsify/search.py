@@ -386,14 +386,13 @@ def write_falsified(spec: FalsifySpec, e: Evaluation, path: Path) -> Path:
 def check_case(spec: FalsifySpec | str | Path, scenario_file: str | Path):
     """Fly a scenario file once (loopback, in-process) and judge the spec's requirements on it:
     ``(FlightResult, [Robustness, ...])``."""
-    from harness.campaign.worker import _transport, warm_up
+    from harness.campaign.worker import fly_on_rig, warm_up
     from harness.requirements import robustness_all
-    from harness.runner import fly
     from harness.scenario_files import load_scenario
 
     if not isinstance(spec, FalsifySpec):
         spec = load_falsify_spec(spec)
     warm_up()
     sc = load_scenario(str(scenario_file))
-    res = fly(sc, _transport(), rig="loopback")
+    res = fly_on_rig(sc, "loopback")
     return res, robustness_all(res, spec.requirements)

@@ -19,9 +19,8 @@ def judge_one(task: dict) -> dict:
     smallest robustness (the run falsifies when it is < 0). Exceptions come back as an error
     record, never raised."""
     from harness.campaign.spec import build_scenario
-    from harness.campaign.worker import _transport, failure_mode, scenario_json, warm_up
+    from harness.campaign.worker import failure_mode, fly_on_rig, scenario_json, warm_up
     from harness.requirements import robustness_all
-    from harness.runner import fly
 
     wall0 = time.perf_counter()
     out = {"run_id": task["run_id"], "worker": f"{socket.gethostname()}:{os.getpid()}", "status": "error",
@@ -30,7 +29,7 @@ def judge_one(task: dict) -> dict:
         warm_up()
         sc = build_scenario(task["scenario"], task["overrides"], task["seed"], task.get("origin", "<falsify>"))
         out["scenario_json"] = scenario_json(sc)
-        res = fly(sc, _transport(), rig="loopback")
+        res = fly_on_rig(sc, "loopback")
         rob = robustness_all(res, task["requirements"])
         out.update(status="done", outcome=res.outcome, failure_mode=failure_mode(res), verdict=res.verdict(),
                    robustness=[[r.requirement, r.value, r.t_worst_s, r.unit, r.formula] for r in rob],
