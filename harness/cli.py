@@ -159,6 +159,7 @@ def main(argv=None) -> int:
     rp.add_argument("--head", type=int, default=10)
     rp.set_defaults(func=cmd_replay)
     from harness.campaign.cli import add_parser as add_campaign; add_campaign(sub)  # issue 7: fsil campaign
+    from harness.golden import add_parser as add_golden; add_golden(sub)  # issue 14: fsil golden
     args = ap.parse_args(argv)
     try:
         return args.func(args)
