@@ -1,0 +1,60 @@
+"""The application shell (fsw_app.c) in corner cases, through cffi: ``fsw_init`` with a HAL that
+has no transmit function (or no HAL at all) must run the GNC cycle without sending or crashing,
+and count nothing as sent."""
+from __future__ import annotations
+
+from cfsw import PARAMS, Q_UP
+
+
+def sensors_msg(ffi, lib, seq, t_us, dt_us=20000):
+    m = ffi.new("fsw_msg_t *")
+    m.hdr.version = lib.FSW_PROTO_VERSION
+    m.hdr.msg_type = lib.FSW_MSG_SENSORS
+    m.hdr.seq = seq
+    m.hdr.t_us = t_us
+    s = m.body.sensors
+    s.imu_dv_body = [0.0, 0.0, 1.62 * dt_us * 1e-6]
+    s.imu_dt_us = dt_us
+    s.flags = lib.FSW_SENS_IMU_VALID
+    return m
+
+
+def run_cycles(ffi, lib, ctx, n=3):
+    ctx.params.NAV_R0_X = 1737400.0 + 500.0
+    ctx.params.NAV_Q0_W, ctx.params.NAV_Q0_X, ctx.params.NAV_Q0_Y, ctx.params.NAV_Q0_Z = Q_UP
+    lib.fsw_commit(ctx)
+    for k in range(n):
+        lib.fsw_handle_msg(ctx, sensors_msg(ffi, lib, k, k * 20000))
+
+
+def test_init_without_a_transmit_function_runs_and_sends_nothing(fc):
+    ffi, lib = fc
+    for hal in (ffi.NULL, ffi.new("fsw_hal_t *")):        # no HAL; a HAL with tx = NULL, now_us = NULL
+        ctx = ffi.new("fsw_ctx_t *")
+        lib.fsw_init(ctx, hal)
+        assert ctx.tx_frames == 0 and ctx.tx_seq == 0 and ctx.committed == 0
+        assert ctx.guid.phase == 0 and ctx.guid.engine_on == 0
+        assert ctx.params.GUID_KV == PARAMS["GUID_KV"]["default"]      # defaults loaded
+        run_cycles(ffi, lib, ctx)
+        assert ctx.cycles == 3 and ctx.committed == 1 and ctx.tx_frames == 0
+        assert ctx.last_cmd.mode == 5 and ctx.last_cmd.flags & lib.FSW_CMD_ENGINE_ON   # contingency (500 m, no LRF), burning
+        assert 0.2 <= ctx.last_cmd.throttle <= 1.0
+        assert ctx.overruns == 0
+
+
+def test_init_with_a_transmit_function_sends_hello_then_one_command_per_sensors(fc):
+    ffi, lib = fc
+    sent = []
+
+    @ffi.callback("void(void *, const uint8_t *, size_t)")
+    def tx(user, data, n):
+        sent.append(bytes(ffi.buffer(data, n)))
+
+    hal = ffi.new("fsw_hal_t *")
+    hal.tx = tx
+    ctx = ffi.new("fsw_ctx_t *")
+    lib.fsw_init(ctx, hal)
+    assert ctx.tx_frames == 1 and len(sent) == 1 and ctx.tx_seq == 1      # HELLO at boot
+    run_cycles(ffi, lib, ctx, n=2)
+    # each SENSORS: one COMMAND and (TLM_DECIMATION 1) one TELEMETRY
+    assert ctx.tx_frames == 1 + 2 * 2 == len(sent) and ctx.tx_seq == 5
