@@ -47,7 +47,9 @@ SRC = ROOT / "firmware_stub"
 RULES = Path(__file__).with_suffix(".rules")
 MUTATE = Path(sys.executable).with_name("mutate")
 
-# Test stages, fastest first; each is one pytest invocation with -x.
+# Test stages, fastest first; each is one pytest invocation with -x. The first two run by
+# default (closed-form unit tests and C-level tests, then the golden runs of every library
+# scenario); --full adds the third (closed loops, historical cases, faults, link errors).
 STAGES: list[list[str]] = [
     ["tests/test_unit_nav.py", "tests/test_unit_guidance.py", "tests/test_unit_attitude.py",
      "tests/test_unit_app.py", "tests/test_c_guidance.py", "tests/test_c_codec.py",
@@ -139,10 +141,10 @@ def compile_object(src_dir: Path, name: str, text: str, tmp: Path) -> bytes | No
     return obj.read_bytes() if r.returncode == 0 else None
 
 
-def run_stages(copy: Path, timeout_s: float) -> tuple[str, int | None, str]:
+def run_stages(copy: Path, timeout_s: float, stages: list[list[str]]) -> tuple[str, int | None, str]:
     env = dict(os.environ, PYTHONPATH=str(copy), FSIL_CACHE_DIR=str(copy / ".fsil-cache"),
                PYTHONDONTWRITEBYTECODE="1")
-    for k, args in enumerate(STAGES):
+    for k, args in enumerate(stages):
         cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
                "--timeout", "120", "--fsil-artifacts", str(copy / "artifacts"), *args]
         try:
@@ -151,6 +153,8 @@ def run_stages(copy: Path, timeout_s: float) -> tuple[str, int | None, str]:
             return "killed", k, f"stage {k} timed out after {timeout_s:.0f} s"
         if r.returncode == 5:      # no tests selected: not a kill
             continue
+        if r.returncode in (-2, -15):
+            raise KeyboardInterrupt(f"test stage {k} was interrupted (signal {-r.returncode})")
         if r.returncode != 0:
             failed = [ln for ln in r.stdout.splitlines() if ln.startswith(("FAILED", "ERROR"))]
             return "killed", k, (failed[0] if failed else f"exit {r.returncode}: " + r.stdout[-300:])[:300]
@@ -167,6 +171,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="artifacts/mutation")
     ap.add_argument("--equivalent", help="file of 'mutant-id: reason' lines judged equivalent by hand")
     ap.add_argument("--ids", nargs="*", help="test only these mutant ids (e.g. fsw_nav:123)")
+    ap.add_argument("--full", action="store_true", help="also run the third stage (closed loops, historical, faults)")
     args = ap.parse_args(argv)
     if not MUTATE.exists():
         print(f"mutate_fsw: universalmutator is not installed ({MUTATE} missing): pip install universalmutator",
@@ -218,16 +223,18 @@ def main(argv=None) -> int:
             try:
                 t = time.time()
                 (copy / "firmware_stub" / m.file).write_text(m.text)
-                m.status, m.stage, m.detail = run_stages(copy, args.timeout)
+                m.status, m.stage, m.detail = run_stages(copy, args.timeout, stages)
                 m.seconds = round(time.time() - t, 1)
             finally:
                 (copy / "firmware_stub" / m.file).write_text((SRC / m.file).read_text())
                 free.append(copy)
             return m
 
+        stages = STAGES if args.full else STAGES[:2]
         done = 0
         with cf.ThreadPoolExecutor(args.jobs) as ex:
-            for m in ex.map(work, chosen):
+            for fut in cf.as_completed([ex.submit(work, m) for m in chosen]):
+                m = fut.result()
                 done += 1
                 print(f"[{done}/{len(chosen)}] {m.id} line {m.line}: {m.status}"
                       f"{' (stage %d)' % m.stage if m.stage is not None else ''} {m.seconds:.0f} s"
@@ -245,12 +252,12 @@ def main(argv=None) -> int:
     surv_ne = [m for m in surv if m.id not in equiv]
     score = len(killed) / max(1, len(killed) + len(surv))
     score_ne = len(killed) / max(1, len(killed) + len(surv_ne))
-    summary = {"seed": args.seed, "files": [f.name for f in files], "mutants_generated": len(allm),
+    summary = {"seed": args.seed, "stages": len(stages), "files": [f.name for f in files], "mutants_generated": len(allm),
                "tested": len(chosen), "killed": len(killed), "survived": len(surv),
                "survived_equivalent_by_hand": len(surv_eq), "set_aside_invalid": n_inv,
                "set_aside_equivalent_tce": n_tce, "score": round(score, 4),
                "score_non_equivalent": round(score_ne, 4), "minutes": round((time.time() - t0) / 60, 1),
-               "kills_per_stage": {k: sum(m.stage == k for m in killed) for k in range(len(STAGES))}}
+               "kills_per_stage": {k: sum(m.stage == k for m in killed) for k in range(len(stages))}}
     (out / "mutation.json").write_text(json.dumps(
         {"summary": summary, "mutants": [{k: v for k, v in asdict(m).items() if k != "text"}
                                          for m in chosen + set_aside]}, indent=1))
