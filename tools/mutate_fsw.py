@@ -52,7 +52,7 @@ MUTATE = Path(sys.executable).with_name("mutate")
 # scenario); --full adds the third (closed loops, historical cases, faults, link errors).
 STAGES: list[list[str]] = [
     ["tests/test_unit_nav.py", "tests/test_unit_guidance.py", "tests/test_unit_attitude.py",
-     "tests/test_unit_app.py", "tests/test_c_guidance.py", "tests/test_c_codec.py",
+     "tests/test_unit_app.py", "tests/test_unit_cobs.py", "tests/test_c_guidance.py", "tests/test_c_codec.py",
      "tests/test_c_flightcode.py", "tests/test_c_monitors.py", "tests/test_protocol.py",
      "-k", "not closed_loop and not build and not pulse_mode and not thrust_scale and not nominal_descent "
            "and not declared_failed and not trusted_as_flown and not false_alarm"],
