@@ -161,6 +161,41 @@ def run_stages(copy: Path, timeout_s: float, stages: list[list[str]]) -> tuple[s
     return "survived", None, ""
 
 
+def write_report(args, out, files, allm, chosen, set_aside, stages, t0, partial):
+    """mutation.json and mutation.md from the mutants tested so far (``partial``: the run goes on)."""
+    n_inv = sum(m.status == "invalid" for m in set_aside)
+    n_tce = sum(m.status == "equivalent-tce" for m in set_aside)
+    equiv = {}
+    if args.equivalent:
+        for ln in Path(args.equivalent).read_text().splitlines():
+            mm = re.match(r"\s*[-*]?\s*`?([\w]+:\d+)`?\s*:\s*(.+)", ln)
+            if mm:
+                equiv[mm.group(1)] = mm.group(2).strip()
+    killed = [m for m in chosen if m.status == "killed"]
+    surv = [m for m in chosen if m.status == "survived"]
+    surv_eq = [m for m in surv if m.id in equiv]
+    surv_ne = [m for m in surv if m.id not in equiv]
+    score = len(killed) / max(1, len(killed) + len(surv))
+    score_ne = len(killed) / max(1, len(killed) + len(surv_ne))
+    summary = {"partial": partial, "seed": args.seed, "stages": len(stages), "files": [f.name for f in files],
+               "mutants_generated": len(allm),
+               "tested": len(chosen), "killed": len(killed), "survived": len(surv),
+               "survived_equivalent_by_hand": len(surv_eq), "set_aside_invalid": n_inv,
+               "set_aside_equivalent_tce": n_tce, "score": round(score, 4),
+               "score_non_equivalent": round(score_ne, 4), "minutes": round((time.time() - t0) / 60, 1),
+               "kills_per_stage": {k: sum(m.stage == k for m in killed) for k in range(len(stages))}}
+    (out / "mutation.json").write_text(json.dumps(
+        {"summary": summary, "mutants": [{k: v for k, v in asdict(m).items() if k != "text"}
+                                         for m in chosen + set_aside]}, indent=1))
+    md = ["# Mutation run of the flight code", "", "```", json.dumps(summary, indent=1), "```", "",
+          "## Survivors", ""]
+    for m in surv:
+        md.append(f"- `{m.id}` {m.file}:{m.line}: `{m.before}` -> `{m.after}`"
+                  + (f" — equivalent: {equiv[m.id]}" if m.id in equiv else " — **not judged equivalent**"))
+    (out / "mutation.md").write_text("\n".join(md) + "\n")
+    return summary
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--files", nargs="*", help="flight-code files (default: firmware_stub/fsw_*.c)")
@@ -178,6 +213,8 @@ def main(argv=None) -> int:
               file=sys.stderr)
         return 2
     files = [Path(f).resolve() for f in args.files] if args.files else sorted(SRC.glob("fsw_*.c"))
+    if args.ids:   # only the files those mutants come from (ids are stable: same source, same rules)
+        files = [f for f in files if f.stem in {i.split(":")[0] for i in args.ids}]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
@@ -217,6 +254,7 @@ def main(argv=None) -> int:
             shutil.copytree(ROOT, c, ignore=COPY_IGNORE)
             copies.append(c)
         free = list(copies)
+        stages = STAGES if args.full else STAGES[:2]
 
         def work(m: Mutant) -> Mutant:
             copy = free.pop()
@@ -230,7 +268,6 @@ def main(argv=None) -> int:
                 free.append(copy)
             return m
 
-        stages = STAGES if args.full else STAGES[:2]
         done = 0
         with cf.ThreadPoolExecutor(args.jobs) as ex:
             for fut in cf.as_completed([ex.submit(work, m) for m in chosen]):
@@ -239,34 +276,10 @@ def main(argv=None) -> int:
                 print(f"[{done}/{len(chosen)}] {m.id} line {m.line}: {m.status}"
                       f"{' (stage %d)' % m.stage if m.stage is not None else ''} {m.seconds:.0f} s"
                       f"  {m.before!r} -> {m.after!r}", flush=True)
+                write_report(args, out, files, allm, [c for c in chosen if c.status], set_aside, stages, t0,
+                             partial=done < len(chosen))
 
-    equiv = {}
-    if args.equivalent:
-        for ln in Path(args.equivalent).read_text().splitlines():
-            mm = re.match(r"\s*[-*]?\s*`?([\w]+:\d+)`?\s*:\s*(.+)", ln)
-            if mm:
-                equiv[mm.group(1)] = mm.group(2).strip()
-    killed = [m for m in chosen if m.status == "killed"]
-    surv = [m for m in chosen if m.status == "survived"]
-    surv_eq = [m for m in surv if m.id in equiv]
-    surv_ne = [m for m in surv if m.id not in equiv]
-    score = len(killed) / max(1, len(killed) + len(surv))
-    score_ne = len(killed) / max(1, len(killed) + len(surv_ne))
-    summary = {"seed": args.seed, "stages": len(stages), "files": [f.name for f in files], "mutants_generated": len(allm),
-               "tested": len(chosen), "killed": len(killed), "survived": len(surv),
-               "survived_equivalent_by_hand": len(surv_eq), "set_aside_invalid": n_inv,
-               "set_aside_equivalent_tce": n_tce, "score": round(score, 4),
-               "score_non_equivalent": round(score_ne, 4), "minutes": round((time.time() - t0) / 60, 1),
-               "kills_per_stage": {k: sum(m.stage == k for m in killed) for k in range(len(stages))}}
-    (out / "mutation.json").write_text(json.dumps(
-        {"summary": summary, "mutants": [{k: v for k, v in asdict(m).items() if k != "text"}
-                                         for m in chosen + set_aside]}, indent=1))
-    md = ["# Mutation run of the flight code", "", "```", json.dumps(summary, indent=1), "```", "",
-          "## Survivors", ""]
-    for m in surv:
-        md.append(f"- `{m.id}` {m.file}:{m.line}: `{m.before}` -> `{m.after}`"
-                  + (f" — equivalent: {equiv[m.id]}" if m.id in equiv else " — **not judged equivalent**"))
-    (out / "mutation.md").write_text("\n".join(md) + "\n")
+    summary = write_report(args, out, files, allm, chosen, set_aside, stages, t0, partial=False)
     print(json.dumps(summary, indent=1))
     print(f"report: {out / 'mutation.md'}, {out / 'mutation.json'}")
     return 0
