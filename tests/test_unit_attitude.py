@@ -117,3 +117,16 @@ def test_throttle_gate_holds_throttle_min_beyond_the_tilt_threshold(fc, err):
         out = att(ffi, lib, ID, (0, 0, 0), d, throttle=throttle, ATT_TILT_THR=thr_gate)
         exp = throttle if err < thr_gate else min(throttle, D["THROTTLE_MIN"])
         assert out.throttle == pytest.approx(exp), (err, throttle)
+
+
+def test_configure_takes_every_parameter_it_reads(fc):
+    ffi, lib = fc
+    p = ffi.new("fsw_params_t *")
+    lib.fsw_params_defaults(p)
+    for k, v in dict(ATT_KP=123.0, ATT_KD=456.0, RCS_TMAX_X=11.0, RCS_TMAX_Y=22.0, RCS_TMAX_Z=33.0,
+                     ATT_TILT_THR=0.8, THROTTLE_MIN=0.17).items():
+        assert lib.fsw_param_set(p, PARAMS[k]["id"], v, ffi.NULL) == 0
+    c = ffi.new("fsw_att_cfg_t *")
+    lib.fsw_att_configure(c, p)
+    assert (c.kp, c.kd, *c.tmax, c.throttle_min) == pytest.approx((123.0, 456.0, 11.0, 22.0, 33.0, 0.17), rel=1e-6)
+    assert c.cos_thr == pytest.approx(math.cos(0.8), abs=1e-6)

@@ -332,3 +332,21 @@ def test_burn_uses_the_rocket_equation_rate_and_only_while_the_engine_burns(fc):
     g.engine_on = 1
     lib.fsw_guid_burn(g, 1.0, 1e6)
     assert g.mass == 1.0
+
+
+def test_configure_takes_every_parameter_it_reads(fc):
+    ffi, lib = fc
+    par = dict(A_PLAN=1.7, V_DESCENT_MAX=55.0, V_TERMINAL=1.3, H_TERMINAL=27.0, TD_CUT_ALT=0.7, GUID_KV=0.9,
+               GUID_KH=0.35, GUID_AH_MAX=1.9, GUID_TILT_MAX=0.4, CONTINGENCY_ENABLE=1, CONTINGENCY_ALT=1800.0,
+               A_PLAN_CONT=2.7, V_DESCENT_MAX_CONT=22.0, CONT_H_MARGIN=45.0, THRUST_MAX=4500.0,
+               THROTTLE_MIN=0.15, ISP=310.0, MASS0=812.0)
+    g = guid(ffi, lib, **par)
+    c = g.cfg
+    got = (c.a_plan, c.v_max, c.v_term, c.h_term, c.td_cut, c.kv, c.kh, c.ah_max, c.cont_alt, c.a_cont,
+           c.v_max_cont, c.cont_margin, c.thrust_max, c.throttle_min)
+    want = (1.7, 55.0, 1.3, 27.0, 0.7, 0.9, 0.35, 1.9, 1800.0, 2.7, 22.0, 45.0, 4500.0, 0.15)
+    assert got == pytest.approx(want, rel=1e-6)
+    assert c.tan_tilt_max == pytest.approx(math.tan(0.4), rel=1e-5)
+    assert c.inv_ve == pytest.approx(1.0 / (310.0 * 9.80665), rel=1e-6)
+    assert c.cont_enable == 1 and guid(ffi, lib, CONTINGENCY_ENABLE=0).cfg.cont_enable == 0
+    assert g.mass == pytest.approx(812.0) and g.phase == BRAKING and g.engine_on == 1 and g.started == 0

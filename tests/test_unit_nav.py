@@ -218,3 +218,52 @@ def test_off_nadir_range_and_curvature_drop(ffi_lib):
     lib.fsw_nav_lrf_update(nav, rng, 0.0)
     z = rng * math.cos(a) - (rng * math.sin(a)) ** 2 / (2 * SITE_R)
     assert nav.lrf_meas_alt == pytest.approx(z, abs=2e-3)
+
+
+def test_reset_takes_every_state_and_filter_parameter(ffi_lib):
+    """Distinct values for every parameter the reset reads: each one lands where it belongs."""
+    ffi, lib = ffi_lib
+    q = np.array([0.5, -0.3, 0.6, 0.2])
+    par = dict(NAV_R0_X=1.1e6, NAV_R0_Y=-1.2e6, NAV_R0_Z=0.7e6, NAV_V0_X=11.0, NAV_V0_Y=-12.0, NAV_V0_Z=13.0,
+               NAV_Q0_W=q[0], NAV_Q0_X=q[1], NAV_Q0_Y=q[2], NAV_Q0_Z=q[3], NAV_SIGMA_H0=37.0, NAV_SIGMA_VR0=3.5,
+               SITE_R_X=1.0e6, SITE_R_Y=1.2e6, SITE_R_Z=-0.6e6, GM=4.5e12, NAV_ACC_PSD=0.07, LRF_SIGMA=1.7,
+               LRF_SIGMA_REL=0.003, LRF_GATE_NSIGMA=4.5, LRF_GATE_MIN=12.0, LRF_REACQ_TOL=6.0, LRF_REACQ_N=7,
+               LRF_GATE_POLICY=0, LRF_BORE_X=0.2, LRF_BORE_Y=-0.1, LRF_BORE_Z=-0.9, LRF_POS_X=0.3,
+               LRF_POS_Y=-0.4, LRF_POS_Z=-0.7, LRF_MAX_OFFNADIR=0.6)
+    nav = make_nav(ffi, lib, gm=4.5e12, **par)
+    assert list(nav.r) == [1.1e6, -1.2e6, 0.7e6] and list(nav.v) == [11.0, -12.0, 13.0]
+    assert list(nav.q) == pytest.approx(list(q / np.linalg.norm(q)), abs=1e-7)
+    assert (nav.p00, nav.p01, nav.p11) == pytest.approx((37.0 ** 2, 0.0, 3.5 ** 2))
+    c = nav.cfg
+    assert c.site_radius == pytest.approx(math.sqrt(1.0e12 + 1.44e12 + 0.36e12), rel=1e-15)
+    assert (c.acc_psd, c.lrf_sigma, c.lrf_sigma_rel, c.gate_nsigma, c.gate_min, c.reacq_tol) == pytest.approx(
+        (0.07, 1.7, 0.003, 4.5, 12.0, 6.0), rel=1e-6)
+    assert (c.reacq_n, c.gate_policy) == (7, 0)
+    b = np.array([0.2, -0.1, -0.9])
+    assert list(c.bore_body) == pytest.approx(list(b / np.linalg.norm(b)), abs=1e-7)
+    assert list(c.lrf_pos_body) == pytest.approx([0.3, -0.4, -0.7], abs=1e-7)
+    assert c.cos_max_offnadir == pytest.approx(math.cos(0.6), abs=1e-6)
+    assert nav.lrf_status == 0 and nav.latched_out == 0 and nav.lrf_accepts == 0
+    assert lib.fsw_nav_alt(nav) == pytest.approx(np.linalg.norm([1.1e6, -1.2e6, 0.7e6]) - c.site_radius)
+    assert lib.fsw_nav_gravity(nav) == pytest.approx(4.5e12 / (1.21e12 + 1.44e12 + 0.49e12), rel=1e-6)
+
+
+def test_zero_boresight_falls_back_to_body_minus_z(ffi_lib):
+    ffi, lib = ffi_lib
+    nav = make_nav(ffi, lib, LRF_BORE_X=0.0, LRF_BORE_Y=0.0, LRF_BORE_Z=0.0)
+    assert list(nav.cfg.bore_body) == [0.0, 0.0, -1.0]
+
+
+def test_local_vertical_and_radial_speed(ffi_lib):
+    ffi, lib = ffi_lib
+    nav = make_nav(ffi, lib)
+    r = np.array([1.0e6, -1.3e6, 0.4e6])
+    v = np.array([30.0, 20.0, -10.0])
+    nav.r, nav.v = list(r), list(v)
+    up = ffi.new("float[3]")
+    lib.fsw_nav_up(nav, up)
+    assert list(up) == pytest.approx(list(r / np.linalg.norm(r)), abs=1e-7)
+    assert lib.fsw_nav_vr(nav) == pytest.approx(float(v @ r / np.linalg.norm(r)), rel=1e-6)
+    nav.r = [0.0, 0.0, 0.0]
+    lib.fsw_nav_up(nav, up)
+    assert list(up) == [1.0, 0.0, 0.0] and lib.fsw_nav_vr(nav) == 0.0 and lib.fsw_nav_gravity(nav) == 0.0
