@@ -3,6 +3,8 @@ has no transmit function (or no HAL at all) must run the GNC cycle without sendi
 and count nothing as sent."""
 from __future__ import annotations
 
+import pytest
+
 from cfsw import PARAMS, Q_UP
 
 
@@ -58,3 +60,29 @@ def test_init_with_a_transmit_function_sends_hello_then_one_command_per_sensors(
     run_cycles(ffi, lib, ctx, n=2)
     # each SENSORS: one COMMAND and (TLM_DECIMATION 1) one TELEMETRY
     assert ctx.tx_frames == 1 + 2 * 2 == len(sent) and ctx.tx_seq == 5
+
+
+def test_telemetry_reports_the_navigation_state_and_saturating_counters(fc):
+    ffi, lib = fc
+    ctx = ffi.new("fsw_ctx_t *")
+    lib.fsw_init(ctx, ffi.NULL)
+    run_cycles(ffi, lib, ctx, n=2)
+    nav = ctx.nav
+    nav.q = [0.5, -0.5, 0.5, 0.5]
+    nav.lrf_innovation = -3.25
+    nav.lrf_status = 2
+    nav.lrf_rejects = 70_000                 # saturates at 65,535
+    ctx.parser.crc_errors, ctx.parser.framing_errors = 65_534, 1_000_000
+    ctx.parser.length_errors, ctx.parser.unknown_msgs = 7, 65_536
+    ctx.parser.frames_ok = 65_536 + 12       # wraps (a sequence counter)
+    ctx.overruns = 99_999
+    t = ffi.new("fsw_telemetry_t *")
+    lib.fsw_fill_telemetry(ctx, t)
+    assert list(t.est_r_mci) == list(nav.r)
+    assert list(t.est_v_mci) == pytest.approx(list(nav.v), rel=1e-7)
+    assert list(t.est_q_mci_body) == [0.5, -0.5, 0.5, 0.5]
+    assert t.est_alt == pytest.approx(lib.fsw_nav_alt(ffi.addressof(ctx, "nav")), abs=1e-3)
+    assert t.lrf_innovation == -3.25 and t.lrf_status == 2 and t.phase == ctx.guid.phase == 5
+    assert (t.lrf_rejects, t.rx_crc_errors, t.rx_framing_errors, t.rx_length_errors, t.rx_unknown_msgs) == \
+        (65_535, 65_534, 65_535, 7, 65_535)
+    assert t.rx_frames_ok == 12 and t.cycle_overruns == 65_535
