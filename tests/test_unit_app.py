@@ -3,6 +3,8 @@ has no transmit function (or no HAL at all) must run the GNC cycle without sendi
 and count nothing as sent."""
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from cfsw import PARAMS, Q_UP
@@ -86,3 +88,20 @@ def test_telemetry_reports_the_navigation_state_and_saturating_counters(fc):
     assert (t.lrf_rejects, t.rx_crc_errors, t.rx_framing_errors, t.rx_length_errors, t.rx_unknown_msgs) == \
         (65_535, 65_534, 65_535, 7, 65_535)
     assert t.rx_frames_ok == 12 and t.cycle_overruns == 65_535
+
+
+def test_command_is_sanitised_when_the_control_laws_produce_nan(fc):
+    """Last line of defence: NaN gains (a corrupted configuration) must not reach the
+    actuators: every torque axis 0, throttle THROTTLE_MIN while the engine is on."""
+    ffi, lib = fc
+    ctx = ffi.new("fsw_ctx_t *")
+    lib.fsw_init(ctx, ffi.NULL)
+    run_cycles(ffi, lib, ctx, n=1)
+    assert all(math.isfinite(x) for x in ctx.last_cmd.torque_body)
+    ctx.att.kd = math.nan                    # -kd w: NaN on every axis
+    ctx.guid.cfg.thrust_max = math.nan       # throttle = |F| / thrust_max: NaN
+    lib.fsw_handle_msg(ctx, sensors_msg(ffi, lib, 1, 20000))
+    cmd = ctx.last_cmd
+    assert cmd.flags & lib.FSW_CMD_ENGINE_ON
+    assert list(cmd.torque_body) == [0.0, 0.0, 0.0]
+    assert cmd.throttle == pytest.approx(PARAMS["THROTTLE_MIN"]["default"])
