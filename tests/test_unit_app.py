@@ -105,3 +105,25 @@ def test_command_is_sanitised_when_the_control_laws_produce_nan(fc):
     assert cmd.flags & lib.FSW_CMD_ENGINE_ON
     assert list(cmd.torque_body) == [0.0, 0.0, 0.0]
     assert cmd.throttle == pytest.approx(PARAMS["THROTTLE_MIN"]["default"])
+
+
+def test_lrf_latency_is_the_frame_time_minus_the_sample_time(fc):
+    """An LRF sample taken 0.2 s before the SENSORS time stamp is compared with the height
+    predicted for then, h - v_r * 0.2: descending at ~20 m/s its innovation is ~4 m smaller
+    than a fresh sample's; a sample stamped after the frame counts as fresh."""
+    ffi, lib = fc
+    innovation = {}
+    for age_us in (200_000, 0, -50_000):
+        ctx = ffi.new("fsw_ctx_t *")
+        lib.fsw_init(ctx, ffi.NULL)
+        ctx.params.NAV_V0_X = -20.0                 # descending at 20 m/s along +x = up
+        run_cycles(ffi, lib, ctx, n=1)
+        t_us = 400_000
+        m = sensors_msg(ffi, lib, 1, t_us, dt_us=0)
+        m.body.sensors.flags = lib.FSW_SENS_LRF_VALID | lib.FSW_SENS_LRF_NEW
+        m.body.sensors.lrf_range = 500.0
+        m.body.sensors.lrf_sample_t_us = t_us - age_us
+        lib.fsw_handle_msg(ctx, m)
+        innovation[age_us] = ctx.nav.lrf_innovation
+    assert innovation[200_000] - innovation[0] == pytest.approx(-20.0 * 0.2, abs=0.3)
+    assert innovation[-50_000] == innovation[0]
