@@ -127,3 +127,16 @@ def test_lrf_latency_is_the_frame_time_minus_the_sample_time(fc):
         innovation[age_us] = ctx.nav.lrf_innovation
     assert innovation[200_000] - innovation[0] == pytest.approx(-20.0 * 0.2, abs=0.3)
     assert innovation[-50_000] == innovation[0]
+
+
+def test_an_interval_longer_than_one_second_is_propagated_as_one_second(fc):
+    ffi, lib = fc
+    ctx = ffi.new("fsw_ctx_t *")
+    lib.fsw_init(ctx, ffi.NULL)
+    run_cycles(ffi, lib, ctx, n=1)
+    v0 = ctx.nav.v[0]
+    g = lib.fsw_nav_gravity(ffi.addressof(ctx, "nav"))
+    m = sensors_msg(ffi, lib, 1, 1_320_000, dt_us=1_300_000)
+    m.body.sensors.imu_dv_body = [0.0, 0.0, 0.0]             # free fall, upright (+x up)
+    lib.fsw_handle_msg(ctx, m)
+    assert ctx.nav.v[0] - v0 == pytest.approx(-g * 1.0, rel=1e-3)

@@ -163,9 +163,9 @@ def test_terminal_and_touchdown_thresholds(fc):
     r, v = state_at(0.0, D["H_TERMINAL"] + 0.5, 0.0, v_up=-1.0)
     step(ffi, lib, g, r, v, site=None)
     assert g.phase == APPROACH
-    r, v = state_at(0.0, D["H_TERMINAL"] - 0.5, 0.0, v_up=-1.0)
-    step(ffi, lib, g, r, v, site=None)
-    assert g.phase == TERMINAL and g.v_ref == pytest.approx(-D["V_TERMINAL"])
+    r, v = state_at(0.0, D["H_TERMINAL"], 0.0, v_up=-1.0)           # exactly at H_TERMINAL: terminal
+    gin = step(ffi, lib, g, r, v, site=None)
+    assert gin.alt == D["H_TERMINAL"] and g.phase == TERMINAL and g.v_ref == pytest.approx(-D["V_TERMINAL"])
     r, v = state_at(0.0, D["TD_CUT_ALT"] + 0.05, 0.0, v_up=-1.0)
     step(ffi, lib, g, r, v, site=None)
     assert g.phase == TERMINAL and g.engine_on == 1
