@@ -1,6 +1,6 @@
 # Two commands on a fresh machine (each installs what it needs into .venv):
 #   make demo   fly a nominal descent and the ispace M2 late-LRF case: summary table + demo-output/demo.png
-#   make test   the whole test suite
+#   make test   the test suite without the tests marked slow (make test-slow runs those; CI runs both)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 # rigs (same file, every rig); a rig whose tools are absent skips, naming them.
 RIGS   ?= host-pty qemu-m4 examples/simple_lander/rig.toml
 
-.PHONY: demo test install clean fuzz
+.PHONY: demo test test-slow install clean fuzz
 
 install: $(STAMP)
 
@@ -24,8 +24,11 @@ demo: $(STAMP)
 	$(BIN)/fsil demo --out demo-output
 
 test: $(STAMP)
-	$(BIN)/python -m pytest --rig loopback $(PYTEST_ARGS)
+	$(BIN)/python -m pytest --rig loopback -m "not slow" $(PYTEST_ARGS)
 	$(BIN)/python -m pytest tests/test_closed_loop.py $(foreach r,$(RIGS),--rig $(r)) $(PYTEST_ARGS)
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest --rig loopback -m slow $(PYTEST_ARGS)
 
 # Fuzz targets (fuzz/README.md), FUZZ_SECONDS each (default 60; long runs: FUZZ_SECONDS=3600).
 # A crash, sanitizer report or invariant violation fails and leaves its reproducer in fuzz-out/.

@@ -203,6 +203,7 @@ def main(argv=None) -> int:
     fz.add_argument("--scheduler", help="Dask scheduler address tcp://HOST:8786")
     fz.add_argument("--no-progress", action="store_true")
     fz.set_defaults(func=cmd_falsify)
+    from harness.golden import add_parser as add_golden; add_golden(sub)  # issue 14: fsil golden
     args = ap.parse_args(argv)
     try:
         return args.func(args)

@@ -36,8 +36,9 @@ consumes RCS propellant at Isp_rcs; no torque once the RCS propellant is
 gone. RCS forces are pure couples (no translation).
 
 Mass properties: m = dry + propellant + rcs_propellant; inertia interpolated
-linearly in mass between dry and wet values, updated once per step (the
-dI/dt and jet-damping terms are neglected: < 1e-4 of the torques here).
+linearly in mass between dry and wet values, re-evaluated whenever the mass has
+moved by 0.1 % (INERTIA_REFRESH_REL); the dI/dt and jet-damping torques are
+neglected: at most ~1.4 N m s x |w| (docs/models.md derives it).
 
 Contact: the lander touches down when its height above the terrain below
 it (altitude_agl) reaches 0. The step in which that happens is re-integrated
@@ -142,6 +143,12 @@ _new_state = tuple.__new__
 class Plant:
     """Fixed-step 6-DOF plant. See the module docstring for the model."""
 
+    #: the inertia is re-evaluated when the mass has moved by more than this fraction since the
+    #: last evaluation (every ~30 steps of 20 ms at full thrust): refreshing it every step costs
+    #: ~3x the step time and moves a terminal descent by 1 mm and 0.001 deg (docs/models.md,
+    #: "Mass properties", has the measurement)
+    INERTIA_REFRESH_REL = 1e-3
+
     def __init__(self, lander: LanderSpec, terrain, state0: PlantState, *,
                  gm: float = MOON_GM, moon_rotation: bool = False,
                  moon_rotation_rate: float = MOON_ROTATION_RATE):
@@ -188,6 +195,9 @@ class Plant:
                *self._lever, self._dry] + [0.0] * (len(PAR_FIELDS) - _PAR_INERTIA)
         self._par = np.array(par) if compiled else par
         self._set_inertia(self._state.mass_kg)
+        # the clock: t = t_origin + n dt for the n-th step of one step size dt (a running sum
+        # t += dt would drift by rounding: 6e-8 s after 350,000 steps of 20 ms)
+        self._clock_origin, self._clock_dt, self._clock_n = state0.t_s, 0.0, 0
         # step-mean body specific force and rate (what an IMU integrates)
         self._imu_in = (self._specific_force_now(self._state), self._state.w_body, 0.0)
         if self.altitude_agl() <= 0.0:
@@ -225,7 +235,7 @@ class Plant:
         (a, b, c), (d, e, f), (g, h, i) = I
         self._I = I
         self._inertia_mass = m
-        self._inertia_tol = 1e-3 * m     # re-evaluate when the mass moved by more (kg)
+        self._inertia_tol = self.INERTIA_REFRESH_REL * m   # re-evaluate when the mass moved by more (kg)
         self._diag = (b == 0.0 and c == 0.0 and d == 0.0 and f == 0.0 and g == 0.0 and h == 0.0)
         if self._diag:
             # principal-axis Euler coefficients: dw_x = (tau_x + (I_yy - I_zz) w_y w_z) / I_xx ...
@@ -332,6 +342,9 @@ class Plant:
             tau = (0.0, 0.0, 0.0)
         if abs(s0.mass_kg - self._inertia_mass) > self._inertia_tol:
             self._set_inertia(s0.mass_kg)
+        if dt != self._clock_dt:
+            self._clock_origin, self._clock_dt, self._clock_n = s0.t_s, dt, 0
+        self._clock_n += 1
         f0 = s0.throttle
         e = u - f0
         if e == 0.0:
@@ -360,6 +373,10 @@ class Plant:
             s1, fmean, wmean = self._to_contact(s0, dt, fprof, tau, h1, s1)
             self.touchdown_state = s1
             h1 = self.altitude_agl(s1)
+        else:
+            t1 = self._clock_origin + self._clock_n * dt
+            if s1.t_s != t1:
+                s1 = s1._replace(t_s=t1)
         self._state = s1
         self._agl_state, self._agl = s1, h1
         self._imu_in = (fmean, wmean, s1.t_s - s0.t_s)

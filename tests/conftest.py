@@ -8,3 +8,9 @@ def fc():
     from harness.targets import load_flight_code
 
     return load_flight_code()
+
+
+@pytest.fixture(scope="session")
+def ffi_lib(fc):
+    """Alias of ``fc`` for the closed-form unit tests (test_unit_*.py)."""
+    return fc

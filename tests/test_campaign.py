@@ -24,7 +24,7 @@ from harness.scenario_files import load_scenario
 
 REPO = Path(__file__).resolve().parent.parent
 TESTS = Path(__file__).resolve().parent
-if str(TESTS) not in sys.path:  # worker processes import test_campaign_helpers
+if str(TESTS) not in sys.path:  # worker processes import campaign_helpers
     sys.path.insert(0, str(TESTS))
 
 
@@ -199,7 +199,7 @@ def test_local_campaign_store_report_rerun_and_gate(tmp_path):
 def test_crashing_worker_hanging_run_and_exception_are_recorded_and_campaign_goes_on(tmp_path):
     spec = write(tmp_path, """
 [campaign]
-scenario = "test_campaign_helpers:misbehaving"
+scenario = "campaign_helpers:misbehaving"
 seed = 5
 runs_per_point = 2
 run_timeout_s = 8
@@ -236,7 +236,7 @@ def test_sigkill_mid_campaign_then_resume_loses_nothing_and_reflies_nothing(tmp_
     spec = write(tmp_path, """
 [campaign]
 name = "killme"
-scenario = "test_campaign_helpers:short"
+scenario = "campaign_helpers:short"
 seed = 9
 sampling = "sobol"
 runs_per_point = 16
@@ -311,7 +311,7 @@ def test_dask_results_identical_to_local_and_errors_recorded(tmp_path, dask_clus
 
     bad = write(tmp_path, """
 [campaign]
-scenario = "test_campaign_helpers:misbehaving"
+scenario = "campaign_helpers:misbehaving"
 seed = 5
 runs_per_point = 1
 run_timeout_s = 8

@@ -35,9 +35,10 @@ def test_m2_acquisition_campaign_over_1000_descents(tmp_path):
     wall = time.perf_counter() - t0
     print(cp.stdout)
     print(f"1,035-run campaign: {wall:.0f} s wall, {60 * 1035 / wall:.0f} runs/min")
-    assert cp.returncode in (0, 1), cp.stderr
-    if cp.returncode == 1:  # the gate names what failed
-        assert "pass criterion not met" in cp.stderr
+    # every pass criterion of the spec holds with the reference flight code (docs/campaigns.md):
+    # exit 1 would name the criterion not met, 2 a bad spec; both fail here with that message
+    assert cp.returncode == 0, cp.stderr
+    assert "pass criterion not met" not in cp.stderr
 
     tab = results(db)
     assert len(tab) >= 1000

@@ -77,5 +77,17 @@ def test_m2_late_lrf_with_reacquire_and_contingency_lands(fly):
 def test_run_summary_states_touchdown_numbers(fly):
     res = fly(terminal_descent())
     text = res.verdict()
-    assert "LANDED" in text and "vertical" in text and "m/s" in text
+    td, env = res.touchdown, res.scenario.envelope
+    assert res.outcome == "landed" and text.splitlines()[0].endswith("LANDED")
+    # each touchdown number as measured, next to its limit
+    assert f"touchdown at t={td.t_s:.2f} s" in text
+    assert f"vertical {td.v_vertical:.2f} m/s (limit {env.v_vertical_max})" in text
+    assert f"horizontal {td.v_horizontal:.2f} m/s (limit {env.v_horizontal_max})" in text
+    assert f"tilt {td.tilt_deg:.1f} deg (limit {env.tilt_max_deg})" in text
+    assert f"{td.position_error_m:.0f} m from the site, {td.propellant_kg:.1f} kg propellant left" in text
+    # and those numbers are the plant's state at contact: the last record of the telemetry
+    tm = res.telemetry
+    assert td.v_vertical == pytest.approx(-tm["v_up_mps"][-1], abs=0.05)
+    assert td.tilt_deg == pytest.approx(tm["tilt_deg"][-1], abs=0.5)
+    assert 0.0 < td.v_vertical <= env.v_vertical_max and td.t_s == pytest.approx(res.sim_time_s, abs=0.05)
     assert math.isfinite(res.real_time_factor)

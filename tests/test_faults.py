@@ -18,6 +18,7 @@ from harness import protocol as p
 from harness.errors import ConfigError
 from harness.link import replay_link_log
 from harness.scenario_files import terminal_descent
+from sensor_models.lrf import LrfReading
 
 T_ON = 5.0      # s, onset of the fault in the short runs
 T_MAX = 12.0    # s, short runs (outcome "timeout"): enough to see the effect
@@ -288,7 +289,13 @@ def test_after_must_name_a_fault():
 def test_no_faults_is_the_identity():
     fs = F.FaultSet()
     fs.update(0.0, 100.0, 2)
-    assert fs.imu("x") == "x" and fs.lrf is not None and fs.command(None) is None
+    assert fs.imu("x") == "x" and fs.command(None) is None
+    # an LRF reading passes through unchanged (same object), and the first valid one is noted
+    reading = LrfReading(range_m=123.4, valid=True, new=True, sample_t_s=0.0)
+    fs.update(1.5, 100.0, 2)
+    assert fs.lrf(reading) is reading and fs.events["first_valid_lrf"] == 1.5
+    invalid = LrfReading(range_m=0.0, valid=False, new=True, sample_t_s=1.0)
+    assert fs.lrf(invalid) is invalid
     sentinel = object()
     assert fs.wrap_transport(sentinel) is sentinel
     assert math.isinf(F.Fault().duration_s)

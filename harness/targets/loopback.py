@@ -93,7 +93,7 @@ def _cdef(src: Path) -> str:
     with tempfile.TemporaryDirectory(prefix="fsil-cdef-") as libc:
         for h in _LIBC_HEADERS:
             (Path(libc) / h).write_text("")
-        cmd = _compiler() + ["-E", "-P", "-nostdinc", "-I", libc, "-I", str(src), "-x", "c",
+        cmd = loopback_compiler() + ["-E", "-P", "-nostdinc", "-I", libc, "-I", str(src), "-x", "c",
                              str(src / "hal_loopback.h")]
         run = subprocess.run(cmd, capture_output=True, text=True)
     if run.returncode != 0:
@@ -110,7 +110,7 @@ def _cdef(src: Path) -> str:
     return defines + c_generator.CGenerator().visit(tree)
 
 
-def _compiler() -> list[str]:
+def loopback_compiler() -> list[str]:
     cc = os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc"
     return shlex.split(cc)
 
@@ -123,7 +123,7 @@ def _build_key(src: Path, cflags: Sequence[str]) -> str:
     files = {p for p in src.iterdir() if p.is_file() and p.suffix in (".c", ".h", ".def")}
     files.add(src / "sources.txt")
     files.update(flight_sources(src))
-    return content_key(files, [" ".join(cflags), " ".join(_compiler()), CDEF_VERSION, sys.version,
+    return content_key(files, [" ".join(cflags), " ".join(loopback_compiler()), CDEF_VERSION, sys.version,
                                sysconfig.get_config_var("EXT_SUFFIX") or "", cffi.__version__,
                                pycparser.__version__])
 
@@ -139,7 +139,7 @@ def _build(src: Path, modname: str, cflags: Sequence[str], out: Path) -> None:
     objs: list[str] = []
     for i, c_file in enumerate(flight_sources(src) + [src / s for s in LOOPBACK_SOURCES]):
         obj = work / f"{i:02d}_{c_file.stem}.o"
-        run_compiler(_compiler() + list(cflags) + ["-fPIC", "-I", str(src), "-c", str(c_file), "-o", str(obj)],
+        run_compiler(loopback_compiler() + list(cflags) + ["-fPIC", "-I", str(src), "-c", str(c_file), "-o", str(obj)],
                      f"compiling {c_file.name} for the loopback target")
         objs.append(str(obj))
     ffi = cffi.FFI()

@@ -1,6 +1,6 @@
-"""Scenarios for the campaign tests that misbehave on purpose (no tests here).
+"""Scenarios for the campaign tests that misbehave on purpose (a helper module, not a test file: pytest does not collect it).
 
-Imported by worker processes as ``test_campaign_helpers:misbehaving`` (tests/ on sys.path).
+Imported by worker processes as ``campaign_helpers:misbehaving`` (tests/ on sys.path).
 """
 from __future__ import annotations
 
