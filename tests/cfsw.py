@@ -32,13 +32,28 @@ def qrot(q, v):
     return v + w * t + np.cross(qv, t)
 
 
-def boot_configured(ffi, lib, plant, config=None, nav_r0_x_offset_m: float = 0.0):
-    """Boot the in-process flight code and configure it with the test plant's initial state
-    (position, velocity, attitude, mass; ``nav_r0_x_offset_m`` added to the position estimate's
-    x) plus ``config``, checking every CONFIG_ACK. Returns ``(lb, exchange, seq)``:
-    ``exchange(frame)`` feeds one frame and returns the decoded frames of the answer; ``seq`` is
-    the next sequence number."""
-    from harness.protocol import Config, decode_frame, encode_frame
+def params(ffi, lib, **over):
+    """A ``fsw_params_t`` with the flight code's defaults and ``over`` (NAME=value) set through
+    ``fsw_param_set``, each checked as accepted."""
+    p = ffi.new("fsw_params_t *")
+    lib.fsw_params_defaults(p)
+    for k, v in over.items():
+        assert lib.fsw_param_set(p, PARAMS[k]["id"], float(v), ffi.NULL) == 0, k
+    return p
+
+
+def guid(ffi, lib, **over):
+    """A guidance state reset from the default parameters with ``over`` applied."""
+    g = ffi.new("fsw_guid_t *")
+    lib.fsw_guid_reset(g, params(ffi, lib, **over))
+    return g
+
+
+def loopback(ffi, lib):
+    """Boot the in-process flight code (its HELLO is drained). Returns ``(lb, exchange)``:
+    ``exchange(frame)`` feeds the bytes of one frame and returns the decoded frames
+    (``protocol.Frame``) of the answer."""
+    from harness.protocol import decode_frame
 
     lb = ffi.new("fsw_loopback_t *")
     lib.fsw_loopback_init(lb)
@@ -50,6 +65,18 @@ def boot_configured(ffi, lib, plant, config=None, nav_r0_x_offset_m: float = 0.0
         return [decode_frame(f + b"\0") for f in bytes(ffi.buffer(out, n)).split(b"\0")[:-1]]
 
     exchange(b"")
+    return lb, exchange
+
+
+def boot_configured(ffi, lib, plant, config=None, nav_r0_x_offset_m: float = 0.0):
+    """Boot the in-process flight code and configure it with the test plant's initial state
+    (position, velocity, attitude, mass; ``nav_r0_x_offset_m`` added to the position estimate's
+    x) plus ``config``, checking every CONFIG_ACK. Returns ``(lb, exchange, seq)``:
+    ``exchange(frame)`` feeds one frame and returns the decoded frames of the answer; ``seq`` is
+    the next sequence number."""
+    from harness.protocol import Config, encode_frame
+
+    lb, exchange = loopback(ffi, lib)
     cfg = dict(NAV_R0_X=plant.r[0] + nav_r0_x_offset_m, NAV_R0_Y=plant.r[1], NAV_R0_Z=plant.r[2],
                NAV_V0_X=plant.v[0], NAV_V0_Y=plant.v[1], NAV_V0_Z=plant.v[2],
                NAV_Q0_W=plant.q[0], NAV_Q0_X=plant.q[1], NAV_Q0_Y=plant.q[2], NAV_Q0_Z=plant.q[3],

@@ -20,7 +20,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from cfsw import GM, PARAMS, Q_UP, R_MOON, boot_configured
+from cfsw import GM, PARAMS, Q_UP, R_MOON, boot_configured, loopback
 
 DT_US = 20000
 H0 = 100.0
@@ -90,19 +90,13 @@ def boot_raw(fc, cfg):
     """Boot the flight code, send the hover configuration with ``cfg`` on top (each CONFIG
     accepted) and COMMIT. Returns ``(commit_ack, exchange, next_seq)``; ``exchange(frame)``
     returns the decoded answer messages."""
-    from harness.protocol import Config, decode_frame, encode_frame
+    from harness.protocol import Config, encode_frame
 
-    ffi, lib = fc
-    lb = ffi.new("fsw_loopback_t *")
-    lib.fsw_loopback_init(lb)
-    out = ffi.new("uint8_t[]", 8192)
+    _lb, exchange_frames = loopback(*fc)
 
     def exchange(frame):
-        lib.fsw_loopback_feed(lb, frame, len(frame))
-        n = lib.fsw_loopback_drain(lb, out, 8192)
-        return [decode_frame(f + b"\0").msg for f in bytes(ffi.buffer(out, n)).split(b"\0")[:-1]]
+        return [f.msg for f in exchange_frames(frame)]
 
-    exchange(b"")
     pl = hover_plant()
     full = dict(NAV_R0_X=pl.r[0], NAV_R0_Y=0.0, NAV_R0_Z=0.0, NAV_V0_X=0.0, NAV_V0_Y=0.0, NAV_V0_Z=0.0,
                 NAV_Q0_W=Q_UP[0], NAV_Q0_X=Q_UP[1], NAV_Q0_Y=Q_UP[2], NAV_Q0_Z=Q_UP[3], MASS0=pl.m)

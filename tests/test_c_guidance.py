@@ -13,19 +13,9 @@ import math
 import numpy as np
 import pytest
 
-from cfsw import G0, GM, PARAMS, R_MOON
+from cfsw import G0, GM, R_MOON, guid
 IDLE, BRAKING, APPROACH, TERMINAL, TOUCHDOWN, CONTINGENCY = range(6)
 SITE = np.array([R_MOON, 0.0, 0.0])
-
-
-def guid(ffi, lib, **over):
-    p = ffi.new("fsw_params_t *")
-    lib.fsw_params_defaults(p)
-    for k, v in over.items():
-        assert lib.fsw_param_set(p, PARAMS[k]["id"], float(v), ffi.NULL) == 0, k
-    g = ffi.new("fsw_guid_t *")
-    lib.fsw_guid_reset(g, p)
-    return g
 
 
 def state_at(downrange, alt, v_east, v_up=0.0):

@@ -211,7 +211,7 @@ values = ["none", "exit", "hang", "raise"]
 """)
     db = tmp_path / "bad.sqlite"
     t0 = time.perf_counter()
-    out = run_campaign(spec, db, workers=2, progress=False, allow_import=["test_campaign_helpers"])
+    out = run_campaign(spec, db, workers=2, progress=False, allow_import=["campaign_helpers"])
     assert time.perf_counter() - t0 < 120
     tab = out.table
     by = {m: tab[tab["mode"] == m] for m in ("none", "exit", "hang", "raise")}
@@ -223,7 +223,7 @@ values = ["none", "exit", "hang", "raise"]
     assert (by["raise"]["failure_mode"] == "error: RuntimeError").all()
     assert all("sabotage" in e for e in by["raise"]["error"])
     # errors are finished runs: not flown again unless asked
-    assert run_campaign(spec, db, workers=1, progress=False, allow_import=["test_campaign_helpers"]).flown == 0
+    assert run_campaign(spec, db, workers=1, progress=False, allow_import=["campaign_helpers"]).flown == 0
 
 
 def _done_rows(db):
@@ -249,7 +249,7 @@ values = [0.0, 0.2]
 """)
     db = tmp_path / "k.sqlite"
     cmd = [sys.executable, "-m", "harness.cli", "campaign", str(spec), "--db", str(db), "--workers", "2",
-           "--allow-import", "test_campaign_helpers"]
+           "--allow-import", "campaign_helpers"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(), cwd=tmp_path)
     deadline = time.time() + 180
     while time.time() < deadline:
@@ -322,7 +322,7 @@ values = ["none", "exit", "hang", "none"]
 labels = ["ok1", "exit", "hang", "ok2"]
 """, "bad.toml")
     out = run_campaign(bad, tmp_path / "dbad.sqlite", scheduler=dask_cluster.scheduler_address, progress=False,
-                       allow_import=["test_campaign_helpers"])
+                       allow_import=["campaign_helpers"])
     tab = out.table
     assert list(tab["status"]) == ["done", "error", "error", "done"], list(zip(tab["status"], tab["error"]))
     assert tab["failure_mode"][1] == "error: worker crashed" and "KilledWorker" in tab["error"][1]

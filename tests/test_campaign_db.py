@@ -26,7 +26,7 @@ if str(TESTS) not in sys.path:
 SPEC = """
 [campaign]
 name = "shared"
-scenario = "test_campaign_helpers:short"
+scenario = "campaign_helpers:short"
 seed = 3
 sampling = "random"
 runs_per_point = {n}
@@ -54,7 +54,7 @@ def _digest(p: Path) -> str:
 def _planned_db(tmp_path, n=4) -> tuple[Path, Path]:
     spec_p = tmp_path / "spec.toml"
     spec_p.write_text(SPEC.format(n=n))
-    spec = load_spec(spec_p, allow_import=["test_campaign_helpers"])
+    spec = load_spec(spec_p, allow_import=["campaign_helpers"])
     db = tmp_path / "c.sqlite"
     with Store(db) as st:
         st.init_campaign(spec, plan(spec))
@@ -99,7 +99,7 @@ def test_bad_database_is_refused_by_name_and_left_untouched(tmp_path, kind):
     spec_p = tmp_path / "run.toml"
     spec_p.write_text(SPEC.format(n=2))
     # the CLI: exit 2, the file named, no traceback, nothing planned or flown into it
-    for args in (("campaign", spec_p, "--db", path, "--workers", "1", "--allow-import", "test_campaign_helpers"),
+    for args in (("campaign", spec_p, "--db", path, "--workers", "1", "--allow-import", "campaign_helpers"),
                  ("campaign", "report", path), ("campaign", "rerun", path, "0")):
         cp = _cli(*args, cwd=tmp_path)
         assert cp.returncode == 2, (args, cp.stdout, cp.stderr)
@@ -188,7 +188,7 @@ def test_two_campaign_processes_on_one_database_fly_each_run_once(tmp_path):
     spec_p.write_text(SPEC.format(n=24))
     db = tmp_path / "shared.sqlite"
     cmd = [sys.executable, "-m", "harness.cli", "campaign", str(spec_p), "--db", str(db), "--workers", "1",
-           "--no-progress", "--allow-import", "test_campaign_helpers"]
+           "--no-progress", "--allow-import", "campaign_helpers"]
     procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
                               cwd=tmp_path) for _ in range(2)]
     outs = [p.communicate(timeout=600) for p in procs]
@@ -216,15 +216,15 @@ def boom():
 
 def test_module_function_scenario_needs_allow_import(tmp_path):
     spec_p = tmp_path / "spec.toml"
-    spec_p.write_text(SPEC.format(n=1).replace("test_campaign_helpers:short", "evil_mod:boom"))
+    spec_p.write_text(SPEC.format(n=1).replace("campaign_helpers:short", "evil_mod:boom"))
     (tmp_path / "evil_mod.py").write_text(EVIL)
     cp = _cli("campaign", spec_p, "--db", tmp_path / "x.sqlite", cwd=tmp_path)
     assert cp.returncode == 2 and "Traceback" not in cp.stderr, cp.stderr
     assert str(spec_p) in cp.stderr and "[campaign] scenario" in cp.stderr and "--allow-import evil_mod" in cp.stderr
     assert not (tmp_path / "IMPORTED").exists()
-    with pytest.raises(ConfigError, match="--allow-import test_campaign_helpers"):
+    with pytest.raises(ConfigError, match="--allow-import campaign_helpers"):
         load_spec(tmp_path / "s2.toml", text=SPEC.format(n=1))
-    assert load_spec(tmp_path / "s2.toml", text=SPEC.format(n=1), allow_import=["test_campaign_helpers"]).n_runs == 1
+    assert load_spec(tmp_path / "s2.toml", text=SPEC.format(n=1), allow_import=["campaign_helpers"]).n_runs == 1
 
 
 def test_edited_database_does_not_run_code_on_report_or_rerun(tmp_path):
@@ -233,7 +233,7 @@ def test_edited_database_does_not_run_code_on_report_or_rerun(tmp_path):
     with sqlite3.connect(db) as con:
         text = con.execute("SELECT spec_text FROM campaign").fetchone()[0]
         con.execute("UPDATE campaign SET scenario=?, spec_text=?", ("evil_mod:boom",
-                    text.replace("test_campaign_helpers:short", "evil_mod:boom")))
+                    text.replace("campaign_helpers:short", "evil_mod:boom")))
     con.close()
     for args in (("campaign", "report", db), ("campaign", "rerun", db, "0")):
         cp = _cli(*args, cwd=tmp_path)
@@ -244,7 +244,7 @@ def test_edited_database_does_not_run_code_on_report_or_rerun(tmp_path):
 
 def test_campaign_name_from_a_spec_cannot_leave_the_output_folder(tmp_path):
     spec = load_spec(tmp_path / "s.toml", text=SPEC.format(n=1).replace('name = "shared"', 'name = "../../x"'),
-                     allow_import=["test_campaign_helpers"])
+                     allow_import=["campaign_helpers"])
     db = default_db(spec)
     assert db.parent == Path("fsil-campaigns") and ".." not in db.parts, db
     assert (Path.cwd() / db).resolve().is_relative_to((Path.cwd() / "fsil-campaigns").resolve())

@@ -8,17 +8,14 @@ import math
 import numpy as np
 import pytest
 
-from cfsw import PARAMS, qmul, qrot
+from cfsw import PARAMS, params, qmul, qrot
 
 D = {k: r["default"] for k, r in PARAMS.items()}
 BIG = 1.0e5
 
 
 def att(ffi, lib, q, w, d, throttle=0.6, **over):
-    p = ffi.new("fsw_params_t *")
-    lib.fsw_params_defaults(p)
-    for k, v in over.items():
-        assert lib.fsw_param_set(p, PARAMS[k]["id"], float(v), ffi.NULL) == 0, k
+    p = params(ffi, lib, **over)
     c = ffi.new("fsw_att_cfg_t *")
     lib.fsw_att_configure(c, p)
     out = ffi.new("fsw_att_out_t *")

@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from cfsw import PARAMS, Q_UP, qrot
+from cfsw import Q_UP, params, qrot
 
 SITE_R = 1737400.0
 
@@ -17,10 +17,7 @@ SITE_R = 1737400.0
 def make_nav(ffi, lib, gm=0.0, **over):
     """A reset navigation state; ``gm`` replaces the configured GM (0: no gravity, so velocity
     changes are the rotated delta-v alone)."""
-    p = ffi.new("fsw_params_t *")
-    lib.fsw_params_defaults(p)
-    for k, v in over.items():
-        assert lib.fsw_param_set(p, PARAMS[k]["id"], float(v), ffi.NULL) == 0, k
+    p = params(ffi, lib, **over)
     nav = ffi.new("fsw_nav_t *")
     lib.fsw_nav_reset(nav, p)
     nav.cfg.gm = gm

@@ -398,8 +398,9 @@ class SpecFile(Model):
     criteria: list[CriterionTable] = []
 
 
-class _Uniform(Model):
-    dist: Literal["uniform"]
+class _Bounded(Model):
+    """A distribution on [low, high]: low must be below high."""
+
     low: float
     high: float
 
@@ -408,6 +409,10 @@ class _Uniform(Model):
         if self.low >= self.high:
             raise KeyProblem("low", self.low, f"below high ({self.high:g})")
         return self
+
+
+class _Uniform(_Bounded):
+    dist: Literal["uniform"]
 
 
 class _LogUniform(_Uniform):
@@ -421,18 +426,10 @@ class _Normal(Model):
     sigma: float = Field(ge=0.0)
 
 
-class _TruncNormal(Model):
+class _TruncNormal(_Bounded):
     dist: Literal["truncnormal"]
     mean: float
     sigma: float = Field(gt=0.0)
-    low: float
-    high: float
-
-    @model_validator(mode="after")
-    def _order(self):
-        if self.low >= self.high:
-            raise KeyProblem("low", self.low, f"below high ({self.high:g})")
-        return self
 
 
 class _LogNormal(Model):
