@@ -117,16 +117,21 @@ def test_touchdown_over_raised_flat_terrain(ref):
 
 
 # ------------------------------------------------------ rocket equation
+def full_thrust_in_free_space(ref, **initial):
+    """An ideal-engine lander 100 km up, upright, engine already at full throttle, gravity off
+    (gm = 0): ``(lander, initial state, plant, the full-thrust command)``."""
+    L = ideal_engine(ref)
+    st = initial_state(SITE, L, 100e3, throttle=1.0, **initial)
+    return L, st, Plant(L, flat(SITE), st, gm=0.0), ActuatorCommand(1.0, True, (0.0, 0.0, 0.0))
+
+
 def test_constant_thrust_burn_matches_rocket_equation(ref):
     """Free space (gm = 0), ideal engine at full thrust for 60 s.
 
     m1 = m0 - T t / (Isp g0) and dv = Isp g0 ln(m0/m1) exactly; RK4 with
     the closed-form mass integrates T/m(t) with error ~1e-12 relative. Allow
     1e-9 relative."""
-    L = ideal_engine(ref)
-    st = initial_state(SITE, L, 100e3, throttle=1.0)
-    p = Plant(L, flat(SITE), st, gm=0.0)
-    on = ActuatorCommand(1.0, True, (0.0, 0.0, 0.0))
+    L, st, p, on = full_thrust_in_free_space(ref)
     for _ in range(600):
         p.step(on, 0.1)
     s = p.state
@@ -152,10 +157,7 @@ def test_constant_thrust_burn_matches_rocket_equation(ref):
 def test_propellant_depletion_cuts_thrust_at_the_right_instant(ref):
     """5 kg of propellant at full thrust lasts 5 * ve / T = 3.92 s; the step
     is split there. Delta-v must equal ve ln(m0/(m0-5)) to 1e-9."""
-    L = ideal_engine(ref)
-    st = initial_state(SITE, L, 100e3, propellant_kg=5.0, throttle=1.0)
-    p = Plant(L, flat(SITE), st, gm=0.0)
-    on = ActuatorCommand(1.0, True, (0.0, 0.0, 0.0))
+    L, st, p, on = full_thrust_in_free_space(ref, propellant_kg=5.0)
     for _ in range(100):
         p.step(on, 0.1)
     s = p.state

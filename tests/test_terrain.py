@@ -20,6 +20,16 @@ def down_from(site, east, north, alt):
     return o, tuple(-c / n for c in o)
 
 
+def tilted(down, rng, tilt_max_rad):
+    """``down`` tilted by a random angle up to ``tilt_max_rad`` towards a random horizontal
+    direction at the site (unit vector, MCI); draws the tilt, then the azimuth, from ``rng``."""
+    tilt = rng.uniform(0, tilt_max_rad)
+    az = rng.uniform(0, 2 * math.pi)
+    h = tuple(math.cos(az) * SITE.north_mci[i] + math.sin(az) * SITE.east_mci[i] for i in range(3))
+    d = tuple(math.cos(tilt) * down[i] + math.sin(tilt) * h[i] for i in range(3))
+    return tuple(c / vnorm(d) for c in d)
+
+
 def brute_force_hit(terrain, o, d, max_range, step=0.5):
     """Dense sampling reference: first sample below the terrain, refined by bisection."""
     R = terrain.site.radius_m
@@ -118,12 +128,7 @@ def test_ray_cast_matches_brute_force_on_crater_field():
         e0, n0 = rng.uniform(-1500, 1500, size=2)
         alt = rng.uniform(50, 800)
         o, down = down_from(SITE, e0, n0, alt)
-        # tilt the ray up to 60 deg in a random horizontal direction
-        tilt = rng.uniform(0, math.radians(60))
-        az = rng.uniform(0, 2 * math.pi)
-        h = tuple(math.cos(az) * SITE.north_mci[i] + math.sin(az) * SITE.east_mci[i] for i in range(3))
-        d = tuple(math.cos(tilt) * down[i] + math.sin(tilt) * h[i] for i in range(3))
-        d = tuple(c / vnorm(d) for c in d)
+        d = tilted(down, rng, math.radians(60))  # up to 60 deg in a random horizontal direction
         got = hf.ray_cast(o, d, 5000.0)
         ref = brute_force_hit(hf, o, d, 5000.0)
         if ref is None:
@@ -216,11 +221,7 @@ def test_ray_cast_matches_brute_force_on_the_rim_step():
         e0 = rng.uniform(-17000, -12000)
         alt = rng.uniform(3500, 7000)
         o, down = down_from(SITE, e0, rng.uniform(-500, 500), alt)
-        tilt = rng.uniform(0, math.radians(50))
-        az = rng.uniform(0, 2 * math.pi)
-        h = tuple(math.cos(az) * SITE.north_mci[i] + math.sin(az) * SITE.east_mci[i] for i in range(3))
-        d = tuple(math.cos(tilt) * down[i] + math.sin(tilt) * h[i] for i in range(3))
-        d = tuple(c / vnorm(d) for c in d)
+        d = tilted(down, rng, math.radians(50))
         got = hf.ray_cast(o, d, 15000.0)
         ref = brute_force_hit(hf, o, d, 15000.0, step=2.0)
         if ref is None:
