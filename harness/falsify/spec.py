@@ -33,16 +33,15 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from harness.campaign.spec import _Bounded as Bounded  # the distributions' "low below high" rule
 from harness.errors import ConfigError
-from harness.validation import INT64_MAX, KeyProblem, Model, parse_toml, read_text, validate, value_text
+from harness.validation import INT64_MAX, Interval, KeyProblem, Model, parse_toml, read_text, validate, value_text
 
 OPTIMIZERS = ("cma", "de", "dual_annealing", "tpe", "random")
 SCALES = ("linear", "log")
 _NonEmpty = Annotated[str, Field(min_length=1)]
 
 
-class ParameterRange(Bounded):
+class ParameterRange(Interval):
     """``[parameters] "dotted.path" = {low, high, scale}``: the interval searched (the path's unit)."""
 
     scale: Literal["linear", "log"] = "linear"
@@ -67,7 +66,7 @@ class Parameter(ParameterRange):
         return float(self.low + u * (self.high - self.low))
 
 
-class Boundary(Bounded):
+class Boundary(Interval):
     """[boundary]: where along ``parameter`` (between low and high) the success probability
     crosses ``level``, to +- ``tolerance`` (the parameter's unit)."""
 
