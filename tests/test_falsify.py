@@ -205,6 +205,15 @@ def test_cli_exit_code_when_the_budget_is_survived(tmp_path, capsys, monkeypatch
     assert "not falsified within 1 descents" in capsys.readouterr().out
 
 
+def test_example_spec_digests_are_stable():
+    """A stored search resumes only when the spec's digest is unchanged: loading the examples must
+    give the digests their databases were written with."""
+    want = {"accel_bias_corner": "ac30b4e6aae81450", "accel_bias_corner_4d": "14bf0d9445e8ecb5",
+            "m2_fixed_survives": "82b5c4403e00f11a", "m2_gate_fix_boundary": "9b06581d6abd0421",
+            "m2_gate_fix_late_lrf": "c7d032190c538e0d"}
+    assert {n: load_falsify_spec(DATA / f"{n}.toml").digest for n in want} == want
+
+
 def test_example_specs_load():
     for f in sorted(DATA.glob("*.toml")):
         if f.name.startswith("terminal-"):

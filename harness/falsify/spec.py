@@ -44,7 +44,7 @@ _NonEmpty = Annotated[str, Field(min_length=1)]
 class ParameterRange(Interval):
     """``[parameters] "dotted.path" = {low, high, scale}``: the interval searched (the path's unit)."""
 
-    scale: Literal["linear", "log"] = "linear"
+    scale: Literal[SCALES] = "linear"
 
     @model_validator(mode="after")
     def _log_needs_positive_low(self):
@@ -88,7 +88,7 @@ class FalsifyTable(Model):
     scenario: _NonEmpty = Field(description="a scenario name or a scenario file")
     requirements: Annotated[list[_NonEmpty], Field(min_length=1)] = Field(
         description="library names or STL formulas (fsil requirements list)")
-    optimizer: Literal["cma", "de", "dual_annealing", "tpe", "random"] = "cma"
+    optimizer: Literal[OPTIMIZERS] = "cma"
     budget: int = Field(100, ge=1, le=10**7, description="runs")
     seed: int = Field(0, ge=0, le=INT64_MAX)
     run_seed: Any = Field(1, description='an integer >= 0 (every run flies with that scenario seed) or "per-run"')
