@@ -16,6 +16,8 @@ Two halves:
       spec.toml: [dispersions.altitude_m] sigma = -3 is invalid (below the minimum); allowed: a number >= 0
 
 A model's own cross-field check raises :class:`KeyProblem` to name the key it is about.
+:class:`Interval` is the shared ``low`` below ``high`` table (falsify search intervals and
+boundaries; a schema subclasses it to add keys).
 """
 from __future__ import annotations
 
@@ -28,13 +30,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 import annotated_types as at
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 from pydantic.fields import FieldInfo
 
 from harness.errors import ConfigError
 from harness.safetext import printable
 
-__all__ = ["Model", "KeyProblem", "validate", "read_toml", "read_text", "parse_toml", "check_values",
+__all__ = ["Model", "KeyProblem", "Interval", "validate", "read_toml", "read_text", "parse_toml", "check_values",
            "key_text", "value_text", "one_of", "INT64_MIN", "INT64_MAX", "MAX_FILE_BYTES"]
 
 # TOML integers are signed 64-bit (toml.io, "Integer"); Python's tomllib reads any length.
@@ -60,6 +62,20 @@ class KeyProblem(ValueError):
     def __init__(self, key: str, value: Any, allowed: str):
         super().__init__(f"{key} = {value!r}; allowed: {allowed}")
         self.key, self.value, self.allowed = key, value, allowed
+
+
+class Interval(Model):
+    """A table with ``low`` below ``high`` (a search interval, a distribution's support), both in
+    the unit of the quantity they bound."""
+
+    low: float
+    high: float
+
+    @model_validator(mode="after")
+    def _low_below_high(self):
+        if self.low >= self.high:
+            raise KeyProblem("low", self.low, f"below high ({self.high:g})")
+        return self
 
 
 # ------------------------------------------------------------------------------------------

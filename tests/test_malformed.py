@@ -3,7 +3,7 @@ named, no traceback (issue 13). Each file says in its header what it breaks (``#
 what the message must name (``# must name:``, one or more).
 
 Which command reads a file follows from its name: ``scenario_*``/``faults_*`` -> ``fsil run FILE``;
-``spec_*`` -> ``fsil campaign FILE``; ``lander_*`` -> ``fsil run`` of a scenario naming that lander
+``spec_*`` -> ``fsil campaign FILE``; ``falsify_*`` -> ``fsil falsify FILE``; ``lander_*`` -> ``fsil run`` of a scenario naming that lander
 file; ``rig_*`` -> ``fsil rigs FILE``. The CLI runs in-process (``harness.cli.main``: fast); a few
 files also go through ``python -m harness.cli`` in a subprocess, the path a user takes.
 """
@@ -44,6 +44,8 @@ def _argv(path: Path, tmp_path: Path) -> list[str]:
         return ["run", str(path), "--out", str(tmp_path / "runs")]
     if kind == "spec":
         return ["campaign", str(path), "--db", str(tmp_path / "c.sqlite"), "--no-progress"]
+    if kind == "falsify":
+        return ["falsify", str(path), "--db", str(tmp_path / "f.sqlite"), "--no-progress"]
     if kind == "lander":
         sc = tmp_path / "uses_lander.toml"
         sc.write_text(f'[scenario]\nname = "uses-lander"\nlander = "{path}"\n')
@@ -55,7 +57,7 @@ def _argv(path: Path, tmp_path: Path) -> list[str]:
 
 def test_the_corpus_is_big_and_every_file_says_what_it_breaks():
     kinds = {p.name.split("_", 1)[0] for p in FILES}
-    assert len(FILES) >= 40 and kinds == {"scenario", "faults", "spec", "lander", "rig"}, (len(FILES), kinds)
+    assert len(FILES) >= 40 and kinds == {"scenario", "faults", "spec", "falsify", "lander", "rig"}, (len(FILES), kinds)
     for p in FILES:
         breaks, must = _header(p)
         assert breaks and must, p.name
@@ -80,11 +82,13 @@ def test_malformed_file_exits_2_naming_file_and_key(path, tmp_path, capsys):
     for m in must:
         assert m in text, (m, text)
     assert not (tmp_path / "c.sqlite").exists()          # a bad spec plans nothing
+    assert not (tmp_path / "f.sqlite").exists()          # and searches nothing
     assert not (tmp_path / "runs").exists()              # and a bad scenario flies nothing
 
 
 @pytest.mark.parametrize("name", ["scenario_400_digit_seed.toml", "scenario_non_utf8.toml",
-                                  "spec_runs_per_point_huge.toml", "rig_port_url.toml"])
+                                  "spec_runs_per_point_huge.toml", "falsify_non_utf8.toml",
+                                  "rig_port_url.toml"])
 def test_real_command_line(name, tmp_path):
     path = CORPUS / name
     argv = _argv(path, tmp_path)

@@ -147,7 +147,7 @@ def locate_boundary(spec: FalsifySpec | str | Path, db: str | Path | None = None
         spec = dataclasses.replace(spec, seed=int(seed))
     b = spec.boundary
     if budget is not None:
-        b = dataclasses.replace(b, budget=int(budget))
+        b = b.model_copy(update={"budget": int(budget)})
         spec = dataclasses.replace(spec, boundary=b)
     db = Path(db) if db else Path("fsil-falsify") / f"{spec.name}-boundary.sqlite"
     key = f"boundary:{spec.seed}"

@@ -1,50 +1,62 @@
 """Falsification specs: a TOML file that says what to search, for which requirements, how long.
 
-Schema (unknown keys are errors naming the file, the key and the allowed keys)::
+Schema (checked by harness/validation.py: an error names the file, the key, the value and what is
+allowed; unknown keys and sections are errors listing the allowed ones; NaN, infinity, integers
+beyond 64 bits and files that are not UTF-8 are refused)::
 
-    [falsify]     name, description, scenario, requirements, optimizer, budget, seed, run_seed,
-                  batch, run_timeout_s
+    [falsify]     scenario (required), requirements (required: a library name, an STL formula, or
+                  an array of them), name, description, optimizer = "cma"|"de"|"dual_annealing"|
+                  "tpe"|"random", budget (runs, 1..10^7), seed (>= 0), run_seed (>= 0 or "per-run"),
+                  batch (0..10^5, 0: the optimiser's own), run_timeout_s (s, 0.1..86400)
     [scenario]    "dotted.path" = value            fixed overrides (as in campaign specs)
     [parameters]  "dotted.path" = { low = .., high = .., scale = "linear"|"log" }   the search space
+                  (low < high; low > 0 for "log")
     [dispersions] "dotted.path" = { dist = .. }    boundary search only: drawn per run (campaign syntax)
-    [boundary]    parameter, low, high, level, budget, tolerance, batch, initial, min_descents
-                                                   (fsil falsify --boundary)
+    [boundary]    parameter, low, high (required, low < high), level (0.01..0.99), budget (4..10^6),
+                  tolerance (>= 0, the parameter's unit), batch (1..10^4), initial (2..10^5),
+                  min_descents (2..10^6)                    (fsil falsify --boundary)
 
-Dotted paths are the campaign's (docs/campaigns.md): Scenario fields, ``lrf.*``, ``imu.*``,
-``nav_error.*``, ``flight_params.NAME``, ``faults.N.<field>`` (and ``faults.N.<field>.K`` for
-one component of a vector field).
+At least one of [parameters] or [boundary]. Dotted paths are the campaign's (docs/campaigns.md):
+Scenario fields, ``lrf.*``, ``imu.*``, ``nav_error.*``, ``flight_params.NAME``,
+``faults.N.<field>`` (and ``faults.N.<field>.K`` for one component of a vector field); every path
+and bound is applied to the scenario at load time. [scenario] and [dispersions] go through the
+campaign spec's validator (harness/campaign/spec.py), so they accept and refuse the same things.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import math
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, field_validator, model_validator
 
 from harness.errors import ConfigError
+from harness.validation import INT64_MAX, Interval, KeyProblem, Model, parse_toml, read_text, validate, value_text
 
 OPTIMIZERS = ("cma", "de", "dual_annealing", "tpe", "random")
 SCALES = ("linear", "log")
-
-_KEYS = {
-    "falsify": {"name", "description", "scenario", "requirements", "optimizer", "budget", "seed", "run_seed",
-                "batch", "run_timeout_s"},
-    "parameter": {"low", "high", "scale"},
-    "boundary": {"parameter", "low", "high", "level", "budget", "tolerance", "batch", "initial", "min_descents"},
-}
-_TOP = {"falsify", "scenario", "parameters", "dispersions", "boundary"}
+_NonEmpty = Annotated[str, Field(min_length=1)]
 
 
-@dataclass(frozen=True)
-class Parameter:
+class ParameterRange(Interval):
+    """``[parameters] "dotted.path" = {low, high, scale}``: the interval searched (the path's unit)."""
+
+    scale: Literal[SCALES] = "linear"
+
+    @model_validator(mode="after")
+    def _log_needs_positive_low(self):
+        if self.scale == "log" and self.low <= 0:
+            raise KeyProblem("low", self.low, '> 0 for scale = "log"')
+        return self
+
+
+class Parameter(ParameterRange):
     """One bounded search parameter: a dotted scenario path and its interval."""
 
     path: str
-    low: float
-    high: float
-    scale: str = "linear"
 
     def value(self, u: float) -> float:
         """The parameter value at ``u`` in [0, 1] (linear or logarithmic between low and high)."""
@@ -54,19 +66,69 @@ class Parameter:
         return float(self.low + u * (self.high - self.low))
 
 
-@dataclass(frozen=True)
-class Boundary:
-    """Where along ``parameter`` the success probability crosses ``level``, to +- ``tolerance``."""
+class Boundary(Interval):
+    """[boundary]: where along ``parameter`` (between low and high) the success probability
+    crosses ``level``, to +- ``tolerance`` (the parameter's unit)."""
 
-    parameter: str
-    low: float
-    high: float
-    level: float = 0.5
-    budget: int = 150
-    tolerance: float = 25.0
-    batch: int = 10
-    initial: int = 20
-    min_descents: int = 50   # the interval is asymptotic: never trust it on fewer descents
+    parameter: _NonEmpty = Field(description="a dotted scenario path")
+    level: float = Field(0.5, ge=0.01, le=0.99)
+    budget: int = Field(150, ge=4, le=10**6, description="descents")
+    tolerance: float = Field(25.0, ge=0.0)
+    batch: int = Field(10, ge=1, le=10**4, description="descents per fit")
+    initial: int = Field(20, ge=2, le=10**5, description="descents spread over [low, high] first")
+    min_descents: int = Field(50, ge=2, le=10**6, description="the interval is asymptotic: never trust it "
+                                                               "on fewer descents")
+
+
+class FalsifyTable(Model):
+    """[falsify]"""
+
+    name: _NonEmpty | None = None
+    description: str = ""
+    scenario: _NonEmpty = Field(description="a scenario name or a scenario file")
+    requirements: Annotated[list[_NonEmpty], Field(min_length=1)] = Field(
+        description="library names or STL formulas (fsil requirements list)")
+    optimizer: Literal[OPTIMIZERS] = "cma"
+    budget: int = Field(100, ge=1, le=10**7, description="runs")
+    seed: int = Field(0, ge=0, le=INT64_MAX)
+    run_seed: Any = Field(1, description='an integer >= 0 (every run flies with that scenario seed) or "per-run"')
+    batch: int = Field(0, ge=0, le=10**5, description="0: the optimiser's natural batch")
+    run_timeout_s: float = Field(300.0, ge=0.1, le=86400.0, description="s, wall time per run")
+
+    @field_validator("requirements", mode="before")
+    @classmethod
+    def _one_or_many(cls, reqs):
+        return [reqs] if isinstance(reqs, str) else reqs
+
+    @field_validator("requirements")
+    @classmethod
+    def _known(cls, reqs):
+        from harness.requirements import resolve
+
+        for r in reqs:
+            try:
+                resolve(r)
+            except ConfigError as exc:
+                raise ValueError(str(exc)) from None
+        return reqs
+
+    @field_validator("run_seed")
+    @classmethod
+    def _run_seed(cls, rs):
+        if rs != "per-run" and (isinstance(rs, bool) or not isinstance(rs, int) or not 0 <= rs <= INT64_MAX):
+            raise KeyProblem("", rs, 'an integer from 0 to 2^63-1 (every run flies with that scenario seed) '
+                                     'or "per-run"')
+        return rs
+
+
+class FalsifyFile(Model):
+    """A falsification spec file: the top level."""
+
+    falsify: FalsifyTable
+    scenario: dict[str, Any] = Field({}, description="dotted.path = value")
+    parameters: dict[str, Any] = Field({}, description='"dotted.path" = {low = .., high = .., scale = ..}')
+    dispersions: dict[str, Any] = Field({}, description='"dotted.path" = {dist = ...}')
+    boundary: Boundary | None = None
 
 
 @dataclass(frozen=True)
@@ -102,158 +164,68 @@ class FalsifySpec:
         return {**self.overrides, **values}
 
 
-def _num(v, key: str, src: str, lo=-math.inf, hi=math.inf, integer=False):
-    ok = isinstance(v, int) if integer else isinstance(v, (int, float))
-    if isinstance(v, bool) or not ok or (isinstance(v, float) and math.isnan(v)) or not lo <= v <= hi:
-        kind = "an integer" if integer else "a number"
-        rng = f" in [{lo:g}, {hi:g}]" if (lo, hi) != (-math.inf, math.inf) else ""
-        raise ConfigError(f"{src}: {key} = {v!r} is invalid; allowed: {kind}{rng}")
-    return v
-
-
-def _unknown(table, allowed, where: str, src: str) -> None:
-    bad = sorted(set(table) - set(allowed))
-    if bad:
-        raise ConfigError(f"{src}: unknown key {bad[0]!r} in {where}; allowed keys: {', '.join(sorted(allowed))}")
-
-
 def load_falsify_spec(path: str | Path) -> FalsifySpec:
     """Load and validate a falsification spec; every path and bound is applied to the scenario
     once before anything flies, so a bad one fails here naming the file and the key."""
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"falsification spec {str(p)!r} not found")
-    text = p.read_text()
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{p}: not valid TOML: {exc}") from None
-    return spec_from_dict(doc, str(p), text)
+    source = str(path)
+    text = read_text(path, what="falsification spec")
+    return spec_from_dict(parse_toml(text, source, what="falsification spec"), source, text)
 
 
 def spec_from_dict(doc: dict, src: str = "<memory>", text: str = "") -> FalsifySpec:
-    from harness.campaign.spec import apply_overrides, check_flight_params
+    from harness.campaign.spec import apply_overrides, check_flight_params, resolve_scenario
     from harness.campaign.spec import spec_from_dict as campaign_spec
-    from harness.requirements import LIBRARY, resolve
 
-    _unknown(doc, _TOP, "the top level", src)
-    f = doc.get("falsify")
-    if not isinstance(f, dict):
-        raise ConfigError(f"{src}: missing [falsify] table (keys: {', '.join(sorted(_KEYS['falsify']))})")
-    _unknown(f, _KEYS["falsify"], "[falsify]", src)
-    for req in ("scenario", "requirements"):
-        if req not in f:
-            raise ConfigError(f"{src}: [falsify] {req} is required")
-    reqs = f["requirements"]
-    if isinstance(reqs, str):
-        reqs = [reqs]
-    if not isinstance(reqs, list) or not reqs or not all(isinstance(r, str) for r in reqs):
-        raise ConfigError(f"{src}: falsify.requirements = {reqs!r}; allowed: a list of library names "
-                          f"({', '.join(LIBRARY)}) or STL formulas")
-    for r in reqs:
-        try:
-            resolve(r)
-        except ConfigError as exc:
-            raise ConfigError(f"{src}: falsify.requirements: {exc}") from None
-    optimizer = f.get("optimizer", "cma")
-    if optimizer not in OPTIMIZERS:
-        raise ConfigError(f"{src}: falsify.optimizer = {optimizer!r} is invalid; allowed: {', '.join(OPTIMIZERS)}")
-    budget = _num(f.get("budget", 100), "falsify.budget", src, 1, 10**7, integer=True)
-    seed = _num(f.get("seed", 0), "falsify.seed", src, 0, 2**63 - 1, integer=True)
-    rs = f.get("run_seed", 1)
-    if rs == "per-run":
-        run_seed = None
-    else:
-        if isinstance(rs, str):
-            raise ConfigError(f"{src}: falsify.run_seed = {rs!r} is invalid; allowed: an integer >= 0 (every run "
-                              f"flies with that scenario seed) or \"per-run\"")
-        run_seed = int(_num(rs, "falsify.run_seed", src, 0, 2**63 - 1, integer=True))
-    batch = _num(f.get("batch", 0), "falsify.batch", src, 0, 10**5, integer=True)
-    timeout = _num(f.get("run_timeout_s", 300.0), "falsify.run_timeout_s", src, 0.1, 86400)
-
-    # the campaign validator checks the scenario, the fixed overrides and the dispersions
-    camp = {"campaign": {"name": str(f.get("name") or Path(src).stem), "scenario": f["scenario"], "seed": 0},
-            "scenario": doc.get("scenario", {}), "dispersions": doc.get("dispersions", {})}
+    f = validate(FalsifyFile, doc, src)
+    t = f.falsify
+    try:
+        resolve_scenario(t.scenario)
+    except ConfigError as exc:
+        raise ConfigError(f"{src}: [falsify] scenario = {value_text(t.scenario)}: {exc}") from None
+    # the campaign validator checks the fixed overrides and the dispersions (errors name [scenario]
+    # and [dispersions.PATH] as written here)
+    camp = {"campaign": {"name": t.name or Path(src).stem, "scenario": t.scenario, "seed": 0},
+            "scenario": f.scenario, "dispersions": f.dispersions}
     cs = campaign_spec(camp, source=src)
-    nominal = apply_overrides(_base(cs.scenario, src), cs.overrides, f"{src}: [scenario]")
+    nominal = apply_overrides(resolve_scenario(cs.scenario), cs.overrides, f"{src}: [scenario]")
+
+    def applies(path: str, value: float, key: str) -> None:
+        check_flight_params(apply_overrides(nominal, {path: value}, f"{src}: {key}"), f"{src}: {key}")
 
     params = []
-    table = doc.get("parameters", {})
-    if not isinstance(table, dict):
-        raise ConfigError(f"{src}: [parameters] must be a table of \"dotted.path\" = {{low = .., high = ..}}")
-    for path, pt in _flatten_params(table).items():
-        key = f"parameters.{path}"
-        if not isinstance(pt, dict):
-            raise ConfigError(f"{src}: {key} must be a table {{low = .., high = ..}}")
-        _unknown(pt, _KEYS["parameter"], key, src)
-        for need in ("low", "high"):
-            if need not in pt:
-                raise ConfigError(f"{src}: {key}.{need} is required")
-        lo, hi = _num(pt["low"], f"{key}.low", src), _num(pt["high"], f"{key}.high", src)
-        if not lo < hi:
-            raise ConfigError(f"{src}: {key}: low = {lo} must be below high = {hi}")
-        scale = pt.get("scale", "linear")
-        if scale not in SCALES:
-            raise ConfigError(f"{src}: {key}.scale = {scale!r} is invalid; allowed: {', '.join(SCALES)}")
-        if scale == "log" and lo <= 0:
-            raise ConfigError(f"{src}: {key}.low = {lo} is invalid; allowed: > 0 for scale = \"log\"")
+    for path, table in _flatten_params(f.parameters).items():
+        r = validate(ParameterRange, table, src, where=("parameters", path))
         if path in cs.overrides:
-            raise ConfigError(f"{src}: {path!r} is both fixed in [scenario] and searched in [parameters]; choose one")
-        for v in (float(lo), float(hi)):
-            check_flight_params(apply_overrides(nominal, {path: v}, f"{src}: {key}"), f"{src}: {key}")
-        params.append(Parameter(path, float(lo), float(hi), scale))
+            raise ConfigError(f"{src}: [parameters] {path!r} is also fixed in [scenario]; allowed: a path in one "
+                              f"of the two")
+        for v in (r.low, r.high):
+            applies(path, v, f"[parameters.{path}]")
+        params.append(Parameter(path=path, low=r.low, high=r.high, scale=r.scale))
 
-    boundary = None
-    if "boundary" in doc:
-        b = doc["boundary"]
-        if not isinstance(b, dict):
-            raise ConfigError(f"{src}: [boundary] must be a table")
-        _unknown(b, _KEYS["boundary"], "[boundary]", src)
-        for need in ("parameter", "low", "high"):
-            if need not in b:
-                raise ConfigError(f"{src}: [boundary] {need} is required")
-        if not isinstance(b["parameter"], str):
-            raise ConfigError(f"{src}: boundary.parameter = {b['parameter']!r}; allowed: a dotted scenario path")
-        lo, hi = _num(b["low"], "boundary.low", src), _num(b["high"], "boundary.high", src)
-        if not lo < hi:
-            raise ConfigError(f"{src}: [boundary] low = {lo} must be below high = {hi}")
-        for v in (float(lo), float(hi)):
-            check_flight_params(apply_overrides(nominal, {b["parameter"]: v}, f"{src}: [boundary]"),
-                                f"{src}: [boundary]")
-        if b["parameter"] in {d.path for d in cs.dispersions} | set(cs.overrides):
-            raise ConfigError(f"{src}: boundary.parameter {b['parameter']!r} is also fixed or dispersed; choose one")
-        boundary = Boundary(
-            b["parameter"], float(lo), float(hi),
-            level=float(_num(b.get("level", 0.5), "boundary.level", src, 0.01, 0.99)),
-            budget=int(_num(b.get("budget", 150), "boundary.budget", src, 4, 10**6, integer=True)),
-            tolerance=float(_num(b.get("tolerance", 25.0), "boundary.tolerance", src, 0.0)),
-            batch=int(_num(b.get("batch", 10), "boundary.batch", src, 1, 10**4, integer=True)),
-            initial=int(_num(b.get("initial", 20), "boundary.initial", src, 2, 10**5, integer=True)),
-            min_descents=int(_num(b.get("min_descents", 50), "boundary.min_descents", src, 2, 10**6, integer=True)))
-    if not params and boundary is None:
-        raise ConfigError(f"{src}: [parameters] is empty: give at least one \"dotted.path\" = {{low = .., high = ..}} "
-                          f"(or a [boundary] table for fsil falsify --boundary)")
-    return FalsifySpec(name=cs.name, scenario=cs.scenario, requirements=tuple(reqs), parameters=tuple(params),
-                       optimizer=optimizer, budget=int(budget), seed=int(seed), run_seed=run_seed, batch=int(batch),
-                       run_timeout_s=float(timeout), description=str(f.get("description", "")),
-                       overrides=dict(cs.overrides), dispersions=cs.dispersions, boundary=boundary, source=src,
-                       text=text)
-
-
-def _base(ref: str, src: str):
-    from harness.campaign.spec import resolve_scenario
-
-    try:
-        return resolve_scenario(ref)
-    except ConfigError as exc:
-        raise ConfigError(f"{src}: falsify.scenario = {ref!r}: {exc}") from None
+    b = f.boundary
+    if b is not None:
+        for v in (b.low, b.high):
+            applies(b.parameter, v, f"[boundary] parameter = {value_text(b.parameter)}")
+        if b.parameter in {d.path for d in cs.dispersions} | set(cs.overrides):
+            raise ConfigError(f"{src}: [boundary] parameter = {value_text(b.parameter)} is also fixed in [scenario] "
+                              f"or dispersed in [dispersions]; allowed: a path in only one of them")
+    if not params and b is None:
+        raise ConfigError(f"{src}: [parameters] is empty; allowed: at least one \"dotted.path\" = "
+                          f"{{low = .., high = ..}} (or a [boundary] table for fsil falsify --boundary)")
+    return FalsifySpec(name=cs.name, scenario=cs.scenario, requirements=tuple(t.requirements),
+                       parameters=tuple(params), optimizer=t.optimizer, budget=t.budget, seed=t.seed,
+                       run_seed=None if t.run_seed == "per-run" else t.run_seed, batch=t.batch,
+                       run_timeout_s=t.run_timeout_s, description=t.description, overrides=dict(cs.overrides),
+                       dispersions=cs.dispersions, boundary=b, source=src, text=text)
 
 
 def _flatten_params(d: dict, prefix: str = "") -> dict:
+    """``[parameters.nav_error] altitude_m = {..}`` -> ``nav_error.altitude_m``: a table without
+    low or high that holds tables is a group of paths; any other value is one parameter's table."""
     out = {}
     for k, v in d.items():
         key = f"{prefix}{k}"
-        if isinstance(v, dict) and not ({"low", "high"} & set(v)) and v:
+        if isinstance(v, dict) and not ({"low", "high"} & set(v)) and any(isinstance(x, dict) for x in v.values()):
             out.update(_flatten_params(v, key + "."))
         else:
             out[key] = v
