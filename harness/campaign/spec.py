@@ -343,7 +343,7 @@ class CampaignTable(Model):
     run_timeout_s: float = Field(300.0, ge=0.1, le=86400.0, description="s, wall time per run")
     keep_telemetry: Literal["failed", "all", "none"] = "failed"
     requirements: list[_NonEmpty] = Field([], description="requirements whose robustness every run stores: "
-                                                          "library names (fsil requirements) or STL formulas")
+                                                          "names from harness.requirements.LIBRARY (docs/falsification.md) or STL formulas")
 
     @field_validator("requirements")
     @classmethod
