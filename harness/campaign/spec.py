@@ -342,8 +342,8 @@ class CampaignTable(Model):
     rig: Literal["loopback"] = Field("loopback", description="campaigns fly many descents at once, in-process")
     run_timeout_s: float = Field(300.0, ge=0.1, le=86400.0, description="s, wall time per run")
     keep_telemetry: Literal["failed", "all", "none"] = "failed"
-    requirements: list[_NonEmpty] = Field([], description="requirements whose robustness every run stores: "
-                                                          "names from harness.requirements.LIBRARY (docs/falsification.md) or STL formulas")
+    requirements: list[_NonEmpty] = Field([], description="requirements whose robustness every run stores: names "
+                                                          "from harness.requirements.LIBRARY or STL formulas")
 
     @field_validator("requirements")
     @classmethod
