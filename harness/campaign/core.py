@@ -349,7 +349,8 @@ def rerun(db: str | Path, run_id: int, out: str | Path | None = None, *, allow_i
             for _, req, v, t in stored_rob:
                 nv, nt = now[req]
                 nt = math.nan if nt is None else nt
-                if not ((v == nv or (math.isnan(v) and math.isnan(nv))) and (t == nt or (math.isnan(t) and math.isnan(nt)))):
+                same = (v == nv or (math.isnan(v) and math.isnan(nv))) and (t == nt or (math.isnan(t) and math.isnan(nt)))
+                if not same:
                     diffs.append(f"robustness of {printable(req, 60)}: stored {v!r} at t = {t!r} s, now {nv!r} at "
                                  f"t = {nt!r} s")
     compared = False

@@ -22,7 +22,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from harness.campaign import analysis  # noqa: E402
-from harness.campaign.core import load_db, robustness_by_requirement, summary_text, threshold_text, thresholds  # noqa: E402
+from harness.campaign.core import (load_db, robustness_by_requirement, summary_text, threshold_text,  # noqa: E402
+                                   thresholds)
 from harness.campaign.store import Store, param_field  # noqa: E402
 from harness.campaign.worker import npz_load  # noqa: E402
 
