@@ -56,7 +56,7 @@ def test_requirements_enter_the_plan_digest_only_when_named(tmp_path):
     assert a.digest != b.digest  # resuming a database with other requirements would leave rows missing
 
 
-def test_campaign_stores_robustness_per_run_and_requirement_equal_to_a_reflight(tmp_path):
+def test_campaign_stores_robustness_per_run_and_requirement_equal_to_a_reflight(tmp_path, capsys):
     spec_p = tmp_path / "req.toml"
     spec_p.write_text(SPEC)
     db = tmp_path / "req.sqlite"
@@ -84,6 +84,11 @@ def test_campaign_stores_robustness_per_run_and_requirement_equal_to_a_reflight(
     text = robustness_text(rows)
     assert "touchdown_envelope: min +" in text and "violated in 0 of 2 runs" in text
     assert f"{ALT_RULE}: min -" in text and "violated in 2 of 2 runs" in text
+    # fsil campaign (resuming: nothing left to fly) prints the same lines in its summary
+    from harness.cli import main
+
+    assert main(["campaign", str(spec_p), "--db", str(db), "--no-progress"]) == 0
+    assert text in capsys.readouterr().out
     # a stored robustness that differs from the re-flight is reported as not reproduced
     with sqlite3.connect(db) as con:
         con.execute("UPDATE robustness SET robustness = robustness + 0.5 WHERE run_id = 1 AND "
