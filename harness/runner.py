@@ -130,6 +130,22 @@ class FlightResult:
         i = int(np.argmax(np.abs(err)))
         return {"t_s": float(tm["t_s"][i]), "error_m": float(err[i])}
 
+    def _requirement_lines(self) -> list[str]:
+        """The verdict's lines for the scenario's [requirements]: robustness of each (post-processing
+        of the telemetry with harness.requirements, after the run)."""
+        from harness.errors import ConfigError
+        from harness.requirements import resolve, robustness_of, signals
+
+        t, sig = signals(self)
+        lines = ["requirements (robustness > 0 held, < 0 violated, in the requirement's unit):"]
+        for req in self.scenario.requirements:
+            name, formula, unit = resolve(req, self.scenario)
+            try:
+                lines.append("  " + robustness_of(t, sig, formula, name, unit).line())
+            except ConfigError as exc:
+                lines.append(f"  {name}: not evaluable on this run: {exc}")
+        return lines
+
     def verdict(self) -> str:
         """One paragraph a GNC engineer can act on: outcome, touchdown numbers, diagnosis."""
         s = self.scenario
@@ -157,6 +173,8 @@ class FlightResult:
                          f"{pnr['v_down_mps']:.1f} m/s down; from then on even full thrust "
                          f"({self.thrust_max_n:.0f} N) could not slow it to {env.v_vertical_max} m/s "
                          f"above the surface")
+        if s.requirements:
+            lines.extend(self._requirement_lines())
         if self.params_refused:
             lines.append(f"flight code refused {len(self.params_refused)} optional parameter(s), not applied: "
                          + "; ".join(self.params_refused))

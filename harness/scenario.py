@@ -129,6 +129,7 @@ class Scenario:
     source: str = ""        # file the scenario was loaded from
     required_params: tuple = ()         # optional flight-code parameters this scenario needs accepted (names)
     lost_command: str | None = None     # lost-command policy (hold, engine-off, fail); None: the rig's
+    requirements: tuple = ()            # harness.requirements names or STL formulas the verdict reports
 
     def passed(self, result) -> bool:
         return not self.pass_criteria.check(result)

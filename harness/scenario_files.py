@@ -143,6 +143,27 @@ class _VariantTable(Model):
         return None if v is None else _outcomes(v, "")
 
 
+class _RequirementsTable(Model):
+    names: list[Annotated[str, Field(min_length=1)]] = Field(
+        [], description="names from harness.requirements.LIBRARY or STL formulas over the telemetry signals")
+
+    @field_validator("names")
+    @classmethod
+    def _names(cls, v):
+        from harness.requirements import resolve
+
+        for i, r in enumerate(v):
+            try:
+                resolve(r)
+            except ConfigError as exc:
+                why, _, allowed = str(exc).partition("; allowed: ")
+                raise KeyProblem(str(i), r, f"{allowed or 'a library name or an STL formula'} "
+                                            f"({why.partition(': ')[2] or why})") from None
+        if len(set(v)) != len(v):
+            raise KeyProblem("", v, "each requirement once")
+        return v
+
+
 class ScenarioFile(Model):
     """A scenario TOML file (docs/scenarios.md). [terrain], [lrf], [imu], [[faults]] and
     [flight_params] are checked by their owners' schemas (terrain, sensor configs, faults, the
@@ -160,6 +181,7 @@ class ScenarioFile(Model):
     # "pass" is a Python keyword: the model field is pass_, the file's key is pass
     pass_: _PassTable = Field(_PassTable(), alias="pass")
     variants: dict[str, _VariantTable] = {}
+    requirements: _RequirementsTable = _RequirementsTable()
 
 
 def _imu(table, src):
@@ -269,7 +291,7 @@ def scenario_from_dict(doc: dict, src: str = "<memory>", variant: str | None = N
         terrain=terrain_from_table(f.terrain, src), lrf=_lrf(f.lrf, src),
         imu=_imu(f.imu, src), nav_error=NavError(**f.nav_error.model_dump()), flight_params=fparams, faults=faults,
         envelope=env, pass_criteria=crit, dispersion=_dispersion(f.dispersion, src),
-        mission=head.mission, source=src, **head_set,
+        mission=head.mission, source=src, requirements=tuple(f.requirements.names), **head_set,
         **f.initial.model_dump(include=f.initial.model_fields_set))
     ids = [x.id for x in faults if x.id]
     for vname, vt in f.variants.items():   # validate every variant, whichever is asked for

@@ -178,3 +178,42 @@ def test_cli_scenarios_list(capsys):
     assert main(["scenarios", "list"]) == 0
     out = capsys.readouterr().out
     assert "hakuto-r-m1" in out and "variants: as_flown, fixed" in out
+
+
+# ---------------------------------------------------------------------------------------------
+# [requirements]: what the verdict reports and pytest asserts (issue 16)
+
+SLOW_BELOW_50 = "always((alt_agl_m <= 50) implies (v_down_mps <= 3))"
+
+
+def test_scenario_requirements_are_validated_naming_file_and_key(tmp_path):
+    for names, words in (('["touchdown_envelop"]', ["touchdown_envelop", "touchdown_envelope"]),
+                         ('["always(speed < 3)"]', ["speed", "v_down_mps"]),
+                         ('["throttle_within_limits", "throttle_within_limits"]', ["once"])):
+        p = write(tmp_path, MINIMAL + f"[requirements]\nnames = {names}\n")
+        with pytest.raises(ConfigError) as ei:
+            load_scenario(str(p))
+        msg = str(ei.value)
+        assert str(p) in msg and "requirements" in msg and all(w in msg for w in words), msg
+    p = write(tmp_path, MINIMAL + "[requirements]\nname = ['touchdown_envelope']\n")
+    with pytest.raises(ConfigError, match="names"):
+        load_scenario(str(p))
+
+
+def test_verdict_reports_the_robustness_of_the_scenario_requirements(tmp_path, fly):
+    from harness.assertions import assert_requirement
+
+    p = write(tmp_path, "[scenario]\nname = 'req'\nt_max_s = 200.0\n[requirements]\n"
+                        f"names = ['touchdown_envelope', '{SLOW_BELOW_50}']\n")
+    sc = load_scenario(str(p))
+    assert sc.requirements == ("touchdown_envelope", SLOW_BELOW_50)
+    assert load_scenario("nominal-terminal-descent").requirements == ()
+    res = fly(sc)
+    verdict = res.verdict()
+    env = assert_requirement(res, "touchdown_envelope")       # pytest asserts each by name
+    td = res.touchdown
+    assert env.value == pytest.approx(min(2.0 - td.v_vertical, 0.5 - td.v_horizontal, 12.0 - td.tilt_deg), abs=0.02)
+    assert env.line() in verdict
+    with pytest.raises(AssertionError, match="robustness -"):
+        assert_requirement(res, SLOW_BELOW_50)               # the descent passes 50 m faster than 3 m/s
+    assert f"{SLOW_BELOW_50}: VIOLATED, robustness -" in verdict

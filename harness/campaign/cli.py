@@ -85,6 +85,14 @@ def cmd_run(a) -> int:
                        retry_errors=a.retry_errors, allow_import=a.allow_import)
     axes = _axes(out.db)
     print(summary_text(out.table, axes, out.criteria))
+    if out.spec.requirements:
+        from harness.campaign.core import robustness_text
+        from harness.campaign.store import Store
+
+        with Store(out.db, create=False) as st:
+            text = robustness_text(st.robustness())
+        if text:
+            print("\n" + text)
     print(f"\nresults: {out.db}  ({out.flown} runs flown now in {out.wall_s:.1f} s"
           + (f", {60 * out.flown / out.wall_s:.0f} runs/min" if out.flown and out.wall_s > 0 else "") + ")")
     if a.report:

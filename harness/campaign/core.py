@@ -48,7 +48,7 @@ class CampaignOutcome:
 def _task(spec: CampaignSpec, t: dict) -> dict:
     return {"run_id": t["run_id"], "scenario": spec.scenario, "overrides": t["overrides"], "seed": t["seed"],
             "keep_telemetry": spec.keep_telemetry, "origin": f"{spec.source} run {t['run_id']}",
-            "allow_import": tuple(spec.allow_import)}
+            "allow_import": tuple(spec.allow_import), "requirements": tuple(spec.requirements)}
 
 
 POLL_S = 0.5  # while other campaign processes fly the last runs of a shared database
@@ -258,6 +258,40 @@ def threshold_lines(table, axes) -> list[str]:
     return lines
 
 
+def robustness_by_requirement(rows) -> dict[str, dict]:
+    """Per requirement (in the order first stored): the run ids, robustness values and instants of
+    worst of ``rows`` (Store.robustness), and min / median / how many runs violated it (< 0)."""
+    out: dict[str, dict] = {}
+    for run_id, req, value, t_worst in rows:
+        d = out.setdefault(req, {"run_id": [], "value": [], "t_worst_s": []})
+        d["run_id"].append(run_id)
+        d["value"].append(value)
+        d["t_worst_s"].append(t_worst)
+    for d in out.values():
+        v = np.asarray(d["value"], dtype=float)
+        d["value"] = v
+        ok = v[~np.isnan(v)]
+        d["min"] = float(ok.min()) if ok.size else math.nan
+        d["median"] = float(np.median(ok)) if ok.size else math.nan
+        d["violated"] = int((ok < 0).sum())
+        d["evaluated"] = int(ok.size)
+    return out
+
+
+def robustness_text(rows) -> str:
+    """The per-requirement lines of the campaign summary (empty without requirements)."""
+    by = robustness_by_requirement(rows)
+    if not by:
+        return ""
+    lines = ["robustness per requirement (> 0 held, < 0 violated; in the requirement's unit):"]
+    for req, d in by.items():
+        lines.append(f"  {printable(req, 90)}: min {d['min']:+.4g}, median {d['median']:+.4g}, violated in "
+                     f"{d['violated']} of {d['evaluated']} runs"
+                     + (f" ({len(d['value']) - d['evaluated']} not evaluable)" if d["evaluated"] < len(d["value"])
+                        else ""))
+    return "\n".join(lines)
+
+
 # ------------------------------------------------------------------------------------------
 # flying one run again
 
@@ -281,13 +315,14 @@ def rerun(db: str | Path, run_id: int, out: str | Path | None = None, *, allow_i
     """Fly run ``run_id`` of a campaign again, alone and in this process, from the parameters in
     the database; compare outcome, metrics and (when stored) telemetry; write artefacts and a plot."""
     from harness.campaign.spec import build_scenario
-    from harness.campaign.worker import fly_on_rig, metrics, npz_load
+    from harness.campaign.worker import fly_on_rig, metrics, npz_load, run_robustness
     from harness.plot import plot_descents
 
     with Store(db, create=False) as store:
         camp = store.campaign()
         row = store.run(int(run_id))
         blob = store.blob(int(run_id), "telemetry")
+        stored_rob = store.robustness(int(run_id))
     sc = build_scenario(camp["scenario"], row["params"], row["seed"], f"{db} run {run_id}", allow_import=allow_import)
     sc = sc.with_(name=safe_component(f"{camp['name']}-run{run_id}"))
     folder = Path(out) if out else inside(Path(db).parent, f"{Path(db).stem}-run{run_id}")
@@ -309,6 +344,15 @@ def rerun(db: str | Path, run_id: int, out: str | Path | None = None, *, allow_i
             a = math.nan if a is None else a
             if not (a == b or (math.isnan(a) and math.isnan(b))):
                 diffs.append(f"{k}: stored {a!r}, now {b!r}")
+        if stored_rob:
+            now = {req: (v, t) for req, v, t in run_robustness(res, [r[1] for r in stored_rob])}
+            for _, req, v, t in stored_rob:
+                nv, nt = now[req]
+                nt = math.nan if nt is None else nt
+                same = (v == nv or (math.isnan(v) and math.isnan(nv))) and (t == nt or (math.isnan(t) and math.isnan(nt)))
+                if not same:
+                    diffs.append(f"robustness of {printable(req, 60)}: stored {v!r} at t = {t!r} s, now {nv!r} at "
+                                 f"t = {nt!r} s")
     compared = False
     if blob is not None:
         compared = True

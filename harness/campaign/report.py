@@ -3,7 +3,8 @@
 Sections: summary and pass criteria; success probability against each swept parameter (Wilson
 95 % intervals, one line per combination of the other axes) and against each dispersed
 parameter (quantile bins); where success drops; touchdown speed distributions; failure-mode
-breakdown; the trajectories of the worst runs; errors.
+breakdown; the trajectories of the worst runs; robustness per requirement (when the spec names
+requirements) with the worst runs of each; errors.
 """
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from harness.campaign import analysis  # noqa: E402
-from harness.campaign.core import load_db, summary_text, threshold_text, thresholds  # noqa: E402
+from harness.campaign.core import (load_db, robustness_by_requirement, summary_text, threshold_text,  # noqa: E402
+                                   thresholds)
 from harness.campaign.store import Store, param_field  # noqa: E402
 from harness.campaign.worker import npz_load  # noqa: E402
 
@@ -34,6 +36,40 @@ def _png(fig) -> str:
     fig.savefig(buf, format="png", dpi=90)
     plt.close(fig)
     return f'<img src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
+
+
+def fig_robustness(table, axes, by: dict) -> str:
+    """Robustness of each requirement: against the first numeric swept axis when there is one, else
+    a histogram; the region below 0 (violated) shaded red. One panel per requirement."""
+    from harness.safetext import printable
+
+    n = len(by)
+    fig, axs = plt.subplots(n, 1, figsize=(10, 2.9 * n), constrained_layout=True, squeeze=False)
+    axis = next((a for a in axes if a["numeric"]), None)
+    xcol = {int(r): i for i, r in enumerate(table["run_id"])}
+    for ax, (req, d) in zip(axs[:, 0], by.items()):
+        v = np.asarray(d["value"], dtype=float)
+        fin = np.isfinite(v)
+        title = printable(req, 110)
+        if axis is not None:
+            x = np.array([table[param_field(axis["name"])][xcol[int(r)]] for r in d["run_id"]], dtype=float)
+            ax.scatter(x[fin], v[fin], s=12, c=np.where(v[fin] < 0, "tab:red", "tab:green"))
+            ax.set_xlabel(axis["name"])
+            ax.axhspan(min(np.nanmin(v[fin]) if fin.any() else -1, -1e-9) * 1.1 - 1e-3, 0, color="tab:red",
+                       alpha=0.12, lw=0)
+            ax.axhline(0, color="tab:red", lw=1)
+        else:
+            if fin.any():
+                ax.hist(v[fin], bins=min(40, max(5, int(fin.sum() ** 0.5) * 2)), color="tab:blue")
+            lo, hi = ax.get_xlim()
+            ax.axvspan(min(lo, 0), 0, color="tab:red", alpha=0.12, lw=0)
+            ax.axvline(0, color="tab:red", lw=1)
+            ax.set_xlabel("robustness")
+            ax.set_ylabel("runs")
+        if (~fin).any():
+            title += f"  ({int((~fin).sum())} runs not finite: e.g. no touchdown)"
+        ax.set_title(f"{title}: {d['violated']} of {d['evaluated']} violated", fontsize=9)
+    return _png(fig)
 
 
 def _group_label(group: dict) -> str:
@@ -309,6 +345,22 @@ def write_report(db: str | Path, out: str | Path | None = None, worst: int = 6, 
             parts.append(f"<tr><td>{r['run_id']}</td><td>{e(pt)}</td><td>{e(str(r['outcome']))}</td><td>{vv}</td>"
                          f"<td>{e(str(r['failure_mode']))}</td>"
                          f"<td><code>fsil campaign rerun {e(str(db))} {r['run_id']}</code></td></tr>")
+        parts.append("</table>")
+    with Store(db, create=False) as st:
+        by = robustness_by_requirement(st.robustness())
+    if by:
+        parts.append("<h2>Requirements: robustness per run</h2><p>STL robustness of each requirement on each run, "
+                     "in the requirement's own unit: &gt; 0 held with that margin, &lt; 0 violated by that much "
+                     "(red region).</p>" + fig_robustness(table, axes, by))
+        parts.append("<table><tr><th>requirement</th><th>min</th><th>median</th><th>violated</th>"
+                     "<th>worst runs (robustness, instant of worst)</th></tr>")
+        for req, d in by.items():
+            order = np.argsort(np.where(np.isnan(d["value"]), np.inf, d["value"]), kind="stable")[:worst]
+            runs = "; ".join(f"run {d['run_id'][i]}: {d['value'][i]:+.3g}"
+                             + (f" at {d['t_worst_s'][i]:.1f} s" if np.isfinite(d['t_worst_s'][i]) else "")
+                             for i in order)
+            parts.append(f"<tr><td><code>{e(req)}</code></td><td>{d['min']:+.4g}</td><td>{d['median']:+.4g}</td>"
+                         f"<td>{d['violated']} of {d['evaluated']}</td><td>{e(runs)}</td></tr>")
         parts.append("</table>")
     errs = fin[fin["status"] == "error"]
     if len(errs):

@@ -3,7 +3,7 @@
 Schema (every key is listed in docs/campaigns.md; unknown keys are errors)::
 
     [campaign]      name, description, scenario, seed, sampling, runs_per_point, rig,
-                    run_timeout_s, keep_telemetry
+                    run_timeout_s, keep_telemetry, requirements
     [scenario]      "dotted.path" = value          fixed overrides of the base scenario
     [dispersions]   "dotted.path" = {dist = ..., ...}   one random variable per path
     [[sweep]]       path, values | linspace, labels, name      grid axes, crossed
@@ -150,6 +150,7 @@ class CampaignSpec:
     source: str = "<memory>"
     text: str = ""
     allow_import: tuple[str, ...] = ()  # modules whose module:function scenarios may be imported
+    requirements: tuple[str, ...] = ()  # harness.requirements names or STL formulas, robustness stored per run
 
     @property
     def n_points(self) -> int:
@@ -170,6 +171,8 @@ class CampaignSpec:
                 "runs_per_point": self.runs_per_point, "overrides": self.overrides,
                 "dispersions": [(d.path, d.dist, d.args) for d in self.dispersions],
                 "axes": [(a.name, a.path, list(a.values), list(a.labels)) for a in self.axes]}
+        if self.requirements:  # what each run stores (absent: digests of older specs stay as they were)
+            plan["requirements"] = list(self.requirements)
         return hashlib.sha256(json.dumps(plan, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -339,6 +342,24 @@ class CampaignTable(Model):
     rig: Literal["loopback"] = Field("loopback", description="campaigns fly many descents at once, in-process")
     run_timeout_s: float = Field(300.0, ge=0.1, le=86400.0, description="s, wall time per run")
     keep_telemetry: Literal["failed", "all", "none"] = "failed"
+    requirements: list[_NonEmpty] = Field([], description="requirements whose robustness every run stores: names "
+                                                          "from harness.requirements.LIBRARY or STL formulas")
+
+    @field_validator("requirements")
+    @classmethod
+    def _requirements(cls, reqs):
+        from harness.requirements import LIBRARY, resolve
+
+        for i, r in enumerate(reqs):
+            try:
+                resolve(r)
+            except ConfigError as exc:
+                why, _, allowed = str(exc).partition("; allowed: ")
+                raise KeyProblem(str(i), r, f"{allowed or 'a library name or an STL formula'} "
+                                            f"({why.partition(': ')[2] or why})") from None
+        if len(set(reqs)) != len(reqs):
+            raise KeyProblem("", reqs, "each requirement once")
+        return reqs
 
 
 class Sweep(Model):
@@ -571,7 +592,7 @@ def spec_from_dict(doc: dict, source: str = "<memory>", text: str = "", allow_im
                         runs_per_point=c.runs_per_point, description=c.description, rig=c.rig,
                         run_timeout_s=c.run_timeout_s, keep_telemetry=c.keep_telemetry, overrides=overrides,
                         dispersions=tuple(disps), axes=tuple(axes), criteria=tuple(crits), source=source,
-                        text=text, allow_import=allow_import)
+                        text=text, allow_import=allow_import, requirements=tuple(c.requirements))
 
 
 def _flatten(d: dict, prefix: str = "") -> dict:

@@ -8,6 +8,8 @@ Tables::
                the fully resolved scenario (JSON), worker, wall time, finish time; and the claim
                (claimed_by, claimed_at, claims) of the campaign process flying it
     blobs      per run: decimated trajectory (npz, every run), full telemetry (npz, failed runs)
+    robustness per run and requirement of the spec's ``requirements``: STL robustness (the
+               requirement's unit; NULL when it could not be evaluated) and the instant of worst (s)
 
 The file is marked as fsil's (``PRAGMA application_id``) and checked on every open: a file that is
 empty, not SQLite, damaged (``PRAGMA quick_check``) or another application's database is refused
@@ -45,6 +47,12 @@ APPLICATION_ID = 0x6673696C  # "fsil": PRAGMA application_id of every campaign d
 SQLITE_MAGIC = b"SQLite format 3\x00"
 _CLAIM_COLUMNS = (("claimed_by", "TEXT"), ("claimed_at", "REAL"), ("claims", "INTEGER NOT NULL DEFAULT 0"))
 
+_ROBUSTNESS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS robustness (
+    run_id INTEGER NOT NULL REFERENCES runs(run_id), requirement TEXT NOT NULL, robustness REAL, t_worst_s REAL,
+    PRIMARY KEY (run_id, requirement)
+);"""
+
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS campaign (
     id INTEGER PRIMARY KEY CHECK (id = 1),
@@ -67,6 +75,7 @@ CREATE INDEX IF NOT EXISTS runs_claim ON runs(status, claimed_by, run_id);
 CREATE TABLE IF NOT EXISTS blobs (
     run_id INTEGER PRIMARY KEY REFERENCES runs(run_id), traj BLOB, telemetry BLOB
 );
+{_ROBUSTNESS_SCHEMA}
 """
 
 
@@ -202,14 +211,18 @@ class Store:
             raise ConfigError(f"{self.path}: cannot open the campaign database for writing (SQLite: {exc})") from None
 
     def _upgrade(self) -> None:
-        """Databases written before claims existed: add the claim columns and fsil's mark."""
+        """Databases written before claims existed: add the claim columns and fsil's mark; before
+        requirements existed: add the robustness table."""
         cols = {r[1] for r in self.db.execute("PRAGMA table_info(runs)")}
         missing = [(c, t) for c, t in _CLAIM_COLUMNS if c not in cols]
-        if missing or self.db.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID:
+        no_robustness = self.db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND "
+                                        "name='robustness'").fetchone() is None
+        if missing or no_robustness or self.db.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID:
             with self.db:
                 for c, t in missing:
                     self.db.execute(f"ALTER TABLE runs ADD COLUMN {c} {t}")
                 self.db.execute("CREATE INDEX IF NOT EXISTS runs_claim ON runs(status, claimed_by, run_id)")
+                self.db.execute(_ROBUSTNESS_SCHEMA)
                 self.db.execute(f"PRAGMA application_id={APPLICATION_ID}")
 
     def close(self) -> None:
@@ -355,7 +368,18 @@ class Store:
                                 (res["run_id"], res.get("traj"), res.get("telemetry")))
             else:
                 self.db.execute("DELETE FROM blobs WHERE run_id=?", (res["run_id"],))
+            self.db.execute("DELETE FROM robustness WHERE run_id=?", (res["run_id"],))
+            self.db.executemany("INSERT INTO robustness VALUES (?,?,?,?)",
+                                [(res["run_id"], req, _sql(float(v)), _sql(t))
+                                 for req, v, t in res.get("robustness") or ()])
         return True
+
+    def robustness(self, run_id: int | None = None) -> list[tuple[int, str, float, float]]:
+        """``(run_id, requirement, robustness, t_worst_s)`` rows (all runs, or one), NaN for NULL."""
+        q = "SELECT run_id, requirement, robustness, t_worst_s FROM robustness"
+        rows = self.db.execute(q + (" WHERE run_id=?" if run_id is not None else "") + " ORDER BY run_id, rowid",
+                               () if run_id is None else (int(run_id),)).fetchall()
+        return [(r, q_, _f(v), _f(t)) for r, q_, v, t in rows]
 
     def run(self, run_id: int) -> dict:
         cur = self.db.execute("SELECT * FROM runs WHERE run_id=?", (run_id,))

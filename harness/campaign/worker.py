@@ -144,6 +144,25 @@ def decimate(tm: dict) -> dict:
     return {c: tm[c][idx].astype(np.float32) for c in TRAJ_COLUMNS}
 
 
+def run_robustness(res, requirements) -> list[tuple[str, float, float | None]]:
+    """``(requirement, robustness, t_worst_s)`` of each requirement on one run (harness.requirements;
+    robustness in the requirement's unit, t_worst_s in s). A requirement that cannot be evaluated on
+    this run (e.g. its time window holds no sample) gets NaN, never an error for the whole run."""
+    from harness.errors import ConfigError
+    from harness.requirements import resolve, robustness_of, signals
+
+    t, sig = signals(res)
+    out = []
+    for req in requirements:
+        name, formula, unit = resolve(req, res.scenario)
+        try:
+            r = robustness_of(t, sig, formula, name, unit)
+            out.append((req, r.value, r.t_worst_s))
+        except ConfigError:
+            out.append((req, math.nan, None))
+    return out
+
+
 def fly_one(task: dict) -> dict:
     """Fly one planned run. Exceptions come back as an error record, never raised."""
     from harness.campaign.spec import build_scenario
@@ -157,6 +176,8 @@ def fly_one(task: dict) -> dict:
         out["scenario_json"] = scenario_json(sc)
         res = fly_on_rig(sc, task.get("rig", "loopback"))
         out.update(metrics(res))
+        if task.get("requirements"):
+            out["robustness"] = run_robustness(res, task["requirements"])
         out["status"] = "done"
         keep = task.get("keep_telemetry", "failed")
         if keep == "all" or (keep == "failed" and not res.landed):
