@@ -29,7 +29,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from harness.errors import ConfigError
-from harness.validation import (INT64_MAX, KeyProblem, Model, check_values, parse_toml, read_text, validate,
+from harness.validation import (INT64_MAX, Interval, KeyProblem, Model, check_values, parse_toml, read_text, validate,
                                 value_text)
 
 SAMPLINGS = ("random", "lhs", "sobol")
@@ -348,7 +348,7 @@ class CampaignTable(Model):
     @field_validator("requirements")
     @classmethod
     def _requirements(cls, reqs):
-        from harness.requirements import LIBRARY, resolve
+        from harness.requirements import resolve
 
         for i, r in enumerate(reqs):
             try:
@@ -419,20 +419,7 @@ class SpecFile(Model):
     criteria: list[CriterionTable] = []
 
 
-class _Bounded(Model):
-    """A distribution on [low, high]: low must be below high."""
-
-    low: float
-    high: float
-
-    @model_validator(mode="after")
-    def _order(self):
-        if self.low >= self.high:
-            raise KeyProblem("low", self.low, f"below high ({self.high:g})")
-        return self
-
-
-class _Uniform(_Bounded):
+class _Uniform(Interval):
     dist: Literal["uniform"]
 
 
@@ -447,7 +434,7 @@ class _Normal(Model):
     sigma: float = Field(ge=0.0)
 
 
-class _TruncNormal(_Bounded):
+class _TruncNormal(Interval):
     dist: Literal["truncnormal"]
     mean: float
     sigma: float = Field(gt=0.0)

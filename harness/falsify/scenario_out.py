@@ -89,6 +89,8 @@ def scenario_document(sc, *, name: str, description: str) -> dict:
     if crit.min_propellant_kg is not None:
         pas["min_propellant_kg"] = crit.min_propellant_kg
     doc["pass"] = pas
+    if getattr(sc, "requirements", ()):
+        doc["requirements"] = {"names": list(sc.requirements)}
     return doc
 
 
