@@ -24,25 +24,42 @@ def pytest_addoption(parser):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "rigs(*names): run this test only on these rigs")
-    config.addinivalue_line("markers", "requires(*capabilities): skip on rigs without these capabilities "
-                                       "(e.g. hardware, deterministic, cortex-m4)")
+    config.addinivalue_line("markers", "requires(*capabilities): run only on rigs with these capabilities "
+                                       "(e.g. hardware, deterministic, cortex-m4, reference-fsw); "
+                                       "deselected on the others")
 
 
 def pytest_collection_modifyitems(config, items):
-    """Give each rig-parametrised test the rig's pytest-timeout default (unless it sets its own)."""
+    """Give each rig-parametrised test the rig's pytest-timeout default (unless it sets its own),
+    and deselect a test on a rig that lacks a capability it ``requires`` (e.g. ``reference-fsw``
+    on a team's own flight code): such a test does not apply there, which is not a skip. The
+    terminal summary names each one with the capability."""
     from harness.rigs import load_rig
 
-    specs = {}
+    specs, keep, dropped = {}, [], []
     for item in items:
         callspec = getattr(item, "callspec", None)
-        if callspec is None or "rig_name" not in callspec.params or item.get_closest_marker("timeout"):
+        if callspec is None or "rig_name" not in callspec.params:
+            keep.append(item)
             continue
         name = callspec.params["rig_name"]
         try:
             spec = specs.setdefault(name, load_rig(name))
         except Exception:
+            keep.append(item)
             continue  # reported when the test runs
-        item.add_marker(pytest.mark.timeout(spec.test_timeout_s))
+        marker = item.get_closest_marker("requires")
+        lacking = [c for c in marker.args if c not in spec.capabilities] if marker else []
+        if lacking:
+            dropped.append((item, f"rig {spec.name} lacks capability {', '.join(lacking)}"))
+            continue
+        if not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(spec.test_timeout_s))
+        keep.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=[i for i, _ in dropped])
+        items[:] = keep
+        config._fsil_not_applicable = [(i.nodeid, why) for i, why in dropped]
 
 
 def _selected_rigs(config) -> list[str]:
@@ -134,6 +151,8 @@ def pytest_runtest_makereport(item, call):
 
 
 def pytest_terminal_summary(terminalreporter, config):
+    for nodeid, why in getattr(config, "_fsil_not_applicable", ()):
+        terminalreporter.write_line(f"fsil: not applicable, deselected: {nodeid} ({why})")
     base = Path(config.getoption("--fsil-artifacts"))
     if not base.is_absolute():
         base = Path(config.rootpath) / base

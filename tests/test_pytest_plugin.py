@@ -42,3 +42,25 @@ def test_an_unknown_rig_is_a_clear_error(pytester):
     pytester.makepyfile(test_one=TESTS)
     res = pytester.runpytest_subprocess("--rig", "no-such-rig", "-p", "no:cacheprovider", "-k", "test_lands")
     assert "unknown rig 'no-such-rig'; known: " in res.stdout.str()
+
+
+def test_a_test_requiring_a_capability_is_deselected_on_a_rig_without_it(pytester):
+    """`requires("reference-fsw")` on a team's rig: the test does not apply there, so it is
+    deselected (named in the summary with the capability), not skipped; on a rig that has the
+    capability it runs."""
+    pytester.makepyfile(test_caps='''
+import pytest
+
+@pytest.mark.requires("reference-fsw")
+def test_reference_behaviour(rig):
+    assert "reference-fsw" in rig.capabilities
+
+def test_any_flight_code(rig):
+    pass
+''')
+    example = str(__import__("pathlib").Path(__file__).resolve().parents[1] / "examples" / "simple_lander" / "rig.toml")
+    res = pytester.runpytest("--rig", "loopback", "--rig", example, "-p", "no:cacheprovider", "-rs")
+    res.assert_outcomes(passed=3, deselected=1)
+    out = res.stdout.str()
+    assert "not applicable, deselected: test_caps.py::test_reference_behaviour[" in out
+    assert "lacks capability reference-fsw" in out and "SKIPPED" not in out
