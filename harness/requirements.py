@@ -141,6 +141,23 @@ class Robustness:
         return f"{self.requirement}: {verdict}, robustness {self.value:+.4g} {self.unit}{at}  [{self.formula}]"
 
 
+def check_requirement_list(reqs: list[str]) -> list[str]:
+    """A file's list of requirements (library names or STL formulas), each resolvable and each
+    once; else a ``validation.KeyProblem`` naming the entry (for the input-file schemas)."""
+    from harness.validation import KeyProblem
+
+    for i, r in enumerate(reqs):
+        try:
+            resolve(r)
+        except ConfigError as exc:
+            why, _, allowed = str(exc).partition("; allowed: ")
+            raise KeyProblem(str(i), r, f"{allowed or 'a library name or an STL formula'} "
+                                        f"({why.partition(': ')[2] or why})") from None
+    if len(set(reqs)) != len(reqs):
+        raise KeyProblem("", reqs, "each requirement once")
+    return reqs
+
+
 def resolve(req: str, scenario=None) -> tuple[str, str, str]:
     """``(name, formula, unit)`` for a library name or a formula text."""
     if req in LIBRARY:

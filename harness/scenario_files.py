@@ -150,18 +150,9 @@ class _RequirementsTable(Model):
     @field_validator("names")
     @classmethod
     def _names(cls, v):
-        from harness.requirements import resolve
+        from harness.requirements import check_requirement_list
 
-        for i, r in enumerate(v):
-            try:
-                resolve(r)
-            except ConfigError as exc:
-                why, _, allowed = str(exc).partition("; allowed: ")
-                raise KeyProblem(str(i), r, f"{allowed or 'a library name or an STL formula'} "
-                                            f"({why.partition(': ')[2] or why})") from None
-        if len(set(v)) != len(v):
-            raise KeyProblem("", v, "each requirement once")
-        return v
+        return check_requirement_list(v)
 
 
 class ScenarioFile(Model):

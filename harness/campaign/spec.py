@@ -348,18 +348,9 @@ class CampaignTable(Model):
     @field_validator("requirements")
     @classmethod
     def _requirements(cls, reqs):
-        from harness.requirements import resolve
+        from harness.requirements import check_requirement_list
 
-        for i, r in enumerate(reqs):
-            try:
-                resolve(r)
-            except ConfigError as exc:
-                why, _, allowed = str(exc).partition("; allowed: ")
-                raise KeyProblem(str(i), r, f"{allowed or 'a library name or an STL formula'} "
-                                            f"({why.partition(': ')[2] or why})") from None
-        if len(set(reqs)) != len(reqs):
-            raise KeyProblem("", reqs, "each requirement once")
-        return reqs
+        return check_requirement_list(reqs)
 
 
 class Sweep(Model):

@@ -103,14 +103,9 @@ class FalsifyTable(Model):
     @field_validator("requirements")
     @classmethod
     def _known(cls, reqs):
-        from harness.requirements import resolve
+        from harness.requirements import check_requirement_list
 
-        for r in reqs:
-            try:
-                resolve(r)
-            except ConfigError as exc:
-                raise ValueError(str(exc)) from None
-        return reqs
+        return check_requirement_list(reqs)
 
     @field_validator("run_seed")
     @classmethod
