@@ -189,7 +189,23 @@ _REQUIRED_COLUMNS = {
 }
 
 
-class Store:
+class SqliteStore:
+    """A results database held open as ``self.db`` (sqlite3): closed by ``close()`` or at the end
+    of a ``with`` block. Base of the campaign store and the falsification store."""
+
+    db: sqlite3.Connection
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class Store(SqliteStore):
     """One campaign database. ``create``: make the file when it does not exist (never over an
     existing one); an existing file is checked first (:func:`check_database_file`)."""
 
@@ -224,15 +240,6 @@ class Store:
                 self.db.execute("CREATE INDEX IF NOT EXISTS runs_claim ON runs(status, claimed_by, run_id)")
                 self.db.execute(_ROBUSTNESS_SCHEMA)
                 self.db.execute(f"PRAGMA application_id={APPLICATION_ID}")
-
-    def close(self) -> None:
-        self.db.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     # campaign ------------------------------------------------------------------------------
     def campaign(self) -> dict | None:

@@ -22,6 +22,7 @@ import sqlite3
 import time
 from pathlib import Path
 
+from harness.campaign.store import SqliteStore
 from harness.errors import ConfigError
 
 _SCHEMA = """
@@ -52,7 +53,7 @@ def _unnum(x):
     return x
 
 
-class FalsifyStore:
+class FalsifyStore(SqliteStore):
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -64,15 +65,6 @@ class FalsifyStore:
             self.db.commit()
         except sqlite3.DatabaseError as exc:
             raise ConfigError(f"{self.path}: not a usable SQLite database ({exc})") from None
-
-    def close(self) -> None:
-        self.db.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     def open_search(self, key: str, spec, mode: str) -> int:
         """Register search ``key`` (or check a stored one is the same problem); returns how many
