@@ -322,7 +322,7 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
     command = p.Command(0.0, (0.0, 0.0, 0.0), 0, 0, 0)
     applied = command            # what the plant flies this cycle (the policy's choice when a COMMAND is lost)
     lost_commands = 0
-    hold, engine_off = policy == "hold", policy == "engine-off"
+    hold = policy == "hold"
     firmware = "unknown"
     n_steps = int(round(scenario.t_max_s / dt))
     late_frames = 0
@@ -370,7 +370,8 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
             else:
                 lost_commands += 1
                 if not hold:  # engine-off for this cycle (and the 'fail' policy's last row)
-                    applied = p.Command(0.0, (0.0, 0.0, 0.0), command.sensors_seq, command.mode, 0)            # record this cycle (truth at t, what was sent, what came back); derived columns
+                    applied = p.Command(0.0, (0.0, 0.0, 0.0), command.sensors_seq, command.mode, 0)
+            # record this cycle (truth at t, what was sent, what came back); derived columns
             # (vertical speed, tilt, ...) are computed for all rows at once after the run
             record((st.t_s, altitude, *st.r_mci, *st.v_mci, *st.q_mci_body, st.mass_kg, st.thrust_n,
                     applied.throttle, applied.flags & ENGINE_ON, applied.mode,
