@@ -175,38 +175,79 @@ class Plant:
         # engine: command limits (fraction of thrust_max), lag (s), slew (1/s)
         tau_e, slew = L.engine_time_constant_s, L.throttle_slew_per_s
         self._eng = (L.throttle_min, L.throttle_max, tau_e, slew)
-        # the throttle follows a pure lag while |u - f| <= this (see engine_throttle_profile);
-        # its decay factors exp(-dt/(2 tau)), exp(-dt/tau) are kept for the last dt
-        self._lag_emax = -1.0 if tau_e <= 0.0 else (slew * tau_e if math.isfinite(slew) else math.inf)
-        self._decay_dt = None
-        self._decay = (1.0, 1.0)
         q = quat_normalize(state0.q_mci_body)
-        self._state = state0.replace(q_mci_body=q,
-                                     mass_kg=L.dry_mass_kg + state0.propellant_kg + state0.rcs_propellant_kg)
+        s0 = state0.replace(q_mci_body=q, mass_kg=L.dry_mass_kg + state0.propellant_kg + state0.rcs_propellant_kg)
+        # The state lives in one float64 vector (STATE_FIELDS) that the compiled step kernel
+        # advances in place; ``state`` is the PlantState view of it, built when asked for.
+        self._x = np.zeros(len(STATE_FIELDS))
+        self._state: PlantState | None = None
+        self._set_state(s0)
         self.touchdown_state: PlantState | None = None
-        self._agl_state = None
+        self._agl_ok = False
         self._agl = 0.0
-        self.flameout = False
-        # the RK4 kernel and its constants (PAR_FIELDS): a float64 array for the compiled
-        # kernel, a list for the interpreted one (an array would hand it numpy scalars, slower
-        # than floats and leaking into the state)
+        # the step kernel's control block (CTL_FIELDS): engine limits and lag, the cached lag decay
+        # factors, flame-out, the inertia refresh point, the step clock, the no-contact radius
+        ctl = np.zeros(len(CTL_FIELDS))
+        ctl[_C_TMIN], ctl[_C_TMAX], ctl[_C_TAU], ctl[_C_SLEW] = self._eng
+        # the throttle follows a pure lag while |u - f| <= this (see engine_throttle_profile)
+        ctl[_C_LAG_EMAX] = -1.0 if tau_e <= 0.0 else (slew * tau_e if math.isfinite(slew) else math.inf)
+        ctl[_C_DECAY_DT] = math.nan
+        ctl[_C_TQ_X:_C_TQ_X + 3] = self._tmax
+        # no point of the terrain lies farther from the Moon's centre than this (m): a step that
+        # ends outside it cannot have touched down
+        ctl[_C_R_SAFE] = terrain.site.radius_m + terrain.max_height_m
+        self._ctl = ctl
+        # the RK4 kernel and its constants (PAR_FIELDS)
         self._kernel, compiled = load_rk4_kernel()
+        self._substep = load_step_kernel()[0]
         par = [-self._gm, self._thrust_max_n, *self._dir_body, *self._tq_per_n, self._ve, self._ve_rcs,
                *self._lever, self._dry] + [0.0] * (len(PAR_FIELDS) - _PAR_INERTIA)
-        self._par = np.array(par) if compiled else par
-        self._set_inertia(self._state.mass_kg)
+        self._par = np.array(par)
+        self._set_inertia(s0.mass_kg)
         # the clock: t = t_origin + n dt for the n-th step of one step size dt (a running sum
         # t += dt would drift by rounding: 6e-8 s after 350,000 steps of 20 ms)
-        self._clock_origin, self._clock_dt, self._clock_n = state0.t_s, 0.0, 0
-        # step-mean body specific force and rate (what an IMU integrates)
-        self._imu_in = (self._specific_force_now(self._state), self._state.w_body, 0.0)
+        ctl[_C_CLOCK_ORIGIN], ctl[_C_CLOCK_DT], ctl[_C_CLOCK_N] = s0.t_s, 0.0, 0.0
+        # step-mean body specific force and rate (what an IMU integrates), and the step's length
+        self._imu_in = np.array([*self._specific_force_now(s0), *s0.w_body, 0.0])
         if self.altitude_agl() <= 0.0:
-            self.touchdown_state = self._state
+            self.touchdown_state = self.state
 
     # ------------------------------------------------------------ props
     @property
     def state(self) -> PlantState:
-        return self._state
+        s = self._state
+        if s is None:
+            x = self._x.tolist()
+            s = self._state = _new_state(PlantState, (x[0], (x[1], x[2], x[3]), (x[4], x[5], x[6]),
+                                                      (x[7], x[8], x[9], x[10]), (x[11], x[12], x[13]),
+                                                      x[14], x[15], x[16], x[17], x[18], (x[19], x[20], x[21])))
+        return s
+
+    def _set_state(self, s: PlantState) -> None:
+        self._x[:] = (s.t_s, *s.r_mci, *s.v_mci, *s.q_mci_body, *s.w_body, s.mass_kg, s.propellant_kg,
+                      s.rcs_propellant_kg, s.thrust_n, s.throttle, *s.torque_body)
+        self._state = s
+
+    def kernel_arrays(self):
+        """``(x, par, ctl, imu_in)``: the arrays ``step_kernel`` advances in place (STATE_FIELDS,
+        PAR_FIELDS, CTL_FIELDS, and the last step's mean specific force (m/s^2, body), mean
+        rate (rad/s, body) and length (s)). For a compiled cycle that composes the plant with
+        other models (harness/cycle.py); call ``moved()`` after advancing them."""
+        return self._x, self._par, self._ctl, self._imu_in
+
+    def moved(self) -> None:
+        """The state vector was advanced outside ``step`` (by the compiled cycle)."""
+        self._state = None
+        self._agl_ok = False
+
+    @property
+    def flameout(self) -> bool:
+        """The main engine has flamed out (propellant ran out); it stays out."""
+        return bool(self._ctl[_C_FLAMEOUT])
+
+    @flameout.setter
+    def flameout(self, value: bool) -> None:
+        self._ctl[_C_FLAMEOUT] = 1.0 if value else 0.0
 
     @property
     def gm(self) -> float:
@@ -234,9 +275,10 @@ class Plant:
         I = self.lander.inertia_at_mass(m)
         (a, b, c), (d, e, f), (g, h, i) = I
         self._I = I
-        self._inertia_mass = m
-        self._inertia_tol = self.INERTIA_REFRESH_REL * m   # re-evaluate when the mass moved by more (kg)
+        self._ctl[_C_INERTIA_MASS] = m
+        self._ctl[_C_INERTIA_TOL] = self.INERTIA_REFRESH_REL * m   # re-evaluate when the mass moved by more (kg)
         self._diag = (b == 0.0 and c == 0.0 and d == 0.0 and f == 0.0 and g == 0.0 and h == 0.0)
+        self._ctl[_C_DIAG] = 1.0 if self._diag else 0.0
         if self._diag:
             # principal-axis Euler coefficients: dw_x = (tau_x + (I_yy - I_zz) w_y w_z) / I_xx ...
             eul = (e - i, i - a, a - e, 1.0 / a, 1.0 / e, 1.0 / i)
@@ -255,7 +297,7 @@ class Plant:
 
     def local_gravity(self, r_mci=None):
         """Gravitational acceleration (MCI, m/s^2) at r_mci (default: the lander)."""
-        x, y, z = self._state.r_mci if r_mci is None else r_mci
+        x, y, z = self.state.r_mci if r_mci is None else r_mci
         r2 = x * x + y * y + z * z
         k = -self._gm / (r2 * math.sqrt(r2))
         return (k * x, k * y, k * z)
@@ -263,10 +305,10 @@ class Plant:
     def altitude_agl(self, state: PlantState | None = None) -> float:
         """Height (m) of the centre of mass above the terrain directly below it."""
         if state is None:
-            if self._agl_state is self._state:
+            if self._agl_ok:
                 return self._agl
-            h = self.altitude_agl(self._state)
-            self._agl_state, self._agl = self._state, h
+            h = self._agl = self.altitude_agl(self.state)
+            self._agl_ok = True
             return h
         s = state
         if self.moon_rotation:
@@ -277,7 +319,7 @@ class Plant:
 
     def altitude_sphere(self) -> float:
         """Height above the reference sphere (m)."""
-        x, y, z = self._state.r_mci
+        x, y, z = self.state.r_mci
         return math.sqrt(x * x + y * y + z * z) - self.terrain.site.radius_m
 
     def _specific_force_now(self, s: PlantState):
@@ -289,32 +331,71 @@ class Plant:
         """Non-gravitational acceleration in body axes (m/s^2), averaged over
         the last step (Simpson weights of the RK4 stages): the IMU's input.
         Before the first step: the instantaneous value."""
-        return self._imu_in[0]
+        return tuple(self._imu_in[0:3].tolist())
 
     def specific_force_body_now(self):
         """Instantaneous non-gravitational acceleration at the current state."""
-        return self._specific_force_now(self._state)
+        return self._specific_force_now(self.state)
 
     def mean_w_body(self):
         """Body rate averaged over the last step (rad/s): the gyro's input."""
-        return self._imu_in[1]
+        return tuple(self._imu_in[3:6].tolist())
 
     @property
     def last_dt(self) -> float:
         """Length of the last step (s; shorter than asked at touchdown)."""
-        return self._imu_in[2]
+        return float(self._imu_in[6])
 
     def imu_inputs(self):
         """(specific_force_body(), mean_w_body(), last_dt) in one call: what an
         IMU integrates over the last step (m/s^2 and rad/s, body axes; s)."""
-        return self._imu_in
+        a = self._imu_in.tolist()
+        return (a[0], a[1], a[2]), (a[3], a[4], a[5]), a[6]
 
     # ------------------------------------------------------------- step
     def step(self, cmd: ActuatorCommand, dt: float) -> PlantState:
         """Advance by dt seconds under a command held constant over the step."""
         if self.touchdown_state is not None or dt <= 0.0:
-            return self._state
-        s0 = self._state
+            return self.state
+        thr, engine_on, torque = cmd
+        try:
+            tx, ty, tz = torque
+            while True:
+                # the usual step, compiled (``step_kernel``); it says what it needs otherwise
+                need = self._substep(self._x, self._par, self._ctl, self._imu_in, float(thr), bool(engine_on),
+                                     float(tx), float(ty), float(tz), float(dt))
+                if need == STEP_DONE:
+                    self.moved()
+                    return self.state
+                if not self.prepare_step(need, dt):
+                    break
+        except (TypeError, ValueError):  # a command of other types than floats: the general step takes it
+            pass
+        return self._step_general(cmd, dt)
+
+    def prepare_step(self, need: int, dt: float) -> bool:
+        """Do what ``step_kernel`` asked for before it can take a step of dt (s): refresh the
+        inertia, the lag decay factors or the clock (True: try it again), or say that the step
+        needs the general path (False: a throttle profile other than a pure lag, propellant
+        running out inside the step, a possible touchdown)."""
+        ctl = self._ctl
+        if need == STEP_NEEDS_INERTIA:
+            self._set_inertia(float(self._x[_X_MASS]))
+        elif need == STEP_NEEDS_DECAY:
+            tau_e = self._eng[2]
+            ctl[_C_DECAY_DT], ctl[_C_DECAY_H], ctl[_C_DECAY_FULL] = (
+                dt, math.exp(-(0.5 * dt) / tau_e), math.exp(-dt / tau_e))
+        elif need == STEP_NEEDS_CLOCK:
+            ctl[_C_CLOCK_ORIGIN], ctl[_C_CLOCK_DT], ctl[_C_CLOCK_N] = float(self._x[0]), dt, 0.0
+        else:
+            return False
+        return True
+
+    def _step_general(self, cmd: ActuatorCommand, dt: float) -> PlantState:
+        """The step for every case (``step_kernel`` takes the usual one with the same arithmetic):
+        any throttle profile, depletion inside the step, touchdown inside the step."""
+        s0 = self.state
+        ctl = self._ctl
         thr, engine_on, torque = cmd
         tmin, tmax, tau_e, slew = self._eng
         # engine target u; the range tests also catch NaN and inf (read as 0)
@@ -340,21 +421,20 @@ class Plant:
                        mz if tz > mz else (-mz if tz < -mz else tz))
         else:
             tau = (0.0, 0.0, 0.0)
-        if abs(s0.mass_kg - self._inertia_mass) > self._inertia_tol:
+        if abs(s0.mass_kg - ctl[_C_INERTIA_MASS]) > ctl[_C_INERTIA_TOL]:
             self._set_inertia(s0.mass_kg)
-        if dt != self._clock_dt:
-            self._clock_origin, self._clock_dt, self._clock_n = s0.t_s, dt, 0
-        self._clock_n += 1
+        if dt != ctl[_C_CLOCK_DT]:
+            ctl[_C_CLOCK_ORIGIN], ctl[_C_CLOCK_DT], ctl[_C_CLOCK_N] = s0.t_s, dt, 0.0
+        ctl[_C_CLOCK_N] += 1.0
         f0 = s0.throttle
         e = u - f0
         if e == 0.0:
             fa = fm = fb = u
-        elif -self._lag_emax <= e <= self._lag_emax:
+        elif -ctl[_C_LAG_EMAX] <= e <= ctl[_C_LAG_EMAX]:
             # pure lag (the usual case): engine_throttle_profile's formula with cached exps
-            if dt != self._decay_dt:
-                self._decay_dt = dt
-                self._decay = (math.exp(-(0.5 * dt) / tau_e), math.exp(-dt / tau_e))
-            xh, xdt = self._decay
+            if dt != ctl[_C_DECAY_DT]:
+                self.prepare_step(STEP_NEEDS_DECAY, dt)
+            xh, xdt = float(ctl[_C_DECAY_H]), float(ctl[_C_DECAY_FULL])
             fa, fm, fb = u - e, u - e * xh, u - e * xdt
         else:
             fa, fm, fb = _stage_throttles(engine_throttle_profile(f0, u, tau_e, slew), dt)
@@ -374,12 +454,12 @@ class Plant:
             self.touchdown_state = s1
             h1 = self.altitude_agl(s1)
         else:
-            t1 = self._clock_origin + self._clock_n * dt
+            t1 = float(ctl[_C_CLOCK_ORIGIN] + ctl[_C_CLOCK_N] * dt)
             if s1.t_s != t1:
                 s1 = s1._replace(t_s=t1)
-        self._state = s1
-        self._agl_state, self._agl = s1, h1
-        self._imu_in = (fmean, wmean, s1.t_s - s0.t_s)
+        self._set_state(s1)
+        self._agl, self._agl_ok = h1, True
+        self._imu_in[:] = (*fmean, *wmean, s1.t_s - s0.t_s)
         return s1
 
     def _split_depletion(self, s0, dt, fprof, tau, s1):
@@ -424,7 +504,7 @@ class Plant:
         # secant on the step length, starting from the linear estimate
         ta, ha = 0.0, h0
         tb, hb = dt, h1
-        fm, wm = self._imu_in[0], self._imu_in[1]
+        fm, wm, _dt = self.imu_inputs()
         best = (s1, fm, wm)
         sc = s1
         for _ in range(30):
@@ -632,6 +712,136 @@ def load_rk4_kernel():
                 except RuntimeError:  # nowhere writable to cache: compile for this process only
                     _RK4 = (numba.njit([sig], nogil=True)(rk4_kernel), True)
     return _RK4
+
+
+# ---------------------------------------------------------- step kernel
+#: The plant state as one float64 vector (``Plant.kernel_arrays()[0]``), the fields of PlantState in order.
+STATE_FIELDS = ("t_s", "r_x", "r_y", "r_z", "v_x", "v_y", "v_z", "q_w", "q_x", "q_y", "q_z", "w_x", "w_y", "w_z",
+                "mass_kg", "propellant_kg", "rcs_propellant_kg", "thrust_n", "throttle",
+                "torque_x", "torque_y", "torque_z")
+_X_MASS = STATE_FIELDS.index("mass_kg")
+
+#: The step kernel's control block: engine limits (throttle fractions), lag time constant (s) and
+#: slew (1/s), the largest |u - f| of a pure lag, the lag decay factors cached for one dt, flame-out
+#: (0/1), the mass the inertia was last evaluated at and the tolerance (kg), inertia diagonal (0/1),
+#: the step clock (origin s, step s, count), the no-contact radius (m), the RCS torque limits (N m).
+CTL_FIELDS = ("throttle_min", "throttle_max", "tau_e_s", "slew_per_s", "lag_emax", "decay_dt_s",
+              "decay_half", "decay_full", "flameout", "inertia_mass_kg", "inertia_tol_kg", "inertia_diag",
+              "clock_origin_s", "clock_dt_s", "clock_n", "r_safe_m", "torque_max_x", "torque_max_y",
+              "torque_max_z")
+(_C_TMIN, _C_TMAX, _C_TAU, _C_SLEW, _C_LAG_EMAX, _C_DECAY_DT, _C_DECAY_H, _C_DECAY_FULL, _C_FLAMEOUT,
+ _C_INERTIA_MASS, _C_INERTIA_TOL, _C_DIAG, _C_CLOCK_ORIGIN, _C_CLOCK_DT, _C_CLOCK_N, _C_R_SAFE,
+ _C_TQ_X, _C_TQ_Y, _C_TQ_Z) = range(len(CTL_FIELDS))
+
+#: What ``step_kernel`` returns: the step was taken, or what it needs first (no state changed then).
+STEP_DONE, STEP_NEEDS_INERTIA, STEP_NEEDS_DECAY, STEP_NEEDS_CLOCK, STEP_NEEDS_GENERAL = range(5)
+
+
+def step_kernel(x, par, ctl, imu_in, thr, engine_on, tx, ty, tz, dt):
+    """The usual plant step of dt (s), in place on the state vector x (STATE_FIELDS).
+
+    The same arithmetic, in the same order, as ``Plant._step_general`` for the case it covers:
+    the engine target and torque clamps, a throttle that is steady or follows a pure lag, no
+    propellant running out, and a step that ends outside the no-contact radius (no touchdown
+    possible). Anything else, or a cached value that is stale (inertia, lag decay factors,
+    clock), returns a STEP_NEEDS_* code before anything is changed; the caller does it
+    (``Plant.prepare_step``) and tries again, or takes the general step. thr, engine_on, tx,
+    ty, tz: the command (fraction of thrust_max, main valve, RCS torque N m body axes).
+    imu_in receives the step's mean specific force (m/s^2, body), mean rate (rad/s, body) and
+    length (s). Plain Python on floats that numba compiles (``load_step_kernel``).
+    """
+    p0 = x[15]
+    r0 = x[16]
+    # engine target u; the range tests also catch NaN and inf (read as 0)
+    if engine_on and p0 > 0.0 and ctl[8] == 0.0:
+        tmin = ctl[0]
+        tmax = ctl[1]
+        if not (tmin <= thr <= tmax):
+            if not (-1e300 < thr < 1e300):
+                thr = 0.0
+            thr = tmin if thr < tmin else (tmax if thr > tmax else thr)
+        u = thr
+    else:
+        u = 0.0
+    # RCS torque (N m), clamped per axis
+    if r0 > 0.0:
+        mx = ctl[16]
+        my = ctl[17]
+        mz = ctl[18]
+        if not (-mx <= tx <= mx and -my <= ty <= my and -mz <= tz <= mz):
+            if not (-1e300 < tx < 1e300):
+                tx = 0.0
+            if not (-1e300 < ty < 1e300):
+                ty = 0.0
+            if not (-1e300 < tz < 1e300):
+                tz = 0.0
+            tx = mx if tx > mx else (-mx if tx < -mx else tx)
+            ty = my if ty > my else (-my if ty < -my else ty)
+            tz = mz if tz > mz else (-mz if tz < -mz else tz)
+    else:
+        tx = ty = tz = 0.0
+    if abs(x[14] - ctl[9]) > ctl[10]:
+        return 1  # STEP_NEEDS_INERTIA
+    if dt != ctl[13]:
+        return 3  # STEP_NEEDS_CLOCK
+    f0 = x[18]
+    e = u - f0
+    if e == 0.0:
+        fa = fm = fb = u
+    elif -ctl[4] <= e <= ctl[4]:
+        if dt != ctl[5]:
+            return 2  # STEP_NEEDS_DECAY
+        fa = u - e
+        fm = u - e * ctl[6]
+        fb = u - e * ctl[7]
+    else:
+        return 4  # STEP_NEEDS_GENERAL: slew-limited throttle profile
+    head, fmean, wmean = rk4_kernel(x[0], x[1], x[2], x[3], x[4], x[5], x[6], x[7], x[8], x[9], x[10],
+                                    x[11], x[12], x[13], p0, r0, dt, fa, fm, fb, tx, ty, tz, par, ctl[11] != 0.0)
+    t1, (rx, ry, rz), (vx, vy, vz), (qw, qx, qy, qz), (wx, wy, wz), mass, p1, r1, thrust, throttle = head
+    if p1 < 0.0 or r1 < 0.0:
+        return 4  # STEP_NEEDS_GENERAL: propellant runs out inside the step
+    if math.sqrt(rx * rx + ry * ry + rz * rz) <= ctl[15]:
+        return 4  # STEP_NEEDS_GENERAL: the terrain may be reached in this step
+    n = ctl[14] + 1.0
+    ctl[14] = n
+    t0 = x[0]
+    x[0] = ctl[12] + n * dt
+    x[1] = rx; x[2] = ry; x[3] = rz
+    x[4] = vx; x[5] = vy; x[6] = vz
+    x[7] = qw; x[8] = qx; x[9] = qy; x[10] = qz
+    x[11] = wx; x[12] = wy; x[13] = wz
+    x[14] = mass; x[15] = p1; x[16] = r1; x[17] = thrust; x[18] = throttle
+    x[19] = tx; x[20] = ty; x[21] = tz
+    imu_in[0] = fmean[0]; imu_in[1] = fmean[1]; imu_in[2] = fmean[2]
+    imu_in[3] = wmean[0]; imu_in[4] = wmean[1]; imu_in[5] = wmean[2]
+    imu_in[6] = x[0] - t0
+    return 0  # STEP_DONE
+
+
+_STEP = None
+
+
+def load_step_kernel():
+    """``(kernel, compiled)``: step_kernel compiled by numba with rk4_kernel inlined (once per
+    process, cached on disk like ``load_rk4_kernel``), or the plain-Python one."""
+    global _STEP
+    if _STEP is None:
+        _kernel, compiled = load_rk4_kernel()
+        if not compiled:
+            _STEP = (step_kernel, False)
+        else:
+            import numba
+            from numba.extending import register_jitable
+
+            register_jitable(rk4_kernel)
+            f8, a8 = numba.float64, numba.float64[::1]
+            sig = numba.int64(a8, a8, a8, a8, f8, numba.boolean, f8, f8, f8, f8)
+            try:
+                _STEP = (numba.njit([sig], cache=True, nogil=True)(step_kernel), True)
+            except RuntimeError:
+                _STEP = (numba.njit([sig], nogil=True)(step_kernel), True)
+    return _STEP
 
 
 # ---------------------------------------------------------- initial state
