@@ -47,7 +47,6 @@ from harness.errors import ConfigError
 from sensor_models._config import config_from_dict
 
 _BLOCK = 256
-_NO_SUMS = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
 _DEG = math.pi / 180.0
 _UG = 9.80665e-6
 
@@ -171,13 +170,18 @@ class Imu:
         self._pos = c.position_body_m
         self._lever = self._pos != (0.0, 0.0, 0.0)
         self._noisy = c.accel_noise_density > 0.0 or c.gyro_noise_density > 0.0
-        # per-axis model, unpacked once per accumulate: scale factor, bias, saturation
-        self._accel_model = self._ka + accel_bias + (c.accel_saturation_mps2,)
-        self._gyro_model = self._kg + gyro_bias + (c.gyro_saturation_rad_s,)
+        # the measurement model as one float64 vector for the accumulate kernel (MODEL_FIELDS)
+        self._model = np.array([*self._ka, *accel_bias, c.accel_saturation_mps2,
+                                *self._kg, *gyro_bias, c.gyro_saturation_rad_s,
+                                *self._pos, 1.0 if self._lever else 0.0, 1.0 if self._noisy else 0.0,
+                                c.accel_noise_density, c.gyro_noise_density])
         self._dt_min = (1.0 / c.rate_hz) * (1.0 - 1e-9)   # shortest valid read interval, s
-        self._draws: list = []
-        # increments since the last read: dv (m/s, 3), dtheta (rad, 3), interval (s)
-        self._sums = _NO_SUMS
+        # increments since the last read: dv (m/s, 3), dtheta (rad, 3), interval (s); then the
+        # row of the noise block to use next (ACC_FIELDS)
+        self._acc = np.zeros(len(ACC_FIELDS))
+        self._acc[_A_NEXT] = _BLOCK
+        self._noise = np.zeros((_BLOCK, 6))   # unit normal draws, a row per accumulate, drawn in blocks
+        self._accumulate = load_accumulate_kernel()[0]
         self._res_v = [0.0, 0.0, 0.0]   # quantisation residuals
         self._res_t = [0.0, 0.0, 0.0]
         # running sums of the reported increments (f64), before and after the last read
@@ -186,22 +190,27 @@ class Imu:
         self.gyro_zero = False
         self.failed = False
 
-    def _normals6(self):
-        if not self._draws:
-            self._draws = self.rng.standard_normal((_BLOCK, 6)).tolist()
-            self._draws.reverse()
-        return self._draws.pop()
+    def refill_noise(self) -> None:
+        """Draw the next block of unit normals (the accumulate kernel asked for it)."""
+        self._noise[:] = self.rng.standard_normal((_BLOCK, 6))
+        self._acc[_A_NEXT] = 0.0
+
+    def kernel_arrays(self):
+        """``(model, acc, noise)``: the arrays ``accumulate_kernel`` works on (MODEL_FIELDS,
+        ACC_FIELDS, the noise block), for a compiled cycle that composes the IMU with the plant
+        (harness/cycle.py). When the kernel returns ACC_NEEDS_NOISE, call ``refill_noise()``."""
+        return self._model, self._acc, self._noise
 
     @property
     def accel_bias(self) -> tuple:
         """This unit's accelerometer bias (m/s^2, body axes): configured + turn-on draw. Fixed for
         the run (bias faults add theirs to the readings, harness/faults.py)."""
-        return self._accel_model[3:6]
+        return tuple(self._model[3:6].tolist())
 
     @property
     def gyro_bias(self) -> tuple:
         """This unit's gyro bias (rad/s, body axes), fixed for the run like ``accel_bias``."""
-        return self._gyro_model[3:6]
+        return tuple(self._model[10:13].tolist())
 
     def accumulate(self, specific_force_body, w_body, dt: float) -> None:
         """Integrate one plant step (dt, s) of specific force (m/s^2) and rate (rad/s)."""
@@ -209,44 +218,9 @@ class Imu:
             return
         fx, fy, fz = specific_force_body
         wx, wy, wz = w_body
-        if self._lever:
-            rx, ry, rz = self._pos
-            # w x (w x r)
-            ax = wy * rz - wz * ry
-            ay = wz * rx - wx * rz
-            az = wx * ry - wy * rx
-            fx += wy * az - wz * ay
-            fy += wz * ax - wx * az
-            fz += wx * ay - wy * ax
-        kax, kay, kaz, bax, bay, baz, asat = self._accel_model
-        kgx, kgy, kgz, bgx, bgy, bgz, gsat = self._gyro_model
-        ax = kax * fx + bax
-        ay = kay * fy + bay
-        az = kaz * fz + baz
-        gx = kgx * wx + bgx
-        gy = kgy * wy + bgy
-        gz = kgz * wz + bgz
-        if not (-asat <= ax <= asat and -asat <= ay <= asat and -asat <= az <= asat):
-            ax = max(-asat, min(asat, ax))
-            ay = max(-asat, min(asat, ay))
-            az = max(-asat, min(asat, az))
-        if not (-gsat <= gx <= gsat and -gsat <= gy <= gsat and -gsat <= gz <= gsat):
-            gx = max(-gsat, min(gsat, gx))
-            gy = max(-gsat, min(gsat, gy))
-            gz = max(-gsat, min(gsat, gz))
-        dvx, dvy, dvz, thx, thy, thz, t = self._sums
-        if self._noisy:
-            n0, n1, n2, n3, n4, n5 = self._normals6()
-            sq = math.sqrt(dt)
-            c = self.config
-            sa = c.accel_noise_density * sq
-            sg = c.gyro_noise_density * sq
-            self._sums = (dvx + (ax * dt + sa * n0), dvy + (ay * dt + sa * n1), dvz + (az * dt + sa * n2),
-                          thx + (gx * dt + sg * n3), thy + (gy * dt + sg * n4), thz + (gz * dt + sg * n5),
-                          t + dt)
-        else:
-            self._sums = (dvx + ax * dt, dvy + ay * dt, dvz + az * dt,
-                          thx + gx * dt, thy + gy * dt, thz + gz * dt, t + dt)
+        while self._accumulate(self._model, self._acc, self._noise, float(fx), float(fy), float(fz),
+                               float(wx), float(wy), float(wz), float(dt)) == ACC_NEEDS_NOISE:
+            self.refill_noise()
 
     def accumulate_from_plant(self, plant) -> None:
         """Convenience: accumulate the plant's last step (mean f and w, its dt)."""
@@ -256,8 +230,9 @@ class Imu:
     def read(self) -> ImuReading:
         """Return the increments since the last read and reset them."""
         c = self.config
-        dvx, dvy, dvz, thx, thy, thz, dt = self._sums
-        self._sums = _NO_SUMS
+        acc = self._acc
+        dvx, dvy, dvz, thx, thy, thz, dt = acc[:7].tolist()
+        acc[:7] = 0.0
         dv = (dvx, dvy, dvz)
         dth = (thx, thy, thz)
         if c.dv_lsb_mps > 0.0:
@@ -282,3 +257,105 @@ class Imu:
         av = self._acc_v = (pv[0] + dv[0], pv[1] + dv[1], pv[2] + dv[2])
         at = self._acc_t = (pt[0] + dth[0], pt[1] + dth[1], pt[2] + dth[2])
         return reading._replace(dv_accum_body=av, dtheta_accum_body=at)
+
+
+#: The accumulate kernel's measurement model (``Imu.kernel_arrays()[0]``): accelerometer scale
+#: (1 + error) and bias (m/s^2) per axis, saturation (m/s^2); the same for the gyros (rad/s);
+#: the IMU position (m, body), lever-arm term on (0/1), noise on (0/1), noise densities.
+MODEL_FIELDS = ("ka_x", "ka_y", "ka_z", "ba_x", "ba_y", "ba_z", "accel_sat", "kg_x", "kg_y", "kg_z",
+                "bg_x", "bg_y", "bg_z", "gyro_sat", "pos_x", "pos_y", "pos_z", "lever", "noisy",
+                "accel_noise_density", "gyro_noise_density")
+#: Its accumulator: dv (m/s, body), dtheta (rad, body), interval (s) since the last read, and the
+#: next row of the noise block.
+ACC_FIELDS = ("dv_x", "dv_y", "dv_z", "dtheta_x", "dtheta_y", "dtheta_z", "dt_s", "noise_next")
+_A_NEXT = ACC_FIELDS.index("noise_next")
+ACC_DONE, ACC_NEEDS_NOISE = 0, 1
+
+
+def accumulate_kernel(model, acc, noise, fx, fy, fz, wx, wy, wz, dt):
+    """Integrate one step of dt (s) of mean specific force f (m/s^2) and rate w (rad/s), body axes,
+    into acc, by the module docstring's measurement model. Returns ACC_NEEDS_NOISE (nothing
+    changed) when the noise block is used up (``Imu.refill_noise``), else ACC_DONE.
+    Plain Python on floats that numba compiles (``load_accumulate_kernel``)."""
+    noisy = model[18] != 0.0
+    row = int(acc[7])
+    if noisy and row >= noise.shape[0]:
+        return 1  # ACC_NEEDS_NOISE
+    if model[17] != 0.0:
+        rx = model[14]
+        ry = model[15]
+        rz = model[16]
+        # w x (w x r)
+        ax = wy * rz - wz * ry
+        ay = wz * rx - wx * rz
+        az = wx * ry - wy * rx
+        fx += wy * az - wz * ay
+        fy += wz * ax - wx * az
+        fz += wx * ay - wy * ax
+    asat = model[6]
+    gsat = model[13]
+    ax = model[0] * fx + model[3]
+    ay = model[1] * fy + model[4]
+    az = model[2] * fz + model[5]
+    gx = model[7] * wx + model[10]
+    gy = model[8] * wy + model[11]
+    gz = model[9] * wz + model[12]
+    # saturation, written as Python's max(-sat, min(sat, a)) evaluates it (NaN included)
+    if not (-asat <= ax <= asat and -asat <= ay <= asat and -asat <= az <= asat):
+        ax = ax if ax < asat else asat
+        ax = ax if ax > -asat else -asat
+        ay = ay if ay < asat else asat
+        ay = ay if ay > -asat else -asat
+        az = az if az < asat else asat
+        az = az if az > -asat else -asat
+    if not (-gsat <= gx <= gsat and -gsat <= gy <= gsat and -gsat <= gz <= gsat):
+        gx = gx if gx < gsat else gsat
+        gx = gx if gx > -gsat else -gsat
+        gy = gy if gy < gsat else gsat
+        gy = gy if gy > -gsat else -gsat
+        gz = gz if gz < gsat else gsat
+        gz = gz if gz > -gsat else -gsat
+    if noisy:
+        sq = math.sqrt(dt)
+        sa = model[19] * sq
+        sg = model[20] * sq
+        acc[0] = acc[0] + (ax * dt + sa * noise[row, 0])
+        acc[1] = acc[1] + (ay * dt + sa * noise[row, 1])
+        acc[2] = acc[2] + (az * dt + sa * noise[row, 2])
+        acc[3] = acc[3] + (gx * dt + sg * noise[row, 3])
+        acc[4] = acc[4] + (gy * dt + sg * noise[row, 4])
+        acc[5] = acc[5] + (gz * dt + sg * noise[row, 5])
+        acc[7] = row + 1.0
+    else:
+        acc[0] = acc[0] + ax * dt
+        acc[1] = acc[1] + ay * dt
+        acc[2] = acc[2] + az * dt
+        acc[3] = acc[3] + gx * dt
+        acc[4] = acc[4] + gy * dt
+        acc[5] = acc[5] + gz * dt
+    acc[6] = acc[6] + dt
+    return 0  # ACC_DONE
+
+
+_ACCUMULATE = None
+
+
+def load_accumulate_kernel():
+    """``(kernel, compiled)``: accumulate_kernel compiled by numba (once per process, cached on
+    disk), or the plain-Python one without numba or with ``NUMBA_DISABLE_JIT=1``."""
+    global _ACCUMULATE
+    if _ACCUMULATE is None:
+        try:
+            import numba
+        except ImportError:
+            numba = None
+        if numba is None or numba.config.DISABLE_JIT:
+            _ACCUMULATE = (accumulate_kernel, False)
+        else:
+            f8, a8 = numba.float64, numba.float64[::1]
+            sig = numba.int64(a8, a8, numba.float64[:, ::1], f8, f8, f8, f8, f8, f8, f8)
+            try:
+                _ACCUMULATE = (numba.njit([sig], cache=True, nogil=True)(accumulate_kernel), True)
+            except RuntimeError:
+                _ACCUMULATE = (numba.njit([sig], nogil=True)(accumulate_kernel), True)
+    return _ACCUMULATE
