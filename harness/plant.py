@@ -307,7 +307,11 @@ class Plant:
         if state is None:
             if self._agl_ok:
                 return self._agl
-            h = self._agl = self.altitude_agl(self.state)
+            t, x, y, z = self._x[0:4].tolist()
+            if self.moon_rotation:
+                self.terrain.t_s = t
+            h = self._agl = (math.sqrt(x * x + y * y + z * z) - self.terrain.site.radius_m
+                             - self.terrain.height_at((x, y, z)))
             self._agl_ok = True
             return h
         s = state

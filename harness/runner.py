@@ -17,6 +17,7 @@ import numpy as np
 
 from harness import analysis, protocol as p
 from harness.faults import FaultSet
+from harness.cycle import Cycle
 from harness.frames import G0, MOON_GM, SiteFrame, quat_rotate
 from harness.lander import load_lander
 from harness.errors import ConfigError
@@ -308,12 +309,17 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
     site_r = site.to_mci(0.0, 0.0, site_h)
     site_radius = math.sqrt(sum(c * c for c in site_r))
 
+    cycle = Cycle(plant, imu)
+    x_truth = plant.kernel_arrays()[0]  # the plant state vector (STATE_FIELDS), read each cycle
+    ground = plant.terrain
+
     rows: list[tuple] = []
     record = rows.append
     new_tuple = tuple.__new__  # builds a NamedTuple (Sensors, ActuatorCommand) without its Python-level __new__
     LRF_VALID, IMU_VALID, LRF_NEW = p.SENSORS_LRF_VALID, p.SENSORS_IMU_VALID, p.SENSORS_LRF_NEW
     ENGINE_ON = p.COMMAND_ENGINE_ON
     exchange = link.exchange
+    advance = cycle.advance
     dt = 1.0 / scenario.flight_rate_hz
     n_sub = scenario.plant_substeps
     dt_sub = dt / n_sub
@@ -339,13 +345,15 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
         wall_start = time.perf_counter()
         loop_start = wall_start
         while True:
-            st = plant.state
+            x = x_truth.tolist()  # truth at t (STATE_FIELDS)
+            t_s = x[0]
             t_us = step * dt_us
             altitude = plant.altitude_agl()
             imu_r = imu.read()
-            lrf_r = lrf.update(st.t_s, st, plant.terrain)  # the Moon-fixed view if the Moon turns
+            # the Moon-fixed view of the terrain if the Moon turns
+            lrf_r = lrf.update(t_s, plant.state, ground) if lrf.due(t_s) else lrf.deliver(t_s)
             if faulty:
-                faults.update(st.t_s, altitude, command.mode)
+                faults.update(t_s, altitude, command.mode)
                 faulted = faults.imu(imu_r)
                 if faulted is not imu_r:  # the accumulators follow the increments actually reported
                     imu_r = imu.report(faulted)
@@ -373,7 +381,7 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
                     applied = p.Command(0.0, (0.0, 0.0, 0.0), command.sensors_seq, command.mode, 0)
             # record this cycle (truth at t, what was sent, what came back); derived columns
             # (vertical speed, tilt, ...) are computed for all rows at once after the run
-            record((st.t_s, altitude, *st.r_mci, *st.v_mci, *st.q_mci_body, st.mass_kg, st.thrust_n,
+            record((t_s, altitude, *x[1:11], x[14], x[17],
                     applied.throttle, applied.flags & ENGINE_ON, applied.mode,
                     lrf_r.range_m if lrf_valid else math.nan, lrf_valid, lrf_new))
             if answer is None and policy == "fail":
@@ -387,11 +395,7 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
             if faulty:
                 act = faults.actuator(act)
                 faults.plant_effects(plant)
-            for _ in range(n_sub):
-                plant.step(act, dt_sub)
-                imu.accumulate_from_plant(plant)
-                if plant.touched_down:
-                    break
+            advance(act, dt_sub, n_sub)
             step += 1
             if plant.touched_down:
                 touchdown = _touchdown(plant, site)

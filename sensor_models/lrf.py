@@ -208,6 +208,10 @@ class LaserRangefinder:
             meas = 0.0
         return LrfReading(meas, True, t_k, True)
 
+    def due(self, t_s: float) -> bool:
+        """A sample instant falls in (last update, t_s]: ``update`` needs the plant state."""
+        return self._k_next * self.period_s <= t_s + 1e-9
+
     def update(self, t_s: float, plant_state, terrain) -> LrfReading:
         """Take the samples due by ``t_s`` and return the reading delivered at ``t_s``."""
         eps = 1e-9
@@ -231,7 +235,12 @@ class LaserRangefinder:
                     rk = r
                 self._buf.append(self._sample(t_k, rk, v, q, terrain))
             self._k_next = k_last + 1
-        # deliver the newest sample that is at least latency old
+        return self.deliver(t_s)
+
+    def deliver(self, t_s: float) -> LrfReading:
+        """The reading delivered at ``t_s``: the newest sample at least ``latency_s`` old (samples
+        are taken by ``update``; between sample instants this alone is enough)."""
+        eps = 1e-9
         lat = self.config.latency_s
         buf = self._buf
         newest = None
