@@ -10,7 +10,9 @@ whichever way a substep went (tests/test_cycle.py).
 """
 from __future__ import annotations
 
-from harness.plant import STEP_DONE, ActuatorCommand, Plant, load_step_kernel, step_kernel
+import hashlib
+
+from harness.plant import STEP_DONE, ActuatorCommand, Plant, load_step_kernel, rk4_kernel, rk4_rates, step_kernel
 from sensor_models.imu import Imu, accumulate_kernel, load_accumulate_kernel
 
 
@@ -30,9 +32,30 @@ def advance_kernel(x, par, ctl, imu_in, model, acc, noise, thr, engine_on, tx, t
 _ADVANCE = None
 
 
+def _kernel_stamp() -> str:
+    """A hash of the code of every kernel the compiled cycle inlines. numba's on-disk cache keys a
+    function by its own file and bytecode only, so a change in plant.py or imu.py alone would
+    load a stale cycle; the stamp, a constant of the compiled function, is part of its key."""
+    h = hashlib.sha256()
+    for fn in (advance_kernel, step_kernel, rk4_kernel, rk4_rates, accumulate_kernel):
+        code = fn.__code__
+        h.update(code.co_code)
+        h.update(repr((code.co_consts, code.co_names, code.co_varnames)).encode())
+    return h.hexdigest()
+
+
+def _stamped(stamp: str):
+    """advance_kernel under a closure holding ``stamp`` (numba hashes closure contents into the key)."""
+    def advance_stamped(x, par, ctl, imu_in, model, acc, noise, thr, engine_on, tx, ty, tz, dt, n):
+        if stamp == "":  # never: the stamp only has to be part of the function
+            return -1
+        return advance_kernel(x, par, ctl, imu_in, model, acc, noise, thr, engine_on, tx, ty, tz, dt, n)
+    return advance_stamped
+
+
 def load_advance_kernel():
     """``(kernel, compiled)``: advance_kernel compiled by numba with both models' kernels inlined
-    (once per process, cached on disk), or the plain-Python one."""
+    (once per process, cached on disk under a stamp of their code), or the plain-Python one."""
     global _ADVANCE
     if _ADVANCE is None:
         _s, step_compiled = load_step_kernel()
@@ -45,13 +68,15 @@ def load_advance_kernel():
 
             register_jitable(step_kernel)
             register_jitable(accumulate_kernel)
+            register_jitable(advance_kernel)
             f8, a8 = numba.float64, numba.float64[::1]
             sig = numba.int64(a8, a8, a8, a8, a8, a8, numba.float64[:, ::1], f8, numba.boolean, f8, f8, f8,
                               f8, numba.int64)
+            fn = _stamped(_kernel_stamp())
             try:
-                _ADVANCE = (numba.njit([sig], cache=True, nogil=True)(advance_kernel), True)
+                _ADVANCE = (numba.njit([sig], cache=True, nogil=True)(fn), True)
             except RuntimeError:
-                _ADVANCE = (numba.njit([sig], nogil=True)(advance_kernel), True)
+                _ADVANCE = (numba.njit([sig], nogil=True)(fn), True)
     return _ADVANCE
 
 

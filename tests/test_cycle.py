@@ -1,0 +1,155 @@
+"""The compiled cycle (plant step kernel + IMU accumulate kernel, harness/cycle.py) must give the
+same bits as the models' general Python paths, step by step and over whole flights: it is an
+accelerator of one design, not a second model. A change of arithmetic order in either kernel, a
+clamp that differs for NaN, a stale cache (inertia, lag decay, clock) or a noise draw taken at
+another moment fails these tests."""
+from __future__ import annotations
+
+import math
+import struct
+
+import numpy as np
+import pytest
+
+import harness.cycle as cycle_mod
+from harness.cycle import Cycle
+from harness.frames import SiteFrame
+from harness.lander import load_lander
+from harness.plant import STEP_NEEDS_GENERAL, ActuatorCommand, Plant, initial_state
+from harness.rigs import open_rig
+from harness.scenario_files import load_scenario
+from harness.terrain import crater, flat
+from sensor_models.imu import Imu, ImuConfig
+
+
+def _bits(values) -> bytes:
+    return b"".join(struct.pack("<d", float(v)) for v in values)
+
+
+def _state_bits(plant: Plant) -> bytes:
+    s = plant.state
+    return _bits((s.t_s, *s.r_mci, *s.v_mci, *s.q_mci_body, *s.w_body, s.mass_kg, s.propellant_kg,
+                  s.rcs_propellant_kg, s.thrust_n, s.throttle, *s.torque_body))
+
+
+def _imu_in_bits(plant: Plant) -> bytes:
+    f, w, dt = plant.imu_inputs()
+    return _bits((*f, *w, dt))
+
+
+def _random_command(rng: np.random.Generator) -> ActuatorCommand:
+    """Throttles inside and outside the limits (NaN, inf, negative), valve open or shut,
+    torques inside and beyond the RCS limits (NaN, inf)."""
+    thr = float(rng.choice([rng.uniform(0.0, 1.0), rng.uniform(-1.0, 2.0), math.nan, math.inf, 0.0,
+                            rng.uniform(0.0, 1.0)]))
+    tq = [float(rng.choice([rng.uniform(-50.0, 50.0), rng.uniform(-900.0, 900.0), math.nan, -math.inf, 0.0]))
+          for _ in range(3)]
+    return ActuatorCommand(thr, bool(rng.random() < 0.85), tuple(tq))
+
+
+def _plant_pair(seed: int, terrain_kind: str, altitude_m: float, propellant_kg: float):
+    lander = load_lander("reference")
+    site = SiteFrame()
+    terrain = flat(site) if terrain_kind == "flat" else crater(site, radius_m=300.0, depth_m=40.0)
+    rng = np.random.default_rng(seed)
+    s0 = initial_state(site, lander, altitude_m=altitude_m, v_east=float(rng.uniform(-20, 20)),
+                       v_up=float(rng.uniform(-40, 0)), tilt_rad=float(rng.uniform(0, 0.3)),
+                       w_body=tuple(rng.uniform(-0.05, 0.05, 3)), propellant_kg=propellant_kg)
+    return Plant(lander, terrain, s0), Plant(lander, terrain, s0), rng
+
+
+@pytest.mark.parametrize("seed,terrain_kind,altitude_m,propellant_kg", [
+    (1, "flat", 3000.0, 300.0),     # long powered flight: lag, inertia refreshes, clamps
+    (2, "flat", 150.0, 300.0),      # ends in touchdown (general path at contact)
+    (3, "crater", 400.0, 300.0),    # rough terrain: every step near it takes the general path
+    (4, "flat", 2000.0, 0.6),       # propellant runs out inside a step: flame-out
+])
+def test_step_kernel_gives_the_general_steps_bits(seed, terrain_kind, altitude_m, propellant_kg):
+    fast, general, rng = _plant_pair(seed, terrain_kind, altitude_m, propellant_kg)
+    taken = []
+    kernel = fast._substep
+    fast._substep = lambda *a: taken.append(kernel(*a)) or taken[-1]
+    for i in range(1500):
+        cmd = _random_command(rng) if i % 7 else ActuatorCommand(0.9, True, (0.0, 0.0, 0.0))
+        dt = 0.02 if i % 50 else 0.005  # a change of step size restarts the clock
+        fast.step(cmd, dt)
+        general._step_general(cmd, dt)
+        assert _state_bits(fast) == _state_bits(general), f"state differs after step {i}"
+        assert _imu_in_bits(fast) == _imu_in_bits(general), f"IMU inputs differ after step {i}"
+        assert fast.flameout == general.flameout
+        assert (fast.touchdown_state is None) == (general.touchdown_state is None)
+        if fast.touched_down:
+            break
+    assert taken.count(0) > 0  # the kernel took steps (not everything went the general way)
+
+
+def test_the_kernel_takes_the_usual_step_and_hands_the_rest_to_the_general_path():
+    """The split itself: a lag step high above flat ground is the kernel's; the step in which the
+    lander may reach the ground is the general path's (the kernel refuses it unchanged)."""
+    high, _, _ = _plant_pair(5, "flat", 3000.0, 300.0)
+    x, par, ctl, imu_in = high.kernel_arrays()
+    for _ in range(30):  # slew from 0 until the throttle follows a pure lag; sets the caches
+        high.step(ActuatorCommand(0.5, True, (0.0, 0.0, 0.0)), 0.02)
+    before = x.copy()
+    assert high._substep(x, par, ctl, imu_in, 0.5, True, 0.0, 0.0, 0.0, 0.02) == 0
+    assert not np.array_equal(x, before)
+    low, _, _ = _plant_pair(5, "flat", 0.05, 300.0)
+    low.step(ActuatorCommand(0.0, False, (0.0, 0.0, 0.0)), 0.005)
+    x, par, ctl, imu_in = low.kernel_arrays()
+    before = x.copy()
+    assert low._substep(x, par, ctl, imu_in, 0.0, False, 0.0, 0.0, 0.0, 0.005) == STEP_NEEDS_GENERAL
+    assert np.array_equal(x, before)
+
+
+def test_a_compiled_cycle_equals_the_python_substeps_with_noise_refills():
+    """Three substeps per cycle with a noisy IMU: the noise block (256 rows) is used up and drawn
+    again inside cycles; the plant and the IMU readings match the per-substep Python path."""
+    fast, ref, rng = _plant_pair(6, "flat", 3000.0, 300.0)
+    cfg = ImuConfig.tactical_grade().replace(position_body_m=(0.3, -0.2, 0.5))
+    imu_fast, imu_ref = Imu(cfg, np.random.default_rng(9)), Imu(cfg, np.random.default_rng(9))
+    cycle = Cycle(fast, imu_fast)
+    for k in range(400):
+        cmd = _random_command(rng)
+        cycle.advance(cmd, 0.02 / 3, 3)
+        for _ in range(3):
+            ref.step(cmd, 0.02 / 3)
+            imu_ref.accumulate_from_plant(ref)
+            if ref.touched_down:
+                break
+        assert _state_bits(fast) == _state_bits(ref), f"cycle {k}"
+        a, b = imu_fast.read(), imu_ref.read()
+        assert _bits((*a.dv_body, *a.dtheta_body, a.dt_s, *a.dv_accum_body, *a.dtheta_accum_body)) == \
+            _bits((*b.dv_body, *b.dtheta_body, b.dt_s, *b.dv_accum_body, *b.dtheta_accum_body)), f"cycle {k}"
+        if fast.touched_down:
+            break
+    assert k > 300
+
+
+def test_a_whole_flight_is_the_same_to_the_bit_without_the_compiled_cycle(monkeypatch):
+    """A noisy descent with an LRF fault and a thrust fault, flown once with the compiled cycle
+    and once with every step on the general Python path: every telemetry column identical."""
+    sc = load_scenario("ispace-m2").with_(t_max_s=60.0)
+    with open_rig("loopback") as rig:
+        fast = rig.fly(sc)
+        monkeypatch.setattr(cycle_mod, "load_advance_kernel", lambda: (lambda *a: 0, False))
+        monkeypatch.setattr(Plant, "step", Plant._step_general)
+        slow = rig.fly(sc)
+    assert fast.link_stats["exchanges"] > 1000
+    for name, col in fast.telemetry.items():
+        assert col.tobytes() == slow.telemetry[name].tobytes(), name
+    assert repr(fast.touchdown) == repr(slow.touchdown)
+
+
+def test_the_cycle_kernels_cache_key_follows_the_code_it_inlines(monkeypatch):
+    """numba keys its disk cache by the compiled function's own file: the cycle carries a stamp of
+    every kernel it inlines, so an edit of the IMU's or the plant's kernel compiles it anew
+    instead of loading a stale one (found when a changed imu.py still flew the old arithmetic)."""
+    before = cycle_mod._kernel_stamp()
+    assert before == cycle_mod._kernel_stamp()
+
+    def accumulate_kernel(model, acc, noise, fx, fy, fz, wx, wy, wz, dt):  # an edited kernel
+        acc[0] = acc[0] + fx * dt
+        return 0
+
+    monkeypatch.setattr(cycle_mod, "accumulate_kernel", accumulate_kernel)
+    assert cycle_mod._kernel_stamp() != before
