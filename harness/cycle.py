@@ -20,7 +20,7 @@ def advance_kernel(x, par, ctl, imu_in, model, acc, noise, thr, engine_on, tx, t
     """Up to n plant steps of dt (s) under one command, the IMU integrating each; returns how
     many were taken (fewer when a kernel needs something first; that substep is not taken)."""
     for i in range(n):
-        if model[18] != 0.0 and acc[7] >= noise.shape[0]:
+        if model[18] != 0.0 and model[21] >= noise.shape[0]:
             return i  # the IMU needs new noise draws before this substep
         if step_kernel(x, par, ctl, imu_in, thr, engine_on, tx, ty, tz, dt) != STEP_DONE:
             return i

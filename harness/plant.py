@@ -181,6 +181,7 @@ class Plant:
         # advances in place; ``state`` is the PlantState view of it, built when asked for.
         self._x = np.zeros(len(STATE_FIELDS))
         self._state: PlantState | None = None
+        self._xl: list | None = None
         self._set_state(s0)
         self.touchdown_state: PlantState | None = None
         self._agl_ok = False
@@ -213,11 +214,19 @@ class Plant:
             self.touchdown_state = self.state
 
     # ------------------------------------------------------------ props
+    def state_vector(self) -> list:
+        """The state as a list of floats in STATE_FIELDS order (t_s, r_mci, v_mci, q_mci_body,
+        w_body, masses, thrust, throttle, torque): the cheap view for a per-cycle record."""
+        v = self._xl
+        if v is None:
+            v = self._xl = self._x.tolist()
+        return v
+
     @property
     def state(self) -> PlantState:
         s = self._state
         if s is None:
-            x = self._x.tolist()
+            x = self.state_vector()
             s = self._state = _new_state(PlantState, (x[0], (x[1], x[2], x[3]), (x[4], x[5], x[6]),
                                                       (x[7], x[8], x[9], x[10]), (x[11], x[12], x[13]),
                                                       x[14], x[15], x[16], x[17], x[18], (x[19], x[20], x[21])))
@@ -227,6 +236,7 @@ class Plant:
         self._x[:] = (s.t_s, *s.r_mci, *s.v_mci, *s.q_mci_body, *s.w_body, s.mass_kg, s.propellant_kg,
                       s.rcs_propellant_kg, s.thrust_n, s.throttle, *s.torque_body)
         self._state = s
+        self._xl = None
 
     def kernel_arrays(self):
         """``(x, par, ctl, imu_in)``: the arrays ``step_kernel`` advances in place (STATE_FIELDS,
@@ -238,6 +248,7 @@ class Plant:
     def moved(self) -> None:
         """The state vector was advanced outside ``step`` (by the compiled cycle)."""
         self._state = None
+        self._xl = None
         self._agl_ok = False
 
     @property
@@ -307,7 +318,7 @@ class Plant:
         if state is None:
             if self._agl_ok:
                 return self._agl
-            t, x, y, z = self._x[0:4].tolist()
+            t, x, y, z = self.state_vector()[0:4]
             if self.moon_rotation:
                 self.terrain.t_s = t
             h = self._agl = (math.sqrt(x * x + y * y + z * z) - self.terrain.site.radius_m

@@ -310,7 +310,7 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
     site_radius = math.sqrt(sum(c * c for c in site_r))
 
     cycle = Cycle(plant, imu)
-    x_truth = plant.kernel_arrays()[0]  # the plant state vector (STATE_FIELDS), read each cycle
+    truth = plant.state_vector
     ground = plant.terrain
 
     rows: list[tuple] = []
@@ -345,7 +345,7 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
         wall_start = time.perf_counter()
         loop_start = wall_start
         while True:
-            x = x_truth.tolist()  # truth at t (STATE_FIELDS)
+            x = truth()  # truth at t (STATE_FIELDS)
             t_s = x[0]
             t_us = step * dt_us
             altitude = plant.altitude_agl()

@@ -174,12 +174,11 @@ class Imu:
         self._model = np.array([*self._ka, *accel_bias, c.accel_saturation_mps2,
                                 *self._kg, *gyro_bias, c.gyro_saturation_rad_s,
                                 *self._pos, 1.0 if self._lever else 0.0, 1.0 if self._noisy else 0.0,
-                                c.accel_noise_density, c.gyro_noise_density])
+                                c.accel_noise_density, c.gyro_noise_density, _BLOCK])
         self._dt_min = (1.0 / c.rate_hz) * (1.0 - 1e-9)   # shortest valid read interval, s
-        # increments since the last read: dv (m/s, 3), dtheta (rad, 3), interval (s); then the
-        # row of the noise block to use next (ACC_FIELDS)
+        # increments since the last read: dv (m/s, 3), dtheta (rad, 3), interval (s) (ACC_FIELDS)
         self._acc = np.zeros(len(ACC_FIELDS))
-        self._acc[_A_NEXT] = _BLOCK
+        self._quantised = c.dv_lsb_mps > 0.0 or c.dtheta_lsb_rad > 0.0
         self._noise = np.zeros((_BLOCK, 6))   # unit normal draws, a row per accumulate, drawn in blocks
         self._accumulate = load_accumulate_kernel()[0]
         self._res_v = [0.0, 0.0, 0.0]   # quantisation residuals
@@ -193,7 +192,7 @@ class Imu:
     def refill_noise(self) -> None:
         """Draw the next block of unit normals (the accumulate kernel asked for it)."""
         self._noise[:] = self.rng.standard_normal((_BLOCK, 6))
-        self._acc[_A_NEXT] = 0.0
+        self._model[_M_NOISE_NEXT] = 0.0
 
     def kernel_arrays(self):
         """``(model, acc, noise)``: the arrays ``accumulate_kernel`` works on (MODEL_FIELDS,
@@ -229,16 +228,17 @@ class Imu:
 
     def read(self) -> ImuReading:
         """Return the increments since the last read and reset them."""
-        c = self.config
         acc = self._acc
-        dvx, dvy, dvz, thx, thy, thz, dt = acc[:7].tolist()
-        acc[:7] = 0.0
+        dvx, dvy, dvz, thx, thy, thz, dt = acc.tolist()
+        acc.fill(0.0)
         dv = (dvx, dvy, dvz)
         dth = (thx, thy, thz)
-        if c.dv_lsb_mps > 0.0:
-            dv = tuple(_quantise(dv, self._res_v, c.dv_lsb_mps))
-        if c.dtheta_lsb_rad > 0.0:
-            dth = tuple(_quantise(dth, self._res_t, c.dtheta_lsb_rad))
+        if self._quantised:
+            c = self.config
+            if c.dv_lsb_mps > 0.0:
+                dv = tuple(_quantise(dv, self._res_v, c.dv_lsb_mps))
+            if c.dtheta_lsb_rad > 0.0:
+                dth = tuple(_quantise(dth, self._res_t, c.dtheta_lsb_rad))
         if self.accel_zero:
             dv = (0.0, 0.0, 0.0)
         if self.gyro_zero:
@@ -261,14 +261,14 @@ class Imu:
 
 #: The accumulate kernel's measurement model (``Imu.kernel_arrays()[0]``): accelerometer scale
 #: (1 + error) and bias (m/s^2) per axis, saturation (m/s^2); the same for the gyros (rad/s);
-#: the IMU position (m, body), lever-arm term on (0/1), noise on (0/1), noise densities.
+#: the IMU position (m, body), lever-arm term on (0/1), noise on (0/1), noise densities; last, the
+#: row of the noise block to use next (the one value in it that changes).
 MODEL_FIELDS = ("ka_x", "ka_y", "ka_z", "ba_x", "ba_y", "ba_z", "accel_sat", "kg_x", "kg_y", "kg_z",
                 "bg_x", "bg_y", "bg_z", "gyro_sat", "pos_x", "pos_y", "pos_z", "lever", "noisy",
-                "accel_noise_density", "gyro_noise_density")
-#: Its accumulator: dv (m/s, body), dtheta (rad, body), interval (s) since the last read, and the
-#: next row of the noise block.
-ACC_FIELDS = ("dv_x", "dv_y", "dv_z", "dtheta_x", "dtheta_y", "dtheta_z", "dt_s", "noise_next")
-_A_NEXT = ACC_FIELDS.index("noise_next")
+                "accel_noise_density", "gyro_noise_density", "noise_next")
+_M_NOISE_NEXT = MODEL_FIELDS.index("noise_next")
+#: Its accumulator: dv (m/s, body), dtheta (rad, body), interval (s) since the last read.
+ACC_FIELDS = ("dv_x", "dv_y", "dv_z", "dtheta_x", "dtheta_y", "dtheta_z", "dt_s")
 ACC_DONE, ACC_NEEDS_NOISE = 0, 1
 
 
@@ -278,7 +278,7 @@ def accumulate_kernel(model, acc, noise, fx, fy, fz, wx, wy, wz, dt):
     changed) when the noise block is used up (``Imu.refill_noise``), else ACC_DONE.
     Plain Python on floats that numba compiles (``load_accumulate_kernel``)."""
     noisy = model[18] != 0.0
-    row = int(acc[7])
+    row = int(model[21])
     if noisy and row >= noise.shape[0]:
         return 1  # ACC_NEEDS_NOISE
     if model[17] != 0.0:
@@ -325,7 +325,7 @@ def accumulate_kernel(model, acc, noise, fx, fy, fz, wx, wy, wz, dt):
         acc[3] = acc[3] + (gx * dt + sg * noise[row, 3])
         acc[4] = acc[4] + (gy * dt + sg * noise[row, 4])
         acc[5] = acc[5] + (gz * dt + sg * noise[row, 5])
-        acc[7] = row + 1.0
+        model[21] = row + 1.0
     else:
         acc[0] = acc[0] + ax * dt
         acc[1] = acc[1] + ay * dt
