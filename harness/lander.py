@@ -274,10 +274,27 @@ def lander_path(path_or_name) -> Path:
     return DATA_DIR / f"{path_or_name}.toml"
 
 
+_LOADED: dict[tuple, LanderSpec] = {}
+
+
 def load_lander(path_or_name="reference") -> LanderSpec:
-    """Load a lander TOML file by path, or by name from harness/data/landers/."""
+    """Load a lander TOML file by path, or by name from harness/data/landers/.
+
+    A LanderSpec is immutable, so a file read before is not parsed and checked again while its
+    size and modification time are unchanged (a campaign flies the same lander thousands of times)."""
     p = lander_path(path_or_name)
-    if not p.exists():
+    try:
+        st = p.stat()
+    except OSError:
+        st = None
+    if st is None or not p.is_file():
         avail = sorted(x.stem for x in DATA_DIR.glob("*.toml"))
         raise ConfigError(f"{p}: lander file not found (shipped landers: {', '.join(avail)})")
-    return lander_from_dict(read_toml(p, what="lander file"), source=str(p))
+    key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
+    spec = _LOADED.get(key)
+    if spec is None:
+        spec = lander_from_dict(read_toml(p, what="lander file"), source=str(p))
+        if len(_LOADED) > 64:
+            _LOADED.clear()
+        _LOADED[key] = spec
+    return spec
