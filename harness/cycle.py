@@ -89,11 +89,12 @@ class Cycle:
         self._kernel = load_advance_kernel()[0]
         self._args = plant.kernel_arrays() + imu.kernel_arrays()
 
-    def advance(self, act: ActuatorCommand, dt: float, n: int) -> None:
-        """n plant steps of dt (s) under one command, the IMU integrating each; stops at touchdown."""
+    def advance(self, act: ActuatorCommand, dt: float, n: int) -> bool:
+        """n plant steps of dt (s) under one command, the IMU integrating each; stops at touchdown.
+        Returns whether the lander has touched down."""
         plant = self.plant
         if plant.touchdown_state is not None:
-            return
+            return True
         throttle, engine_on, (tx, ty, tz) = act
         try:
             done = self._kernel(*self._args, throttle, engine_on, tx, ty, tz, dt, n)
@@ -107,7 +108,8 @@ class Cycle:
                 plant.step(act, dt)
                 imu.accumulate_from_plant(plant)
                 if plant.touchdown_state is not None:
-                    break
+                    return True
+        return False
 
 
 __all__ = ["Cycle", "advance_kernel", "load_advance_kernel"]

@@ -395,9 +395,8 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
             if faulty:
                 act = faults.actuator(act)
                 faults.plant_effects(plant)
-            advance(act, dt_sub, n_sub)
             step += 1
-            if plant.touched_down:
+            if advance(act, dt_sub, n_sub):  # touched down
                 touchdown = _touchdown(plant, site)
                 outcome = envelope_outcome(touchdown, scenario.envelope)
                 break
