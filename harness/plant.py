@@ -59,7 +59,7 @@ import numpy as np
 
 from .frames import G0, MOON_GM, MOON_ROTATION_RATE, SiteFrame, quat_normalize, vcross
 from .lander import LanderSpec
-from .terrain import RotatingTerrain
+from .terrain import FlatTerrain, RotatingTerrain
 
 
 class ActuatorCommand(NamedTuple):
@@ -198,6 +198,9 @@ class Plant:
         # ends outside it cannot have touched down
         ctl[_C_R_SAFE] = terrain.site.radius_m + terrain.max_height_m
         self._ctl = ctl
+        # the height of a flat terrain (m), so the per-cycle altitude needs no call into it
+        self._flat_height_m = terrain.height_m if type(terrain) is FlatTerrain and not self.moon_rotation else None
+        self._radius_m = terrain.site.radius_m
         # the RK4 kernel and its constants (PAR_FIELDS)
         self._kernel, compiled = load_rk4_kernel()
         self._substep = load_step_kernel()[0]
@@ -319,10 +322,12 @@ class Plant:
             if self._agl_ok:
                 return self._agl
             t, x, y, z = self.state_vector()[0:4]
-            if self.moon_rotation:
-                self.terrain.t_s = t
-            h = self._agl = (math.sqrt(x * x + y * y + z * z) - self.terrain.site.radius_m
-                             - self.terrain.height_at((x, y, z)))
+            ground = self._flat_height_m
+            if ground is None:
+                if self.moon_rotation:
+                    self.terrain.t_s = t
+                ground = self.terrain.height_at((x, y, z))
+            h = self._agl = math.sqrt(x * x + y * y + z * z) - self._radius_m - ground
             self._agl_ok = True
             return h
         s = state

@@ -288,6 +288,9 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
     faults = FaultSet(scenario.faults, rng=np.random.default_rng([scenario.seed, 0xFA17]))
     transport = faults.wrap_transport(transport)
     faulty = bool(faults.faults)  # no per-cycle fault hooks at all when the scenario has none
+    hooks = faults.hooks          # and of those, only the ones some fault has
+    imu_faults, command_faults, actuator_faults = "imu" in hooks, "command" in hooks, "actuator" in hooks
+    plant_faults = "plant" in hooks
     log = LinkLog(folder / "link.log" if folder else None)
     link = FlightLink(transport, cycle_timeout_s=cycle_timeout_s, stall_cycles=stall_cycles, log=log)
     table = load_param_table(source_dir)
@@ -354,9 +357,10 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
             lrf_r = lrf.update(t_s, plant.state, ground) if lrf.due(t_s) else lrf.deliver(t_s)
             if faulty:
                 faults.update(t_s, altitude, command.mode)
-                faulted = faults.imu(imu_r)
-                if faulted is not imu_r:  # the accumulators follow the increments actually reported
-                    imu_r = imu.report(faulted)
+                if imu_faults:
+                    faulted = faults.imu(imu_r)
+                    if faulted is not imu_r:  # the accumulators follow the increments actually reported
+                        imu_r = imu.report(faulted)
                 lrf_r = faults.lrf(lrf_r)
             lrf_valid, lrf_new = lrf_r.valid, lrf_r.new
             flags = (LRF_VALID if lrf_valid else 0) | (IMU_VALID if imu_r.valid else 0) | (LRF_NEW if lrf_new else 0)
@@ -369,7 +373,7 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
                 if lag > 0:
                     time.sleep(lag)
             answer = exchange(sensors, t_us)
-            if faulty:
+            if command_faults:
                 answer = faults.command(answer)
             if realtime and time.perf_counter() > wall_start + (step + 1) * dt:
                 late_frames += 1
@@ -392,8 +396,9 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
                 outcome = "timeout"
                 break
             act = new_tuple(ActuatorCommand, (applied.throttle, bool(applied.flags & ENGINE_ON), applied.torque_body))
-            if faulty:
+            if actuator_faults:
                 act = faults.actuator(act)
+            if plant_faults:
                 faults.plant_effects(plant)
             step += 1
             if advance(act, dt_sub, n_sub):  # touched down

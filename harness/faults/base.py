@@ -61,6 +61,8 @@ class Fault:
 
     def _evaluate(self, t: float, altitude: float, phase: int) -> bool:
         """Update ``active``; True if the fault started just now (for ``after`` chains)."""
+        if self.fired and (self.active and self.duration_s == INF or self.was_active and not self.active):
+            return False  # active to the end, or its window has closed: time only moves forward
         started = False
         if not self.fired and self._check_trigger(t, altitude, phase):
             self.fired = True

@@ -5,6 +5,7 @@ import copy
 
 from harness.errors import ConfigError
 from harness.faults.actuator import ThrustScale
+from harness.faults.base import Fault
 from harness.faults.link import FaultyTransport, LinkFault
 from harness.faults.triggers import INF
 
@@ -33,6 +34,25 @@ class FaultSet:
                                   f"allowed: {', '.join(ids) or '(no fault has an id)'}")
             f._bind(self)
         self.timeline: list[tuple[float, str, str]] = []   # (t, fault name, "start"/"end")
+        # per hook, the faults whose class has one (the others are identities): a hook with none
+        # costs one empty loop, and the runner skips calling it (``hooks``)
+        self._imu = self._overriding("imu")
+        self._lrf = self._overriding("lrf")
+        self._command = self._overriding("command")
+        self._actuator = self._overriding("actuator")
+        self._scales = [f for f in self.faults if isinstance(f, ThrustScale)]
+
+    def _overriding(self, hook: str) -> list:
+        base = getattr(Fault, hook)
+        return [f for f in self.faults if getattr(type(f), hook) is not base]
+
+    @property
+    def hooks(self) -> frozenset[str]:
+        """The per-cycle hooks some fault of this set has: of "imu", "command", "actuator",
+        "plant" (``update`` and ``lrf`` run whenever there is a fault: ``lrf`` also records the
+        first valid LRF sample, an event triggers may wait for)."""
+        have = {"imu": self._imu, "command": self._command, "actuator": self._actuator, "plant": self._scales}
+        return frozenset(k for k, v in have.items() if v)
 
     def _evaluate(self) -> None:
         t, alt, ph = self.t_s, self.altitude_m, self.phase if self.phase is not None else 0
@@ -62,7 +82,7 @@ class FaultSet:
             self.transport.tick()
 
     def imu(self, reading):
-        for f in self.faults:
+        for f in self._imu:
             reading = f.imu(reading)
         return reading
 
@@ -70,7 +90,7 @@ class FaultSet:
         if reading.valid and "first_valid_lrf" not in self.events and self.t_s is not None:
             self.events["first_valid_lrf"] = self.t_s
             self._evaluate_event()
-        for f in self.faults:
+        for f in self._lrf:
             reading = f.lrf(reading)
         return reading
 
@@ -92,17 +112,17 @@ class FaultSet:
         return self.transport
 
     def command(self, answer):
-        for f in self.faults:
+        for f in self._command:
             answer = f.command(answer)
         return answer
 
     def actuator(self, cmd):
-        for f in self.faults:
+        for f in self._actuator:
             cmd = f.actuator(cmd)
         return cmd
 
     def plant_effects(self, plant) -> None:
-        scales = [f for f in self.faults if isinstance(f, ThrustScale)]
+        scales = self._scales
         if not scales:
             return
         k = 1.0
