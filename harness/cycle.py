@@ -2,15 +2,19 @@
 
 The plant (``harness.plant.step_kernel``) and the IMU (``sensor_models.imu.accumulate_kernel``)
 each own their kernel and their state vectors; this module only composes them, so that the
-n substeps of a cycle cost one call instead of 2n. A kernel that needs something first (the
-plant: a stale inertia, lag decay or clock; a step that takes the general path; the IMU: a new
-block of noise draws) stops the cycle there, and ``Cycle.advance`` finishes it through the
-models' Python methods, which do the same arithmetic: the result is the same to the bit
-whichever way a substep went (tests/test_cycle.py).
+n substeps of a cycle cost one call instead of 2n. The models' vectors are laid out in one
+float64 block (``Cycle``), so the call hands numba one array: its dispatch costs about 0.2 us
+per array argument, more than the step itself. A kernel that needs something first (the plant:
+a stale inertia, lag decay or clock; a step that takes the general path; the IMU: a new block
+of noise draws) stops the cycle there, and ``Cycle.advance`` finishes it through the models'
+Python methods, which do the same arithmetic: the result is the same to the bit whichever way
+a substep went (tests/test_cycle.py).
 """
 from __future__ import annotations
 
 import hashlib
+
+import numpy as np
 
 from harness.plant import STEP_DONE, ActuatorCommand, Plant, load_step_kernel, rk4_kernel, rk4_rates, step_kernel
 from sensor_models.imu import Imu, accumulate_kernel, load_accumulate_kernel
@@ -20,16 +24,13 @@ def advance_kernel(x, par, ctl, imu_in, model, acc, noise, thr, engine_on, tx, t
     """Up to n plant steps of dt (s) under one command, the IMU integrating each; returns how
     many were taken (fewer when a kernel needs something first; that substep is not taken)."""
     for i in range(n):
-        if model[18] != 0.0 and model[21] >= noise.shape[0]:
+        if model[18] != 0.0 and 6 * model[21] >= noise.shape[0]:
             return i  # the IMU needs new noise draws before this substep
         if step_kernel(x, par, ctl, imu_in, thr, engine_on, tx, ty, tz, dt) != STEP_DONE:
             return i
         accumulate_kernel(model, acc, noise, imu_in[0], imu_in[1], imu_in[2], imu_in[3], imu_in[4],
                           imu_in[5], imu_in[6])
     return n
-
-
-_ADVANCE = None
 
 
 def _kernel_stamp() -> str:
@@ -44,24 +45,33 @@ def _kernel_stamp() -> str:
     return h.hexdigest()
 
 
-def _stamped(stamp: str):
-    """advance_kernel under a closure holding ``stamp`` (numba hashes closure contents into the key)."""
-    def advance_stamped(x, par, ctl, imu_in, model, acc, noise, thr, engine_on, tx, ty, tz, dt, n):
+def _on_block(stamp: str, bounds: tuple):
+    """advance_kernel on one block holding the seven arrays back to back (``bounds``: their
+    offsets, a constant of the compiled function like ``stamp``, which numba hashes into the
+    cache key with the closure)."""
+    b0, b1, b2, b3, b4, b5, b6, b7 = bounds
+
+    def advance_block(block, thr, engine_on, tx, ty, tz, dt, n):
         if stamp == "":  # never: the stamp only has to be part of the function
             return -1
-        return advance_kernel(x, par, ctl, imu_in, model, acc, noise, thr, engine_on, tx, ty, tz, dt, n)
-    return advance_stamped
+        return advance_kernel(block[b0:b1], block[b1:b2], block[b2:b3], block[b3:b4], block[b4:b5],
+                              block[b5:b6], block[b6:b7], thr, engine_on, tx, ty, tz, dt, n)
+    return advance_block
 
 
-def load_advance_kernel():
-    """``(kernel, compiled)``: advance_kernel compiled by numba with both models' kernels inlined
-    (once per process, cached on disk under a stamp of their code), or the plain-Python one."""
-    global _ADVANCE
-    if _ADVANCE is None:
+_ADVANCE: dict = {}
+
+
+def load_advance_kernel(bounds: tuple):
+    """``(kernel, compiled)`` for a block with these array offsets: advance_kernel compiled by numba
+    with both models' kernels inlined (once per process and layout, cached on disk under a stamp
+    of their code), or None when the models' kernels run interpreted (then the arrays are passed
+    one by one to the plain-Python advance_kernel)."""
+    if bounds not in _ADVANCE:
         _s, step_compiled = load_step_kernel()
         _a, acc_compiled = load_accumulate_kernel()
         if not (step_compiled and acc_compiled):
-            _ADVANCE = (advance_kernel, False)
+            _ADVANCE[bounds] = (None, False)
         else:
             import numba
             from numba.extending import register_jitable
@@ -69,25 +79,35 @@ def load_advance_kernel():
             register_jitable(step_kernel)
             register_jitable(accumulate_kernel)
             register_jitable(advance_kernel)
-            f8, a8 = numba.float64, numba.float64[::1]
-            sig = numba.int64(a8, a8, a8, a8, a8, a8, numba.float64[:, ::1], f8, numba.boolean, f8, f8, f8,
-                              f8, numba.int64)
-            fn = _stamped(_kernel_stamp())
+            f8 = numba.float64
+            sig = numba.int64(numba.float64[::1], f8, numba.boolean, f8, f8, f8, f8, numba.int64)
+            fn = _on_block(_kernel_stamp(), bounds)
             try:
-                _ADVANCE = (numba.njit([sig], cache=True, nogil=True)(fn), True)
+                _ADVANCE[bounds] = (numba.njit([sig], cache=True, nogil=True)(fn), True)
             except RuntimeError:
-                _ADVANCE = (numba.njit([sig], nogil=True)(fn), True)
-    return _ADVANCE
+                _ADVANCE[bounds] = (numba.njit([sig], nogil=True)(fn), True)
+    return _ADVANCE[bounds]
 
 
 class Cycle:
-    """Advances a plant and the IMU riding on it by one flight-code cycle."""
+    """Advances a plant and the IMU riding on it by one flight-code cycle.
+
+    The two models' kernel arrays move into one float64 block owned by this object (each model
+    keeps working on its own part of it through views: ``use_kernel_arrays``)."""
 
     def __init__(self, plant: Plant, imu: Imu):
         self.plant = plant
         self.imu = imu
-        self._kernel = load_advance_kernel()[0]
-        self._args = plant.kernel_arrays() + imu.kernel_arrays()
+        parts = plant.kernel_arrays() + imu.kernel_arrays()
+        sizes = [a.size for a in parts]
+        bounds = tuple(int(b) for b in np.cumsum([0] + sizes))
+        self.block = np.empty(bounds[-1])
+        views = [self.block[bounds[i]:bounds[i + 1]].reshape(parts[i].shape) for i in range(len(parts))]
+        plant.use_kernel_arrays(*views[:4])
+        imu.use_kernel_arrays(*views[4:])
+        self._kernel = load_advance_kernel(bounds)[0]
+        if self._kernel is None:  # interpreted: the arrays one by one
+            self._kernel = lambda block, *cmd: advance_kernel(*views, *cmd)
 
     def advance(self, act: ActuatorCommand, dt: float, n: int) -> bool:
         """n plant steps of dt (s) under one command, the IMU integrating each; stops at touchdown.
@@ -97,7 +117,7 @@ class Cycle:
             return True
         throttle, engine_on, (tx, ty, tz) = act
         try:
-            done = self._kernel(*self._args, throttle, engine_on, tx, ty, tz, dt, n)
+            done = self._kernel(self.block, throttle, engine_on, tx, ty, tz, dt, n)
         except TypeError:  # a command of other types than floats: the models' Python methods take it
             done = 0
         if done:

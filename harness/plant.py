@@ -248,6 +248,16 @@ class Plant:
         other models (harness/cycle.py); call ``moved()`` after advancing them."""
         return self._x, self._par, self._ctl, self._imu_in
 
+    def use_kernel_arrays(self, x, par, ctl, imu_in) -> None:
+        """Keep the state, constants, control block and IMU inputs in these arrays from now on
+        (same shapes; the current values are copied in): a compiled cycle lays several models
+        out in one block."""
+        for new, old in zip((x, par, ctl, imu_in), self.kernel_arrays()):
+            if new.shape != old.shape:
+                raise ValueError(f"plant kernel array of shape {new.shape}; expected {old.shape}")
+            new[...] = old
+        self._x, self._par, self._ctl, self._imu_in = x, par, ctl, imu_in
+
     def moved(self) -> None:
         """The state vector was advanced outside ``step`` (by the compiled cycle)."""
         self._state = None

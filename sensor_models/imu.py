@@ -179,7 +179,8 @@ class Imu:
         # increments since the last read: dv (m/s, 3), dtheta (rad, 3), interval (s) (ACC_FIELDS)
         self._acc = np.zeros(len(ACC_FIELDS))
         self._quantised = c.dv_lsb_mps > 0.0 or c.dtheta_lsb_rad > 0.0
-        self._noise = np.zeros((_BLOCK, 6))   # unit normal draws, a row per accumulate, drawn in blocks
+        # unit normal draws, six per accumulate, drawn in blocks of _BLOCK rows (row-major)
+        self._noise = np.zeros(_BLOCK * 6)
         self._accumulate = load_accumulate_kernel()[0]
         self._res_v = [0.0, 0.0, 0.0]   # quantisation residuals
         self._res_t = [0.0, 0.0, 0.0]
@@ -191,7 +192,7 @@ class Imu:
 
     def refill_noise(self) -> None:
         """Draw the next block of unit normals (the accumulate kernel asked for it)."""
-        self._noise[:] = self.rng.standard_normal((_BLOCK, 6))
+        self._noise[:] = self.rng.standard_normal((_BLOCK, 6)).ravel()
         self._model[_M_NOISE_NEXT] = 0.0
 
     def kernel_arrays(self):
@@ -199,6 +200,15 @@ class Imu:
         ACC_FIELDS, the noise block), for a compiled cycle that composes the IMU with the plant
         (harness/cycle.py). When the kernel returns ACC_NEEDS_NOISE, call ``refill_noise()``."""
         return self._model, self._acc, self._noise
+
+    def use_kernel_arrays(self, model, acc, noise) -> None:
+        """Keep the model, accumulator and noise block in these arrays from now on (same shapes;
+        the current values are copied in): a compiled cycle lays several models out in one block."""
+        for new, old in zip((model, acc, noise), self.kernel_arrays()):
+            if new.shape != old.shape:
+                raise ValueError(f"IMU kernel array of shape {new.shape}; expected {old.shape}")
+            new[...] = old
+        self._model, self._acc, self._noise = model, acc, noise
 
     @property
     def accel_bias(self) -> tuple:
@@ -274,12 +284,13 @@ ACC_DONE, ACC_NEEDS_NOISE = 0, 1
 
 def accumulate_kernel(model, acc, noise, fx, fy, fz, wx, wy, wz, dt):
     """Integrate one step of dt (s) of mean specific force f (m/s^2) and rate w (rad/s), body axes,
-    into acc, by the module docstring's measurement model. Returns ACC_NEEDS_NOISE (nothing
+    into acc, by the module docstring's measurement model; noise: the block of unit normals, six
+    per step (row-major), the next row at model's noise_next. Returns ACC_NEEDS_NOISE (nothing
     changed) when the noise block is used up (``Imu.refill_noise``), else ACC_DONE.
     Plain Python on floats that numba compiles (``load_accumulate_kernel``)."""
     noisy = model[18] != 0.0
     row = int(model[21])
-    if noisy and row >= noise.shape[0]:
+    if noisy and 6 * row >= noise.shape[0]:
         return 1  # ACC_NEEDS_NOISE
     if model[17] != 0.0:
         rx = model[14]
@@ -319,12 +330,12 @@ def accumulate_kernel(model, acc, noise, fx, fy, fz, wx, wy, wz, dt):
         sq = math.sqrt(dt)
         sa = model[19] * sq
         sg = model[20] * sq
-        acc[0] = acc[0] + (ax * dt + sa * noise[row, 0])
-        acc[1] = acc[1] + (ay * dt + sa * noise[row, 1])
-        acc[2] = acc[2] + (az * dt + sa * noise[row, 2])
-        acc[3] = acc[3] + (gx * dt + sg * noise[row, 3])
-        acc[4] = acc[4] + (gy * dt + sg * noise[row, 4])
-        acc[5] = acc[5] + (gz * dt + sg * noise[row, 5])
+        acc[0] = acc[0] + (ax * dt + sa * noise[6 * row + 0])
+        acc[1] = acc[1] + (ay * dt + sa * noise[6 * row + 1])
+        acc[2] = acc[2] + (az * dt + sa * noise[6 * row + 2])
+        acc[3] = acc[3] + (gx * dt + sg * noise[6 * row + 3])
+        acc[4] = acc[4] + (gy * dt + sg * noise[6 * row + 4])
+        acc[5] = acc[5] + (gz * dt + sg * noise[6 * row + 5])
         model[21] = row + 1.0
     else:
         acc[0] = acc[0] + ax * dt
@@ -353,7 +364,7 @@ def load_accumulate_kernel():
             _ACCUMULATE = (accumulate_kernel, False)
         else:
             f8, a8 = numba.float64, numba.float64[::1]
-            sig = numba.int64(a8, a8, numba.float64[:, ::1], f8, f8, f8, f8, f8, f8, f8)
+            sig = numba.int64(a8, a8, a8, f8, f8, f8, f8, f8, f8, f8)
             try:
                 _ACCUMULATE = (numba.njit([sig], cache=True, nogil=True)(accumulate_kernel), True)
             except RuntimeError:
