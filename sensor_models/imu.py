@@ -116,24 +116,21 @@ class ImuConfig:
         """Honeywell GG1308-class (landing-failures.md: 400 Hz, gyro bias
         < 1 deg/h, accel bias < 100 micro-g); noise densities typical of the
         class: ARW 0.005 deg/sqrt(h), VRW 50 micro-g/sqrt(Hz); 100 ppm scale factor."""
-        return cls(rate_hz=rate_hz, accel_bias_sigma_mps2=100 * _UG,
-                   gyro_bias_sigma_rad_s=1.0 * _DEG / 3600.0,
-                   accel_noise_density=50 * _UG,
-                   gyro_noise_density=0.005 * _DEG / 60.0,
-                   accel_scale_factor=(1e-4, -1e-4, 1e-4),
-                   gyro_scale_factor=(1e-4, 1e-4, -1e-4))
+        return cls._grade("navigation", rate_hz)
 
     @classmethod
     def tactical_grade(cls, rate_hz: float = 400.0) -> "ImuConfig":
         """Litton LN-200 class (landing-failures.md: gyro bias 1 deg/h, accel
         bias 500 micro-g); ARW 0.07 deg/sqrt(h), VRW 100 micro-g/sqrt(Hz),
         300 ppm scale factor."""
-        return cls(rate_hz=rate_hz, accel_bias_sigma_mps2=500 * _UG,
-                   gyro_bias_sigma_rad_s=1.0 * _DEG / 3600.0,
-                   accel_noise_density=100 * _UG,
-                   gyro_noise_density=0.07 * _DEG / 60.0,
-                   accel_scale_factor=(3e-4, -3e-4, 3e-4),
-                   gyro_scale_factor=(1e-4, 1e-4, -1e-4))
+        return cls._grade("tactical", rate_hz)
+
+    @classmethod
+    def _grade(cls, grade: str, rate_hz: float) -> "ImuConfig":
+        bias_a, bias_g, vrw, arw, sf_a, sf_g = _GRADES[grade]
+        return cls(rate_hz=rate_hz, accel_bias_sigma_mps2=bias_a, gyro_bias_sigma_rad_s=bias_g,
+                   accel_noise_density=vrw, gyro_noise_density=arw, accel_scale_factor=sf_a,
+                   gyro_scale_factor=sf_g)
 
     @classmethod
     def from_dict(cls, d: dict, source: str = "ImuConfig") -> "ImuConfig":
@@ -153,6 +150,15 @@ def _quantise(values, residual: list, lsb: float) -> list:
         residual[i] = x - k
         out.append(k)
     return out
+
+
+#: IMU classes (ImuConfig.navigation_grade, .tactical_grade): accelerometer and gyro bias sigma
+#: (m/s^2, rad/s), velocity and angle random walk (m/s^2/sqrt(Hz), rad/s/sqrt(Hz)), accelerometer
+#: and gyro scale-factor errors per axis (fraction)
+_GRADES = {
+    "navigation": (100 * _UG, 1.0 * _DEG / 3600.0, 50 * _UG, 0.005 * _DEG / 60.0, (1e-4, -1e-4, 1e-4), (1e-4, 1e-4, -1e-4)),
+    "tactical": (500 * _UG, 1.0 * _DEG / 3600.0, 100 * _UG, 0.07 * _DEG / 60.0, (3e-4, -3e-4, 3e-4), (1e-4, 1e-4, -1e-4)),
+}
 
 
 class Imu:
