@@ -141,6 +141,11 @@ def replay_link_log(path: Path | str) -> dict[str, list[p.Frame]]:
 
 # The link ------------------------------------------------------------------------------
 _COMMAND = int(p.MsgType.COMMAND)  # a plain int: an IntEnum compare costs time per cycle
+_SENSORS = int(p.MsgType.SENSORS)
+#: what the in-process lockstep call reports (``InProcessLockstep.result``): good frames in the
+#: answer, bytes sent, bytes received, TELEMETRY bytes held, then the COMMAND packet
+_LOCKSTEP_RESULT = struct.Struct("<4I" + p._COMMAND_PACKET.format[1:])
+_new_tuple = tuple.__new__
 
 def _describe(frame_type: int | None, seq: int | None, t_us: int | None, wall: float | None) -> str:
     if frame_type is None:
@@ -188,9 +193,16 @@ class FlightLink:
         self._first_missed: tuple[int, int] | None = None
         self.last_sent: tuple[int, int, int, float] | None = None
         self.last_received: tuple[int, int, int, float] | None = None
+        # the in-process rig's whole round in one C call (transports/loopback.py); looked up on the
+        # class, so a wrapper (link faults) that forwards attributes to it never bypasses itself
+        factory = getattr(type(transport), "in_process_lockstep", None)
+        self._lockstep = factory(transport) if factory is not None else None
+        self._lockstep_clean = False  # the decoder holds nothing the lockstep call would skip past
 
     # low level -------------------------------------------------------------------------
     def send(self, msg: p.Message, t_us: int) -> int:
+        if self._lockstep_clean:  # a frame past the lockstep call: it stands aside (see _exchange_in_process)
+            self._lockstep_pause()
         seq = self._seq
         self._seq = (seq + 1) & 0xFFFF
         data = p.encode_frame(msg, seq, t_us)
@@ -240,8 +252,13 @@ class FlightLink:
             self.stats.late_commands += 1
 
     def settle(self) -> None:
-        """Check the deferred TELEMETRY frames now (their errors join the decoder's counters)."""
-        packets = self.decoder.take_deferred()
+        """Check the deferred TELEMETRY frames now (their errors join the decoder's counters),
+        after those the in-process lockstep call checked (they came first, see _lockstep_resume)."""
+        if self._lockstep is not None:
+            self._keep_telemetry(self._lockstep.take_telemetry())
+        self._keep_telemetry(self.decoder.take_deferred())
+
+    def _keep_telemetry(self, packets: list[bytes]) -> None:
         if packets:
             self._telemetry += packets
             _v, typ, seq, t_us = p.HEADER.unpack_from(packets[-1])
@@ -394,9 +411,50 @@ class FlightLink:
         return None
 
     def _exchange_in_process(self, sensors: p.Sensors, t_us: int) -> p.Command | None:
-        """exchange() for an in-process flight code: its whole answer is there after the write."""
+        """exchange() for an in-process flight code: its whole answer is there after the write.
+
+        On the loopback rig the round is one C call (``InProcessLockstep``: the frame is made with
+        the C codec and fed to the flight code's own byte input, its answer drained and checked)
+        whenever the decoder holds no partial frame. The regular answer (good frames only, the
+        COMMAND to this SENSORS and TELEMETRY) is taken from it here; any other answer goes to the
+        decoder as bytes, exactly as on the way without it, which counts, names and handles it.
+        """
         t0 = time.perf_counter()
-        seq = self.send(sensors, t_us)
+        lockstep = self._lockstep
+        if lockstep is not None and (self._lockstep_clean or self._lockstep_resume()):
+            seq = self._seq
+            self._seq = (seq + 1) & 0xFFFF
+            packet = p.sensors_packet(sensors, seq, t_us)
+            regular = lockstep.call(lockstep.ctx, packet, len(packet))
+            if regular > 0:
+                (frames, n_tx, n_rx, n_tlm, _v, _typ, c_seq, c_t_us, throttle, tx, ty, tz, sensors_seq, mode,
+                 flags, _crc) = _LOCKSTEP_RESULT.unpack_from(lockstep.result)
+                log = self.log
+                if log._fh is None:
+                    log.bytes_tx += n_tx
+                    log.bytes_rx += n_rx
+                else:
+                    log.record(b">", lockstep.tx_bytes())
+                    log.record(b"<", lockstep.rx_bytes())
+                self.decoder.counters.frames_ok += frames
+                if n_tlm > lockstep.telemetry_high_water:
+                    self._keep_telemetry(lockstep.take_telemetry())
+                now = time.perf_counter()
+                self.last_sent = (_SENSORS, seq, t_us, t0)
+                self.last_received = (_COMMAND, c_seq, c_t_us, now)
+                if self.keep_round_trips:
+                    self.stats.round_trip_s.append(now - t0)
+                self.stats.exchanges += 1
+                self._missed_in_a_row = 0
+                return _new_tuple(p.Command, (throttle, (tx, ty, tz), sensors_seq, mode, flags))
+            if regular < 0:
+                raise LinkError(f"the in-process lockstep cannot frame a SENSORS packet of {len(packet)} bytes")
+            self._lockstep_pause()
+            self.log.record(b">", lockstep.tx_bytes())
+            self.last_sent = (_SENSORS, seq, t_us, time.perf_counter())
+            lockstep.hand_back()  # the answer goes to the decoder below
+        else:
+            seq = self.send(sensors, t_us)
         command = None
         for f in self._receive(0.0):
             if command is None and f.msg_type == _COMMAND and f.msg.sensors_seq == seq:
@@ -410,6 +468,21 @@ class FlightLink:
         self.stats.exchanges += 1
         self._missed_in_a_row = 0
         return command
+
+    def _lockstep_resume(self) -> bool:
+        """Let the lockstep call take cycles again, if the decoder holds no partial frame (the
+        call would skip past it); TELEMETRY the decoder set aside is settled first, so that the
+        packets stay in arrival order."""
+        if not self.decoder.idle:
+            return False
+        self.settle()
+        self._lockstep_clean = True
+        return True
+
+    def _lockstep_pause(self) -> None:
+        """Bytes are about to reach the decoder: the lockstep call's TELEMETRY is kept first."""
+        self._lockstep_clean = False
+        self._keep_telemetry(self._lockstep.take_telemetry())
 
     def drain(self, timeout_s: float = 0.05) -> None:
         """Collect frames still in flight (the last TELEMETRY) before the link is closed."""

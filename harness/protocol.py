@@ -302,13 +302,19 @@ _SENSORS_PACKET = struct.Struct(HEADER.format + Sensors.LAYOUT.format[1:])  # he
 _SENSORS = int(MsgType.SENSORS)
 
 
+def sensors_packet(msg: Sensors, seq: int, t_us: int) -> bytes:
+    """Header + body of a SENSORS (no CRC yet) in one struct pack: the lockstep hot path, shared by
+    ``encode_frame`` and the in-process rig's C framing (``harness/transports/loopback.py``)."""
+    dv, dth, av, at = msg.imu_dv_body, msg.imu_dtheta_body, msg.imu_dv_accum_body, msg.imu_dtheta_accum_body
+    return _SENSORS_PACKET.pack(PROTOCOL_VERSION, _SENSORS, seq & 0xFFFF, t_us, dv[0], dv[1], dv[2], dth[0],
+                                dth[1], dth[2], msg.imu_dt_us, msg.lrf_range, msg.lrf_sample_t_us, msg.flags,
+                                av[0], av[1], av[2], at[0], at[1], at[2])
+
+
 def encode_frame(msg: Message, seq: int, t_us: int) -> bytes:
     """A complete wire frame: COBS-encoded packet followed by the 0x00 delimiter."""
-    if type(msg) is Sensors:  # the lockstep hot path: header and body in one struct pack
-        dv, dth, av, at = msg.imu_dv_body, msg.imu_dtheta_body, msg.imu_dv_accum_body, msg.imu_dtheta_accum_body
-        data = _SENSORS_PACKET.pack(PROTOCOL_VERSION, _SENSORS, seq & 0xFFFF, t_us, dv[0], dv[1], dv[2], dth[0],
-                                    dth[1], dth[2], msg.imu_dt_us, msg.lrf_range, msg.lrf_sample_t_us, msg.flags,
-                                    av[0], av[1], av[2], at[0], at[1], at[2])
+    if type(msg) is Sensors:  # the lockstep hot path
+        data = sensors_packet(msg, seq, t_us)
         return cobs_encode(data + crc16(data).to_bytes(2, "little")) + DELIMITER
     return cobs_encode(encode_packet(msg, seq, t_us)) + DELIMITER
 
@@ -532,3 +538,8 @@ class FrameDecoder:
     def pending(self) -> int:
         """Bytes held waiting for a delimiter."""
         return len(self._buf)
+
+    @property
+    def idle(self) -> bool:
+        """No partial frame held: nothing waiting for a delimiter, not dropping an oversize run."""
+        return not self._buf and not self._discarding

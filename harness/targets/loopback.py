@@ -2,10 +2,13 @@
 
 ``load_flight_code()`` compiles the sources of ``firmware_stub/sources.txt`` plus the loopback HAL
 ``hal_loopback.c`` with :data:`FLIGHT_CFLAGS` (each object by the compiler directly, so a compile
-error is a :class:`BuildError` naming the file), links them into a cffi API-mode extension and
-imports it. The module is cached like every build (``harness.targets.build``) under
-``$FSIL_CACHE_DIR/cffi/``, keyed by every C source, header, ``.def`` and ``sources.txt`` of the
-source directory, the flags, the cdef generator's version, the compiler and the Python/cffi versions.
+error is a :class:`BuildError` naming the file), adds the harness end of the lockstep cycle
+(``harness/targets/loopback_link.c``, with the project's own codec under ``fsil_`` names: see
+its header), links them into a cffi API-mode extension and imports it. The module is cached like
+every build (``harness.targets.build``) under ``$FSIL_CACHE_DIR/cffi/``, keyed by every C source,
+header, ``.def`` and ``sources.txt`` of the source directory, the harness-side C files and the
+project codec they include, the flags, the cdef generator's version, the compiler and the
+Python/cffi versions.
 """
 from __future__ import annotations
 
@@ -23,10 +26,15 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from harness.targets.build import FLIGHT_CFLAGS, BuildError, cache_dir, cached_build, first_errors, run_compiler
-from harness.targets.sources import content_key, flight_sources, source_dir
+from harness.targets.sources import FIRMWARE_DIR, content_key, flight_sources, source_dir
 
 #: Target-specific source of the in-process (loopback) target.
 LOOPBACK_SOURCES: tuple[str, ...] = ("hal_loopback.c",)
+#: The harness end of the lockstep cycle, in C (compiled into every loopback module), and the
+#: project codec it includes (the one the Python codec is checked against, not the flight code's).
+LINK_C = Path(__file__).resolve().parent / "loopback_link.c"
+LINK_H = LINK_C.with_suffix(".h")
+LINK_CODEC = (FIRMWARE_DIR / "fsw_protocol.c", FIRMWARE_DIR / "fsw_protocol.h")
 
 
 def parse_param_table(def_path: str | Path) -> list[dict[str, Any]]:
@@ -49,7 +57,7 @@ def parse_param_table(def_path: str | Path) -> list[dict[str, Any]]:
 # fsw_math.h are dropped, and every integer object-like ``#define`` becomes ``#define NAME ...``
 # (cffi takes its value from the compiler, so ``-D`` overrides in extra_cflags hold).
 
-CDEF_VERSION = "headers-v1"  # part of the cache key: change it when the generation below changes
+CDEF_VERSION = "headers-v2"  # part of the cache key: change it when the generation below changes
 _LIBC_HEADERS = ("stddef.h", "stdint.h", "stdbool.h", "math.h", "string.h")
 _CFFI_TYPES = ("int8_t", "uint8_t", "int16_t", "uint16_t", "int32_t", "uint32_t", "int64_t", "uint64_t",
                "size_t", "bool")
@@ -86,15 +94,15 @@ def _declares_for_cffi(node, c_ast) -> bool:
     return True
 
 
-def _cdef(src: Path) -> str:
-    """The cffi cdef of ``src``'s headers (see above)."""
+def _declarations(header: Path) -> str:
+    """The cffi declarations of ``header`` and what it includes from its own folder (see above)."""
     from pycparser import CParser, c_ast, c_generator
 
     with tempfile.TemporaryDirectory(prefix="fsil-cdef-") as libc:
         for h in _LIBC_HEADERS:
             (Path(libc) / h).write_text("")
-        cmd = loopback_compiler() + ["-E", "-P", "-nostdinc", "-I", libc, "-I", str(src), "-x", "c",
-                             str(src / "hal_loopback.h")]
+        cmd = loopback_compiler() + ["-E", "-P", "-nostdinc", "-I", libc, "-I", str(header.parent), "-x", "c",
+                                     str(header)]
         run = subprocess.run(cmd, capture_output=True, text=True)
     if run.returncode != 0:
         where, quoted = first_errors(run.stdout + run.stderr)
@@ -102,12 +110,17 @@ def _cdef(src: Path) -> str:
                          + f":\n{quoted}\ncommand: {shlex.join(cmd)}")
     stand_ins = "".join(f"typedef int {t};\n" for t in _CFFI_TYPES)
     try:
-        tree = CParser().parse(stand_ins + run.stdout, str(src / "hal_loopback.h"))
+        tree = CParser().parse(stand_ins + run.stdout, str(header))
     except Exception as exc:  # pycparser.plyparser.ParseError
-        raise BuildError(f"cannot read the flight-code headers of {src} as C declarations: {exc}") from exc
+        raise BuildError(f"cannot read the headers {header} includes as C declarations: {exc}") from exc
     tree.ext = [e for e in tree.ext if _declares_for_cffi(e, c_ast)]
-    defines = "".join(f"#define {name} ...\n" for name in _integer_macros(sorted(src.glob("*.h"))))
-    return defines + c_generator.CGenerator().visit(tree)
+    return c_generator.CGenerator().visit(tree)
+
+
+def _cdef(src: Path) -> str:
+    """The cffi cdef of ``src``'s headers and the harness-side ``loopback_link.h`` (see above)."""
+    defines = "".join(f"#define {name} ...\n" for name in _integer_macros(sorted(src.glob("*.h")) + [LINK_H]))
+    return defines + _declarations(src / "hal_loopback.h") + _declarations(LINK_H)
 
 
 def loopback_compiler() -> list[str]:
@@ -123,6 +136,7 @@ def _build_key(src: Path, cflags: Sequence[str]) -> str:
     files = {p for p in src.iterdir() if p.is_file() and p.suffix in (".c", ".h", ".def")}
     files.add(src / "sources.txt")
     files.update(flight_sources(src))
+    files.update((LINK_C, LINK_H, *LINK_CODEC))
     return content_key(files, [" ".join(cflags), " ".join(loopback_compiler()), CDEF_VERSION, sys.version,
                                sysconfig.get_config_var("EXT_SUFFIX") or "", cffi.__version__,
                                pycparser.__version__])
@@ -142,9 +156,15 @@ def _build(src: Path, modname: str, cflags: Sequence[str], out: Path) -> None:
         run_compiler(loopback_compiler() + list(cflags) + ["-fPIC", "-I", str(src), "-c", str(c_file), "-o", str(obj)],
                      f"compiling {c_file.name} for the loopback target")
         objs.append(str(obj))
+    obj = work / "harness_loopback_link.o"  # with the project's codec, never the flight code's: no -I src
+    run_compiler(loopback_compiler() + list(cflags) + ["-fPIC", "-I", str(FIRMWARE_DIR), "-c", str(LINK_C),
+                                                        "-o", str(obj)],
+                 f"compiling the harness's {LINK_C.name} for the loopback target")
+    objs.append(str(obj))
     ffi = cffi.FFI()
     ffi.cdef(cdef)
-    ffi.set_source(modname, '#include "hal_loopback.h"\n', include_dirs=[str(src)], extra_objects=objs,
+    ffi.set_source(modname, '#include "hal_loopback.h"\n#include "loopback_link.h"\n',
+                   include_dirs=[str(src), str(LINK_C.parent)], extra_objects=objs,
                    extra_compile_args=["-ffp-contract=off"])
     try:
         built = Path(ffi.compile(tmpdir=str(work), verbose=False))

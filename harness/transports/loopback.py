@@ -18,6 +18,7 @@ class LoopbackTransport(Transport):
         self._mem = self.ffi.new("uint8_t[]", self.lib.fsw_loopback_size())
         self._lb = self.ffi.cast("fsw_loopback_t *", self._mem)
         self._out = self.ffi.new("uint8_t[]", _DRAIN_CAP)
+        self._held = b""  # bytes the flight code sent that a lockstep call took and handed back
         self._closed = False
         self.name = f"loopback://{source_dir or ''}"
         self.lib.fsw_loopback_init(self._lb)  # boots the flight code: HELLO is queued
@@ -30,8 +31,70 @@ class LoopbackTransport(Transport):
     def read(self, timeout_s: float = 0.0) -> bytes:
         if self._closed:
             raise TransportClosed(f"{self.name}: read after close")
+        held = self._held
         n = self.lib.fsw_loopback_drain(self._lb, self._out, _DRAIN_CAP)
+        if held:
+            self._held = b""
+            return held + self.ffi.buffer(self._out, n)[:] if n else held
         return self.ffi.buffer(self._out, n)[:] if n else b""
 
     def close(self) -> None:
         self._closed = True
+
+    def in_process_lockstep(self) -> "InProcessLockstep | None":
+        """The whole SENSORS -> COMMAND round in one C call (``FlightLink`` uses it), or None
+        when a subclass changes what ``write`` or ``read`` do (their bytes must then go through
+        them)."""
+        cls = type(self)
+        if cls.write is not LoopbackTransport.write or cls.read is not LoopbackTransport.read:
+            return None
+        return InProcessLockstep(self)
+
+
+class InProcessLockstep:
+    """One lockstep cycle of the loopback rig in C (``harness/targets/loopback_link.[ch]``).
+
+    ``call(ctx, packet, n)``, with ``packet`` the SENSORS header + body the harness packed,
+    frames it with the project's C codec, feeds it to the flight code's own byte input, drains
+    its answer and checks it. It returns 1 when the answer is the regular one; ``result`` then
+    holds (``RESULT`` layout, little-endian) the good frames in it, the bytes sent and
+    received, the TELEMETRY bytes held, and the COMMAND packet; the TELEMETRY packets are held
+    in C until ``take_telemetry``. It returns 0 for any other answer (missing, late or extra
+    COMMAND, a bad frame, a frame cut short, HELLO...): ``hand_back`` then returns the received
+    bytes to the transport, whose next ``read`` delivers them to the Python decoder.
+    """
+
+    def __init__(self, transport: LoopbackTransport):
+        ffi, lib = transport.ffi, transport.lib
+        self._transport = transport
+        self._ffi = ffi
+        self.ctx = ffi.new("fsil_link_t *")
+        lib.fsil_link_init(self.ctx, transport._lb)
+        self.call = lib.fsil_link_exchange
+        self.result = ffi.buffer(self.ctx.result)
+        self._tx, self._rx, self._tlm = self.ctx.tx, self.ctx.rx, self.ctx.tlm
+        self.telemetry_packet = int(lib.FSIL_LINK_TLM_PACKET)
+        #: take the TELEMETRY out of C once this many bytes are held (room for 64 more cycles' worth)
+        self.telemetry_high_water = int(lib.FSIL_LINK_TLM_CAP) - 64 * self.telemetry_packet
+
+    def tx_bytes(self) -> bytes:
+        """The SENSORS frame of the last call, as fed to the flight code."""
+        return self._ffi.buffer(self._tx, self.ctx.tx_len)[:]
+
+    def rx_bytes(self) -> bytes:
+        """Every byte the flight code sent during the last call."""
+        return self._ffi.buffer(self._rx, self.ctx.rx_len)[:]
+
+    def hand_back(self) -> None:
+        """After a call that returned 0: the next ``read`` of the transport starts with its bytes."""
+        self._transport._held += self.rx_bytes()
+
+    def take_telemetry(self) -> list[bytes]:
+        """The TELEMETRY packets held (header + body + CRC, checked), in arrival order; C's buffer emptied."""
+        n = self.ctx.tlm_len
+        if not n:
+            return []
+        data = self._ffi.buffer(self._tlm, n)[:]
+        self.ctx.tlm_len = 0
+        size = self.telemetry_packet
+        return [data[i:i + size] for i in range(0, n, size)]

@@ -1,0 +1,109 @@
+"""What the link costs per 50 Hz cycle on the in-process (loopback) rig, with the flight code's
+own cycle shown apart.
+
+    python benchmarks/bench_link.py [--repeat 15] [--scenario nominal-terminal-descent]
+
+One descent is flown on the loopback rig and every SENSORS it sent is kept (with the handshake's
+CONFIG values). They are then replayed through a fresh flight code three ways, each best of
+``--repeat``:
+
+* ``FlightLink.exchange``: the whole harness side of the link as the closed loop uses it
+  (encode, link log, the flight code's byte input, its output, decode, TELEMETRY kept);
+* ``flight code alone``: the same SENSORS frames, encoded beforehand, fed to
+  ``fsw_loopback_feed`` and drained with ``fsw_loopback_drain``: the flight code's parser and
+  GNC cycle plus the least Python that can drive it;
+* the difference is what the link adds per cycle.
+
+Wall clock on a shared VM moves by up to 40 %: compare A/B runs interleaved, and see
+``bench_instructions.py`` for a load-independent count of the whole loop.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+from harness import protocol as p
+from harness.link import FlightLink
+from harness.rigs import open_rig
+from harness.scenario_files import load_scenario
+from harness.transports.loopback import LoopbackTransport
+
+
+def record(scenario: str):
+    """(config values, [(sensors, t_us), ...]) of one loopback descent of ``scenario``."""
+    kept: dict = {"config": None, "cycles": []}
+    configure, exchange = FlightLink.configure, FlightLink.exchange
+
+    def rec_configure(self, values, *a, **k):
+        kept["config"] = (values, k.get("required", frozenset()))
+        return configure(self, values, *a, **k)
+
+    def rec_exchange(self, sensors, t_us):
+        kept["cycles"].append((sensors, t_us))
+        return exchange(self, sensors, t_us)
+
+    FlightLink.configure, FlightLink.exchange = rec_configure, rec_exchange
+    try:
+        with open_rig("loopback") as up:
+            res = up.fly(load_scenario(scenario))
+    finally:
+        FlightLink.configure, FlightLink.exchange = configure, exchange
+    return kept["config"], kept["cycles"], res
+
+
+def fresh_link(config) -> FlightLink:
+    link = FlightLink(LoopbackTransport())
+    link.wait_hello(1.0)
+    link.configure(config[0], required=config[1])
+    return link
+
+
+def time_link(config, cycles) -> tuple[float, FlightLink]:
+    link = fresh_link(config)
+    exchange = link.exchange
+    t0 = time.perf_counter()
+    for sensors, t_us in cycles:
+        exchange(sensors, t_us)
+    wall = time.perf_counter() - t0
+    link.close()
+    return wall, link
+
+
+def time_flight_code(config, cycles) -> float:
+    link = fresh_link(config)
+    tr = link.transport
+    seq = link._seq
+    frames = [p.encode_frame(s, (seq + i) & 0xFFFF, t) for i, (s, t) in enumerate(cycles)]
+    feed, drain, lb, out = tr.lib.fsw_loopback_feed, tr.lib.fsw_loopback_drain, tr._lb, tr._out
+    t0 = time.perf_counter()
+    for f in frames:
+        feed(lb, f, len(f))
+        drain(lb, out, 16384)
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeat", type=int, default=15)
+    ap.add_argument("--scenario", default="nominal-terminal-descent")
+    args = ap.parse_args()
+    config, cycles, res = record(args.scenario)
+    n = len(cycles)
+    links, alone = [], []
+    for _ in range(args.repeat):
+        wall, link = time_link(config, cycles)
+        links.append(wall / n * 1e6)
+        alone.append(time_flight_code(config, cycles) / n * 1e6)
+    st = link.stats
+    assert st.exchanges == n and st.missed_cycles == 0 and link.decoder.counters.errors == 0, \
+        (st, link.decoder.counters)
+    assert len(link._telemetry) == n, len(link._telemetry)
+    print(f"{args.scenario}: {res.outcome}, {n} cycles replayed; load average "
+          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"best of {args.repeat}: FlightLink.exchange {min(links):.2f} us/cycle; flight code alone "
+          f"{min(alone):.2f} us/cycle; the link adds {min(links) - min(alone):.2f} us/cycle")
+
+
+if __name__ == "__main__":
+    main()

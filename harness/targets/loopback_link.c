@@ -1,0 +1,189 @@
+/*
+ * loopback_link.c - the harness end of one lockstep cycle on the loopback rig (see loopback_link.h).
+ */
+
+/* The project's codec (firmware_stub/fsw_protocol.c, found through -I), compiled into this
+ * translation unit under fsil_ names: the flight code under test links its own fsw_* codec into
+ * the same module, and the harness must never decode with it. A public name added to
+ * fsw_protocol.h and missing here collides at link time ("multiple definition"), never silently;
+ * tests/test_loopback_link.py checks this object exports fsil_ names only. */
+#define fsw_crc16_update     fsil_codec_crc16_update
+#define fsw_crc16            fsil_codec_crc16
+#define fsw_cobs_encode      fsil_codec_cobs_encode
+#define fsw_cobs_decode      fsil_codec_cobs_decode
+#define fsw_put_u16          fsil_codec_put_u16
+#define fsw_put_u32          fsil_codec_put_u32
+#define fsw_put_u64          fsil_codec_put_u64
+#define fsw_put_f32          fsil_codec_put_f32
+#define fsw_put_f64          fsil_codec_put_f64
+#define fsw_get_u16          fsil_codec_get_u16
+#define fsw_get_u32          fsil_codec_get_u32
+#define fsw_get_u64          fsil_codec_get_u64
+#define fsw_get_f32          fsil_codec_get_f32
+#define fsw_get_f64          fsil_codec_get_f64
+#define fsw_body_len         fsil_codec_body_len
+#define fsw_msg_pack         fsil_codec_msg_pack
+#define fsw_msg_encode_frame fsil_codec_msg_encode_frame
+#define fsw_msg_unpack       fsil_codec_msg_unpack
+#define fsw_parser_init      fsil_codec_parser_init
+#define fsw_parser_push      fsil_codec_parser_push
+#define fsw_parser_feed      fsil_codec_parser_feed
+#include "fsw_protocol.c"
+
+#include "loopback_link.h"
+
+#include <string.h>
+
+/* The loopback HAL of the flight code under test (its hal_loopback.h; not included here, so
+ * that its fsw_protocol.h, which may be a team's own, never meets the project's codec above). */
+struct fsw_loopback;
+void   fsw_loopback_feed(struct fsw_loopback *lb, const uint8_t *data, size_t n);
+size_t fsw_loopback_drain(struct fsw_loopback *lb, uint8_t *out, size_t cap);
+
+#define COMMAND_PACKET_LEN (FSW_HDR_LEN + FSW_LEN_COMMAND + FSW_CRC_LEN)
+
+#if FSW_HDR_LEN + FSW_LEN_TELEMETRY + FSW_CRC_LEN != FSIL_LINK_TLM_PACKET
+#error "FSIL_LINK_TLM_PACKET is not the codec's TELEMETRY packet length"
+#endif
+#if 16 + COMMAND_PACKET_LEN != FSIL_LINK_RESULT_LEN
+#error "FSIL_LINK_RESULT_LEN is not 16 + the codec's COMMAND packet length"
+#endif
+
+void fsil_link_init(fsil_link_t *k, void *lb)
+{
+    memset(k, 0, sizeof *k);
+    k->lb = lb;
+}
+
+uint16_t fsil_link_crc16(const uint8_t *data, size_t n)
+{
+    return fsw_crc16(data, n);
+}
+
+size_t fsil_link_frame(const uint8_t *packet, size_t n, uint8_t *frame, size_t cap)
+{
+    uint8_t buf[FSW_MAX_PACKET];
+    size_t elen;
+
+    if (n + FSW_CRC_LEN > sizeof buf || cap < 2u) {
+        return 0;
+    }
+    memcpy(buf, packet, n);
+    fsw_put_u16(buf + n, fsw_crc16(packet, n));
+    elen = fsw_cobs_encode(buf, n + FSW_CRC_LEN, frame, cap - 1u);
+    if (elen == 0u) {
+        return 0;
+    }
+    frame[elen] = 0u;
+    return elen + 1u;
+}
+
+/* One delimited chunk (without its 0x00): its FSIL_FRAME_* kind; for a good frame the packet
+ * (header + body + CRC) is left in packet[0 .. *plen) and *type set. The Python decoder's
+ * order of checks (harness/protocol.py FrameDecoder._take, decode_frame, decode_packet). */
+static int check_chunk(const uint8_t *chunk, size_t n, uint8_t *packet, size_t *plen, uint8_t *type)
+{
+    fsw_msg_t msg;
+    int r;
+
+    if (n > FSW_MAX_ENCODED) {
+        return FSIL_FRAME_FRAMING;  /* oversize */
+    }
+    if (fsw_cobs_decode(chunk, n, packet, FSW_RX_BUF_LEN, plen) != 0) {
+        return FSIL_FRAME_FRAMING;
+    }
+    r = (int)fsw_msg_unpack(packet, *plen, &msg);
+    if (r == FSIL_FRAME_OK) {
+        *type = msg.hdr.msg_type;
+    }
+    return r;
+}
+
+size_t fsil_link_check_stream(const uint8_t *data, size_t n, uint8_t *kinds, uint8_t *types, size_t max)
+{
+    uint8_t packet[FSW_RX_BUF_LEN];
+    size_t start = 0;
+    size_t count = 0;
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        if (data[i] != 0u) {
+            continue;
+        }
+        if (i > start) {
+            size_t plen = 0;
+            uint8_t type = 0;
+            int kind = check_chunk(data + start, i - start, packet, &plen, &type);
+            if (count < max) {
+                kinds[count] = (uint8_t)kind;
+                types[count] = kind == FSIL_FRAME_OK ? type : 0u;
+            }
+            count++;
+        }
+        start = i + 1u;
+    }
+    return count;
+}
+
+int fsil_link_exchange(fsil_link_t *k, const uint8_t *packet, size_t n)
+{
+    uint8_t dec[FSW_RX_BUF_LEN];
+    const uint8_t *rx = k->rx;
+    uint16_t seq;
+    uint32_t tlm_len = k->tlm_len;
+    size_t start = 0;
+    size_t rx_len;
+    size_t i;
+    int have_command = 0;
+    uint32_t frames = 0;
+
+    if (n < FSW_HDR_LEN) {
+        return -1;
+    }
+    k->tx_len = (uint32_t)fsil_link_frame(packet, n, k->tx, sizeof k->tx);
+    if (k->tx_len == 0u) {
+        return -1;
+    }
+    seq = fsw_get_u16(packet + 2);
+    fsw_loopback_feed((struct fsw_loopback *)k->lb, k->tx, k->tx_len);
+    rx_len = fsw_loopback_drain((struct fsw_loopback *)k->lb, k->rx, sizeof k->rx);
+    k->rx_len = (uint32_t)rx_len;
+    if (rx_len == 0u || rx_len == sizeof k->rx || rx[rx_len - 1u] != 0u) {
+        return 0;  /* nothing, maybe more than we took, or a frame cut short: the decoder's business */
+    }
+    for (i = 0; i < rx_len; i++) {
+        size_t plen = 0;
+        uint8_t type = 0;
+
+        if (rx[i] != 0u) {
+            continue;
+        }
+        if (i == start) {  /* an empty frame is a flush, not an error */
+            start = i + 1u;
+            continue;
+        }
+        if (check_chunk(rx + start, i - start, dec, &plen, &type) != FSIL_FRAME_OK) {
+            return 0;
+        }
+        start = i + 1u;
+        frames++;
+        if (type == FSW_MSG_COMMAND && !have_command && fsw_get_u16(dec + FSW_HDR_LEN + 16u) == seq) {
+            have_command = 1;
+            memcpy(k->result + 16, dec, COMMAND_PACKET_LEN);
+        } else if (type == FSW_MSG_TELEMETRY && tlm_len + FSIL_LINK_TLM_PACKET <= sizeof k->tlm) {
+            memcpy(k->tlm + tlm_len, dec, FSIL_LINK_TLM_PACKET);
+            tlm_len += FSIL_LINK_TLM_PACKET;
+        } else {
+            return 0;  /* HELLO, CONFIG_ACK, a late or second COMMAND, or no room: not the regular answer */
+        }
+    }
+    if (!have_command) {
+        return 0;
+    }
+    k->tlm_len = tlm_len;
+    fsw_put_u32(k->result + 0, frames);
+    fsw_put_u32(k->result + 4, k->tx_len);
+    fsw_put_u32(k->result + 8, k->rx_len);
+    fsw_put_u32(k->result + 12, tlm_len);
+    return 1;
+}

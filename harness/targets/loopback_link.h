@@ -1,0 +1,74 @@
+/*
+ * loopback_link.h - the harness end of one lockstep cycle on the in-process (loopback) rig, in C.
+ *
+ * Harness code, not flight code: it is compiled into the loopback cffi module beside the flight
+ * code under test and reaches it only through the loopback HAL's byte pipe (fsw_loopback_feed,
+ * fsw_loopback_drain), exactly as harness/transports/loopback.py does from Python. Its codec is
+ * the project's own firmware_stub/fsw_protocol.c compiled under fsil_ names, so the flight code
+ * under test may bring its own (or a broken) codec without the harness using it.
+ *
+ * One call of fsil_link_exchange() does what FlightLink does with the Python codec in a cycle:
+ * CRC and COBS-frame the SENSORS packet the harness packed, feed the frame to the flight code's
+ * own stream parser, drain every byte it answers, cut that at the 0x00 delimiters, COBS-decode
+ * and check each frame (CRC, version, type, length). When the answer is the regular one (whole
+ * frames only, all good, exactly one COMMAND and it answers this SENSORS, otherwise only
+ * TELEMETRY) it returns 1 with the COMMAND packet in the result and the TELEMETRY packets
+ * appended to the telemetry buffer. Anything else returns 0 and changes nothing but the tx/rx
+ * buffers: the harness then hands the received bytes to its Python decoder, which counts, names
+ * and handles whatever is unusual (harness/link.py, FlightLink._exchange_in_process).
+ */
+#ifndef FSIL_LOOPBACK_LINK_H
+#define FSIL_LOOPBACK_LINK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define FSIL_LINK_FRAME_CAP   256u      /* one SENSORS frame: COBS(packet of at most 250 bytes) + 0x00 */
+#define FSIL_LINK_RX_CAP      4096u     /* bytes of the flight code's answer taken per call */
+#define FSIL_LINK_TLM_PACKET  98u       /* a TELEMETRY packet: 12 header + 84 body + 2 CRC bytes */
+#define FSIL_LINK_TLM_CAP     (1024u * FSIL_LINK_TLM_PACKET)
+#define FSIL_LINK_RESULT_LEN  54u       /* 4 x u32 + the 38-byte COMMAND packet (see fsil_link_t.result) */
+
+/* Kinds of a checked frame (fsil_link_check_stream); the numbers of fsw_rx_result_t. */
+#define FSIL_FRAME_OK       0
+#define FSIL_FRAME_EMPTY    1
+#define FSIL_FRAME_FRAMING  2
+#define FSIL_FRAME_CRC      3
+#define FSIL_FRAME_LENGTH   4
+#define FSIL_FRAME_UNKNOWN  5
+
+typedef struct fsil_link {
+    void    *lb;                            /* the flight code: its fsw_loopback_t */
+    uint8_t  result[FSIL_LINK_RESULT_LEN];  /* little-endian u32s: good frames in the answer, tx_len, rx_len, tlm_len; then the COMMAND packet */
+    uint8_t  tx[FSIL_LINK_FRAME_CAP];       /* the SENSORS frame as fed (for the link log) */
+    uint32_t tx_len;
+    uint8_t  rx[FSIL_LINK_RX_CAP];          /* every byte drained from the flight code this call */
+    uint32_t rx_len;
+    uint8_t  tlm[FSIL_LINK_TLM_CAP];        /* checked TELEMETRY packets (header + body + CRC), arrival order */
+    uint32_t tlm_len;
+} fsil_link_t;
+
+/* Bind k to the loopback flight code lb (an fsw_loopback_t *); buffers emptied. */
+void fsil_link_init(fsil_link_t *k, void *lb);
+
+/*
+ * One cycle: packet is the SENSORS header + body (n bytes, no CRC) as the harness packed it.
+ * Returns 1 for the regular answer (result filled, TELEMETRY appended), 0 for anything else
+ * (tx/rx filled, nothing else changed), -1 if packet cannot be framed (longer than 248 bytes:
+ * nothing fed).
+ */
+int fsil_link_exchange(fsil_link_t *k, const uint8_t *packet, size_t n);
+
+/*
+ * The checks of fsil_link_exchange over a whole byte stream, for the differential tests against
+ * the Python decoder: the stream is cut at every 0x00 (bytes after the last one are ignored)
+ * and each non-empty chunk classified as FSIL_FRAME_*; kinds[i] and types[i] (the message type
+ * of a good frame, else 0) for the first max of them. Returns the number of non-empty chunks.
+ */
+size_t fsil_link_check_stream(const uint8_t *data, size_t n, uint8_t *kinds, uint8_t *types, size_t max);
+
+/* CRC-16/CCITT-FALSE and COBS-framing of a packet by the harness-side codec (0 if too long). */
+uint16_t fsil_link_crc16(const uint8_t *data, size_t n);
+size_t fsil_link_frame(const uint8_t *packet, size_t n, uint8_t *frame, size_t cap);
+
+#endif /* FSIL_LOOPBACK_LINK_H */

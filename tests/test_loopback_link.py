@@ -1,0 +1,362 @@
+"""The harness end of the lockstep cycle in C (harness/targets/loopback_link.[ch]) on the loopback rig.
+
+(a) its codec (the project's C codec under fsil_ names) against the Python codec: the shared
+vectors, random SENSORS framed byte-identically, random and corrupted byte streams classified
+frame by frame as the Python decoder does; (b) FlightLink with it against FlightLink without it
+(a LoopbackTransport subclass that overrides ``write`` takes the generic path): the same
+commands, counters, error messages, late and missed cycles, stall, TELEMETRY in arrival order
+and link log, with unusual bytes slipped into the flight code's output; whole flights
+bit-identical; (c) wrappers (link faults) never bypassed; the harness-side object exports
+fsil_ names only.
+"""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from harness import protocol as p
+from harness.link import FlightCodeStalled, FlightLink, LinkLog, read_link_log
+from harness.params import load_param_table
+from harness.runner import COLUMNS, fly
+from harness.scenario_files import load_scenario
+from harness.targets import load_flight_code
+from harness.targets.build import FLIGHT_CFLAGS, run_compiler
+from harness.targets.loopback import LINK_C, loopback_compiler
+from harness.targets.sources import FIRMWARE_DIR
+from harness.transports.loopback import LoopbackTransport
+
+ROOT = Path(__file__).resolve().parent.parent
+VECTORS = json.loads((ROOT / "tests" / "vectors" / "protocol_v2.json").read_text())
+KIND = {0: "ok", 2: "framing_errors", 3: "crc_errors", 4: "length_errors", 5: "unknown_msgs"}
+
+
+@pytest.fixture(scope="module")
+def fc():
+    return load_flight_code()
+
+
+def c_frame(fc, packet: bytes) -> bytes:
+    ffi, lib = fc
+    out = ffi.new("uint8_t[]", 256)
+    n = lib.fsil_link_frame(packet, len(packet), out, 256)
+    return bytes(ffi.buffer(out, n))
+
+
+def c_check(fc, data: bytes) -> list[tuple[str, int]]:
+    """(kind, message type or 0) of every non-empty delimited chunk, as the lockstep call checks it."""
+    ffi, lib = fc
+    cap = len(data) + 1
+    kinds, types = ffi.new("uint8_t[]", cap), ffi.new("uint8_t[]", cap)
+    n = lib.fsil_link_check_stream(data, len(data), kinds, types, cap)
+    return [(KIND[kinds[i]], types[i]) for i in range(n)]
+
+
+def py_check(data: bytes) -> tuple[list[int], list[str], dict]:
+    """The Python decoder over the same bytes (up to the last delimiter): good frame types, error
+    kinds in order, counters."""
+    dec = p.FrameDecoder(max_error_log=10**6)
+    frames = dec.feed(data[:data.rfind(0) + 1]) if 0 in data else []
+    return [f.msg_type for f in frames], [k for k, _ in dec.errors], dec.counters.as_dict()
+
+
+def assert_same_checks(fc, data: bytes) -> None:
+    got = c_check(fc, data)
+    types, errors, counters = py_check(data)
+    assert [t for k, t in got if k == "ok"] == types
+    assert [k for k, _ in got if k != "ok"] == errors
+    assert sum(k == "ok" for k, _ in got) == counters["frames_ok"]
+
+
+# ------------------------------------------------------------------ (a) codec against codec
+@pytest.mark.parametrize("vec", VECTORS["vectors"], ids=lambda v: v["name"])
+def test_vector_framed_and_checked_by_the_harness_c_codec(fc, vec):
+    packet, frame = bytes.fromhex(vec["packet_hex"]), bytes.fromhex(vec["frame_hex"])
+    assert fc[1].fsil_link_crc16(packet[:-2], len(packet) - 2) == int.from_bytes(packet[-2:], "little")
+    assert c_frame(fc, packet[:-2]) == frame
+    assert c_check(fc, frame) == [("ok", vec["msg_type"])]
+
+
+@pytest.mark.parametrize("stream", VECTORS["streams"], ids=lambda s: s["name"])
+def test_vector_streams_checked_as_specified(fc, stream):
+    data = bytes.fromhex(stream["stream_hex"])
+    got = c_check(fc, data)
+    names = {v["name"]: v["msg_type"] for v in VECTORS["vectors"]}
+    assert [t for k, t in got if k == "ok"] == [names[n] for n in stream["expect_frames"]]
+    for kind, count in stream["expect_counters"].items():
+        assert sum(k == kind for k, _ in got) == count, kind
+    assert_same_checks(fc, data)
+
+
+f32 = st.floats(width=32)
+f64 = st.floats()
+
+
+@st.composite
+def sensors(draw):
+    return p.Sensors(tuple(draw(f32) for _ in range(3)), tuple(draw(f32) for _ in range(3)),
+                     draw(st.integers(0, 2**32 - 1)), draw(f32), draw(st.integers(0, 2**64 - 1)),
+                     draw(st.integers(0, 255)), tuple(draw(f64) for _ in range(3)), tuple(draw(f64) for _ in range(3)))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(sensors(), st.integers(0, 2**16 - 1), st.integers(0, 2**64 - 1))
+def test_random_sensors_framed_byte_identically_by_both_codecs(fc, msg, seq, t_us):
+    frame = c_frame(fc, p.sensors_packet(msg, seq, t_us))
+    assert frame == p.encode_frame(msg, seq, t_us)
+    assert c_check(fc, frame) == [("ok", p.MsgType.SENSORS)]
+
+
+@st.composite
+def messages(draw):
+    kind = draw(st.sampled_from(["command", "telemetry", "sensors", "config", "hello"]))
+    if kind == "command":
+        return p.Command(draw(f32), tuple(draw(f32) for _ in range(3)), draw(st.integers(0, 2**16 - 1)),
+                         draw(st.integers(0, 255)), draw(st.integers(0, 255)))
+    if kind == "telemetry":
+        u16 = st.integers(0, 2**16 - 1)
+        return p.Telemetry(tuple(draw(f64) for _ in range(3)), tuple(draw(f32) for _ in range(3)),
+                           tuple(draw(f32) for _ in range(4)), draw(f32), draw(f32), draw(st.integers(0, 255)),
+                           draw(st.integers(0, 255)), *[draw(u16) for _ in range(9)], draw(st.integers(0, 2**32 - 1)))
+    if kind == "sensors":
+        return draw(sensors())
+    if kind == "config":
+        return p.Config(draw(st.integers(0, 2**16 - 1)), draw(f64), draw(st.integers(0, 2**16 - 1)))
+    return p.Hello(draw(st.integers(0, 2**16 - 1)), draw(st.integers(0, 2**32 - 1)), "fw")
+
+
+@st.composite
+def corrupted_streams(draw):
+    """Good frames of every type, some corrupted (bit flip, cut, garbage inserted, delimiter dropped
+    or added, CRC-valid frame of another version, unknown type, wrong length), some bare garbage."""
+    out = []
+    for _ in range(draw(st.integers(1, 8))):
+        what = draw(st.sampled_from(["good", "flip", "cut", "insert", "nodelim", "zero", "garbage",
+                                     "version", "unknown", "length"]))
+        if what == "garbage":
+            out.append(draw(st.binary(min_size=1, max_size=300)))
+            continue
+        msg, seq, t_us = draw(messages()), draw(st.integers(0, 2**16 - 1)), draw(st.integers(0, 2**64 - 1))
+        packet = bytearray(p.encode_packet(msg, seq, t_us)[:-2])
+        if what in ("version", "unknown", "length"):
+            if what == "version":
+                packet[0] = draw(st.integers(0, 255).filter(lambda v: v != p.PROTOCOL_VERSION))
+            elif what == "unknown":
+                packet[1] = draw(st.integers(0, 255).filter(lambda v: v not in p.BODY_SIZES))
+            else:
+                packet += draw(st.binary(min_size=1, max_size=8))
+            packet += p.crc16(bytes(packet)).to_bytes(2, "little")
+            out.append(p.cobs_encode(bytes(packet)) + b"\x00")
+            continue
+        f = bytearray(p.encode_frame(msg, seq, t_us))
+        i = draw(st.integers(0, len(f) - 1))
+        if what == "flip":
+            f[i] ^= 1 << draw(st.integers(0, 7))
+        elif what == "cut":
+            f = f[:i] + b"\x00"
+        elif what == "insert":
+            f = f[:i] + draw(st.binary(min_size=1, max_size=300)) + f[i:]
+        elif what == "nodelim":
+            f = f[:-1]
+        elif what == "zero":
+            f = f[:i] + b"\x00" + f[i:]
+        out.append(bytes(f))
+    return b"".join(out)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(corrupted_streams())
+def test_corrupted_streams_checked_frame_by_frame_as_the_python_decoder_does(fc, data):
+    assert_same_checks(fc, data)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.binary(max_size=1500))
+def test_random_bytes_checked_frame_by_frame_as_the_python_decoder_does(fc, data):
+    assert_same_checks(fc, data)
+
+
+def test_harness_object_exports_fsil_names_only(tmp_path):
+    """The project codec is compiled into the harness object under fsil_ names: a flight code's own
+    fsw_* codec (a team's, or a broken one) can never be the one the harness decodes with."""
+    if not shutil.which("nm"):
+        pytest.skip("nm (binutils) not installed")
+    obj = tmp_path / "link.o"
+    run_compiler(loopback_compiler() + list(FLIGHT_CFLAGS) + ["-fPIC", "-I", str(FIRMWARE_DIR), "-c", str(LINK_C),
+                                                              "-o", str(obj)], "compiling loopback_link.c")
+    names = subprocess.run(["nm", "-g", "--defined-only", str(obj)], capture_output=True, text=True,
+                           check=True).stdout.split()[2::3]
+    assert "fsil_link_exchange" in names and "fsil_codec_crc16" in names
+    assert [n for n in names if not n.startswith("fsil_")] == []
+
+
+# ------------------------------------------------------------------ (b) FlightLink with and without it
+class GenericPath(LoopbackTransport):
+    """The loopback rig with ``write`` overridden (to itself): FlightLink must take the generic path."""
+
+    def write(self, data: bytes) -> None:
+        super().write(data)
+
+
+def _sensors(i: int) -> p.Sensors:
+    return p.Sensors((0.0, 0.0, 0.03 + 1e-4 * i), (1e-5 * i, 0.0, 0.0), 20_000, 1500.0 - i, 20_000 * i,
+                     p.SENSORS_IMU_VALID | p.SENSORS_LRF_VALID | p.SENSORS_LRF_NEW,
+                     (0.0, 0.0, 0.03 * i), (1e-5 * i, 0.0, 0.0))
+
+
+def _slip(transport: LoopbackTransport, data: bytes) -> None:
+    """Bytes in the flight code's transmit buffer, ahead of whatever it answers next (as if it
+    had sent them): capped, like the flight code's own output, at its buffer's size."""
+    lb, ffi = transport._lb, transport.ffi
+    room = len(lb.tx_buf) - lb.tx_len
+    data = data[:room]
+    ffi.memmove(lb.tx_buf + lb.tx_len, data, len(data))
+    lb.tx_len += len(data)
+
+
+def _link(transport, log_path=None, stall_cycles=25) -> FlightLink:
+    link = FlightLink(transport, log=LinkLog(log_path), stall_cycles=stall_cycles)
+    link.wait_hello(1.0)
+    table = load_param_table()
+    link.configure([(table["MASS0"], 700.0)])
+    return link
+
+
+TLM_MARK = p.encode_frame(p.Telemetry((1.0, 2.0, 3.0), (0.0,) * 3, (1.0, 0.0, 0.0, 0.0), 5.0, 0.0, 0, 0,
+                                      *[0] * 9, 0), 999, 77)
+#: what is slipped into the flight code's output before which cycle (all in one run)
+SLIPS = {
+    3: b"\x07garbage\x00",                                                      # framing error
+    5: p.encode_frame(p.Command(0.5, (0.0, 0.0, 0.0), 1, 1, 1), 3, 0),         # a late COMMAND
+    7: p.encode_frame(p.Hello(p.PROTOCOL_VERSION, 0x42, "again"), 9, 0),       # a HELLO mid-run
+    9: bytes([*TLM_MARK[:-3], TLM_MARK[-3] ^ 0x40, 0]),                          # TELEMETRY with a bad CRC
+    11: TLM_MARK,                                                               # a good TELEMETRY, out of turn
+    13: b"\x05\x01\x02",                                                        # a frame cut short: COMMAND lost
+    15: b"\x01" * 300 + b"\x00",                                                # an oversize run
+    17: b"\x00\x00",                                                            # flushes: nothing counted
+    19: b"\x11" * 5000,                                                         # fills the TX buffer: answer cut
+    23: p.encode_frame(p.Command(0.5, (0.0, 0.0, 0.0), 1, 1, 1), 30, 0),       # a COMMAND for a future seq
+}
+
+
+def _fly_link(transport_cls, log_path, cycles=40):
+    tr = transport_cls()
+    link = _link(tr, log_path)
+    commands = []
+    for i in range(1, cycles):
+        if i in SLIPS:
+            _slip(tr, SLIPS[i])
+        commands.append(link.exchange(_sensors(i), 20_000 * i))
+    link.drain()
+    link.close()
+    return link, commands
+
+
+def _no_wall(t):
+    return t[:3] if t else t
+
+
+def test_lockstep_takes_regular_cycles_and_hands_the_rest_to_the_decoder_unchanged(tmp_path):
+    fast, fast_cmds = _fly_link(LoopbackTransport, tmp_path / "fast.log")
+    slow, slow_cmds = _fly_link(GenericPath, tmp_path / "slow.log")
+    assert fast._lockstep is not None and slow._lockstep is None
+    assert fast_cmds == slow_cmds
+    assert None in fast_cmds  # the cut-short frames cost COMMANDs
+    assert fast.stats.exchanges == slow.stats.exchanges and fast.stats.missed_cycles == slow.stats.missed_cycles
+    assert fast.stats.late_commands == slow.stats.late_commands >= 1
+    assert fast.decoder.counters == slow.decoder.counters
+    # the same messages; a TELEMETRY's may come earlier in the list (the decoder's set-aside
+    # TELEMETRY is checked when the C call takes over again, to keep the packets in arrival order)
+    assert sorted(fast.decoder.errors) == sorted(slow.decoder.errors)
+    c = fast.decoder.counters
+    assert c.framing_errors >= 3 and c.crc_errors == 1
+    assert fast.hello == slow.hello and fast.hello.firmware_name == "again"
+    assert fast._telemetry == slow._telemetry  # same packets, same (arrival) order
+    assert sum(pk == p.cobs_decode(TLM_MARK[:-1]) for pk in fast._telemetry) == 1
+    assert _no_wall(fast.last_sent) == _no_wall(slow.last_sent)
+    assert _no_wall(fast.last_received) == _no_wall(slow.last_received)
+    assert (fast.log.bytes_tx, fast.log.bytes_rx) == (slow.log.bytes_tx, slow.log.bytes_rx)
+    fast_log = [(d, b) for d, _t, b in read_link_log(tmp_path / "fast.log")]
+    slow_log = [(d, b) for d, _t, b in read_link_log(tmp_path / "slow.log")]
+    assert fast_log == slow_log
+    np.testing.assert_array_equal(fast.telemetry_records(), slow.telemetry_records())
+
+
+def test_regular_cycles_take_the_c_call_and_count_every_byte(tmp_path):
+    """Without anything unusual every cycle is answered by the one C call; the link log still
+    gets every byte both ways and the counters every frame."""
+    tr = LoopbackTransport()
+    link = _link(tr, tmp_path / "link.log")
+    calls = []
+    real = link._lockstep.call
+    link._lockstep.call = lambda *a: calls.append(real(*a)) or calls[-1]
+    for i in range(1, 30):
+        assert link.exchange(_sensors(i), 20_000 * i).sensors_seq == link.last_sent[1]
+    link.close()
+    assert calls == [1] * 28  # the first cycle takes the generic path: the boot HELLO is still pending
+    frames = p.FrameDecoder()
+    log = read_link_log(tmp_path / "link.log")
+    sent = [f for d, _t, b in log if d == ">" for f in frames.feed(b)]
+    got = [f for d, _t, b in log if d == "<" for f in p.FrameDecoder().feed(b)]
+    assert [f.msg_type for f in sent[-29:]] == [p.MsgType.SENSORS] * 29
+    tx = [b for d, _t, b in log if d == ">"][-29:]  # one record a frame, as the Python codec makes it
+    assert tx == [p.encode_frame(_sensors(i), f.seq, 20_000 * i) for i, f in zip(range(1, 30), sent[-29:])]
+    assert sum(f.msg_type == p.MsgType.COMMAND for f in got) == 29
+    tlm = sum(f.msg_type == p.MsgType.TELEMETRY for f in got)
+    assert len(link._telemetry) == tlm > 0
+    assert link.log.bytes_tx == sum(len(b) for d, _t, b in log if d == ">")
+    assert link.log.bytes_rx == sum(len(b) for d, _t, b in log if d == "<")
+    assert link.decoder.counters.frames_ok == len(got) and link.decoder.counters.errors == 0
+
+
+def test_stall_detected_the_same_way(tmp_path):
+    def run(cls):
+        tr = cls()
+        link = _link(tr, stall_cycles=3)
+        link.exchange(_sensors(1), 20_000)
+        with pytest.raises(FlightCodeStalled) as err:
+            for i in range(2, 10):
+                _slip(tr, b"\x05\x01\x02")  # every COMMAND spoilt from here on
+                link.exchange(_sensors(i), 20_000 * i)
+        return link, re.sub(r"\d+\.\d+ s wall ago", "", str(err.value))
+
+    (fast, fast_err), (slow, slow_err) = run(LoopbackTransport), run(GenericPath)
+    assert fast_err == slow_err and "no COMMAND for 3 consecutive cycles" in fast_err
+    assert fast.stats.missed_cycles == slow.stats.missed_cycles == 3
+
+
+def test_wrapped_or_subclassed_transports_are_never_bypassed():
+    from harness.faults import FaultSet
+    from harness.faults.link import FaultyTransport
+
+    inner = LoopbackTransport()
+    wrapped = FaultyTransport(inner, FaultSet([]), [])
+    assert hasattr(wrapped, "in_process_lockstep")  # forwarded to the inner transport...
+    assert FlightLink(wrapped)._lockstep is None    # ...but never used through the wrapper
+    assert FlightLink(GenericPath())._lockstep is None
+    assert FlightLink(inner)._lockstep is not None
+
+
+def _same(a, b):
+    return [c for c in COLUMNS if not np.array_equal(a[c], b[c], equal_nan=True)]
+
+
+@pytest.mark.parametrize("name", ["nominal-terminal-descent", "im1"])
+def test_whole_flight_bit_identical_with_and_without_the_c_call(tmp_path, name):
+    sc = load_scenario(name).with_(t_max_s=30.0)
+    fast = fly(sc, LoopbackTransport(), artifacts=tmp_path / "fast")
+    slow = fly(sc, GenericPath(), artifacts=tmp_path / "slow")
+    assert fast.error is None and fast.outcome == slow.outcome
+    assert _same(fast.telemetry, slow.telemetry) == []
+    assert fast.link_counters == slow.link_counters and fast.flight_counters == slow.flight_counters
+    for k in ("exchanges", "missed_cycles", "late_commands", "lost_commands", "bytes_tx", "bytes_rx"):
+        assert fast.link_stats[k] == slow.link_stats[k], k
+    assert ([(d, b) for d, _t, b in read_link_log(tmp_path / "fast" / "link.log")]
+            == [(d, b) for d, _t, b in read_link_log(tmp_path / "slow" / "link.log")])
