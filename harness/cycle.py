@@ -17,12 +17,13 @@ import hashlib
 import numpy as np
 
 from harness.plant import STEP_DONE, ActuatorCommand, Plant, load_step_kernel, rk4_kernel, rk4_rates, step_kernel
-from sensor_models.imu import Imu, accumulate_kernel, load_accumulate_kernel
+from sensor_models.imu import Imu, accumulate_kernel, load_accumulate_kernel, read_kernel
 
 
-def advance_kernel(x, par, ctl, imu_in, model, acc, noise, thr, engine_on, tx, ty, tz, dt, n):
-    """Up to n plant steps of dt (s) under one command, the IMU integrating each; returns how
-    many were taken (fewer when a kernel needs something first; that substep is not taken)."""
+def advance_kernel(x, par, ctl, imu_in, model, acc, noise, reading, thr, engine_on, tx, ty, tz, dt, n):
+    """Up to n plant steps of dt (s) under one command, the IMU integrating each, then the IMU's
+    reading of the cycle (``read_kernel``); returns how many steps were taken (fewer when a
+    kernel needs something first: that substep is not taken, nor the reading)."""
     for i in range(n):
         if model[18] != 0.0 and 6 * model[21] >= noise.shape[0]:
             return i  # the IMU needs new noise draws before this substep
@@ -30,6 +31,7 @@ def advance_kernel(x, par, ctl, imu_in, model, acc, noise, thr, engine_on, tx, t
             return i
         accumulate_kernel(model, acc, noise, imu_in[0], imu_in[1], imu_in[2], imu_in[3], imu_in[4],
                           imu_in[5], imu_in[6])
+    read_kernel(model, acc, reading)
     return n
 
 
@@ -38,7 +40,7 @@ def _kernel_stamp() -> str:
     function by its own file and bytecode only, so a change in plant.py or imu.py alone would
     load a stale cycle; the stamp, a constant of the compiled function, is part of its key."""
     h = hashlib.sha256()
-    for fn in (advance_kernel, step_kernel, rk4_kernel, rk4_rates, accumulate_kernel):
+    for fn in (advance_kernel, step_kernel, rk4_kernel, rk4_rates, accumulate_kernel, read_kernel):
         code = fn.__code__
         h.update(code.co_code)
         h.update(repr((code.co_consts, code.co_names, code.co_varnames)).encode())
@@ -46,16 +48,16 @@ def _kernel_stamp() -> str:
 
 
 def _on_block(stamp: str, bounds: tuple):
-    """advance_kernel on one block holding the seven arrays back to back (``bounds``: their
-    offsets, a constant of the compiled function like ``stamp``, which numba hashes into the
-    cache key with the closure)."""
-    b0, b1, b2, b3, b4, b5, b6, b7 = bounds
+    """advance_kernel on one block holding its eight arrays (``bounds``: each one's start and end,
+    a constant of the compiled function like ``stamp``, which numba hashes into the cache key
+    with the closure)."""
+    (x0, x1), (p0, p1), (c0, c1), (i0, i1), (m0, m1), (a0, a1), (n0, n1), (r0, r1) = bounds
 
     def advance_block(block, thr, engine_on, tx, ty, tz, dt, n):
         if stamp == "":  # never: the stamp only has to be part of the function
             return -1
-        return advance_kernel(block[b0:b1], block[b1:b2], block[b2:b3], block[b3:b4], block[b4:b5],
-                              block[b5:b6], block[b6:b7], thr, engine_on, tx, ty, tz, dt, n)
+        return advance_kernel(block[x0:x1], block[p0:p1], block[c0:c1], block[i0:i1], block[m0:m1],
+                              block[a0:a1], block[n0:n1], block[r0:r1], thr, engine_on, tx, ty, tz, dt, n)
     return advance_block
 
 
@@ -78,6 +80,7 @@ def load_advance_kernel(bounds: tuple):
 
             register_jitable(step_kernel)
             register_jitable(accumulate_kernel)
+            register_jitable(read_kernel)
             register_jitable(advance_kernel)
             f8 = numba.float64
             sig = numba.int64(numba.float64[::1], f8, numba.boolean, f8, f8, f8, f8, numba.int64)
@@ -90,28 +93,46 @@ def load_advance_kernel(bounds: tuple):
 
 
 class Cycle:
-    """Advances a plant and the IMU riding on it by one flight-code cycle.
+    """Advances a plant and the IMU riding on it by one flight-code cycle, ending with the IMU's
+    reading of it.
 
     The two models' kernel arrays move into one float64 block owned by this object (each model
-    keeps working on its own part of it through views: ``use_kernel_arrays``)."""
+    keeps working on its own part of it through views: ``use_kernel_arrays``). The block starts
+    with the plant's state vector and the IMU's reading, so ``observation()`` hands over what
+    a cycle needs of both in one list."""
 
     def __init__(self, plant: Plant, imu: Imu):
         self.plant = plant
         self.imu = imu
-        parts = plant.kernel_arrays() + imu.kernel_arrays()
-        sizes = [a.size for a in parts]
-        bounds = tuple(int(b) for b in np.cumsum([0] + sizes))
-        self.block = np.empty(bounds[-1])
-        views = [self.block[bounds[i]:bounds[i + 1]].reshape(parts[i].shape) for i in range(len(parts))]
-        plant.use_kernel_arrays(*views[:4])
-        imu.use_kernel_arrays(*views[4:])
+        x, par, ctl, imu_in = plant.kernel_arrays()
+        model, acc, noise, reading = imu.kernel_arrays()
+        laid_out = (x, reading, par, ctl, imu_in, model, acc, noise)   # the order in the block
+        ends = np.cumsum([a.size for a in laid_out])
+        span = {id(a): (int(e - a.size), int(e)) for a, e in zip(laid_out, ends)}
+        self.block = np.empty(int(ends[-1]))
+        views = {}
+        for a in laid_out:
+            s0, s1 = span[id(a)]
+            views[id(a)] = self.block[s0:s1].reshape(a.shape)
+        v = [views[id(a)] for a in (x, par, ctl, imu_in, model, acc, noise, reading)]
+        plant.use_kernel_arrays(*v[:4])
+        imu.use_kernel_arrays(*v[4:])
+        bounds = tuple(span[id(a)] for a in (x, par, ctl, imu_in, model, acc, noise, reading))
         self._kernel = load_advance_kernel(bounds)[0]
         if self._kernel is None:  # interpreted: the arrays one by one
-            self._kernel = lambda block, *cmd: advance_kernel(*views, *cmd)
+            self._kernel = lambda block, *cmd: advance_kernel(*v, *cmd)
+        self._observed = self.block[:x.size + reading.size]
+        #: where the IMU's reading starts in ``observation()`` (READING_FIELDS follow)
+        self.reading_at = x.size
+
+    def observation(self) -> list:
+        """The plant's state vector (STATE_FIELDS) and then the IMU's last reading (READING_FIELDS
+        of sensor_models.imu), as one list of floats."""
+        return self._observed.tolist()
 
     def advance(self, act: ActuatorCommand, dt: float, n: int) -> bool:
-        """n plant steps of dt (s) under one command, the IMU integrating each; stops at touchdown.
-        Returns whether the lander has touched down."""
+        """n plant steps of dt (s) under one command, the IMU integrating each, then the IMU's
+        reading of them; stops at touchdown. Returns whether the lander has touched down."""
         plant = self.plant
         if plant.touchdown_state is not None:
             return True
@@ -128,8 +149,9 @@ class Cycle:
                 plant.step(act, dt)
                 imu.accumulate_from_plant(plant)
                 if plant.touchdown_state is not None:
-                    return True
-        return False
+                    break
+            imu.read()
+        return plant.touchdown_state is not None
 
 
 __all__ = ["Cycle", "advance_kernel", "load_advance_kernel"]

@@ -182,6 +182,7 @@ class Plant:
         self._x = np.zeros(len(STATE_FIELDS))
         self._state: PlantState | None = None
         self._xl: list | None = None
+        self._flat_height_m = None
         self._set_state(s0)
         self.touchdown_state: PlantState | None = None
         self._agl_ok = False
@@ -201,6 +202,9 @@ class Plant:
         # the height of a flat terrain (m), so the per-cycle altitude needs no call into it
         self._flat_height_m = terrain.height_m if type(terrain) is FlatTerrain and not self.moon_rotation else None
         self._radius_m = terrain.site.radius_m
+        ctl[_C_RADIUS] = self._radius_m
+        ctl[_C_FLAT_H] = math.nan if self._flat_height_m is None else self._flat_height_m
+        self._set_state(s0)
         # the RK4 kernel and its constants (PAR_FIELDS)
         self._kernel, compiled = load_rk4_kernel()
         self._substep = load_step_kernel()[0]
@@ -236,8 +240,13 @@ class Plant:
         return s
 
     def _set_state(self, s: PlantState) -> None:
+        if self._flat_height_m is None:
+            agl = math.nan
+        else:
+            x, y, z = s.r_mci
+            agl = math.sqrt(x * x + y * y + z * z) - self._radius_m - self._flat_height_m
         self._x[:] = (s.t_s, *s.r_mci, *s.v_mci, *s.q_mci_body, *s.w_body, s.mass_kg, s.propellant_kg,
-                      s.rcs_propellant_kg, s.thrust_n, s.throttle, *s.torque_body)
+                      s.rcs_propellant_kg, s.thrust_n, s.throttle, *s.torque_body, agl)
         self._state = s
         self._xl = None
 
@@ -745,23 +754,26 @@ def load_rk4_kernel():
 
 
 # ---------------------------------------------------------- step kernel
-#: The plant state as one float64 vector (``Plant.kernel_arrays()[0]``), the fields of PlantState in order.
+#: The plant state as one float64 vector (``Plant.kernel_arrays()[0]``): the fields of PlantState in
+#: order, then the height above a flat terrain (m; NaN on any other terrain: ``Plant.altitude_agl``).
 STATE_FIELDS = ("t_s", "r_x", "r_y", "r_z", "v_x", "v_y", "v_z", "q_w", "q_x", "q_y", "q_z", "w_x", "w_y", "w_z",
                 "mass_kg", "propellant_kg", "rcs_propellant_kg", "thrust_n", "throttle",
-                "torque_x", "torque_y", "torque_z")
+                "torque_x", "torque_y", "torque_z", "altitude_agl_m")
 _X_MASS = STATE_FIELDS.index("mass_kg")
+_X_AGL = STATE_FIELDS.index("altitude_agl_m")
 
 #: The step kernel's control block: engine limits (throttle fractions), lag time constant (s) and
 #: slew (1/s), the largest |u - f| of a pure lag, the lag decay factors cached for one dt, flame-out
 #: (0/1), the mass the inertia was last evaluated at and the tolerance (kg), inertia diagonal (0/1),
-#: the step clock (origin s, step s, count), the no-contact radius (m), the RCS torque limits (N m).
+#: the step clock (origin s, step s, count), the no-contact radius (m), the RCS torque limits (N m),
+#: the site's reference radius (m) and the flat terrain's height (m; NaN: not flat).
 CTL_FIELDS = ("throttle_min", "throttle_max", "tau_e_s", "slew_per_s", "lag_emax", "decay_dt_s",
               "decay_half", "decay_full", "flameout", "inertia_mass_kg", "inertia_tol_kg", "inertia_diag",
               "clock_origin_s", "clock_dt_s", "clock_n", "r_safe_m", "torque_max_x", "torque_max_y",
-              "torque_max_z")
+              "torque_max_z", "radius_m", "flat_height_m")
 (_C_TMIN, _C_TMAX, _C_TAU, _C_SLEW, _C_LAG_EMAX, _C_DECAY_DT, _C_DECAY_H, _C_DECAY_FULL, _C_FLAMEOUT,
  _C_INERTIA_MASS, _C_INERTIA_TOL, _C_DIAG, _C_CLOCK_ORIGIN, _C_CLOCK_DT, _C_CLOCK_N, _C_R_SAFE,
- _C_TQ_X, _C_TQ_Y, _C_TQ_Z) = range(len(CTL_FIELDS))
+ _C_TQ_X, _C_TQ_Y, _C_TQ_Z, _C_RADIUS, _C_FLAT_H) = range(len(CTL_FIELDS))
 
 #: What ``step_kernel`` returns: the step was taken, or what it needs first (no state changed then).
 STEP_DONE, STEP_NEEDS_INERTIA, STEP_NEEDS_DECAY, STEP_NEEDS_CLOCK, STEP_NEEDS_GENERAL = range(5)
@@ -831,7 +843,8 @@ def step_kernel(x, par, ctl, imu_in, thr, engine_on, tx, ty, tz, dt):
     t1, (rx, ry, rz), (vx, vy, vz), (qw, qx, qy, qz), (wx, wy, wz), mass, p1, r1, thrust, throttle = head
     if p1 < 0.0 or r1 < 0.0:
         return 4  # STEP_NEEDS_GENERAL: propellant runs out inside the step
-    if math.sqrt(rx * rx + ry * ry + rz * rz) <= ctl[15]:
+    rn = math.sqrt(rx * rx + ry * ry + rz * rz)
+    if rn <= ctl[15]:
         return 4  # STEP_NEEDS_GENERAL: the terrain may be reached in this step
     n = ctl[14] + 1.0
     ctl[14] = n
@@ -843,6 +856,7 @@ def step_kernel(x, par, ctl, imu_in, thr, engine_on, tx, ty, tz, dt):
     x[11] = wx; x[12] = wy; x[13] = wz
     x[14] = mass; x[15] = p1; x[16] = r1; x[17] = thrust; x[18] = throttle
     x[19] = tx; x[20] = ty; x[21] = tz
+    x[22] = rn - ctl[19] - ctl[20]  # NaN unless the terrain is flat
     imu_in[0] = fmean[0]; imu_in[1] = fmean[1]; imu_in[2] = fmean[2]
     imu_in[3] = wmean[0]; imu_in[4] = wmean[1]; imu_in[5] = wmean[2]
     imu_in[6] = x[0] - t0

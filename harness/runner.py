@@ -313,7 +313,9 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
     site_radius = math.sqrt(sum(c * c for c in site_r))
 
     cycle = Cycle(plant, imu)
-    truth = plant.state_vector
+    observe = cycle.observation
+    I = cycle.reading_at  # where the IMU's reading starts in an observation
+    imu.read()  # the first reading (nothing integrated yet: flagged invalid); later ones end each cycle
     ground = plant.terrain
 
     rows: list[tuple] = []
@@ -348,26 +350,33 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
         wall_start = time.perf_counter()
         loop_start = wall_start
         while True:
-            x = truth()  # truth at t (STATE_FIELDS)
+            x = observe()  # truth at t (plant STATE_FIELDS), then the IMU's reading of the last cycle
             t_s = x[0]
             t_us = step * dt_us
-            altitude = plant.altitude_agl()
-            imu_r = imu.read()
+            altitude = x[22]  # the plant's, when its kernel knows it (flat terrain)
+            if altitude != altitude:
+                altitude = plant.altitude_agl()
             # the Moon-fixed view of the terrain if the Moon turns
             lrf_r = lrf.update(t_s, plant.state, ground) if lrf.due(t_s) else lrf.deliver(t_s)
             if faulty:
                 faults.update(t_s, altitude, command.mode)
-                if imu_faults:
-                    faulted = faults.imu(imu_r)
-                    if faulted is not imu_r:  # the accumulators follow the increments actually reported
-                        imu_r = imu.report(faulted)
+            if imu_faults:
+                imu_r = imu.reading()
+                faulted = faults.imu(imu_r)
+                if faulted is not imu_r:  # the accumulators follow the increments actually reported
+                    imu_r = imu.report(faulted)
+                dv, dtheta, imu_dt, imu_valid, dv_accum, dtheta_accum = imu_r
+            else:  # the reading as the IMU made it (Imu.reading() from the list)
+                dv, dtheta, imu_dt = (x[I], x[I + 1], x[I + 2]), (x[I + 3], x[I + 4], x[I + 5]), x[I + 6]
+                imu_valid = x[I + 7] != 0.0
+                dv_accum, dtheta_accum = (x[I + 8], x[I + 9], x[I + 10]), (x[I + 11], x[I + 12], x[I + 13])
+            if faulty:
                 lrf_r = faults.lrf(lrf_r)
             lrf_valid, lrf_new = lrf_r.valid, lrf_r.new
-            flags = (LRF_VALID if lrf_valid else 0) | (IMU_VALID if imu_r.valid else 0) | (LRF_NEW if lrf_new else 0)
-            sensors = new_tuple(p.Sensors, (imu_r.dv_body, imu_r.dtheta_body, int(round(imu_r.dt_s * 1e6)),
-                                            lrf_r.range_m if lrf_valid else 0.0,
-                                            int(round(lrf_r.sample_t_s * 1e6)) if (lrf_valid or lrf_new) else 0,
-                                            flags, imu_r.dv_accum_body, imu_r.dtheta_accum_body))
+            flags = (LRF_VALID if lrf_valid else 0) | (IMU_VALID if imu_valid else 0) | (LRF_NEW if lrf_new else 0)
+            sensors = new_tuple(p.Sensors, (dv, dtheta, round(imu_dt * 1e6), lrf_r.range_m if lrf_valid else 0.0,
+                                            round(lrf_r.sample_t_s * 1e6) if (lrf_valid or lrf_new) else 0,
+                                            flags, dv_accum, dtheta_accum))
             if realtime:
                 lag = wall_start + step * dt - time.perf_counter()
                 if lag > 0:

@@ -140,18 +140,6 @@ class ImuConfig:
         return _dc_replace(self, **kw)
 
 
-def _quantise(values, residual: list, lsb: float) -> list:
-    """Round each increment to whole ``lsb`` counts, carrying the remainder in ``residual``
-    (updated in place) into the next interval, as an IMU's counters do."""
-    out = []
-    for i in range(3):
-        x = values[i] + residual[i]
-        k = round(x / lsb) * lsb
-        residual[i] = x - k
-        out.append(k)
-    return out
-
-
 #: IMU classes (ImuConfig.navigation_grade, .tactical_grade): accelerometer and gyro bias sigma
 #: (m/s^2, rad/s), velocity and angle random walk (m/s^2/sqrt(Hz), rad/s/sqrt(Hz)), accelerometer
 #: and gyro scale-factor errors per axis (fraction)
@@ -176,25 +164,50 @@ class Imu:
         self._pos = c.position_body_m
         self._lever = self._pos != (0.0, 0.0, 0.0)
         self._noisy = c.accel_noise_density > 0.0 or c.gyro_noise_density > 0.0
-        # the measurement model as one float64 vector for the accumulate kernel (MODEL_FIELDS)
+        # the measurement model as one float64 vector for the kernels (MODEL_FIELDS)
         self._model = np.array([*self._ka, *accel_bias, c.accel_saturation_mps2,
                                 *self._kg, *gyro_bias, c.gyro_saturation_rad_s,
                                 *self._pos, 1.0 if self._lever else 0.0, 1.0 if self._noisy else 0.0,
-                                c.accel_noise_density, c.gyro_noise_density, _BLOCK])
-        self._dt_min = (1.0 / c.rate_hz) * (1.0 - 1e-9)   # shortest valid read interval, s
+                                c.accel_noise_density, c.gyro_noise_density, _BLOCK,
+                                (1.0 / c.rate_hz) * (1.0 - 1e-9),   # shortest valid read interval, s
+                                c.dv_lsb_mps, c.dtheta_lsb_rad, 0.0, 0.0, 0.0])
         # increments since the last read: dv (m/s, 3), dtheta (rad, 3), interval (s) (ACC_FIELDS)
         self._acc = np.zeros(len(ACC_FIELDS))
-        self._quantised = c.dv_lsb_mps > 0.0 or c.dtheta_lsb_rad > 0.0
         # unit normal draws, six per accumulate, drawn in blocks of _BLOCK rows (row-major)
         self._noise = np.zeros(_BLOCK * 6)
+        # the last reading, the running sums of the reported increments (f64) after and before
+        # it, the quantisation residuals (READING_FIELDS)
+        self._out = np.zeros(len(READING_FIELDS))
         self._accumulate = load_accumulate_kernel()[0]
-        self._res_v = [0.0, 0.0, 0.0]   # quantisation residuals
-        self._res_t = [0.0, 0.0, 0.0]
-        # running sums of the reported increments (f64), before and after the last read
-        self._acc_v = self._acc_t = self._prev_v = self._prev_t = (0.0, 0.0, 0.0)
-        self.accel_zero = False
-        self.gyro_zero = False
-        self.failed = False
+        self._read = load_read_kernel()[0]
+
+    # fault hooks (scenarios, tests): kept in the model vector, where the read kernel sees them
+    @property
+    def accel_zero(self) -> bool:
+        """The accelerometers read exactly 0 (Luna-25)."""
+        return self._model[_M_ACCEL_ZERO] != 0.0
+
+    @accel_zero.setter
+    def accel_zero(self, value: bool) -> None:
+        self._model[_M_ACCEL_ZERO] = 1.0 if value else 0.0
+
+    @property
+    def gyro_zero(self) -> bool:
+        """The gyros read exactly 0."""
+        return self._model[_M_GYRO_ZERO] != 0.0
+
+    @gyro_zero.setter
+    def gyro_zero(self, value: bool) -> None:
+        self._model[_M_GYRO_ZERO] = 1.0 if value else 0.0
+
+    @property
+    def failed(self) -> bool:
+        """Every reading is flagged invalid (Beresheet)."""
+        return self._model[_M_FAILED] != 0.0
+
+    @failed.setter
+    def failed(self, value: bool) -> None:
+        self._model[_M_FAILED] = 1.0 if value else 0.0
 
     def refill_noise(self) -> None:
         """Draw the next block of unit normals (the accumulate kernel asked for it)."""
@@ -202,19 +215,21 @@ class Imu:
         self._model[_M_NOISE_NEXT] = 0.0
 
     def kernel_arrays(self):
-        """``(model, acc, noise)``: the arrays ``accumulate_kernel`` works on (MODEL_FIELDS,
-        ACC_FIELDS, the noise block), for a compiled cycle that composes the IMU with the plant
-        (harness/cycle.py). When the kernel returns ACC_NEEDS_NOISE, call ``refill_noise()``."""
-        return self._model, self._acc, self._noise
+        """``(model, acc, noise, reading)``: the arrays ``accumulate_kernel`` and ``read_kernel``
+        work on (MODEL_FIELDS, ACC_FIELDS, the noise block, READING_FIELDS), for a compiled cycle
+        that composes the IMU with the plant (harness/cycle.py). When the accumulate kernel
+        returns ACC_NEEDS_NOISE, call ``refill_noise()``."""
+        return self._model, self._acc, self._noise, self._out
 
-    def use_kernel_arrays(self, model, acc, noise) -> None:
-        """Keep the model, accumulator and noise block in these arrays from now on (same shapes;
-        the current values are copied in): a compiled cycle lays several models out in one block."""
-        for new, old in zip((model, acc, noise), self.kernel_arrays()):
+    def use_kernel_arrays(self, model, acc, noise, reading) -> None:
+        """Keep the model, accumulator, noise block and reading in these arrays from now on (same
+        shapes; the current values are copied in): a compiled cycle lays several models out in
+        one block."""
+        for new, old in zip((model, acc, noise, reading), self.kernel_arrays()):
             if new.shape != old.shape:
                 raise ValueError(f"IMU kernel array of shape {new.shape}; expected {old.shape}")
             new[...] = old
-        self._model, self._acc, self._noise = model, acc, noise
+        self._model, self._acc, self._noise, self._out = model, acc, noise, reading
 
     @property
     def accel_bias(self) -> tuple:
@@ -243,46 +258,45 @@ class Imu:
         self.accumulate(f, w, dt)
 
     def read(self) -> ImuReading:
-        """Return the increments since the last read and reset them."""
-        acc = self._acc
-        dvx, dvy, dvz, thx, thy, thz, dt = acc.tolist()
-        acc.fill(0.0)
-        dv = (dvx, dvy, dvz)
-        dth = (thx, thy, thz)
-        if self._quantised:
-            c = self.config
-            if c.dv_lsb_mps > 0.0:
-                dv = tuple(_quantise(dv, self._res_v, c.dv_lsb_mps))
-            if c.dtheta_lsb_rad > 0.0:
-                dth = tuple(_quantise(dth, self._res_t, c.dtheta_lsb_rad))
-        if self.accel_zero:
-            dv = (0.0, 0.0, 0.0)
-        if self.gyro_zero:
-            dth = (0.0, 0.0, 0.0)
-        valid = (not self.failed) and dt >= self._dt_min
-        av, at = self._prev_v, self._prev_t = self._acc_v, self._acc_t
-        av = self._acc_v = (av[0] + dv[0], av[1] + dv[1], av[2] + dv[2])
-        at = self._acc_t = (at[0] + dth[0], at[1] + dth[1], at[2] + dth[2])
-        return _new_reading(ImuReading, (dv, dth, dt, valid, av, at))
+        """Return the increments since the last read and reset them (``read_kernel``)."""
+        self._read(self._model, self._acc, self._out)
+        return self.reading()
+
+    def reading(self) -> ImuReading:
+        """The last ``read()``'s reading again (a compiled cycle reads at the end of its substeps)."""
+        o = self._out.tolist()
+        return _new_reading(ImuReading, ((o[0], o[1], o[2]), (o[3], o[4], o[5]), o[6], o[7] != 0.0,
+                                         (o[8], o[9], o[10]), (o[11], o[12], o[13])))
 
     def report(self, reading: ImuReading) -> ImuReading:
         """The last ``read()``'s reading as finally reported (e.g. altered by a fault): the
         accumulators are redone from the increments in ``reading``; returns it with them."""
         dv, dth = reading.dv_body, reading.dtheta_body
-        pv, pt = self._prev_v, self._prev_t
-        av = self._acc_v = (pv[0] + dv[0], pv[1] + dv[1], pv[2] + dv[2])
-        at = self._acc_t = (pt[0] + dth[0], pt[1] + dth[1], pt[2] + dth[2])
+        o = self._out
+        pv0, pv1, pv2, pt0, pt1, pt2 = o[14:20].tolist()
+        av = (pv0 + dv[0], pv1 + dv[1], pv2 + dv[2])
+        at = (pt0 + dth[0], pt1 + dth[1], pt2 + dth[2])
+        o[8:14] = av + at
         return reading._replace(dv_accum_body=av, dtheta_accum_body=at)
-
 
 #: The accumulate kernel's measurement model (``Imu.kernel_arrays()[0]``): accelerometer scale
 #: (1 + error) and bias (m/s^2) per axis, saturation (m/s^2); the same for the gyros (rad/s);
-#: the IMU position (m, body), lever-arm term on (0/1), noise on (0/1), noise densities; last, the
-#: row of the noise block to use next (the one value in it that changes).
+#: the IMU position (m, body), lever-arm term on (0/1), noise on (0/1), noise densities, the row of
+#: the noise block to use next, the shortest valid read interval (s), the quantisation steps
+#: (m/s, rad; 0: none), and the fault hooks accel_zero, gyro_zero, failed (0/1).
 MODEL_FIELDS = ("ka_x", "ka_y", "ka_z", "ba_x", "ba_y", "ba_z", "accel_sat", "kg_x", "kg_y", "kg_z",
                 "bg_x", "bg_y", "bg_z", "gyro_sat", "pos_x", "pos_y", "pos_z", "lever", "noisy",
-                "accel_noise_density", "gyro_noise_density", "noise_next")
-_M_NOISE_NEXT = MODEL_FIELDS.index("noise_next")
+                "accel_noise_density", "gyro_noise_density", "noise_next", "dt_min_s", "dv_lsb_mps",
+                "dtheta_lsb_rad", "accel_zero", "gyro_zero", "failed")
+(_M_NOISE_NEXT, _M_DT_MIN, _M_DV_LSB, _M_DTHETA_LSB, _M_ACCEL_ZERO, _M_GYRO_ZERO,
+ _M_FAILED) = range(MODEL_FIELDS.index("noise_next"), len(MODEL_FIELDS))
+#: A reading (``Imu.read``): dv (m/s, body), dtheta (rad, body), interval (s), valid (0/1), the running
+#: sums of the reported dv and dtheta after it and before it, the quantisation residuals.
+READING_FIELDS = ("dv_x", "dv_y", "dv_z", "dtheta_x", "dtheta_y", "dtheta_z", "dt_s", "valid",
+                  "dv_accum_x", "dv_accum_y", "dv_accum_z", "dtheta_accum_x", "dtheta_accum_y", "dtheta_accum_z",
+                  "dv_accum_prev_x", "dv_accum_prev_y", "dv_accum_prev_z", "dtheta_accum_prev_x",
+                  "dtheta_accum_prev_y", "dtheta_accum_prev_z", "dv_residual_x", "dv_residual_y", "dv_residual_z",
+                  "dtheta_residual_x", "dtheta_residual_y", "dtheta_residual_z")
 #: Its accumulator: dv (m/s, body), dtheta (rad, body), interval (s) since the last read.
 ACC_FIELDS = ("dv_x", "dv_y", "dv_z", "dtheta_x", "dtheta_y", "dtheta_z", "dt_s")
 ACC_DONE, ACC_NEEDS_NOISE = 0, 1
@@ -352,6 +366,93 @@ def accumulate_kernel(model, acc, noise, fx, fy, fz, wx, wy, wz, dt):
         acc[5] = acc[5] + gz * dt
     acc[6] = acc[6] + dt
     return 0  # ACC_DONE
+
+
+def read_kernel(model, acc, out):
+    """The reading of the increments in acc since the last read, into out (READING_FIELDS); acc
+    is reset. Quantisation to whole counts of the model's steps carries the remainder into the
+    next read, as an IMU's counters do; accel_zero / gyro_zero read 0, failed flags it invalid,
+    as does an interval shorter than one IMU sample. The running sums follow the reading.
+    Plain Python on floats that numba compiles (``load_read_kernel``)."""
+    dvx = acc[0]
+    dvy = acc[1]
+    dvz = acc[2]
+    thx = acc[3]
+    thy = acc[4]
+    thz = acc[5]
+    dt = acc[6]
+    for i in range(7):
+        acc[i] = 0.0
+    lsb = model[23]
+    if lsb > 0.0:
+        x = dvx + out[20]
+        k = round(x / lsb) * lsb
+        out[20] = x - k
+        dvx = k
+        x = dvy + out[21]
+        k = round(x / lsb) * lsb
+        out[21] = x - k
+        dvy = k
+        x = dvz + out[22]
+        k = round(x / lsb) * lsb
+        out[22] = x - k
+        dvz = k
+    lsb = model[24]
+    if lsb > 0.0:
+        x = thx + out[23]
+        k = round(x / lsb) * lsb
+        out[23] = x - k
+        thx = k
+        x = thy + out[24]
+        k = round(x / lsb) * lsb
+        out[24] = x - k
+        thy = k
+        x = thz + out[25]
+        k = round(x / lsb) * lsb
+        out[25] = x - k
+        thz = k
+    if model[25] != 0.0:
+        dvx = dvy = dvz = 0.0
+    if model[26] != 0.0:
+        thx = thy = thz = 0.0
+    out[0] = dvx
+    out[1] = dvy
+    out[2] = dvz
+    out[3] = thx
+    out[4] = thy
+    out[5] = thz
+    out[6] = dt
+    out[7] = 1.0 if (model[27] == 0.0 and dt >= model[22]) else 0.0
+    for i in range(6):
+        out[14 + i] = out[8 + i]
+    out[8] = out[14] + dvx
+    out[9] = out[15] + dvy
+    out[10] = out[16] + dvz
+    out[11] = out[17] + thx
+    out[12] = out[18] + thy
+    out[13] = out[19] + thz
+
+
+_READ = None
+
+
+def load_read_kernel():
+    """``(kernel, compiled)``: read_kernel compiled by numba (once per process, cached on disk), or
+    the plain-Python one without numba or with ``NUMBA_DISABLE_JIT=1``."""
+    global _READ
+    if _READ is None:
+        compiled = load_accumulate_kernel()[1]
+        if not compiled:
+            _READ = (read_kernel, False)
+        else:
+            import numba
+
+            a8 = numba.float64[::1]
+            try:
+                _READ = (numba.njit([numba.void(a8, a8, a8)], cache=True, nogil=True)(read_kernel), True)
+            except RuntimeError:
+                _READ = (numba.njit([numba.void(a8, a8, a8)], nogil=True)(read_kernel), True)
+    return _READ
 
 
 _ACCUMULATE = None

@@ -102,10 +102,12 @@ def test_the_kernel_takes_the_usual_step_and_hands_the_rest_to_the_general_path(
 
 
 def test_a_compiled_cycle_equals_the_python_substeps_with_noise_refills():
-    """Three substeps per cycle with a noisy IMU: the noise block (256 rows) is used up and drawn
-    again inside cycles; the plant and the IMU readings match the per-substep Python path."""
+    """Three substeps per cycle with a noisy, quantising IMU: the noise block (256 rows) is used
+    up and drawn again inside cycles; the plant, and the reading the cycle ends with, match the
+    per-substep Python path and a read at the end."""
     fast, ref, rng = _plant_pair(6, "flat", 3000.0, 300.0)
-    cfg = ImuConfig.tactical_grade().replace(position_body_m=(0.3, -0.2, 0.5))
+    cfg = ImuConfig.tactical_grade().replace(position_body_m=(0.3, -0.2, 0.5), dv_lsb_mps=1e-3,
+                                              dtheta_lsb_rad=2e-5)
     imu_fast, imu_ref = Imu(cfg, np.random.default_rng(9)), Imu(cfg, np.random.default_rng(9))
     cycle = Cycle(fast, imu_fast)
     for k in range(400):
@@ -117,7 +119,7 @@ def test_a_compiled_cycle_equals_the_python_substeps_with_noise_refills():
             if ref.touched_down:
                 break
         assert _state_bits(fast) == _state_bits(ref), f"cycle {k}"
-        a, b = imu_fast.read(), imu_ref.read()
+        a, b = imu_fast.reading(), imu_ref.read()
         assert _bits((*a.dv_body, *a.dtheta_body, a.dt_s, *a.dv_accum_body, *a.dtheta_accum_body)) == \
             _bits((*b.dv_body, *b.dtheta_body, b.dt_s, *b.dv_accum_body, *b.dtheta_accum_body)), f"cycle {k}"
         if fast.touched_down:
@@ -153,3 +155,28 @@ def test_the_cycle_kernels_cache_key_follows_the_code_it_inlines(monkeypatch):
 
     monkeypatch.setattr(cycle_mod, "accumulate_kernel", accumulate_kernel)
     assert cycle_mod._kernel_stamp() != before
+
+
+def test_the_imu_read_kernel_rounds_as_python_does_compiled_or_not():
+    """Quantisation rounds half to even (Python's round): the compiled read kernel must give the
+    interpreted one's bits, ties included, for the increments, residuals and running sums."""
+    from sensor_models.imu import MODEL_FIELDS, READING_FIELDS, load_read_kernel, read_kernel
+
+    compiled, is_compiled = load_read_kernel()
+    if not is_compiled:
+        pytest.skip("numba is not installed or NUMBA_DISABLE_JIT=1: nothing compiled to compare")
+    rng = np.random.default_rng(11)
+    model = np.zeros(len(MODEL_FIELDS))
+    model[MODEL_FIELDS.index("dt_min_s")] = 0.0025
+    model[MODEL_FIELDS.index("dv_lsb_mps")] = 0.5
+    model[MODEL_FIELDS.index("dtheta_lsb_rad")] = 0.25
+    out_py, out_c = np.zeros(len(READING_FIELDS)), np.zeros(len(READING_FIELDS))
+    for k in range(2000):
+        # ties (x / lsb exactly k + 0.5) every other read, random values between
+        inc = (rng.integers(-9, 9, 6) + 0.5) * np.array([0.5] * 3 + [0.25] * 3) if k % 2 else rng.normal(0, 3, 6)
+        acc = np.array([*inc, 0.02])
+        acc_c = acc.copy()
+        read_kernel(model, acc, out_py)
+        compiled(model, acc_c, out_c)
+        assert out_py.tobytes() == out_c.tobytes(), k
+        assert not acc.any() and not acc_c.any()
