@@ -52,12 +52,17 @@ def _on_block(stamp: str, bounds: tuple):
     a constant of the compiled function like ``stamp``, which numba hashes into the cache key
     with the closure)."""
     (x0, x1), (p0, p1), (c0, c1), (i0, i1), (m0, m1), (a0, a1), (n0, n1), (r0, r1) = bounds
+    n_state = x1 - x0  # the plant state vector, at the start of the block
 
-    def advance_block(block, thr, engine_on, tx, ty, tz, dt, n):
+    def advance_block(block, history, row, thr, engine_on, tx, ty, tz, dt, n):
         if stamp == "":  # never: the stamp only has to be part of the function
             return -1
-        return advance_kernel(block[x0:x1], block[p0:p1], block[c0:c1], block[i0:i1], block[m0:m1],
+        done = advance_kernel(block[x0:x1], block[p0:p1], block[c0:c1], block[i0:i1], block[m0:m1],
                               block[a0:a1], block[n0:n1], block[r0:r1], thr, engine_on, tx, ty, tz, dt, n)
+        if done == n and row < history.shape[0]:
+            for k in range(n_state):
+                history[row, k] = block[k]
+        return done
     return advance_block
 
 
@@ -83,7 +88,8 @@ def load_advance_kernel(bounds: tuple):
             register_jitable(read_kernel)
             register_jitable(advance_kernel)
             f8 = numba.float64
-            sig = numba.int64(numba.float64[::1], f8, numba.boolean, f8, f8, f8, f8, numba.int64)
+            sig = numba.int64(numba.float64[::1], numba.float64[:, ::1], numba.int64, f8, numba.boolean, f8, f8, f8,
+                              f8, numba.int64)
             fn = _on_block(_kernel_stamp(), bounds)
             try:
                 _ADVANCE[bounds] = (numba.njit([sig], cache=True, nogil=True)(fn), True)
@@ -119,11 +125,29 @@ class Cycle:
         imu.use_kernel_arrays(*v[4:])
         bounds = tuple(span[id(a)] for a in (x, par, ctl, imu_in, model, acc, noise, reading))
         self._kernel = load_advance_kernel(bounds)[0]
-        if self._kernel is None:  # interpreted: the arrays one by one
-            self._kernel = lambda block, *cmd: advance_kernel(*v, *cmd)
         self._observed = self.block[:x.size + reading.size]
+        if self._kernel is None:  # interpreted: the arrays one by one
+            def interpreted(block, history, row, *cmd, n_state=x.size):
+                done = advance_kernel(*v, *cmd)
+                if done == cmd[-1] and row < history.shape[0]:
+                    history[row] = block[:n_state]
+                return done
+            self._kernel = interpreted
         #: where the IMU's reading starts in ``observation()`` (READING_FIELDS follow)
         self.reading_at = x.size
+        #: the plant's state vector after each cycle (row k + 1 after the k-th ``advance``; row 0:
+        #: when ``keep_history`` was called); rows past its end are not kept
+        self._x = x
+        self.history = np.empty((0, x.size))
+        self._row = 0
+
+    def keep_history(self, rows: int) -> None:
+        """Keep the plant's state vector after each of the next ``rows - 1`` cycles in ``history``,
+        the current one in its row 0 (a run's truth record, written by the compiled cycle itself;
+        rows not reached yet hold no data)."""
+        self.history = np.empty((rows, self._x.size))
+        self.history[0] = self.plant.kernel_arrays()[0]
+        self._row = 1
 
     def observation(self) -> list:
         """The plant's state vector (STATE_FIELDS) and then the IMU's last reading (READING_FIELDS
@@ -137,8 +161,10 @@ class Cycle:
         if plant.touchdown_state is not None:
             return True
         throttle, engine_on, (tx, ty, tz) = act
+        row = self._row
+        self._row = row + 1
         try:
-            done = self._kernel(self.block, throttle, engine_on, tx, ty, tz, dt, n)
+            done = self._kernel(self.block, self.history, row, throttle, engine_on, tx, ty, tz, dt, n)
         except TypeError:  # a command of other types than floats: the models' Python methods take it
             done = 0
         if done:
@@ -151,6 +177,8 @@ class Cycle:
                 if plant.touchdown_state is not None:
                     break
             imu.read()
+            if row < self.history.shape[0]:
+                self.history[row] = plant.kernel_arrays()[0]
         return plant.touchdown_state is not None
 
 

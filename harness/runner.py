@@ -318,7 +318,7 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
     imu.read()  # the first reading (nothing integrated yet: flagged invalid); later ones end each cycle
     ground = plant.terrain
 
-    rows: list[tuple] = []
+    rows: list[tuple] = []  # per cycle: what the truth record (cycle.history) does not hold
     record = rows.append
     new_tuple = tuple.__new__  # builds a NamedTuple (Sensors, ActuatorCommand) without its Python-level __new__
     LRF_VALID, IMU_VALID, LRF_NEW = p.SENSORS_LRF_VALID, p.SENSORS_IMU_VALID, p.SENSORS_LRF_NEW
@@ -336,6 +336,7 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
     hold = policy == "hold"
     firmware = "unknown"
     n_steps = int(round(scenario.t_max_s / dt))
+    cycle.keep_history(n_steps + 2)  # the truth record: the plant state at each cycle's start
     late_frames = 0
     loop_wall_s = math.nan
     if pacing not in ("lockstep", "realtime"):
@@ -394,8 +395,7 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
                     applied = p.Command(0.0, (0.0, 0.0, 0.0), command.sensors_seq, command.mode, 0)
             # record this cycle (truth at t, what was sent, what came back); derived columns
             # (vertical speed, tilt, ...) are computed for all rows at once after the run
-            record((t_s, altitude, *x[1:11], x[14], x[17],
-                    applied.throttle, applied.flags & ENGINE_ON, applied.mode,
+            record((altitude, applied.throttle, applied.flags & ENGINE_ON, applied.mode,
                     lrf_r.range_m if lrf_valid else math.nan, lrf_valid, lrf_new))
             if answer is None and policy == "fail":
                 raise CommandLost(f"COMMAND lost in cycle {step} (t={t_us / 1e6:.3f} s, SENSORS seq "
@@ -422,7 +422,7 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
             error += f" [{transport.diagnose()}]"
     finally:
         link.close()
-    tm = _columns(rows, site_radius)
+    tm = _columns(cycle.history[:len(rows)], rows, site_radius)
     _merge_telemetry(tm, link.telemetry_records(), dt_us)
     rt = np.asarray(link.stats.round_trip_s)
     tlm = link.telemetry
@@ -449,25 +449,26 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
     return result
 
 
-_RAW = ("t_s", "altitude_m", "rx", "ry", "rz", "vx", "vy", "vz", "qw", "qx", "qy", "qz", "mass_kg", "thrust_n",
-        "throttle_cmd", "engine_on", "mode", "lrf_range_m", "lrf_valid", "lrf_new")
+_SENT = ("altitude_m", "throttle_cmd", "engine_on", "mode", "lrf_range_m", "lrf_valid", "lrf_new")
 
 
-def _columns(rows: list[tuple], site_radius: float) -> dict[str, np.ndarray]:
-    """The per-cycle record as COLUMNS arrays: raw truth (MCI position, velocity, attitude)
-    turned into vertical and horizontal speed, tilt from local up, height above the site."""
-    raw = np.fromiter(itertools.chain.from_iterable(rows), float, len(rows) * len(_RAW)).reshape(-1, len(_RAW))
-    col = {name: raw[:, i] for i, name in enumerate(_RAW)}
-    r = raw[:, 2:5]
-    v = raw[:, 5:8]
-    rn = np.linalg.norm(r, axis=1) if len(raw) else np.zeros(0)
-    up = r / rn[:, None] if len(raw) else r
+def _columns(truth: np.ndarray, rows: list[tuple], site_radius: float) -> dict[str, np.ndarray]:
+    """The per-cycle record as COLUMNS arrays: raw truth (``Cycle.history``: the plant's state
+    vector at each cycle's start, MCI position, velocity, attitude) turned into vertical and
+    horizontal speed, tilt from local up, height above the site; with what was sent and received."""
+    sent = np.fromiter(itertools.chain.from_iterable(rows), float, len(rows) * len(_SENT)).reshape(-1, len(_SENT))
+    col = {name: sent[:, i] for i, name in enumerate(_SENT)}
+    col.update(t_s=truth[:, 0], mass_kg=truth[:, 14], thrust_n=truth[:, 17])
+    r = truth[:, 1:4]
+    v = truth[:, 4:7]
+    rn = np.linalg.norm(r, axis=1) if len(r) else np.zeros(0)
+    up = r / rn[:, None] if len(r) else r
     v_up = np.einsum("ij,ij->i", v, up)
     v_h = np.sqrt(np.maximum(0.0, np.einsum("ij,ij->i", v, v) - v_up * v_up))
-    w, x, y, z = raw[:, 8], raw[:, 9], raw[:, 10], raw[:, 11]
+    w, x, y, z = truth[:, 7], truth[:, 8], truth[:, 9], truth[:, 10]
     zb = np.stack([2 * (x * z + w * y), 2 * (y * z - w * x), 1 - 2 * (x * x + y * y)], axis=1)  # body +z in MCI
     cos_tilt = np.clip(np.einsum("ij,ij->i", zb, up), -1.0, 1.0)
-    n = len(raw)
+    n = len(truth)
     derived = {"v_up_mps": v_up, "v_horizontal_mps": v_h, "tilt_deg": np.degrees(np.arccos(cos_tilt)),
                "truth_alt_site_m": rn - site_radius, "gravity_mps2": MOON_GM / (rn * rn),
                "est_alt_m": np.full(n, np.nan), "lrf_status": np.zeros(n), "lrf_innovation_m": np.full(n, np.nan)}
