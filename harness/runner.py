@@ -358,7 +358,10 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
             if altitude != altitude:
                 altitude = plant.altitude_agl()
             # the Moon-fixed view of the terrain if the Moon turns
-            lrf_r = lrf.update(t_s, plant.state, ground) if lrf.due(t_s) else lrf.deliver(t_s)
+            if lrf.next_sample_t_s <= t_s + 1e-9:  # lrf.due(t_s): it samples the terrain
+                lrf_r = lrf.update(t_s, plant.state, ground)
+            else:
+                lrf_r = lrf.deliver(t_s)
             if faulty:
                 faults.update(t_s, altitude, command.mode)
             if imu_faults:

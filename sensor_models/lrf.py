@@ -141,6 +141,7 @@ class LaserRangefinder:
         self.acquired = (config.acquire_range_m is None and config.acquire_altitude_m is None
                          and config.acquire_time_s is None)
         self._k_next = 0            # index of the next sample instant
+        self.next_sample_t_s = 0.0  # and its time (s): ``update`` needs the plant state from then on
         self._buf: deque = deque()  # pending samples, oldest first
         self._delivered: LrfReading = NO_READING
         self._last_sample: Optional[LrfReading] = None
@@ -182,7 +183,7 @@ class LaserRangefinder:
         rng_true = self.true_range(r_mci, q, terrain, max(cfg.max_range_m, cfg.acquire_range_m or 0.0))
         self.last_true_range_m = rng_true
         if not self.powered:
-            return LrfReading(0.0, False, t_k, True)
+            return _new_reading(LrfReading, (0.0, False, t_k, True))
         if not self.acquired:
             ok = True
             if cfg.acquire_range_m is not None:
@@ -194,23 +195,22 @@ class LaserRangefinder:
             if ok and cfg.acquire_time_s is not None:
                 ok = t_k >= cfg.acquire_time_s - 1e-9
             if not ok:
-                return LrfReading(0.0, False, t_k, True)
+                return _new_reading(LrfReading, (0.0, False, t_k, True))
             self.acquired = True
         if rng_true is None or rng_true > rmax or rng_true < cfg.min_range_m:
-            return LrfReading(0.0, False, t_k, True)
+            return _new_reading(LrfReading, (0.0, False, t_k, True))
         if u1 < cfg.dropout_prob:
-            return LrfReading(0.0, False, t_k, True)
-        sig = math.sqrt(cfg.noise_sigma_m ** 2 + (cfg.noise_frac * rng_true) ** 2)
-        meas = rng_true + sig * n1
+            return _new_reading(LrfReading, (0.0, False, t_k, True))
+        meas = rng_true + math.sqrt(cfg.noise_sigma_m ** 2 + (cfg.noise_frac * rng_true) ** 2) * n1
         if u2 < cfg.outlier_prob:
             meas += cfg.outlier_sigma_m * n2
         if meas < 0.0:
             meas = 0.0
-        return LrfReading(meas, True, t_k, True)
+        return _new_reading(LrfReading, (meas, True, t_k, True))
 
     def due(self, t_s: float) -> bool:
         """A sample instant falls in (last update, t_s]: ``update`` needs the plant state."""
-        return self._k_next * self.period_s <= t_s + 1e-9
+        return self.next_sample_t_s <= t_s + 1e-9
 
     def update(self, t_s: float, plant_state, terrain) -> LrfReading:
         """Take the samples due by ``t_s`` and return the reading delivered at ``t_s``."""
@@ -235,6 +235,7 @@ class LaserRangefinder:
                     rk = r
                 self._buf.append(self._sample(t_k, rk, v, q, terrain))
             self._k_next = k_last + 1
+            self.next_sample_t_s = self._k_next * per
         return self.deliver(t_s)
 
     def deliver(self, t_s: float) -> LrfReading:
