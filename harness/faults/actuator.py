@@ -15,7 +15,6 @@ class ThrustScale(Fault):
 
     layer: ClassVar[str] = "actuator"
     type_name: ClassVar[str] = "thrust_scale"
-    units: ClassVar[dict] = {"scale": "-"}
     scale: float = 1.2
 
     def thrust_scale(self):
@@ -30,7 +29,6 @@ class ThrustLoss(ThrustScale):
     """Loss of ``fraction`` of the thrust (SLIM: one of two engines, 0.5)."""
 
     type_name: ClassVar[str] = "thrust_loss"
-    units: ClassVar[dict] = {"fraction": "-"}
     scale: float = field(default=1.0, repr=False, init=False)
     fraction: float = 0.5
 
@@ -45,7 +43,6 @@ class ThrottleStuck(Fault):
 
     layer: ClassVar[str] = "actuator"
     type_name: ClassVar[str] = "throttle_stuck"
-    units: ClassVar[dict] = {"value": "- (0..1) or none"}
     value: float | None = None
 
     def reset(self):
@@ -81,7 +78,6 @@ class RcsFailure(Fault):
 
     layer: ClassVar[str] = "actuator"
     type_name: ClassVar[str] = "rcs_failure"
-    units: ClassVar[dict] = {"axes": "x/y/z letters", "scale": "-"}
     axes: str = "xyz"
     scale: float = 0.0
 

@@ -14,7 +14,6 @@ class Fault:
 
     layer: ClassVar[str] = ""
     type_name: ClassVar[str] = ""
-    units: ClassVar[dict] = {}
 
     trigger: Trigger = START
     duration_s: float = INF

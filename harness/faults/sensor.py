@@ -49,7 +49,6 @@ class LrfLateAcquisition(LrfFault):
     ``acquire_altitude_m`` (m) (ispace M2: spec 3,000 m, first valid sample below ~900 m)."""
 
     type_name: ClassVar[str] = "lrf_late_acquisition"
-    units: ClassVar[dict] = {"acquire_altitude_m": "m"}
     acquire_altitude_m: float = 900.0
 
     def reset(self):
@@ -70,7 +69,6 @@ class LrfDropout(LrfFault):
     ``burst_samples`` consecutive samples."""
 
     type_name: ClassVar[str] = "lrf_dropout"
-    units: ClassVar[dict] = {"prob": "-", "burst_samples": "samples"}
     prob: float = 0.2
     burst_samples: int = 1
 
@@ -101,7 +99,6 @@ class LrfBias(LrfFault):
     """Range + ``bias_m`` (m)."""
 
     type_name: ClassVar[str] = "lrf_bias"
-    units: ClassVar[dict] = {"bias_m": "m"}
     bias_m: float = 50.0
 
     def corrupt(self, r):
@@ -113,7 +110,6 @@ class LrfScale(LrfFault):
     """Range * (1 + ``scale_error``) (dimensionless; 0.05 = reads 5 % long)."""
 
     type_name: ClassVar[str] = "lrf_scale"
-    units: ClassVar[dict] = {"scale_error": "-"}
     scale_error: float = 0.05
 
     def corrupt(self, r):
@@ -126,7 +122,6 @@ class LrfStuck(LrfFault):
     None, the last valid range before the fault started."""
 
     type_name: ClassVar[str] = "lrf_stuck"
-    units: ClassVar[dict] = {"value_m": "m"}
     value_m: float | None = None
 
     def reset(self):
@@ -150,7 +145,6 @@ class LrfNoise(LrfFault):
     an outlier N(0, ``outlier_sigma_m``) (IM-2: noisy altimeter that never cleared)."""
 
     type_name: ClassVar[str] = "lrf_noise"
-    units: ClassVar[dict] = {"sigma_m": "m", "outlier_prob": "-", "outlier_sigma_m": "m"}
     sigma_m: float = 10.0
     outlier_prob: float = 0.0
     outlier_sigma_m: float = 0.0
@@ -172,7 +166,6 @@ class LrfMaxRange(LrfFault):
     """The LRF's maximum range drops to ``max_range_m`` (m): longer ranges are invalid."""
 
     type_name: ClassVar[str] = "lrf_max_range"
-    units: ClassVar[dict] = {"max_range_m": "m"}
     max_range_m: float = 1000.0
 
     def corrupt(self, r):
@@ -187,7 +180,6 @@ class ImuBias(Fault):
 
     layer: ClassVar[str] = "sensor"
     type_name: ClassVar[str] = "imu_bias"
-    units: ClassVar[dict] = {"accel_bias_mps2": "m/s^2 (3)", "gyro_bias_rad_s": "rad/s (3)"}
     accel_bias_mps2: tuple = (0.0, 0.0, 0.05)
     gyro_bias_rad_s: tuple = (0.0, 0.0, 0.0)
 
@@ -207,7 +199,6 @@ class ImuNoise(Fault):
 
     layer: ClassVar[str] = "sensor"
     type_name: ClassVar[str] = "imu_noise"
-    units: ClassVar[dict] = {"accel_noise_density": "m/s^2/sqrt(Hz)", "gyro_noise_density": "rad/s/sqrt(Hz)"}
     accel_noise_density: float = 0.01
     gyro_noise_density: float = 0.0
 
@@ -229,7 +220,6 @@ class ImuStuckZero(Fault):
 
     layer: ClassVar[str] = "sensor"
     type_name: ClassVar[str] = "imu_stuck_zero"
-    units: ClassVar[dict] = {"accel": "bool", "gyro": "bool"}
     accel: bool = True
     gyro: bool = False
 
@@ -249,8 +239,6 @@ class ImuGlitch(Fault):
 
     layer: ClassVar[str] = "sensor"
     type_name: ClassVar[str] = "imu_glitch"
-    units: ClassVar[dict] = {"mode": "invalid|spike|reset_gap", "spike_dv_mps": "m/s (3)",
-                             "spike_dtheta_rad": "rad (3)"}
     MODES: ClassVar[tuple] = ("invalid", "spike", "reset_gap")
     mode: str = "invalid"
     spike_dv_mps: tuple = (0.0, 0.0, 5.0)
