@@ -181,13 +181,7 @@ class ImuFault(Fault):
     layer: ClassVar[str] = "sensor"
 
     def imu(self, r):
-        if not self.active:
-            return r
-        self.effects += 1
-        return self.corrupt(r)
-
-    def corrupt(self, r):
-        return r
+        return self.while_active(r)
 
     @staticmethod
     def added(r, dv_mps, dtheta_rad):
