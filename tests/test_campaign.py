@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from campaign_helpers import misbehaving_spec
 from harness.campaign import load_spec, plan, rerun, results, run_campaign
 from harness.campaign.spec import apply_overrides, spec_from_dict
 from harness.errors import ConfigError
@@ -26,7 +27,6 @@ REPO = Path(__file__).resolve().parent.parent
 TESTS = Path(__file__).resolve().parent
 if str(TESTS) not in sys.path:  # worker processes import campaign_helpers
     sys.path.insert(0, str(TESTS))
-from campaign_helpers import misbehaving_spec  # noqa: E402
 
 
 def _env():
