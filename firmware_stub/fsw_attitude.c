@@ -21,20 +21,12 @@ void fsw_att_configure(fsw_att_cfg_t *c, const fsw_params_t *p)
 void fsw_att_step(const fsw_att_cfg_t *c, const float q_mci_body[4], const float w_body[3],
                   const float thrust_dir_mci[3], float throttle, fsw_att_out_t *out)
 {
-    float d[3], e[3], s, k;
+    static const float body_z[3] = { 0.0f, 0.0f, 1.0f };
+    float d[3], e[3], k;
     int i;
 
     fsw_qrotf_inv(q_mci_body, thrust_dir_mci, d);   /* desired direction in body */
-    s = fsw_norm3f(d);
-    if (s > 0.0f) {
-        d[0] /= s;
-        d[1] /= s;
-        d[2] /= s;
-    } else {
-        d[0] = 0.0f;
-        d[1] = 0.0f;
-        d[2] = 1.0f;
-    }
+    fsw_unitf(d, 3, 0.0f, body_z);                  /* no direction: keep the thrust axis */
     /* z x d = (-d_y, d_x, 0), |z x d| = sin(err); scale to 2 sin(err/2). */
     if (d[2] > -0.999f) {
         k = sqrtf(2.0f / (1.0f + d[2]));

@@ -83,20 +83,28 @@ static inline void fsw_qmulf(const float a[4], const float b[4], float out[4])
     out[3] = z;
 }
 
+/*
+ * v = v / |v| for a vector of n (<= 4) elements; when |v| <= min_norm (or is NaN) v = fallback
+ * instead. The squares are summed in element order, so a 3-vector's norm is fsw_norm3f's.
+ */
+static inline void fsw_unitf(float *v, int n, float min_norm, const float *fallback)
+{
+    float s = 0.0f;
+    int i;
+    for (i = 0; i < n; i++) {
+        s += v[i] * v[i];
+    }
+    s = sqrtf(s);
+    for (i = 0; i < n; i++) {
+        v[i] = s > min_norm ? v[i] / s : fallback[i];
+    }
+}
+
+/* q = q / |q|; a zero quaternion becomes the identity. */
 static inline void fsw_qnormf(float q[4])
 {
-    float n = sqrtf(q[0] * q[0] + q[1] * q[1] + q[2] * q[2] + q[3] * q[3]);
-    if (n > 0.0f) {
-        q[0] /= n;
-        q[1] /= n;
-        q[2] /= n;
-        q[3] /= n;
-    } else {
-        q[0] = 1.0f;
-        q[1] = 0.0f;
-        q[2] = 0.0f;
-        q[3] = 0.0f;
-    }
+    static const float identity[4] = { 1.0f, 0.0f, 0.0f, 0.0f };
+    fsw_unitf(q, 4, 0.0f, identity);
 }
 
 /*

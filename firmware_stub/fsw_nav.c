@@ -14,8 +14,8 @@
 
 void fsw_nav_configure(fsw_nav_t *nav, const fsw_params_t *p)
 {
+    static const float body_minus_z[3] = { 0.0f, 0.0f, -1.0f };   /* boresight when none is given */
     fsw_nav_cfg_t *c = &nav->cfg;
-    float n;
     double rs2 = p->SITE_R_X * p->SITE_R_X + p->SITE_R_Y * p->SITE_R_Y + p->SITE_R_Z * p->SITE_R_Z;
 
     c->gm = p->GM;
@@ -31,16 +31,7 @@ void fsw_nav_configure(fsw_nav_t *nav, const fsw_params_t *p)
     c->bore_body[0] = (float)p->LRF_BORE_X;
     c->bore_body[1] = (float)p->LRF_BORE_Y;
     c->bore_body[2] = (float)p->LRF_BORE_Z;
-    n = fsw_norm3f(c->bore_body);
-    if (n > 1e-6f) {
-        c->bore_body[0] /= n;
-        c->bore_body[1] /= n;
-        c->bore_body[2] /= n;
-    } else {
-        c->bore_body[0] = 0.0f;
-        c->bore_body[1] = 0.0f;
-        c->bore_body[2] = -1.0f;
-    }
+    fsw_unitf(c->bore_body, 3, 1e-6f, body_minus_z);
     c->lrf_pos_body[0] = (float)p->LRF_POS_X;
     c->lrf_pos_body[1] = (float)p->LRF_POS_Y;
     c->lrf_pos_body[2] = (float)p->LRF_POS_Z;

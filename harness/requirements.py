@@ -61,15 +61,43 @@ SIGNALS: dict[str, tuple[str, str]] = {
 _PHASE_RANK = {0: 0.0, 1: 1.0, 2: 2.0, 5: 2.5, 3: 3.0, 4: 4.0}
 
 
+# Identifiers of rtamt's STL grammar that are not signals.
+_KEYWORDS = {"always", "eventually", "historically", "once", "since", "until", "unless", "precedes", "implies",
+             "and", "or", "not", "iff", "xor", "abs", "sqrt", "exp", "pow", "prev", "next", "rise", "fall",
+             "true", "false", "G", "F", "H", "O", "S", "U", "X", "s", "ms", "us", "ns"}
+
+
+def signals_in(formula: str) -> list[str]:
+    """The signals a formula uses; an identifier that is neither a signal nor STL is an error."""
+    names = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", re.sub(r"\d+(\.\d*)?([eE][-+]?\d+)?", " ", formula)))
+    unknown = sorted(n for n in names if n not in SIGNALS and n not in _KEYWORDS)
+    if unknown:
+        raise ConfigError(f"requirement {formula!r}: unknown signal {unknown[0]!r}; allowed signals: "
+                          f"{', '.join(SIGNALS)}")
+    return sorted(n for n in names if n in SIGNALS)
+
+
+def formula_unit(formula: str) -> str:
+    """The unit of a formula's robustness: the units of the signals it uses (" | " between
+    different ones; "1" when all are dimensionless)."""
+    units = sorted({SIGNALS[s][0] for s in signals_in(formula)} - {"1"})
+    return " | ".join(units) or "1"
+
+
 @dataclass(frozen=True)
 class Requirement:
     """A named requirement: an STL formula template (``{v_vertical_max}`` etc. from the scenario's
-    envelope), the unit its robustness is in, and what it means."""
+    envelope), what it means, and the unit its robustness is in (by default ``formula_unit``:
+    given only where it says more than the signals' units)."""
 
     name: str
     formula: str
-    unit: str
     description: str
+    unit: str = ""
+
+    def __post_init__(self):
+        if not self.unit:   # the template's {placeholders} are limits, not signals
+            object.__setattr__(self, "unit", formula_unit(re.sub(r"\{\w+\}", " ", self.formula)))
 
     def formula_for(self, scenario=None) -> str:
         env = _envelope_values(scenario)
@@ -85,40 +113,33 @@ def _envelope_values(scenario) -> dict:
 
 
 LIBRARY: dict[str, Requirement] = {r.name: r for r in (
-    Requirement("touchdown_vertical", "always(td_v_down_mps <= {v_vertical_max})", "m/s",
+    Requirement("touchdown_vertical", "always(td_v_down_mps <= {v_vertical_max})",
                 "vertical speed at contact within the envelope (no touchdown: violated without bound)"),
-    Requirement("touchdown_horizontal", "always(td_v_horizontal_mps <= {v_horizontal_max})", "m/s",
+    Requirement("touchdown_horizontal", "always(td_v_horizontal_mps <= {v_horizontal_max})",
                 "horizontal speed at contact within the envelope"),
-    Requirement("touchdown_tilt", "always(td_tilt_deg <= {tilt_max_deg})", "deg",
-                "tilt at contact within the envelope"),
+    Requirement("touchdown_tilt", "always(td_tilt_deg <= {tilt_max_deg})", "tilt at contact within the envelope"),
     Requirement("touchdown_envelope",
                 "always((td_v_down_mps <= {v_vertical_max}) and (td_v_horizontal_mps <= {v_horizontal_max}) "
-                "and (td_tilt_deg <= {tilt_max_deg}))", "m/s | deg",
-                "all three touchdown limits (the minimum of their margins, each in its own unit)"),
-    Requirement("deceleration_margin", "always(decel_margin_frac >= 0)", "share of height",
+                "and (td_tilt_deg <= {tilt_max_deg}))",
+                "all three touchdown limits (the minimum of their margins, each in its own unit)", "m/s | deg"),
+    Requirement("deceleration_margin", "always(decel_margin_frac >= 0)",
                 "full thrust can always still slow the descent to the touchdown speed within the height left; "
-                "robustness: the smallest share of the height it would not need"),
-    Requirement("no_point_of_no_return", "always((alt_agl_m >= 10) implies (decel_margin_m >= 0))", "m",
+                "robustness: the smallest share of the height it would not need", "share of height"),
+    Requirement("no_point_of_no_return", "always((alt_agl_m >= 10) implies (decel_margin_m >= 0))",
                 "above 10 m, full thrust can always still stop the descent before the surface (robustness in m, "
                 "at most 5 m for a landing: the implication's own floor near 10 m)"),
-    Requirement("lrf_accepted_after_acquisition", "always(lrf_wait_s <= 5)", "s",
+    Requirement("lrf_accepted_after_acquisition", "always(lrf_wait_s <= 5)",
                 "the flight code accepts an LRF sample within 5 s of the first valid one"),
-    Requirement("throttle_within_limits", "always((throttle_cmd >= 0) and (throttle_cmd <= 1))", "1",
+    Requirement("throttle_within_limits", "always((throttle_cmd >= 0) and (throttle_cmd <= 1))",
                 "commanded throttle inside [0, 1]"),
-    Requirement("no_phase_regression", "always(phase_step >= 0)", "phase ranks",
+    Requirement("no_phase_regression", "always(phase_step >= 0)",
                 "the guidance phase never goes back (idle, braking, approach, contingency, terminal, "
-                "touchdown)"),
-    Requirement("touchdown_within_t_max", "eventually[0:{t_max_s}](alt_agl_m <= 0.5)", "m",
+                "touchdown)", "phase ranks"),
+    Requirement("touchdown_within_t_max", "eventually[0:{t_max_s}](alt_agl_m <= 0.5)",
                 "contact (height <= 0.5 m) before the scenario's time limit"),
     Requirement("estimate_error_near_ground", "always((alt_agl_m <= 100) implies (est_alt_error_abs_m <= 20))",
-                "m", "below 100 m the altitude estimate is within 20 m of the truth"),
+                "below 100 m the altitude estimate is within 20 m of the truth"),
 )}
-
-# Identifiers of rtamt's STL grammar that are not signals.
-_KEYWORDS = {"always", "eventually", "historically", "once", "since", "until", "unless", "precedes", "implies",
-             "and", "or", "not", "iff", "xor", "abs", "sqrt", "exp", "pow", "prev", "next", "rise", "fall",
-             "true", "false", "G", "F", "H", "O", "S", "U", "X", "s", "ms", "us", "ns"}
-
 
 @dataclass(frozen=True)
 class Robustness:
@@ -168,19 +189,7 @@ def resolve(req: str, scenario=None) -> tuple[str, str, str]:
     if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", req.strip()):
         raise ConfigError(f"requirement {req!r}: no such requirement in the library; allowed: "
                           f"{', '.join(LIBRARY)}, or an STL formula over the signals {', '.join(SIGNALS)}")
-    used = signals_in(req)
-    units = sorted({SIGNALS[s][0] for s in used} - {"1"})
-    return req.strip(), req.strip(), " | ".join(units) or "1"
-
-
-def signals_in(formula: str) -> list[str]:
-    """The signals a formula uses; an identifier that is neither a signal nor STL is an error."""
-    names = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", re.sub(r"\d+(\.\d*)?([eE][-+]?\d+)?", " ", formula)))
-    unknown = sorted(n for n in names if n not in SIGNALS and n not in _KEYWORDS)
-    if unknown:
-        raise ConfigError(f"requirement {formula!r}: unknown signal {unknown[0]!r}; allowed signals: "
-                          f"{', '.join(SIGNALS)}")
-    return sorted(n for n in names if n in SIGNALS)
+    return req.strip(), req.strip(), formula_unit(req)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ Imported by worker processes as ``campaign_helpers:misbehaving`` (tests/ on sys.
 """
 from __future__ import annotations
 
+import json
 import os
 import time
 from dataclasses import dataclass
@@ -42,3 +43,20 @@ def misbehaving():
 def short():
     """A cheap descent for plumbing tests: 12 s of the nominal terminal descent (ends in timeout)."""
     return terminal_descent(name="short", t_max_s=12.0)
+
+
+def misbehaving_spec(modes: list[str], runs_per_point: int, labels: list[str] | None = None) -> str:
+    """A campaign spec (TOML text) flying ``misbehaving`` once a sabotage mode of ``modes`` (the
+    sweep axis "mode", optionally ``labels``), ``runs_per_point`` runs each, wall timeout 8 s."""
+    labels_line = f"labels = {json.dumps(labels)}\n" if labels else ""
+    return f"""[campaign]
+scenario = "campaign_helpers:misbehaving"
+seed = 5
+runs_per_point = {runs_per_point}
+run_timeout_s = 8
+
+[[sweep]]
+name = "mode"
+path = "faults.0.mode"
+values = {json.dumps(modes)}
+{labels_line}"""

@@ -1,10 +1,9 @@
 """The C flight code's GNC through cffi: navigation filter, guidance, attitude,
 and a few closed-loop descents against a small self-contained plant.
 
-The plant here (MiniPlant) is deliberately simple and independent of the
-harness's plant models: rigid body, point-mass gravity, first-order engine
-lag, RCS torque limits, ideal IMU, LRF over flat (optionally stepped) terrain
-with latency. It exists so the flight code can be tested on its own.
+The plant (tests/miniplant.py, shared with tests/test_c_monitors.py) is
+deliberately simple and independent of the harness's plant models, so the
+flight code can be tested on its own.
 """
 from __future__ import annotations
 
@@ -13,18 +12,11 @@ import math
 import numpy as np
 import pytest
 
-from cfsw import G0, GM, PARAMS, Q_UP, R_MOON, boot_configured, qmul, qrot
+from cfsw import G0, GM, Q_UP, R_MOON, boot_configured, guid, params
+from miniplant import MiniPlant
 
 LRF_NO_SAMPLE, LRF_ACCEPTED, LRF_REJECTED, LRF_INVALID, LRF_LATCHED = range(5)
 IDLE, BRAKING, APPROACH, TERMINAL, TOUCHDOWN, CONTINGENCY = range(6)
-
-
-def params(ffi, lib, **over):
-    p = ffi.new("fsw_params_t *")
-    lib.fsw_params_defaults(p)
-    for k, v in over.items():
-        assert lib.fsw_param_set(p, PARAMS[k]["id"], float(v), ffi.NULL) == 0, k
-    return p
 
 
 def g_at(h):
@@ -240,12 +232,6 @@ def test_lrf_lever_arm_is_removed(fc):
 
 
 # ========================================================== guidance (e)
-def guid(ffi, lib, **over):
-    g = ffi.new("fsw_guid_t *")
-    lib.fsw_guid_reset(g, params(ffi, lib, **over))
-    return g
-
-
 def gstep(ffi, lib, g, alt, v_up, v_h=(0.0, 0.0), locked=1):
     gin = ffi.new("fsw_guid_in_t *")
     gin.alt = alt
@@ -373,72 +359,6 @@ def test_large_pointing_error_holds_min_throttle(fc):
 
 
 # ================================================= closed loop (MiniPlant)
-class MiniPlant:
-    """Minimal 6-DoF lander above a flat site at MCI +x (see module docstring)."""
-
-    I = np.diag([450.0, 480.0, 550.0])
-    TMAX, TMIN, ISP, TAU = 4000.0, 0.2, 320.0, 0.15
-    RCS = np.array([40.0, 40.0, 30.0])
-
-    def __init__(self, h0=3000.0, v0=(-60.0, 1.5, -1.0), mass=700.0, q0=Q_UP, terrain=lambda t: 0.0,
-                 lrf_latency=0.2, lrf_valid_below=None):
-        self.r = np.array([R_MOON + h0, 0.0, 0.0])
-        self.v = np.array(v0, float)
-        self.q = np.array(q0, float)
-        self.w = np.zeros(3)
-        self.m = mass
-        self.thrust = 0.0
-        self.t = 0.0
-        self.terrain = terrain
-        self.lrf_latency = lrf_latency
-        self.lrf_valid_below = lrf_valid_below
-        self.lrf_hist = []
-        self.landed = None
-
-    def height(self):
-        return float(np.linalg.norm(self.r)) - R_MOON
-
-    LRF_POS = np.array([0.5, 0.0, -0.6])  # body, relative to the centre of mass (reference lander)
-
-    def slant_range(self):
-        up = self.r / np.linalg.norm(self.r)
-        b = qrot(self.q, np.array([0.0, 0.0, -1.0]))
-        c = -float(b @ up)
-        h = self.height() + float(qrot(self.q, self.LRF_POS) @ up) - self.terrain(self.t)
-        return h / c if c > 0.05 else float("inf")
-
-    def advance(self, throttle, torque, engine_on, dt=0.02, n=4):
-        h = dt / n
-        cmd = min(max(throttle, self.TMIN), 1.0) * self.TMAX if engine_on else 0.0
-        tau = np.clip(np.array(torque, float), -self.RCS, self.RCS)
-        dv = np.zeros(3)
-        dth = np.zeros(3)
-        for _ in range(n):
-            self.thrust += (cmd - self.thrust) * (h / self.TAU)
-            f_body = np.array([0.0, 0.0, self.thrust / self.m])
-            rn = np.linalg.norm(self.r)
-            a = qrot(self.q, f_body) - GM * self.r / rn**3
-            self.v = self.v + a * h
-            self.r = self.r + self.v * h
-            wdot = np.linalg.solve(self.I, tau - np.cross(self.w, self.I @ self.w))
-            self.w = self.w + wdot * h
-            dq = np.concatenate([[1.0], 0.5 * self.w * h])
-            self.q = qmul(self.q, dq)
-            self.q /= np.linalg.norm(self.q)
-            self.m -= self.thrust / (self.ISP * G0) * h
-            dv += f_body * h
-            dth += self.w * h
-            self.t += h
-            if self.landed is None and self.height() <= self.terrain(self.t):
-                up = self.r / np.linalg.norm(self.r)
-                vv = float(self.v @ up)
-                vh = float(np.linalg.norm(self.v - vv * up))
-                tilt = math.degrees(math.acos(max(-1.0, min(1.0, float(qrot(self.q, np.array([0, 0, 1.0])) @ up)))))
-                self.landed = dict(t=self.t, v_vert=vv, v_horiz=vh, tilt_deg=tilt, mass=self.m)
-        self.lrf_hist.append((self.t, self.slant_range(), self.height() - self.terrain(self.t)))
-        return dv, dth
-
-
 def fly(ffi, lib, plant, config=None, nav_h_err=0.0, t_max=300.0):
     """Fly the loopback flight code against plant; return (landing dict, telemetry log)."""
     from harness.protocol import Sensors, encode_frame
@@ -476,7 +396,7 @@ def fly(ffi, lib, plant, config=None, nav_h_err=0.0, t_max=300.0):
         tl = frames[1].msg
         cmd = (c.throttle, c.torque_body, bool(c.flags & 1))
         log.append(dict(t=plant.t, h=plant.height() - plant.terrain(plant.t), est=tl.est_alt, phase=tl.phase,
-                        lrf=tl.lrf_status, thr=c.throttle, vr=float(plant.v @ plant.r / np.linalg.norm(plant.r))))
+                        lrf=tl.lrf_status, thr=c.throttle, vr=plant.vr()))
     assert int(lb.tx_overflow) == 0
     return plant.landed, log
 

@@ -9,10 +9,9 @@
 * the over-thrust pulse mode (PULSE_*): engine-off intervals while the minimum thrust is more
   than the descent needs; reported in COMMAND.flags bit 2 (FSW_CMD_PULSE_OFF, ENGINE_ON clear).
 
-All three are off by default (the as-flown behaviour). The plant is the same kind as in
-tests/test_c_flightcode.py (rigid body, point-mass gravity, first-order engine lag, RCS
-limits, ideal IMU, LRF over flat ground) with knobs for the faults: a thrust scale and
-accelerometers that read zero.
+All three are off by default (the as-flown behaviour). The plant is tests/miniplant.py's, as in
+tests/test_c_flightcode.py, with the engine's slew limit and its knobs for the faults: a thrust
+scale and accelerometers that read zero.
 """
 from __future__ import annotations
 
@@ -21,77 +20,18 @@ import math
 import numpy as np
 import pytest
 
-from cfsw import G0, GM, PARAMS, Q_UP, R_MOON, boot_configured, qmul, qrot
+from cfsw import PARAMS, boot_configured
+from miniplant import MiniPlant
+
 APPROACH, TERMINAL, TOUCHDOWN, CONTINGENCY = 2, 3, 4, 5
 CMD_ENGINE_ON, CMD_ACCEL_FAILED, CMD_PULSE_OFF = 0x01, 0x02, 0x04
 
 
-class Plant:
-    """Lander above a flat site at MCI +x. ``thrust_scale``: actual / commanded thrust (the
-    propellant flow scales with it); ``accel_zero(t)``: accelerometers read exactly 0 (IMU
-    still valid); engine: 0.15 s lag, 1.0/s slew (the reference lander's)."""
+class Plant(MiniPlant):
+    """The reference lander's engine: 0.15 s lag and a 1.0/s throttle slew limit."""
 
-    I = np.diag([450.0, 480.0, 550.0])
-    TMAX, TMIN, ISP, TAU, SLEW = 4000.0, 0.2, 320.0, 0.15, 1.0
-    RCS = np.array([40.0, 40.0, 30.0])
-    LRF_POS = np.array([0.5, 0.0, -0.6])
-
-    def __init__(self, h0=3000.0, v0=(-60.0, 1.5, -1.0), mass=700.0, thrust_scale=1.0,
-                 accel_zero=lambda t: False):
-        self.r = np.array([R_MOON + h0, 0.0, 0.0])
-        self.v = np.array(v0, float)
-        self.q = np.array(Q_UP, float)
-        self.w = np.zeros(3)
-        self.m = mass
-        self.thr = 0.0            # actual throttle state (fraction of TMAX)
-        self.t = 0.0
-        self.scale = thrust_scale
-        self.accel_zero = accel_zero
-        self.lrf_hist = []
-        self.landed = None
-
-    def height(self):
-        return float(np.linalg.norm(self.r)) - R_MOON
-
-    def vr(self):
-        return float(self.v @ self.r / np.linalg.norm(self.r))
-
-    def slant_range(self):
-        up = self.r / np.linalg.norm(self.r)
-        c = -float(qrot(self.q, np.array([0.0, 0.0, -1.0])) @ up)
-        h = self.height() + float(qrot(self.q, self.LRF_POS) @ up)
-        return h / c if c > 0.05 else float("inf")
-
-    def advance(self, throttle, torque, engine_on, dt=0.02, n=2):
-        h = dt / n
-        u = min(max(throttle, self.TMIN), 1.0) if engine_on else 0.0
-        tau = np.clip(np.array(torque, float), -self.RCS, self.RCS)
-        dv = np.zeros(3)
-        dth = np.zeros(3)
-        for _ in range(n):
-            d = (u - self.thr) * h / self.TAU
-            self.thr += max(-self.SLEW * h, min(self.SLEW * h, d))
-            thrust = self.thr * self.TMAX * self.scale
-            f_body = np.array([0.0, 0.0, thrust / self.m])
-            rn = np.linalg.norm(self.r)
-            self.v = self.v + (qrot(self.q, f_body) - GM * self.r / rn**3) * h
-            self.r = self.r + self.v * h
-            self.w = self.w + np.linalg.solve(self.I, tau - np.cross(self.w, self.I @ self.w)) * h
-            self.q = qmul(self.q, np.concatenate([[1.0], 0.5 * self.w * h]))
-            self.q /= np.linalg.norm(self.q)
-            self.m -= thrust / (self.ISP * G0) * h
-            dv += f_body * h
-            dth += self.w * h
-            self.t += h
-            if self.landed is None and self.height() <= 0.0:
-                up = self.r / np.linalg.norm(self.r)
-                vv = float(self.v @ up)
-                self.landed = dict(t=self.t, v_vert=vv, v_horiz=float(np.linalg.norm(self.v - vv * up)),
-                                   mass=self.m)
-        self.lrf_hist.append((self.t, self.slant_range()))
-        if self.accel_zero(self.t):
-            dv = np.zeros(3)
-        return dv, dth
+    SLEW = 1.0
+    SUBSTEPS = 2
 
 
 def fly(ffi, lib, plant, config=None, t_max=300.0, lrf_latency=0.1):
@@ -110,7 +50,7 @@ def fly(ffi, lib, plant, config=None, t_max=300.0, lrf_latency=0.1):
             next_lrf += 0.1
             while k_lrf + 1 < len(plant.lrf_hist) and plant.lrf_hist[k_lrf + 1][0] <= plant.t - lrf_latency + 1e-9:
                 k_lrf += 1
-            st, r = plant.lrf_hist[k_lrf]
+            st, r, _ = plant.lrf_hist[k_lrf]
             if st <= plant.t - lrf_latency + 1e-9 and math.isfinite(r):
                 samp_t, rng = round(st * 1e6), r
                 flags |= 1 | 4

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from campaign_helpers import misbehaving_spec
 from harness.campaign import load_spec, plan, rerun, results, run_campaign
 from harness.campaign.spec import apply_overrides, spec_from_dict
 from harness.errors import ConfigError
@@ -197,18 +198,7 @@ def test_local_campaign_store_report_rerun_and_gate(tmp_path):
 
 
 def test_crashing_worker_hanging_run_and_exception_are_recorded_and_campaign_goes_on(tmp_path):
-    spec = write(tmp_path, """
-[campaign]
-scenario = "campaign_helpers:misbehaving"
-seed = 5
-runs_per_point = 2
-run_timeout_s = 8
-
-[[sweep]]
-name = "mode"
-path = "faults.0.mode"
-values = ["none", "exit", "hang", "raise"]
-""")
+    spec = write(tmp_path, misbehaving_spec(["none", "exit", "hang", "raise"], runs_per_point=2))
     db = tmp_path / "bad.sqlite"
     t0 = time.perf_counter()
     out = run_campaign(spec, db, workers=2, progress=False, allow_import=["campaign_helpers"])
@@ -309,18 +299,8 @@ def test_dask_results_identical_to_local_and_errors_recorded(tmp_path, dask_clus
         assert np.array_equal(local[col], remote[col], equal_nan=True) if local[col].dtype.kind == "f" \
             else (local[col] == remote[col]).all(), col
 
-    bad = write(tmp_path, """
-[campaign]
-scenario = "campaign_helpers:misbehaving"
-seed = 5
-runs_per_point = 1
-run_timeout_s = 8
-[[sweep]]
-name = "mode"
-path = "faults.0.mode"
-values = ["none", "exit", "hang", "none"]
-labels = ["ok1", "exit", "hang", "ok2"]
-""", "bad.toml")
+    bad = write(tmp_path, misbehaving_spec(["none", "exit", "hang", "none"], runs_per_point=1,
+                                           labels=["ok1", "exit", "hang", "ok2"]), "bad.toml")
     out = run_campaign(bad, tmp_path / "dbad.sqlite", scheduler=dask_cluster.scheduler_address, progress=False,
                        allow_import=["campaign_helpers"])
     tab = out.table

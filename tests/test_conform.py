@@ -18,7 +18,9 @@ from harness.rigs import load_rig
 REPO = Path(__file__).resolve().parent.parent
 BROKEN_SRC = REPO / "tests" / "broken_fsw" / "broken_fsw.c"
 CODEC = [REPO / "firmware_stub" / "fsw_protocol.c"]
-HEADERS = [REPO / "firmware_stub" / "fsw_protocol.h", REPO / "firmware_stub" / "fsw_params.def"]
+EXAMPLE = REPO / "examples" / "simple_lander"   # broken_fsw opens and writes its port with its serial_port.[ch]
+HEADERS = [REPO / "firmware_stub" / "fsw_protocol.h", REPO / "firmware_stub" / "fsw_params.def",
+           EXAMPLE / "serial_port.h"]
 CYCLES = 12  # latency cycles per run: the slow variant stalls 1 s on the 10th SENSORS after COMMIT
 
 #: each variant of broken_fsw.c and the one checklist item it must fail (None: the correct build)
@@ -51,7 +53,7 @@ def _cc() -> str | None:
 def _build_all(out_dir: Path) -> dict[str, Path]:
     """Compile every variant (in parallel), cached by a hash of sources, flags and compiler."""
     cc = _cc()
-    sources = [BROKEN_SRC, *CODEC]
+    sources = [BROKEN_SRC, *CODEC, EXAMPLE / "serial_port.c"]
     digest = hashlib.sha256()
     for f in [*sources, *HEADERS]:
         digest.update(f.read_bytes())
@@ -63,7 +65,7 @@ def _build_all(out_dir: Path) -> dict[str, Path]:
         exes[variant] = exe
         if not exe.exists():
             cmd = [cc, "-std=c99", "-O1", "-Wall", "-Wextra", "-Werror", f"-I{REPO / 'firmware_stub'}",
-                   f"-DBREAK_{variant}", *map(str, sources), "-o", str(exe) + ".tmp"]
+                   f"-I{EXAMPLE}", f"-DBREAK_{variant}", *map(str, sources), "-o", str(exe) + ".tmp"]
             procs[variant] = (subprocess.Popen(cmd, stderr=subprocess.PIPE), exe)
     for variant, (proc, exe) in procs.items():
         _, err = proc.communicate()

@@ -4,20 +4,19 @@
  *   simple_lander PORT        PORT: the pty (or serial device) the harness gives as {port}
  *
  * Uses only the drop-in codec (firmware_stub/fsw_protocol.[ch], compiled from there) and POSIX
- * for the serial port; its GNC (gnc.c) is its own. Frames only on the port; diagnostics on
+ * for the serial port (serial_port.c); its GNC (gnc.c) is its own. Frames only on the port; diagnostics on
  * stderr. Exit status 0 on hangup/SIGTERM, 1 on I/O errors, 2 on usage errors.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <termios.h>
 #include <unistd.h>
 
 #include "fsw_protocol.h"
 #include "gnc.h"
+#include "serial_port.h"
 
 /* Parameter ids this program uses (the protocol's id registry, firmware_stub/fsw_params.def). */
 enum {
@@ -50,20 +49,12 @@ static void on_signal(int sig) { (void)sig; g_stop = 1; }
 static void send_msg(app_t *a, fsw_msg_t *m, uint64_t t_us)
 {
     uint8_t frame[FSW_MAX_FRAME];
-    size_t n, off = 0;
+    int err;
     m->hdr.version = FSW_PROTO_VERSION;
     m->hdr.seq = a->tx_seq++;
     m->hdr.t_us = t_us;
-    n = fsw_msg_encode_frame(m, frame, sizeof frame);
-    while (off < n) {
-        ssize_t w = write(a->fd, frame + off, n - off);
-        if (w < 0) {
-            if (errno == EINTR || errno == EAGAIN) continue;
-            a->io_error = errno;
-            return;
-        }
-        off += (size_t)w;
-    }
+    err = serial_port_write(a->fd, frame, fsw_msg_encode_frame(m, frame, sizeof frame));
+    if (err) a->io_error = err;
 }
 
 static void send_hello(app_t *a)
@@ -228,24 +219,6 @@ static void on_msg(void *user, const fsw_msg_t *m)
     }
 }
 
-static int open_port(const char *path)
-{
-    struct termios t;
-    int fd = open(path, O_RDWR | O_NOCTTY);
-    if (fd < 0) return -1;
-    if (tcgetattr(fd, &t) == 0) {  /* a tty: raw bytes, no echo, no translation */
-        t.c_iflag &= ~(tcflag_t)(IGNBRK | BRKINT | PARMRK | ISTRIP | INLCR | IGNCR | ICRNL | IXON | IXOFF);
-        t.c_oflag &= ~(tcflag_t)OPOST;
-        t.c_lflag &= ~(tcflag_t)(ECHO | ECHONL | ICANON | ISIG | IEXTEN);
-        t.c_cflag &= ~(tcflag_t)(CSIZE | PARENB | CSTOPB);
-        t.c_cflag |= CS8 | CLOCAL | CREAD;
-        t.c_cc[VMIN] = 1;
-        t.c_cc[VTIME] = 0;
-        tcsetattr(fd, TCSANOW, &t);
-    }
-    return fd;
-}
-
 static app_t g_app;  /* static storage (no heap); only main() touches it */
 
 int main(int argc, char **argv)
@@ -265,7 +238,7 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     memset(a, 0, sizeof *a);
     fsw_parser_init(&a->parser);
-    a->fd = open_port(argv[1]);
+    a->fd = serial_port_open(argv[1]);
     if (a->fd < 0) {
         fprintf(stderr, "simple_lander: cannot open %s: %s\n", argv[1], strerror(errno));
         return 1;

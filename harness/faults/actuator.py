@@ -15,7 +15,6 @@ class ThrustScale(Fault):
 
     layer: ClassVar[str] = "actuator"
     type_name: ClassVar[str] = "thrust_scale"
-    units: ClassVar[dict] = {"scale": "-"}
     scale: float = 1.2
 
     def thrust_scale(self):
@@ -30,7 +29,6 @@ class ThrustLoss(ThrustScale):
     """Loss of ``fraction`` of the thrust (SLIM: one of two engines, 0.5)."""
 
     type_name: ClassVar[str] = "thrust_loss"
-    units: ClassVar[dict] = {"fraction": "-"}
     scale: float = field(default=1.0, repr=False, init=False)
     fraction: float = 0.5
 
@@ -39,55 +37,51 @@ class ThrustLoss(ThrustScale):
 
 
 @dataclass(kw_only=True)
-class ThrottleStuck(Fault):
+class ActuatorFault(Fault):
+    """Base of the faults on the command: ``corrupt(cmd)`` is the ActuatorCommand the plant applies
+    while the fault is active (every one counted as an effect)."""
+
+    layer: ClassVar[str] = "actuator"
+
+    def actuator(self, cmd):
+        return self.while_active(cmd)
+
+
+@dataclass(kw_only=True)
+class ThrottleStuck(ActuatorFault):
     """The throttle valve sticks: at ``value`` (fraction of thrust_max), or, when None, at
     the throttle commanded when the fault started. The engine stays on."""
 
-    layer: ClassVar[str] = "actuator"
     type_name: ClassVar[str] = "throttle_stuck"
-    units: ClassVar[dict] = {"value": "- (0..1) or none"}
     value: float | None = None
 
     def reset(self):
         self.held = None
 
-    def actuator(self, cmd):
-        if not self.active:
-            self.held = None
-            return cmd
-        if self.held is None:
+    def corrupt(self, cmd):
+        if self.held is None:   # the fault's first cycle (its window opens once)
             self.held = self.value if self.value is not None else cmd.throttle
-        self.effects += 1
         return cmd._replace(throttle=self.held, engine_on=True)
 
 
 @dataclass(kw_only=True)
-class EngineOff(Fault):
+class EngineOff(ActuatorFault):
     """The main engine is off while active, whatever is commanded (Beresheet: computer resets)."""
 
-    layer: ClassVar[str] = "actuator"
     type_name: ClassVar[str] = "engine_off"
 
-    def actuator(self, cmd):
-        if self.active:
-            self.effects += 1
-            return cmd._replace(engine_on=False)
-        return cmd
+    def corrupt(self, cmd):
+        return cmd._replace(engine_on=False)
 
 
 @dataclass(kw_only=True)
-class RcsFailure(Fault):
+class RcsFailure(ActuatorFault):
     """RCS torque about ``axes`` (subset of "xyz") multiplied by ``scale`` (0: dead)."""
 
-    layer: ClassVar[str] = "actuator"
     type_name: ClassVar[str] = "rcs_failure"
-    units: ClassVar[dict] = {"axes": "x/y/z letters", "scale": "-"}
     axes: str = "xyz"
     scale: float = 0.0
 
-    def actuator(self, cmd):
-        if not self.active:
-            return cmd
-        self.effects += 1
+    def corrupt(self, cmd):
         tq = tuple(c * self.scale if "xyz"[i] in self.axes else c for i, c in enumerate(cmd.torque_body))
         return cmd._replace(torque_body=tq)

@@ -14,7 +14,6 @@ class Fault:
 
     layer: ClassVar[str] = ""
     type_name: ClassVar[str] = ""
-    units: ClassVar[dict] = {}
 
     trigger: Trigger = START
     duration_s: float = INF
@@ -95,6 +94,18 @@ class Fault:
                            if f.name not in ("trigger", "duration_s", "id"))
         dur = "to the end" if self.duration_s == INF else f"for {self.duration_s:g} s"
         return f"{self.type_name}({params}) {self.trigger.describe()} {dur}"
+
+    def while_active(self, value):
+        """``corrupt(value)`` while the fault is active (counted as an effect), else ``value``:
+        the hook of the layer bases whose faults change every reading or command they see."""
+        if not self.active:
+            return value
+        self.effects += 1
+        return self.corrupt(value)
+
+    def corrupt(self, value):
+        """What a reading or command becomes while the fault is active (see while_active)."""
+        return value
 
     # hooks (identity) ------------------------------------------------------------------
     def imu(self, reading):

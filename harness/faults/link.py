@@ -59,7 +59,6 @@ class LinkBitErrors(LinkFault):
     """Each bit of each frame (the 0x00 delimiter excluded) flips with probability ``ber``."""
 
     type_name: ClassVar[str] = "link_bit_errors"
-    units: ClassVar[dict] = {"ber": "1/bit"}
     ber: float = 1e-3
 
     def frame(self, data, direction, msg_type):
@@ -81,7 +80,6 @@ class LinkDrop(LinkRandomFault):
     """Each frame is dropped with probability ``prob``."""
 
     type_name: ClassVar[str] = "link_drop"
-    units: ClassVar[dict] = {"prob": "-"}
 
     def affect(self, data):
         return []
@@ -92,7 +90,6 @@ class LinkDuplicate(LinkRandomFault):
     """Each frame is sent twice with probability ``prob``."""
 
     type_name: ClassVar[str] = "link_duplicate"
-    units: ClassVar[dict] = {"prob": "-"}
 
     def affect(self, data):
         return [(data, 0), (data, 0)]
@@ -103,7 +100,6 @@ class LinkDelay(LinkRandomFault):
     """Each frame is held back ``cycles`` flight-code cycles (with probability ``prob``)."""
 
     type_name: ClassVar[str] = "link_delay"
-    units: ClassVar[dict] = {"cycles": "cycles", "prob": "-"}
     cycles: int = 1
     prob: float = 1.0
 
@@ -120,7 +116,6 @@ class LinkJitter(LinkFault):
     also overtake each other."""
 
     type_name: ClassVar[str] = "link_jitter"
-    units: ClassVar[dict] = {"max_cycles": "cycles"}
     max_cycles: int = 2
 
     def frame(self, data, direction, msg_type):
@@ -138,7 +133,6 @@ class LinkReorder(LinkRandomFault):
     direction (the two swap places)."""
 
     type_name: ClassVar[str] = "link_reorder"
-    units: ClassVar[dict] = {"prob": "-"}
 
     def reset(self):
         self.held = {}

@@ -49,7 +49,6 @@ class LrfLateAcquisition(LrfFault):
     ``acquire_altitude_m`` (m) (ispace M2: spec 3,000 m, first valid sample below ~900 m)."""
 
     type_name: ClassVar[str] = "lrf_late_acquisition"
-    units: ClassVar[dict] = {"acquire_altitude_m": "m"}
     acquire_altitude_m: float = 900.0
 
     def reset(self):
@@ -70,7 +69,6 @@ class LrfDropout(LrfFault):
     ``burst_samples`` consecutive samples."""
 
     type_name: ClassVar[str] = "lrf_dropout"
-    units: ClassVar[dict] = {"prob": "-", "burst_samples": "samples"}
     prob: float = 0.2
     burst_samples: int = 1
 
@@ -101,7 +99,6 @@ class LrfBias(LrfFault):
     """Range + ``bias_m`` (m)."""
 
     type_name: ClassVar[str] = "lrf_bias"
-    units: ClassVar[dict] = {"bias_m": "m"}
     bias_m: float = 50.0
 
     def corrupt(self, r):
@@ -113,7 +110,6 @@ class LrfScale(LrfFault):
     """Range * (1 + ``scale_error``) (dimensionless; 0.05 = reads 5 % long)."""
 
     type_name: ClassVar[str] = "lrf_scale"
-    units: ClassVar[dict] = {"scale_error": "-"}
     scale_error: float = 0.05
 
     def corrupt(self, r):
@@ -126,7 +122,6 @@ class LrfStuck(LrfFault):
     None, the last valid range before the fault started."""
 
     type_name: ClassVar[str] = "lrf_stuck"
-    units: ClassVar[dict] = {"value_m": "m"}
     value_m: float | None = None
 
     def reset(self):
@@ -150,7 +145,6 @@ class LrfNoise(LrfFault):
     an outlier N(0, ``outlier_sigma_m``) (IM-2: noisy altimeter that never cleared)."""
 
     type_name: ClassVar[str] = "lrf_noise"
-    units: ClassVar[dict] = {"sigma_m": "m", "outlier_prob": "-", "outlier_sigma_m": "m"}
     sigma_m: float = 10.0
     outlier_prob: float = 0.0
     outlier_sigma_m: float = 0.0
@@ -172,7 +166,6 @@ class LrfMaxRange(LrfFault):
     """The LRF's maximum range drops to ``max_range_m`` (m): longer ranges are invalid."""
 
     type_name: ClassVar[str] = "lrf_max_range"
-    units: ClassVar[dict] = {"max_range_m": "m"}
     max_range_m: float = 1000.0
 
     def corrupt(self, r):
@@ -181,85 +174,80 @@ class LrfMaxRange(LrfFault):
 
 # Sensor layer: IMU -------------------------------------------------------------------------
 @dataclass(kw_only=True)
-class ImuBias(Fault):
+class ImuFault(Fault):
+    """Base of the IMU faults: ``corrupt(reading)`` is what each reading becomes while the fault
+    is active (every one counted as an effect)."""
+
+    layer: ClassVar[str] = "sensor"
+
+    def imu(self, r):
+        return self.while_active(r)
+
+    @staticmethod
+    def added(r, dv_mps, dtheta_rad):
+        """The reading with ``dv_mps`` (m/s, body x y z) and ``dtheta_rad`` (rad) added to its
+        increments."""
+        return r._replace(dv_body=tuple(x + d for x, d in zip(r.dv_body, dv_mps)),
+                          dtheta_body=tuple(x + d for x, d in zip(r.dtheta_body, dtheta_rad)))
+
+
+@dataclass(kw_only=True)
+class ImuBias(ImuFault):
     """Accelerometer bias ``accel_bias_mps2`` (m/s^2, body x y z) and gyro bias
     ``gyro_bias_rad_s`` (rad/s): the increments get bias * dt added."""
 
-    layer: ClassVar[str] = "sensor"
     type_name: ClassVar[str] = "imu_bias"
-    units: ClassVar[dict] = {"accel_bias_mps2": "m/s^2 (3)", "gyro_bias_rad_s": "rad/s (3)"}
     accel_bias_mps2: tuple = (0.0, 0.0, 0.05)
     gyro_bias_rad_s: tuple = (0.0, 0.0, 0.0)
 
-    def imu(self, r):
-        if not self.active:
-            return r
-        a, g, dt = self.accel_bias_mps2, self.gyro_bias_rad_s, r.dt_s
-        self.effects += 1
-        return r._replace(dv_body=tuple(r.dv_body[i] + a[i] * dt for i in range(3)),
-                          dtheta_body=tuple(r.dtheta_body[i] + g[i] * dt for i in range(3)))
+    def corrupt(self, r):
+        dt = r.dt_s
+        return self.added(r, [a * dt for a in self.accel_bias_mps2], [g * dt for g in self.gyro_bias_rad_s])
 
 
 @dataclass(kw_only=True)
-class ImuNoise(Fault):
+class ImuNoise(ImuFault):
     """Extra white noise: accelerometer ``accel_noise_density`` (m/s^2/sqrt(Hz)) and gyro
     ``gyro_noise_density`` (rad/s/sqrt(Hz)); an increment over dt gets N(0, N sqrt(dt))."""
 
-    layer: ClassVar[str] = "sensor"
     type_name: ClassVar[str] = "imu_noise"
-    units: ClassVar[dict] = {"accel_noise_density": "m/s^2/sqrt(Hz)", "gyro_noise_density": "rad/s/sqrt(Hz)"}
     accel_noise_density: float = 0.01
     gyro_noise_density: float = 0.0
 
-    def imu(self, r):
-        if not self.active:
-            return r
+    def corrupt(self, r):
         n = self.rng.standard_normal(6)
         sq = math.sqrt(max(r.dt_s, 0.0))
         sa, sg = self.accel_noise_density * sq, self.gyro_noise_density * sq
-        self.effects += 1
-        return r._replace(dv_body=tuple(r.dv_body[i] + sa * n[i] for i in range(3)),
-                          dtheta_body=tuple(r.dtheta_body[i] + sg * n[3 + i] for i in range(3)))
+        return self.added(r, [sa * n[i] for i in range(3)], [sg * n[3 + i] for i in range(3)])
 
 
 @dataclass(kw_only=True)
-class ImuStuckZero(Fault):
+class ImuStuckZero(ImuFault):
     """Accelerometers (``accel``) and/or gyros (``gyro``) read exactly zero while the IMU
     still reports itself valid (Luna-25: accelerometers never switched on)."""
 
-    layer: ClassVar[str] = "sensor"
     type_name: ClassVar[str] = "imu_stuck_zero"
-    units: ClassVar[dict] = {"accel": "bool", "gyro": "bool"}
     accel: bool = True
     gyro: bool = False
 
-    def imu(self, r):
-        if not self.active:
-            return r
-        self.effects += 1
+    def corrupt(self, r):
         return r._replace(dv_body=(0.0, 0.0, 0.0) if self.accel else r.dv_body,
                           dtheta_body=(0.0, 0.0, 0.0) if self.gyro else r.dtheta_body)
 
 
 @dataclass(kw_only=True)
-class ImuGlitch(Fault):
+class ImuGlitch(ImuFault):
     """IMU glitch. ``mode``: ``invalid`` (outputs flagged invalid), ``spike`` (increments
     replaced by dv = ``spike_dv_mps`` (m/s, 3) and dtheta = ``spike_dtheta_rad`` (rad, 3),
     flagged valid) or ``reset_gap`` (IMU resetting: no data, increments lost, dt 0, invalid)."""
 
-    layer: ClassVar[str] = "sensor"
     type_name: ClassVar[str] = "imu_glitch"
-    units: ClassVar[dict] = {"mode": "invalid|spike|reset_gap", "spike_dv_mps": "m/s (3)",
-                             "spike_dtheta_rad": "rad (3)"}
     MODES: ClassVar[tuple] = ("invalid", "spike", "reset_gap")
     mode: str = "invalid"
     spike_dv_mps: tuple = (0.0, 0.0, 5.0)
     spike_dtheta_rad: tuple = (0.0, 0.0, 0.0)
 
-    def imu(self, r):
-        if not self.active:
-            return r
-        self.effects += 1
+    def corrupt(self, r):
         if self.mode == "invalid":
             return r._replace(valid=False)
         if self.mode == "spike":

@@ -27,21 +27,25 @@ FAULT_TYPES: dict[str, type] = {c.type_name: c for c in (
     ThrustScale, ThrustLoss, ThrottleStuck, EngineOff, RcsFailure)}
 
 # The schema of a fault table (harness/validation.py): every parameter a fault class takes, with
-# its type and range; errors name the file, ``[[faults]] #n key``, the value and what is allowed.
+# its type, range and unit (the description); errors name the file, ``[[faults]] #n key``, the
+# value and what is allowed.
 
 
 def _num(lo, hi, unit=""):
     return Annotated[float, Field(ge=lo, le=hi, description=unit or None)]
 
 
-def _int(lo, hi):
-    return Annotated[int, Field(ge=lo, le=hi)]
+def _int(lo, hi, unit=""):
+    return Annotated[int, Field(ge=lo, le=hi, description=unit or None)]
 
 
-_Vec3 = Annotated[list[float], Field(min_length=3, max_length=3, description="3 numbers, body axes")]
+def _vec3(unit):
+    return Annotated[list[float], Field(min_length=3, max_length=3, description=f"3 numbers, body axes, {unit}")]
+
+
 _PARAMS: dict[str, Any] = {
-    "prob": _num(0.0, 1.0), "ber": _num(0.0, 1.0, "bit error rate"), "burst_samples": _int(1, 10 ** 6),
-    "cycles": _int(1, 10 ** 6), "max_cycles": _int(1, 10 ** 6), "scale": _num(0.0, 10.0),
+    "prob": _num(0.0, 1.0), "ber": _num(0.0, 1.0, "bit error rate"), "burst_samples": _int(1, 10 ** 6, "samples"),
+    "cycles": _int(1, 10 ** 6, "cycles"), "max_cycles": _int(1, 10 ** 6, "cycles"), "scale": _num(0.0, 10.0),
     "fraction": _num(0.0, 1.0), "value": _num(0.0, 1.0) | None, "sigma_m": _num(0.0, 1e6, "m"),
     "outlier_prob": _num(0.0, 1.0), "outlier_sigma_m": _num(0.0, 1e7, "m"), "max_range_m": _num(0.0, 1e7, "m"),
     "value_m": _num(0.0, 1e7, "m") | None, "scale_error": _num(-0.99, 10.0), "bias_m": _num(-1e6, 1e6, "m"),
@@ -51,7 +55,8 @@ _PARAMS: dict[str, Any] = {
     "mode": Literal[tuple(ImuGlitch.MODES)],
     "axes": Annotated[str, Field(pattern=r"^[xyz]+$", description="a string of the letters x, y, z")],
     "accel": bool, "gyro": bool,
-    "accel_bias_mps2": _Vec3, "gyro_bias_rad_s": _Vec3, "spike_dv_mps": _Vec3, "spike_dtheta_rad": _Vec3,
+    "accel_bias_mps2": _vec3("m/s^2"), "gyro_bias_rad_s": _vec3("rad/s"), "spike_dv_mps": _vec3("m/s"),
+    "spike_dtheta_rad": _vec3("rad"),
 }
 
 

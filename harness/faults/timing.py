@@ -14,7 +14,6 @@ class CommandDelay(Fault):
 
     layer: ClassVar[str] = "timing"
     type_name: ClassVar[str] = "command_delay"
-    units: ClassVar[dict] = {"cycles": "cycles"}
     cycles: int = 1
 
     def reset(self):
@@ -40,7 +39,6 @@ class CycleOverrun(Fault):
 
     layer: ClassVar[str] = "timing"
     type_name: ClassVar[str] = "cycle_overrun"
-    units: ClassVar[dict] = {"prob": "-", "cycles": "cycles"}
     prob: float = 0.1
     cycles: int = 1
 
@@ -69,7 +67,6 @@ class CommandLoss(Fault):
 
     layer: ClassVar[str] = "timing"
     type_name: ClassVar[str] = "command_loss"
-    units: ClassVar[dict] = {"prob": "-"}
     prob: float = 1.0
 
     def command(self, answer):

@@ -5,8 +5,9 @@
  *
  *   broken_fsw TTY       serve the link protocol on TTY (the pty the `program` rig creates)
  *
- * It speaks the protocol only through the drop-in codec firmware_stub/fsw_protocol.[ch] and
- * flies a trivial hover law (throttle = weight / THRUST_MAX), nothing of the reference GNC.
+ * It speaks the protocol only through the drop-in codec firmware_stub/fsw_protocol.[ch], opens
+ * and writes its port with the simple_lander example's examples/simple_lander/serial_port.[ch]
+ * (as a team that started from the example would) and flies a trivial hover law (throttle = weight / THRUST_MAX), nothing of the reference GNC.
  * One context struct, no heap. Diagnostics on stderr; exit 0 on hangup or SIGTERM.
  *
  * Variants (each the only defect of its build):
@@ -29,21 +30,18 @@
  *   BREAK_OLD_VERSION       every frame's header says the previous version  -> hello, the rest not run
  *   BREAK_GAPS_NOT_COUNTED  TELEMETRY sensors_gaps stays 0                  -> sensors.lost
  */
-#if !defined(_DEFAULT_SOURCE)
-#define _DEFAULT_SOURCE 1 /* cfmakeraw */
-#endif
+#define _POSIX_C_SOURCE 200809L /* sigaction, nanosleep */
 
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "fsw_protocol.h"
+#include "serial_port.h"
 
 #define N_PARAMS 128u
 #define SLOW_MS 1000
@@ -88,7 +86,6 @@ static void params_init(app_t *a)
 static void send_msg(app_t *a, fsw_msg_t *m)
 {
     uint8_t frame[FSW_MAX_FRAME];
-    size_t n, off = 0;
 
     m->hdr.version = (uint8_t)FSW_PROTO_VERSION;
 #ifdef BREAK_OLD_VERSION
@@ -99,17 +96,8 @@ static void send_msg(app_t *a, fsw_msg_t *m)
     if (m->hdr.msg_type != FSW_MSG_TELEMETRY)
 #endif
     a->tx_seq = (uint16_t)(a->tx_seq + 1u);
-    n = fsw_msg_encode_frame(m, frame, sizeof frame);
-    while (off < n) {
-        ssize_t w = write(a->fd, frame + off, n - off);
-        if (w < 0 && errno == EINTR) {
-            continue;
-        }
-        if (w <= 0) {
-            a->write_failed = 1;
-            return;
-        }
-        off += (size_t)w;
+    if (serial_port_write(a->fd, frame, fsw_msg_encode_frame(m, frame, sizeof frame)) != 0) {
+        a->write_failed = 1;
     }
 }
 
@@ -293,23 +281,6 @@ static void on_msg(void *user, const fsw_msg_t *in)
     }
 }
 
-static int open_tty(const char *path)
-{
-    struct termios tio;
-    int fd = open(path, O_RDWR | O_NOCTTY);
-    if (fd < 0) {
-        fprintf(stderr, "broken_fsw: cannot open %s: %s\n", path, strerror(errno));
-        return -1;
-    }
-    if (tcgetattr(fd, &tio) == 0) {
-        cfmakeraw(&tio);
-        tio.c_cc[VMIN] = 1;
-        tio.c_cc[VTIME] = 0;
-        (void)tcsetattr(fd, TCSANOW, &tio);
-    }
-    return fd;
-}
-
 int main(int argc, char **argv)
 {
     static app_t app;
@@ -330,8 +301,9 @@ int main(int argc, char **argv)
     memset(&app, 0, sizeof app);
     params_init(&app);
     fsw_parser_init(&app.parser);
-    app.fd = open_tty(argv[1]);
+    app.fd = serial_port_open(argv[1]);
     if (app.fd < 0) {
+        fprintf(stderr, "broken_fsw: cannot open %s: %s\n", argv[1], strerror(errno));
         return 1;
     }
     send_hello(&app);   /* boot banner */
