@@ -194,9 +194,11 @@ class FlightLink:
         seq = self._seq
         self._seq = (seq + 1) & 0xFFFF
         data = p.encode_frame(msg, seq, t_us)
-        self.log.record(b">", data)
-        self.last_sent = (msg.MSG_TYPE, seq, t_us, time.perf_counter())
-        self.transport.write(data)
+        try:
+            self.transport.write(data)
+        finally:  # the bookkeeping after the write runs while the flight code reads the frame
+            self.log.record(b">", data)
+            self.last_sent = (msg.MSG_TYPE, seq, t_us, time.perf_counter())
         return seq
 
     def _receive(self, timeout_s: float) -> list[p.Frame]:
@@ -369,13 +371,12 @@ class FlightLink:
                 self.stats.round_trip_s.append(time.perf_counter() - t0)
             self.stats.exchanges += 1
             self._missed_in_a_row = 0
-            # telemetry that came with it
+            # frames that came with it (TELEMETRY is deferred in the decoder). No read for more
+            # here: the flight program writes its COMMAND and TELEMETRY together, and whatever
+            # comes later is read with the next cycle's answer (or by drain() at the end)
             for g in self._pending:
                 self._absorb(g)
             self._pending.clear()
-            if not self.transport.synchronous:
-                for g in self._receive(0.0):
-                    self._absorb(g)
             return f.msg
         return self._missed(seq, t_us)
 
