@@ -131,16 +131,15 @@ class SerialTransport(Transport):
     def read(self, timeout_s: float = 0.0) -> bytes:
         """Wait up to ``timeout_s`` for the first byte, then return everything that is there.
 
-        ``timeout_s`` 0: one non-blocking read. Otherwise poll() first (a read straight after a
-        write would almost always find nothing yet), then one read of all that is buffered.
+        poll() first, then one read of all that is buffered. (Not a read first: pyserial leaves
+        a tty at VMIN 0, VTIME 0, where a read that finds nothing returns 0 bytes like an end of
+        file would; after poll() said readable, 0 bytes is the end of file.)
         """
         if self._poller is None:
             return self._read_pyserial(timeout_s)
         try:
-            if timeout_s > 0:
-                events = self._poller.poll(_poll_ms(timeout_s))
-                if not events:
-                    return b""
+            if not self._poller.poll(_poll_ms(timeout_s)):
+                return b""
             if self._fd is not None:
                 data = os.read(self._fd, _READ_SIZE)
             else:
