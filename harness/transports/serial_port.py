@@ -138,7 +138,7 @@ class SerialTransport(Transport):
         if self._poller is None:
             return self._read_pyserial(timeout_s)
         try:
-            if not self._poller.poll(_poll_ms(timeout_s)):
+            if not self._poller.poll(math.ceil(timeout_s * 1000.0) if timeout_s > 0 else 0):
                 return b""
             if self._fd is not None:
                 data = os.read(self._fd, _READ_SIZE)
