@@ -64,10 +64,12 @@ def test_a_noisy_faulted_descent_is_bit_identical_on_loopback_and_host_pty(on_lo
     assert on_loopback.touchdown == on_pty.touchdown
 
 
-def test_the_comparison_catches_a_serial_path_that_loses_an_answer(on_loopback):
-    """Lose the flight code's answer to the SENSORS of cycle 300 between the pty and the link:
-    that cycle's COMMAND is missed (the plant holds the previous one), and the telemetry parts
-    from the loopback's at exactly that row, while every row before it still matches."""
+@pytest.mark.parametrize("damage", ["lose", "reorder"])
+def test_the_comparison_catches_a_serial_path_that_loses_or_reorders_an_answer(on_loopback, damage):
+    """Lose the flight code's answer to the SENSORS of cycle 300 between the pty and the link, or
+    hand it over only after the next cycle's answer: that cycle's COMMAND is missed (the plant
+    holds the previous one; a reordered one arrives late), and the telemetry parts from the
+    loopback's at exactly that row, while every row before it still matches."""
     spec = _host_pty()
     lost_cycle = 300
     with open_rig(spec) as up:
@@ -86,11 +88,15 @@ def test_the_comparison_catches_a_serial_path_that_loses_an_answer(on_loopback):
             if data and sensors_sent[0] == lost_cycle + 1 and not lost:
                 lost.append(data)
                 return b""
+            if data and damage == "reorder" and len(lost) == 1 and sensors_sent[0] == lost_cycle + 2:
+                lost.append(data)
+                return data + lost[0]  # the next cycle's answer, then the held-back one
             return data
         transport.write, transport.read = counting_write, lossy_read
         damaged = up.fly(SCENARIO, cycle_timeout_s=0.05)
     assert lost and lost[0].count(0) >= 1  # at least one whole frame (its COMMAND) went missing
     assert damaged.link_stats["missed_cycles"] == 1
+    assert damaged.link_stats["late_commands"] == (1 if damage == "reorder" else 0)
     a, b = on_loopback.telemetry, damaged.telemetry
     bad = differing_columns(a, b)
     assert "throttle_cmd" in bad
