@@ -1,6 +1,6 @@
 """Lockstep cycles per second per rig, against the raw round-trip limit of the same link.
 
-    python benchmarks/bench_rigs.py [--cycles 3000] [--repeats 5] [--rig host-pty --rig qemu-m4]
+    python benchmarks/bench_rigs.py [--cycles 3000] [--repeats 5] [--rig host-pty --rig qemu-m4] [--breakdown]
 
 For each rig, ``--repeats`` times, raw and harness interleaved (this machine's wall clock moves
 with its load: the load average is printed before and after, and the medians are the figures):
@@ -100,6 +100,69 @@ def harness_cycles_per_s(up, cycles: int) -> tuple[float, float, dict]:
     return n / res.link_stats["loop_wall_s"], _period_median_s(stamps[-n:]), res.link_stats
 
 
+def cycle_breakdown(up, cycles: int) -> dict[str, float]:
+    """Median time of each stretch of a lockstep cycle (s), from clock reads around the link's
+    calls (wrappers: each adds a little): ``encode`` (exchange() called to the transport write),
+    ``write`` (the write call), ``to wait`` (after the write to the first read, the link's
+    bookkeeping, overlapping the flight code), ``wait + read`` (the read that brought the
+    answer), ``decode`` (answer read to exchange() returning), ``runner`` (exchange() returned
+    to the next call: plant, sensors, record)."""
+    import numpy as np
+
+    from harness.link import FlightLink
+
+    marks: list[tuple[str, float]] = []
+    mark, clock = marks.append, time.perf_counter
+    transport, write, read = up.transport, up.transport.write, up.transport.read
+    exchange = FlightLink.exchange
+
+    def timed_exchange(self, sensors, t_us):
+        mark(("ex0", clock()))
+        answer = exchange(self, sensors, t_us)
+        mark(("ex1", clock()))
+        return answer
+
+    def timed_write(data):
+        mark(("w0", clock()))
+        write(data)
+        mark(("w1", clock()))
+
+    def timed_read(timeout_s=0.0):
+        t0 = clock()
+        data = read(timeout_s)
+        if data:
+            marks.extend((("r0", t0), ("r1", clock())))
+        return data
+
+    FlightLink.exchange = timed_exchange
+    transport.write, transport.read = timed_write, timed_read
+    try:
+        up.fly(terminal_descent(t_max_s=cycles / 50.0, flight_params={"TLM_DECIMATION": 1.0}))
+    finally:
+        FlightLink.exchange = exchange
+        del transport.write, transport.read
+    spans: dict[str, list[float]] = {k: [] for k in ("encode", "write", "to wait", "wait + read", "decode",
+                                                      "runner")}
+    cycle, last_end = {}, None
+    for name, t in marks:
+        if name == "ex0":
+            if last_end is not None:
+                spans["runner"].append(t - last_end)
+            cycle = {"ex0": t}
+        elif name == "ex1":
+            c = cycle
+            if all(k in c for k in ("w0", "w1", "r0", "r1")):  # one clean exchange: one write, one answer
+                spans["encode"].append(c["w0"] - c["ex0"])
+                spans["write"].append(c["w1"] - c["w0"])
+                spans["to wait"].append(c["r0"] - c["w1"])
+                spans["wait + read"].append(c["r1"] - c["r0"])
+                spans["decode"].append(t - c["r1"])
+            last_end, cycle = t, {}
+        elif name not in cycle:  # the first write, read start and answer of the cycle
+            cycle[name] = t
+    return {k: float(np.median(v)) for k, v in spans.items() if v}
+
+
 def _load() -> str:
     return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
 
@@ -109,6 +172,8 @@ def main() -> None:
     ap.add_argument("--cycles", type=int, default=3000)
     ap.add_argument("--repeats", type=int, default=5, help="interleaved raw/harness pairs per rig")
     ap.add_argument("--rig", action="append", default=[])
+    ap.add_argument("--breakdown", action="store_true",
+                    help="also print where a harness cycle goes (medians of each stretch)")
     args = ap.parse_args()
     for name in args.rig or ["loopback", "host-pty", "qemu-m4"]:
         spec = load_rig(name)
@@ -133,6 +198,11 @@ def main() -> None:
         print(f"{name:9s} median of {args.repeats}: raw link limit {statistics.median(raws):7.0f} cycles/s   "
               f"harness {statistics.median(fulls):7.0f} cycles/s   efficiency {100 * statistics.median(ratios):5.1f} %"
               f"   (on median cycle times {100 * statistics.median(period_ratios):5.1f} %); {_load()}")
+        if args.breakdown:
+            with open_rig(spec) as up:
+                parts = cycle_breakdown(up, args.cycles)
+            print(f"{name:9s} a harness cycle, medians: " + ", ".join(f"{k} {v * 1e6:.1f} us" for k, v in parts.items())
+                  + f"; {_load()}")
 
 
 if __name__ == "__main__":
