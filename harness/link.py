@@ -206,9 +206,11 @@ class FlightLink:
         seq = self._seq
         self._seq = (seq + 1) & 0xFFFF
         data = p.encode_frame(msg, seq, t_us)
-        self.log.record(b">", data)
-        self.last_sent = (msg.MSG_TYPE, seq, t_us, time.perf_counter())
-        self.transport.write(data)
+        try:
+            self.transport.write(data)
+        finally:  # the bookkeeping after the write runs while the flight code reads the frame
+            self.log.record(b">", data)
+            self.last_sent = (msg.MSG_TYPE, seq, t_us, time.perf_counter())
         return seq
 
     def _receive(self, timeout_s: float) -> list[p.Frame]:
@@ -223,25 +225,37 @@ class FlightLink:
         return frames
 
     def _frames_until(self, want, timeout_s: float) -> p.Frame | None:
-        """Pump frames into the pending list until ``want(frame)`` or the wall time-out."""
-        for i, f in enumerate(self._pending):
-            if want(f):
-                del self._pending[:i + 1]
-                return f
-        deadline = time.perf_counter() + timeout_s
+        """Pump frames into the pending list until ``want(frame)`` or the wall time-out.
+
+        On the lockstep path (SENSORS written, COMMAND awaited) the clock is read once before
+        the first wait and again only when a wait ends without the frame."""
+        pending = self._pending
+        if pending:
+            for i, f in enumerate(pending):
+                if want(f):
+                    del pending[:i + 1]
+                    return f
+        synchronous = self.transport.synchronous
+        clock = time.perf_counter
+        deadline = clock() + timeout_s
+        wait = 0.0 if synchronous else max(0.0, min(timeout_s, 0.05))
         while True:
-            remaining = deadline - time.perf_counter()
-            frames = self._receive(0.0 if self.transport.synchronous else max(0.0, min(remaining, 0.05)))
-            hit = None
-            for f in frames:
-                if hit is None and want(f):
-                    hit = f
-                    continue
-                self._absorb(f) if hit is None else self._pending.append(f)
-            if hit is not None:
-                return hit
-            if self.transport.synchronous or remaining <= 0:
+            frames = self._receive(wait)
+            if frames:
+                hit = None
+                for f in frames:
+                    if hit is None and want(f):
+                        hit = f
+                        continue
+                    self._absorb(f) if hit is None else pending.append(f)
+                if hit is not None:
+                    return hit
+            if synchronous:
                 return None
+            remaining = deadline - clock()
+            if remaining <= 0:
+                return None
+            wait = min(remaining, 0.05)
 
     def _absorb(self, f: p.Frame) -> None:
         """A frame that was not the one awaited: keep what it tells."""
@@ -379,20 +393,19 @@ class FlightLink:
             return self._exchange_in_process(sensors, t_us)
         t0 = time.perf_counter()
         seq = self.send(sensors, t_us)
-        f = self._frames_until(lambda fr: fr.msg_type == p.MsgType.COMMAND and fr.msg.sensors_seq == seq,
+        f = self._frames_until(lambda fr: fr.msg_type == _COMMAND and fr.msg.sensors_seq == seq,
                                self.cycle_timeout_s)
         if f is not None:
             if self.keep_round_trips:
                 self.stats.round_trip_s.append(time.perf_counter() - t0)
             self.stats.exchanges += 1
             self._missed_in_a_row = 0
-            # telemetry that came with it
+            # frames that came with it (TELEMETRY is deferred in the decoder). No read for more
+            # here: the flight program writes its COMMAND and TELEMETRY together, and whatever
+            # comes later is read with the next cycle's answer (or by drain() at the end)
             for g in self._pending:
                 self._absorb(g)
             self._pending.clear()
-            if not self.transport.synchronous:
-                for g in self._receive(0.0):
-                    self._absorb(g)
             return f.msg
         return self._missed(seq, t_us)
 
