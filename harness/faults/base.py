@@ -58,10 +58,16 @@ class Fault:
         raise ConfigError(f"fault {self.name}: trigger kind {tr.kind!r}; allowed: start, time, altitude, "
                           "phase, event, after")
 
+    @property
+    def settled(self) -> bool:
+        """Triggered and either active to the end or past its window: time only moves forward,
+        so ``active`` cannot change any more."""
+        return self.fired and (self.active and self.duration_s == INF or self.was_active and not self.active)
+
     def _evaluate(self, t: float, altitude: float, phase: int) -> bool:
         """Update ``active``; True if the fault started just now (for ``after`` chains)."""
-        if self.fired and (self.active and self.duration_s == INF or self.was_active and not self.active):
-            return False  # active to the end, or its window has closed: time only moves forward
+        if self.settled:
+            return False
         started = False
         if not self.fired and self._check_trigger(t, altitude, phase):
             self.fired = True

@@ -41,6 +41,7 @@ class FaultSet:
         self._command = self._overriding("command")
         self._actuator = self._overriding("actuator")
         self._scales = [f for f in self.faults if isinstance(f, ThrustScale)]
+        self._live = list(self.faults)
 
     def _overriding(self, hook: str) -> list:
         base = getattr(Fault, hook)
@@ -56,9 +57,10 @@ class FaultSet:
 
     def _evaluate(self) -> None:
         t, alt, ph = self.t_s, self.altitude_m, self.phase if self.phase is not None else 0
-        for _ in range(len(self.faults) + 1):
+        live = self._live  # the faults whose state can still change (the others are settled)
+        for _ in range(len(live) + 1):
             changed = False
-            for f in self.faults:
+            for f in live:
                 was = f.active
                 if f._evaluate(t, alt, ph):
                     if f.id and f"fault:{f.id}" not in self.events:
@@ -68,6 +70,8 @@ class FaultSet:
                     self.timeline.append((t, f.name, "start" if f.active else "end"))
             if not changed:
                 break
+        if live and any(f.settled for f in live):
+            self._live = [f for f in live if not f.settled]
         for f in self.faults:
             if f.active:
                 f.cycles_active += 1

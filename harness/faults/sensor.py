@@ -30,7 +30,7 @@ class LrfFault(Fault):
     @staticmethod
     def lost(r):
         """The reading with no valid range (range 0 m, flagged invalid)."""
-        return r._replace(range_m=0.0, valid=False)
+        return tuple.__new__(type(r), (0.0, False, *r[2:]))  # r._replace(range_m=0.0, valid=False), faster
 
 
 @dataclass(kw_only=True)
