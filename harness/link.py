@@ -450,7 +450,7 @@ class FlightLink:
                 self._missed_in_a_row = 0
                 return _new_tuple(p.Command, (throttle, (tx, ty, tz), sensors_seq, mode, flags))
             if regular < 0:
-                raise LinkError(f"the in-process lockstep cannot frame a SENSORS packet of {len(packet)} bytes")
+                raise lockstep.refused(regular)
             self._lockstep_pause()
             self.log.record(b">", lockstep.tx_bytes())
             self.last_sent = (_SENSORS, seq, t_us, time.perf_counter())

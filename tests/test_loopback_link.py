@@ -360,3 +360,16 @@ def test_whole_flight_bit_identical_with_and_without_the_c_call(tmp_path, name):
         assert fast.link_stats[k] == slow.link_stats[k], k
     assert ([(d, b) for d, _t, b in read_link_log(tmp_path / "fast" / "link.log")]
             == [(d, b) for d, _t, b in read_link_log(tmp_path / "slow" / "link.log")])
+
+
+@pytest.mark.parametrize("cls", [LoopbackTransport, GenericPath], ids=["c-call", "generic"])
+def test_exchange_after_close_is_refused_on_both_paths(cls):
+    from harness.transports.base import TransportClosed
+
+    tr = cls()
+    link = _link(tr)
+    link.exchange(_sensors(1), 20_000)
+    link.exchange(_sensors(2), 40_000)
+    tr.close()
+    with pytest.raises(TransportClosed, match="write after close"):
+        link.exchange(_sensors(3), 60_000)
