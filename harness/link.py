@@ -147,6 +147,7 @@ _SENSORS = int(p.MsgType.SENSORS)
 #: type and CRC skipped: checked in C)
 _LOCKSTEP_RESULT = struct.Struct("<4I2x" + p._COMMAND_PACKET.format[3:-1] + "2x")
 _new_tuple = tuple.__new__
+_SENSORS_PACKET_LEN = p._SENSORS_PACKET.size  # what sensors_packet returns, header + body
 
 def _describe(frame_type: int | None, seq: int | None, t_us: int | None, wall: float | None) -> str:
     if frame_type is None:
@@ -426,7 +427,7 @@ class FlightLink:
             seq = self._seq
             self._seq = (seq + 1) & 0xFFFF
             packet = p.sensors_packet(sensors, seq, t_us)
-            regular = lockstep.call(lockstep.ctx, packet, len(packet))
+            regular = lockstep.call(lockstep.ctx, packet, _SENSORS_PACKET_LEN)
             if regular > 0:
                 (frames, n_tx, n_rx, n_tlm, c_seq, c_t_us, throttle, tx, ty, tz, sensors_seq, mode,
                  flags) = _LOCKSTEP_RESULT.unpack_from(lockstep.result)
