@@ -14,8 +14,9 @@ CONFIG values). They are then replayed through a fresh flight code three ways, e
   GNC cycle plus the least Python that can drive it;
 * the difference is what the link adds per cycle.
 
-Wall clock on a shared VM moves by up to 40 %: compare A/B runs interleaved, and see
-``bench_instructions.py`` for a load-independent count of the whole loop.
+Times are CPU time of this process (``time.process_time``), which moves less than the wall clock
+when the shared VM is busy (it still moves: caches are shared); compare A/B runs interleaved,
+and see ``bench_instructions.py`` for a load-independent count of the whole loop.
 """
 from __future__ import annotations
 
@@ -60,27 +61,29 @@ def fresh_link(config) -> FlightLink:
 
 
 def time_link(config, cycles) -> tuple[float, FlightLink]:
+    """CPU seconds of ``FlightLink.exchange`` over ``cycles`` on a fresh flight code, and the link."""
     link = fresh_link(config)
     exchange = link.exchange
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     for sensors, t_us in cycles:
         exchange(sensors, t_us)
-    wall = time.perf_counter() - t0
+    wall = time.process_time() - t0
     link.close()
     return wall, link
 
 
 def time_flight_code(config, cycles) -> float:
+    """CPU seconds of the same SENSORS frames, encoded beforehand, through the flight code alone."""
     link = fresh_link(config)
     tr = link.transport
     seq = link._seq
     frames = [p.encode_frame(s, (seq + i) & 0xFFFF, t) for i, (s, t) in enumerate(cycles)]
     feed, drain, lb, out = tr.lib.fsw_loopback_feed, tr.lib.fsw_loopback_drain, tr._lb, tr._out
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     for f in frames:
         feed(lb, f, len(f))
         drain(lb, out, 16384)
-    return time.perf_counter() - t0
+    return time.process_time() - t0
 
 
 def main() -> None:
@@ -101,7 +104,7 @@ def main() -> None:
     assert len(link._telemetry) == n, len(link._telemetry)
     print(f"{args.scenario}: {res.outcome}, {n} cycles replayed; load average "
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    print(f"best of {args.repeat}: FlightLink.exchange {min(links):.2f} us/cycle; flight code alone "
+    print(f"best of {args.repeat}, CPU time: FlightLink.exchange {min(links):.2f} us/cycle; flight code alone "
           f"{min(alone):.2f} us/cycle; the link adds {min(links) - min(alone):.2f} us/cycle")
 
 

@@ -143,9 +143,11 @@ def replay_link_log(path: Path | str) -> dict[str, list[p.Frame]]:
 _COMMAND = int(p.MsgType.COMMAND)  # a plain int: an IntEnum compare costs time per cycle
 _SENSORS = int(p.MsgType.SENSORS)
 #: what the in-process lockstep call reports (``InProcessLockstep.result``): good frames in the
-#: answer, bytes sent, bytes received, TELEMETRY bytes held, then the COMMAND packet
-_LOCKSTEP_RESULT = struct.Struct("<4I" + p._COMMAND_PACKET.format[1:])
+#: answer, bytes sent, bytes received, TELEMETRY bytes held, then the COMMAND packet (its version,
+#: type and CRC skipped: checked in C)
+_LOCKSTEP_RESULT = struct.Struct("<4I2x" + p._COMMAND_PACKET.format[3:-1] + "2x")
 _new_tuple = tuple.__new__
+_SENSORS_PACKET_LEN = p._SENSORS_PACKET.size  # what sensors_packet returns, header + body
 
 def _describe(frame_type: int | None, seq: int | None, t_us: int | None, wall: float | None) -> str:
     if frame_type is None:
@@ -438,10 +440,10 @@ class FlightLink:
             seq = self._seq
             self._seq = (seq + 1) & 0xFFFF
             packet = p.sensors_packet(sensors, seq, t_us)
-            regular = lockstep.call(lockstep.ctx, packet, len(packet))
+            regular = lockstep.call(lockstep.ctx, packet, _SENSORS_PACKET_LEN)
             if regular > 0:
-                (frames, n_tx, n_rx, n_tlm, _v, _typ, c_seq, c_t_us, throttle, tx, ty, tz, sensors_seq, mode,
-                 flags, _crc) = _LOCKSTEP_RESULT.unpack_from(lockstep.result)
+                (frames, n_tx, n_rx, n_tlm, c_seq, c_t_us, throttle, tx, ty, tz, sensors_seq, mode,
+                 flags) = _LOCKSTEP_RESULT.unpack_from(lockstep.result)
                 log = self.log
                 if log._fh is None:
                     log.bytes_tx += n_tx
@@ -455,13 +457,14 @@ class FlightLink:
                 now = time.perf_counter()
                 self.last_sent = (_SENSORS, seq, t_us, t0)
                 self.last_received = (_COMMAND, c_seq, c_t_us, now)
+                stats = self.stats
                 if self.keep_round_trips:
-                    self.stats.round_trip_s.append(now - t0)
-                self.stats.exchanges += 1
+                    stats.round_trip_s.append(now - t0)
+                stats.exchanges += 1
                 self._missed_in_a_row = 0
                 return _new_tuple(p.Command, (throttle, (tx, ty, tz), sensors_seq, mode, flags))
             if regular < 0:
-                raise LinkError(f"the in-process lockstep cannot frame a SENSORS packet of {len(packet)} bytes")
+                raise lockstep.refused(regular)
             self._lockstep_pause()
             self.log.record(b">", lockstep.tx_bytes())
             self.last_sent = (_SENSORS, seq, t_us, time.perf_counter())

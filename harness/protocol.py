@@ -305,10 +305,9 @@ _SENSORS = int(MsgType.SENSORS)
 def sensors_packet(msg: Sensors, seq: int, t_us: int) -> bytes:
     """Header + body of a SENSORS (no CRC yet) in one struct pack: the lockstep hot path, shared by
     ``encode_frame`` and the in-process rig's C framing (``harness/transports/loopback.py``)."""
-    dv, dth, av, at = msg.imu_dv_body, msg.imu_dtheta_body, msg.imu_dv_accum_body, msg.imu_dtheta_accum_body
-    return _SENSORS_PACKET.pack(PROTOCOL_VERSION, _SENSORS, seq & 0xFFFF, t_us, dv[0], dv[1], dv[2], dth[0],
-                                dth[1], dth[2], msg.imu_dt_us, msg.lrf_range, msg.lrf_sample_t_us, msg.flags,
-                                av[0], av[1], av[2], at[0], at[1], at[2])
+    (dv0, dv1, dv2), (dth0, dth1, dth2), dt_us, lrf_range, lrf_t_us, flags, (av0, av1, av2), (at0, at1, at2) = msg
+    return _SENSORS_PACKET.pack(PROTOCOL_VERSION, _SENSORS, seq & 0xFFFF, t_us, dv0, dv1, dv2, dth0, dth1, dth2,
+                                dt_us, lrf_range, lrf_t_us, flags, av0, av1, av2, at0, at1, at2)
 
 
 def encode_frame(msg: Message, seq: int, t_us: int) -> bytes:

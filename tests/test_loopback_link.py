@@ -106,7 +106,7 @@ def sensors(draw):
                      draw(st.integers(0, 255)), tuple(draw(f64) for _ in range(3)), tuple(draw(f64) for _ in range(3)))
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(sensors(), st.integers(0, 2**16 - 1), st.integers(0, 2**64 - 1))
 def test_random_sensors_framed_byte_identically_by_both_codecs(fc, msg, seq, t_us):
     frame = c_frame(fc, p.sensors_packet(msg, seq, t_us))
@@ -171,7 +171,7 @@ def corrupted_streams(draw):
     return b"".join(out)
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(corrupted_streams())
 def test_corrupted_streams_checked_frame_by_frame_as_the_python_decoder_does(fc, data):
     assert_same_checks(fc, data)
@@ -360,3 +360,16 @@ def test_whole_flight_bit_identical_with_and_without_the_c_call(tmp_path, name):
         assert fast.link_stats[k] == slow.link_stats[k], k
     assert ([(d, b) for d, _t, b in read_link_log(tmp_path / "fast" / "link.log")]
             == [(d, b) for d, _t, b in read_link_log(tmp_path / "slow" / "link.log")])
+
+
+@pytest.mark.parametrize("cls", [LoopbackTransport, GenericPath], ids=["c-call", "generic"])
+def test_exchange_after_close_is_refused_on_both_paths(cls):
+    from harness.transports.base import TransportClosed
+
+    tr = cls()
+    link = _link(tr)
+    link.exchange(_sensors(1), 20_000)
+    link.exchange(_sensors(2), 40_000)
+    tr.close()
+    with pytest.raises(TransportClosed, match="write after close"):
+        link.exchange(_sensors(3), 60_000)

@@ -106,8 +106,8 @@ def _declarations(header: Path) -> str:
         run = subprocess.run(cmd, capture_output=True, text=True)
     if run.returncode != 0:
         where, quoted = first_errors(run.stdout + run.stderr)
-        raise BuildError(f"preprocessing the flight-code headers for cffi failed" + (f" in {where}" if where else "")
-                         + f":\n{quoted}\ncommand: {shlex.join(cmd)}")
+        raise BuildError(f"preprocessing {header.name} (and what it includes) for cffi failed"
+                         + (f" in {where}" if where else "") + f":\n{quoted}\ncommand: {shlex.join(cmd)}")
     stand_ins = "".join(f"typedef int {t};\n" for t in _CFFI_TYPES)
     try:
         tree = CParser().parse(stand_ins + run.stdout, str(header))

@@ -137,6 +137,9 @@ int fsil_link_exchange(fsil_link_t *k, const uint8_t *packet, size_t n)
     int have_command = 0;
     uint32_t frames = 0;
 
+    if (k->lb == NULL) {
+        return -2;
+    }
     if (n < FSW_HDR_LEN) {
         return -1;
     }

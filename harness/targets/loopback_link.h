@@ -48,14 +48,15 @@ typedef struct fsil_link {
     uint32_t tlm_len;
 } fsil_link_t;
 
-/* Bind k to the loopback flight code lb (an fsw_loopback_t *); buffers emptied. */
+/* Bind k to the loopback flight code lb (an fsw_loopback_t *, or NULL: none); buffers emptied. */
 void fsil_link_init(fsil_link_t *k, void *lb);
 
 /*
  * One cycle: packet is the SENSORS header + body (n bytes, no CRC) as the harness packed it.
  * Returns 1 for the regular answer (result filled, TELEMETRY appended), 0 for anything else
- * (tx/rx filled, nothing else changed), -1 if packet cannot be framed (longer than 248 bytes:
- * nothing fed).
+ * (tx/rx filled, nothing else changed), -1 if packet cannot be framed (shorter than a header or
+ * longer than 248 bytes), -2 if k is bound to no flight code (lb NULL: the transport was
+ * closed); nothing is fed in either case.
  */
 int fsil_link_exchange(fsil_link_t *k, const uint8_t *packet, size_t n);
 

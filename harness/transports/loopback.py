@@ -1,7 +1,7 @@
 """loopback://: the C flight code in-process through cffi, fed bytes exactly as a UART delivers them."""
 from __future__ import annotations
 
-from harness.transports.base import Transport, TransportClosed
+from harness.transports.base import Transport, TransportClosed, TransportError
 
 _DRAIN_CAP = 16384
 
@@ -19,6 +19,7 @@ class LoopbackTransport(Transport):
         self._lb = self.ffi.cast("fsw_loopback_t *", self._mem)
         self._out = self.ffi.new("uint8_t[]", _DRAIN_CAP)
         self._held = b""  # bytes the flight code sent that a lockstep call took and handed back
+        self._locksteps: list[InProcessLockstep] = []
         self._closed = False
         self.name = f"loopback://{source_dir or ''}"
         self.lib.fsw_loopback_init(self._lb)  # boots the flight code: HELLO is queued
@@ -40,6 +41,8 @@ class LoopbackTransport(Transport):
 
     def close(self) -> None:
         self._closed = True
+        for lockstep in self._locksteps:  # their C calls now refuse, as write does
+            lockstep.ctx.lb = self.ffi.NULL
 
     def in_process_lockstep(self) -> "InProcessLockstep | None":
         """The whole SENSORS -> COMMAND round in one C call (``FlightLink`` uses it), or None
@@ -48,7 +51,9 @@ class LoopbackTransport(Transport):
         cls = type(self)
         if cls.write is not LoopbackTransport.write or cls.read is not LoopbackTransport.read:
             return None
-        return InProcessLockstep(self)
+        lockstep = InProcessLockstep(self)
+        self._locksteps.append(lockstep)
+        return lockstep
 
 
 class InProcessLockstep:
@@ -57,7 +62,7 @@ class InProcessLockstep:
     ``call(ctx, packet, n)``, with ``packet`` the SENSORS header + body the harness packed,
     frames it with the project's C codec, feeds it to the flight code's own byte input, drains
     its answer and checks it. It returns 1 when the answer is the regular one; ``result`` then
-    holds (``RESULT`` layout, little-endian) the good frames in it, the bytes sent and
+    holds (little-endian, see ``loopback_link.h``) the good frames in it, the bytes sent and
     received, the TELEMETRY bytes held, and the COMMAND packet; the TELEMETRY packets are held
     in C until ``take_telemetry``. It returns 0 for any other answer (missing, late or extra
     COMMAND, a bad frame, a frame cut short, HELLO...): ``hand_back`` then returns the received
@@ -76,6 +81,13 @@ class InProcessLockstep:
         self.telemetry_packet = int(lib.FSIL_LINK_TLM_PACKET)
         #: take the TELEMETRY out of C once this many bytes are held (room for 64 more cycles' worth)
         self.telemetry_high_water = int(lib.FSIL_LINK_TLM_CAP) - 64 * self.telemetry_packet
+
+    def refused(self, code: int) -> Exception:
+        """The error of a call that returned ``code`` < 0 (nothing was fed to the flight code)."""
+        if code == -2:
+            return TransportClosed(f"{self._transport.name}: write after close")
+        return TransportError(f"{self._transport.name}: the lockstep call cannot frame this SENSORS packet "
+                              f"(code {code})")
 
     def tx_bytes(self) -> bytes:
         """The SENSORS frame of the last call, as fed to the flight code."""
