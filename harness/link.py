@@ -145,9 +145,9 @@ _SENSORS = int(p.MsgType.SENSORS)
 #: what the in-process lockstep call reports (``InProcessLockstep.result``): good frames in the
 #: answer, bytes sent, bytes received, TELEMETRY bytes held, then the COMMAND packet (its version,
 #: type and CRC skipped: checked in C)
-_LOCKSTEP_RESULT = struct.Struct("<4I2x" + p._COMMAND_PACKET.format[3:-1] + "2x")
+_LOCKSTEP_RESULT = struct.Struct("<4I2x" + p.COMMAND_PACKET.format[3:-1] + "2x")
 _new_tuple = tuple.__new__
-_SENSORS_PACKET_LEN = p._SENSORS_PACKET.size  # what sensors_packet returns, header + body
+_SENSORS_PACKET_LEN = p.SENSORS_PACKET.size  # what sensors_packet returns, header + body
 
 def _describe(frame_type: int | None, seq: int | None, t_us: int | None, wall: float | None) -> str:
     if frame_type is None:

@@ -298,7 +298,8 @@ def encode_packet(msg: Message, seq: int, t_us: int) -> bytes:
     return data + CRC.pack(crc16(data))
 
 
-_SENSORS_PACKET = struct.Struct(HEADER.format + Sensors.LAYOUT.format[1:])  # header + body in one pack
+#: A SENSORS packet's header and body (no CRC) in one struct; a COMMAND packet's header, body and CRC
+SENSORS_PACKET = struct.Struct(HEADER.format + Sensors.LAYOUT.format[1:])
 _SENSORS = int(MsgType.SENSORS)
 
 
@@ -306,7 +307,7 @@ def sensors_packet(msg: Sensors, seq: int, t_us: int) -> bytes:
     """Header + body of a SENSORS (no CRC yet) in one struct pack: the lockstep hot path, shared by
     ``encode_frame`` and the in-process rig's C framing (``harness/transports/loopback.py``)."""
     (dv0, dv1, dv2), (dth0, dth1, dth2), dt_us, lrf_range, lrf_t_us, flags, (av0, av1, av2), (at0, at1, at2) = msg
-    return _SENSORS_PACKET.pack(PROTOCOL_VERSION, _SENSORS, seq & 0xFFFF, t_us, dv0, dv1, dv2, dth0, dth1, dth2,
+    return SENSORS_PACKET.pack(PROTOCOL_VERSION, _SENSORS, seq & 0xFFFF, t_us, dv0, dv1, dv2, dth0, dth1, dth2,
                                 dt_us, lrf_range, lrf_t_us, flags, av0, av1, av2, at0, at1, at2)
 
 
@@ -323,7 +324,7 @@ _WITHOUT_CRC = operator.itemgetter(slice(None, -2))
 
 
 _COMMAND = int(MsgType.COMMAND)
-_COMMAND_PACKET = struct.Struct(HEADER.format + Command.LAYOUT.format[1:] + "H")  # header + body + CRC
+COMMAND_PACKET = struct.Struct(HEADER.format + Command.LAYOUT.format[1:] + "H")  # header + body + CRC
 
 
 def decode_packet(packet: bytes, raw_types: frozenset = frozenset()) -> Frame:
@@ -333,10 +334,10 @@ def decode_packet(packet: bytes, raw_types: frozenset = frozenset()) -> Frame:
     raw body bytes.
     """
     n = len(packet)
-    if n == _COMMAND_PACKET.size and packet[1] == _COMMAND and _COMMAND not in raw_types:
+    if n == COMMAND_PACKET.size and packet[1] == _COMMAND and _COMMAND not in raw_types:
         # the answer the lockstep loop waits for: one unpack of the whole packet; anything
         # wrong with it falls through to the checks below, which name the fault
-        ver, typ, seq, t_us, thr, tx, ty, tz, sensors_seq, mode, flags, crc_rx = _COMMAND_PACKET.unpack(packet)
+        ver, typ, seq, t_us, thr, tx, ty, tz, sensors_seq, mode, flags, crc_rx = COMMAND_PACKET.unpack(packet)
         if ver == PROTOCOL_VERSION and crc_rx == crc16(packet[:-2]):
             return _tuple_new(Frame, (typ, seq, t_us, _tuple_new(Command, (thr, (tx, ty, tz), sensors_seq, mode, flags))))
     if n < _MIN_PACKET:
