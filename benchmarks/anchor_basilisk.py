@@ -1,0 +1,439 @@
+"""The Basilisk anchor of the speed figures (issue 15): what Basilisk, the open-source
+astrodynamics framework, measures on this machine for the two set-ups fsil's figures are set
+against, so a benchmark prints "fsil N = k x Basilisk" instead of a bare number.
+
+    python benchmarks/anchor_basilisk.py            # print the anchor (cached; measures if none)
+    python benchmarks/anchor_basilisk.py --refresh  # measure again now (a minute or two)
+    python benchmarks/anchor_basilisk.py --json     # the cached record as JSON
+
+Basilisk is installed from the package index (``bsk``) into a throwaway virtual environment of
+its own, ``$FSIL_BENCH_CACHE/bsk-venv`` (default ``~/.cache/fsil-bench``), never into fsil's
+dependencies; the measurement runs there, in a subprocess that runs this same file with
+``--child``. The result is cached as ``basilisk-anchor.json`` beside the venv, with Basilisk's
+version, the date and the load average, so several benchmarks print ratios without re-running
+Basilisk. Nothing here raises: when Basilisk cannot be installed or run (no network, no wheel
+for this Python), ``anchor()`` says why and the benchmarks print their figures without ratio.
+
+What is measured (all at Basilisk's 10 ms task rate, one RK4 step of the dynamics per step):
+
+* ``bare``: a 1000 kg lander (``spacecraft.Spacecraft``, 6 DOF) in the Moon's point-mass
+  gravity with a constant body-fixed thrust (``extForceTorque``) and an ``imuSensor`` with
+  noise and random walk: steps per second of wall time, best of several, set-up excluded.
+  No flight software, no link, no record.
+* ``python_fsw``: the same plus a flight-software module written in Python (a ``SysModel``
+  that reads the IMU message and writes the thrust command each step, a vertical-speed hold).
+* ``mc_controller``: Basilisk's own Monte Carlo ``Controller`` on one process
+  (``setThreadCount(1)``), 60 s descents of the ``bare`` set-up with the initial velocity
+  dispersed, the lander's state retained at 50 Hz: runs per second. The Controller pauses one
+  second (``time.sleep(1)`` in ``SimulationExecutor``) after handing each run's retained data
+  to its writer process, so this figure is mostly that pause.
+* ``mc_loop``: the same runs without the Controller: a fresh simulation built, flown 60 s and
+  its state recorder read per run, in a loop: runs per second of Basilisk's own work. The
+  stricter anchor for a campaign.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+STEP_S = 0.01  # Basilisk task period, s (100 Hz)
+DESCENT_S = 60.0  # simulated length of one Monte Carlo descent, s
+MC_RUNS = 12  # descents per Monte Carlo figure
+STEP_REPEATS = 7  # best-of count for the steps-per-second figures
+STEP_SPAN_S = 50.0  # simulated seconds per timed repeat (5,000 steps)
+
+CACHE_DIR = Path(os.environ.get("FSIL_BENCH_CACHE", Path.home() / ".cache" / "fsil-bench"))
+VENV = CACHE_DIR / "bsk-venv"
+RESULT = CACHE_DIR / "basilisk-anchor.json"
+PACKAGE = "bsk"
+INSTALL_TIMEOUT_S = 1800
+MEASURE_TIMEOUT_S = 1200
+
+
+# ----------------------------------------------------------------------------------------------
+# fsil side: venv, cache, ratios (standard library only)
+# ----------------------------------------------------------------------------------------------
+
+class AnchorUnavailable(RuntimeError):
+    """Basilisk could not be installed or run here; the message says why."""
+
+
+def _venv_python() -> Path:
+    return VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def _base_python() -> str:
+    """The interpreter to build the venv from: the one running, without its own venv."""
+    return getattr(sys, "_base_executable", None) or sys.executable
+
+
+def ensure_basilisk(log=print) -> Path:
+    """The Python of the throwaway venv with ``bsk`` installed (created on first use)."""
+    py = _venv_python()
+    if py.exists() and _run([str(py), "-c", "import Basilisk"], 120).returncode == 0:
+        return py
+    log(f"[anchor] installing Basilisk ('{PACKAGE}' from the package index) into {VENV} "
+        "(once; this may take minutes)")
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    if not py.exists():
+        r = _run([_base_python(), "-m", "venv", str(VENV)], 300)
+        if r.returncode != 0:
+            raise AnchorUnavailable(f"cannot create the venv {VENV}: {_tail(r)}")
+    r = _run([str(py), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", PACKAGE],
+             INSTALL_TIMEOUT_S)
+    if r.returncode != 0:
+        raise AnchorUnavailable(f"'pip install {PACKAGE}' failed in {VENV}: {_tail(r)}")
+    r = _run([str(py), "-c", "import Basilisk"], 120)
+    if r.returncode != 0:
+        raise AnchorUnavailable(f"Basilisk installed but does not import: {_tail(r)}")
+    return py
+
+
+def measure(log=print) -> dict:
+    """Install if needed, measure Basilisk in its venv now, cache and return the record."""
+    py = ensure_basilisk(log)
+    log(f"[anchor] measuring Basilisk in {VENV} (about a minute)")
+    load_before = os.getloadavg()
+    r = _run([str(py), str(Path(__file__).resolve()), "--child"], MEASURE_TIMEOUT_S,
+             cwd=str(CACHE_DIR))
+    if r.returncode != 0:
+        raise AnchorUnavailable(f"the Basilisk measurement failed: {_tail(r)}")
+    try:
+        rec = json.loads(r.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError) as e:
+        raise AnchorUnavailable(f"the Basilisk measurement printed no result ({e}): {_tail(r)}")
+    rec.update(
+        available=True,
+        measured_utc=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        load_average_before=round(load_before[0], 2),
+        load_average_after=round(os.getloadavg()[0], 2),
+        cpus=os.cpu_count(),
+        cpu_model=_cpu_model(),
+        host=platform.node(),
+    )
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    RESULT.write_text(json.dumps(rec, indent=2) + "\n")
+    return rec
+
+
+def anchor(refresh: bool = False, log=print) -> dict:
+    """The Basilisk anchor record: cached unless ``refresh``; never raises.
+
+    Keys when ``available``: ``bsk_version``, ``bare_steps_per_s``, ``python_fsw_steps_per_s``,
+    ``mc_controller_runs_per_s``, ``mc_loop_runs_per_s`` (per process), ``measured_utc``,
+    ``load_average_before``/``_after``, and the set-up constants. Otherwise ``available`` is
+    False and ``reason`` says why.
+    """
+    if not refresh and RESULT.exists():
+        try:
+            rec = json.loads(RESULT.read_text())
+            if rec.get("available") and rec.get("bare_steps_per_s"):
+                return rec
+        except ValueError:
+            pass
+    try:
+        return measure(log)
+    except (AnchorUnavailable, OSError, subprocess.SubprocessError) as e:
+        return {"available": False, "reason": str(e)}
+
+
+def provenance(rec: dict) -> str:
+    """One line naming where the anchor figures come from."""
+    if not rec.get("available"):
+        return f"Basilisk anchor unavailable: {rec.get('reason', 'unknown reason')}"
+    return (f"Basilisk {rec['bsk_version']} (Python {rec['python']}), measured {rec['measured_utc']}, "
+            f"load average {rec['load_average_before']:.2f} -> {rec['load_average_after']:.2f}; "
+            f"re-measure: python benchmarks/anchor_basilisk.py --refresh")
+
+
+def loop_ratio_line(fsil_cycles_per_s: float, rec: dict) -> str:
+    """fsil's closed-loop cycles per second against Basilisk's bare and Python-FSW stepping."""
+    if not rec.get("available"):
+        return f"fsil {fsil_cycles_per_s:,.0f} cycles/s (no Basilisk ratio: {rec.get('reason')})"
+    bare, fsw = rec["bare_steps_per_s"], rec["python_fsw_steps_per_s"]
+    return (f"fsil {fsil_cycles_per_s:,.0f} cycles/s = {fsil_cycles_per_s / bare:.2f} x Basilisk bare "
+            f"dynamics {bare:,.0f} steps/s (6-DOF + Moon gravity + thrust + IMU, no flight code, no link)"
+            f"; = {fsil_cycles_per_s / fsw:.2f} x Basilisk with a Python FSW module {fsw:,.0f} steps/s")
+
+
+def campaign_ratio_line(fsil_runs_per_s_per_core: float, rec: dict) -> str:
+    """fsil's campaign runs/s per core against Basilisk's Monte Carlo runs/s per process."""
+    if not rec.get("available"):
+        return (f"campaign {fsil_runs_per_s_per_core:.2f} runs/s/core "
+                f"(no Basilisk ratio: {rec.get('reason')})")
+    ctl, loop = rec["mc_controller_runs_per_s"], rec["mc_loop_runs_per_s"]
+    return (f"campaign {fsil_runs_per_s_per_core:.2f} runs/s/core = "
+            f"{fsil_runs_per_s_per_core / ctl:.1f} x Basilisk Monte Carlo Controller {ctl:.2f} runs/s/process"
+            f" ({rec['descent_s']:.0f} s descents, data retained); = "
+            f"{fsil_runs_per_s_per_core / loop:.2f} x Basilisk's own work per run {loop:.2f} runs/s "
+            f"(fresh sims in a loop, no Controller)")
+
+
+def _run(cmd, timeout_s, cwd=None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
+    env.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MPLBACKEND="Agg")
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, env=env, cwd=cwd)
+    except subprocess.TimeoutExpired as e:
+        raise AnchorUnavailable(f"{cmd[0]} {' '.join(cmd[1:3])} took longer than {timeout_s} s") from e
+    except FileNotFoundError as e:
+        raise AnchorUnavailable(f"cannot run {cmd[0]}: {e}") from e
+
+
+def _tail(r: subprocess.CompletedProcess, n: int = 400) -> str:
+    text = (r.stderr or "") + (r.stdout or "")
+    return " ".join(text.strip()[-n:].split()) or f"exit status {r.returncode}"
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+# ----------------------------------------------------------------------------------------------
+# Basilisk side: runs in the throwaway venv (``--child``); imports Basilisk
+# ----------------------------------------------------------------------------------------------
+
+LANDER_MASS_KG = 1000.0
+LANDER_INERTIA_KGM2 = (900.0, 800.0, 600.0)  # principal moments about the centre of mass
+START_ALTITUDE_M = 1500.0  # above the Moon's mean radius
+START_DESCENT_RATE_MPS = 40.0
+THRUST_N = 2290.0  # 1.41 x lunar weight: brakes 40 m/s to ~0 in 60 s, ~300 m up
+MOON_GM_M3PS2 = 4.902799e12
+
+
+def _build_descent(python_fsw: bool = False, record_state_s: float | None = None,
+                   v_down_mps: float = START_DESCENT_RATE_MPS):
+    """One Basilisk simulation of the lander: (sim, recorder or None). Body x points up (the
+    lander starts on the inertial x axis with identity attitude), so thrust is +x body."""
+    import numpy as np
+    from Basilisk.architecture import messaging, sysModel
+    from Basilisk.simulation import extForceTorque, imuSensor, spacecraft
+    from Basilisk.utilities import SimulationBaseClass, macros, simIncludeGravBody
+
+    sim = SimulationBaseClass.SimBaseClass()
+    proc = sim.CreateNewProcess("dynamics")
+    proc.addTask(sim.CreateNewTask("dynTask", macros.sec2nano(STEP_S)))
+
+    lander = spacecraft.Spacecraft()
+    lander.ModelTag = "lander"
+    lander.hub.mHub = LANDER_MASS_KG
+    lander.hub.r_BcB_B = [[0.0], [0.0], [0.0]]
+    lander.hub.IHubPntBc_B = np.diag(LANDER_INERTIA_KGM2).tolist()
+    grav = simIncludeGravBody.gravBodyFactory()
+    moon = grav.createMoon()
+    moon.isCentralBody = True
+    grav.addBodiesTo(lander)
+    r_moon_m = moon.radEquator
+    lander.hub.r_CN_NInit = [[r_moon_m + START_ALTITUDE_M], [0.0], [0.0]]
+    lander.hub.v_CN_NInit = [[-v_down_mps], [5.0], [0.0]]
+    lander.hub.sigma_BNInit = [[0.0], [0.0], [0.0]]
+    lander.hub.omega_BN_BInit = [[0.0], [0.0], [0.0]]
+    sim.AddModelToTask("dynTask", lander, 10)
+
+    engine = extForceTorque.ExtForceTorque()
+    engine.ModelTag = "engine"
+    engine.extForce_B = [[THRUST_N], [0.0], [0.0]]
+    lander.addDynamicEffector(engine)
+    sim.AddModelToTask("dynTask", engine, 9)
+
+    imu = imuSensor.ImuSensor()
+    imu.ModelTag = "imu"
+    imu.scStateInMsg.subscribeTo(lander.scStateOutMsg)
+    imu.setBodyToPlatformDCM(0.0, 0.0, 0.0)
+    imu.PMatrixAccel = (np.eye(3) * 1e-3).tolist()
+    imu.PMatrixGyro = (np.eye(3) * 1e-5).tolist()
+    imu.setWalkBoundsAccel(np.array([1e-2] * 3))
+    imu.setWalkBoundsGyro(np.array([1e-4] * 3))
+    imu.setErrorBoundsAccel([1e-2] * 3)
+    imu.setErrorBoundsGyro([1e-4] * 3)
+    sim.AddModelToTask("dynTask", imu, 8)
+
+    if python_fsw:
+        class VerticalSpeedHold(sysModel.SysModel):
+            """Flight software in Python: integrates the IMU's velocity increments along body x
+            and commands the thrust that holds a 2 m/s descent (P control on the estimate)."""
+
+            def __init__(self):
+                super().__init__()
+                self.imuInMsg = messaging.IMUSensorMsgReader()
+                self.cmdOutMsg = messaging.CmdForceBodyMsg()
+                self.v_up_est_mps = -v_down_mps
+
+            def Reset(self, currentSimNanos):
+                self.v_up_est_mps = -v_down_mps
+
+            def UpdateState(self, currentSimNanos):
+                meas = self.imuInMsg()
+                # IMU velocity increments are non-gravitational: add the gravity loss
+                self.v_up_est_mps += meas.DVFramePlatform[0] - 1.62 * STEP_S
+                thrust = LANDER_MASS_KG * (1.62 + 0.5 * (-2.0 - self.v_up_est_mps))
+                cmd = messaging.CmdForceBodyMsgPayload()
+                cmd.forceRequestBody = [min(max(thrust, 0.0), 4000.0), 0.0, 0.0]
+                self.cmdOutMsg.write(cmd, currentSimNanos, self.moduleID)
+
+        fsw = VerticalSpeedHold()
+        fsw.ModelTag = "fsw"
+        fsw.imuInMsg.subscribeTo(imu.sensorOutMsg)
+        engine.cmdForceBodyInMsg.subscribeTo(fsw.cmdOutMsg)
+        engine.extForce_B = [[0.0], [0.0], [0.0]]
+        sim.AddModelToTask("dynTask", fsw, 7)
+        sim.fsw = fsw  # keep the Python object alive as long as the sim
+
+    rec = None
+    if record_state_s is not None:
+        rec = lander.scStateOutMsg.recorder(macros.sec2nano(record_state_s))
+        sim.AddModelToTask("dynTask", rec)
+    sim.msgRecList = {"landerState": rec} if rec is not None else {}
+    sim.lander = lander
+    return sim, rec
+
+
+def _steps_per_s(python_fsw: bool) -> float:
+    """Best of STEP_REPEATS timed spans of STEP_SPAN_S simulated seconds, set-up excluded."""
+    from Basilisk.utilities import macros
+
+    sim, _ = _build_descent(python_fsw=python_fsw)
+    sim.InitializeSimulation()
+    t_s = 1.0
+    sim.ConfigureStopTime(macros.sec2nano(t_s))  # warm-up
+    sim.ExecuteSimulation()
+    best = float("inf")
+    for _ in range(STEP_REPEATS):
+        t_s += STEP_SPAN_S
+        sim.ConfigureStopTime(macros.sec2nano(t_s))
+        w0 = time.perf_counter()
+        sim.ExecuteSimulation()
+        best = min(best, time.perf_counter() - w0)
+    return round(STEP_SPAN_S / STEP_S) / best
+
+
+def _mc_create():
+    """Monte Carlo creation function (module level so the Controller can copy it)."""
+    sim, _ = _build_descent(record_state_s=0.02)
+    return sim
+
+
+def _mc_execute(sim):
+    from Basilisk.utilities import macros
+
+    sim.InitializeSimulation()
+    sim.ConfigureStopTime(macros.sec2nano(DESCENT_S))
+    sim.ExecuteSimulation()
+
+
+def _mc_controller_runs_per_s(archive: Path) -> float:
+    """Basilisk's Monte Carlo Controller, one process, MC_RUNS descents with data retained."""
+    from Basilisk.utilities.MonteCarlo.Controller import Controller
+    from Basilisk.utilities.MonteCarlo.Dispersions import NormalVectorCartDispersion
+    from Basilisk.utilities.MonteCarlo.RetentionPolicy import RetentionPolicy
+
+    mc = Controller()
+    mc.setShowProgressBar(False)
+    mc.setSimulationFunction(_mc_create)
+    mc.setExecutionFunction(_mc_execute)
+    mc.setExecutionCount(MC_RUNS)
+    mc.setThreadCount(1)
+    mc.setVerbose(False)
+    mc.setShouldDisperseSeeds(True)
+    mc.setShouldArchiveParameters(True)
+    mc.setArchiveDir(str(archive) + "/")
+    mc.addDispersion(NormalVectorCartDispersion(
+        "lander.hub.v_CN_NInit", mean=[-START_DESCENT_RATE_MPS, 5.0, 0.0], stdDeviation=[2.0, 1.0, 0.3]))
+    policy = RetentionPolicy(rate=int(0.02e9))
+    policy.addMessageLog("landerState", ["r_BN_N", "v_BN_N", "sigma_BN", "omega_BN_B"])
+    mc.addRetentionPolicy(policy)
+    w0 = time.perf_counter()
+    failed = mc.executeSimulations()
+    dt = time.perf_counter() - w0
+    if failed:
+        raise RuntimeError(f"Basilisk Monte Carlo runs {failed} failed")
+    runs = sorted(archive.glob("run*.data"))
+    if len(runs) != MC_RUNS:
+        raise RuntimeError(f"the Controller retained {len(runs)} of {MC_RUNS} runs")
+    return MC_RUNS / dt
+
+
+def _mc_loop_runs_per_s() -> tuple[float, float]:
+    """Fresh simulations built, flown DESCENT_S and read back, in a loop: (runs/s, last altitude m)."""
+    import numpy as np
+
+    w0 = time.perf_counter()
+    for i in range(MC_RUNS):
+        sim, rec = _build_descent(record_state_s=0.02, v_down_mps=36.0 + 8.0 * i / MC_RUNS)
+        _mc_execute(sim)
+        r_n = np.asarray(rec.r_BN_N)
+        v_n = np.asarray(rec.v_BN_N)
+        if r_n.shape[0] < DESCENT_S / 0.02 or not np.isfinite(v_n).all():
+            raise RuntimeError(f"descent {i} recorded {r_n.shape[0]} states")
+    dt = time.perf_counter() - w0
+    return MC_RUNS / dt, float(np.linalg.norm(r_n[-1]) - 1737400.0)
+
+
+def _child_main() -> None:
+    """Measure in the Basilisk venv and print one JSON line."""
+    import importlib.metadata
+    import tempfile
+
+    bare = _steps_per_s(python_fsw=False)
+    fsw = _steps_per_s(python_fsw=True)
+    loop, end_alt = _mc_loop_runs_per_s()
+    with tempfile.TemporaryDirectory(prefix="bsk-mc-") as tmp:
+        ctl = _mc_controller_runs_per_s(Path(tmp) / "mc")
+    bare2 = _steps_per_s(python_fsw=False)  # again after the MC: the best of both sits
+    print(json.dumps({
+        "bsk_version": importlib.metadata.version(PACKAGE),
+        "python": platform.python_version(),
+        "step_s": STEP_S,
+        "bare_steps_per_s": round(max(bare, bare2)),
+        "python_fsw_steps_per_s": round(fsw),
+        "mc_controller_runs_per_s": round(ctl, 3),
+        "mc_loop_runs_per_s": round(loop, 3),
+        "descent_s": DESCENT_S,
+        "mc_runs": MC_RUNS,
+        "mc_last_descent_end_altitude_m": round(end_alt, 1),
+        "step_repeats": STEP_REPEATS,
+        "step_span_s": STEP_SPAN_S,
+    }))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--refresh", action="store_true", help="measure Basilisk again now")
+    ap.add_argument("--json", action="store_true", help="print the record as JSON")
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.child:
+        _child_main()
+        return 0
+    rec = anchor(refresh=a.refresh)
+    if a.json:
+        print(json.dumps(rec, indent=2))
+        return 0
+    print(provenance(rec))
+    if rec.get("available"):
+        print(f"  bare 6-DOF + Moon gravity + thrust + IMU at {rec['step_s'] * 1e3:.0f} ms: "
+              f"{rec['bare_steps_per_s']:,} steps/s (best of {rec['step_repeats']} x "
+              f"{rec['step_span_s'] / rec['step_s']:,.0f} steps)")
+        print(f"  the same + a Python flight-software module: {rec['python_fsw_steps_per_s']:,} steps/s")
+        print(f"  Monte Carlo Controller, 1 process, {rec['mc_runs']} x {rec['descent_s']:.0f} s descents, "
+              f"state retained at 50 Hz: {rec['mc_controller_runs_per_s']:.2f} runs/s")
+        print(f"  the same descents as fresh sims in a loop (no Controller): "
+              f"{rec['mc_loop_runs_per_s']:.2f} runs/s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
