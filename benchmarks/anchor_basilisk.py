@@ -38,8 +38,11 @@ import datetime as _dt
 import json
 import os
 import platform
+import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -48,6 +51,7 @@ DESCENT_S = 60.0  # simulated length of one Monte Carlo descent, s
 MC_RUNS = 12  # descents per Monte Carlo figure
 STEP_REPEATS = 7  # best-of count for the steps-per-second figures
 STEP_SPAN_S = 50.0  # simulated seconds per timed repeat (5,000 steps)
+INSTR_SHORT_S, INSTR_LONG_S = 1.0, 11.0  # simulated seconds of the two callgrind runs
 
 CACHE_DIR = Path(os.environ.get("FSIL_BENCH_CACHE", Path.home() / ".cache" / "fsil-bench"))
 VENV = CACHE_DIR / "bsk-venv"
@@ -118,9 +122,53 @@ def measure(log=print) -> dict:
         cpu_model=_cpu_model(),
         host=platform.node(),
     )
+    old = _cached()
+    if old and old.get("bsk_version") == rec["bsk_version"]:  # instruction counts do not age with load
+        rec.update({k: v for k, v in old.items() if "instructions" in k})
+    _save(rec)
+    return rec
+
+
+def _cached() -> dict | None:
+    try:
+        rec = json.loads(RESULT.read_text())
+    except (OSError, ValueError):
+        return None
+    return rec if rec.get("available") and rec.get("bare_steps_per_s") else None
+
+
+def _save(rec: dict) -> None:
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
     RESULT.write_text(json.dumps(rec, indent=2) + "\n")
-    return rec
+
+
+def count_instructions(log=print) -> dict:
+    """Instructions per Basilisk step (bare and with the Python FSW module), counted by valgrind's
+    callgrind as benchmarks/bench_instructions.py counts fsil's cycles: two runs of
+    INSTR_SHORT_S and INSTR_LONG_S simulated seconds, the difference over the difference in
+    steps, so Basilisk's import and set-up cancel out. Does not move with the host's load.
+    About seven minutes (each run starts Basilisk under valgrind)."""
+    if not shutil.which("valgrind"):
+        raise AnchorUnavailable("valgrind is not installed (Debian: apt-get install valgrind)")
+    py = ensure_basilisk(log)
+    out = {}
+    for key, fsw in (("bare_instructions_per_step", "0"), ("python_fsw_instructions_per_step", "1")):
+        counts = []
+        for span_s in (INSTR_SHORT_S, INSTR_LONG_S):
+            log(f"[anchor] callgrind: {key.split('_instr')[0]} set-up, {span_s:g} simulated s")
+            with tempfile.TemporaryDirectory(prefix="bsk-cg-") as tmp:
+                cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={tmp}/cg.out",
+                       str(py), str(Path(__file__).resolve()), "--child-fly", str(span_s), fsw]
+                if shutil.which("setarch"):
+                    cmd = ["setarch", "-R"] + cmd
+                r = _run(cmd, MEASURE_TIMEOUT_S, cwd=str(CACHE_DIR))
+            m = re.search(r"Collected : (\d+)", r.stderr or "")
+            if r.returncode != 0 or not m:
+                raise AnchorUnavailable(f"callgrind run of Basilisk failed: {_tail(r)}")
+            counts.append(int(m.group(1)))
+        out[key] = round((counts[1] - counts[0]) / round((INSTR_LONG_S - INSTR_SHORT_S) / STEP_S))
+    out["instructions_span_steps"] = round((INSTR_LONG_S - INSTR_SHORT_S) / STEP_S)
+    return out
 
 
 def anchor(refresh: bool = False, log=print) -> dict:
@@ -131,13 +179,9 @@ def anchor(refresh: bool = False, log=print) -> dict:
     ``load_average_before``/``_after``, and the set-up constants. Otherwise ``available`` is
     False and ``reason`` says why.
     """
-    if not refresh and RESULT.exists():
-        try:
-            rec = json.loads(RESULT.read_text())
-            if rec.get("available") and rec.get("bare_steps_per_s"):
-                return rec
-        except ValueError:
-            pass
+    rec = None if refresh else _cached()
+    if rec:
+        return rec
     try:
         return measure(log)
     except (AnchorUnavailable, OSError, subprocess.SubprocessError) as e:
@@ -163,17 +207,35 @@ def loop_ratio_line(fsil_cycles_per_s: float, rec: dict) -> str:
             f"; = {fsil_cycles_per_s / fsw:.2f} x Basilisk with a Python FSW module {fsw:,.0f} steps/s")
 
 
-def campaign_ratio_line(fsil_runs_per_s_per_core: float, rec: dict) -> str:
-    """fsil's campaign runs/s per core against Basilisk's Monte Carlo runs/s per process."""
+def instructions_ratio_line(fsil_instructions_per_cycle: float, rec: dict) -> str:
+    """fsil's instructions per closed-loop cycle against Basilisk's per bare step (callgrind)."""
+    head = f"fsil {fsil_instructions_per_cycle:,.0f} instructions/cycle"
+    if not rec.get("bare_instructions_per_step"):
+        return f"{head} (no Basilisk count: python benchmarks/anchor_basilisk.py --instructions)"
+    bare, fsw = rec["bare_instructions_per_step"], rec["python_fsw_instructions_per_step"]
+    return (f"{head} = {fsil_instructions_per_cycle / bare:.2f} x Basilisk bare step {bare:,}; "
+            f"= {fsil_instructions_per_cycle / fsw:.2f} x Basilisk step with a Python FSW module {fsw:,}")
+
+
+def campaign_ratio_line(fsil_runs_per_s_per_core: float, rec: dict,
+                        mean_descent_s: float | None = None) -> str:
+    """fsil's campaign runs/s per core against Basilisk's Monte Carlo runs/s per process.
+
+    ``mean_descent_s`` (simulated seconds of fsil's average run) adds the ratio per simulated
+    second, since Basilisk's runs are DESCENT_S long and fsil's M2 runs about twice that."""
+    head = f"campaign {fsil_runs_per_s_per_core:.2f} runs/s/core"
     if not rec.get("available"):
-        return (f"campaign {fsil_runs_per_s_per_core:.2f} runs/s/core "
-                f"(no Basilisk ratio: {rec.get('reason')})")
-    ctl, loop = rec["mc_controller_runs_per_s"], rec["mc_loop_runs_per_s"]
-    return (f"campaign {fsil_runs_per_s_per_core:.2f} runs/s/core = "
-            f"{fsil_runs_per_s_per_core / ctl:.1f} x Basilisk Monte Carlo Controller {ctl:.2f} runs/s/process"
-            f" ({rec['descent_s']:.0f} s descents, data retained); = "
+        return f"{head} (no Basilisk ratio: {rec.get('reason')})"
+    ctl, loop, bsk_s = rec["mc_controller_runs_per_s"], rec["mc_loop_runs_per_s"], rec["descent_s"]
+    line = (f"{head} = {fsil_runs_per_s_per_core / ctl:.1f} x Basilisk Monte Carlo Controller "
+            f"{ctl:.2f} runs/s/process ({bsk_s:.0f} s descents, data retained); = "
             f"{fsil_runs_per_s_per_core / loop:.2f} x Basilisk's own work per run {loop:.2f} runs/s "
             f"(fresh sims in a loop, no Controller)")
+    if mean_descent_s:
+        fsil_sim = fsil_runs_per_s_per_core * mean_descent_s
+        line += (f"; per simulated second: fsil {fsil_sim:,.0f} s/s/core (runs of {mean_descent_s:.0f} s "
+                 f"on average) = {fsil_sim / (loop * bsk_s):.2f} x Basilisk's loop {loop * bsk_s:,.0f} s/s")
+    return line
 
 
 def _run(cmd, timeout_s, cwd=None) -> subprocess.CompletedProcess:
@@ -382,10 +444,19 @@ def _mc_loop_runs_per_s() -> tuple[float, float]:
     return MC_RUNS / dt, float(np.linalg.norm(r_n[-1]) - 1737400.0)
 
 
+def _child_fly(span_s: float, python_fsw: bool) -> None:
+    """Build the set-up and step it ``span_s`` simulated seconds (run under callgrind)."""
+    from Basilisk.utilities import macros
+
+    sim, _ = _build_descent(python_fsw=python_fsw)
+    sim.InitializeSimulation()
+    sim.ConfigureStopTime(macros.sec2nano(span_s))
+    sim.ExecuteSimulation()
+
+
 def _child_main() -> None:
     """Measure in the Basilisk venv and print one JSON line."""
     import importlib.metadata
-    import tempfile
 
     bare = _steps_per_s(python_fsw=False)
     fsw = _steps_per_s(python_fsw=True)
@@ -412,13 +483,25 @@ def _child_main() -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--refresh", action="store_true", help="measure Basilisk again now")
+    ap.add_argument("--instructions", action="store_true",
+                    help="also count instructions per Basilisk step with callgrind (about 7 minutes)")
     ap.add_argument("--json", action="store_true", help="print the record as JSON")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--child-fly", nargs=2, metavar=("SECONDS", "FSW"), help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
         _child_main()
         return 0
+    if a.child_fly:
+        _child_fly(float(a.child_fly[0]), a.child_fly[1] == "1")
+        return 0
     rec = anchor(refresh=a.refresh)
+    if a.instructions and rec.get("available"):
+        try:
+            rec.update(count_instructions())
+            _save(rec)
+        except AnchorUnavailable as e:
+            print(f"[anchor] no instruction counts: {e}")
     if a.json:
         print(json.dumps(rec, indent=2))
         return 0
@@ -432,6 +515,12 @@ def main() -> int:
               f"state retained at 50 Hz: {rec['mc_controller_runs_per_s']:.2f} runs/s")
         print(f"  the same descents as fresh sims in a loop (no Controller): "
               f"{rec['mc_loop_runs_per_s']:.2f} runs/s")
+        if rec.get("bare_instructions_per_step"):
+            print(f"  instructions per step (callgrind, {rec['instructions_span_steps']:,} steps): bare "
+                  f"{rec['bare_instructions_per_step']:,}, with the Python FSW module "
+                  f"{rec['python_fsw_instructions_per_step']:,}")
+        else:
+            print("  instructions per step: not counted (--instructions counts them, ~7 minutes)")
     return 0
 
 
