@@ -56,6 +56,8 @@ INSTR_SHORT_S, INSTR_LONG_S = 1.0, 11.0  # simulated seconds of the two callgrin
 CACHE_DIR = Path(os.environ.get("FSIL_BENCH_CACHE", Path.home() / ".cache" / "fsil-bench"))
 VENV = CACHE_DIR / "bsk-venv"
 RESULT = CACHE_DIR / "basilisk-anchor.json"
+FAILED = CACHE_DIR / "basilisk-anchor-failed.txt"  # why the last try failed
+RETRY_AFTER_S = 6 * 3600  # a failure is tried again after this, or with --refresh
 PACKAGE = "bsk"
 INSTALL_TIMEOUT_S = 1800
 MEASURE_TIMEOUT_S = 1200
@@ -182,9 +184,23 @@ def anchor(refresh: bool = False, log=print) -> dict:
     rec = None if refresh else _cached()
     if rec:
         return rec
+    if not refresh:  # a recent failure is not retried by every benchmark (an install try costs ~30 s)
+        try:
+            if time.time() - FAILED.stat().st_mtime < RETRY_AFTER_S:
+                return {"available": False,
+                        "reason": FAILED.read_text().strip() + " (cached; --refresh tries again)"}
+        except OSError:
+            pass
     try:
-        return measure(log)
+        rec = measure(log)
+        FAILED.unlink(missing_ok=True)
+        return rec
     except (AnchorUnavailable, OSError, subprocess.SubprocessError) as e:
+        try:
+            CACHE_DIR.mkdir(parents=True, exist_ok=True)
+            FAILED.write_text(str(e) + "\n")
+        except OSError:
+            pass
         return {"available": False, "reason": str(e)}
 
 
