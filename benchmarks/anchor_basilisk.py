@@ -1,18 +1,21 @@
-"""The Basilisk anchor of the speed figures (issue 15): what Basilisk, the open-source
-astrodynamics framework, measures on this machine for the two set-ups fsil's figures are set
-against, so a benchmark prints "fsil N = k x Basilisk" instead of a bare number.
+"""The Basilisk anchor of the speed figures (issue 15, docs/performance.md): what Basilisk, the
+open-source astrodynamics framework, measures on this machine for the set-ups fsil's loop and
+campaign figures are set against, so a benchmark prints "fsil N = k x Basilisk" beside its number.
 
-    python benchmarks/anchor_basilisk.py            # print the anchor (cached; measures if none)
-    python benchmarks/anchor_basilisk.py --refresh  # measure again now (a minute or two)
-    python benchmarks/anchor_basilisk.py --json     # the cached record as JSON
+    python benchmarks/anchor_basilisk.py                 # the anchor (cached; measured if none)
+    python benchmarks/anchor_basilisk.py --refresh       # measure again now (~30 s), add to the history
+    python benchmarks/anchor_basilisk.py --instructions  # also count instructions per step (callgrind)
+    python benchmarks/anchor_basilisk.py --json          # the cached record as JSON
 
-Basilisk is installed from the package index (``bsk``) into a throwaway virtual environment of
-its own, ``$FSIL_BENCH_CACHE/bsk-venv`` (default ``~/.cache/fsil-bench``), never into fsil's
-dependencies; the measurement runs there, in a subprocess that runs this same file with
-``--child``. The result is cached as ``basilisk-anchor.json`` beside the venv, with Basilisk's
-version, the date and the load average, so several benchmarks print ratios without re-running
-Basilisk. Nothing here raises: when Basilisk cannot be installed or run (no network, no wheel
-for this Python), ``anchor()`` says why and the benchmarks print their figures without ratio.
+Basilisk is installed from the package index (``bsk``, pinned by BSK_REQUIREMENT) into a
+throwaway virtual environment of its own, ``$FSIL_BENCH_CACHE/bsk-venv`` (default
+``~/.cache/fsil-bench``), never into fsil's dependencies; the measurement runs there, in a
+subprocess that runs this same file with ``--child``. The result is cached as
+``basilisk-anchor.json`` beside the venv, with Basilisk's version, the date and the load average
+of each sitting; each figure is the best over the sittings (the least disturbed, as fsil's own
+best-of-N), so several benchmarks print ratios without re-running Basilisk. Nothing here raises:
+when Basilisk cannot be installed or run (no network, no wheel for this Python), ``anchor()``
+says why and the benchmarks print their figures without ratio.
 
 What is measured (all at Basilisk's 10 ms task rate, one RK4 step of the dynamics per step):
 
@@ -61,6 +64,7 @@ RETRY_AFTER_S = 6 * 3600  # a failure is tried again after this, or with --refre
 HISTORY_LEN = 20  # sittings kept in the cache
 BEST_OF_HISTORY = ("bare_steps_per_s", "python_fsw_steps_per_s", "mc_controller_runs_per_s", "mc_loop_runs_per_s")
 PACKAGE = "bsk"
+BSK_REQUIREMENT = os.environ.get("FSIL_BENCH_BSK", "bsk==2.12.1")  # the anchor's version, fixed
 INSTALL_TIMEOUT_S = 1800
 MEASURE_TIMEOUT_S = 1200
 
@@ -87,17 +91,17 @@ def ensure_basilisk(log=print) -> Path:
     py = _venv_python()
     if py.exists() and _run([str(py), "-c", "import Basilisk"], 120).returncode == 0:
         return py
-    log(f"[anchor] installing Basilisk ('{PACKAGE}' from the package index) into {VENV} "
+    log(f"[anchor] installing Basilisk ('{BSK_REQUIREMENT}' from the package index) into {VENV} "
         "(once; this may take minutes)")
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
     if not py.exists():
         r = _run([_base_python(), "-m", "venv", str(VENV)], 300)
         if r.returncode != 0:
             raise AnchorUnavailable(f"cannot create the venv {VENV}: {_tail(r)}")
-    r = _run([str(py), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", PACKAGE],
+    r = _run([str(py), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", BSK_REQUIREMENT],
              INSTALL_TIMEOUT_S)
     if r.returncode != 0:
-        raise AnchorUnavailable(f"'pip install {PACKAGE}' failed in {VENV}: {_tail(r)}")
+        raise AnchorUnavailable(f"'pip install {BSK_REQUIREMENT}' failed in {VENV}: {_tail(r)}")
     r = _run([str(py), "-c", "import Basilisk"], 120)
     if r.returncode != 0:
         raise AnchorUnavailable(f"Basilisk installed but does not import: {_tail(r)}")
@@ -247,8 +251,8 @@ def instructions_ratio_line(fsil_instructions_per_cycle: float, rec: dict) -> st
     if not rec.get("bare_instructions_per_step"):
         return f"{head} (no Basilisk count: python benchmarks/anchor_basilisk.py --instructions)"
     bare, fsw = rec["bare_instructions_per_step"], rec["python_fsw_instructions_per_step"]
-    return (f"{head} = {fsil_instructions_per_cycle / bare:.2f} x Basilisk bare step {bare:,}; "
-            f"= {fsil_instructions_per_cycle / fsw:.2f} x Basilisk step with a Python FSW module {fsw:,}")
+    return (f"{head} = {fsil_instructions_per_cycle / bare:.2f} x the instructions of a Basilisk bare step "
+            f"({bare:,}), {fsil_instructions_per_cycle / fsw:.2f} x those of a step with a Python FSW module ({fsw:,})")
 
 
 def campaign_ratio_line(fsil_runs_per_s_per_core: float, rec: dict,
