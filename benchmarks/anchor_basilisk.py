@@ -62,6 +62,7 @@ RESULT = CACHE_DIR / "basilisk-anchor.json"
 FAILED = CACHE_DIR / "basilisk-anchor-failed.txt"  # why the last try failed
 RETRY_AFTER_S = 6 * 3600  # a failure is tried again after this, or with --refresh
 HISTORY_LEN = 20  # sittings kept in the cache
+SAME_SITTING_S = 1800  # a Basilisk sitting this recent is also compared side by side, s
 BEST_OF_HISTORY = ("bare_steps_per_s", "python_fsw_steps_per_s", "mc_controller_runs_per_s", "mc_loop_runs_per_s")
 PACKAGE = "bsk"
 BSK_REQUIREMENT = os.environ.get("FSIL_BENCH_BSK", "bsk==2.12.1")  # the anchor's version, fixed
@@ -240,9 +241,29 @@ def loop_ratio_line(fsil_cycles_per_s: float, rec: dict) -> str:
     if not rec.get("available"):
         return f"fsil {fsil_cycles_per_s:,.0f} cycles/s (no Basilisk ratio: {rec.get('reason')})"
     bare, fsw = rec["bare_steps_per_s"], rec["python_fsw_steps_per_s"]
-    return (f"fsil {fsil_cycles_per_s:,.0f} cycles/s = {fsil_cycles_per_s / bare:.2f} x Basilisk bare "
+    line = (f"fsil {fsil_cycles_per_s:,.0f} cycles/s = {fsil_cycles_per_s / bare:.2f} x Basilisk bare "
             f"dynamics {bare:,.0f} steps/s (6-DOF + Moon gravity + thrust + IMU, no flight code, no link)"
             f"; = {fsil_cycles_per_s / fsw:.2f} x Basilisk with a Python FSW module {fsw:,.0f} steps/s")
+    last = _same_sitting(rec)
+    if last:
+        line += (f"; side by side with Basilisk's sitting of {last['measured_utc']} (load average "
+                 f"{last['load_average_before']:.2f}): {fsil_cycles_per_s / last['bare_steps_per_s']:.2f} x bare "
+                 f"{last['bare_steps_per_s']:,}, {fsil_cycles_per_s / last['python_fsw_steps_per_s']:.2f} x "
+                 f"Python FSW {last['python_fsw_steps_per_s']:,}")
+    return line
+
+
+def _same_sitting(rec: dict) -> dict | None:
+    """The latest Basilisk sitting if it was measured within SAME_SITTING_S of now, else None."""
+    last = rec.get("latest")
+    if not last:
+        return None
+    try:
+        t = _dt.datetime.strptime(last["measured_utc"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=_dt.timezone.utc)
+    except (KeyError, ValueError):
+        return None
+    age_s = (_dt.datetime.now(_dt.timezone.utc) - t).total_seconds()
+    return last if 0 <= age_s <= SAME_SITTING_S else None
 
 
 def instructions_ratio_line(fsil_instructions_per_cycle: float, rec: dict) -> str:
@@ -269,6 +290,12 @@ def campaign_ratio_line(fsil_runs_per_s_per_core: float, rec: dict,
             f"{ctl:.2f} runs/s/process ({bsk_s:.0f} s descents, data retained); = "
             f"{fsil_runs_per_s_per_core / loop:.2f} x Basilisk's own work per run {loop:.2f} runs/s "
             f"(fresh sims in a loop, no Controller)")
+    last = _same_sitting(rec)
+    if last:
+        line += (f"; side by side with Basilisk's sitting of {last['measured_utc']} (load average "
+                 f"{last['load_average_before']:.2f}): {fsil_runs_per_s_per_core / last['mc_controller_runs_per_s']:.1f} x "
+                 f"Controller {last['mc_controller_runs_per_s']:.2f}, "
+                 f"{fsil_runs_per_s_per_core / last['mc_loop_runs_per_s']:.2f} x loop {last['mc_loop_runs_per_s']:.2f}")
     if mean_descent_s:
         fsil_sim = fsil_runs_per_s_per_core * mean_descent_s
         line += (f"; per simulated second: fsil {fsil_sim:,.0f} s/s/core (runs of {mean_descent_s:.0f} s "
