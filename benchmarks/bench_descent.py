@@ -12,6 +12,7 @@ busy, so the figure is the best of ``--repeat`` runs, and the median is printed 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 
@@ -24,6 +25,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=20)
     ap.add_argument("--scenario", default="nominal-terminal-descent")
+    ap.add_argument("--anchor", choices=("cached", "refresh", "off"), default="cached",
+                    help="Basilisk anchor ratio (benchmarks/anchor_basilisk.py): cached, measured now, or none")
     args = ap.parse_args()
     sc = load_scenario(args.scenario)
     walls, cpus = [], []
@@ -46,6 +49,12 @@ def main() -> None:
           f"({best_wall / n * 1e6:.1f} us/cycle); CPU {best_cpu:.3f} s = {t_sim / best_cpu:.0f}x; "
           f"median wall {med_wall / n * 1e6:.1f} us/cycle = {t_sim / med_wall:.0f}x; "
           f"last run's cycle loop alone {loop_us:.1f} us/cycle")
+    if args.anchor != "off":  # the anchor of issue 15: Basilisk's bare dynamics on this machine
+        from anchor_basilisk import anchor, loop_ratio_line, provenance
+
+        rec = anchor(refresh=args.anchor == "refresh")
+        print(loop_ratio_line(n / best_wall, rec) + f" (load average now {os.getloadavg()[0]:.2f})")
+        print(provenance(rec))
 
 
 if __name__ == "__main__":
