@@ -55,6 +55,8 @@ def main() -> None:
     ap.add_argument("--scenario", default="nominal-terminal-descent")
     ap.add_argument("--short", type=float, default=10.0, help="simulated seconds of the short flight")
     ap.add_argument("--long", type=float, default=30.0, help="simulated seconds of the long flight")
+    ap.add_argument("--no-anchor", dest="anchor", action="store_false",
+                    help="do not print the ratio to Basilisk's instructions per step (benchmarks/anchor_basilisk.py)")
     args = ap.parse_args()
     if not shutil.which("valgrind"):
         raise SystemExit("valgrind is not installed (Debian: apt-get install valgrind)")
@@ -64,8 +66,16 @@ def main() -> None:
     count(args.scenario, 1.0)
     i0, c0 = count(args.scenario, args.short)
     i1, c1 = count(args.scenario, args.long)
-    print(f"{args.scenario}: {(i1 - i0) / (c1 - c0):,.0f} instructions per cycle "
+    per_cycle = (i1 - i0) / (c1 - c0)
+    print(f"{args.scenario}: {per_cycle:,.0f} instructions per cycle "
           f"({c1 - c0} cycles between the {args.short:g} s and {args.long:g} s flights)")
+    if args.anchor:  # issue 15's anchor: Basilisk's bare step, counted the same way (cached)
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        from anchor_basilisk import anchor, instructions_ratio_line, provenance
+
+        rec = anchor()
+        print(instructions_ratio_line(per_cycle, rec))
+        print(provenance(rec))
 
 
 if __name__ == "__main__":
