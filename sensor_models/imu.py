@@ -149,6 +149,16 @@ _GRADES = {
 }
 
 
+def _model_flag(name: str, doc: str) -> property:
+    """A bool attribute of the Imu kept as 0/1 in its model vector (MODEL_FIELDS ``name``)."""
+    def get(self) -> bool:
+        return self._model[MODEL_FIELDS.index(name)] != 0.0
+
+    def put(self, value: bool) -> None:
+        self._model[MODEL_FIELDS.index(name)] = 1.0 if value else 0.0
+    return property(get, put, doc=doc)
+
+
 class Imu:
     """See the module docstring."""
 
@@ -182,32 +192,9 @@ class Imu:
         self._read = load_read_kernel()[0]
 
     # fault hooks (scenarios, tests): kept in the model vector, where the read kernel sees them
-    @property
-    def accel_zero(self) -> bool:
-        """The accelerometers read exactly 0 (Luna-25)."""
-        return self._model[_M_ACCEL_ZERO] != 0.0
-
-    @accel_zero.setter
-    def accel_zero(self, value: bool) -> None:
-        self._model[_M_ACCEL_ZERO] = 1.0 if value else 0.0
-
-    @property
-    def gyro_zero(self) -> bool:
-        """The gyros read exactly 0."""
-        return self._model[_M_GYRO_ZERO] != 0.0
-
-    @gyro_zero.setter
-    def gyro_zero(self, value: bool) -> None:
-        self._model[_M_GYRO_ZERO] = 1.0 if value else 0.0
-
-    @property
-    def failed(self) -> bool:
-        """Every reading is flagged invalid (Beresheet)."""
-        return self._model[_M_FAILED] != 0.0
-
-    @failed.setter
-    def failed(self, value: bool) -> None:
-        self._model[_M_FAILED] = 1.0 if value else 0.0
+    accel_zero = _model_flag("accel_zero", "The accelerometers read exactly 0 (Luna-25).")
+    gyro_zero = _model_flag("gyro_zero", "The gyros read exactly 0.")
+    failed = _model_flag("failed", "Every reading is flagged invalid (Beresheet).")
 
     def refill_noise(self) -> None:
         """Draw the next block of unit normals (the accumulate kernel asked for it)."""
@@ -288,8 +275,7 @@ MODEL_FIELDS = ("ka_x", "ka_y", "ka_z", "ba_x", "ba_y", "ba_z", "accel_sat", "kg
                 "bg_x", "bg_y", "bg_z", "gyro_sat", "pos_x", "pos_y", "pos_z", "lever", "noisy",
                 "accel_noise_density", "gyro_noise_density", "noise_next", "dt_min_s", "dv_lsb_mps",
                 "dtheta_lsb_rad", "accel_zero", "gyro_zero", "failed")
-(_M_NOISE_NEXT, _M_DT_MIN, _M_DV_LSB, _M_DTHETA_LSB, _M_ACCEL_ZERO, _M_GYRO_ZERO,
- _M_FAILED) = range(MODEL_FIELDS.index("noise_next"), len(MODEL_FIELDS))
+_M_NOISE_NEXT = MODEL_FIELDS.index("noise_next")
 #: A reading (``Imu.read``): dv (m/s, body), dtheta (rad, body), interval (s), valid (0/1), the running
 #: sums of the reported dv and dtheta after it and before it, the quantisation residuals.
 READING_FIELDS = ("dv_x", "dv_y", "dv_z", "dtheta_x", "dtheta_y", "dtheta_z", "dt_s", "valid",
