@@ -17,7 +17,7 @@ import hashlib
 import numpy as np
 
 from harness.plant import STEP_DONE, ActuatorCommand, Plant, load_step_kernel, rk4_kernel, rk4_rates, step_kernel
-from sensor_models.imu import Imu, accumulate_kernel, load_accumulate_kernel, read_kernel
+from sensor_models.imu import Imu, accumulate_kernel, load_accumulate_kernel, read_kernel, saturate
 
 
 def advance_kernel(x, par, ctl, imu_in, model, acc, noise, reading, thr, engine_on, tx, ty, tz, dt, n):
@@ -40,7 +40,7 @@ def _kernel_stamp() -> str:
     function by its own file and bytecode only, so a change in plant.py or imu.py alone would
     load a stale cycle; the stamp, a constant of the compiled function, is part of its key."""
     h = hashlib.sha256()
-    for fn in (advance_kernel, step_kernel, rk4_kernel, rk4_rates, accumulate_kernel, read_kernel):
+    for fn in (advance_kernel, step_kernel, rk4_kernel, rk4_rates, accumulate_kernel, saturate, read_kernel):
         code = fn.__code__
         h.update(code.co_code)
         h.update(repr((code.co_consts, code.co_names, code.co_varnames)).encode())

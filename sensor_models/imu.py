@@ -288,6 +288,13 @@ ACC_FIELDS = ("dv_x", "dv_y", "dv_z", "dtheta_x", "dtheta_y", "dtheta_z", "dt_s"
 ACC_DONE, ACC_NEEDS_NOISE = 0, 1
 
 
+def saturate(a, sat):
+    """a clamped to [-sat, sat], written as Python's max(-sat, min(sat, a)) evaluates it (NaN
+    included: a NaN reading saturates high). Compiled into the kernels (``load_accumulate_kernel``)."""
+    a = a if a < sat else sat
+    return a if a > -sat else -sat
+
+
 def accumulate_kernel(model, acc, noise, fx, fy, fz, wx, wy, wz, dt):
     """Integrate one step of dt (s) of mean specific force f (m/s^2) and rate w (rad/s), body axes,
     into acc, by the module docstring's measurement model; noise: the block of unit normals, six
@@ -317,21 +324,10 @@ def accumulate_kernel(model, acc, noise, fx, fy, fz, wx, wy, wz, dt):
     gx = model[7] * wx + model[10]
     gy = model[8] * wy + model[11]
     gz = model[9] * wz + model[12]
-    # saturation, written as Python's max(-sat, min(sat, a)) evaluates it (NaN included)
     if not (-asat <= ax <= asat and -asat <= ay <= asat and -asat <= az <= asat):
-        ax = ax if ax < asat else asat
-        ax = ax if ax > -asat else -asat
-        ay = ay if ay < asat else asat
-        ay = ay if ay > -asat else -asat
-        az = az if az < asat else asat
-        az = az if az > -asat else -asat
+        ax, ay, az = saturate(ax, asat), saturate(ay, asat), saturate(az, asat)
     if not (-gsat <= gx <= gsat and -gsat <= gy <= gsat and -gsat <= gz <= gsat):
-        gx = gx if gx < gsat else gsat
-        gx = gx if gx > -gsat else -gsat
-        gy = gy if gy < gsat else gsat
-        gy = gy if gy > -gsat else -gsat
-        gz = gz if gz < gsat else gsat
-        gz = gz if gz > -gsat else -gsat
+        gx, gy, gz = saturate(gx, gsat), saturate(gy, gsat), saturate(gz, gsat)
     if noisy:
         sq = math.sqrt(dt)
         sa = model[19] * sq
@@ -360,6 +356,15 @@ def read_kernel(model, acc, out):
     next read, as an IMU's counters do; accel_zero / gyro_zero read 0, failed flags it invalid,
     as does an interval shorter than one IMU sample. The running sums follow the reading.
     Plain Python on floats that numba compiles (``load_read_kernel``)."""
+    # quantisation: whole counts of the step (dv: model[23], dtheta: model[24]; 0: none), the
+    # remainder carried in out[20:26] into the next read
+    for j in range(6):
+        lsb = model[23] if j < 3 else model[24]
+        if lsb > 0.0:
+            x = acc[j] + out[20 + j]
+            k = round(x / lsb) * lsb
+            out[20 + j] = x - k
+            acc[j] = k
     dvx = acc[0]
     dvy = acc[1]
     dvz = acc[2]
@@ -369,34 +374,6 @@ def read_kernel(model, acc, out):
     dt = acc[6]
     for i in range(7):
         acc[i] = 0.0
-    lsb = model[23]
-    if lsb > 0.0:
-        x = dvx + out[20]
-        k = round(x / lsb) * lsb
-        out[20] = x - k
-        dvx = k
-        x = dvy + out[21]
-        k = round(x / lsb) * lsb
-        out[21] = x - k
-        dvy = k
-        x = dvz + out[22]
-        k = round(x / lsb) * lsb
-        out[22] = x - k
-        dvz = k
-    lsb = model[24]
-    if lsb > 0.0:
-        x = thx + out[23]
-        k = round(x / lsb) * lsb
-        out[23] = x - k
-        thx = k
-        x = thy + out[24]
-        k = round(x / lsb) * lsb
-        out[24] = x - k
-        thy = k
-        x = thz + out[25]
-        k = round(x / lsb) * lsb
-        out[25] = x - k
-        thz = k
     if model[25] != 0.0:
         dvx = dvy = dvz = 0.0
     if model[26] != 0.0:
@@ -456,6 +433,9 @@ def load_accumulate_kernel():
         if numba is None or numba.config.DISABLE_JIT:
             _ACCUMULATE = (accumulate_kernel, False)
         else:
+            from numba.extending import register_jitable
+
+            register_jitable(saturate)
             f8, a8 = numba.float64, numba.float64[::1]
             sig = numba.int64(a8, a8, a8, f8, f8, f8, f8, f8, f8, f8)
             try:
