@@ -315,7 +315,7 @@ def rerun(db: str | Path, run_id: int, out: str | Path | None = None, *, allow_i
     """Fly run ``run_id`` of a campaign again, alone and in this process, from the parameters in
     the database; compare outcome, metrics and (when stored) telemetry; write artefacts and a plot."""
     from harness.campaign.spec import build_scenario
-    from harness.campaign.worker import fly_on_rig, metrics, npz_load, run_robustness
+    from harness.campaign.worker import fly_on_rig, metrics, run_robustness, telemetry_digest, unpack_columns
     from harness.plot import plot_descents
 
     with Store(db, create=False) as store:
@@ -354,12 +354,18 @@ def rerun(db: str | Path, run_id: int, out: str | Path | None = None, *, allow_i
                     diffs.append(f"robustness of {printable(req, 60)}: stored {v!r} at t = {t!r} s, now {nv!r} at "
                                  f"t = {nt!r} s")
     compared = False
-    if blob is not None:
+    digest = row.get("telemetry_sha256")
+    if digest and row["status"] == "done":  # the exact float64 telemetry of the campaign run
         compared = True
-        old = npz_load(blob)
+        if telemetry_digest(res.telemetry) != digest:
+            diffs.append(f"telemetry differs from the campaign run's (SHA-256 {digest[:16]}... stored, "
+                         f"{telemetry_digest(res.telemetry)[:16]}... now)")
+    if blob is not None:  # the kept columns, in the precision they were stored in
+        compared = True
+        old = unpack_columns(blob)
         for c, arr in old.items():
             new = res.telemetry.get(c)
-            if new is None or new.shape != arr.shape or not np.array_equal(new, arr, equal_nan=True):
+            if new is None or new.shape != arr.shape or not np.array_equal(new.astype(arr.dtype), arr, equal_nan=True):
                 diffs.append(f"telemetry column {c} differs")
     plot = plot_descents([res], folder / "descent.png",
                          title=f"{camp['name']} run {run_id}: {res.outcome}")

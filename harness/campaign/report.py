@@ -25,7 +25,6 @@ from harness.campaign import analysis  # noqa: E402
 from harness.campaign.core import (load_db, robustness_by_requirement, summary_text, threshold_text,  # noqa: E402
                                    thresholds)
 from harness.campaign.store import Store, param_field  # noqa: E402
-from harness.campaign.worker import npz_load  # noqa: E402
 
 _OUTCOME_COLORS = {"landed": "tab:green", "off-site": "tab:olive", "hard-landing": "tab:orange", "crashed": "tab:red",
                    "timeout": "tab:purple", "link-failure": "tab:brown", "error": "black"}
@@ -250,10 +249,9 @@ def fig_worst(db, worst, axes) -> str | None:
     drawn = 0
     with Store(db, create=False) as st:
         for r in worst:
-            blob = st.blob(int(r["run_id"]), "traj")
-            if blob is None:
+            tr = st.trajectory(int(r["run_id"]))
+            if tr is None:
                 continue
-            tr = npz_load(blob)
             lab = f"run {r['run_id']} {_point(r, axes)}: {r['outcome']}" + (f" {r['v_vertical']:.1f} m/s" if np.isfinite(
                 r["v_vertical"]) else "")
             line, = a1.plot(tr["t_s"], tr["altitude_m"], label=lab)

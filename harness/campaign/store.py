@@ -46,6 +46,11 @@ TEXT_COLUMNS = ("outcome", "failure_mode", "verdict", "error", "scenario_json", 
 APPLICATION_ID = 0x6673696C  # "fsil": PRAGMA application_id of every campaign database
 SQLITE_MAGIC = b"SQLite format 3\x00"
 _CLAIM_COLUMNS = (("claimed_by", "TEXT"), ("claimed_at", "REAL"), ("claims", "INTEGER NOT NULL DEFAULT 0"))
+# columns added after the first schema; _upgrade adds them to an older database
+_ADDED_COLUMNS = (*_CLAIM_COLUMNS, ("telemetry_sha256", "TEXT"))
+# PRAGMA user_version: 0 = written before versions were recorded (upgraded in place on open),
+# 2 = compact blobs (worker.pack_columns) and the telemetry digest of every run
+SCHEMA_VERSION = 2
 
 _ROBUSTNESS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS robustness (
@@ -68,7 +73,7 @@ CREATE TABLE IF NOT EXISTS runs (
     {", ".join(f"{c} INTEGER" for c in INT_COLUMNS)},
     {", ".join(f"{c} TEXT" for c in TEXT_COLUMNS)},
     finished REAL,
-    {", ".join(f"{c} {t}" for c, t in _CLAIM_COLUMNS)}
+    {", ".join(f"{c} {t}" for c, t in _ADDED_COLUMNS)}
 );
 CREATE INDEX IF NOT EXISTS runs_status ON runs(status);
 CREATE INDEX IF NOT EXISTS runs_claim ON runs(status, claimed_by, run_id);
@@ -139,6 +144,10 @@ def check_database_file(path: Path) -> None:
             what = f"application id 0x{app:08x}" if app else f"tables {', '.join(sorted(tables)) or '(none)'}"
             raise ConfigError(f"{path}: is another application's SQLite database ({what}), not an fsil campaign "
                               f"database; {hint}")
+        version = con.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise ConfigError(f"{path}: campaign database schema version {version} was written by a newer fsil; "
+                              f"this fsil reads schema versions 0 to {SCHEMA_VERSION}: update fsil to open it")
         for table, need in _REQUIRED_COLUMNS.items():
             have = {r[1] for r in con.execute(f"PRAGMA table_info({table})")}
             if not need <= have:
@@ -164,6 +173,7 @@ def _create_database(path: Path) -> None:
         try:
             con.execute("PRAGMA journal_mode=WAL")
             con.execute(f"PRAGMA application_id={APPLICATION_ID}")
+            con.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             con.executescript(_SCHEMA)
             con.commit()
         finally:
@@ -227,19 +237,22 @@ class Store(SqliteStore):
             raise ConfigError(f"{self.path}: cannot open the campaign database for writing (SQLite: {exc})") from None
 
     def _upgrade(self) -> None:
-        """Databases written before claims existed: add the claim columns and fsil's mark; before
-        requirements existed: add the robustness table."""
+        """Databases of an older schema version (0: before versions were recorded): add the claim
+        columns, the telemetry digest and fsil's mark; before requirements existed: the robustness
+        table. Their ``.npz`` blobs stay readable (worker.unpack_columns)."""
         cols = {r[1] for r in self.db.execute("PRAGMA table_info(runs)")}
-        missing = [(c, t) for c, t in _CLAIM_COLUMNS if c not in cols]
+        missing = [(c, t) for c, t in _ADDED_COLUMNS if c not in cols]
         no_robustness = self.db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND "
                                         "name='robustness'").fetchone() is None
-        if missing or no_robustness or self.db.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID:
+        if (missing or no_robustness or self.db.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID
+                or self.db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION):
             with self.db:
                 for c, t in missing:
                     self.db.execute(f"ALTER TABLE runs ADD COLUMN {c} {t}")
                 self.db.execute("CREATE INDEX IF NOT EXISTS runs_claim ON runs(status, claimed_by, run_id)")
                 self.db.execute(_ROBUSTNESS_SCHEMA)
                 self.db.execute(f"PRAGMA application_id={APPLICATION_ID}")
+                self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     # campaign ------------------------------------------------------------------------------
     def campaign(self) -> dict | None:
@@ -361,7 +374,7 @@ class Store(SqliteStore):
     def record(self, res: dict) -> bool:
         """Store a run's result, if this process still holds its claim (or nobody does). False
         when another process took the run over: its result is the one kept."""
-        cols = [c for c in (*METRIC_COLUMNS, *INT_COLUMNS, *TEXT_COLUMNS) if c in res]
+        cols = [c for c in (*METRIC_COLUMNS, *INT_COLUMNS, *TEXT_COLUMNS, "telemetry_sha256") if c in res]
         vals = [_sql(res[c]) for c in cols]
         with self.db:
             cur = self.db.execute(
@@ -402,6 +415,16 @@ class Store(SqliteStore):
     def blob(self, run_id: int, kind: str) -> bytes | None:
         row = self.db.execute(f"SELECT {kind} FROM blobs WHERE run_id=?", (run_id,)).fetchone()
         return row[0] if row else None
+
+    def trajectory(self, run_id: int) -> dict | None:
+        """The run's trajectory for plots (worker.TRAJ_COLUMNS at about worker.TRAJ_HZ): from its
+        decimated blob, or from its kept telemetry; None when neither is stored."""
+        from harness.campaign.worker import decimate, unpack_columns
+
+        row = self.db.execute("SELECT traj, telemetry FROM blobs WHERE run_id=?", (int(run_id),)).fetchone()
+        if row is None or (row[0] is None and row[1] is None):
+            return None
+        return unpack_columns(row[0]) if row[0] is not None else decimate(unpack_columns(row[1]))
 
     # tables --------------------------------------------------------------------------------
     def table(self) -> np.ndarray:
