@@ -52,6 +52,9 @@ def _task(spec: CampaignSpec, t: dict) -> dict:
 
 
 POLL_S = 0.5  # while other campaign processes fly the last runs of a shared database
+CLAIM_BATCH = 4  # runs claimed per write transaction
+COMMIT_S = 0.25  # results are committed in batches at most this old: a kill -9 loses them and the runs in the air
+RENEW_S = 5.0  # claims are renewed this often (a claim is stale after store.Store.stale_s >= 600 s)
 
 
 def run_campaign(spec: CampaignSpec | str | Path, db: str | Path | None = None, *, workers: int | None = None,
@@ -90,11 +93,31 @@ def run_campaign(spec: CampaignSpec | str | Path, db: str | Path | None = None, 
         waiting_said = False
 
         def claimed():
-            while True:
-                got = store.claim(1, errors_before=started if retry_errors else None)
+            while True:  # a few at a time: one write transaction per CLAIM_BATCH runs
+                got = store.claim(CLAIM_BATCH, errors_before=started if retry_errors else None)
                 if not got:
                     return
-                yield _task(spec, got[0])
+                for t in got:
+                    yield _task(spec, t)
+
+        batch: list[dict] = []
+        last_commit = [time.monotonic(), time.monotonic()]  # of results, of the claims' renewal
+
+        def commit(force: bool = False) -> None:
+            nonlocal flown
+            now = time.monotonic()
+            if batch and (force or now - last_commit[0] >= COMMIT_S):
+                for rec, kept in zip(batch, store.record_many(batch)):
+                    if kept:
+                        flown += 1
+                        tally[rec.get("outcome", "error")] += 1
+                batch.clear()
+                last_commit[0] = now
+                if bar is not None:
+                    bar.set_postfix_str(", ".join(f"{k} {v}" for k, v in sorted(tally.items())), refresh=False)
+            if force or now - last_commit[1] >= RENEW_S:
+                store.renew()
+                last_commit[1] = now
 
         try:
             while todo:
@@ -116,14 +139,11 @@ def run_campaign(spec: CampaignSpec | str | Path, db: str | Path | None = None, 
                             bar = tqdm(total=spec.n_runs, initial=done0, unit="run", file=stream, dynamic_ncols=True,
                                        smoothing=0.05, desc=printable(spec.name, 40))
                     for rec in ex.run(itertools.chain([first], tasks), spec.run_timeout_s):
-                        if store.record(rec):
-                            flown += 1
-                            tally[rec.get("outcome", "error")] += 1
-                        store.renew()
+                        batch.append(rec)
+                        commit()
                         if bar is not None:
                             bar.update(1)
-                            bar.set_postfix_str(", ".join(f"{k} {v}" for k, v in sorted(tally.items())),
-                                                refresh=False)
+                    commit(force=True)
                     continue
                 others = store.held_by_others()
                 if not others:
@@ -136,6 +156,7 @@ def run_campaign(spec: CampaignSpec | str | Path, db: str | Path | None = None, 
         except BaseException:
             if ex is not None:
                 ex.close(cancel=True)
+            commit(force=True)  # the results already back are kept
             store.release()
             if bar is not None:
                 bar.close()
