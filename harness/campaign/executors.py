@@ -16,6 +16,7 @@ a bad run.
 """
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import threading
@@ -199,6 +200,81 @@ class DaskExecutor:
     def close(self, cancel: bool = False) -> None:
         if self.own_client:
             self.client.close()
+
+
+def dask_command() -> str:
+    """The ``dask`` command of this Python environment (next to the interpreter), else on PATH."""
+    import shutil
+    import sys
+    from pathlib import Path
+
+    here = Path(sys.executable).parent / "dask"
+    found = str(here) if here.exists() else shutil.which("dask")
+    if not found:
+        raise RuntimeError("the dask command is not installed (pip install 'dask[distributed]')")
+    return found
+
+
+@contextlib.contextmanager
+def dask_cli_cluster(n_workers: int = 2, *, threads: int = 1, env: dict | None = None, timeout_s: float = 120.0,
+                     folder=None):
+    """A Dask cluster on loopback TCP started as a cluster user starts one: a ``dask scheduler``
+    process and a ``dask worker`` process (``--nworkers n_workers --nthreads threads``, each
+    worker under its nanny), with ``env`` (e.g. PYTHONPATH so the workers import fsil). Yields
+    the scheduler address once every worker has joined; stops both processes afterwards."""
+    import signal
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    from distributed import Client
+
+    dask = dask_command()
+    tmp = Path(folder or tempfile.mkdtemp(prefix="fsil-dask-"))
+    tmp.mkdir(parents=True, exist_ok=True)
+    sched_file = tmp / "scheduler.json"
+    sched_file.unlink(missing_ok=True)
+    procs = []
+    logs = []
+
+    def start(args, name):
+        log = open(tmp / f"{name}.log", "wb")
+        logs.append(log)
+        procs.append(subprocess.Popen([dask, *args], stdout=log, stderr=subprocess.STDOUT, env=env,
+                                      start_new_session=True))
+
+    try:
+        start(["scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard", "--scheduler-file",
+               str(sched_file)], "scheduler")
+        deadline = time.monotonic() + timeout_s
+        address = None
+        while address is None:
+            if procs[0].poll() is not None:
+                raise RuntimeError(f"dask scheduler exited ({procs[0].returncode}); see {tmp / 'scheduler.log'}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"dask scheduler did not start within {timeout_s:g} s; see {tmp}")
+            try:
+                import json
+
+                address = json.loads(sched_file.read_text())["address"]
+            except (OSError, ValueError, KeyError):
+                time.sleep(0.1)
+        start(["worker", address, "--nworkers", str(n_workers), "--nthreads", str(threads), "--host", "127.0.0.1",
+               "--no-dashboard", "--name", "fsil"], "worker")
+        with Client(address, timeout=timeout_s) as client:
+            client.wait_for_workers(n_workers, timeout=timeout_s)
+        yield address
+    finally:
+        for p in reversed(procs):  # workers first (their nannies end their worker processes), then the scheduler
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(p.pid, signal.SIGKILL)
+                    p.wait(10)
+        for log in logs:
+            log.close()
 
 
 def make_executor(workers: int | None = None, scheduler: str | None = None):
