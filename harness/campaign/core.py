@@ -178,14 +178,19 @@ def load_db(db: str | Path, *, allow_import=()) -> tuple[CampaignSpec, np.ndarra
     The stored spec is data like any file: its ``module:function`` scenario is imported only for
     a module in ``allow_import``."""
     with Store(db, create=False) as store:
-        camp = store.campaign()
-        if camp is None:
-            raise ConfigError(f"{db}: no campaign in this database")
-        try:
-            spec = load_spec(camp["source"] or str(db), text=camp["spec_text"], allow_import=allow_import)
-        except ConfigError as exc:
-            raise ConfigError(f"{db}: the campaign spec stored in this database: {exc}") from None
-        return spec, store.table(), camp["axes"]
+        return load_store(store, allow_import=allow_import)
+
+
+def load_store(store: Store, *, allow_import=()) -> tuple[CampaignSpec, np.ndarray, list[dict]]:
+    """:func:`load_db` on a database already open (one file check for a whole report)."""
+    camp = store.campaign()
+    if camp is None:
+        raise ConfigError(f"{store.path}: no campaign in this database")
+    try:
+        spec = load_spec(camp["source"] or str(store.path), text=camp["spec_text"], allow_import=allow_import)
+    except ConfigError as exc:
+        raise ConfigError(f"{store.path}: the campaign spec stored in this database: {exc}") from None
+    return spec, store.table(), camp["axes"]
 
 
 def results(db: str | Path) -> np.ndarray:

@@ -289,9 +289,7 @@ class Store(SqliteStore):
                                  time.time(), json.dumps(axes), json.dumps([d.path for d in spec.dispersions])))
                 self.db.executemany(
                     "INSERT INTO runs (run_id, point_index, point_json, params_json, sampled_json, seed) "
-                    "VALUES (?,?,?,?,?,?)",
-                    ((r.run_id, r.point_index, json.dumps(r.point), json.dumps(r.overrides), json.dumps(r.sampled),
-                      r.seed) for r in planned))
+                    "VALUES (?,?,?,?,?,?)", _plan_rows(planned))
             self.db.execute("COMMIT")
         except BaseException:
             self.db.execute("ROLLBACK")
@@ -451,36 +449,36 @@ class Store(SqliteStore):
         fields += [("seed", "u8"), ("status", "U8")]
         fields += [(c, "f8") for c in METRIC_COLUMNS] + [(c, "i8") for c in INT_COLUMNS]
         fields += [("outcome", "U16"), ("failure_mode", "U48"), ("worker", "U48"), ("error", "U200")]
-        # one query, column by column into numpy (100,000 runs in well under a second): the axis
-        # labels and dispersed values are taken out of their JSON by SQLite
-        keys = [a["name"] for a in axes] + list(dispersed)
-        in_sql = all('"' not in k and "\\" not in k for k in keys)
+        # one query, column by column into numpy (100,000 runs in about a second): the dispersed
+        # values are taken out of their JSON by SQLite, the axis labels once per grid point
+        in_sql = all('"' not in p and "\\" not in p for p in dispersed)
         cur = self.db.execute(
             "SELECT run_id, point_index, "
-            + ("".join("json_extract(point_json, ?), " for _ in axes)
-               + "".join("json_extract(sampled_json, ?), " for _ in dispersed) if in_sql else "point_json, sampled_json, ")
+            + ("".join("json_extract(sampled_json, ?), " for _ in dispersed) if in_sql else "sampled_json, ")
             + f"seed, status, {', '.join(METRIC_COLUMNS)}, {', '.join(INT_COLUMNS)}, outcome, failure_mode, worker, "
-            "substr(error, 1, 200) FROM runs ORDER BY run_id", [f'$."{k}"' for k in keys] if in_sql else [])
+            "substr(error, 1, 200) FROM runs ORDER BY run_id", [f'$."{p}"' for p in dispersed] if in_sql else [])
         rows = cur.fetchall()
         out = np.zeros(len(rows), dtype=fields)
         if not rows:
             return out
         cols = list(zip(*rows))
-        if not in_sql:  # a name SQLite's JSON path cannot quote: unpack in Python
-            points, sampled = [json.loads(v) for v in cols[2]], [json.loads(v) for v in cols[3]]
-            cols[2:4] = ([pt[a["name"]] for pt in points] for a in axes), ([sd.get(p) for sd in sampled]
-                                                                          for p in dispersed)
-            cols = [*cols[:2], *cols[2], *cols[3], *cols[4:]]
+        if not in_sql:  # a path SQLite's JSON path cannot quote: unpack in Python
+            sampled = [json.loads(v) for v in cols[2]]
+            cols = [*cols[:2], *([sd.get(p) for sd in sampled] for p in dispersed), *cols[3:]]
         out["run_id"], out["point_index"] = cols[0], cols[1]
-        i = 2
+        points = dict(self.db.execute("SELECT point_index, MIN(point_json) FROM runs GROUP BY point_index"))
+        pidx = np.asarray(cols[1], dtype=np.int64)
+        at = np.searchsorted(np.array(sorted(points), dtype=np.int64), pidx)
+        labels = [json.loads(points[k]) for k in sorted(points)]
         for a in axes:
             f = param_field(a["name"])
+            per_point = [lab.get(a["name"]) for lab in labels]
             if a["numeric"]:
                 to_value = {str(lab): float(v) for lab, v in zip(a["labels"], a["values"])}
-                out[f] = [to_value[str(lab)] for lab in cols[i]]
+                out[f] = np.array([to_value[str(lab)] for lab in per_point], dtype=float)[at]
             else:
-                out[f] = ["" if lab is None else str(lab) for lab in cols[i]]
-            i += 1
+                out[f] = np.array(["" if lab is None else str(lab) for lab in per_point], dtype="U40")[at]
+        i = 2
         for p in dispersed:
             out[param_field(p)] = _floats(cols[i])
             i += 1
@@ -513,6 +511,35 @@ def _f(v) -> float:
         return float(v) if v is not None else math.nan
     except (TypeError, ValueError):
         return math.nan
+
+
+def _plan_rows(planned):
+    """``(run_id, point_index, point_json, params_json, sampled_json, seed)`` of each planned run,
+    the text exactly ``json.dumps`` of each dict: what is the same for every run of a grid point
+    (its point, its fixed and swept values) is encoded once per point, the dispersed floats of
+    each run with ``float.__repr__`` (what json.dumps writes for a finite float)."""
+    cache: dict[int, tuple] = {}
+    key_json: dict[str, str] = {}
+    for r in planned:
+        c = cache.get(r.point_index)
+        if c is None or c[0] is not r.point:
+            fixed = {k: v for k, v in r.overrides.items() if k not in r.sampled}
+            simple = list(r.overrides)[:len(fixed)] == list(fixed)  # sampled paths come after the fixed ones
+            c = cache[r.point_index] = (r.point, json.dumps(r.point), json.dumps(fixed)[:-1], fixed, simple)
+        sampled = None
+        if c[4] and all(type(v) is float and math.isfinite(v) for v in r.sampled.values()):
+            parts = []
+            for k, v in r.sampled.items():
+                kj = key_json.get(k)
+                if kj is None:
+                    kj = key_json[k] = json.dumps(k)
+                parts.append(f"{kj}: {v!r}")
+            sampled = "{" + ", ".join(parts) + "}"
+        if sampled is None:  # anything unusual: the plain way
+            yield r.run_id, r.point_index, c[1], json.dumps(r.overrides), json.dumps(r.sampled), r.seed
+            continue
+        params = sampled if not c[3] else (c[2] + (", " + sampled[1:] if r.sampled else "}"))
+        yield r.run_id, r.point_index, c[1], params, sampled, r.seed
 
 
 def _floats(col) -> np.ndarray:
