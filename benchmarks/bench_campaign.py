@@ -67,6 +67,32 @@ def timed(executor, runs: int, workers: int, tmp: Path, tag: str) -> float:
     return out.flown / dt, busy / (workers * dt), parent_ms
 
 
+def overhead(k: int = 12) -> tuple[float, float]:
+    """In this process, as a worker does it: ms per run of ``worker.fly_one`` (scenario, flight,
+    metrics, digest, packing) and of ``Rig.fly`` alone (``worker.fly_on_rig``), over ``k`` runs of
+    the benchmark's mix."""
+    from harness.campaign import load_spec
+    from harness.campaign.core import _task
+    from harness.campaign.sampling import plan
+    from harness.campaign.spec import build_scenario
+    from harness.campaign.worker import fly_on_rig, fly_one, warm_up
+
+    spec = load_spec("bench.toml", text=SPEC.format(seed=3, per=1))
+    tasks = [_task(spec, {"run_id": r.run_id, "overrides": r.overrides, "seed": r.seed}, "bench")
+             for r in plan(spec)][:k]
+    warm_up()
+    fly_one(tasks[0])
+    scs = [build_scenario(t["scenario"], t["overrides"], t["seed"]) for t in tasks]
+    t0 = time.process_time()
+    for sc in scs:
+        fly_on_rig(sc)
+    t1 = time.process_time()
+    for t in tasks:
+        fly_one(t)
+    t2 = time.process_time()
+    return 1000 * (t2 - t1) / len(tasks), 1000 * (t1 - t0) / len(tasks)
+
+
 class _Keep:
     """Lend an executor to run_campaign without letting it close it."""
 
@@ -94,6 +120,9 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="bench-campaign-"))
     print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} before the benchmark; "
           f"{(a.runs // 12) * 12} runs per measurement")
+    whole, fly = overhead()
+    print(f"per run in a worker (CPU): fly_one {whole:.1f} ms, of which Rig.fly {fly:.1f} ms: overhead "
+          f"{whole - fly:.1f} ms ({(whole - fly) / whole:.1%}: scenario, metrics, digest, packing)")
     res = {}
     for n in (1, a.workers):
         ex = LocalExecutor(n)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 import sys
 import time
 from collections import Counter
@@ -45,10 +46,11 @@ class CampaignOutcome:
         return bool((self.table["status"] != "pending").all())
 
 
-def _task(spec: CampaignSpec, t: dict) -> dict:
+def _task(spec: CampaignSpec, t: dict, campaign_key: str | None = None) -> dict:
     return {"run_id": t["run_id"], "scenario": spec.scenario, "overrides": t["overrides"], "seed": t["seed"],
             "keep_telemetry": spec.keep_telemetry, "origin": f"{spec.source} run {t['run_id']}",
-            "allow_import": tuple(spec.allow_import), "requirements": tuple(spec.requirements)}
+            "allow_import": tuple(spec.allow_import), "requirements": tuple(spec.requirements),
+            "campaign_key": campaign_key}
 
 
 POLL_S = 0.5  # while other campaign processes fly the last runs of a shared database
@@ -91,6 +93,8 @@ def run_campaign(spec: CampaignSpec | str | Path, db: str | Path | None = None, 
         bar = None
         tally = Counter()
         waiting_said = False
+        # workers resolve the base scenario once per campaign invocation (worker._base_scenario)
+        campaign_key = f"{spec.digest}:{os.getpid()}:{time.time_ns()}"
 
         def claimed():
             while True:  # a few at a time: one write transaction per CLAIM_BATCH runs
@@ -98,7 +102,7 @@ def run_campaign(spec: CampaignSpec | str | Path, db: str | Path | None = None, 
                 if not got:
                     return
                 for t in got:
-                    yield _task(spec, t)
+                    yield _task(spec, t, campaign_key)
 
         batch: list[dict] = []
         last_commit = [time.monotonic(), time.monotonic()]  # of results, of the claims' renewal

@@ -116,12 +116,30 @@ def fly_one_guarded(task: dict, timeout_s: float, fn=None) -> dict:
     return rec
 
 
+CHUNK_S = 0.5  # a Dask task flies runs for about this long (its scheduling costs a few ms)
+CHUNK_MAX = 16
+
+
+def fly_chunk_guarded(tasks: list[dict], timeout_s: float, fn=None) -> tuple[list[dict], list[dict]]:
+    """Dask task: fly ``tasks`` one after the other, each under its own wall timeout
+    (:func:`fly_one_guarded`). Returns (records, runs not flown): after a timeout the worker is
+    restarted, so the runs after it in the chunk come back unflown, to be flown elsewhere."""
+    out = []
+    for i, t in enumerate(tasks):
+        rec = fly_one_guarded(t, timeout_s, fn)
+        out.append(rec)
+        if "restart_worker" in rec:
+            return out, tasks[i + 1:]
+    return out, []
+
+
 class DaskExecutor:
     name = "dask"
 
-    def __init__(self, scheduler: str | None = None, client=None):
+    def __init__(self, scheduler: str | None = None, client=None, *, chunk_s: float = CHUNK_S):
         from distributed import Client
 
+        self.chunk_s = chunk_s
         self.own_client = client is None
         self.client = client or Client(scheduler, timeout=30)
         self.address = self.client.scheduler.address
@@ -134,54 +152,65 @@ class DaskExecutor:
         return f"dask cluster {self.address}, {len(self.client.nthreads())} workers, {self.workers} threads"
 
     def run(self, tasks: Iterable[dict], timeout_s: float, fn=None) -> Iterator[dict]:
+        """Fly ``tasks`` on the cluster, several runs per Dask task once runs are short (so a task
+        lasts about CHUNK_S and the scheduler's per-task cost stays a few per cent), one run per
+        task at first, for runs lost with a worker and for a run after a timeout."""
         from distributed import as_completed
 
         window = max(2, 2 * max(1, self.workers))
         it = iter(tasks)
         ids = {}
-
-        retry = []  # runs lost with a dead worker: flown once more, alone on the cluster's queue
+        retry = []  # runs to fly alone: lost with a dead worker, or not flown after a timeout in their chunk
+        timing = [0.0, 0]  # wall seconds and runs back so far: the chunk size follows the runs' length
 
         def submit():
-            t = retry.pop() if retry else next(it, None)
-            if t is None:
+            if retry:
+                chunk = [retry.pop()]
+            else:
+                k = 1 if not timing[1] else max(1, min(CHUNK_MAX, int(self.chunk_s * timing[1] / max(timing[0], 1e-6))))
+                chunk = [t for t in (next(it, None) for _ in range(k)) if t is not None]
+            if not chunk:
                 return None
-            f = self.client.submit(fly_one_guarded, t, timeout_s, fn, pure=False,
-                                   key=f"fsil-run-{t['run_id']}-{os.getpid()}-{time.monotonic_ns()}")
-            ids[f.key] = t
+            f = self.client.submit(fly_chunk_guarded, chunk, timeout_s, fn, pure=False,
+                                   key=f"fsil-run-{chunk[0]['run_id']}-{os.getpid()}-{time.monotonic_ns()}")
+            ids[f.key] = chunk
             return f
 
         first = [f for f in (submit() for _ in range(window)) if f is not None]
         ac = as_completed(first)
         try:
             for f in ac:
-                task = ids.pop(f.key)
-                rid = task["run_id"]
+                chunk = ids.pop(f.key)
                 try:
-                    rec = f.result()
+                    recs, unflown = f.result()
                 except Exception as exc:  # noqa: BLE001
                     kind = type(exc).__name__
-                    if kind == "KilledWorker" and not task.get("_lost_once"):
-                        # A dead worker takes every run it holds with it, not only the one that killed
-                        # it: fly each such run once more; the culprit kills its next worker too.
-                        retry.append({**task, "_lost_once": True})
-                        f.release()
-                        nxt = submit()
-                        if nxt is not None:
-                            ac.add(nxt)
-                        continue
-                    if kind == "KilledWorker":
-                        rec = error_record(rid, "worker crashed", f"Dask workers died twice while flying run "
-                                           f"{rid} (KilledWorker: {exc})")
-                    else:
-                        rec = error_record(rid, kind, f"{kind}: {exc}")
+                    recs, unflown = [], []
+                    for task in chunk:
+                        rid = task["run_id"]
+                        if kind == "KilledWorker" and not task.get("_lost_once"):
+                            # A dead worker takes every run it holds with it, not only the one that killed
+                            # it: fly each such run once more, alone; the culprit kills its next worker too.
+                            retry.append({**task, "_lost_once": True})
+                        elif kind == "KilledWorker":
+                            recs.append(error_record(rid, "worker crashed", f"Dask workers died twice while "
+                                                     f"flying run {rid} (KilledWorker: {exc})"))
+                        else:
+                            recs.append(error_record(rid, kind, f"{kind}: {exc}"))
                 f.release()
-                addr = rec.pop("restart_worker", None)
-                if addr:  # end the stuck thread: its worker restarts through its nanny (in the background)
-                    threading.Thread(target=self._restart, args=(addr,), daemon=True).start()
-                yield rec
-                nxt = submit()
-                if nxt is not None:
+                retry.extend(unflown)
+                for rec in recs:
+                    addr = rec.pop("restart_worker", None)
+                    if addr:  # end the stuck thread: its worker restarts through its nanny (in the background)
+                        threading.Thread(target=self._restart, args=(addr,), daemon=True).start()
+                    elif rec.get("status") == "done":
+                        timing[0] += float(rec.get("wall_s") or 0.0)
+                        timing[1] += 1
+                    yield rec
+                while len(ids) < window:  # keep the window full
+                    nxt = submit()
+                    if nxt is None:
+                        break
                     ac.add(nxt)
         finally:
             left = list(getattr(ac, "futures", ()))

@@ -243,6 +243,30 @@ def run_robustness(res, requirements) -> list[tuple[str, float, float | None]]:
     return out
 
 
+_BASE: dict = {}  # {(campaign invocation, scenario reference): resolved scenario}, the latest campaign only
+
+
+def _base_scenario(task: dict):
+    """The campaign's base scenario, resolved (file read and validated) once per worker process
+    and campaign invocation (``task["campaign_key"]``: a scenario file edited between two
+    campaigns is read again). None: resolve it for this run alone."""
+    from harness.campaign.spec import code_reference
+
+    key = task.get("campaign_key")
+    if key is None or code_reference(task["scenario"]) is not None:  # code is called for every run, as before
+        return None
+    k = (key, task["scenario"], tuple(task.get("allow_import", ())))
+    if k not in _BASE:
+        from harness.campaign.spec import resolve_scenario
+
+        _BASE.clear()
+        try:
+            _BASE[k] = resolve_scenario(task["scenario"], task.get("allow_import", ()))
+        except Exception:  # noqa: BLE001 - build_scenario resolves it again and names the error
+            return None
+    return _BASE[k]
+
+
 def fly_one(task: dict) -> dict:
     """Fly one planned run. Exceptions come back as an error record, never raised."""
     from harness.campaign.spec import build_scenario
@@ -252,7 +276,7 @@ def fly_one(task: dict) -> dict:
     try:
         warm_up()
         sc = build_scenario(task["scenario"], task["overrides"], task["seed"], task.get("origin", "<campaign>"),
-                            allow_import=task.get("allow_import", ()))
+                            allow_import=task.get("allow_import", ()), base=_base_scenario(task))
         res = fly_on_rig(sc, task.get("rig", "loopback"))
         out.update(metrics(res))
         if task.get("requirements"):
