@@ -143,6 +143,10 @@ class DaskExecutor:
         self.own_client = client is None
         self.client = client or Client(scheduler, timeout=30)
         self.address = self.client.scheduler.address
+        try:  # load the flight code and the compiled kernels on every worker before the first run
+            self.client.run(warm_up)
+        except Exception:  # noqa: BLE001 - a worker without fsil: each run's record names the cause
+            pass
 
     @property
     def workers(self) -> int:
@@ -203,8 +207,8 @@ class DaskExecutor:
                     addr = rec.pop("restart_worker", None)
                     if addr:  # end the stuck thread: its worker restarts through its nanny (in the background)
                         threading.Thread(target=self._restart, args=(addr,), daemon=True).start()
-                    elif rec.get("status") == "done":
-                        timing[0] += float(rec.get("wall_s") or 0.0)
+                    elif rec.get("status") == "done" and (rec.get("wall_s") or 0.0) > 0.0:
+                        timing[0] += float(rec["wall_s"])
                         timing[1] += 1
                     yield rec
                 while len(ids) < window:  # keep the window full
