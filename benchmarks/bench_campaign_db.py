@@ -85,7 +85,7 @@ def synthetic_db(path: str | Path, n_runs: int = 100_000, *, failed: float = 0.4
         # (crashes end after 40-55 s, as in M2: ~17 kB packed; landings after 120-160 s)
         shapes = [_descent(rng, float(te)) for te in (*rng.uniform(40.0, 55.0, 6), *rng.uniform(120.0, 160.0, 6))]
         tel = [(pack_columns(tm), telemetry_digest(tm)) for tm in shapes[:6]]
-        traj = [pack_columns(decimate(tm)) for tm in shapes[6:]]
+        traj = [pack_columns(decimate(tm), float_dtype="<f2") for tm in shapes[6:]]
         vv = np.where(crashed, rng.uniform(8.0, 60.0, n), rng.gamma(4.0, 0.35, n))
         recs = []
         for i in range(flown):

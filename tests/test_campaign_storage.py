@@ -58,6 +58,9 @@ def test_packed_columns_round_trip_every_float32_bit_and_every_integer():
             assert b.dtype == np.int64 and np.array_equal(b, a), name
     # smooth signals pack far below their raw size (second differences of the bit patterns)
     assert len(pack_columns({"t_s": t})) < t.size // 10
+    half = unpack_columns(pack_columns(cols, float_dtype="<f2"))  # the report's trajectories
+    assert half["altitude_m"].dtype == np.float16
+    assert half["altitude_m"].tobytes() == cols["altitude_m"].astype(np.float16).tobytes()
     with pytest.raises(ValueError, match="column s .*not numeric"):
         pack_columns({"s": np.array(["a"])})
 
