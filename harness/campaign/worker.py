@@ -76,7 +76,8 @@ def pack_columns(cols: dict, float_dtype: str = "<f4") -> bytes:
         if a.ndim != 1:
             raise ValueError(f"pack_columns: column {name} is not 1-D (shape {a.shape})")
         if a.dtype.kind == "f":
-            a = a.astype(float_dtype)
+            with np.errstate(over="ignore"):  # beyond float16's 65504: inf, as the cast defines
+                a = a.astype(float_dtype)
         elif a.dtype.kind in "iub":
             a = a.astype("<i8") if a.dtype.kind != "u" else a.astype("<u8")
         else:
