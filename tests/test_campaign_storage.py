@@ -202,3 +202,21 @@ def test_database_of_a_newer_schema_version_is_refused_naming_the_version(flown,
         assert cp.returncode == 2, cp.stdout + cp.stderr
         assert f"schema version {SCHEMA_VERSION + 7}" in cp.stderr and "Traceback" not in cp.stderr, cp.stderr
     assert db.read_bytes() == before
+
+
+def test_a_damaged_blob_is_refused_naming_the_file_and_the_run(flown, tmp_path):
+    _tmp, db0, tab = flown
+    db = tmp_path / "damaged.sqlite"
+    _copy(db0, db)
+    bad = int(tab["run_id"][tab["outcome"] != "landed"][0])
+    con = sqlite3.connect(db)
+    blob = con.execute("SELECT telemetry FROM blobs WHERE run_id=?", (bad,)).fetchone()[0]
+    con.execute("UPDATE blobs SET telemetry=? WHERE run_id=?", (blob[:len(blob) // 2], bad))
+    con.commit()
+    con.close()
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    for args in (("report", str(db), "--out", str(tmp_path / "r.html")), ("rerun", str(db), str(bad))):
+        cp = subprocess.run([sys.executable, "-m", "harness.cli", "campaign", *args], capture_output=True, text=True,
+                            env=env, timeout=300, cwd=tmp_path)
+        assert cp.returncode == 2, cp.stdout + cp.stderr
+        assert f"the telemetry of run {bad} is damaged" in cp.stderr and "Traceback" not in cp.stderr, cp.stderr

@@ -345,13 +345,13 @@ def rerun(db: str | Path, run_id: int, out: str | Path | None = None, *, allow_i
     """Fly run ``run_id`` of a campaign again, alone and in this process, from the parameters in
     the database; compare outcome, metrics and (when stored) telemetry; write artefacts and a plot."""
     from harness.campaign.spec import build_scenario
-    from harness.campaign.worker import fly_on_rig, metrics, run_robustness, telemetry_digest, unpack_columns
+    from harness.campaign.worker import fly_on_rig, metrics, run_robustness, telemetry_digest
     from harness.plot import plot_descents
 
     with Store(db, create=False) as store:
         camp = store.campaign()
         row = store.run(int(run_id))
-        blob = store.blob(int(run_id), "telemetry")
+        old = store.columns(int(run_id), "telemetry")
         stored_rob = store.robustness(int(run_id))
     sc = build_scenario(camp["scenario"], row["params"], row["seed"], f"{db} run {run_id}", allow_import=allow_import)
     sc = sc.with_(name=safe_component(f"{camp['name']}-run{run_id}"))
@@ -390,9 +390,8 @@ def rerun(db: str | Path, run_id: int, out: str | Path | None = None, *, allow_i
         if telemetry_digest(res.telemetry) != digest:
             diffs.append(f"telemetry differs from the campaign run's (SHA-256 {digest[:16]}... stored, "
                          f"{telemetry_digest(res.telemetry)[:16]}... now)")
-    if blob is not None:  # the kept columns, in the precision they were stored in
+    if old is not None:  # the kept columns, in the precision they were stored in
         compared = True
-        old = unpack_columns(blob)
         for c, arr in old.items():
             new = res.telemetry.get(c)
             if new is None or new.shape != arr.shape or not np.array_equal(new.astype(arr.dtype), arr, equal_nan=True):

@@ -154,7 +154,21 @@ def check_database_file(path: Path) -> None:
             if not need <= have:
                 raise ConfigError(f"{path}: table {table} lacks the columns {', '.join(sorted(need - have))}: not an "
                                   f"fsil campaign database (or one from an incompatible version); {hint}")
-        bad = [r[0] for r in con.execute("PRAGMA quick_check(5)")]
+        # a truncated file: shorter than the pages its header counts (when that count is valid)
+        page = int.from_bytes(head[16:18], "big")
+        page = 65536 if page == 1 else page
+        pages = int.from_bytes(head[28:32], "big")
+        size = path.stat().st_size
+        if pages and head[24:28] == head[92:96] and size < pages * page:
+            raise ConfigError(f"{path}: the campaign database is damaged or truncated (its header counts {pages} pages "
+                              f"of {page} bytes, {pages * page} bytes, the file has {size}); {hint}")
+        # the structure of the tables every command reads (the blobs, most of a large file, are
+        # checked as they are read: reading a damaged one is refused the same way)
+        bad = []
+        for table in ("campaign", "runs", "robustness"):
+            if table in tables:
+                bad += [r[0] for r in con.execute(f"PRAGMA quick_check({table})") if r[0] != "ok"]
+        bad = bad or ["ok"]
         if bad != ["ok"]:
             raise ConfigError(f"{path}: the campaign database is damaged (SQLite quick_check: "
                               f"{'; '.join(map(str, bad))[:300]}); {hint}")
@@ -423,18 +437,37 @@ class Store(SqliteStore):
         return d
 
     def blob(self, run_id: int, kind: str) -> bytes | None:
-        row = self.db.execute(f"SELECT {kind} FROM blobs WHERE run_id=?", (run_id,)).fetchone()
+        try:
+            row = self.db.execute(f"SELECT {kind} FROM blobs WHERE run_id=?", (run_id,)).fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise ConfigError(f"{self.path}: the campaign database is damaged (SQLite: {exc} reading the {kind} of "
+                              f"run {run_id}); the file was not changed") from None
         return row[0] if row else None
 
     def trajectory(self, run_id: int) -> dict | None:
         """The run's trajectory for plots (worker.TRAJ_COLUMNS at about worker.TRAJ_HZ): from its
         decimated blob, or from its kept telemetry; None when neither is stored."""
-        from harness.campaign.worker import decimate, unpack_columns
+        from harness.campaign.worker import decimate
 
-        row = self.db.execute("SELECT traj, telemetry FROM blobs WHERE run_id=?", (int(run_id),)).fetchone()
-        if row is None or (row[0] is None and row[1] is None):
+        traj = self.columns(run_id, "traj")
+        if traj is not None:
+            return traj
+        tm = self.columns(run_id, "telemetry")
+        return None if tm is None else decimate(tm)
+
+    def columns(self, run_id: int, kind: str) -> dict | None:
+        """The ``traj`` or ``telemetry`` blob of a run unpacked (worker.unpack_columns), None
+        when not stored; a blob that does not unpack is refused naming the file and the run."""
+        from harness.campaign.worker import unpack_columns
+
+        blob = self.blob(int(run_id), kind)
+        if blob is None:
             return None
-        return unpack_columns(row[0]) if row[0] is not None else decimate(unpack_columns(row[1]))
+        try:
+            return unpack_columns(blob)
+        except Exception as exc:  # noqa: BLE001 - lzma, json, zip (npz) errors: a damaged blob
+            raise ConfigError(f"{self.path}: the {kind} of run {run_id} is damaged ({type(exc).__name__}: "
+                              f"{exc}); the file was not changed") from None
 
     # tables --------------------------------------------------------------------------------
     def table(self) -> np.ndarray:
