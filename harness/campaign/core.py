@@ -173,6 +173,8 @@ def run_campaign(spec: CampaignSpec | str | Path, db: str | Path | None = None, 
             bar.close()
         table = store.table()
         axes = store.campaign()["axes"]
+        if flown and bool((table["status"] != "pending").all()):
+            store.compact()
     crit = analysis.evaluate(spec.criteria, table, axes)
     return CampaignOutcome(spec, db, table, crit, flown, resumed, time.perf_counter() - t0, desc)
 

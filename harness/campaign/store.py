@@ -52,6 +52,7 @@ _ADDED_COLUMNS = (*_CLAIM_COLUMNS, ("telemetry_sha256", "TEXT"))
 # PRAGMA user_version: 0 = written before versions were recorded (upgraded in place on open),
 # 2 = compact blobs (worker.pack_columns) and the telemetry digest of every run
 SCHEMA_VERSION = 2
+COMPACT_MAX_BYTES = 256 * 2**20  # a finished campaign's file up to this size is VACUUMed (Store.compact)
 
 _ROBUSTNESS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS robustness (
@@ -372,6 +373,19 @@ class Store(SqliteStore):
             if not _owner_gone(by) and at is not None and now - at <= self.stale_s:
                 out[by] = k
         return out
+
+    def compact(self, max_bytes: int = COMPACT_MAX_BYTES) -> bool:
+        """VACUUM a finished campaign's file when it is at most ``max_bytes`` (a few seconds):
+        rows grow from plan to result in place, which leaves about a third of the runs table's
+        pages empty. False when skipped (too big, or another process still has it open)."""
+        if self.path.stat().st_size > max_bytes:
+            return False
+        try:
+            self.db.execute("VACUUM")
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.OperationalError:
+            return False
+        return True
 
     def renew(self) -> None:
         """Refresh this process's claims (it is alive and still flying them)."""
