@@ -380,11 +380,14 @@ class Store(SqliteStore):
         pages empty. False when skipped (too big, or another process still has it open)."""
         if self.path.stat().st_size > max_bytes:
             return False
+        self.db.execute("PRAGMA busy_timeout=1000")  # another campaign process reading: skip, do not wait
         try:
             self.db.execute("VACUUM")
             self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         except sqlite3.OperationalError:
             return False
+        finally:
+            self.db.execute("PRAGMA busy_timeout=60000")
         return True
 
     def renew(self) -> None:
