@@ -118,7 +118,7 @@ def rate_by(tab: np.ndarray, col: str, others: list[str] | None = None):
     tab = tab[finished(tab)]
     others = others or []
     groups = {}
-    keys = sorted({tuple(r[o] for o in others) for r in tab}) if others else [()]
+    keys = sorted(set(zip(*(tab[o].tolist() for o in others)))) if others else [()]
     for key in keys:
         m = np.ones(len(tab), dtype=bool)
         for o, v in zip(others, key):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 import sys
 import time
 from collections import Counter
@@ -45,13 +46,17 @@ class CampaignOutcome:
         return bool((self.table["status"] != "pending").all())
 
 
-def _task(spec: CampaignSpec, t: dict) -> dict:
+def _task(spec: CampaignSpec, t: dict, campaign_key: str | None = None) -> dict:
     return {"run_id": t["run_id"], "scenario": spec.scenario, "overrides": t["overrides"], "seed": t["seed"],
             "keep_telemetry": spec.keep_telemetry, "origin": f"{spec.source} run {t['run_id']}",
-            "allow_import": tuple(spec.allow_import), "requirements": tuple(spec.requirements)}
+            "allow_import": tuple(spec.allow_import), "requirements": tuple(spec.requirements),
+            "campaign_key": campaign_key}
 
 
 POLL_S = 0.5  # while other campaign processes fly the last runs of a shared database
+CLAIM_BATCH = 4  # runs claimed per write transaction
+COMMIT_S = 0.25  # results are committed in batches at most this old: a kill -9 loses them and the runs in the air
+RENEW_S = 5.0  # claims are renewed this often (a claim is stale after store.Store.stale_s >= 600 s)
 
 
 def run_campaign(spec: CampaignSpec | str | Path, db: str | Path | None = None, *, workers: int | None = None,
@@ -88,13 +93,35 @@ def run_campaign(spec: CampaignSpec | str | Path, db: str | Path | None = None, 
         bar = None
         tally = Counter()
         waiting_said = False
+        # workers resolve the base scenario once per campaign invocation (worker._base_scenario)
+        campaign_key = f"{spec.digest}:{os.getpid()}:{time.time_ns()}"
 
         def claimed():
-            while True:
-                got = store.claim(1, errors_before=started if retry_errors else None)
+            while True:  # a few at a time: one write transaction per CLAIM_BATCH runs
+                got = store.claim(CLAIM_BATCH, errors_before=started if retry_errors else None)
                 if not got:
                     return
-                yield _task(spec, got[0])
+                for t in got:
+                    yield _task(spec, t, campaign_key)
+
+        batch: list[dict] = []
+        last_commit = [time.monotonic(), time.monotonic()]  # of results, of the claims' renewal
+
+        def commit(force: bool = False) -> None:
+            nonlocal flown
+            now = time.monotonic()
+            if batch and (force or now - last_commit[0] >= COMMIT_S):
+                for rec, kept in zip(batch, store.record_many(batch)):
+                    if kept:
+                        flown += 1
+                        tally[rec.get("outcome", "error")] += 1
+                batch.clear()
+                last_commit[0] = now
+                if bar is not None:
+                    bar.set_postfix_str(", ".join(f"{k} {v}" for k, v in sorted(tally.items())), refresh=False)
+            if force or now - last_commit[1] >= RENEW_S:
+                store.renew()
+                last_commit[1] = now
 
         try:
             while todo:
@@ -116,14 +143,11 @@ def run_campaign(spec: CampaignSpec | str | Path, db: str | Path | None = None, 
                             bar = tqdm(total=spec.n_runs, initial=done0, unit="run", file=stream, dynamic_ncols=True,
                                        smoothing=0.05, desc=printable(spec.name, 40))
                     for rec in ex.run(itertools.chain([first], tasks), spec.run_timeout_s):
-                        if store.record(rec):
-                            flown += 1
-                            tally[rec.get("outcome", "error")] += 1
-                        store.renew()
+                        batch.append(rec)
+                        commit()
                         if bar is not None:
                             bar.update(1)
-                            bar.set_postfix_str(", ".join(f"{k} {v}" for k, v in sorted(tally.items())),
-                                                refresh=False)
+                    commit(force=True)
                     continue
                 others = store.held_by_others()
                 if not others:
@@ -136,6 +160,7 @@ def run_campaign(spec: CampaignSpec | str | Path, db: str | Path | None = None, 
         except BaseException:
             if ex is not None:
                 ex.close(cancel=True)
+            commit(force=True)  # the results already back are kept
             store.release()
             if bar is not None:
                 bar.close()
@@ -148,6 +173,8 @@ def run_campaign(spec: CampaignSpec | str | Path, db: str | Path | None = None, 
             bar.close()
         table = store.table()
         axes = store.campaign()["axes"]
+        if flown and bool((table["status"] != "pending").all()):
+            store.compact()
     crit = analysis.evaluate(spec.criteria, table, axes)
     return CampaignOutcome(spec, db, table, crit, flown, resumed, time.perf_counter() - t0, desc)
 
@@ -157,14 +184,19 @@ def load_db(db: str | Path, *, allow_import=()) -> tuple[CampaignSpec, np.ndarra
     The stored spec is data like any file: its ``module:function`` scenario is imported only for
     a module in ``allow_import``."""
     with Store(db, create=False) as store:
-        camp = store.campaign()
-        if camp is None:
-            raise ConfigError(f"{db}: no campaign in this database")
-        try:
-            spec = load_spec(camp["source"] or str(db), text=camp["spec_text"], allow_import=allow_import)
-        except ConfigError as exc:
-            raise ConfigError(f"{db}: the campaign spec stored in this database: {exc}") from None
-        return spec, store.table(), camp["axes"]
+        return load_store(store, allow_import=allow_import)
+
+
+def load_store(store: Store, *, allow_import=()) -> tuple[CampaignSpec, np.ndarray, list[dict]]:
+    """:func:`load_db` on a database already open (one file check for a whole report)."""
+    camp = store.campaign()
+    if camp is None:
+        raise ConfigError(f"{store.path}: no campaign in this database")
+    try:
+        spec = load_spec(camp["source"] or str(store.path), text=camp["spec_text"], allow_import=allow_import)
+    except ConfigError as exc:
+        raise ConfigError(f"{store.path}: the campaign spec stored in this database: {exc}") from None
+    return spec, store.table(), camp["axes"]
 
 
 def results(db: str | Path) -> np.ndarray:
@@ -315,13 +347,13 @@ def rerun(db: str | Path, run_id: int, out: str | Path | None = None, *, allow_i
     """Fly run ``run_id`` of a campaign again, alone and in this process, from the parameters in
     the database; compare outcome, metrics and (when stored) telemetry; write artefacts and a plot."""
     from harness.campaign.spec import build_scenario
-    from harness.campaign.worker import fly_on_rig, metrics, npz_load, run_robustness
+    from harness.campaign.worker import fly_on_rig, metrics, run_robustness, telemetry_digest
     from harness.plot import plot_descents
 
     with Store(db, create=False) as store:
         camp = store.campaign()
         row = store.run(int(run_id))
-        blob = store.blob(int(run_id), "telemetry")
+        old = store.columns(int(run_id), "telemetry")
         stored_rob = store.robustness(int(run_id))
     sc = build_scenario(camp["scenario"], row["params"], row["seed"], f"{db} run {run_id}", allow_import=allow_import)
     sc = sc.with_(name=safe_component(f"{camp['name']}-run{run_id}"))
@@ -354,12 +386,17 @@ def rerun(db: str | Path, run_id: int, out: str | Path | None = None, *, allow_i
                     diffs.append(f"robustness of {printable(req, 60)}: stored {v!r} at t = {t!r} s, now {nv!r} at "
                                  f"t = {nt!r} s")
     compared = False
-    if blob is not None:
+    digest = row.get("telemetry_sha256")
+    if digest and row["status"] == "done":  # the exact float64 telemetry of the campaign run
         compared = True
-        old = npz_load(blob)
+        if telemetry_digest(res.telemetry) != digest:
+            diffs.append(f"telemetry differs from the campaign run's (SHA-256 {digest[:16]}... stored, "
+                         f"{telemetry_digest(res.telemetry)[:16]}... now)")
+    if old is not None:  # the kept columns, in the precision they were stored in
+        compared = True
         for c, arr in old.items():
             new = res.telemetry.get(c)
-            if new is None or new.shape != arr.shape or not np.array_equal(new, arr, equal_nan=True):
+            if new is None or new.shape != arr.shape or not np.array_equal(new.astype(arr.dtype), arr, equal_nan=True):
                 diffs.append(f"telemetry column {c} differs")
     plot = plot_descents([res], folder / "descent.png",
                          title=f"{camp['name']} run {run_id}: {res.outcome}")

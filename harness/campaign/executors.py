@@ -16,6 +16,7 @@ a bad run.
 """
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import threading
@@ -115,15 +116,37 @@ def fly_one_guarded(task: dict, timeout_s: float, fn=None) -> dict:
     return rec
 
 
+CHUNK_S = 0.5  # a Dask task flies runs for about this long (its scheduling costs a few ms)
+CHUNK_MAX = 16
+
+
+def fly_chunk_guarded(tasks: list[dict], timeout_s: float, fn=None) -> tuple[list[dict], list[dict]]:
+    """Dask task: fly ``tasks`` one after the other, each under its own wall timeout
+    (:func:`fly_one_guarded`). Returns (records, runs not flown): after a timeout the worker is
+    restarted, so the runs after it in the chunk come back unflown, to be flown elsewhere."""
+    out = []
+    for i, t in enumerate(tasks):
+        rec = fly_one_guarded(t, timeout_s, fn)
+        out.append(rec)
+        if "restart_worker" in rec:
+            return out, tasks[i + 1:]
+    return out, []
+
+
 class DaskExecutor:
     name = "dask"
 
-    def __init__(self, scheduler: str | None = None, client=None):
+    def __init__(self, scheduler: str | None = None, client=None, *, chunk_s: float = CHUNK_S):
         from distributed import Client
 
+        self.chunk_s = chunk_s
         self.own_client = client is None
         self.client = client or Client(scheduler, timeout=30)
         self.address = self.client.scheduler.address
+        try:  # load the flight code and the compiled kernels on every worker before the first run
+            self.client.run(warm_up)
+        except Exception:  # noqa: BLE001 - a worker without fsil: each run's record names the cause
+            pass
 
     @property
     def workers(self) -> int:
@@ -133,54 +156,65 @@ class DaskExecutor:
         return f"dask cluster {self.address}, {len(self.client.nthreads())} workers, {self.workers} threads"
 
     def run(self, tasks: Iterable[dict], timeout_s: float, fn=None) -> Iterator[dict]:
+        """Fly ``tasks`` on the cluster, several runs per Dask task once runs are short (so a task
+        lasts about CHUNK_S and the scheduler's per-task cost stays a few per cent), one run per
+        task at first, for runs lost with a worker and for a run after a timeout."""
         from distributed import as_completed
 
         window = max(2, 2 * max(1, self.workers))
         it = iter(tasks)
         ids = {}
-
-        retry = []  # runs lost with a dead worker: flown once more, alone on the cluster's queue
+        retry = []  # runs to fly alone: lost with a dead worker, or not flown after a timeout in their chunk
+        timing = [0.0, 0]  # wall seconds and runs back so far: the chunk size follows the runs' length
 
         def submit():
-            t = retry.pop() if retry else next(it, None)
-            if t is None:
+            if retry:
+                chunk = [retry.pop()]
+            else:
+                k = 1 if not timing[1] else max(1, min(CHUNK_MAX, int(self.chunk_s * timing[1] / max(timing[0], 1e-6))))
+                chunk = [t for t in (next(it, None) for _ in range(k)) if t is not None]
+            if not chunk:
                 return None
-            f = self.client.submit(fly_one_guarded, t, timeout_s, fn, pure=False,
-                                   key=f"fsil-run-{t['run_id']}-{os.getpid()}-{time.monotonic_ns()}")
-            ids[f.key] = t
+            f = self.client.submit(fly_chunk_guarded, chunk, timeout_s, fn, pure=False,
+                                   key=f"fsil-run-{chunk[0]['run_id']}-{os.getpid()}-{time.monotonic_ns()}")
+            ids[f.key] = chunk
             return f
 
         first = [f for f in (submit() for _ in range(window)) if f is not None]
         ac = as_completed(first)
         try:
             for f in ac:
-                task = ids.pop(f.key)
-                rid = task["run_id"]
+                chunk = ids.pop(f.key)
                 try:
-                    rec = f.result()
+                    recs, unflown = f.result()
                 except Exception as exc:  # noqa: BLE001
                     kind = type(exc).__name__
-                    if kind == "KilledWorker" and not task.get("_lost_once"):
-                        # A dead worker takes every run it holds with it, not only the one that killed
-                        # it: fly each such run once more; the culprit kills its next worker too.
-                        retry.append({**task, "_lost_once": True})
-                        f.release()
-                        nxt = submit()
-                        if nxt is not None:
-                            ac.add(nxt)
-                        continue
-                    if kind == "KilledWorker":
-                        rec = error_record(rid, "worker crashed", f"Dask workers died twice while flying run "
-                                           f"{rid} (KilledWorker: {exc})")
-                    else:
-                        rec = error_record(rid, kind, f"{kind}: {exc}")
+                    recs, unflown = [], []
+                    for task in chunk:
+                        rid = task["run_id"]
+                        if kind == "KilledWorker" and not task.get("_lost_once"):
+                            # A dead worker takes every run it holds with it, not only the one that killed
+                            # it: fly each such run once more, alone; the culprit kills its next worker too.
+                            retry.append({**task, "_lost_once": True})
+                        elif kind == "KilledWorker":
+                            recs.append(error_record(rid, "worker crashed", f"Dask workers died twice while "
+                                                     f"flying run {rid} (KilledWorker: {exc})"))
+                        else:
+                            recs.append(error_record(rid, kind, f"{kind}: {exc}"))
                 f.release()
-                addr = rec.pop("restart_worker", None)
-                if addr:  # end the stuck thread: its worker restarts through its nanny (in the background)
-                    threading.Thread(target=self._restart, args=(addr,), daemon=True).start()
-                yield rec
-                nxt = submit()
-                if nxt is not None:
+                retry.extend(unflown)
+                for rec in recs:
+                    addr = rec.pop("restart_worker", None)
+                    if addr:  # end the stuck thread: its worker restarts through its nanny (in the background)
+                        threading.Thread(target=self._restart, args=(addr,), daemon=True).start()
+                    elif rec.get("status") == "done" and (rec.get("wall_s") or 0.0) > 0.0:
+                        timing[0] += float(rec["wall_s"])
+                        timing[1] += 1
+                    yield rec
+                while len(ids) < window:  # keep the window full
+                    nxt = submit()
+                    if nxt is None:
+                        break
                     ac.add(nxt)
         finally:
             left = list(getattr(ac, "futures", ()))
@@ -199,6 +233,81 @@ class DaskExecutor:
     def close(self, cancel: bool = False) -> None:
         if self.own_client:
             self.client.close()
+
+
+def dask_command() -> str:
+    """The ``dask`` command of this Python environment (next to the interpreter), else on PATH."""
+    import shutil
+    import sys
+    from pathlib import Path
+
+    here = Path(sys.executable).parent / "dask"
+    found = str(here) if here.exists() else shutil.which("dask")
+    if not found:
+        raise RuntimeError("the dask command is not installed (pip install 'dask[distributed]')")
+    return found
+
+
+@contextlib.contextmanager
+def dask_cli_cluster(n_workers: int = 2, *, threads: int = 1, env: dict | None = None, timeout_s: float = 120.0,
+                     folder=None):
+    """A Dask cluster on loopback TCP started as a cluster user starts one: a ``dask scheduler``
+    process and a ``dask worker`` process (``--nworkers n_workers --nthreads threads``, each
+    worker under its nanny), with ``env`` (e.g. PYTHONPATH so the workers import fsil). Yields
+    the scheduler address once every worker has joined; stops both processes afterwards."""
+    import signal
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    from distributed import Client
+
+    dask = dask_command()
+    tmp = Path(folder or tempfile.mkdtemp(prefix="fsil-dask-"))
+    tmp.mkdir(parents=True, exist_ok=True)
+    sched_file = tmp / "scheduler.json"
+    sched_file.unlink(missing_ok=True)
+    procs = []
+    logs = []
+
+    def start(args, name):
+        log = open(tmp / f"{name}.log", "wb")
+        logs.append(log)
+        procs.append(subprocess.Popen([dask, *args], stdout=log, stderr=subprocess.STDOUT, env=env,
+                                      start_new_session=True))
+
+    try:
+        start(["scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard", "--scheduler-file",
+               str(sched_file)], "scheduler")
+        deadline = time.monotonic() + timeout_s
+        address = None
+        while address is None:
+            if procs[0].poll() is not None:
+                raise RuntimeError(f"dask scheduler exited ({procs[0].returncode}); see {tmp / 'scheduler.log'}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"dask scheduler did not start within {timeout_s:g} s; see {tmp}")
+            try:
+                import json
+
+                address = json.loads(sched_file.read_text())["address"]
+            except (OSError, ValueError, KeyError):
+                time.sleep(0.1)
+        start(["worker", address, "--nworkers", str(n_workers), "--nthreads", str(threads), "--host", "127.0.0.1",
+               "--no-dashboard", "--name", "fsil"], "worker")
+        with Client(address, timeout=timeout_s) as client:
+            client.wait_for_workers(n_workers, timeout=timeout_s)
+        yield address
+    finally:
+        for p in reversed(procs):  # workers first (their nannies end their worker processes), then the scheduler
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(p.pid, signal.SIGKILL)
+                    p.wait(10)
+        for log in logs:
+            log.close()
 
 
 def make_executor(workers: int | None = None, scheduler: str | None = None):

@@ -22,10 +22,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from harness.campaign import analysis  # noqa: E402
-from harness.campaign.core import (load_db, robustness_by_requirement, summary_text, threshold_text,  # noqa: E402
+from harness.campaign.core import (load_store, robustness_by_requirement, summary_text, threshold_text,  # noqa: E402
                                    thresholds)
 from harness.campaign.store import Store, param_field  # noqa: E402
-from harness.campaign.worker import npz_load  # noqa: E402
 
 _OUTCOME_COLORS = {"landed": "tab:green", "off-site": "tab:olive", "hard-landing": "tab:orange", "crashed": "tab:red",
                    "timeout": "tab:purple", "link-failure": "tab:brown", "error": "black"}
@@ -38,6 +37,9 @@ def _png(fig) -> str:
     return f'<img src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
 
 
+SCATTER_MAX = 5000  # runs drawn one point each; above, plots show the spread per swept value
+
+
 def fig_robustness(table, axes, by: dict) -> str:
     """Robustness of each requirement: against the first numeric swept axis when there is one, else
     a histogram; the region below 0 (violated) shaded red. One panel per requirement."""
@@ -46,14 +48,24 @@ def fig_robustness(table, axes, by: dict) -> str:
     n = len(by)
     fig, axs = plt.subplots(n, 1, figsize=(10, 2.9 * n), constrained_layout=True, squeeze=False)
     axis = next((a for a in axes if a["numeric"]), None)
-    xcol = {int(r): i for i, r in enumerate(table["run_id"])}
+    order = np.argsort(table["run_id"], kind="stable")
     for ax, (req, d) in zip(axs[:, 0], by.items()):
         v = np.asarray(d["value"], dtype=float)
         fin = np.isfinite(v)
         title = printable(req, 110)
         if axis is not None:
-            x = np.array([table[param_field(axis["name"])][xcol[int(r)]] for r in d["run_id"]], dtype=float)
-            ax.scatter(x[fin], v[fin], s=12, c=np.where(v[fin] < 0, "tab:red", "tab:green"))
+            rows = order[np.searchsorted(table["run_id"], np.asarray(d["run_id"]), sorter=order)]
+            x = table[param_field(axis["name"])][rows].astype(float)
+            if fin.sum() <= SCATTER_MAX:
+                ax.scatter(x[fin], v[fin], s=12, c=np.where(v[fin] < 0, "tab:red", "tab:green"))
+            else:  # many runs: per swept value, the spread (min, 5-95 %, median) instead of every point
+                xs = np.unique(x[fin])
+                q = np.array([np.quantile(v[fin][x[fin] == u], [0.0, 0.05, 0.5, 0.95, 1.0]) for u in xs])
+                ax.fill_between(xs, q[:, 1], q[:, 3], color="tab:blue", alpha=0.25, lw=0, label="5-95 % of runs")
+                ax.plot(xs, q[:, 2], "o-", color="tab:blue", label="median")
+                ax.plot(xs, q[:, 0], "v", color="tab:red", ms=5, label="worst run")
+                ax.plot(xs, q[:, 4], "^", color="tab:green", ms=5, label="best run")
+                ax.legend(fontsize=7)
             ax.set_xlabel(axis["name"])
             ax.axhspan(min(np.nanmin(v[fin]) if fin.any() else -1, -1e-9) * 1.1 - 1e-3, 0, color="tab:red",
                        alpha=0.12, lw=0)
@@ -224,13 +236,14 @@ def worst_runs(table, n: int, group: str | None = None) -> np.ndarray:
     key = np.where(fin["status"] == "error", np.inf,
                    np.where(np.isfinite(fin["v_vertical"]), fin["v_vertical"], np.inf))
     order = np.argsort(-key, kind="stable")
+    groups = fin[group][order].tolist() if group else [""] * len(order)
+    modes = np.where(fin["failure_mode"] != "", fin["failure_mode"], fin["outcome"])[order].tolist()
     picked, seen = [], set()
-    for i in order:
-        case = (fin[group][i] if group else "", fin["failure_mode"][i] or fin["outcome"][i])
+    for i, case in zip(order.tolist(), zip(groups, modes)):
         if case not in seen:
             seen.add(case)
             picked.append(i)
-    for i in order:
+    for i in order[:n + len(picked)].tolist():
         if len(picked) >= n:
             break
         if i not in picked:
@@ -243,23 +256,21 @@ def _point(r, axes) -> str:
     return ", ".join(f"{r[param_field(a['name'])]:g}" if a["numeric"] else str(r[param_field(a["name"])]) for a in axes)
 
 
-def fig_worst(db, worst, axes) -> str | None:
+def fig_worst(st: Store, worst, axes) -> str | None:
     if not len(worst):
         return None
     fig, (a1, a2) = plt.subplots(2, 1, figsize=(11, 7), sharex=True, constrained_layout=True)
     drawn = 0
-    with Store(db, create=False) as st:
-        for r in worst:
-            blob = st.blob(int(r["run_id"]), "traj")
-            if blob is None:
-                continue
-            tr = npz_load(blob)
-            lab = f"run {r['run_id']} {_point(r, axes)}: {r['outcome']}" + (f" {r['v_vertical']:.1f} m/s" if np.isfinite(
-                r["v_vertical"]) else "")
-            line, = a1.plot(tr["t_s"], tr["altitude_m"], label=lab)
-            a1.plot(tr["t_s"], tr["est_alt_m"], ls="--", lw=0.8, color=line.get_color())
-            a2.plot(tr["t_s"], -tr["v_up_mps"], color=line.get_color())
-            drawn += 1
+    for r in worst:
+        tr = st.trajectory(int(r["run_id"]))
+        if tr is None:
+            continue
+        lab = f"run {r['run_id']} {_point(r, axes)}: {r['outcome']}" + (f" {r['v_vertical']:.1f} m/s" if np.isfinite(
+            r["v_vertical"]) else "")
+        line, = a1.plot(tr["t_s"], tr["altitude_m"], label=lab)
+        a1.plot(tr["t_s"], tr["est_alt_m"], ls="--", lw=0.8, color=line.get_color())
+        a2.plot(tr["t_s"], -tr["v_up_mps"], color=line.get_color())
+        drawn += 1
     if not drawn:
         plt.close(fig)
         return None
@@ -283,9 +294,13 @@ table{border-collapse:collapse;font-size:13px} td,th{border:1px solid #ccc;paddi
 
 
 def write_report(db: str | Path, out: str | Path | None = None, worst: int = 6, *, allow_import=()) -> Path:
-    spec, table, axes = load_db(db, allow_import=allow_import)
-    with Store(db, create=False) as st:
-        camp = st.campaign()
+    with Store(db, create=False) as st:  # the file is checked once
+        return _write_report(st, db, out, worst, allow_import)
+
+
+def _write_report(st: Store, db, out, worst: int, allow_import) -> Path:
+    spec, table, axes = load_store(st, allow_import=allow_import)
+    camp = st.campaign()
     dispersed = camp["dispersed"]
     crit = analysis.evaluate(spec.criteria, table, axes)
     ths = thresholds(table, axes)
@@ -331,7 +346,7 @@ def write_report(db: str | Path, out: str | Path | None = None, worst: int = 6, 
             parts.append(f"<tr><td>{e(m)}</td><td>{c}</td><td>{ex}</td></tr>")
         parts.append("</table>")
     w = worst_runs(table, worst, next((param_field(a["name"]) for a in axes if not a["numeric"]), None))
-    img = fig_worst(db, w, axes)
+    img = fig_worst(st, w, axes)
     if img:
         parts.append("<h2>Worst runs</h2>" + img)
     if len(w):
@@ -346,8 +361,7 @@ def write_report(db: str | Path, out: str | Path | None = None, worst: int = 6, 
                          f"<td>{e(str(r['failure_mode']))}</td>"
                          f"<td><code>fsil campaign rerun {e(str(db))} {r['run_id']}</code></td></tr>")
         parts.append("</table>")
-    with Store(db, create=False) as st:
-        by = robustness_by_requirement(st.robustness())
+    by = robustness_by_requirement(st.robustness())
     if by:
         parts.append("<h2>Requirements: robustness per run</h2><p>STL robustness of each requirement on each run, "
                      "in the requirement's own unit: &gt; 0 held with that margin, &lt; 0 violated by that much "

@@ -307,11 +307,14 @@ def check_flight_params(scenario, origin: str) -> None:
     check_params(scenario.flight_params, load_param_table(), origin)
 
 
-def build_scenario(ref: str, overrides: dict, seed: int, origin: str = "<memory>", allow_import=()):
-    try:
-        base = resolve_scenario(ref, allow_import)
-    except ConfigError as exc:
-        raise ConfigError(f"{origin}: {exc}") from None
+def build_scenario(ref: str, overrides: dict, seed: int, origin: str = "<memory>", allow_import=(), base=None):
+    """The scenario of one run: ``ref`` resolved (or ``base``, that scenario already resolved),
+    ``overrides`` applied, ``seed`` set."""
+    if base is None:
+        try:
+            base = resolve_scenario(ref, allow_import)
+        except ConfigError as exc:
+            raise ConfigError(f"{origin}: {exc}") from None
     sc = apply_overrides(base, overrides, origin)
     return dataclasses.replace(sc, seed=int(seed))
 

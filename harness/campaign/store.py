@@ -42,10 +42,17 @@ METRIC_COLUMNS = ("v_vertical", "v_horizontal", "tilt_deg", "propellant_kg", "po
                   "wall_s")
 INT_COLUMNS = ("lrf_rejected",)
 TEXT_COLUMNS = ("outcome", "failure_mode", "verdict", "error", "scenario_json", "worker")
+_RECORD_COLUMNS = (*METRIC_COLUMNS, *INT_COLUMNS, *TEXT_COLUMNS, "telemetry_sha256")
 
 APPLICATION_ID = 0x6673696C  # "fsil": PRAGMA application_id of every campaign database
 SQLITE_MAGIC = b"SQLite format 3\x00"
 _CLAIM_COLUMNS = (("claimed_by", "TEXT"), ("claimed_at", "REAL"), ("claims", "INTEGER NOT NULL DEFAULT 0"))
+# columns added after the first schema; _upgrade adds them to an older database
+_ADDED_COLUMNS = (*_CLAIM_COLUMNS, ("telemetry_sha256", "TEXT"))
+# PRAGMA user_version: 0 = written before versions were recorded (upgraded in place on open),
+# 2 = compact blobs (worker.pack_columns) and the telemetry digest of every run
+SCHEMA_VERSION = 2
+COMPACT_MAX_BYTES = 256 * 2**20  # a finished campaign's file up to this size is VACUUMed (Store.compact)
 
 _ROBUSTNESS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS robustness (
@@ -68,7 +75,7 @@ CREATE TABLE IF NOT EXISTS runs (
     {", ".join(f"{c} INTEGER" for c in INT_COLUMNS)},
     {", ".join(f"{c} TEXT" for c in TEXT_COLUMNS)},
     finished REAL,
-    {", ".join(f"{c} {t}" for c, t in _CLAIM_COLUMNS)}
+    {", ".join(f"{c} {t}" for c, t in _ADDED_COLUMNS)}
 );
 CREATE INDEX IF NOT EXISTS runs_status ON runs(status);
 CREATE INDEX IF NOT EXISTS runs_claim ON runs(status, claimed_by, run_id);
@@ -139,12 +146,30 @@ def check_database_file(path: Path) -> None:
             what = f"application id 0x{app:08x}" if app else f"tables {', '.join(sorted(tables)) or '(none)'}"
             raise ConfigError(f"{path}: is another application's SQLite database ({what}), not an fsil campaign "
                               f"database; {hint}")
+        version = con.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise ConfigError(f"{path}: campaign database schema version {version} was written by a newer fsil; "
+                              f"this fsil reads schema versions 0 to {SCHEMA_VERSION}: update fsil to open it")
         for table, need in _REQUIRED_COLUMNS.items():
             have = {r[1] for r in con.execute(f"PRAGMA table_info({table})")}
             if not need <= have:
                 raise ConfigError(f"{path}: table {table} lacks the columns {', '.join(sorted(need - have))}: not an "
                                   f"fsil campaign database (or one from an incompatible version); {hint}")
-        bad = [r[0] for r in con.execute("PRAGMA quick_check(5)")]
+        # a truncated file: shorter than the pages its header counts (when that count is valid)
+        page = int.from_bytes(head[16:18], "big")
+        page = 65536 if page == 1 else page
+        pages = int.from_bytes(head[28:32], "big")
+        size = path.stat().st_size
+        if pages and head[24:28] == head[92:96] and size < pages * page:
+            raise ConfigError(f"{path}: the campaign database is damaged or truncated (its header counts {pages} pages "
+                              f"of {page} bytes, {pages * page} bytes, the file has {size}); {hint}")
+        # the structure of the tables every command reads (the blobs, most of a large file, are
+        # checked as they are read: reading a damaged one is refused the same way)
+        bad = []
+        for table in ("campaign", "runs", "robustness"):
+            if table in tables:
+                bad += [r[0] for r in con.execute(f"PRAGMA quick_check({table})") if r[0] != "ok"]
+        bad = bad or ["ok"]
         if bad != ["ok"]:
             raise ConfigError(f"{path}: the campaign database is damaged (SQLite quick_check: "
                               f"{'; '.join(map(str, bad))[:300]}); {hint}")
@@ -162,8 +187,10 @@ def _create_database(path: Path) -> None:
     try:
         con = sqlite3.connect(tmp)
         try:
+            con.execute("PRAGMA page_size=1024")  # the blobs' last overflow page wastes half of 1 kB, not of 4 kB
             con.execute("PRAGMA journal_mode=WAL")
             con.execute(f"PRAGMA application_id={APPLICATION_ID}")
+            con.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             con.executescript(_SCHEMA)
             con.commit()
         finally:
@@ -227,19 +254,22 @@ class Store(SqliteStore):
             raise ConfigError(f"{self.path}: cannot open the campaign database for writing (SQLite: {exc})") from None
 
     def _upgrade(self) -> None:
-        """Databases written before claims existed: add the claim columns and fsil's mark; before
-        requirements existed: add the robustness table."""
+        """Databases of an older schema version (0: before versions were recorded): add the claim
+        columns, the telemetry digest and fsil's mark; before requirements existed: the robustness
+        table. Their ``.npz`` blobs stay readable (worker.unpack_columns)."""
         cols = {r[1] for r in self.db.execute("PRAGMA table_info(runs)")}
-        missing = [(c, t) for c, t in _CLAIM_COLUMNS if c not in cols]
+        missing = [(c, t) for c, t in _ADDED_COLUMNS if c not in cols]
         no_robustness = self.db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND "
                                         "name='robustness'").fetchone() is None
-        if missing or no_robustness or self.db.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID:
+        if (missing or no_robustness or self.db.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID
+                or self.db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION):
             with self.db:
                 for c, t in missing:
                     self.db.execute(f"ALTER TABLE runs ADD COLUMN {c} {t}")
                 self.db.execute("CREATE INDEX IF NOT EXISTS runs_claim ON runs(status, claimed_by, run_id)")
                 self.db.execute(_ROBUSTNESS_SCHEMA)
                 self.db.execute(f"PRAGMA application_id={APPLICATION_ID}")
+                self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     # campaign ------------------------------------------------------------------------------
     def campaign(self) -> dict | None:
@@ -275,9 +305,7 @@ class Store(SqliteStore):
                                  time.time(), json.dumps(axes), json.dumps([d.path for d in spec.dispersions])))
                 self.db.executemany(
                     "INSERT INTO runs (run_id, point_index, point_json, params_json, sampled_json, seed) "
-                    "VALUES (?,?,?,?,?,?)",
-                    ((r.run_id, r.point_index, json.dumps(r.point), json.dumps(r.overrides), json.dumps(r.sampled),
-                      r.seed) for r in planned))
+                    "VALUES (?,?,?,?,?,?)", _plan_rows(planned))
             self.db.execute("COMMIT")
         except BaseException:
             self.db.execute("ROLLBACK")
@@ -346,6 +374,22 @@ class Store(SqliteStore):
                 out[by] = k
         return out
 
+    def compact(self, max_bytes: int = COMPACT_MAX_BYTES) -> bool:
+        """VACUUM a finished campaign's file when it is at most ``max_bytes`` (a few seconds):
+        rows grow from plan to result in place, which leaves about a third of the runs table's
+        pages empty. False when skipped (too big, or another process still has it open)."""
+        if self.path.stat().st_size > max_bytes:
+            return False
+        self.db.execute("PRAGMA busy_timeout=1000")  # another campaign process reading: skip, do not wait
+        try:
+            self.db.execute("VACUUM")
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.OperationalError:
+            return False
+        finally:
+            self.db.execute("PRAGMA busy_timeout=60000")
+        return True
+
     def renew(self) -> None:
         """Refresh this process's claims (it is alive and still flying them)."""
         with self.db:
@@ -361,25 +405,35 @@ class Store(SqliteStore):
     def record(self, res: dict) -> bool:
         """Store a run's result, if this process still holds its claim (or nobody does). False
         when another process took the run over: its result is the one kept."""
-        cols = [c for c in (*METRIC_COLUMNS, *INT_COLUMNS, *TEXT_COLUMNS) if c in res]
-        vals = [_sql(res[c]) for c in cols]
+        return self.record_many([res])[0]
+
+    def record_many(self, recs: list[dict]) -> list[bool]:
+        """Store several runs' results in one write transaction (one commit, one WAL sync for a
+        batch); per record, as :meth:`record`, True when it was stored."""
+        now = time.time()
+        kept = []
         with self.db:
-            cur = self.db.execute(
-                f"UPDATE runs SET status=?, finished=?, {', '.join(f'{c}=?' for c in cols)}, claimed_at=? "
-                "WHERE run_id=? AND (claimed_by IS NULL OR claimed_by=?)",
-                (res["status"], time.time(), *vals, time.time(), res["run_id"], self.owner))
-            if cur.rowcount != 1:
-                return False
-            if res.get("traj") is not None or res.get("telemetry") is not None:
-                self.db.execute("INSERT OR REPLACE INTO blobs VALUES (?,?,?)",
-                                (res["run_id"], res.get("traj"), res.get("telemetry")))
-            else:
-                self.db.execute("DELETE FROM blobs WHERE run_id=?", (res["run_id"],))
-            self.db.execute("DELETE FROM robustness WHERE run_id=?", (res["run_id"],))
-            self.db.executemany("INSERT INTO robustness VALUES (?,?,?,?)",
-                                [(res["run_id"], req, _sql(float(v)), _sql(t))
-                                 for req, v, t in res.get("robustness") or ()])
-        return True
+            for res in recs:
+                cols = [c for c in _RECORD_COLUMNS if c in res]
+                cur = self.db.execute(
+                    f"UPDATE runs SET status=?, finished=?, {', '.join(f'{c}=?' for c in cols)}, claimed_at=? "
+                    "WHERE run_id=? AND (claimed_by IS NULL OR claimed_by=?)",
+                    (res["status"], now, *[_sql(res[c]) for c in cols], now, res["run_id"], self.owner))
+                if cur.rowcount != 1:
+                    kept.append(False)
+                    continue
+                kept.append(True)
+                rid = res["run_id"]
+                if res.get("traj") is not None or res.get("telemetry") is not None:
+                    self.db.execute("INSERT OR REPLACE INTO blobs VALUES (?,?,?)",
+                                    (rid, res.get("traj"), res.get("telemetry")))
+                else:
+                    self.db.execute("DELETE FROM blobs WHERE run_id=?", (rid,))
+                self.db.execute("DELETE FROM robustness WHERE run_id=?", (rid,))
+                if res.get("robustness"):
+                    self.db.executemany("INSERT INTO robustness VALUES (?,?,?,?)",
+                                        [(rid, req, _sql(float(v)), _sql(t)) for req, v, t in res["robustness"]])
+        return kept
 
     def robustness(self, run_id: int | None = None) -> list[tuple[int, str, float, float]]:
         """``(run_id, requirement, robustness, t_worst_s)`` rows (all runs, or one), NaN for NULL."""
@@ -400,8 +454,37 @@ class Store(SqliteStore):
         return d
 
     def blob(self, run_id: int, kind: str) -> bytes | None:
-        row = self.db.execute(f"SELECT {kind} FROM blobs WHERE run_id=?", (run_id,)).fetchone()
+        try:
+            row = self.db.execute(f"SELECT {kind} FROM blobs WHERE run_id=?", (run_id,)).fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise ConfigError(f"{self.path}: the campaign database is damaged (SQLite: {exc} reading the {kind} of "
+                              f"run {run_id}); the file was not changed") from None
         return row[0] if row else None
+
+    def trajectory(self, run_id: int) -> dict | None:
+        """The run's trajectory for plots (worker.TRAJ_COLUMNS at about worker.TRAJ_HZ): from its
+        decimated blob, or from its kept telemetry; None when neither is stored."""
+        from harness.campaign.worker import decimate
+
+        traj = self.columns(run_id, "traj")
+        if traj is not None:
+            return traj
+        tm = self.columns(run_id, "telemetry")
+        return None if tm is None else decimate(tm)
+
+    def columns(self, run_id: int, kind: str) -> dict | None:
+        """The ``traj`` or ``telemetry`` blob of a run unpacked (worker.unpack_columns), None
+        when not stored; a blob that does not unpack is refused naming the file and the run."""
+        from harness.campaign.worker import unpack_columns
+
+        blob = self.blob(int(run_id), kind)
+        if blob is None:
+            return None
+        try:
+            return unpack_columns(blob)
+        except Exception as exc:  # noqa: BLE001 - lzma, json, zip (npz) errors: a damaged blob
+            raise ConfigError(f"{self.path}: the {kind} of run {run_id} is damaged ({type(exc).__name__}: "
+                              f"{exc}); the file was not changed") from None
 
     # tables --------------------------------------------------------------------------------
     def table(self) -> np.ndarray:
@@ -410,11 +493,6 @@ class Store(SqliteStore):
         if camp is None:
             raise ConfigError(f"{self.path}: no campaign in this database")
         axes, dispersed = camp["axes"], camp["dispersed"]
-        cur = self.db.execute(
-            "SELECT run_id, point_index, point_json, sampled_json, seed, status, "
-            f"{', '.join(METRIC_COLUMNS)}, {', '.join(INT_COLUMNS)}, outcome, failure_mode, worker, "
-            "substr(error, 1, 200) FROM runs ORDER BY run_id")
-        rows = cur.fetchall()
         fields = [("run_id", "i8"), ("point_index", "i8")]
         for a in axes:
             fields.append((param_field(a["name"]), "f8") if a["numeric"] else (param_field(a["name"]), "U40"))
@@ -422,21 +500,50 @@ class Store(SqliteStore):
         fields += [("seed", "u8"), ("status", "U8")]
         fields += [(c, "f8") for c in METRIC_COLUMNS] + [(c, "i8") for c in INT_COLUMNS]
         fields += [("outcome", "U16"), ("failure_mode", "U48"), ("worker", "U48"), ("error", "U200")]
+        # one query, column by column into numpy (100,000 runs in about a second): the dispersed
+        # values are taken out of their JSON by SQLite, the axis labels once per grid point
+        in_sql = all('"' not in p and "\\" not in p for p in dispersed)
+        cur = self.db.execute(
+            "SELECT run_id, point_index, "
+            + ("".join("json_extract(sampled_json, ?), " for _ in dispersed) if in_sql else "sampled_json, ")
+            + f"seed, status, {', '.join(METRIC_COLUMNS)}, {', '.join(INT_COLUMNS)}, outcome, failure_mode, worker, "
+            "substr(error, 1, 200) FROM runs ORDER BY run_id", [f'$."{p}"' for p in dispersed] if in_sql else [])
+        rows = cur.fetchall()
         out = np.zeros(len(rows), dtype=fields)
-        label_to_value = {a["name"]: dict(zip(a["labels"], a["values"])) if a["numeric"] else None for a in axes}
-        nm, ni = len(METRIC_COLUMNS), len(INT_COLUMNS)
-        for i, r in enumerate(rows):
-            run_id, pidx, pj, sj, seed, status = r[:6]
-            point, sampled = json.loads(pj), json.loads(sj)
-            rec = [run_id, pidx]
-            for a in axes:
-                lab = point[a["name"]]
-                rec.append(float(label_to_value[a["name"]][lab]) if a["numeric"] else lab)
-            rec += [_f(sampled.get(p)) for p in dispersed]
-            rec += [seed, status]
-            rec += [_f(v) for v in r[6:6 + nm]] + [v or 0 for v in r[6 + nm:6 + nm + ni]]
-            rec += [v or "" for v in r[6 + nm + ni:]]
-            out[i] = tuple(rec)
+        if not rows:
+            return out
+        cols = list(zip(*rows))
+        if not in_sql:  # a path SQLite's JSON path cannot quote: unpack in Python
+            sampled = [json.loads(v) for v in cols[2]]
+            cols = [*cols[:2], *([sd.get(p) for sd in sampled] for p in dispersed), *cols[3:]]
+        out["run_id"], out["point_index"] = cols[0], cols[1]
+        points = dict(self.db.execute("SELECT point_index, MIN(point_json) FROM runs GROUP BY point_index"))
+        pidx = np.asarray(cols[1], dtype=np.int64)
+        at = np.searchsorted(np.array(sorted(points), dtype=np.int64), pidx)
+        labels = [json.loads(points[k]) for k in sorted(points)]
+        for a in axes:
+            f = param_field(a["name"])
+            per_point = [lab.get(a["name"]) for lab in labels]
+            if a["numeric"]:
+                to_value = {str(lab): float(v) for lab, v in zip(a["labels"], a["values"])}
+                out[f] = np.array([to_value[str(lab)] for lab in per_point], dtype=float)[at]
+            else:
+                out[f] = np.array(["" if lab is None else str(lab) for lab in per_point], dtype="U40")[at]
+        i = 2
+        for p in dispersed:
+            out[param_field(p)] = _floats(cols[i])
+            i += 1
+        out["seed"], out["status"] = cols[i], cols[i + 1]
+        i += 2
+        for c in METRIC_COLUMNS:
+            out[c] = _floats(cols[i])
+            i += 1
+        for c in INT_COLUMNS:
+            out[c] = [v or 0 for v in cols[i]]
+            i += 1
+        for c in ("outcome", "failure_mode", "worker", "error"):
+            out[c] = [v or "" for v in cols[i]]
+            i += 1
         return out
 
 
@@ -455,6 +562,43 @@ def _f(v) -> float:
         return float(v) if v is not None else math.nan
     except (TypeError, ValueError):
         return math.nan
+
+
+def _plan_rows(planned):
+    """``(run_id, point_index, point_json, params_json, sampled_json, seed)`` of each planned run,
+    the text exactly ``json.dumps`` of each dict: what is the same for every run of a grid point
+    (its point, its fixed and swept values) is encoded once per point, the dispersed floats of
+    each run with ``float.__repr__`` (what json.dumps writes for a finite float)."""
+    cache: dict[int, tuple] = {}
+    key_json: dict[str, str] = {}
+    for r in planned:
+        c = cache.get(r.point_index)
+        if c is None or c[0] is not r.point:
+            fixed = {k: v for k, v in r.overrides.items() if k not in r.sampled}
+            simple = list(r.overrides)[:len(fixed)] == list(fixed)  # sampled paths come after the fixed ones
+            c = cache[r.point_index] = (r.point, json.dumps(r.point), json.dumps(fixed)[:-1], fixed, simple)
+        sampled = None
+        if c[4] and all(type(v) is float and math.isfinite(v) for v in r.sampled.values()):
+            parts = []
+            for k, v in r.sampled.items():
+                kj = key_json.get(k)
+                if kj is None:
+                    kj = key_json[k] = json.dumps(k)
+                parts.append(f"{kj}: {v!r}")
+            sampled = "{" + ", ".join(parts) + "}"
+        if sampled is None:  # anything unusual: the plain way
+            yield r.run_id, r.point_index, c[1], json.dumps(r.overrides), json.dumps(r.sampled), r.seed
+            continue
+        params = sampled if not c[3] else (c[2] + (", " + sampled[1:] if r.sampled else "}"))
+        yield r.run_id, r.point_index, c[1], params, sampled, r.seed
+
+
+def _floats(col) -> np.ndarray:
+    """A column of SQL values as float64, NULL and non-numbers as NaN."""
+    try:
+        return np.array(col, dtype=float)  # None -> NaN
+    except (TypeError, ValueError):
+        return np.array([_f(v) for v in col], dtype=float)
 
 
 def _sql(v):

@@ -1,0 +1,115 @@
+"""A campaign on a Dask cluster started the way a cluster user starts one: ``dask scheduler`` and
+``dask worker`` as separate processes on loopback TCP (issue 15). Its database holds the same
+results, bit for bit, as a run of the same spec on the local process pool."""
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+SPEC = """
+[campaign]
+name = "dask-cli"
+scenario = "ispace-m2"
+seed = 21
+sampling = "lhs"
+runs_per_point = 3
+run_timeout_s = 120
+requirements = ["touchdown_envelope"]
+[dispersions]
+"nav_error.altitude_m" = { dist = "normal", mean = 1100.0, sigma = 80.0 }
+"v_up_mps" = { dist = "uniform", low = -61.0, high = -59.0 }
+[[sweep]]
+name = "code"
+path = "flight_params"
+values = ["AS_FLOWN", "FIXED"]
+labels = ["as-flown", "fixed"]
+[[sweep]]
+name = "acq"
+path = "faults.0.acquire_altitude_m"
+values = [400.0]
+"""
+
+# what may differ between two databases of one campaign: who flew a run, when, how long it took
+_RUN_COLUMNS = "run_id, point_json, params_json, sampled_json, seed, status, v_vertical, v_horizontal, tilt_deg, " \
+               "propellant_kg, position_error_m, touchdown_t_s, first_lrf_alt_m, first_lrf_t_s, pnr_t_s, pnr_alt_m, " \
+               "max_est_error_m, sim_time_s, lrf_rejected, outcome, failure_mode, verdict, error, telemetry_sha256"
+
+
+def _content(db: Path):
+    con = sqlite3.connect(db)
+    try:
+        return (con.execute(f"SELECT {_RUN_COLUMNS} FROM runs ORDER BY run_id").fetchall(),
+                con.execute("SELECT run_id, traj, telemetry FROM blobs ORDER BY run_id").fetchall(),
+                con.execute("SELECT * FROM robustness ORDER BY run_id, requirement").fetchall())
+    finally:
+        con.close()
+
+
+def test_campaign_on_dask_scheduler_and_worker_processes_equals_local_bit_for_bit(tmp_path):
+    try:
+        import distributed  # noqa: F401
+    except ImportError:
+        pytest.skip("dask.distributed is not installed: pip install 'dask[distributed]' to run this test")
+    from harness.campaign import run_campaign
+    from harness.campaign.executors import dask_cli_cluster
+
+    spec = tmp_path / "spec.toml"
+    spec.write_text(SPEC)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    from harness.campaign.executors import DaskExecutor
+
+    local = run_campaign(spec, tmp_path / "local.sqlite", workers=2, progress=False)
+    assert local.flown == 6
+    with dask_cli_cluster(2, env=env, folder=tmp_path / "cluster") as address:
+        ps = subprocess.run(["ps", "-eww", "-o", "args"], capture_output=True, text=True).stdout
+        assert "dask scheduler --host 127.0.0.1" in ps and f"dask worker {address}" in ps
+        cp = subprocess.run([sys.executable, "-m", "harness.cli", "campaign", str(spec), "--db",
+                             str(tmp_path / "dask.sqlite"), "--scheduler", address, "--no-progress"],
+                            capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path)
+        # and with several runs per Dask task (what short runs get): a chunk of up to 16 runs
+        chunked = DaskExecutor(address, chunk_s=1e6)
+        try:
+            run_campaign(spec, tmp_path / "chunked.sqlite", executor=chunked, progress=False)
+        finally:
+            chunked.close()
+    assert cp.returncode == 0, cp.stdout + cp.stderr
+    assert f"dask cluster {address}, 2 workers" in cp.stderr
+    runs_l, blobs_l, rob_l = _content(tmp_path / "local.sqlite")
+    assert [r[-5] for r in runs_l].count("landed") == 3 and len(runs_l) == 6  # landed and failed runs both
+    for db in ("dask.sqlite", "chunked.sqlite"):
+        runs_d, blobs_d, rob_d = _content(tmp_path / db)
+        assert runs_d == runs_l, db          # every number, text and telemetry digest
+        assert blobs_d == blobs_l, db        # the kept telemetry and trajectories, byte for byte
+        assert rob_d == rob_l and len(rob_l) == 6, db
+    with sqlite3.connect(tmp_path / "dask.sqlite") as con:
+        workers = {w for (w,) in con.execute("SELECT worker FROM runs")}
+    local_workers = {w for w in local.table["worker"]}
+    assert workers.isdisjoint(local_workers)  # flown by other processes than the local pool's
+
+
+def _hang_on_run_1(task):
+    """fly_one, except that run 1 hangs for 8 s (past its 4 s wall timeout)."""
+    import time
+
+    from harness.campaign.worker import fly_one
+
+    if task["run_id"] == 1:
+        time.sleep(8.0)
+    return fly_one(task)
+
+
+def test_a_run_after_a_timeout_in_its_chunk_comes_back_unflown():
+    from harness.campaign.executors import fly_chunk_guarded
+
+    tasks = [{"run_id": i, "scenario": "ispace-m2", "overrides": {"t_max_s": 5.0}, "seed": i} for i in range(3)]
+    recs, unflown = fly_chunk_guarded(tasks, 4.0, _hang_on_run_1)
+    assert [r["run_id"] for r in recs] == [0, 1] and recs[0]["status"] == "done"
+    assert recs[1]["failure_mode"] == "error: wall timeout" and "restart_worker" in recs[1]
+    assert unflown == tasks[2:]              # flown elsewhere: this worker is being restarted
