@@ -306,7 +306,7 @@ def test_dask_results_identical_to_local_and_errors_recorded(tmp_path, dask_clus
     tab = out.table
     assert list(tab["status"]) == ["done", "error", "error", "done"], list(zip(tab["status"], tab["error"]))
     assert tab["failure_mode"][1] == "error: worker crashed" and "KilledWorker" in tab["error"][1]
-    assert tab["failure_mode"][2] == "error: wall timeout" and "restarted" in tab["error"][2]
+    assert tab["failure_mode"][2] == "error: wall timeout" and "restarted" in tab["error"][2], list(tab["error"])
 
 
 

@@ -220,3 +220,31 @@ def test_a_damaged_blob_is_refused_naming_the_file_and_the_run(flown, tmp_path):
                             env=env, timeout=300, cwd=tmp_path)
         assert cp.returncode == 2, cp.stdout + cp.stderr
         assert f"the telemetry of run {bad} is damaged" in cp.stderr and "Traceback" not in cp.stderr, cp.stderr
+
+
+def test_each_column_takes_the_difference_order_that_packs_it_smallest_and_older_blobs_read_as_second():
+    """A smooth signal is stored as second differences, a stepped one as first, noise as it is;
+    blobs written before the order was recorded (second differences throughout) still unpack."""
+    import json
+    import lzma
+
+    from harness.campaign.worker import COLUMNS_MAGIC
+
+    rng = np.random.default_rng(3)
+    t = np.arange(3000) * 0.02
+    cols = {"smooth": 3000.0 - 60.0 * t + 0.8 * t * t, "steps": np.floor(t / 1.3) * 7.0,
+            "noise": rng.normal(size=t.size)}
+    blob = pack_columns(cols)
+    head_len = int.from_bytes(lzma.decompress(blob[len(COLUMNS_MAGIC):])[:4], "little")
+    head = json.loads(lzma.decompress(blob[len(COLUMNS_MAGIC):])[4:4 + head_len])
+    assert {h["name"]: h["order"] for h in head} == {"smooth": 2, "steps": 1, "noise": 0}
+    back = unpack_columns(blob)
+    for k, v in cols.items():
+        assert back[k].tobytes() == v.astype("<f4").tobytes(), k
+    # the layout before: no "order" in the column list, every column as second differences
+    u = cols["smooth"].astype("<f4").view("<u4")
+    d = np.diff(u, 2, prepend=np.zeros(2, "<u4"))
+    old_head = json.dumps([{"name": "smooth", "dtype": "<f4", "n": int(u.size)}]).encode()
+    old = COLUMNS_MAGIC + lzma.compress(len(old_head).to_bytes(4, "little") + old_head
+                                        + np.ascontiguousarray(d.view(np.uint8).reshape(-1, 4).T).tobytes())
+    assert unpack_columns(old)["smooth"].tobytes() == cols["smooth"].astype("<f4").tobytes()

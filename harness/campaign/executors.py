@@ -167,8 +167,16 @@ class DaskExecutor:
         retry = []  # runs to fly alone: lost with a dead worker, or not flown after a timeout in their chunk
         timing = [0.0, 0]  # wall seconds and runs back so far: the chunk size follows the runs' length
 
+        alone = [None]  # the key of a retried run in flight: it flies alone on the cluster
+
         def submit():
+            if alone[0] is not None:
+                return None
             if retry:
+                # A run lost with a worker flies again alone on the whole cluster, so a bystander
+                # queued on the same worker as a run that kills it is never lost (and blamed) twice.
+                if ids:
+                    return None
                 chunk = [retry.pop()]
             else:
                 k = 1 if not timing[1] else max(1, min(CHUNK_MAX, int(self.chunk_s * timing[1] / max(timing[0], 1e-6))))
@@ -178,6 +186,8 @@ class DaskExecutor:
             f = self.client.submit(fly_chunk_guarded, chunk, timeout_s, fn, pure=False,
                                    key=f"fsil-run-{chunk[0]['run_id']}-{os.getpid()}-{time.monotonic_ns()}")
             ids[f.key] = chunk
+            if chunk[0].get("_lost_once"):
+                alone[0] = f.key
             return f
 
         first = [f for f in (submit() for _ in range(window)) if f is not None]
@@ -185,6 +195,8 @@ class DaskExecutor:
         try:
             for f in ac:
                 chunk = ids.pop(f.key)
+                if alone[0] == f.key:
+                    alone[0] = None
                 try:
                     recs, unflown = f.result()
                 except Exception as exc:  # noqa: BLE001
