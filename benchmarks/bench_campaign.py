@@ -64,6 +64,7 @@ def timed(executor, runs: int, workers: int, tmp: Path, tag: str) -> float:
     cpu1 = resource.getrusage(resource.RUSAGE_SELF)
     busy = float(out.table["wall_s"].sum())  # time workers spent inside runs
     parent_ms = 1000.0 * ((cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)) / max(out.flown, 1)
+    timed.mean_sim_time_s = float(out.table["sim_time_s"].mean())
     return out.flown / dt, busy / (workers * dt), parent_ms
 
 
@@ -114,6 +115,7 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=48)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--no-dask", action="store_true")
+    ap.add_argument("--no-anchor", action="store_true", help="do not print the ratio to Basilisk's Monte Carlo")
     a = ap.parse_args()
     from harness.campaign.executors import DaskExecutor, LocalExecutor  # noqa: F401
 
@@ -135,6 +137,14 @@ def main() -> int:
               f"per run (load average now {os.getloadavg()[0]:.2f})")
     eff = res[f"local-{a.workers}"] / (a.workers * res["local-1"])
     print(f"parallel efficiency, {a.workers} workers vs 1: {eff:.0%} (aim >= 90 %)")
+    if not a.no_anchor:  # issue 15's anchor: Basilisk's Monte Carlo on this machine (cached)
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from anchor_basilisk import anchor, campaign_ratio_line, provenance
+
+        rec = anchor()
+        print(campaign_ratio_line(res[f"local-{a.workers}"] / a.workers, rec,
+                                  mean_descent_s=getattr(timed, "mean_sim_time_s", None)))
+        print(provenance(rec))
     if not a.no_dask:
         from harness.campaign.executors import dask_cli_cluster
 
