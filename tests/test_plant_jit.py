@@ -81,7 +81,8 @@ def _telemetry(res):
 def test_descent_compiled_and_interpreted_fly_the_same_bits(monkeypatch):
     """A whole closed-loop descent with the flight code in the loop (so any difference would
     feed back and grow): truth, commands and the flight code's telemetry are identical with
-    the compiled and the interpreted kernel, and the default is the compiled one."""
+    the compiled and the interpreted kernels (plant, IMU, the composed cycle), and the default
+    is the compiled one."""
     if numba.config.DISABLE_JIT:
         pytest.skip("the kernel runs interpreted here (NUMBA_DISABLE_JIT=1)")
     sc = load_scenario("nominal-terminal-descent").with_(t_max_s=40.0)
@@ -89,8 +90,18 @@ def test_descent_compiled_and_interpreted_fly_the_same_bits(monkeypatch):
         fast = up.fly(sc)
         kernel, compiled = plant_mod.load_rk4_kernel()
         assert compiled and hasattr(kernel, "py_func"), "the plant should step with the compiled kernel"
+        # every kernel of the cycle interpreted: the plant's RK4 and step, the IMU's accumulate
+        # and read, and the composed cycle (rebuilt from those)
+        import harness.cycle as cycle_mod
+        import sensor_models.imu as imu_mod
+
         monkeypatch.setattr(plant_mod, "_RK4", (rk4_kernel, False))
+        monkeypatch.setattr(plant_mod, "_STEP", (plant_mod.step_kernel, False))
+        monkeypatch.setattr(imu_mod, "_ACCUMULATE", (imu_mod.accumulate_kernel, False))
+        monkeypatch.setattr(imu_mod, "_READ", (imu_mod.read_kernel, False))
+        monkeypatch.setattr(cycle_mod, "_ADVANCE", {})
         slow = up.fly(sc)
+        assert cycle_mod.load_advance_kernel((0,))[0] is None  # the cycle ran interpreted
     a, b = _telemetry(fast), _telemetry(slow)
     assert len(a["t_s"]) == len(b["t_s"]) > 1900
     # not a flight that did nothing: the engine braked and the lander came down
