@@ -248,3 +248,36 @@ def test_each_column_takes_the_difference_order_that_packs_it_smallest_and_older
     old = COLUMNS_MAGIC + lzma.compress(len(old_head).to_bytes(4, "little") + old_head
                                         + np.ascontiguousarray(d.view(np.uint8).reshape(-1, 4).T).tobytes())
     assert unpack_columns(old)["smooth"].tobytes() == cols["smooth"].astype("<f4").tobytes()
+
+
+@pytest.mark.parametrize("column, why", [
+    ({"name": "t", "dtype": "<f4", "n": 4, "order": 10 ** 9}, "difference order"),
+    ({"name": "t", "dtype": "|O", "n": 4, "order": 0}, "dtype"),
+    ({"name": "t", "dtype": "<f4", "n": 10 ** 12, "order": 0}, "buffer"),
+])
+def test_a_hostile_blob_is_refused_quickly_naming_what_is_wrong(column, why):
+    """A blob whose column list asks for an absurd difference order (a loop of 10^9 passes), an
+    object dtype, or more data than it holds is refused with an error, not obeyed."""
+    import json
+    import lzma
+
+    from harness.campaign.worker import COLUMNS_MAGIC
+
+    head = json.dumps([column]).encode()
+    blob = COLUMNS_MAGIC + lzma.compress(len(head).to_bytes(4, "little") + head + bytes(16))
+    with pytest.raises(ValueError, match=why):
+        unpack_columns(blob)
+
+
+def test_a_blob_that_unpacks_beyond_any_run_is_refused(monkeypatch):
+    """A few kB of LZMA that would expand past the limit (256 MB; 2 MB here) is refused after
+    the limit, not unpacked into memory."""
+    import lzma
+
+    from harness.campaign import worker
+
+    monkeypatch.setattr(worker, "UNPACKED_MAX_BYTES", 2 * 1024 * 1024)
+    bomb = worker.COLUMNS_MAGIC + lzma.compress(bytes(8 * 1024 * 1024))
+    assert len(bomb) < 4_000
+    with pytest.raises(ValueError, match="unpacks to more than"):
+        unpack_columns(bomb)

@@ -115,6 +115,11 @@ def pack_columns(cols: dict, float_dtype: str = "<f4") -> bytes:
     return COLUMNS_MAGIC + body
 
 
+#: the most a stored blob may unpack to (bytes): a 400 s timeout's telemetry is ~600 kB; a blob
+#: that claims more is damaged or hostile, not a run (an LZMA stream can expand ~1000-fold)
+UNPACKED_MAX_BYTES = 256 * 1024 * 1024
+
+
 def unpack_columns(blob: bytes) -> dict:
     """The columns of a blob from :func:`pack_columns` (or, from databases written before it, an
     ``.npz`` file), as numpy arrays."""
@@ -123,7 +128,11 @@ def unpack_columns(blob: bytes) -> dict:
     if not blob.startswith(COLUMNS_MAGIC):
         with np.load(io.BytesIO(blob)) as z:  # older databases: numpy .npz
             return {k: z[k] for k in z.files}
-    raw = lzma.decompress(blob[len(COLUMNS_MAGIC):])
+    unpacker = lzma.LZMADecompressor()
+    raw = unpacker.decompress(blob[len(COLUMNS_MAGIC):], max_length=UNPACKED_MAX_BYTES)
+    if not unpacker.eof:
+        raise ValueError(f"the blob unpacks to more than {UNPACKED_MAX_BYTES:,} bytes (or is cut short): "
+                         f"no run's telemetry is that large")
     hl = int.from_bytes(raw[:4], "little")
     head = json.loads(raw[4:4 + hl])
     out, pos = {}, 4 + hl
@@ -132,11 +141,15 @@ def unpack_columns(blob: bytes) -> dict:
             out[h["name"]] = out[h["same_as"]].copy()
             continue
         dt = np.dtype(h["dtype"])
+        order = h.get("order", 2)  # blobs before the order was chosen: second differences
+        if dt.kind not in "fiub" or dt.itemsize not in (1, 2, 4, 8) or order not in (0, 1, 2):
+            raise ValueError(f"column {h.get('name')!r}: dtype {h['dtype']!r}, difference order {order!r}; "
+                             f"allowed: a numeric dtype of 1-8 bytes and an order of 0, 1 or 2")
         n, size = h["n"], dt.itemsize
         planes = np.frombuffer(raw, np.uint8, n * size, pos).reshape(size, n)
         pos += n * size
         d = np.ascontiguousarray(planes.T).view(f"<u{size}").ravel()
-        for _ in range(h.get("order", 2)):  # blobs before the order was chosen: second differences
+        for _ in range(order):
             d = np.cumsum(d, dtype=d.dtype)
         out[h["name"]] = d.view(dt)
     return out
