@@ -60,3 +60,31 @@ name = "mode"
 path = "faults.0.mode"
 values = {json.dumps(modes)}
 {labels_line}"""
+
+
+def m2_fix_spec(name: str, seed: int, runs_per_point: int, run_timeout_s: float, *, dispersions: str,
+                campaign_extra: str = "") -> str:
+    """A campaign spec (TOML text) flying the ispace M2 scenario with its flight code as flown and
+    fixed, the LRF acquiring at 400 m (so both landings and crashes), ``runs_per_point`` runs per
+    point, the ``[dispersions]`` lines given; ``campaign_extra``: more lines for ``[campaign]``."""
+    return f"""
+[campaign]
+name = "{name}"
+scenario = "ispace-m2"
+seed = {seed}
+sampling = "lhs"
+runs_per_point = {runs_per_point}
+run_timeout_s = {run_timeout_s}
+{campaign_extra}
+[dispersions]
+{dispersions}
+[[sweep]]
+name = "code"
+path = "flight_params"
+values = ["AS_FLOWN", "FIXED"]
+labels = ["as-flown", "fixed"]
+[[sweep]]
+name = "acq"
+path = "faults.0.acquire_altitude_m"
+values = [400.0]
+"""

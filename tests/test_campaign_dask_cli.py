@@ -11,30 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from campaign_helpers import m2_fix_spec  # tests/ is on sys.path (a helper module, not a test)
+
 REPO = Path(__file__).resolve().parent.parent
 
-SPEC = """
-[campaign]
-name = "dask-cli"
-scenario = "ispace-m2"
-seed = 21
-sampling = "lhs"
-runs_per_point = 3
-run_timeout_s = 120
-requirements = ["touchdown_envelope"]
-[dispersions]
-"nav_error.altitude_m" = { dist = "normal", mean = 1100.0, sigma = 80.0 }
-"v_up_mps" = { dist = "uniform", low = -61.0, high = -59.0 }
-[[sweep]]
-name = "code"
-path = "flight_params"
-values = ["AS_FLOWN", "FIXED"]
-labels = ["as-flown", "fixed"]
-[[sweep]]
-name = "acq"
-path = "faults.0.acquire_altitude_m"
-values = [400.0]
-"""
+SPEC = m2_fix_spec("dask-cli", 21, 3, 120, campaign_extra='requirements = ["touchdown_envelope"]',
+                   dispersions='"nav_error.altitude_m" = { dist = "normal", mean = 1100.0, sigma = 80.0 }\n'
+                               '"v_up_mps" = { dist = "uniform", low = -61.0, high = -59.0 }')
 
 # what may differ between two databases of one campaign: who flew a run, when, how long it took
 _RUN_COLUMNS = "run_id, point_json, params_json, sampled_json, seed, status, v_vertical, v_horizontal, tilt_deg, " \

@@ -17,28 +17,11 @@ from harness.campaign import rerun, results, run_campaign
 from harness.campaign.store import SCHEMA_VERSION, Store
 from harness.campaign.worker import TRAJ_COLUMNS, pack_columns, telemetry_digest, unpack_columns
 
+from campaign_helpers import m2_fix_spec  # tests/ is on sys.path (a helper module, not a test)
+
 REPO = Path(__file__).resolve().parent.parent
 
-SPEC = """
-[campaign]
-name = "storage"
-scenario = "ispace-m2"
-seed = 11
-sampling = "lhs"
-runs_per_point = 1
-run_timeout_s = 60
-[dispersions]
-"v_up_mps" = { dist = "uniform", low = -61.0, high = -59.0 }
-[[sweep]]
-name = "code"
-path = "flight_params"
-values = ["AS_FLOWN", "FIXED"]
-labels = ["as-flown", "fixed"]
-[[sweep]]
-name = "acq"
-path = "faults.0.acquire_altitude_m"
-values = [400.0]
-"""
+SPEC = m2_fix_spec("storage", 11, 1, 60, dispersions='"v_up_mps" = { dist = "uniform", low = -61.0, high = -59.0 }')
 
 
 def test_packed_columns_round_trip_every_float32_bit_and_every_integer():
