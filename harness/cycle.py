@@ -110,22 +110,20 @@ class Cycle:
     def __init__(self, plant: Plant, imu: Imu):
         self.plant = plant
         self.imu = imu
-        x, par, ctl, imu_in = plant.kernel_arrays()
-        model, acc, noise, reading = imu.kernel_arrays()
-        laid_out = (x, reading, par, ctl, imu_in, model, acc, noise)   # the order in the block
-        ends = np.cumsum([a.size for a in laid_out])
-        span = {id(a): (int(e - a.size), int(e)) for a, e in zip(laid_out, ends)}
-        self.block = np.empty(int(ends[-1]))
-        views = {}
-        for a in laid_out:
-            s0, s1 = span[id(a)]
-            views[id(a)] = self.block[s0:s1].reshape(a.shape)
-        v = [views[id(a)] for a in (x, par, ctl, imu_in, model, acc, noise, reading)]
+        # the arrays in the kernel's argument order: x, par, ctl, imu_in, model, acc, noise, reading
+        arrays = plant.kernel_arrays() + imu.kernel_arrays()
+        x, reading = arrays[0], arrays[7]
+        spans, start = [None] * len(arrays), 0
+        for i in (0, 7, 1, 2, 3, 4, 5, 6):  # in the block: the state vector and the reading first
+            spans[i] = (start, start + arrays[i].size)
+            start += arrays[i].size
+        self.block = np.empty(start)
+        v = [self.block[s0:s1].reshape(a.shape) for a, (s0, s1) in zip(arrays, spans)]
         plant.use_kernel_arrays(*v[:4])
         imu.use_kernel_arrays(*v[4:])
-        bounds = tuple(span[id(a)] for a in (x, par, ctl, imu_in, model, acc, noise, reading))
-        self._kernel = load_advance_kernel(bounds)[0]
+        self._kernel = load_advance_kernel(tuple(spans))[0]
         self._observed = self.block[:x.size + reading.size]
+        self._state_size = x.size
         if self._kernel is None:  # interpreted: the arrays one by one
             def interpreted(block, history, row, *cmd, n_state=x.size):
                 done = advance_kernel(*v, *cmd)
@@ -137,7 +135,6 @@ class Cycle:
         self.reading_at = x.size
         #: the plant's state vector after each cycle (row k + 1 after the k-th ``advance``; row 0:
         #: when ``keep_history`` was called); rows past its end are not kept
-        self._x = x
         self.history = np.empty((0, x.size))
         self._row = 0
 
@@ -145,7 +142,7 @@ class Cycle:
         """Keep the plant's state vector after each of the next ``rows - 1`` cycles in ``history``,
         the current one in its row 0 (a run's truth record, written by the compiled cycle itself;
         rows not reached yet hold no data)."""
-        self.history = np.empty((rows, self._x.size))
+        self.history = np.empty((rows, self._state_size))
         self.history[0] = self.plant.kernel_arrays()[0]
         self._row = 1
 

@@ -182,7 +182,9 @@ class Plant:
         self._x = np.zeros(len(STATE_FIELDS))
         self._state: PlantState | None = None
         self._xl: list | None = None
-        self._flat_height_m = None
+        # the height of a flat terrain (m): the step kernel then keeps the altitude in the state vector
+        self._flat_height_m = terrain.height_m if type(terrain) is FlatTerrain and not self.moon_rotation else None
+        self._radius_m = terrain.site.radius_m
         self._set_state(s0)
         self.touchdown_state: PlantState | None = None
         self._agl_ok = False
@@ -198,13 +200,9 @@ class Plant:
         # no point of the terrain lies farther from the Moon's centre than this (m): a step that
         # ends outside it cannot have touched down
         ctl[_C_R_SAFE] = terrain.site.radius_m + terrain.max_height_m
-        self._ctl = ctl
-        # the height of a flat terrain (m), so the per-cycle altitude needs no call into it
-        self._flat_height_m = terrain.height_m if type(terrain) is FlatTerrain and not self.moon_rotation else None
-        self._radius_m = terrain.site.radius_m
         ctl[_C_RADIUS] = self._radius_m
         ctl[_C_FLAT_H] = math.nan if self._flat_height_m is None else self._flat_height_m
-        self._set_state(s0)
+        self._ctl = ctl
         # the RK4 kernel and its constants (PAR_FIELDS)
         self._kernel, compiled = load_rk4_kernel()
         self._substep = load_step_kernel()[0]
@@ -240,11 +238,7 @@ class Plant:
         return s
 
     def _set_state(self, s: PlantState) -> None:
-        if self._flat_height_m is None:
-            agl = math.nan
-        else:
-            x, y, z = s.r_mci
-            agl = math.sqrt(x * x + y * y + z * z) - self._radius_m - self._flat_height_m
+        agl = math.nan if self._flat_height_m is None else self.altitude_agl(s)
         self._x[:] = (s.t_s, *s.r_mci, *s.v_mci, *s.q_mci_body, *s.w_body, s.mass_kg, s.propellant_kg,
                       s.rcs_propellant_kg, s.thrust_n, s.throttle, *s.torque_body, agl)
         self._state = s
@@ -340,14 +334,14 @@ class Plant:
         if state is None:
             if self._agl_ok:
                 return self._agl
-            t, x, y, z = self.state_vector()[0:4]
-            ground = self._flat_height_m
-            if ground is None:
+            v = self.state_vector()
+            h = v[_X_AGL]  # kept in the state vector over a flat terrain
+            if h != h:
+                t, x, y, z = v[0:4]
                 if self.moon_rotation:
                     self.terrain.t_s = t
-                ground = self.terrain.height_at((x, y, z))
-            h = self._agl = math.sqrt(x * x + y * y + z * z) - self._radius_m - ground
-            self._agl_ok = True
+                h = math.sqrt(x * x + y * y + z * z) - self._radius_m - self.terrain.height_at((x, y, z))
+            self._agl, self._agl_ok = h, True
             return h
         s = state
         if self.moon_rotation:

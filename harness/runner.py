@@ -24,7 +24,7 @@ from harness.errors import ConfigError
 from harness.link import LOST_COMMAND_POLICIES, CommandLost, FlightLink, LinkError, LinkLog
 from harness.params import ParamSpec, check_params, load_param_table
 from harness.safetext import printable
-from harness.plant import ActuatorCommand, Plant, initial_state, load_rk4_kernel
+from harness.plant import STATE_FIELDS, ActuatorCommand, Plant, initial_state, load_rk4_kernel
 from harness.scenario import Scenario
 from harness.terrain import flat
 from harness.transports.base import Transport, TransportError
@@ -37,6 +37,10 @@ COLUMNS = (
     "throttle_cmd", "engine_on", "mode", "lrf_range_m", "lrf_valid", "lrf_new", "est_alt_m",
     "truth_alt_site_m", "lrf_status", "lrf_innovation_m", "gravity_mps2",
 )
+
+# where the truth record's columns are (the plant's STATE_FIELDS)
+_T, _R, _V, _Q, _MASS, _THRUST, _AGL = (STATE_FIELDS.index(f) for f in ("t_s", "r_x", "v_x", "q_w", "mass_kg",
+                                                                         "thrust_n", "altitude_agl_m"))
 
 OUTCOMES = ("landed", "off-site", "hard-landing", "crashed", "timeout", "link-failure")
 
@@ -354,14 +358,11 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
             x = observe()  # truth at t (plant STATE_FIELDS), then the IMU's reading of the last cycle
             t_s = x[0]
             t_us = step * dt_us
-            altitude = x[22]  # the plant's, when its kernel knows it (flat terrain)
+            altitude = x[_AGL]  # the plant's, when its kernel keeps it (flat terrain)
             if altitude != altitude:
                 altitude = plant.altitude_agl()
             # the Moon-fixed view of the terrain if the Moon turns
-            if lrf.next_sample_t_s <= t_s + 1e-9:  # lrf.due(t_s): it samples the terrain
-                lrf_r = lrf.update(t_s, plant.state, ground)
-            else:
-                lrf_r = lrf.deliver(t_s)
+            lrf_r = lrf.update(t_s, plant.state, ground) if lrf.due(t_s) else lrf.deliver(t_s)
             if faulty:
                 faults.update(t_s, altitude, command.mode)
             if imu_faults:
@@ -461,14 +462,14 @@ def _columns(truth: np.ndarray, rows: list[tuple], site_radius: float) -> dict[s
     horizontal speed, tilt from local up, height above the site; with what was sent and received."""
     sent = np.fromiter(itertools.chain.from_iterable(rows), float, len(rows) * len(_SENT)).reshape(-1, len(_SENT))
     col = {name: sent[:, i] for i, name in enumerate(_SENT)}
-    col.update(t_s=truth[:, 0], mass_kg=truth[:, 14], thrust_n=truth[:, 17])
-    r = truth[:, 1:4]
-    v = truth[:, 4:7]
+    col.update(t_s=truth[:, _T], mass_kg=truth[:, _MASS], thrust_n=truth[:, _THRUST])
+    r = truth[:, _R:_R + 3]
+    v = truth[:, _V:_V + 3]
     rn = np.linalg.norm(r, axis=1) if len(r) else np.zeros(0)
     up = r / rn[:, None] if len(r) else r
     v_up = np.einsum("ij,ij->i", v, up)
     v_h = np.sqrt(np.maximum(0.0, np.einsum("ij,ij->i", v, v) - v_up * v_up))
-    w, x, y, z = truth[:, 7], truth[:, 8], truth[:, 9], truth[:, 10]
+    w, x, y, z = (truth[:, _Q + k] for k in range(4))
     zb = np.stack([2 * (x * z + w * y), 2 * (y * z - w * x), 1 - 2 * (x * x + y * y)], axis=1)  # body +z in MCI
     cos_tilt = np.clip(np.einsum("ij,ij->i", zb, up), -1.0, 1.0)
     n = len(truth)

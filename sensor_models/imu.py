@@ -169,15 +169,14 @@ class Imu:
         tb = rng.standard_normal(6).tolist()   # turn-on biases: always 6 draws
         accel_bias = tuple(c.accel_bias_mps2[i] + c.accel_bias_sigma_mps2 * tb[i] for i in range(3))
         gyro_bias = tuple(c.gyro_bias_rad_s[i] + c.gyro_bias_sigma_rad_s * tb[3 + i] for i in range(3))
-        self._ka = tuple(1.0 + x for x in c.accel_scale_factor)
-        self._kg = tuple(1.0 + x for x in c.gyro_scale_factor)
-        self._pos = c.position_body_m
-        self._lever = self._pos != (0.0, 0.0, 0.0)
-        self._noisy = c.accel_noise_density > 0.0 or c.gyro_noise_density > 0.0
+        ka = tuple(1.0 + x for x in c.accel_scale_factor)
+        kg = tuple(1.0 + x for x in c.gyro_scale_factor)
+        lever = c.position_body_m != (0.0, 0.0, 0.0)
+        noisy = c.accel_noise_density > 0.0 or c.gyro_noise_density > 0.0
         # the measurement model as one float64 vector for the kernels (MODEL_FIELDS)
-        self._model = np.array([*self._ka, *accel_bias, c.accel_saturation_mps2,
-                                *self._kg, *gyro_bias, c.gyro_saturation_rad_s,
-                                *self._pos, 1.0 if self._lever else 0.0, 1.0 if self._noisy else 0.0,
+        self._model = np.array([*ka, *accel_bias, c.accel_saturation_mps2,
+                                *kg, *gyro_bias, c.gyro_saturation_rad_s,
+                                *c.position_body_m, 1.0 if lever else 0.0, 1.0 if noisy else 0.0,
                                 c.accel_noise_density, c.gyro_noise_density, _BLOCK,
                                 (1.0 / c.rate_hz) * (1.0 - 1e-9),   # shortest valid read interval, s
                                 c.dv_lsb_mps, c.dtheta_lsb_rad, 0.0, 0.0, 0.0])

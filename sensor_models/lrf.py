@@ -216,8 +216,7 @@ class LaserRangefinder:
         """Take the samples due by ``t_s`` and return the reading delivered at ``t_s``."""
         eps = 1e-9
         per = self.period_s
-        t_next = self._k_next * per
-        if t_next <= t_s + eps:
+        if self.due(t_s):
             r = plant_state.r_mci
             v = plant_state.v_mci
             q = plant_state.q_mci_body
