@@ -98,6 +98,27 @@ def load_advance_kernel(bounds: tuple):
     return _ADVANCE[bounds]
 
 
+def block_spans(sizes) -> tuple:
+    """Where the eight kernel arrays (sizes in advance_kernel's argument order: x, par, ctl,
+    imu_in, model, acc, noise, reading) stand in the block: the state vector and the reading
+    first (``Cycle.observation``), then the others; ((start, end), ...) in argument order."""
+    spans, start = [None] * len(sizes), 0
+    for i in (0, 7, 1, 2, 3, 4, 5, 6):
+        spans[i] = (start, start + int(sizes[i]))
+        start += int(sizes[i])
+    return tuple(spans)
+
+
+def load_cycle_kernels() -> bool:
+    """Compile (or load from numba's disk cache) every kernel a Cycle uses, for the layout every
+    plant and IMU have: call it before a flight's clock starts, so a first flight in a new process
+    does not count the compile as its own time. Returns whether they run compiled."""
+    from sensor_models.imu import load_read_kernel
+
+    load_read_kernel()
+    return load_advance_kernel(block_spans(Plant.kernel_array_sizes() + Imu.kernel_array_sizes()))[1]
+
+
 class Cycle:
     """Advances a plant and the IMU riding on it by one flight-code cycle, ending with the IMU's
     reading of it.
@@ -113,15 +134,12 @@ class Cycle:
         # the arrays in the kernel's argument order: x, par, ctl, imu_in, model, acc, noise, reading
         arrays = plant.kernel_arrays() + imu.kernel_arrays()
         x, reading = arrays[0], arrays[7]
-        spans, start = [None] * len(arrays), 0
-        for i in (0, 7, 1, 2, 3, 4, 5, 6):  # in the block: the state vector and the reading first
-            spans[i] = (start, start + arrays[i].size)
-            start += arrays[i].size
-        self.block = np.empty(start)
+        spans = block_spans([a.size for a in arrays])
+        self.block = np.empty(spans[6][1])
         v = [self.block[s0:s1].reshape(a.shape) for a, (s0, s1) in zip(arrays, spans)]
         plant.use_kernel_arrays(*v[:4])
         imu.use_kernel_arrays(*v[4:])
-        self._kernel = load_advance_kernel(tuple(spans))[0]
+        self._kernel = load_advance_kernel(spans)[0]
         self._observed = self.block[:x.size + reading.size]
         self._state_size = x.size
         if self._kernel is None:  # interpreted: the arrays one by one

@@ -149,6 +149,12 @@ class Plant:
     #: "Mass properties", has the measurement)
     INERTIA_REFRESH_REL = 1e-3
 
+    @staticmethod
+    def kernel_array_sizes() -> tuple:
+        """Sizes of ``kernel_arrays()``: state vector, constants, control block, IMU inputs (mean
+        specific force 3, mean rate 3, step length 1)."""
+        return (len(STATE_FIELDS), len(PAR_FIELDS), len(CTL_FIELDS), 7)
+
     def __init__(self, lander: LanderSpec, terrain, state0: PlantState, *,
                  gm: float = MOON_GM, moon_rotation: bool = False,
                  moon_rotation_rate: float = MOON_ROTATION_RATE):

@@ -17,14 +17,14 @@ import numpy as np
 
 from harness import analysis, protocol as p
 from harness.faults import FaultSet
-from harness.cycle import Cycle
+from harness.cycle import Cycle, load_cycle_kernels
 from harness.frames import G0, MOON_GM, SiteFrame, quat_rotate
 from harness.lander import load_lander
 from harness.errors import ConfigError
 from harness.link import LOST_COMMAND_POLICIES, CommandLost, FlightLink, LinkError, LinkLog
 from harness.params import ParamSpec, check_params, load_param_table
 from harness.safetext import printable
-from harness.plant import STATE_FIELDS, ActuatorCommand, Plant, initial_state, load_rk4_kernel
+from harness.plant import STATE_FIELDS, ActuatorCommand, Plant, initial_state
 from harness.scenario import Scenario
 from harness.terrain import flat
 from harness.transports.base import Transport, TransportError
@@ -286,7 +286,7 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
     policy = scenario.lost_command or lost_command or "hold"
     if policy not in LOST_COMMAND_POLICIES:
         raise ConfigError(f"lost_command = {policy!r}; allowed: {', '.join(LOST_COMMAND_POLICIES)}")
-    load_rk4_kernel()  # once per process (numba compile or cache load, ~1-3 s): not this flight's time
+    load_cycle_kernels()  # once per process (numba compile or cache load, ~1-10 s): not this flight's time
     wall0 = time.perf_counter()
     folder = Path(artifacts) if artifacts else None
     faults = FaultSet(scenario.faults, rng=np.random.default_rng([scenario.seed, 0xFA17]))

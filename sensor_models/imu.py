@@ -162,6 +162,11 @@ def _model_flag(name: str, doc: str) -> property:
 class Imu:
     """See the module docstring."""
 
+    @staticmethod
+    def kernel_array_sizes() -> tuple:
+        """Sizes of ``kernel_arrays()``: model, accumulator, noise block (6 normals a row), reading."""
+        return (len(MODEL_FIELDS), len(ACC_FIELDS), _BLOCK * 6, len(READING_FIELDS))
+
     def __init__(self, config: ImuConfig, rng: np.random.Generator):
         self.config = config
         self.rng = rng

@@ -180,3 +180,14 @@ def test_the_imu_read_kernel_rounds_as_python_does_compiled_or_not():
         compiled(model, acc_c, out_c)
         assert out_py.tobytes() == out_c.tobytes(), k
         assert not acc.any() and not acc_c.any()
+
+
+def test_the_kernels_loaded_before_a_flight_are_the_layout_every_cycle_uses():
+    """``load_cycle_kernels`` (called before a flight's clock starts) compiles the layout a Cycle
+    of any plant and IMU has, so no first flight pays numba's compile inside its own time."""
+    plant, _, _ = _plant_pair(7, "flat", 3000.0, 300.0)
+    imu = Imu(ImuConfig.navigation_grade(), np.random.default_rng(1))
+    sizes = [a.size for a in plant.kernel_arrays() + imu.kernel_arrays()]
+    assert tuple(sizes) == Plant.kernel_array_sizes() + Imu.kernel_array_sizes()
+    cycle_mod.load_cycle_kernels()
+    assert cycle_mod.block_spans(sizes) in cycle_mod._ADVANCE

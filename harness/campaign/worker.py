@@ -25,15 +25,15 @@ _warm = False
 
 
 def warm_up() -> None:
-    """Build or load the cffi flight code and the plant's compiled RK4 kernel once per worker
-    process (both are cached on disk), before the first run's clock starts."""
+    """Build or load the cffi flight code and the compiled plant and IMU kernels once per worker
+    process (all cached on disk), before the first run's clock starts."""
     global _warm
     if not _warm:
+        from harness.cycle import load_cycle_kernels
         from harness.targets import load_flight_code
-        from harness.plant import load_rk4_kernel
 
         load_flight_code()
-        load_rk4_kernel()
+        load_cycle_kernels()
         _warm = True
 
 
