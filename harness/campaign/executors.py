@@ -140,6 +140,7 @@ class DaskExecutor:
         from distributed import Client
 
         self.chunk_s = chunk_s
+        self._restarts = []  # [start, end or None, thread] of each worker restart this executor asked for
         self.own_client = client is None
         self.client = client or Client(scheduler, timeout=30)
         self.address = self.client.scheduler.address
@@ -166,6 +167,7 @@ class DaskExecutor:
         ids = {}
         retry = []  # runs to fly alone: lost with a dead worker, or not flown after a timeout in their chunk
         timing = [0.0, 0]  # wall seconds and runs back so far: the chunk size follows the runs' length
+        submitted = {}  # key -> monotonic time of submission
 
         alone = [None]  # the key of a retried run in flight: it flies alone on the cluster
 
@@ -175,8 +177,11 @@ class DaskExecutor:
             if retry:
                 # A run lost with a worker flies again alone on the whole cluster, so a bystander
                 # queued on the same worker as a run that kills it is never lost (and blamed) twice.
+                # It waits for the worker restarts this campaign asked for (after a wall timeout):
+                # a restart landing on it would kill it a second time and blame it.
                 if ids:
                     return None
+                self._wait_restarts()
                 chunk = [retry.pop()]
             else:
                 k = 1 if not timing[1] else max(1, min(CHUNK_MAX, int(self.chunk_s * timing[1] / max(timing[0], 1e-6))))
@@ -186,6 +191,7 @@ class DaskExecutor:
             f = self.client.submit(fly_chunk_guarded, chunk, timeout_s, fn, pure=False,
                                    key=f"fsil-run-{chunk[0]['run_id']}-{os.getpid()}-{time.monotonic_ns()}")
             ids[f.key] = chunk
+            submitted[f.key] = time.monotonic()
             if chunk[0].get("_lost_once"):
                 alone[0] = f.key
             return f
@@ -195,6 +201,7 @@ class DaskExecutor:
         try:
             for f in ac:
                 chunk = ids.pop(f.key)
+                t_submit = submitted.pop(f.key)
                 if alone[0] == f.key:
                     alone[0] = None
                 try:
@@ -202,9 +209,14 @@ class DaskExecutor:
                 except Exception as exc:  # noqa: BLE001
                     kind = type(exc).__name__
                     recs, unflown = [], []
+                    # A worker this campaign restarted (after a wall timeout) takes the runs queued on it
+                    # down too: such a loss is not the run's doing and does not count against it.
+                    ours = self._restarted_since(t_submit)
                     for task in chunk:
                         rid = task["run_id"]
-                        if kind == "KilledWorker" and not task.get("_lost_once"):
+                        if kind == "KilledWorker" and ours:
+                            retry.append(task)
+                        elif kind == "KilledWorker" and not task.get("_lost_once"):
                             # A dead worker takes every run it holds with it, not only the one that killed
                             # it: fly each such run once more, alone; the culprit kills its next worker too.
                             retry.append({**task, "_lost_once": True})
@@ -218,7 +230,9 @@ class DaskExecutor:
                 for rec in recs:
                     addr = rec.pop("restart_worker", None)
                     if addr:  # end the stuck thread: its worker restarts through its nanny (in the background)
-                        threading.Thread(target=self._restart, args=(addr,), daemon=True).start()
+                        th = threading.Thread(target=self._restart, args=(addr, len(self._restarts)), daemon=True)
+                        self._restarts.append([time.monotonic(), None, th])
+                        th.start()
                     elif rec.get("status") == "done" and (rec.get("wall_s") or 0.0) > 0.0:
                         timing[0] += float(rec["wall_s"])
                         timing[1] += 1
@@ -236,11 +250,21 @@ class DaskExecutor:
                 except Exception:  # noqa: BLE001 - closing anyway
                     pass
 
-    def _restart(self, addr: str) -> None:
+    def _restart(self, addr: str, i: int) -> None:
         try:
             self.client.restart_workers([addr], timeout=60, raise_for_error=False)
         except Exception:  # noqa: BLE001 - the run's record already names the cause
             pass
+        finally:
+            self._restarts[i][1] = time.monotonic()
+
+    def _restarted_since(self, t: float) -> bool:
+        """Whether a worker restart of this campaign was in progress at any time after ``t``."""
+        return any(end is None or end >= t for _start, end, _th in self._restarts)
+
+    def _wait_restarts(self) -> None:
+        for _start, _end, th in self._restarts:
+            th.join(75)
 
     def close(self, cancel: bool = False) -> None:
         if self.own_client:
