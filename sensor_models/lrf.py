@@ -136,6 +136,8 @@ class LaserRangefinder:
         self.boresight_body = (b[0] / n, b[1] / n, b[2] / n)
         p = config.position_body_m if config.position_body_m is not None else position_body
         self.position_body = tuple(float(x) for x in p)
+        self._offset = self.position_body != (0.0, 0.0, 0.0)  # the LRF is off the centre of mass
+        self._cast_range_m = max(config.max_range_m, config.acquire_range_m or 0.0)
         self.period_s = 1.0 / config.rate_hz
         self.powered = config.powered
         self.acquired = (config.acquire_range_m is None and config.acquire_altitude_m is None
@@ -161,8 +163,7 @@ class LaserRangefinder:
 
     def true_range(self, r_mci, q_mci_body, terrain, max_range_m: float) -> Optional[float]:
         """Noise-free slant range from the LRF along its boresight (m) or None."""
-        pb = self.position_body
-        po = quat_rotate(q_mci_body, pb) if pb != (0.0, 0.0, 0.0) else (0.0, 0.0, 0.0)
+        po = quat_rotate(q_mci_body, self.position_body) if self._offset else (0.0, 0.0, 0.0)
         origin = (r_mci[0] + po[0], r_mci[1] + po[1], r_mci[2] + po[2])
         d = quat_rotate(q_mci_body, self.boresight_body)
         return terrain.ray_cast(origin, d, max_range_m)
@@ -171,16 +172,18 @@ class LaserRangefinder:
         cfg = self.config
         (n1, n2), (u1, u2) = self._draws()
         self.samples_taken += 1
-        speed = math.sqrt(v_mci[0] ** 2 + v_mci[1] ** 2 + v_mci[2] ** 2)
+        vx, vy, vz = v_mci
         omega = getattr(terrain, "omega", 0.0)
         if omega:
-            vx, vy = v_mci[0] + omega * r_mci[1], v_mci[1] - omega * r_mci[0]
-            speed = math.sqrt(vx * vx + vy * vy + v_mci[2] ** 2)
+            vx, vy = vx + omega * r_mci[1], vy - omega * r_mci[0]
+            speed = math.sqrt(vx * vx + vy * vy + vz ** 2)
+        else:
+            speed = math.sqrt(vx ** 2 + vy ** 2 + vz ** 2)
         rmax = cfg.max_range_m
         if speed > cfg.degrade_speed_mps:
             rmax *= max(cfg.degrade_floor, 1.0 - cfg.degrade_per_mps * (speed - cfg.degrade_speed_mps))
         # cast to the nominal max range so acquisition-by-range sees the truth
-        rng_true = self.true_range(r_mci, q, terrain, max(cfg.max_range_m, cfg.acquire_range_m or 0.0))
+        rng_true = self.true_range(r_mci, q, terrain, self._cast_range_m)
         self.last_true_range_m = rng_true
         if not self.powered:
             return _new_reading(LrfReading, (0.0, False, t_k, True))
