@@ -179,46 +179,32 @@ uint16_t fsw_crc16(const uint8_t *data, size_t n)
 
 size_t fsw_cobs_encode(const uint8_t *in, size_t n, uint8_t *out, size_t cap)
 {
-    size_t code_idx = 0;   /* where the current group's code byte goes */
-    size_t o = 1;          /* next output position */
-    uint8_t code = 1;
-    size_t i;
+    /* One group per step: up to 254 non-zero bytes, copied whole, behind their code byte
+     * (run + 1). A group ends at a 0x00 of the input (which the code byte stands for) or after
+     * 254 bytes (code 0xFF, no 0x00 implied). The input's end closes the last group; a full
+     * group at the very end needs no extra code byte, a 0x00 at the very end leaves an empty
+     * last group (code 1). Returns 0 if the output would not fit in cap bytes. */
+    size_t i = 0;  /* next input byte */
+    size_t o = 0;  /* next output byte */
 
-    if (cap < 1u) {
-        return 0;
-    }
-    for (i = 0; i < n; i++) {
-        if (in[i] == 0u) {
-            out[code_idx] = code;
-            code_idx = o;
-            if (o >= cap) {
-                return 0;
-            }
-            o++;
-            code = 1;
-        } else {
-            if (o >= cap) {
-                return 0;
-            }
-            out[o++] = in[i];
-            code++;
-            if (code == 0xFFu) {
-                out[code_idx] = code;
-                code_idx = o;
-                /* A full group at the very end needs no extra code byte. */
-                if (i + 1u == n) {
-                    return o;
-                }
-                if (o >= cap) {
-                    return 0;
-                }
-                o++;
-                code = 1;
-            }
+    for (;;) {
+        size_t left = n - i;
+        size_t limit = left < 254u ? left : 254u;
+        const uint8_t *zero = (const uint8_t *)memchr(in + i, 0, limit);
+        size_t run = zero != NULL ? (size_t)(zero - (in + i)) : limit;
+        if (run + 1u > cap - o) {
+            return 0;
+        }
+        out[o] = (uint8_t)(run + 1u);
+        memcpy(out + o + 1u, in + i, run);
+        o += run + 1u;
+        i += run;
+        if (zero != NULL) {
+            i++;            /* the 0x00 the code byte stands for: a group follows, if empty */
+        } else if (i == n) {
+            return o;       /* the input ends this group (a full one needs nothing more) */
         }
     }
-    out[code_idx] = code;
-    return o;
 }
 
 int fsw_cobs_decode(const uint8_t *in, size_t n, uint8_t *out, size_t cap, size_t *out_len)

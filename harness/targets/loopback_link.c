@@ -107,9 +107,12 @@ size_t fsil_link_check_stream(const uint8_t *data, size_t n, uint8_t *kinds, uin
     size_t i;
 
     for (i = 0; i < n; i++) {
-        if (data[i] != 0u) {
-            continue;
+        const uint8_t *zero = (const uint8_t *)memchr(data + i, 0, n - i);
+
+        if (zero == NULL) {
+            break;  /* no delimiter left: the tail is not a frame yet */
         }
+        i = (size_t)(zero - data);
         if (i > start) {
             size_t plen = 0;
             uint8_t type = 0;
@@ -157,10 +160,9 @@ int fsil_link_exchange(fsil_link_t *k, const uint8_t *packet, size_t n)
     for (i = 0; i < rx_len; i++) {
         size_t plen = 0;
         uint8_t type = 0;
+        const uint8_t *zero = (const uint8_t *)memchr(rx + i, 0, rx_len - i);
 
-        if (rx[i] != 0u) {
-            continue;
-        }
+        i = (size_t)(zero - rx);  /* the next delimiter (there is one: the last byte is 0x00) */
         if (i == start) {  /* an empty frame is a flush, not an error */
             start = i + 1u;
             continue;
