@@ -56,8 +56,13 @@ class FaultSet:
         return frozenset(k for k, v in have.items() if v)
 
     def _evaluate(self) -> None:
-        t, alt, ph = self.t_s, self.altitude_m, self.phase if self.phase is not None else 0
         live = self._live  # the faults whose state can still change (the others are settled)
+        if not live:  # all settled: only their count of active cycles moves
+            for f in self.faults:
+                if f.active:
+                    f.cycles_active += 1
+            return
+        t, alt, ph = self.t_s, self.altitude_m, self.phase if self.phase is not None else 0
         for _ in range(len(live) + 1):
             changed = False
             for f in live:
@@ -70,7 +75,7 @@ class FaultSet:
                     self.timeline.append((t, f.name, "start" if f.active else "end"))
             if not changed:
                 break
-        if live and any(f.settled for f in live):
+        if any(f.settled for f in live):
             self._live = [f for f in live if not f.settled]
         for f in self.faults:
             if f.active:

@@ -55,9 +55,11 @@ class LrfLateAcquisition(LrfFault):
         self.acquired = False
 
     def lrf(self, r):
-        if self.fs.altitude_m <= self.acquire_altitude_m:
+        if not self.acquired:
+            if not self.fs.altitude_m <= self.acquire_altitude_m:  # (a NaN altitude never acquires)
+                return LrfFault.lrf(self, r)
             self.acquired = True
-        return super().lrf(r)
+        return r
 
     def corrupt(self, r):
         return None if self.acquired else self.lost(r)
