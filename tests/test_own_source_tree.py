@@ -84,3 +84,39 @@ def test_a_loopback_tree_without_its_loopback_hal_is_refused_at_rig_load(tmp_pat
     host = tmp_path / "host.toml"                     # a host-pty build does not compile the loopback HAL
     host.write_text('[rig]\nkind = "host-pty"\n[flight_code]\nsource_dir = "my_fsw"\n')
     load_rig(host)
+
+
+# A team's own codec gets a layout or the CRC byte order wrong: the checklist must name what the
+# harness received, not only what it did not (tests/far_end/scripted_fsw.py, a real program on a pty).
+FAR_END = Path(__file__).parent / "far_end" / "scripted_fsw.py"
+
+
+def _scripted_rig(tmp_path: Path, mode: str) -> Path:
+    rig = tmp_path / f"{mode}.toml"
+    rig.write_text(f'[rig]\nname = "scripted-{mode}"\nkind = "program"\n[program]\n'
+                   f'command = ["{sys.executable}", "{FAR_END}", "{{port}}", "{mode}"]\n'
+                   f'env = {{ PYTHONPATH = "{REPO}" }}\nstop_timeout_s = 1.0\n'
+                   f'[timing]\ncycle_timeout_s = 0.5\nhello_timeout_s = 1.5\n')
+    return rig
+
+
+def test_conform_fails_telemetry_the_harness_cannot_decode_and_says_why(tmp_path):
+    """It was SKIP "no TELEMETRY from the flight code" (exit 0) for TELEMETRY of the v1 layout."""
+    from harness.conform import FAIL, conform
+
+    report = conform(_scripted_rig(tmp_path, "tlm-v1"), only=["telemetry.counters", "seq.tx"])
+    item, seq_tx = report.items
+    assert item.id == "telemetry.counters" and item.status == FAIL, report.table()
+    assert "length_errors" in item.detail and "TELEMETRY body of 76 bytes" in item.detail, item.detail
+    # the dropped TELEMETRY leave holes in the flight code's numbering: seq.tx says where they went
+    assert seq_tx.status == FAIL and "numbers of dropped frames are missing" in seq_tx.detail, seq_tx.detail
+
+
+def test_conform_hello_fail_names_the_frames_dropped_for_their_crc(tmp_path):
+    """It said only "got no HELLO within 1.5 s" for HELLOs whose CRC was sent big-endian."""
+    from harness.conform import FAIL, conform
+
+    report = conform(_scripted_rig(tmp_path, "crc-be"), only=["hello"])
+    item = report.items[0]
+    assert item.status == FAIL and "got no HELLO" in item.detail, report.table()
+    assert "crc_errors" in item.detail and "CRC mismatch" in item.detail, item.detail
