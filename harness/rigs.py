@@ -88,7 +88,9 @@ class RigTable(_Table):
 
 class FlightCodeTable(_Table):
     source_dir: Optional[str] = _key(None, "folder of a flight-code source tree laid out like firmware_stub/ "
-                                           "(sources.txt, fsw_params.def, fsw_app.h); relative to the repository "
+                                           "(sources.txt, fsw_params.def with the core ids 1-18, fsw_app.h; "
+                                           "loopback also hal_loopback.h and .c; yours: docs/flight-code.md, "
+                                           "\"Swapping in your own flight code\"); relative to the repository "
                                            "for files in rigs/, else to the rig file's folder; default "
                                            "firmware_stub", REFERENCE_KINDS)
     params: dict[str, FiniteNumber] = _key({}, "flight-code parameters (fsw_params.def names) the rig sends "
