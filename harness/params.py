@@ -59,8 +59,10 @@ def check_params(values: dict[str, float], table: dict[str, ParamSpec], origin: 
     for name, value in values.items():
         spec = table.get(name)
         if spec is None:
-            raise ConfigError(f"{origin}: unknown flight-code parameter {name!r}; "
-                              f"known: {', '.join(sorted(table))}")
+            raise ConfigError(f"{origin}: unknown flight-code parameter {name!r} (the names are those of the id "
+                              f"registry fsw_params.def the harness sends CONFIG frames by: the rig's [flight_code] "
+                              f"source_dir's, else {DEFAULT_SOURCE_DIR.name}/fsw_params.def; a parameter of your "
+                              f"own needs a line there with a new id); known: {', '.join(sorted(table))}")
         if not (spec.min <= float(value) <= spec.max):
             raise ConfigError(f"{origin}: flight-code parameter {name} = {value} {spec.unit} is outside "
                               f"the allowed range [{spec.min}, {spec.max}] {spec.unit}")

@@ -120,3 +120,16 @@ def test_conform_hello_fail_names_the_frames_dropped_for_their_crc(tmp_path):
     item = report.items[0]
     assert item.status == FAIL and "got no HELLO" in item.detail, report.table()
     assert "crc_errors" in item.detail and "CRC mismatch" in item.detail, item.detail
+
+
+def test_a_parameter_name_outside_the_registry_says_where_names_come_from(tmp_path):
+    """A team's own tuning parameter in a program rig's [flight_code] params: the message listed
+    the known names only, not that they come from the registry nor how to add one."""
+    rig = tmp_path / "mine.toml"
+    rig.write_text('[rig]\nkind = "program"\n[program]\ncommand = ["./fc", "{port}"]\n'
+                   '[flight_code]\nparams = { MY_KV = 0.8 }\n')
+    with pytest.raises(ConfigError) as err:
+        load_rig(rig)
+    text = str(err.value)
+    assert "unknown flight-code parameter 'MY_KV'" in text
+    assert "firmware_stub/fsw_params.def" in text and "new id" in text
