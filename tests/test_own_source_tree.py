@@ -133,3 +133,22 @@ def test_a_parameter_name_outside_the_registry_says_where_names_come_from(tmp_pa
     text = str(err.value)
     assert "unknown flight-code parameter 'MY_KV'" in text
     assert "firmware_stub/fsw_params.def" in text and "new id" in text
+
+
+def test_a_crc_with_its_bytes_swapped_or_the_xmodem_initial_value_is_named():
+    """The two usual CRC mistakes of an own codec: the harness's message said only that the CRC
+    did not match (0x77fc against 0xfc77)."""
+    import crcmod.predefined
+
+    from harness import protocol as p
+
+    packet = p.encode_packet(p.Hello(p.PROTOCOL_VERSION, 7, "mine"), 0, 0)
+    body, crc = packet[:-2], packet[-2:]
+    with pytest.raises(p.CrcError, match="bytes swapped: append it little-endian"):
+        p.decode_packet(body + crc[::-1])
+    xmodem = crcmod.predefined.mkPredefinedCrcFun("xmodem")(body)
+    with pytest.raises(p.CrcError, match="CRC-16/XMODEM, initial value 0x0000"):
+        p.decode_packet(body + xmodem.to_bytes(2, "little"))
+    with pytest.raises(p.CrcError) as plain:            # line noise: no hint
+        p.decode_packet(body + bytes([crc[0] ^ 0x01, crc[1]]))
+    assert "(" not in str(plain.value)
