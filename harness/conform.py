@@ -185,6 +185,22 @@ class Probe:
         self.ack_wait_s = max(2.0, cycle_timeout_s)
         self.tlm_wait_s = 0.0 if self.sync else 0.03
 
+    # frames from the flight code the harness could not decode ---------------------------------
+    def refused(self) -> dict[str, int]:
+        """The harness decoder's error counters so far (frames from the flight code it dropped)."""
+        return {k: v for k, v in self.decoder.counters.as_dict().items() if k != "frames_ok"}
+
+    def refused_note(self, since: dict[str, int] | None) -> str:
+        """'' or what the harness dropped of the flight code's frames since ``since`` (refused())
+        with the last reason, e.g. "TELEMETRY body of 76 bytes, expected 84" or "CRC mismatch"."""
+        now = self.refused()
+        rose = {k: v - (since or {}).get(k, 0) for k, v in now.items() if v != (since or {}).get(k, 0)}
+        if not rose:
+            return ""
+        last = self.decoder.errors[-1][1] if self.decoder.errors else "?"
+        return (f"the harness dropped {sum(rose.values())} frame(s) from the flight code that it could not "
+                f"decode ({', '.join(f'{k} {v}' for k, v in rose.items())}; last: {last})")
+
     # bytes out ------------------------------------------------------------------------------
     def write_raw(self, data: bytes, **expect: int) -> None:
         """Write bytes as they are; ``expect`` adds to the ledger (``good=1``, ``rx_crc_errors=1``...)."""
@@ -388,6 +404,7 @@ class Conformance:
         self.restarts = 0
         self.firmware = "?"
         self.sessions: list[Session] = []
+        self.probes: list[Probe] = []       # one per bring-up, in order (each has its session)
         self.core_in_force: dict[str, float] = {}
         self.needs_restart = False
         self.abort_reason: str | None = None   # set: the remaining items cannot mean anything
@@ -401,6 +418,7 @@ class Conformance:
         self._rig_cm = open_rig(self.spec)
         rig = self._rig_cm.__enter__()
         self.probe = Probe(rig.transport, cycle_timeout_s=self.spec.cycle_timeout_s, log=self.log)
+        self.probes.append(self.probe)
         self.sessions.append(self.probe.session)
         self.needs_restart = False
 
@@ -464,6 +482,7 @@ class Conformance:
                 if self.abort_reason:
                     results.append(ItemResult(item.id, item.title, SKIP, f"not run: {self.abort_reason}"))
                     continue
+                probe, refused = self.probe, (self.probe.refused() if self.probe else None)
                 try:
                     self._bring_to(item.phase)
                     status, detail = item.check(self)
@@ -472,6 +491,11 @@ class Conformance:
                 except FarEndGone as exc:
                     status, detail = FAIL, f"the flight code's end of the link went away: {exc}"
                     self.needs_restart = True
+                if status != PASS and self.probe is not None:
+                    # a missing answer is often a frame that came but could not be decoded: say so
+                    note = self.probe.refused_note(refused if self.probe is probe else None)
+                    if note and note not in detail:
+                        detail = f"{detail}; {note}"
                 results.append(ItemResult(item.id, item.title, status, printable(detail, 600),
                                           f"{item.hint} (see {DOC}, {item.section})" if status != PASS else "",
                                           time.perf_counter() - t0))
@@ -697,11 +721,15 @@ def _check_latency(c: Conformance):
 
 def _check_counters(c: Conformance):
     pr = c.probe
+    refused = pr.refused()
     before = pr.snapshot()
     for _ in range(5):
         c.expect_answered(pr.step(), "telemetry check")
     after = pr.snapshot()
     if before is None or after is None:
+        note = pr.refused_note(refused)
+        if note:   # TELEMETRY sent but undecodable (e.g. a v1 76-byte body) is a defect, not an absence
+            return FAIL, f"no decodable TELEMETRY from the flight code within 25 cycles: {note}"
         return SKIP, "no TELEMETRY from the flight code within 25 cycles: its counters cannot be checked"
     a, b = after.telemetry, before.telemetry
     sent = after.ledger["good"] - before.ledger["good"]
@@ -899,7 +927,9 @@ def _check_tx_seq(c: Conformance):
     if not n:
         return SKIP, "fewer than two frames received from the flight code"
     if jumps:
-        return FAIL, f"{len(jumps)} of {n} consecutive frames not numbered +1: {'; '.join(jumps[:3])}"
+        dropped = "; ".join(note for note in (pr.refused_note(None) for pr in c.probes) if note)
+        why = f" (the numbers of dropped frames are missing here: {dropped})" if dropped else ""
+        return FAIL, f"{len(jumps)} of {n} consecutive frames not numbered +1: {'; '.join(jumps[:3])}{why}"
     return PASS, f"{n + len(c.sessions)} frames from the flight code, each numbered one more than the last"
 
 

@@ -42,6 +42,15 @@ def load_param_table(source_dir: Path | str | None = None) -> dict[str, ParamSpe
             table[name] = ParamSpec(int(pid), name, _number(default), _number(lo), _number(hi), unit, doc)
     if not table:
         raise ConfigError(f"{path}: no FSW_PARAM(...) lines found")
+    wrong = [f"{name} (id {pid})" + (f", not id {table[name].id}" if name in table else "")
+             for name, pid in CORE_PARAMS.items() if name not in table or table[name].id != pid]
+    if wrong:
+        # every consumer (runner, conform, rig and scenario checks) sends CONFIG frames by this table:
+        # a core parameter missing from it would silently never be sent
+        raise ConfigError(f"{path}: lacks the core parameters {', '.join(wrong)}; the harness sends them to "
+                          f"every flight code under these protocol ids (docs/protocol.md, \"Parameters\"). Copy "
+                          f"the protocol's id registry {DEFAULT_SOURCE_DIR.name}/fsw_params.def and append "
+                          f"parameters of your own with new ids")
     return table
 
 
@@ -50,8 +59,10 @@ def check_params(values: dict[str, float], table: dict[str, ParamSpec], origin: 
     for name, value in values.items():
         spec = table.get(name)
         if spec is None:
-            raise ConfigError(f"{origin}: unknown flight-code parameter {name!r}; "
-                              f"known: {', '.join(sorted(table))}")
+            raise ConfigError(f"{origin}: unknown flight-code parameter {name!r} (the names are those of the id "
+                              f"registry fsw_params.def the harness sends CONFIG frames by: the rig's [flight_code] "
+                              f"source_dir's, else {DEFAULT_SOURCE_DIR.name}/fsw_params.def; a parameter of your "
+                              f"own needs a line there with a new id); known: {', '.join(sorted(table))}")
         if not (spec.min <= float(value) <= spec.max):
             raise ConfigError(f"{origin}: flight-code parameter {name} = {value} {spec.unit} is outside "
                               f"the allowed range [{spec.min}, {spec.max}] {spec.unit}")

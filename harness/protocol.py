@@ -327,6 +327,20 @@ _COMMAND = int(MsgType.COMMAND)
 COMMAND_PACKET = struct.Struct(HEADER.format + Command.LAYOUT.format[1:] + "H")  # header + body + CRC
 
 
+_crc_xmodem = crcmod.predefined.mkPredefinedCrcFun("xmodem")
+
+
+def _crc_hint(covered: bytes, crc_rx: int, crc_calc: int) -> str:
+    """The usual mistakes of a CRC-16/CCITT-FALSE implementation, recognised from the CRC a frame
+    carries (a hint for whoever writes their own codec; '' when it is none of them)."""
+    if crc_rx == ((crc_calc >> 8) | ((crc_calc & 0xFF) << 8)):
+        return " (the right CRC with its bytes swapped: append it little-endian, docs/protocol.md \"Framing\")"
+    if crc_rx == _crc_xmodem(covered):
+        return (" (that is CRC-16/XMODEM, initial value 0x0000: start from 0xFFFF, CRC-16/CCITT-FALSE, "
+                "docs/protocol.md \"Framing\")")
+    return ""
+
+
 def decode_packet(packet: bytes, raw_types: frozenset = frozenset()) -> Frame:
     """Decode one COBS-decoded packet; raises a LinkError subclass naming what is wrong.
 
@@ -345,7 +359,8 @@ def decode_packet(packet: bytes, raw_types: frozenset = frozenset()) -> Frame:
     crc_rx = packet[-2] | (packet[-1] << 8)
     crc_calc = crc16(packet[:-2])
     if crc_rx != crc_calc:
-        raise CrcError(f"CRC mismatch: frame says 0x{crc_rx:04x}, computed 0x{crc_calc:04x}")
+        raise CrcError(f"CRC mismatch: frame says 0x{crc_rx:04x}, computed 0x{crc_calc:04x}"
+                       + _crc_hint(packet[:-2], crc_rx, crc_calc))
     version, msg_type, seq, t_us = HEADER.unpack_from(packet)
     if version != PROTOCOL_VERSION:
         raise VersionError(version, msg_type)

@@ -88,7 +88,9 @@ class RigTable(_Table):
 
 class FlightCodeTable(_Table):
     source_dir: Optional[str] = _key(None, "folder of a flight-code source tree laid out like firmware_stub/ "
-                                           "(sources.txt, fsw_params.def, fsw_app.h); relative to the repository "
+                                           "(sources.txt, fsw_params.def with the core ids 1-18, fsw_app.h; "
+                                           "loopback also hal_loopback.h and .c; yours: docs/flight-code.md, "
+                                           "\"Swapping in your own flight code\"); relative to the repository "
                                            "for files in rigs/, else to the rig file's folder; default "
                                            "firmware_stub", REFERENCE_KINDS)
     params: dict[str, FiniteNumber] = _key({}, "flight-code parameters (fsw_params.def names) the rig sends "
@@ -432,6 +434,8 @@ def _check_source_dir(src: Path, source_dir: Path, kind: str) -> None:
     if not source_dir.is_dir():
         raise ConfigError(f"{src}: [flight_code] source_dir = {source_dir} is not a folder")
     need = ["fsw_params.def", "sources.txt", "fsw_app.h"]
+    if kind == "loopback":   # the in-process module's HAL and the header its cffi declarations come from
+        need += ["hal_loopback.h", "hal_loopback.c"]
     lacking = [n for n in need if not (source_dir / n).is_file()]
     if not lacking:
         for line in (source_dir / "sources.txt").read_text(errors="replace").splitlines():
@@ -442,8 +446,16 @@ def _check_source_dir(src: Path, source_dir: Path, kind: str) -> None:
         raise ConfigError(
             f"{src}: [flight_code] source_dir = {source_dir} lacks {', '.join(lacking)}, which the reference "
             f"build of a {kind} rig needs (a source tree laid out like firmware_stub/: sources.txt, "
-            f"fsw_params.def, fsw_app.h with the fsw_init/fsw_rx_bytes API). For flight code of your own, "
-            f"use kind = \"program\" with a [program] command (docs/your-flight-code.md)")
+            f"fsw_params.def, fsw_app.h with the fsw_init/fsw_rx_bytes API"
+            + (", hal_loopback.[ch] with the fsw_loopback_* API" if kind == "loopback" else "")
+            + "; docs/flight-code.md, \"Swapping in your own flight code\"). For flight code of your own "
+            f"with any other layout, use kind = \"program\" with a [program] command (docs/your-flight-code.md)")
+    from harness.params import load_param_table
+
+    try:
+        load_param_table(source_dir)
+    except ConfigError as exc:
+        raise ConfigError(f"{src}: [flight_code] source_dir: {exc}") from None
 
 
 def _program_spec(src: Path, t: ProgramTable) -> ProgramSpec:

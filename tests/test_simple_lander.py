@@ -38,14 +38,17 @@ def test_lost_sensors_frames_lose_no_imu_information(example, tmp_path):
     err = np.abs(tm["est_alt_m"] - tm["truth_alt_site_m"])
     assert np.isfinite(err[-1]) and np.nanmax(err) < 10.0, np.nanmax(err)
     # and the program counted the gaps in its TELEMETRY (sensors_gaps) as the harness lost them
-    # (frames lost after the last one it received it cannot know of: count those before it)
+    # (frames lost before the first one it received or after the last one it cannot know of:
+    # count those between the first SENSORS it answered and the SENSORS of its last TELEMETRY's
+    # cycle, the one with that t_us)
     log = replay_link_log(tmp_path / "link.log")
-    tlm = [f.msg for f in log["F>H"] if type(f.msg).__name__ == "Telemetry"]
-    sent = {f.seq for f in log["H>F"] if type(f.msg).__name__ == "Sensors"}
+    last = [f for f in log["F>H"] if type(f.msg).__name__ == "Telemetry"][-1]
+    sensors = [f for f in log["H>F"] if type(f.msg).__name__ == "Sensors"]
+    (its_seq,) = {f.seq for f in sensors if f.t_us == last.t_us}
     answered = {f.msg.sensors_seq for f in log["F>H"] if type(f.msg).__name__ == "Command"}
-    lost_before_last = {s for s in sent if s < max(answered)} - answered
+    lost_before_last = {f.seq for f in sensors if min(answered) < f.seq < its_seq} - answered
     assert len(lost_before_last) > 60
-    assert tlm[-1].sensors_gaps == len(lost_before_last)
+    assert last.msg.sensors_gaps == len(lost_before_last)
 
 
 def test_the_reference_tuning_is_refused_and_m2_fixed_still_lands(example):

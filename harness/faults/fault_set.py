@@ -18,6 +18,10 @@ class FaultSet:
             import numpy as np
             rng = np.random.default_rng([0, 0xFA17])
         self.rng = rng
+        # link faults draw per direction from their own streams, spawned from the run's generator
+        # without taking a draw from it (see link_rng)
+        up, down = rng.spawn(2)
+        self._link_rngs = {"up": up, "down": down}
         self.faults = [copy.deepcopy(f) for f in faults]
         self.cycle = -1
         self.t_s: float | None = None
@@ -112,6 +116,14 @@ class FaultSet:
                 self.timeline.append((self.t_s, f.name, "start" if f.active else "end"))
                 if f.active:
                     f.cycles_active += 1
+
+    def link_rng(self, direction: str):
+        """The random stream of the link faults acting on frames going ``direction`` ("up":
+        harness to flight code, "down"). Frames in one direction are processed in an order the
+        two ends fix, but up and down frames interleave as bytes arrive (a late TELEMETRY is read
+        after the next SENSORS was written): separate streams keep a seeded run reproducible on
+        every rig, and keep the per-cycle faults' stream (``rng``) free of link draws."""
+        return self._link_rngs[direction]
 
     def wrap_transport(self, transport):
         link = [f for f in self.faults if isinstance(f, LinkFault)]

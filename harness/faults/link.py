@@ -22,12 +22,20 @@ class LinkFault(Fault):
     message: str = "any"
 
     def applies(self, direction: str, msg_type: int | None) -> bool:
+        self._direction = direction   # the stream any draw for this frame comes from (rng)
         if not self.active or (self.direction != "both" and self.direction != direction):
             return False
         if self.message == "any":
             return True
         from harness.protocol import MsgType
         return msg_type == int(MsgType[self.message])
+
+    @property
+    def rng(self):
+        """The random stream of this frame's direction (``FaultSet.link_rng``), not the run's
+        stream the per-cycle faults draw from: a frame from the flight code is processed when its
+        bytes arrive, so on a serial rig draws from one shared stream would follow read timing."""
+        return self.fs.link_rng(self._direction)
 
     def frame(self, data, direction, msg_type):
         if self.applies(direction, msg_type) and self.chance():

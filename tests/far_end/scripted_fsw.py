@@ -6,7 +6,9 @@ harness gives it, speaking the link protocol through harness.protocol, misbehavi
 MODE: serve (answer everything; throttle 0), exit3 (write stderr lines, exit 3 at the first CONFIG),
 exit-early (exit 3 before opening the port),
 segv (SIGSEGV itself on the first SENSORS), stop (SIGSTOP itself on the first SENSORS),
-deaf-to-term (serve, but ignore SIGTERM), mute (never send a frame).
+deaf-to-term (serve, but ignore SIGTERM), mute (never send a frame),
+tlm-v1 (serve, plus a TELEMETRY after each COMMAND with the 76-byte body of protocol v1),
+crc-be (serve, but every frame's CRC is sent big-endian).
 """
 import os
 import signal
@@ -46,9 +48,13 @@ def main() -> int:
     dec = p.FrameDecoder()
     seq = 0
 
-    def send(msg, t_us=0):
+    def send(msg, t_us=0, body_len=None):
         nonlocal seq
-        write(b"\x00" + p.encode_frame(msg, seq, t_us))
+        data = p.encode_packet(msg, seq, t_us)[:-2]
+        if body_len is not None:   # a layout of another size (e.g. a v1 TELEMETRY), CRC still right
+            data = data[:p.HEADER.size + body_len]
+        crc = p.crc16(data).to_bytes(2, "big" if mode == "crc-be" else "little")
+        write(b"\x00" + p.cobs_encode(data + crc) + p.DELIMITER)
         seq = (seq + 1) & 0xFFFF
 
     send(p.Hello(p.PROTOCOL_VERSION, 0x5C41, "scripted"))
@@ -81,6 +87,9 @@ def main() -> int:
                     os.kill(os.getpid(), signal.SIGSTOP)
                     mode = "serve"
                 send(p.Command(0.0, (0.0, 0.0, 0.0), f.seq, 0, 0), f.t_us)
+                if mode == "tlm-v1":
+                    send(p.Telemetry((0.0,) * 3, (0.0,) * 3, (1.0, 0.0, 0.0, 0.0), 100.0, 0.0, 3, 1,
+                                     *([0] * 10)), f.t_us, body_len=76)
 
 
 if __name__ == "__main__":
