@@ -50,8 +50,8 @@ class RefusedParam:
     in_force: float
 
     def describe(self) -> str:
-        return (f"{self.name} (id {self.id}) = {self.value:g} {self.unit}: {p.status_name(self.status)}, "
-                f"not applied")
+        unit = "" if self.unit in ("", "-") else f" {self.unit}"  # "-": a dimensionless parameter
+        return f"{self.name} (id {self.id}) = {self.value:g}{unit}: {p.status_name(self.status)}, not applied"
 
 
 # Raw link log --------------------------------------------------------------------------

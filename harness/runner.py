@@ -76,6 +76,7 @@ class FlightResult:
     thrust_max_n: float = 0.0
     artifacts: Path | None = None
     params_refused: list[str] = field(default_factory=list)  # optional parameters refused (not applied)
+    link_last_error: str | None = None  # why the harness's decoder last dropped a frame (None: it never did)
 
     @property
     def landed(self) -> bool:
@@ -132,7 +133,10 @@ class FlightResult:
         if not tm["t_s"].size:
             return None
         err = tm["est_alt_m"] - tm["truth_alt_site_m"]
-        i = int(np.argmax(np.abs(err)))
+        known = np.isfinite(err)  # cycles whose TELEMETRY (the estimate) was lost or never sent: no error known
+        if not known.any():
+            return None
+        i = int(np.argmax(np.where(known, np.abs(err), -1.0)))
         return {"t_s": float(tm["t_s"][i]), "error_m": float(err[i])}
 
     def _requirement_lines(self) -> list[str]:
@@ -190,7 +194,9 @@ class FlightResult:
         bad = {k: v for k, v in self.link_counters.items() if k != "frames_ok" and v}
         fbad = {k: v for k, v in self.flight_counters.items() if k not in ("rx_frames_ok", "fault_flags") and v}
         if bad or fbad:
-            lines.append(f"link errors: harness side {bad or 'none'}, flight-code side {fbad or 'none'}")
+            lines.append(f"link errors: harness side {bad or 'none'}, flight-code side {fbad or 'none'}"
+                         + (f"; the harness last dropped a frame because: {self.link_last_error}"
+                            if bad and self.link_last_error else ""))
         if self.flight_counters.get("fault_flags"):
             lines.append(f"flight code reports fault flags 0x{self.flight_counters['fault_flags']:08x} "
                          f"in its last TELEMETRY (bits defined by the flight code)")
@@ -447,6 +453,7 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
         wall_time_s=time.perf_counter() - wall0, error=error, thrust_max_n=lander.thrust_max_n,
         notes=faults.report(),
         params_refused=[r.describe() for r in link.params_refused],
+        link_last_error=link.decoder.errors[-1][1] if link.decoder.errors else None,
     )
     if folder:
         result.save(folder)

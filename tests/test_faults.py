@@ -141,6 +141,30 @@ def test_link_bit_errors_reach_the_flight_codes_crc_counter(fly):
     assert res.link_stats["missed_cycles"] > 0           # a corrupted SENSORS is not answered
     res = link_run(fly, "link-ber-down", F.LinkBitErrors(ber=2e-3, direction="down", trigger=F.at_time(T_ON)))
     assert sum(v for k, v in res.link_counters.items() if k != "frames_ok") > 0, res.link_counters
+    # the verdict says why the harness dropped frames, not only how many
+    assert res.link_last_error and "the harness last dropped a frame because: " + res.link_last_error \
+        in res.verdict(), res.verdict()
+
+
+
+def test_estimate_error_is_over_the_cycles_with_an_estimate(fly):
+    """Cycles before the first TELEMETRY (or all of them, if none came) have no estimate (NaN): the
+    largest estimate error is over the others, and none is claimed without any."""
+    import dataclasses
+
+    res = fly(terminal_descent(name="est-err", t_max_s=2.0))
+    tm = dict(res.telemetry)
+    err = np.abs(tm["est_alt_m"] - tm["truth_alt_site_m"])
+    worst = int(np.argmax(err))
+    est = tm["est_alt_m"].copy()
+    est[:worst + 1] = np.nan  # the worst cycle and all before it without TELEMETRY
+    part = dataclasses.replace(res, telemetry={**tm, "est_alt_m": est})
+    ee = part.max_estimate_error()
+    rest = np.abs(est[worst + 1:] - tm["truth_alt_site_m"][worst + 1:])
+    assert ee is not None and abs(ee["error_m"]) == rest.max() and ee["t_s"] > tm["t_s"][worst]
+    assert "nan" not in part.verdict()
+    none = dataclasses.replace(res, telemetry={**tm, "est_alt_m": np.full_like(est, np.nan)})
+    assert none.max_estimate_error() is None and "estimate error" not in none.verdict()
 
 
 @pytest.mark.rigs("loopback")

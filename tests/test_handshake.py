@@ -75,6 +75,7 @@ def test_refused_optional_parameter_flies_and_is_listed(tmp_path):
     assert res.outcome == "landed", res.verdict()
     assert len(res.params_refused) == 1
     assert "LRF_BORE_X (id 31)" in res.params_refused[0] and "UNKNOWN_ID" in res.params_refused[0]
+    assert res.params_refused[0].startswith("LRF_BORE_X (id 31) = 0: UNKNOWN_ID"), res.params_refused  # unit "-"
     summary = (tmp_path / "summary.txt").read_text()
     assert "refused 1 optional parameter" in summary and "LRF_BORE_X (id 31)" in summary
     assert "UNKNOWN_ID" in res.verdict()
