@@ -96,7 +96,8 @@ def write(tmp_path, text, name="spec.toml"):
     ("[campaign]\nscenario='ispace-m2'\nseed=1\n[[criteria]]\nmetric='success_rate'\nop='>='\nvalue=1\n"
      "where={code='x'}\n", ["unknown axis 'code'"]),
     ("[campaign]\nscenario='no-such-scenario'\nseed=1\n", ["no-such-scenario"]),
-    ("[campaign]\nscenario='ispace-m2'\nseed=1\nrig='usb-mcu'\n", ["[campaign] rig", "loopback"]),
+    ("[campaign]\nscenario='ispace-m2'\nseed=1\nrig='no-such-rig'\n", ["[campaign] rig", "unknown rig", "loopback"]),
+    ("[campaign]\nscenario='ispace-m2'\nseed=1\nrig='missing.toml'\n", ["[campaign] rig", "missing.toml"]),
     ("[campaign]\nscenario='ispace-m2'\nseed=-3\n", ["[campaign] seed", "integer"]),
 ])
 def test_spec_errors_name_file_key_and_allowed_values(tmp_path, bad, words):

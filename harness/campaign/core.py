@@ -50,13 +50,26 @@ def _task(spec: CampaignSpec, t: dict, campaign_key: str | None = None) -> dict:
     return {"run_id": t["run_id"], "scenario": spec.scenario, "overrides": t["overrides"], "seed": t["seed"],
             "keep_telemetry": spec.keep_telemetry, "origin": f"{spec.source} run {t['run_id']}",
             "allow_import": tuple(spec.allow_import), "requirements": tuple(spec.requirements),
-            "campaign_key": campaign_key}
+            "campaign_key": campaign_key, "rig": spec.rig}
 
 
 POLL_S = 0.5  # while other campaign processes fly the last runs of a shared database
 CLAIM_BATCH = 4  # runs claimed per write transaction
 COMMIT_S = 0.25  # results are committed in batches at most this old: a kill -9 loses them and the runs in the air
 RENEW_S = 5.0  # claims are renewed this often (a claim is stale after store.Store.stale_s >= 600 s)
+
+
+def _workers_for_rig(spec: CampaignSpec, workers: int | None, scheduler: str | None) -> int | None:
+    """A rig over one physical board (kind usb-mcu) flies one run at a time, on this machine."""
+    from harness.campaign.worker import _rig_spec
+
+    if spec.rig == "loopback" or _rig_spec(spec.rig).kind != "usb-mcu":
+        return workers
+    if scheduler or (workers or 1) != 1:
+        raise ConfigError(f"{spec.source}: [campaign] rig = {spec.rig_as_written!r} is one board on this machine: "
+                          f"its runs fly one at a time here (--workers 1, no --scheduler), not "
+                          + (f"on the Dask cluster {scheduler}" if scheduler else f"on {workers} workers"))
+    return 1
 
 
 def run_campaign(spec: CampaignSpec | str | Path, db: str | Path | None = None, *, workers: int | None = None,
@@ -77,6 +90,7 @@ def run_campaign(spec: CampaignSpec | str | Path, db: str | Path | None = None, 
     if not isinstance(spec, CampaignSpec):
         spec = load_spec(spec, allow_import=allow_import)
     db = Path(db) if db else default_db(spec)
+    workers = _workers_for_rig(spec, workers, scheduler)
     shown = printable(spec.name, 80)  # the name comes from a file: no terminal escapes
     t0 = time.perf_counter()
     started = time.time()
@@ -129,7 +143,7 @@ def run_campaign(spec: CampaignSpec | str | Path, db: str | Path | None = None, 
                 first = next(tasks, None)
                 if first is not None:
                     if ex is None:
-                        ex = executor or make_executor(workers=workers, scheduler=scheduler)
+                        ex = executor or make_executor(workers=workers, scheduler=scheduler, rig=spec.rig)
                         desc = ex.describe()
                         others = store.held_by_others()
                         shared = (f" (sharing the database with {len(others)} other campaign process"
@@ -358,7 +372,11 @@ def rerun(db: str | Path, run_id: int, out: str | Path | None = None, *, allow_i
     sc = build_scenario(camp["scenario"], row["params"], row["seed"], f"{db} run {run_id}", allow_import=allow_import)
     sc = sc.with_(name=safe_component(f"{camp['name']}-run{run_id}"))
     folder = Path(out) if out else inside(Path(db).parent, f"{Path(db).stem}-run{run_id}")
-    res = fly_on_rig(sc, "loopback", artifacts=folder)
+    try:  # the campaign's rig: the same flight code, booted afresh
+        rig = load_spec(camp["source"] or str(db), text=camp["spec_text"], allow_import=allow_import).rig
+    except ConfigError as exc:
+        raise ConfigError(f"{db}: the campaign spec stored in this database: {exc}") from None
+    res = fly_on_rig(sc, rig, artifacts=folder)
     diffs = []
     if row["status"] == "pending":
         diffs.append("the run was never flown in the campaign (status pending): nothing to compare")

@@ -37,14 +37,14 @@ def _cpu_count() -> int:
 class LocalExecutor:
     name = "local"
 
-    def __init__(self, workers: int | None = None, start_method: str = "forkserver"):
+    def __init__(self, workers: int | None = None, start_method: str = "forkserver", rig: str = "loopback"):
         from pebble import ProcessPool
 
         self.workers = workers or _cpu_count()
         ctx = multiprocessing.get_context(start_method)
         if start_method == "forkserver":
             ctx.set_forkserver_preload(["harness.campaign.worker", "harness.runner", "numpy"])
-        self.pool = ProcessPool(max_workers=self.workers, initializer=warm_up, context=ctx)
+        self.pool = ProcessPool(max_workers=self.workers, initializer=warm_up_quietly, initargs=(rig,), context=ctx)
 
     def describe(self) -> str:
         return f"local process pool, {self.workers} workers"
@@ -136,7 +136,7 @@ def fly_chunk_guarded(tasks: list[dict], timeout_s: float, fn=None) -> tuple[lis
 class DaskExecutor:
     name = "dask"
 
-    def __init__(self, scheduler: str | None = None, client=None, *, chunk_s: float = CHUNK_S):
+    def __init__(self, scheduler: str | None = None, client=None, *, chunk_s: float = CHUNK_S, rig: str = "loopback"):
         from distributed import Client
 
         self.chunk_s = chunk_s
@@ -145,7 +145,7 @@ class DaskExecutor:
         self.client = client or Client(scheduler, timeout=30)
         self.address = self.client.scheduler.address
         try:  # load the flight code and the compiled kernels on every worker before the first run
-            self.client.run(warm_up)
+            self.client.run(warm_up_quietly, rig)
         except Exception:  # noqa: BLE001 - a worker without fsil: each run's record names the cause
             pass
 
@@ -351,7 +351,18 @@ def dask_cli_cluster(n_workers: int = 2, *, threads: int = 1, env: dict | None =
             log.close()
 
 
-def make_executor(workers: int | None = None, scheduler: str | None = None):
+def make_executor(workers: int | None = None, scheduler: str | None = None, rig: str = "loopback"):
+    """The executor of a campaign: Dask on ``scheduler``, else a local pool of ``workers``; each
+    worker warms up ``rig`` (the campaign's) before its first run."""
     if scheduler:
-        return DaskExecutor(scheduler)
-    return LocalExecutor(workers)
+        return DaskExecutor(scheduler, rig=rig)
+    return LocalExecutor(workers, rig=rig)
+
+
+def warm_up_quietly(rig: str = "loopback") -> None:
+    """A worker's warm-up: a rig that does not come up here is not fatal to the worker; each
+    run's record names the cause (fly_one warms up again, inside its error handling)."""
+    try:
+        warm_up(rig)
+    except Exception:  # noqa: BLE001 - reported by every run that needs it
+        pass

@@ -140,7 +140,8 @@ class CampaignSpec:
     sampling: str = "lhs"
     runs_per_point: int = 1
     description: str = ""
-    rig: str = "loopback"
+    rig: str = "loopback"  # what the workers load: a rig name or an absolute rig-file path
+    rig_as_written: str = "loopback"  # [campaign] rig in the spec (the plan's digest hashes it)
     run_timeout_s: float = 300.0
     keep_telemetry: str = "failed"
     overrides: dict = field(default_factory=dict)
@@ -173,6 +174,8 @@ class CampaignSpec:
                 "axes": [(a.name, a.path, list(a.values), list(a.labels)) for a in self.axes]}
         if self.requirements:  # what each run stores (absent: digests of older specs stay as they were)
             plan["requirements"] = list(self.requirements)
+        if self.rig_as_written != "loopback":  # another flight code, or the same one on another rig
+            plan["rig"] = self.rig_as_written
         return hashlib.sha256(json.dumps(plan, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -301,10 +304,29 @@ def apply_overrides(scenario, overrides: dict[str, Any], origin: str = "<memory>
     return scenario
 
 
-def check_flight_params(scenario, origin: str) -> None:
+def check_flight_params(scenario, origin: str, source_dir=None) -> None:
+    """The scenario's flight_params are parameters of the flight code's registry (``fsw_params.def``
+    of ``source_dir``, the reference one by default) and within their ranges."""
     from harness.params import check_params, load_param_table
 
-    check_params(scenario.flight_params, load_param_table(), origin)
+    check_params(scenario.flight_params, load_param_table(source_dir), origin)
+
+
+def resolve_campaign_rig(rig: str, source: str) -> tuple[str, object]:
+    """The rig of ``[campaign] rig``: (what the workers load, the loaded RigSpec). A name is a rig
+    on the rig search path (``fsil rigs``); a path ending in .toml is taken relative to the spec
+    file's folder. ConfigError names the key and the cause."""
+    from harness.rigs import load_rig
+
+    ref = rig
+    if rig.endswith(".toml"):
+        base = Path(source).resolve().parent if source not in ("<memory>", "") else Path.cwd()
+        ref = str((base / rig).resolve())
+    try:
+        spec = load_rig(ref)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: [campaign] rig = {value_text(rig)}: {exc}") from None
+    return ref, spec
 
 
 def build_scenario(ref: str, overrides: dict, seed: int, origin: str = "<memory>", allow_import=(), base=None):
@@ -342,7 +364,10 @@ class CampaignTable(Model):
     seed: int = Field(ge=0, le=INT64_MAX)
     sampling: Literal["random", "lhs", "sobol"] = "lhs"
     runs_per_point: int = Field(1, ge=1, le=MAX_RUNS, description=f"at most {MAX_RUNS} runs per campaign")
-    rig: Literal["loopback"] = Field("loopback", description="campaigns fly many descents at once, in-process")
+    rig: _NonEmpty = Field("loopback", description="where the runs fly: loopback (the reference flight code "
+                                                   "in-process), a rig name (fsil rigs), or a rig file (a path "
+                                                   "relative to this spec) over your own flight code; every run "
+                                                   "boots the flight code afresh, each worker its own instance")
     run_timeout_s: float = Field(300.0, ge=0.1, le=86400.0, description="s, wall time per run")
     keep_telemetry: Literal["failed", "all", "none"] = "failed"
     requirements: list[_NonEmpty] = Field([], description="requirements whose robustness every run stores: names "
@@ -491,9 +516,12 @@ def spec_from_dict(doc: dict, source: str = "<memory>", text: str = "", allow_im
         raise ConfigError(f"{source}: [campaign] scenario = {value_text(c.scenario)}: {exc}; also allowed: "
                           f"a library name (fsil scenarios list), a scenario file, or module:function "
                           f"with --allow-import MODULE") from None
+    rig, rig_spec = resolve_campaign_rig(c.rig, source)
+    source_dir = rig_spec.source_dir  # its parameter registry (None: the reference one)
+
     overrides = _flatten(f.scenario)
     nominal = apply_overrides(base, overrides, f"{source}: [scenario]")
-    check_flight_params(nominal, f"{source}: [scenario]")
+    check_flight_params(nominal, f"{source}: [scenario]", source_dir)
 
     disps = []
     for path, d in _flatten_dists(f.dispersions).items():
@@ -506,7 +534,7 @@ def spec_from_dict(doc: dict, source: str = "<memory>", text: str = "", allow_im
         args = {k: v for k, v in d.items() if k != "dist"}  # as written: the plan's digest hashes them
         disp = Dispersion(path, m.dist, args)
         check_flight_params(apply_overrides(nominal, {path: disp.representative()}, f"{source}: {key}"),
-                            f"{source}: {key}")
+                            f"{source}: {key}", source_dir)
         disps.append(disp)
 
     axes = []
@@ -528,7 +556,7 @@ def spec_from_dict(doc: dict, source: str = "<memory>", text: str = "", allow_im
                                   f"allowed: distinct values, or labels = [...] naming each")
         for v in values:
             check_flight_params(apply_overrides(nominal, {path: v}, f"{source}: {key} path = {path!r}"),
-                                f"{source}: {key}")
+                                f"{source}: {key}", source_dir)
         if path.split(".")[0] == "flight_params" and "." not in path:
             values = [param_set(v, f"{source}: {key}") for v in values]
         axes.append(Axis(s.name or path, path, tuple(values), tuple(labels)))
@@ -570,7 +598,8 @@ def spec_from_dict(doc: dict, source: str = "<memory>", text: str = "", allow_im
         crits.append(Criterion(cr.metric, cr.op, float(cr.value), dict(cr.where), cr.name))
 
     return CampaignSpec(name=name, scenario=c.scenario, seed=c.seed, sampling=c.sampling,
-                        runs_per_point=c.runs_per_point, description=c.description, rig=c.rig,
+                        runs_per_point=c.runs_per_point, description=c.description, rig=rig,
+                        rig_as_written=c.rig,
                         run_timeout_s=c.run_timeout_s, keep_telemetry=c.keep_telemetry, overrides=overrides,
                         dispersions=tuple(disps), axes=tuple(axes), criteria=tuple(crits), source=source,
                         text=text, allow_import=allow_import, requirements=tuple(c.requirements))

@@ -21,20 +21,29 @@ import numpy as np
 TRAJ_COLUMNS = ("t_s", "altitude_m", "v_up_mps", "est_alt_m", "throttle_cmd")
 TRAJ_HZ = 2.0
 
-_warm = False
+_warm: set = set()  # the rigs this worker process has warmed up
 
 
-def warm_up() -> None:
-    """Build or load the cffi flight code and the compiled plant and IMU kernels once per worker
-    process (all cached on disk), before the first run's clock starts."""
-    global _warm
-    if not _warm:
-        from harness.cycle import load_cycle_kernels
+def warm_up(rig: str = "loopback") -> None:
+    """Build or load the flight code of ``rig`` and the compiled plant and IMU kernels once per
+    worker process (all cached on disk), before the first run's clock starts: the reference
+    flight code in-process for ``loopback``; any other rig is brought up once and taken down
+    (its build, its program or QEMU started and its HELLO awaited)."""
+    if rig in _warm:
+        return
+    from harness.cycle import load_cycle_kernels
+
+    if rig == "loopback":
         from harness.targets import load_flight_code
 
         load_flight_code()
-        load_cycle_kernels()
-        _warm = True
+    else:
+        from harness.rigs import open_rig
+
+        with open_rig(_rig_spec(rig)):
+            pass
+    load_cycle_kernels()
+    _warm.add(rig)
 
 
 _RIG_SPECS: dict = {}
@@ -42,14 +51,21 @@ _RIG_SPECS: dict = {}
 
 def fly_on_rig(sc, rig: str = "loopback", artifacts=None):
     """Fly one scenario through the rig (its timing and flight-code settings), like every path of
-    fsil; the rig file is read once per worker process."""
-    from harness.rigs import load_rig, open_rig
+    fsil; the rig file is read once per worker process, the flight code boots afresh for every
+    run (a new in-process instance, a new program or QEMU)."""
+    from harness.rigs import open_rig
 
+    with open_rig(_rig_spec(rig)) as up:
+        return up.fly(sc, artifacts=artifacts)
+
+
+def _rig_spec(rig: str):
     spec = _RIG_SPECS.get(rig)
     if spec is None:
+        from harness.rigs import load_rig
+
         spec = _RIG_SPECS[rig] = load_rig(rig)
-    with open_rig(spec) as up:
-        return up.fly(sc, artifacts=artifacts)
+    return spec
 
 
 # ------------------------------------------------------------------------------------------
@@ -310,7 +326,7 @@ def fly_one(task: dict) -> dict:
     wall0 = time.perf_counter()
     out = {"run_id": task["run_id"], "worker": f"{socket.gethostname()}:{os.getpid()}", "status": "error"}
     try:
-        warm_up()
+        warm_up(task.get("rig", "loopback"))
         sc = build_scenario(task["scenario"], task["overrides"], task["seed"], task.get("origin", "<campaign>"),
                             allow_import=task.get("allow_import", ()), base=_base_scenario(task))
         res = fly_on_rig(sc, task.get("rig", "loopback"))
