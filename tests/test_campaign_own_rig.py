@@ -117,3 +117,24 @@ def test_a_rig_over_one_board_flies_one_run_at_a_time(tmp_path):
         run_campaign(spec, tmp_path / "b.sqlite", scheduler="tcp://127.0.0.1:1", progress=False)
     assert "Dask cluster" in str(err.value)
     assert not (tmp_path / "b.sqlite").exists()  # refused before anything was written
+
+
+def test_a_falsification_search_flies_the_teams_own_flight_code(team, tmp_path):
+    from harness.falsify import falsify, load_falsify_spec
+
+    base = (REPO / "harness" / "data" / "falsify" / "m2_gate_fix_late_lrf.toml").read_text()
+    assert 'run_timeout_s = 120\n' in base
+    for tag, rig in (("ref", "loopback"), ("ours", "ours-inproc.toml")):
+        (team / f"fz-{tag}.toml").write_text(base.replace('run_timeout_s = 120\n', f'run_timeout_s = 120\nrig = "{rig}"\n'))
+    ours_spec = load_falsify_spec(team / "fz-ours.toml")
+    assert ours_spec.rig == str((team / "ours-inproc.toml").resolve())
+    assert ours_spec.digest != load_falsify_spec(team / "fz-ref.toml").digest
+    runs = {}
+    for tag in ("ref", "ours"):
+        out = falsify(team / f"fz-{tag}.toml", tmp_path / f"{tag}.sqlite", optimizer="random", budget=3, workers=1,
+                      progress=False, write_case=False)
+        assert all(e.status == "done" for e in out.evaluations), [e.error for e in out.evaluations]
+        runs[tag] = out.evaluations
+    # the same candidate descents (same optimiser, seed, parameters), flown by two flight codes
+    assert [e.params for e in runs["ref"]] == [e.params for e in runs["ours"]]
+    assert [e.robustness for e in runs["ref"]] != [e.robustness for e in runs["ours"]]

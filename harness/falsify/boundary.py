@@ -150,6 +150,9 @@ def locate_boundary(spec: FalsifySpec | str | Path, db: str | Path | None = None
         b = b.model_copy(update={"budget": int(budget)})
         spec = dataclasses.replace(spec, boundary=b)
     db = Path(db) if db else Path("fsil-falsify") / f"{spec.name}-boundary.sqlite"
+    from harness.campaign.core import _workers_for_rig
+
+    workers = _workers_for_rig(spec, workers, scheduler)
     key = f"boundary:{spec.seed}"
     t0 = time.perf_counter()
     out = BoundaryOutcome(spec, db, key)
@@ -157,7 +160,7 @@ def locate_boundary(spec: FalsifySpec | str | Path, db: str | Path | None = None
     xs, ys = [], []
     with FalsifyStore(db) as store:
         have = store.open_search(key, spec, "boundary")
-        ex = executor or make_executor(workers=workers, scheduler=scheduler)
+        ex = executor or make_executor(workers=workers, scheduler=scheduler, rig=spec.rig)
         print(f"boundary {spec.name}: where P({', '.join(spec.requirements)}) crosses {b.level:.0%} along "
               f"{b.parameter} in [{b.low:g}, {b.high:g}] to +-{b.tolerance:g}; at most {b.budget} descents, "
               f"{have} already in {db}; flying on {ex.describe()}", file=stream)
@@ -188,7 +191,7 @@ def locate_boundary(spec: FalsifySpec | str | Path, db: str | Path | None = None
                 else:
                     rows.append([idx, float(x), None])
                     tasks.append(({"run_id": idx, "scenario": spec.scenario, "overrides": spec.overrides_for(params),
-                                   "seed": seed_i, "requirements": list(spec.requirements),
+                                   "seed": seed_i, "requirements": list(spec.requirements), "rig": spec.rig,
                                    "origin": f"{spec.source} boundary descent {idx}"}, uu, params))
             if tasks:
                 meta = {t["run_id"]: (uu, params, t["seed"]) for t, uu, params in tasks}

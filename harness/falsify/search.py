@@ -187,7 +187,7 @@ class _Evaluator:
                 new.append(Evaluation(idx, uu, params, seed, "pending", "", math.nan, []))
                 tasks.append({"run_id": idx, "scenario": self.spec.scenario,
                               "overrides": self.spec.overrides_for(params), "seed": seed,
-                              "requirements": list(self.spec.requirements),
+                              "requirements": list(self.spec.requirements), "rig": self.spec.rig,
                               "origin": f"{self.spec.source} descent {idx}"})
         if tasks:
             by_idx = {e.idx: e for e in new}
@@ -319,12 +319,15 @@ def falsify(spec: FalsifySpec | str | Path, db: str | Path | None = None, *, opt
         raise ConfigError(f"optimizer {optimizer!r}; allowed: cma, de, dual_annealing, tpe, random")
     spec = dataclasses.replace(spec, **changes)
     db = Path(db) if db else Path("fsil-falsify") / f"{spec.name}.sqlite"
+    from harness.campaign.core import _workers_for_rig
+
+    workers = _workers_for_rig(spec, workers, scheduler)
     key = f"falsify:{spec.optimizer}:{spec.seed}"
     t0 = time.perf_counter()
     result = FalsifyOutcome(spec, db, key, spec.optimizer)
     with FalsifyStore(db) as store:
         have = store.open_search(key, spec, "falsify")
-        ex = executor or make_executor(workers=workers, scheduler=scheduler)
+        ex = executor or make_executor(workers=workers, scheduler=scheduler, rig=spec.rig)
         nworkers = getattr(ex, "workers", 1) or 1
         print(f"falsify {spec.name}: {len(spec.parameters)} parameters, requirements {', '.join(spec.requirements)}; "
               f"{spec.optimizer}, seed {spec.seed}, budget {spec.budget} descents; {have} already in {db}; "
@@ -384,7 +387,7 @@ def write_falsified(spec: FalsifySpec, e: Evaluation, path: Path) -> Path:
 
 
 def check_case(spec: FalsifySpec | str | Path, scenario_file: str | Path):
-    """Fly a scenario file once (loopback, in-process) and judge the spec's requirements on it:
+    """Fly a scenario file once on the spec's rig and judge the spec's requirements on it:
     ``(FlightResult, [Robustness, ...])``."""
     from harness.campaign.worker import fly_on_rig, warm_up
     from harness.requirements import robustness_all
@@ -392,7 +395,7 @@ def check_case(spec: FalsifySpec | str | Path, scenario_file: str | Path):
 
     if not isinstance(spec, FalsifySpec):
         spec = load_falsify_spec(spec)
-    warm_up()
+    warm_up(spec.rig)
     sc = load_scenario(str(scenario_file))
-    res = fly_on_rig(sc, "loopback")
+    res = fly_on_rig(sc, spec.rig)
     return res, robustness_all(res, spec.requirements)

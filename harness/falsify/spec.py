@@ -94,6 +94,9 @@ class FalsifyTable(Model):
     run_seed: Any = Field(1, description='an integer >= 0 (every run flies with that scenario seed) or "per-run"')
     batch: int = Field(0, ge=0, le=10**5, description="0: the optimiser's natural batch")
     run_timeout_s: float = Field(300.0, ge=0.1, le=86400.0, description="s, wall time per run")
+    rig: _NonEmpty = Field("loopback", description="where the descents fly: loopback (the reference flight code "
+                                                   "in-process), a rig name, or a rig file (relative to this spec) "
+                                                   "over your own flight code (docs/campaigns.md)")
 
     @field_validator("requirements", mode="before")
     @classmethod
@@ -144,6 +147,8 @@ class FalsifySpec:
     boundary: Boundary | None = None
     source: str = "<memory>"
     text: str = ""
+    rig: str = "loopback"             # what the workers load: a rig name or an absolute rig-file path
+    rig_as_written: str = "loopback"  # [falsify] rig in the spec (the digest hashes it)
 
     @property
     def digest(self) -> str:
@@ -152,6 +157,8 @@ class FalsifySpec:
                 "parameters": [(p.path, p.low, p.high, p.scale) for p in self.parameters],
                 "run_seed": self.run_seed, "dispersions": [(d.path, d.dist, d.args) for d in self.dispersions],
                 "boundary": None if self.boundary is None else vars(self.boundary)}
+        if self.rig_as_written != "loopback":  # another flight code, or the same one on another rig
+            plan["rig"] = self.rig_as_written
         return hashlib.sha256(json.dumps(plan, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def overrides_for(self, values: dict) -> dict:
@@ -179,13 +186,16 @@ def spec_from_dict(doc: dict, src: str = "<memory>", text: str = "") -> FalsifyS
         raise ConfigError(f"{src}: [falsify] scenario = {value_text(t.scenario)}: {exc}") from None
     # the campaign validator checks the fixed overrides and the dispersions (errors name [scenario]
     # and [dispersions.PATH] as written here)
-    camp = {"campaign": {"name": t.name or Path(src).stem, "scenario": t.scenario, "seed": 0},
+    camp = {"campaign": {"name": t.name or Path(src).stem, "scenario": t.scenario, "seed": 0, "rig": t.rig},
             "scenario": f.scenario, "dispersions": f.dispersions}
     cs = campaign_spec(camp, source=src)
     nominal = apply_overrides(resolve_scenario(cs.scenario), cs.overrides, f"{src}: [scenario]")
+    from harness.campaign.worker import _rig_spec
+
+    source_dir = _rig_spec(cs.rig).source_dir  # the registry of the flight code that flies
 
     def applies(path: str, value: float, key: str) -> None:
-        check_flight_params(apply_overrides(nominal, {path: value}, f"{src}: {key}"), f"{src}: {key}")
+        check_flight_params(apply_overrides(nominal, {path: value}, f"{src}: {key}"), f"{src}: {key}", source_dir)
 
     params = []
     for path, table in _flatten_params(f.parameters).items():
@@ -211,7 +221,8 @@ def spec_from_dict(doc: dict, src: str = "<memory>", text: str = "") -> FalsifyS
                        parameters=tuple(params), optimizer=t.optimizer, budget=t.budget, seed=t.seed,
                        run_seed=None if t.run_seed == "per-run" else t.run_seed, batch=t.batch,
                        run_timeout_s=t.run_timeout_s, description=t.description, overrides=dict(cs.overrides),
-                       dispersions=cs.dispersions, boundary=b, source=src, text=text)
+                       dispersions=cs.dispersions, boundary=b, source=src, text=text, rig=cs.rig,
+                       rig_as_written=t.rig)
 
 
 def _flatten_params(d: dict, prefix: str = "") -> dict:

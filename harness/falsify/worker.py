@@ -26,10 +26,11 @@ def judge_one(task: dict) -> dict:
     out = {"run_id": task["run_id"], "worker": f"{socket.gethostname()}:{os.getpid()}", "status": "error",
            "outcome": "error"}
     try:
-        warm_up()
+        rig = task.get("rig", "loopback")
+        warm_up(rig)
         sc = build_scenario(task["scenario"], task["overrides"], task["seed"], task.get("origin", "<falsify>"))
         out["scenario_json"] = scenario_json(sc)
-        res = fly_on_rig(sc, "loopback")
+        res = fly_on_rig(sc, rig)
         rob = robustness_all(res, task["requirements"])
         out.update(status="done", outcome=res.outcome, failure_mode=failure_mode(res), verdict=res.verdict(),
                    robustness=[[r.requirement, r.value, r.t_worst_s, r.unit, r.formula] for r in rob],
