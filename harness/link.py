@@ -164,6 +164,7 @@ class LinkStats:
     exchanges: int = 0
     missed_cycles: int = 0
     late_commands: int = 0
+    answers_known_lost: int = 0  # missed cycles not waited for: the link-fault layer dropped the question or answer
     round_trip_s: list[float] = field(default_factory=list)
 
 
@@ -177,6 +178,9 @@ class FlightLink:
     def __init__(self, transport: Transport, *, cycle_timeout_s: float = 1.0, stall_cycles: int = 25,
                  log: LinkLog | None = None, keep_round_trips: bool = True):
         self.transport = transport
+        # whether it can tell that an answer cannot come (Transport.answer_lost; a transport written
+        # to the duck-typed interface alone may not have it)
+        self._knows_lost = hasattr(transport, "answer_lost")
         self.cycle_timeout_s = cycle_timeout_s
         self.stall_cycles = stall_cycles
         self.log = log or LinkLog()
@@ -226,23 +230,27 @@ class FlightLink:
             self.last_received = (f.msg_type, f.seq, f.t_us, time.perf_counter())
         return frames
 
-    def _frames_until(self, want, timeout_s: float) -> p.Frame | None:
+    def _frames_until(self, want, timeout_s: float, answer: bool = False) -> p.Frame | None:
         """Pump frames into the pending list until ``want(frame)`` or the wall time-out.
 
-        On the lockstep path (SENSORS written, COMMAND awaited) the clock is read once before
-        the first wait and again only when a wait ends without the frame."""
+        On the lockstep path (SENSORS written, COMMAND awaited: ``answer``) the clock is read once
+        before the first wait and again only when a wait ends without the frame, and the wait
+        ends as soon as the transport knows the answer cannot come (``Transport.answer_lost``: a
+        link fault dropped or held back the SENSORS or its COMMAND)."""
         pending = self._pending
         if pending:
             for i, f in enumerate(pending):
                 if want(f):
                     del pending[:i + 1]
                     return f
-        synchronous = self.transport.synchronous
+        transport = self.transport
+        synchronous = transport.synchronous
         clock = time.perf_counter
         deadline = clock() + timeout_s
         wait = 0.0 if synchronous else max(0.0, min(timeout_s, 0.05))
+        answer = answer and self._knows_lost
         while True:
-            frames = self._receive(wait)
+            frames = self._receive(0.0 if answer and transport.answer_lost else wait)
             if frames:
                 hit = None
                 for f in frames:
@@ -253,6 +261,9 @@ class FlightLink:
                 if hit is not None:
                     return hit
             if synchronous:
+                return None
+            if answer and transport.answer_lost:
+                self.stats.answers_known_lost += 1
                 return None
             remaining = deadline - clock()
             if remaining <= 0:
@@ -396,7 +407,7 @@ class FlightLink:
         t0 = time.perf_counter()
         seq = self.send(sensors, t_us)
         f = self._frames_until(lambda fr: fr.msg_type == _COMMAND and fr.msg.sensors_seq == seq,
-                               self.cycle_timeout_s)
+                               self.cycle_timeout_s, answer=True)
         if f is not None:
             if self.keep_round_trips:
                 self.stats.round_trip_s.append(time.perf_counter() - t0)

@@ -444,6 +444,7 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
                                                       "sensors_gaps", "sensors_rejected", "fault_flags")}
         if tlm else {},
         link_stats={"exchanges": link.stats.exchanges, "missed_cycles": link.stats.missed_cycles,
+                    "answers_known_lost": link.stats.answers_known_lost,
                     "late_commands": link.stats.late_commands, "late_frames": late_frames,
                     "lost_commands": lost_commands, "lost_command_policy": policy,
                     "pacing": pacing, "loop_wall_s": loop_wall_s,

@@ -141,3 +141,24 @@ def test_the_serial_transport_on_a_real_pty_tells_no_data_from_a_closed_far_end_
         for _ in range(3):
             t.read(0.5)
     t.close()
+
+
+def test_link_faults_on_a_serial_rig_are_bit_identical_and_not_waited_for():
+    """SENSORS dropped on the way up and COMMANDs dropped on the way down by the link-fault layer:
+    the harness knows their answers cannot come and counts each cycle missed at once (on a
+    serial rig it used to wait the rig's cycle time-out, 2 s, for every one of them); the run
+    is the loopback's bit for bit."""
+    spec = _host_pty()
+    sc = terminal_descent(name="link-drops", seed=7, t_max_s=3.0, faults=(
+        F.LinkDrop(prob=0.15, direction="up", message="SENSORS", trigger=F.at_time(0.5)),
+        F.LinkDrop(prob=0.15, direction="down", message="COMMAND", trigger=F.at_time(0.5)),
+    ))
+    with open_rig("loopback") as up:
+        ref = up.fly(sc)
+    with open_rig(spec) as up:
+        pty = up.fly(sc)
+    missed = pty.link_stats["missed_cycles"]
+    assert missed > 10 and missed == ref.link_stats["missed_cycles"]
+    assert pty.link_stats["answers_known_lost"] == missed   # none waited for
+    assert differing_columns(ref.telemetry, pty.telemetry) == []
+    assert pty.outcome == ref.outcome == "timeout"

@@ -172,6 +172,10 @@ class LinkOutage(LinkFault):
         return []
 
 
+_SENSORS, _COMMAND = 0x10, 0x11  # protocol.MsgType (not imported: the fault layer sees bytes only)
+_ANSWER_TYPES = {"up": (_SENSORS,), "down": (_COMMAND,)}  # a lockstep cycle's question and answer
+
+
 def _msg_type(frame: bytes) -> int | None:
     from cobs import cobs
     try:
@@ -200,6 +204,7 @@ class FaultyTransport(Transport):
         self._queue = {"up": [], "down": []}   # (due_cycle, order, bytes)
         self._order = 0
         self.counters = {"frames_up": 0, "frames_down": 0, "frames_out_up": 0, "frames_out_down": 0}
+        self.answer_lost = False  # see Transport.answer_lost
 
     def describe(self) -> str:
         return f"{self.inner.describe()} with link faults"
@@ -233,6 +238,8 @@ class FaultyTransport(Transport):
                 for b, d in cur:
                     nxt.extend((b2, d + d2) for b2, d2 in f.frame(b, direction, mt))
                 cur = nxt
+            if mt in _ANSWER_TYPES[direction] and not any(b == fr and d == 0 for b, d in cur):
+                self.answer_lost = True  # this cycle's SENSORS, or the COMMAND answering it, is not going through
             for b, d in cur:
                 self._order += 1
                 self._queue[direction].append((now + d, self._order, b))
@@ -259,6 +266,8 @@ class FaultyTransport(Transport):
             self.inner.write(out)
 
     def write(self, data: bytes) -> None:
+        if _msg_type(data) == _SENSORS:  # a new lockstep cycle: its answer is awaited afresh
+            self.answer_lost = False
         self._process("up", data)
         out = self._due("up")
         if out:

@@ -23,6 +23,10 @@ class Transport(abc.ABC):
 
     name: str = "transport"
     synchronous: bool = False
+    #: True once the answer to the last SENSORS written cannot come: the transport itself (the
+    #: link-fault layer) dropped, held back or altered that SENSORS or its COMMAND. The link then
+    #: counts the COMMAND lost at once instead of waiting its cycle time-out for it.
+    answer_lost: bool = False
     #: set by the rig: ``() -> str`` saying what became of the far end (process exit status, ...)
     diagnose = None
 
