@@ -59,11 +59,11 @@ COMMIT_S = 0.25  # results are committed in batches at most this old: a kill -9 
 RENEW_S = 5.0  # claims are renewed this often (a claim is stale after store.Store.stale_s >= 600 s)
 
 
-def _workers_for_rig(spec: CampaignSpec, workers: int | None, scheduler: str | None) -> int | None:
+def workers_for_rig(spec: CampaignSpec, workers: int | None, scheduler: str | None) -> int | None:
     """A rig over one physical board (kind usb-mcu) flies one run at a time, on this machine."""
-    from harness.campaign.worker import _rig_spec
+    from harness.campaign.worker import rig_spec
 
-    if spec.rig == "loopback" or _rig_spec(spec.rig).kind != "usb-mcu":
+    if spec.rig == "loopback" or rig_spec(spec.rig).kind != "usb-mcu":
         return workers
     if scheduler or (workers or 1) != 1:
         raise ConfigError(f"{spec.source}: [campaign] rig = {spec.rig_as_written!r} is one board on this machine: "
@@ -90,7 +90,7 @@ def run_campaign(spec: CampaignSpec | str | Path, db: str | Path | None = None, 
     if not isinstance(spec, CampaignSpec):
         spec = load_spec(spec, allow_import=allow_import)
     db = Path(db) if db else default_db(spec)
-    workers = _workers_for_rig(spec, workers, scheduler)
+    workers = workers_for_rig(spec, workers, scheduler)
     shown = printable(spec.name, 80)  # the name comes from a file: no terminal escapes
     t0 = time.perf_counter()
     started = time.time()

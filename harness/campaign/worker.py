@@ -40,7 +40,7 @@ def warm_up(rig: str = "loopback") -> None:
     else:
         from harness.rigs import open_rig
 
-        with open_rig(_rig_spec(rig)):
+        with open_rig(rig_spec(rig)):
             pass
     load_cycle_kernels()
     _warm.add(rig)
@@ -55,11 +55,12 @@ def fly_on_rig(sc, rig: str = "loopback", artifacts=None):
     run (a new in-process instance, a new program or QEMU)."""
     from harness.rigs import open_rig
 
-    with open_rig(_rig_spec(rig)) as up:
+    with open_rig(rig_spec(rig)) as up:
         return up.fly(sc, artifacts=artifacts)
 
 
-def _rig_spec(rig: str):
+def rig_spec(rig: str):
+    """The RigSpec of a campaign rig (name or rig-file path), read once per process."""
     spec = _RIG_SPECS.get(rig)
     if spec is None:
         from harness.rigs import load_rig

@@ -150,9 +150,9 @@ def locate_boundary(spec: FalsifySpec | str | Path, db: str | Path | None = None
         b = b.model_copy(update={"budget": int(budget)})
         spec = dataclasses.replace(spec, boundary=b)
     db = Path(db) if db else Path("fsil-falsify") / f"{spec.name}-boundary.sqlite"
-    from harness.campaign.core import _workers_for_rig
+    from harness.campaign.core import workers_for_rig
 
-    workers = _workers_for_rig(spec, workers, scheduler)
+    workers = workers_for_rig(spec, workers, scheduler)
     key = f"boundary:{spec.seed}"
     t0 = time.perf_counter()
     out = BoundaryOutcome(spec, db, key)

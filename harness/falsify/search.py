@@ -319,9 +319,9 @@ def falsify(spec: FalsifySpec | str | Path, db: str | Path | None = None, *, opt
         raise ConfigError(f"optimizer {optimizer!r}; allowed: cma, de, dual_annealing, tpe, random")
     spec = dataclasses.replace(spec, **changes)
     db = Path(db) if db else Path("fsil-falsify") / f"{spec.name}.sqlite"
-    from harness.campaign.core import _workers_for_rig
+    from harness.campaign.core import workers_for_rig
 
-    workers = _workers_for_rig(spec, workers, scheduler)
+    workers = workers_for_rig(spec, workers, scheduler)
     key = f"falsify:{spec.optimizer}:{spec.seed}"
     t0 = time.perf_counter()
     result = FalsifyOutcome(spec, db, key, spec.optimizer)

@@ -190,9 +190,9 @@ def spec_from_dict(doc: dict, src: str = "<memory>", text: str = "") -> FalsifyS
             "scenario": f.scenario, "dispersions": f.dispersions}
     cs = campaign_spec(camp, source=src)
     nominal = apply_overrides(resolve_scenario(cs.scenario), cs.overrides, f"{src}: [scenario]")
-    from harness.campaign.worker import _rig_spec
+    from harness.campaign.worker import rig_spec
 
-    source_dir = _rig_spec(cs.rig).source_dir  # the registry of the flight code that flies
+    source_dir = rig_spec(cs.rig).source_dir  # the registry of the flight code that flies
 
     def applies(path: str, value: float, key: str) -> None:
         check_flight_params(apply_overrides(nominal, {path: value}, f"{src}: {key}"), f"{src}: {key}", source_dir)
