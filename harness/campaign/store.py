@@ -182,9 +182,9 @@ def check_database_file(path: Path) -> None:
 def _create_database(path: Path) -> None:
     """Build an empty campaign database next to ``path`` and link it into place (atomic: another
     process either sees no file or a complete one). A file already there is left alone."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.new")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         con = sqlite3.connect(tmp)
         try:
             con.execute("PRAGMA page_size=1024")  # the blobs' last overflow page wastes half of 1 kB, not of 4 kB
@@ -199,11 +199,14 @@ def _create_database(path: Path) -> None:
             os.link(tmp, path)
         except FileExistsError:
             pass  # another campaign made it first: use theirs
+    except (OSError, sqlite3.Error) as exc:  # no folder there, no permission, a read-only file system
+        raise ConfigError(f"{path}: cannot create the campaign database ({getattr(exc, 'strerror', None) or exc}); "
+                          f"allowed: a path in a folder this user can write") from None
     finally:
         for p in (tmp, tmp.with_name(tmp.name + "-wal"), tmp.with_name(tmp.name + "-shm")):
             try:
                 p.unlink()
-            except FileNotFoundError:
+            except (FileNotFoundError, NotADirectoryError):  # never made (or no folder to make it in)
                 pass
 
 

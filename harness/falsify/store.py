@@ -22,8 +22,10 @@ import sqlite3
 import time
 from pathlib import Path
 
-from harness.campaign.store import SqliteStore
+from harness.campaign.store import APPLICATION_ID, SQLITE_MAGIC, SqliteStore, check_database_file
 from harness.errors import ConfigError
+
+FALSIFY_TABLES = {"falsify_searches", "falsify_evals"}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS falsify_searches (
@@ -53,10 +55,52 @@ def _unnum(x):
     return x
 
 
+def check_falsify_file(path: Path) -> None:
+    """Refuse (ConfigError naming ``path``), before a byte is written, an existing file that is
+    neither a falsification database nor an fsil campaign database (whose file the searches may
+    share): a folder, an empty file, not SQLite, another application's SQLite database. Reads only."""
+    hint = "choose another --db (the file is left as it is)"
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a folder, not a falsification database; allowed: an fsil falsification or "
+                          f"campaign database (SQLite) or a path that does not exist yet")
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(100)
+    except FileNotFoundError:
+        return  # a new database
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the falsification database: {exc.strerror or exc}") from None
+    if not head:
+        raise ConfigError(f"{path}: is empty (0 bytes), not a falsification database; {hint}")
+    if not head.startswith(SQLITE_MAGIC):
+        raise ConfigError(f"{path}: is not an SQLite database (it starts with {head[:16]!r}), so not a "
+                          f"falsification database; {hint}")
+    try:
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30.0)
+        try:
+            app = con.execute("PRAGMA application_id").fetchone()[0]
+            tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        finally:
+            con.close()
+    except sqlite3.Error as exc:
+        raise ConfigError(f"{path}: not a usable SQLite database ({exc}); {hint}") from None
+    if app == APPLICATION_ID:
+        check_database_file(path)  # a campaign's database: sound, or refused by name
+    elif app != 0 or not FALSIFY_TABLES <= tables:
+        what = f"application id 0x{app:08x}" if app else f"tables {', '.join(sorted(tables)) or '(none)'}"
+        raise ConfigError(f"{path}: is another application's SQLite database ({what}), not a falsification or "
+                          f"campaign database; {hint}")
+
+
 class FalsifyStore(SqliteStore):
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        check_falsify_file(self.path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"{self.path}: cannot create the falsification database's folder "
+                              f"({exc.strerror or exc})") from None
         try:
             self.db = sqlite3.connect(self.path, timeout=30.0)
             self.db.execute("PRAGMA journal_mode=WAL")

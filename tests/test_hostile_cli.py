@@ -1,0 +1,165 @@
+"""Hostile command lines and output paths through the real ``fsil`` CLI (issue 13's rule: a bad
+argument or path gets exit 2 and one line naming it, no traceback, and nothing already written is
+lost or changed): unwritable output folders, databases that are another application's file,
+negative seeds and budgets. Each case here gave a Python traceback or wrote into a file that was
+not fsil's before the fix it names."""
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main
+from harness.errors import ConfigError
+
+REPO = Path(__file__).resolve().parent.parent
+TESTS = Path(__file__).resolve().parent
+M2_SPEC = REPO / "harness" / "data" / "falsify" / "m2_gate_fix_late_lrf.toml"
+
+
+def _digest(p: Path) -> str:
+    return hashlib.sha256(p.read_bytes()).hexdigest()
+
+
+def _fsil(argv, capsys) -> tuple[int, str]:
+    """``fsil ARGV`` in-process: (exit code, stderr); a traceback fails the test by propagating."""
+    try:
+        code = main([str(a) for a in argv])
+    except SystemExit as exc:  # argparse
+        code = exc.code
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return code, err
+
+
+def _foreign_sqlite(path: Path) -> Path:
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE contacts (name TEXT, phone TEXT)")
+    con.execute("INSERT INTO contacts VALUES ('a', '1')")
+    con.commit()
+    con.close()
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
+# out-of-range numbers on the command line (numpy raised a bare ValueError on a negative seed;
+# falsify took --workers 0 as "all cores" and --budget -1 as "search nothing, report not falsified")
+
+
+@pytest.mark.parametrize("argv, must", [
+    (["run", "nominal-terminal-descent", "--seed", "-1"], "--seed -1: allowed: an integer from 0 to 9223372036854775807"),
+    (["run", "nominal-terminal-descent", "--seed", str(2 ** 64)], "--seed 18446744073709551616: allowed"),
+    (["falsify", M2_SPEC, "--seed", "-5"], "--seed -5: allowed: an integer from 0"),
+    (["falsify", M2_SPEC, "--budget", "-1"], "--budget -1: allowed: an integer >= 1"),
+    (["falsify", M2_SPEC, "--budget", "0"], "--budget 0: allowed: an integer >= 1"),
+    (["falsify", M2_SPEC, "--workers", "0"], "--workers 0: allowed: an integer >= 1"),
+    (["replay", "x.log", "--head", "-3"], "--head -3: allowed: an integer >= 0"),
+    (["campaign", "report", "x.sqlite", "--worst", "-1"], "--worst -1: allowed: an integer >= 0"),
+], ids=["run_seed_negative", "run_seed_65_bits", "falsify_seed", "falsify_budget_negative", "falsify_budget_zero",
+        "falsify_workers_zero", "replay_head", "report_worst"])
+def test_out_of_range_option_exits_2_naming_it_and_writes_nothing(argv, must, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, err = _fsil([*argv, *(["--db", tmp_path / "f.sqlite"] if argv[0] == "falsify" else [])], capsys)
+    assert code == 2 and must in err, err
+    assert list(tmp_path.iterdir()) == []  # no database, no run folder
+
+
+# ---------------------------------------------------------------------------------------------
+# output paths that cannot be written (each was a NotADirectoryError / sqlite3.OperationalError
+# traceback)
+
+
+def test_run_into_an_output_folder_that_is_a_file_exits_2_naming_the_path(tmp_path, capsys):
+    blocker = tmp_path / "runs"
+    blocker.write_text("a file where the output folder should go\n")
+    code, err = _fsil(["run", "nominal-terminal-descent", "--out", blocker], capsys)
+    assert code == 2 and f"fsil: error: {blocker}/nominal-terminal-descent: Not a directory" in err, err
+    assert blocker.read_text() == "a file where the output folder should go\n"
+
+
+def test_campaign_database_that_cannot_be_created_exits_2_naming_it(tmp_path, capsys):
+    blocker = tmp_path / "results"
+    blocker.write_text("x")
+    spec = tmp_path / "spec.toml"
+    spec.write_text('[campaign]\nname = "c"\nscenario = "nominal-terminal-descent"\nseed = 1\nruns_per_point = 1\n')
+    db = blocker / "c.sqlite"
+    code, err = _fsil(["campaign", spec, "--db", db, "--no-progress", "--workers", "1"], capsys)
+    assert code == 2 and f"{db}: cannot create the campaign database" in err, err
+    assert blocker.read_text() == "x"
+
+
+def test_campaign_report_that_cannot_be_written_keeps_the_results_and_says_where(tmp_path):
+    """The campaign flies, then its --report cannot be written: exit 2 naming the report path and
+    the database that holds the results; the runs are in it (a real process, a real database)."""
+    spec = tmp_path / "spec.toml"
+    spec.write_text('[campaign]\nname = "c"\nscenario = "campaign_helpers:short"\nseed = 1\nruns_per_point = 1\n'
+                    'run_timeout_s = 60\n')
+    db, report = tmp_path / "c.sqlite", tmp_path / "report.html"
+    report.mkdir()  # a folder where the HTML file should go
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), str(TESTS), os.environ.get("PYTHONPATH", "")]))
+    cp = subprocess.run([sys.executable, "-m", "harness.cli", "campaign", str(spec), "--db", str(db), "--workers",
+                         "1", "--no-progress", "--report", str(report), "--allow-import", "campaign_helpers"],
+                        capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
+    assert cp.returncode == 2 and "Traceback" not in cp.stderr, cp.stderr
+    assert f"--report {report}: cannot write the report" in cp.stderr and f"kept in {db}" in cp.stderr, cp.stderr
+    with sqlite3.connect(db) as con:
+        assert con.execute("SELECT status FROM runs").fetchall() == [("done",)]
+    con.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# fsil falsify --db: the old store ran CREATE TABLE and journal_mode=WAL on whatever SQLite file
+# it was given (another application's database gained two tables and changed its header)
+
+
+@pytest.mark.parametrize("kind, words", [
+    ("foreign", "is another application's SQLite database (tables contacts)"),
+    ("empty", "is empty (0 bytes)"),
+    ("folder", "is a folder, not a falsification database"),
+    ("garbage", "is not an SQLite database"),
+])
+def test_falsify_refuses_a_database_that_is_not_fsil_s_and_leaves_it_byte_identical(kind, words, tmp_path, capsys):
+    path = tmp_path / "target.sqlite"
+    if kind == "foreign":
+        _foreign_sqlite(path)
+    elif kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "folder":
+        path.mkdir()
+    else:
+        path.write_bytes(b"\x01" * 5000)
+    before = None if kind == "folder" else _digest(path)
+    code, err = _fsil(["falsify", M2_SPEC, "--db", path, "--no-progress", "--budget", "1"], capsys)
+    assert code == 2 and f"{path}: {words}" in err, err
+    if before is not None:
+        assert _digest(path) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["target.sqlite"]  # no -wal/-shm, no scenario file
+
+
+def test_falsify_store_still_shares_a_campaign_database_and_reopens_its_own(tmp_path):
+    from harness.campaign.store import Store
+    from harness.falsify.store import FalsifyStore
+
+    campaign_db = tmp_path / "c.sqlite"
+    spec = tmp_path / "spec.toml"
+    spec.write_text('[campaign]\nname = "c"\nscenario = "nominal-terminal-descent"\nseed = 1\nruns_per_point = 1\n')
+    from harness.campaign import load_spec, plan
+
+    cs = load_spec(spec)
+    with Store(campaign_db) as st:
+        st.init_campaign(cs, plan(cs))
+    for db in (campaign_db, tmp_path / "f.sqlite"):
+        with FalsifyStore(db):
+            pass
+        with FalsifyStore(db) as fs:  # and again, now that it holds the falsify tables
+            tables = {r[0] for r in fs.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        assert {"falsify_searches", "falsify_evals"} <= tables
+    with Store(campaign_db, create=False) as st:  # the campaign still opens its database
+        assert st.campaign()["name"] == "c"
+    with pytest.raises(ConfigError, match="another application's"):
+        FalsifyStore(_foreign_sqlite(tmp_path / "foreign.sqlite"))
