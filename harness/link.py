@@ -418,11 +418,16 @@ class FlightLink:
         self._missed_in_a_row += 1
         if self._missed_in_a_row >= self.stall_cycles:
             first_seq, first_t = self._first_missed
+            last_frames = self.describe_last_frames()
+            bad = self.decoder.counters.errors  # an answer that came but was refused: say why
             raise FlightCodeStalled(
                 f"flight code stalled on {self.transport.describe()}: no COMMAND for {self._missed_in_a_row} "
                 f"consecutive cycles since SENSORS seq {first_seq} at t={first_t / 1e6:.3f} s "
-                f"(limit {self.stall_cycles} cycles, {self.cycle_timeout_s:.2f} s wall each); "
-                f"{self.describe_last_frames()}")
+                f"(limit {self.stall_cycles} cycles, {self.cycle_timeout_s:.2f} s wall each); {last_frames}"
+                + (f"; {bad} bad frame{'s' if bad != 1 else ''} from the flight code in this run, the last: "
+                   f"{self.decoder.errors[-1][1]}" if bad and self.decoder.errors else "")
+                + (f"; {self.stats.late_commands} COMMAND{'s' if self.stats.late_commands != 1 else ''} in this run "
+                   f"answered a SENSORS other than the one awaited" if self.stats.late_commands else ""))
         return None
 
     def _exchange_in_process(self, sensors: p.Sensors, t_us: int) -> p.Command | None:
