@@ -163,3 +163,37 @@ def test_falsify_store_still_shares_a_campaign_database_and_reopens_its_own(tmp_
         assert st.campaign()["name"] == "c"
     with pytest.raises(ConfigError, match="another application's"):
         FalsifyStore(_foreign_sqlite(tmp_path / "foreign.sqlite"))
+
+
+@pytest.mark.parametrize("edit, words", [
+    ("u_json = '{bad'", "column u_json = '{bad'; allowed: a JSON array of numbers"),
+    ("params_json = '[1]'", "column params_json = '[1]'; allowed: a JSON object"),
+    ("robustness_json = '{x'", "column robustness_json = '{x'; allowed: a JSON array of arrays or NULL"),
+    ("objective = 'abc'", "column objective = 'abc'; allowed: a number, 'inf', '-inf' or NULL"),
+    ("seed = 'x'", "column seed = 'x'; allowed: an integer >= 0"),
+])
+def test_falsify_database_with_an_edited_value_is_refused_naming_the_column(tmp_path, capsys, edit, words):
+    """Each was a traceback (JSONDecodeError, TypeError) when the search resumed."""
+    from harness.falsify import load_falsify_spec
+    from harness.falsify.store import FalsifyStore
+
+    spec = load_falsify_spec(M2_SPEC)
+    db = tmp_path / "f.sqlite"
+    with FalsifyStore(db) as st:
+        st.open_search("falsify:cma:1", spec, "falsify")
+        st.record("falsify:cma:1", 0, [0.5, 0.5], {"a": 1.0}, 1,
+                  {"status": "done", "outcome": "landed", "objective": float("inf"), "robustness": [["r", 1.0]]})
+    with FalsifyStore(db) as st:  # sound (an infinite objective is stored as 'inf')
+        assert st.stored("falsify:cma:1", 0)["objective"] == float("inf")
+    con = sqlite3.connect(db)
+    con.execute(f"UPDATE falsify_evals SET {edit}")
+    con.commit()
+    con.close()
+    before = _digest(db)
+    with pytest.raises(ConfigError) as ei:
+        FalsifyStore(db)
+    assert str(ei.value).startswith(f"{db}: the falsification database holds a bad value: table falsify_evals")
+    assert words in str(ei.value), str(ei.value)
+    code, err = _fsil(["falsify", M2_SPEC, "--db", db, "--no-progress", "--budget", "1"], capsys)
+    assert code == 2 and words in err
+    assert _digest(db) == before

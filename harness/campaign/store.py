@@ -229,11 +229,13 @@ _CONTENT_RULES = (
 )
 
 
-def _check_contents(con: sqlite3.Connection, path: Path, tables: set, hint: str) -> None:
+def _check_contents(con: sqlite3.Connection, path: Path, tables: set, hint: str, content_rules=_CONTENT_RULES,
+                    what: str = "campaign database") -> None:
     """Refuse (ConfigError naming the table, the row and the column) a value of the wrong type or
-    form, or a plan without its campaign row. One scan per table that stops at the first bad row
-    (0.3-0.5 s on a 100,000-run database); only then is the row asked which column it is."""
-    for table, key, rules in _CONTENT_RULES:
+    form (``content_rules``, laid out as :data:`_CONTENT_RULES`), or a plan without its campaign
+    row. One scan per table that stops at the first bad row (0.3-0.5 s on a 100,000-run
+    database); only then is the row asked which column it is."""
+    for table, key, rules in content_rules:
         if table not in tables:
             continue
         have = {r[1] for r in con.execute(f"PRAGMA table_info({table})")}
@@ -243,12 +245,12 @@ def _check_contents(con: sqlite3.Connection, path: Path, tables: set, hint: str)
         if bad is None:
             continue
         case = " ".join(f"WHEN NOT {c} THEN {i}" for i, c in enumerate(conds))
-        i, value = con.execute(f"SELECT CASE {case} END, * FROM {table} WHERE {key} IS {bad[0]} LIMIT 1").fetchone()[:2]
+        i = con.execute(f"SELECT CASE {case} END FROM {table} WHERE {key} IS {bad[0]} LIMIT 1").fetchone()[0]
         column, _cond, allowed = rules[i]
         value = con.execute(f"SELECT quote({column}) FROM {table} WHERE {key} IS {bad[0]} LIMIT 1").fetchone()[0]
-        raise ConfigError(f"{path}: the campaign database holds a bad value: table {table}, {key} {bad[0]}, "
+        raise ConfigError(f"{path}: the {what} holds a bad value: table {table}, {key} {bad[0]}, "
                           f"column {column} = {printable(str(value), 60)}; allowed: {allowed}; {hint}")
-    if "campaign" in tables and "runs" in tables:
+    if content_rules is _CONTENT_RULES and "campaign" in tables and "runs" in tables:
         n_campaign = con.execute("SELECT count(*) FROM campaign").fetchone()[0]
         if n_campaign == 0 and con.execute("SELECT 1 FROM runs LIMIT 1").fetchone():
             raise ConfigError(f"{path}: the campaign database holds planned runs but no campaign row (its spec); "
