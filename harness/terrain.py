@@ -667,7 +667,7 @@ def terrain_from_table(table: dict, source: str):
         raise ConfigError(f"{source}: [terrain] must be a table; allowed: type = {', '.join(TERRAIN_TABLES)} "
                           f"and that type's keys")
     kind = table.get("type")
-    if kind not in TERRAIN_TABLES:
+    if not isinstance(kind, str) or kind not in TERRAIN_TABLES:
         raise ConfigError(f"{source}: [terrain] type = {value_text(kind) if 'type' in table else '(missing)'} "
                           f"is invalid; allowed: {', '.join(TERRAIN_TABLES)}")
     model, fn = TERRAIN_TABLES[kind]

@@ -150,6 +150,8 @@ def read_text(path: Path | str, *, what: str = "file") -> str:
     """The text of ``path`` (UTF-8). Missing, a folder, unreadable, too big or not UTF-8: a
     ConfigError naming the file and the reason."""
     p = Path(path)
+    if "\x00" in str(p):  # os.stat() would raise ValueError
+        raise ConfigError(f"{printable(str(p), 200)}: no such {what} (the name holds a NUL byte)")
     try:
         size = p.stat().st_size
         if p.is_dir():
