@@ -197,3 +197,44 @@ def test_falsify_database_with_an_edited_value_is_refused_naming_the_column(tmp_
     code, err = _fsil(["falsify", M2_SPEC, "--db", db, "--no-progress", "--budget", "1"], capsys)
     assert code == 2 and words in err
     assert _digest(db) == before
+
+
+# ---------------------------------------------------------------------------------------------
+# golden reference files with arrays of the wrong kind (were TypeError / IndexError tracebacks from
+# fsil golden check, or loaded silently: a float index cast to garbage, change lists of two lengths)
+
+
+def _golden_cases():
+    import json
+
+    import numpy as np
+
+    def header(h):
+        return np.frombuffer(json.dumps(h).encode(), np.uint8)
+
+    return {
+        "header_a_list": ({"header": header([1, 2])}, "the header is not a JSON object"),
+        "dt_text": ({"header": "dt"}, "the header is not a JSON object with a number cycle_dt_s"),
+        "nan_index_out_of_range": ({"nan_altitude_m": np.array([10 ** 9])}, "index 1000000000 is out of bounds"),
+        "float_sample_index": ({"sample_index": np.array([0.5, np.nan])}, "sample_index holds float64 values"),
+        "change_lists_differ": ({"at_mode": np.arange(50)}, "at_mode and val_mode differ in length"),
+    }
+
+
+@pytest.mark.parametrize("case", sorted(_golden_cases()))
+def test_golden_reference_with_arrays_of_the_wrong_kind_is_a_golden_error_naming_the_file(case, tmp_path):
+    import json
+
+    import numpy as np
+
+    from harness.golden import GoldenError, load_reference, reference_path
+
+    edit, words = _golden_cases()[case]
+    z = dict(np.load(reference_path("slim")))
+    if isinstance(edit.get("header"), str):  # a header whose cycle_dt_s is text
+        h = json.loads(bytes(z["header"]).decode())
+        edit = {"header": np.frombuffer(json.dumps({**h, "cycle_dt_s": "0.02"}).encode(), np.uint8)}
+    np.savez(tmp_path / "slim.npz", **{**z, **edit})
+    with pytest.raises(GoldenError) as ei:
+        load_reference("slim", folder=tmp_path)
+    assert str(ei.value).startswith(f"{tmp_path / 'slim.npz'}: unreadable golden reference") and words in str(ei.value)
