@@ -180,10 +180,13 @@ def test_refused_answers_stall_the_run_naming_why_each_was_refused(tmp_path, mod
     assert len(frames["F>H"]) >= 2 * 25  # the good answers before, kept in the log
 
 
-@pytest.mark.parametrize("mode", ["nan-throttle", "inf-torque", "hello", "garbage"])
+@pytest.mark.parametrize("mode", ["nan-throttle", "inf-torque", "hello", "garbage", "flood", "flood-before-hello",
+                                  "binary-name"])
 def test_absurd_values_a_mid_flight_hello_and_garbage_fly_to_the_end(tmp_path, mode):
     """Held before this audit (kept as regression tests): the plant reads a non-finite throttle
-    or torque as 0 and clamps the rest; a HELLO or garbage between answers is logged and skipped."""
+    or torque as 0 and clamps the rest; a HELLO, garbage or 2,000 TELEMETRY frames between answers
+    are logged and skipped; 1 MB of garbage before the HELLO is skipped; a HELLO name that is not
+    ASCII is shown escaped."""
     res, folder = _fly_hostile(tmp_path, mode)
     assert res.outcome == "timeout" and res.error is None  # 3 s of a 60 s descent: flown to t_max
     assert res.telemetry["t_s"].size == 151
@@ -191,7 +194,18 @@ def test_absurd_values_a_mid_flight_hello_and_garbage_fly_to_the_end(tmp_path, m
         assert np.isfinite(res.telemetry[col]).all(), col
     if mode == "nan-throttle":  # what the flight code sent is recorded as sent
         assert np.isnan(res.telemetry["throttle_cmd"][30:]).all()
-    _kept_on_disk(res, folder)
+    if mode == "binary-name":
+        assert "\x1b" not in (folder / "summary.txt").read_text() and "\x1b" not in res.verdict()
+    frames = _kept_on_disk(res, folder)
+    if mode == "flood":
+        assert len(frames["F>H"]) > 2000 * 100  # every TELEMETRY of the flood is in the log
+
+
+def test_a_config_ack_for_another_parameter_fails_the_handshake_naming_both(tmp_path):
+    res, folder = _fly_hostile(tmp_path, "ack-wrong-id")
+    assert res.outcome == "link-failure"
+    assert "CONFIG NAV_R0_X (id 1) answered by a CONFIG_ACK for id 8" in res.error, res.error
+    assert replay_link_log(folder / "link.log")["F>H"]
 
 
 def test_a_far_end_that_exits_mid_flight_is_named_and_the_data_kept(tmp_path):

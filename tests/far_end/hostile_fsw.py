@@ -9,7 +9,9 @@ wrong-seq (COMMAND answering a SENSORS never sent), wrong-version (COMMAND with 
 CRC valid), oversize (a packet longer than any message, CRC valid), short-command (COMMAND body cut
 short, CRC valid), garbage (random bytes before each answer), flood (2,000 TELEMETRY before each
 COMMAND), hello (a HELLO before each COMMAND), close (closes its end of the pty, stays alive),
-exit0 (exits with status 0), stall (stops answering, alive, port open).
+exit0 (exits with status 0), stall (stops answering, alive, port open); during the handshake:
+flood-before-hello (1 MB of garbage first), binary-name (a HELLO whose name is not ASCII),
+ack-wrong-id (every CONFIG_ACK names another parameter).
 """
 import os
 import random
@@ -20,6 +22,9 @@ import time
 import tty
 
 from harness import protocol as p
+
+
+HANDSHAKE_MODES = ("flood-before-hello", "binary-name", "ack-wrong-id")  # after the handshake: good flight code
 
 
 def frame_of(packet_wo_crc: bytes) -> bytes:
@@ -44,7 +49,13 @@ def main() -> int:
     def tlm():
         return p.Telemetry((0.0, 0.0, 0.0), (0.0,) * 3, (1.0, 0.0, 0.0, 0.0), 0.0, 0.0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
 
-    send(p.Hello(p.PROTOCOL_VERSION, 0x5C41, "hostile"))
+    if mode == "flood-before-hello":  # 1 MB of garbage (no delimiter for long runs) before its banner
+        os.write(fd, bytes(rng.randrange(1, 256) for _ in range(1 << 20)))
+    if mode == "binary-name":  # a HELLO whose name is not ASCII
+        os.write(fd, frame_of(p.HEADER.pack(p.PROTOCOL_VERSION, p.MsgType.HELLO, 0, 0)
+                              + p.Hello.LAYOUT.pack(p.PROTOCOL_VERSION, 0x5C41, 0, b"\xff\x1b[2J\x00\x9b")))
+    else:
+        send(p.Hello(p.PROTOCOL_VERSION, 0x5C41, "hostile"))
     while True:
         try:
             data = os.read(fd, 4096)
@@ -53,8 +64,10 @@ def main() -> int:
         if not data:
             return 0
         for f in dec.feed(data):
-            if f.msg_type == p.MsgType.HELLO:
+            if f.msg_type == p.MsgType.HELLO and mode != "binary-name":
                 send(p.Hello(p.PROTOCOL_VERSION, 0x5C41, "hostile"))
+            elif f.msg_type == p.MsgType.CONFIG and mode == "ack-wrong-id":
+                send(p.ConfigAck((f.msg.param_id + 7) & 0xFFFF, p.ConfigStatus.ACCEPTED, f.msg.value), f.t_us)
             elif f.msg_type == p.MsgType.CONFIG:
                 commit = f.msg.flags & p.CONFIG_COMMIT
                 send(p.ConfigAck(f.msg.param_id, p.ConfigStatus.COMMITTED if commit else p.ConfigStatus.ACCEPTED,
@@ -62,7 +75,7 @@ def main() -> int:
             elif f.msg_type == p.MsgType.SENSORS:
                 n_sensors += 1
                 good = p.Command(0.0, (0.0, 0.0, 0.0), f.seq, 0, 0)
-                if n_sensors <= after:
+                if n_sensors <= after or mode in HANDSHAKE_MODES:
                     send(good, f.t_us)
                     send(tlm(), f.t_us)
                     continue
