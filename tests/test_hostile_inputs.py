@@ -1,8 +1,9 @@
-"""Hostile command lines and output paths through the real ``fsil`` CLI (issue 13's rule: a bad
-argument or path gets exit 2 and one line naming it, no traceback, and nothing already written is
-lost or changed): unwritable output folders, databases that are another application's file,
-negative seeds and budgets. Each case here gave a Python traceback or wrote into a file that was
-not fsil's before the fix it names."""
+"""Hostile command lines, output paths and data files (issue 13's rule: a bad argument, path or
+file gets exit 2 / a ConfigError naming it, no traceback, and nothing already written is lost or
+changed): unwritable output folders, databases that are another application's file or hold values
+of the wrong type, negative seeds and budgets, golden references and height fields whose arrays
+are of the wrong kind. Each case here gave a Python traceback, loaded garbage, or wrote into a
+file that was not fsil's before the fix it names."""
 from __future__ import annotations
 
 import hashlib
@@ -238,3 +239,39 @@ def test_golden_reference_with_arrays_of_the_wrong_kind_is_a_golden_error_naming
     with pytest.raises(GoldenError) as ei:
         load_reference("slim", folder=tmp_path)
     assert str(ei.value).startswith(f"{tmp_path / 'slim.npz'}: unreadable golden reference") and words in str(ei.value)
+
+
+# ---------------------------------------------------------------------------------------------
+# height-field files (HeightField.load: .npz with metadata, from a DEM tool): arrays of the wrong
+# kind or size were ValueError / TypeError / IndexError tracebacks, or loaded (booleans, complex
+# numbers, a NaN origin, a negative Moon radius)
+
+
+@pytest.mark.parametrize("arrays, words", [
+    ({"heights": [["a", "b"], ["c", "d"]]}, "heights holds <U1 values; allowed: real numbers"),
+    ({"heights": "bool"}, "heights holds bool values"),
+    ({"heights": "complex"}, "heights holds complex128 values"),
+    ({"spacing_m": [1.0, 2.0, 3.0]}, "spacing_m = [1.0, 2.0, 3.0]; allowed: 1 or 2 finite number(s)"),
+    ({"spacing_m": ["a"]}, "spacing_m holds <U1 values"),
+    ({"origin_en_m": [1.0]}, "origin_en_m = [1.0]; allowed: 2 finite number(s)"),
+    ({"origin_en_m": [float("nan"), 1.0]}, "origin_en_m = [nan, 1.0]"),
+    ({"base_height_m": [1.0, 2.0]}, "base_height_m = [1.0, 2.0]; allowed: 1 finite number(s)"),
+    ({"site_lat_rad": "x"}, "site_lat_rad holds <U1 values"),
+    ({"site_radius_m": -5.0}, "site_radius_m = -5.0; allowed: > 0 (m)"),
+], ids=["heights_text", "heights_bool", "heights_complex", "spacing_3", "spacing_text", "origin_1", "origin_nan",
+        "base_2", "site_text", "radius_negative"])
+def test_height_field_file_with_arrays_of_the_wrong_kind_is_a_config_error(tmp_path, arrays, words):
+    import numpy as np
+
+    from harness.terrain import HeightField
+
+    good = {"heights": np.arange(25.0).reshape(5, 5), "spacing_m": np.array(10.0)}
+    special = {"bool": np.ones((5, 5), bool), "complex": np.ones((5, 5), complex)}
+    path = tmp_path / "dem.npz"
+    np.savez(path, **{**good, **{k: special.get(v, v) if isinstance(v, str) else np.asarray(v)
+                                 for k, v in arrays.items()}})
+    with pytest.raises(ConfigError) as ei:
+        HeightField.load(path)
+    assert str(ei.value).startswith(f"{path}: ") and words in str(ei.value), str(ei.value)
+    np.savez(path, **good)  # and the sound file loads
+    assert HeightField.load(path).heights.shape == (5, 5)
