@@ -20,6 +20,22 @@ def check_option(name: str, value: int | None, low: int, high: int | None = None
         raise ConfigError(f"{name} {value}: allowed: {allowed}")
 
 
+def check_output_file(option: str, path) -> None:
+    """Refuse (ConfigError naming the option and path) an output file that cannot be written
+    where it is: a folder at that path, or a file where one of its folders should be. Checked
+    before the work whose result goes there, so that no result is computed and then lost."""
+    if path is None:
+        return
+    p = Path(path)
+    if p.is_dir():
+        raise ConfigError(f"{option} {p}: is a folder; allowed: a file path")
+    for parent in p.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ConfigError(f"{option} {p}: {parent} is a file, not a folder; allowed: a path in a folder")
+            break
+
+
 def summary_table(results) -> str:
     """A fixed-width table of outcomes and the numbers that decide them."""
     head = ("scenario", "outcome", "v_down", "v_horiz", "tilt", "prop_left", "first LRF", "point of no return",
@@ -101,6 +117,7 @@ def cmd_conform(args) -> int:
     """The protocol conformance checklist on one rig (docs/conformance.md): 0 all pass, 1 a FAIL."""
     from harness.conform import conform
 
+    check_output_file("--junit-xml", args.junit_xml)
     report = conform(args.rig, cycles=args.cycles, junit_xml=args.junit_xml)
     print(report.table())
     if args.junit_xml:

@@ -95,19 +95,29 @@ def test_campaign_database_that_cannot_be_created_exits_2_naming_it(tmp_path, ca
 
 
 def test_campaign_report_that_cannot_be_written_keeps_the_results_and_says_where(tmp_path):
-    """The campaign flies, then its --report cannot be written: exit 2 naming the report path and
-    the database that holds the results; the runs are in it (a real process, a real database)."""
+    """A --report into a folder is refused before anything flies. One that fails only when it is
+    written (here: /proc refuses new files) comes after the campaign flew: exit 2 naming the
+    report path and the database that holds the results; the runs are in it (a real process, a
+    real database)."""
     spec = tmp_path / "spec.toml"
     spec.write_text('[campaign]\nname = "c"\nscenario = "campaign_helpers:short"\nseed = 1\nruns_per_point = 1\n'
                     'run_timeout_s = 60\n')
-    db, report = tmp_path / "c.sqlite", tmp_path / "report.html"
-    report.mkdir()  # a folder where the HTML file should go
+    db, folder = tmp_path / "c.sqlite", tmp_path / "report.html"
+    folder.mkdir()
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), str(TESTS), os.environ.get("PYTHONPATH", "")]))
-    cp = subprocess.run([sys.executable, "-m", "harness.cli", "campaign", str(spec), "--db", str(db), "--workers",
-                         "1", "--no-progress", "--report", str(report), "--allow-import", "campaign_helpers"],
-                        capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
+
+    def campaign(report):
+        return subprocess.run([sys.executable, "-m", "harness.cli", "campaign", str(spec), "--db", str(db),
+                               "--workers", "1", "--no-progress", "--report", str(report), "--allow-import",
+                               "campaign_helpers"], capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
+
+    cp = campaign(folder)
+    assert cp.returncode == 2 and f"--report {folder}: is a folder" in cp.stderr, cp.stderr
+    assert not db.exists()  # nothing planned or flown
+    unwritable = Path("/proc/fsil-report.html")
+    cp = campaign(unwritable)
     assert cp.returncode == 2 and "Traceback" not in cp.stderr, cp.stderr
-    assert f"--report {report}: cannot write the report" in cp.stderr and f"kept in {db}" in cp.stderr, cp.stderr
+    assert f"--report {unwritable}: cannot write the report" in cp.stderr and f"kept in {db}" in cp.stderr, cp.stderr
     with sqlite3.connect(db) as con:
         assert con.execute("SELECT status FROM runs").fetchall() == [("done",)]
     con.close()
@@ -275,3 +285,20 @@ def test_height_field_file_with_arrays_of_the_wrong_kind_is_a_config_error(tmp_p
     assert str(ei.value).startswith(f"{path}: ") and words in str(ei.value), str(ei.value)
     np.savez(path, **good)  # and the sound file loads
     assert HeightField.load(path).heights.shape == (5, 5)
+
+
+def test_conform_junit_xml_into_a_folder_is_refused_before_the_checklist_runs(tmp_path, capsys, monkeypatch):
+    """The checklist ran, then writing its XML into a folder raised IsADirectoryError: the
+    results (the table) were lost with a traceback. Now refused first, the rig never opened."""
+    import harness.conform
+
+    ran = []
+    monkeypatch.setattr(harness.conform, "conform", lambda *a, **k: ran.append(1))
+    folder = tmp_path / "conform.xml"
+    folder.mkdir()
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    for path, words in ((folder, "is a folder"), (blocker / "c.xml", f"{blocker} is a file, not a folder")):
+        code, err = _fsil(["conform", "--rig", "loopback", "--junit-xml", path], capsys)
+        assert code == 2 and f"--junit-xml {path}: {words}" in err, err
+    assert not ran

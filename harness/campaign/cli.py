@@ -77,10 +77,13 @@ def cmd_campaign(args) -> int:
 def cmd_run(a) -> int:
     from harness.campaign.core import run_campaign, summary_text
 
+    from harness.cli import check_output_file
+
     if a.workers is not None and a.workers < 1:
         from harness.errors import ConfigError
 
         raise ConfigError(f"--workers {a.workers}: allowed: an integer >= 1")
+    check_output_file("--report", a.report)  # before flying, not after
     out = run_campaign(a.spec, a.db, workers=a.workers, scheduler=a.scheduler, progress=not a.no_progress,
                        retry_errors=a.retry_errors, allow_import=a.allow_import)
     axes = _axes(out.db)
