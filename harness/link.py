@@ -84,17 +84,40 @@ class LinkLog:
         else:
             self.bytes_rx += len(data)
         if self._fh:
-            self._fh.write(_LOG_RECORD.pack(direction, time.perf_counter() - self._t0, len(data)))
-            self._fh.write(data)
+            try:
+                self._fh.write(_LOG_RECORD.pack(direction, time.perf_counter() - self._t0, len(data)))
+                self._fh.write(data)
+            except OSError as exc:
+                self._failed(exc)
 
     def flush(self) -> None:
         if self._fh:
-            self._fh.flush()
+            try:
+                self._fh.flush()
+            except OSError as exc:
+                self._failed(exc)
 
     def close(self) -> None:
         if self._fh:
-            self._fh.close()
-            self._fh = None
+            fh, self._fh = self._fh, None
+            try:
+                fh.close()
+            except OSError as exc:  # the last buffered records did not fit (a full disk)
+                raise self._write_error(exc) from None
+
+    def _failed(self, exc: OSError) -> None:
+        """The log file cannot be written (a full disk, a file system gone read-only): stop
+        logging and raise LinkError naming the file and the cause (the run ends as a link failure)."""
+        fh, self._fh = self._fh, None
+        try:
+            fh.close()
+        except OSError:
+            pass
+        raise self._write_error(exc) from None
+
+    def _write_error(self, exc: OSError) -> "LinkError":
+        return LinkError(f"{self.path}: cannot write the link log ({exc.strerror or exc}); it holds the records "
+                         f"written before")
 
 
 def read_link_log(path: Path | str) -> list[tuple[str, float, bytes]]:

@@ -212,3 +212,43 @@ def test_a_far_end_that_exits_mid_flight_is_named_and_the_data_kept(tmp_path):
     res, folder = _fly_hostile(tmp_path, "exit0")
     assert res.outcome == "link-failure" and "exited with status 0" in res.error, res.error
     _kept_on_disk(res, folder)
+
+
+# ---------------------------------------------------------------------------- a log that cannot be written
+def test_a_link_log_that_cannot_be_written_ends_the_run_as_a_link_failure_naming_it(tmp_path):
+    """The disk fills up under the link log (here: link.log is /dev/full). The old log raised a
+    bare OSError out of fly(): no outcome, no telemetry, a traceback. Now the run ends as a link
+    failure naming the file and the cause, and the telemetry up to then is written beside it."""
+    import os
+    from pathlib import Path
+
+    from harness.rigs import open_rig
+    from harness.scenario_files import terminal_descent
+
+    if not Path("/dev/full").exists():
+        pytest.skip("no /dev/full on this system")
+    folder = tmp_path / "run"
+    folder.mkdir()
+    os.symlink("/dev/full", folder / "link.log")
+    with open_rig("loopback") as up:
+        res = up.fly(terminal_descent(t_max_s=5.0), artifacts=folder)
+    assert res.outcome == "link-failure"
+    assert f"{folder / 'link.log'}: cannot write the link log (No space left on device)" in res.error, res.error
+    n = res.telemetry["t_s"].size
+    assert 0 < n < 251  # the cycles flown before the log's buffer first failed to reach the disk
+    assert (folder / "telemetry.csv").read_text().count("\n") == n + 1
+    assert "link-failure" in (folder / "summary.txt").read_text().lower()
+
+
+def test_link_log_write_errors_are_link_errors_naming_the_file():
+    from pathlib import Path
+
+    if not Path("/dev/full").exists():
+        pytest.skip("no /dev/full on this system")
+    log = LinkLog("/dev/full")
+    with pytest.raises(LinkError, match="/dev/full: cannot write the link log"):
+        for _ in range(10_000):
+            log.record(b">", GOOD)
+        log.flush()
+    log.record(b">", GOOD)  # stopped logging: no second error, nothing written
+    log.close()
