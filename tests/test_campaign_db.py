@@ -317,3 +317,19 @@ def test_cli_on_a_database_with_a_wrong_value_exits_2_for_report_rerun_and_resum
         assert cp.returncode == 2 and "Traceback" not in cp.stderr, (args, cp.stderr)
         assert "column seed = 'x'" in cp.stderr
     assert _digest(db) == before
+
+
+def test_terminal_escapes_stored_in_a_database_are_shown_escaped_in_the_summary(tmp_path):
+    """The outcome and failure mode of a run are text from the database: an edited one holding a
+    terminal escape went raw to the terminal in the summary of fsil campaign."""
+    from harness.campaign.core import load_db, summary_text
+
+    _spec, db = _planned_db(tmp_path)
+    con = sqlite3.connect(db)
+    con.execute("UPDATE runs SET status = 'done', outcome = 'boom\x1b[2J', failure_mode = 'mode\x1b]0;pwn\x07'")
+    con.commit()
+    con.close()
+    _s, table, axes = load_db(db, allow_import=["campaign_helpers"])
+    text = summary_text(table, axes)
+    assert "\x1b" not in text and "\x07" not in text
+    assert "boom\\x1b[2J" in text and "mode\\x1b]0;pwn\\x07" in text
