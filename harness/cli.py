@@ -173,6 +173,7 @@ def cmd_falsify(args) -> int:
     check_option("--seed", args.seed, 0, SEED_MAX)
     check_option("--budget", args.budget, 1)
     check_option("--workers", args.workers, 1)
+    check_output_file("--out", args.out)  # the falsifying scenario file: before the search, not after it
     spec = load_falsify_spec(args.spec)
     if args.check:
         res, rob = check_case(spec, args.check)

@@ -302,3 +302,12 @@ def test_conform_junit_xml_into_a_folder_is_refused_before_the_checklist_runs(tm
         code, err = _fsil(["conform", "--rig", "loopback", "--junit-xml", path], capsys)
         assert code == 2 and f"--junit-xml {path}: {words}" in err, err
     assert not ran
+
+
+def test_falsify_out_into_a_folder_is_refused_before_the_search(tmp_path, capsys):
+    """The search flew, then writing the falsifying scenario into a folder raised IsADirectoryError."""
+    folder = tmp_path / "case.toml"
+    folder.mkdir()
+    code, err = _fsil(["falsify", M2_SPEC, "--db", tmp_path / "f.sqlite", "--out", folder, "--budget", "1"], capsys)
+    assert code == 2 and f"--out {folder}: is a folder" in err, err
+    assert not (tmp_path / "f.sqlite").exists()
