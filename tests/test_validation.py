@@ -140,3 +140,25 @@ def test_a_fifo_is_refused_instead_of_blocking_the_reader(tmp_path):
             except OSError:
                 pass
         writer.join()
+
+
+def test_a_device_that_never_ends_is_refused_instead_of_read_into_memory(tmp_path):
+    """/dev/zero has size 0, so the size limit let it through and the old reader read it until
+    memory ran out. Checked in a child process with its memory capped at 1 GB."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    if not Path("/dev/zero").exists():
+        pytest.skip("no /dev/zero on this system")
+    code = ("import resource, sys\n"
+            "resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))\n"
+            "from harness.errors import ConfigError\n"
+            "from harness.validation import read_toml\n"
+            "try:\n    read_toml('/dev/zero', what='campaign spec')\n"
+            "except ConfigError as exc:\n    print(exc)\n    sys.exit(0)\n"
+            "sys.exit(3)\n")
+    cp = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                        cwd=Path(__file__).resolve().parent.parent)
+    assert cp.returncode == 0, cp.stderr[-500:]
+    assert "/dev/zero: the campaign spec is not a regular file" in cp.stdout
