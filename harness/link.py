@@ -127,6 +127,9 @@ def read_link_log(path: Path | str) -> list[tuple[str, float, bytes]]:
     file holds, or has a direction byte other than ">"/"<", raises LinkError naming the file,
     the byte offset of the record and the cause."""
     try:
+        if Path(path).exists() and not Path(path).is_dir() and not Path(path).is_file():
+            # a FIFO would block the reader for ever, /dev/zero fill its memory
+            raise LinkError(f"{path}: not a regular file (a pipe, socket or device); allowed: an fsil link log")
         raw = Path(path).read_bytes()
     except OSError as exc:
         raise LinkError(f"{path}: cannot read the link log: {exc.strerror or exc}") from None

@@ -252,3 +252,28 @@ def test_link_log_write_errors_are_link_errors_naming_the_file():
         log.flush()
     log.record(b">", GOOD)  # stopped logging: no second error, nothing written
     log.close()
+
+
+def test_replay_of_a_device_or_a_pipe_is_refused_without_reading_it(tmp_path):
+    """fsil replay /dev/zero read until memory ran out (a MemoryError traceback); a named pipe
+    blocked for ever. Checked in a child process with its memory capped at 1 GB."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    fifo = tmp_path / "link.log"
+    os.mkfifo(fifo)
+    targets = [str(fifo)] + (["/dev/zero"] if Path("/dev/zero").exists() else [])
+    code = ("import resource, sys\n"
+            "resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))\n"
+            "from harness.cli import main\n"
+            "sys.exit(main(['replay', sys.argv[1]]))\n")
+    for target in targets:
+        try:
+            cp = subprocess.run([sys.executable, "-c", code, target], capture_output=True, text=True, timeout=20,
+                                cwd=Path(__file__).resolve().parent.parent)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"fsil replay {target} blocked")
+        assert cp.returncode == 2, (target, cp.stderr[-500:])
+        assert f"{target}: not a regular file (a pipe, socket or device)" in cp.stderr
