@@ -311,3 +311,19 @@ def test_falsify_out_into_a_folder_is_refused_before_the_search(tmp_path, capsys
     code, err = _fsil(["falsify", M2_SPEC, "--db", tmp_path / "f.sqlite", "--out", folder, "--budget", "1"], capsys)
     assert code == 2 and f"--out {folder}: is a folder" in err, err
     assert not (tmp_path / "f.sqlite").exists()
+
+
+@pytest.mark.parametrize("argv", [["campaign", "report", "{db}"],
+                                  ["falsify", str(M2_SPEC), "--db", "{db}", "--budget", "1", "--no-progress"]],
+                         ids=["campaign", "falsify"])
+def test_a_named_pipe_as_the_database_is_refused_instead_of_blocking(tmp_path, argv):
+    """Opening a FIFO to read its first 100 bytes blocked fsil for ever."""
+    fifo = tmp_path / "results.sqlite"
+    os.mkfifo(fifo)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    try:
+        cp = subprocess.run([sys.executable, "-m", "harness.cli", *[a.format(db=fifo) for a in argv]],
+                            capture_output=True, text=True, env=env, timeout=30, cwd=tmp_path)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"fsil {argv[0]} blocked on a named pipe given as its database")
+    assert cp.returncode == 2 and f"{fifo}: is not a regular file (a pipe, socket or device)" in cp.stderr, cp.stderr

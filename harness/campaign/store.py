@@ -120,6 +120,10 @@ def _owner_gone(owner: str) -> bool:
 def check_database_file(path: Path) -> None:
     """Refuse (ConfigError naming ``path``) a file that is not a sound fsil campaign database:
     empty, not SQLite, damaged or truncated, or another application's. Reads only."""
+    path = Path(path)
+    if path.exists() and not path.is_dir() and not path.is_file():  # opening a FIFO would block for ever
+        raise ConfigError(f"{path}: is not a regular file (a pipe, socket or device), not a campaign database; "
+                          f"allowed: an fsil campaign database (SQLite) or a path that does not exist yet")
     try:
         with open(path, "rb") as fh:
             head = fh.read(100)

@@ -90,6 +90,9 @@ def check_falsify_file(path: Path) -> None:
     if path.is_dir():
         raise ConfigError(f"{path}: is a folder, not a falsification database; allowed: an fsil falsification or "
                           f"campaign database (SQLite) or a path that does not exist yet")
+    if path.exists() and not path.is_file():  # opening a FIFO would block for ever
+        raise ConfigError(f"{path}: is not a regular file (a pipe, socket or device), not a falsification database; "
+                          f"{hint}")
     try:
         with open(path, "rb") as fh:
             head = fh.read(100)
