@@ -327,3 +327,23 @@ def test_a_named_pipe_as_the_database_is_refused_instead_of_blocking(tmp_path, a
     except subprocess.TimeoutExpired:
         pytest.fail(f"fsil {argv[0]} blocked on a named pipe given as its database")
     assert cp.returncode == 2 and f"{fifo}: is not a regular file (a pipe, socket or device)" in cp.stderr, cp.stderr
+
+
+def test_a_falsify_spec_name_cannot_put_its_database_or_case_outside_fsil_falsify(tmp_path, monkeypatch):
+    """name = "../../x" in a spec: the default database and the falsifying scenario file were
+    written outside fsil-falsify/ (wherever the name pointed). Now the name is made a safe file name."""
+    from harness.falsify import InProcessExecutor, falsify, load_falsify_spec
+
+    text = M2_SPEC.read_text()
+    evil = tmp_path / "spec" / "evil.toml"
+    evil.parent.mkdir()
+    evil.write_text(text.replace('name = "m2-gate-fix-late-lrf"', 'name = "../../../escaped"', 1))
+    spec = load_falsify_spec(evil)
+    assert spec.name == "../../../escaped"
+    work = tmp_path / "a" / "b" / "c"
+    work.mkdir(parents=True)
+    monkeypatch.chdir(work)
+    out = falsify(spec, None, executor=InProcessExecutor(), budget=1, progress=False)
+    made = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file() and p != evil)
+    assert made and all(m.startswith("a/b/c/fsil-falsify/") for m in made), made
+    assert out.db == Path("fsil-falsify/_.._.._escaped.sqlite")
