@@ -252,8 +252,8 @@ def main(argv=None) -> int:
         return 1
     except OSError as exc:  # an output path that cannot be written (a file where a folder goes, no
         # permission, a read-only file system, a full disk): one line naming the path, exit 2
-        where = exc.filename if exc.filename is not None else "input/output"
-        print(f"fsil: error: {where}: {exc.strerror or exc}", file=sys.stderr)
+        where = f"{exc.filename}: " if exc.filename is not None else ""
+        print(f"fsil: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
 
 

@@ -347,3 +347,14 @@ def test_a_falsify_spec_name_cannot_put_its_database_or_case_outside_fsil_falsif
     made = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file() and p != evil)
     assert made and all(m.startswith("a/b/c/fsil-falsify/") for m in made), made
     assert out.db == Path("fsil-falsify/_.._.._escaped.sqlite")
+
+
+@pytest.mark.parametrize("command", ["campaign", "falsify"])
+def test_a_scheduler_address_that_is_not_one_exits_2_naming_it(tmp_path, capsys, command):
+    """A ValueError traceback from distributed's address parser."""
+    spec = tmp_path / "spec.toml"
+    spec.write_text('[campaign]\nname = "c"\nscenario = "nominal-terminal-descent"\nseed = 1\nruns_per_point = 1\n')
+    target = spec if command == "campaign" else M2_SPEC
+    code, err = _fsil([command, target, "--db", tmp_path / "x.sqlite", "--scheduler", "not a url", "--no-progress"],
+                      capsys)
+    assert code == 2 and "--scheduler not a url: cannot connect to a Dask scheduler (missing port number" in err, err

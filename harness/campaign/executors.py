@@ -353,5 +353,11 @@ def dask_cli_cluster(n_workers: int = 2, *, threads: int = 1, env: dict | None =
 
 def make_executor(workers: int | None = None, scheduler: str | None = None):
     if scheduler:
-        return DaskExecutor(scheduler)
+        try:
+            return DaskExecutor(scheduler)
+        except (OSError, ValueError) as exc:  # no scheduler there (a time-out is an OSError), not an address
+            from harness.errors import ConfigError
+
+            raise ConfigError(f"--scheduler {scheduler}: cannot connect to a Dask scheduler ({exc}); allowed: the "
+                              f"address of a running scheduler, tcp://HOST:PORT") from None
     return LocalExecutor(workers)
