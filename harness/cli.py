@@ -5,7 +5,35 @@ import argparse
 import sys
 from pathlib import Path
 
-from harness.errors import FsilError
+from harness.errors import ConfigError, FsilError
+
+# A seed given on the command line has the range a scenario or spec file's seed has (an integer
+# from 0 to 2^63-1, TOML's 64-bit integers): numpy refuses a negative one with a bare ValueError.
+SEED_MAX = 2 ** 63 - 1
+
+
+def check_option(name: str, value: int | None, low: int, high: int | None = None) -> None:
+    """Refuse (ConfigError naming the option, its value and the allowed range) an integer option
+    outside [low, high]; None (not given) passes."""
+    if value is not None and not (low <= value and (high is None or value <= high)):
+        allowed = f"an integer from {low} to {high}" if high is not None else f"an integer >= {low}"
+        raise ConfigError(f"{name} {value}: allowed: {allowed}")
+
+
+def check_output_file(option: str, path) -> None:
+    """Refuse (ConfigError naming the option and path) an output file that cannot be written
+    where it is: a folder at that path, or a file where one of its folders should be. Checked
+    before the work whose result goes there, so that no result is computed and then lost."""
+    if path is None:
+        return
+    p = Path(path)
+    if p.is_dir():
+        raise ConfigError(f"{option} {p}: is a folder; allowed: a file path")
+    for parent in p.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ConfigError(f"{option} {p}: {parent} is a file, not a folder; allowed: a path in a folder")
+            break
 
 
 def summary_table(results) -> str:
@@ -56,6 +84,7 @@ def cmd_run(args) -> int:
     from harness.safetext import safe_component
     from harness.scenario_files import scenario_by_name
 
+    check_option("--seed", args.seed, 0, SEED_MAX)
     sc = scenario_by_name(args.scenario)
     if args.seed is not None:
         sc = sc.dispersed(args.seed) if getattr(args, "disperse", False) else sc.with_(seed=args.seed)
@@ -88,6 +117,7 @@ def cmd_conform(args) -> int:
     """The protocol conformance checklist on one rig (docs/conformance.md): 0 all pass, 1 a FAIL."""
     from harness.conform import conform
 
+    check_output_file("--junit-xml", args.junit_xml)
     report = conform(args.rig, cycles=args.cycles, junit_xml=args.junit_xml)
     print(report.table())
     if args.junit_xml:
@@ -125,6 +155,7 @@ def cmd_replay(args) -> int:
     from harness.link import replay_link_log
     from harness.safetext import printable
 
+    check_option("--head", args.head, 0)
     frames = replay_link_log(args.log)  # a hostile or broken log: LinkError naming offset and cause (exit 2)
     for direction, fs in frames.items():
         print(f"{direction}: {len(fs)} frames")
@@ -139,6 +170,10 @@ def cmd_falsify(args) -> int:
     --check FILE: fly a scenario file and judge the spec's requirements (exit 1 violated)."""
     from harness.falsify import check_case, falsify, load_falsify_spec, locate_boundary
 
+    check_option("--seed", args.seed, 0, SEED_MAX)
+    check_option("--budget", args.budget, 1)
+    check_option("--workers", args.workers, 1)
+    check_output_file("--out", args.out)  # the falsifying scenario file: before the search, not after it
     spec = load_falsify_spec(args.spec)
     if args.check:
         res, rob = check_case(spec, args.check)
@@ -215,6 +250,11 @@ def main(argv=None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
+    except OSError as exc:  # an output path that cannot be written (a file where a folder goes, no
+        # permission, a read-only file system, a full disk): one line naming the path, exit 2
+        where = f"{exc.filename}: " if exc.filename is not None else ""
+        print(f"fsil: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -150,17 +150,31 @@ class Reference:
     changes: dict[str, tuple[np.ndarray, np.ndarray]]   # signal -> (cycle index, value) change points
 
 
+def _ints(reduced: dict, key: str) -> np.ndarray:
+    """``reduced[key]`` as int64; an array of another kind (a float index, text) is refused."""
+    a = np.asarray(reduced[key])
+    if a.dtype.kind not in "iu" and a.size:
+        raise ValueError(f"{key} holds {a.dtype} values, not integers")
+    return a.astype(np.int64)
+
+
 def decode(reduced: dict) -> Reference:
+    """A Reference from the arrays of a reference file; ValueError, KeyError, TypeError or
+    IndexError on any array of the wrong kind or length (load_reference names the file)."""
     header = json.loads(bytes(np.asarray(reduced["header"], np.uint8)).decode())
-    idx = np.asarray(reduced["sample_index"], np.int64)
+    if not isinstance(header, dict) or not isinstance(header.get("cycle_dt_s"), (int, float)):
+        raise ValueError("the header is not a JSON object with a number cycle_dt_s")
+    idx = _ints(reduced, "sample_index")
     dt = header["cycle_dt_s"]
     cont = {}
     for sig in CONTINUOUS:
         x = np.cumsum(np.asarray(reduced[f"q_{sig}"], np.int64)) * _quantum(sig)
         x[np.asarray(reduced[f"nan_{sig}"], np.int64)] = np.nan
         cont[sig] = x
-    changes = {s: (np.asarray(reduced[f"at_{s}"], np.int64), np.asarray(reduced[f"val_{s}"], np.int64))
-               for s in DISCRETE}
+    changes = {s: (_ints(reduced, f"at_{s}"), _ints(reduced, f"val_{s}")) for s in DISCRETE}
+    for s, (at, val) in changes.items():
+        if at.shape != val.shape:
+            raise ValueError(f"at_{s} and val_{s} differ in length ({at.size} and {val.size})")
     return Reference(header, idx, idx * dt, cont, changes)
 
 
@@ -173,7 +187,7 @@ def load_reference(name: str, folder: Path | None = None) -> Reference:
         with np.load(path) as z:
             reduced = {k: z[k] for k in z.files}
         ref = decode(reduced)
-    except (OSError, ValueError, KeyError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, IndexError, json.JSONDecodeError) as exc:
         raise GoldenError(f"{path}: unreadable golden reference ({exc}); re-accept it") from exc
     if ref.header.get("format") != FORMAT_VERSION:
         raise GoldenError(f"{path}: golden format {ref.header.get('format')} (this harness reads "

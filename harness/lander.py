@@ -30,6 +30,7 @@ from typing import Annotated
 from pydantic import Field, model_validator
 
 from .errors import ConfigError
+from .safetext import printable
 from .validation import KeyProblem, Model, check_values, read_toml, validate
 
 DATA_DIR = Path(__file__).resolve().parent / "data" / "landers"
@@ -269,7 +270,10 @@ def lander_from_dict(d: dict, source: str = "<memory>") -> LanderSpec:
 
 def lander_path(path_or_name) -> Path:
     p = Path(path_or_name)
-    if p.suffix == ".toml" or os.sep in str(path_or_name) or p.exists():
+    try:
+        if p.suffix == ".toml" or os.sep in str(path_or_name) or p.exists():
+            return p
+    except (OSError, ValueError):  # too long for the file system, a NUL byte: not a file; load_lander names it
         return p
     return DATA_DIR / f"{path_or_name}.toml"
 
@@ -284,12 +288,12 @@ def load_lander(path_or_name="reference") -> LanderSpec:
     size and modification time are unchanged (a campaign flies the same lander thousands of times)."""
     p = lander_path(path_or_name)
     try:
-        st = p.stat()
-    except OSError:
+        st = p.stat() if p.is_file() else None
+    except (OSError, ValueError):  # ValueError: a NUL byte in the name
         st = None
-    if st is None or not p.is_file():
+    if st is None:
         avail = sorted(x.stem for x in DATA_DIR.glob("*.toml"))
-        raise ConfigError(f"{p}: lander file not found (shipped landers: {', '.join(avail)})")
+        raise ConfigError(f"{printable(str(p), 200)}: lander file not found (shipped landers: {', '.join(avail)})")
     key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
     spec = _LOADED.get(key)
     if spec is None:

@@ -84,17 +84,40 @@ class LinkLog:
         else:
             self.bytes_rx += len(data)
         if self._fh:
-            self._fh.write(_LOG_RECORD.pack(direction, time.perf_counter() - self._t0, len(data)))
-            self._fh.write(data)
+            try:
+                self._fh.write(_LOG_RECORD.pack(direction, time.perf_counter() - self._t0, len(data)))
+                self._fh.write(data)
+            except OSError as exc:
+                self._failed(exc)
 
     def flush(self) -> None:
         if self._fh:
-            self._fh.flush()
+            try:
+                self._fh.flush()
+            except OSError as exc:
+                self._failed(exc)
 
     def close(self) -> None:
         if self._fh:
-            self._fh.close()
-            self._fh = None
+            fh, self._fh = self._fh, None
+            try:
+                fh.close()
+            except OSError as exc:  # the last buffered records did not fit (a full disk)
+                raise self._write_error(exc) from None
+
+    def _failed(self, exc: OSError) -> None:
+        """The log file cannot be written (a full disk, a file system gone read-only): stop
+        logging and raise LinkError naming the file and the cause (the run ends as a link failure)."""
+        fh, self._fh = self._fh, None
+        try:
+            fh.close()
+        except OSError:
+            pass
+        raise self._write_error(exc) from None
+
+    def _write_error(self, exc: OSError) -> "LinkError":
+        return LinkError(f"{self.path}: cannot write the link log ({exc.strerror or exc}); it holds the records "
+                         f"written before")
 
 
 def read_link_log(path: Path | str) -> list[tuple[str, float, bytes]]:
@@ -104,6 +127,9 @@ def read_link_log(path: Path | str) -> list[tuple[str, float, bytes]]:
     file holds, or has a direction byte other than ">"/"<", raises LinkError naming the file,
     the byte offset of the record and the cause."""
     try:
+        if Path(path).exists() and not Path(path).is_dir() and not Path(path).is_file():
+            # a FIFO would block the reader for ever, /dev/zero fill its memory
+            raise LinkError(f"{path}: not a regular file (a pipe, socket or device); allowed: an fsil link log")
         raw = Path(path).read_bytes()
     except OSError as exc:
         raise LinkError(f"{path}: cannot read the link log: {exc.strerror or exc}") from None
@@ -429,11 +455,16 @@ class FlightLink:
         self._missed_in_a_row += 1
         if self._missed_in_a_row >= self.stall_cycles:
             first_seq, first_t = self._first_missed
+            last_frames = self.describe_last_frames()
+            bad = self.decoder.counters.errors  # an answer that came but was refused: say why
             raise FlightCodeStalled(
                 f"flight code stalled on {self.transport.describe()}: no COMMAND for {self._missed_in_a_row} "
                 f"consecutive cycles since SENSORS seq {first_seq} at t={first_t / 1e6:.3f} s "
-                f"(limit {self.stall_cycles} cycles, {self.cycle_timeout_s:.2f} s wall each); "
-                f"{self.describe_last_frames()}")
+                f"(limit {self.stall_cycles} cycles, {self.cycle_timeout_s:.2f} s wall each); {last_frames}"
+                + (f"; {bad} bad frame{'s' if bad != 1 else ''} from the flight code in this run, the last: "
+                   f"{self.decoder.errors[-1][1]}" if bad and self.decoder.errors else "")
+                + (f"; {self.stats.late_commands} COMMAND{'s' if self.stats.late_commands != 1 else ''} in this run "
+                   f"answered a SENSORS other than the one awaited" if self.stats.late_commands else ""))
         return None
 
     def _exchange_in_process(self, sensors: p.Sensors, t_us: int) -> p.Command | None:

@@ -7,6 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from harness.errors import ConfigError
+from harness.validation import value_text
 
 DEFAULT_SOURCE_DIR = Path(__file__).resolve().parent.parent / "firmware_stub"
 _LINE = re.compile(r'^\s*FSW_PARAM\(\s*(\d+)\s*,\s*(\w+)\s*,\s*([^,]+?)\s*,\s*([^,]+?)\s*,\s*([^,]+?)\s*,'
@@ -63,6 +64,9 @@ def check_params(values: dict[str, float], table: dict[str, ParamSpec], origin: 
                               f"registry fsw_params.def the harness sends CONFIG frames by: the rig's [flight_code] "
                               f"source_dir's, else {DEFAULT_SOURCE_DIR.name}/fsw_params.def; a parameter of your "
                               f"own needs a line there with a new id); known: {', '.join(sorted(table))}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{origin}: flight-code parameter {name} = {value_text(value)} is invalid; allowed: a "
+                              f"number in [{spec.min}, {spec.max}] {spec.unit}")
         if not (spec.min <= float(value) <= spec.max):
             raise ConfigError(f"{origin}: flight-code parameter {name} = {value} {spec.unit} is outside "
                               f"the allowed range [{spec.min}, {spec.max}] {spec.unit}")

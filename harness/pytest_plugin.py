@@ -86,9 +86,13 @@ def rig(request, rig_name):
     """The RigSpec of the rig under test. Skips, naming what is missing, when the rig cannot run
     here (a tool such as qemu-system-arm absent, a board not plugged in), or when the test needs
     a capability the rig lacks (``@pytest.mark.requires("hardware")``)."""
+    from harness.errors import FsilError
     from harness.rigs import load_rig
 
-    spec = load_rig(rig_name)
+    try:
+        spec = load_rig(rig_name)
+    except FsilError as exc:  # a bad --rig: its message, not the harness's traceback
+        pytest.fail(f"--rig {rig_name}: {exc}", pytrace=False)
     marker = request.node.get_closest_marker("requires")
     if marker:
         lacking = [c for c in marker.args if c not in spec.capabilities]

@@ -32,6 +32,7 @@ import numpy as np
 from pydantic import Field, create_model, field_validator
 
 from harness.errors import ConfigError
+from harness.safetext import printable
 from harness.faults import make_fault
 from harness.scenario import (DISPERSED_FIELDS, Dispersion, Envelope, NavError, PassCriteria, Scenario)
 from harness.validation import INT64_MAX, KeyProblem, Model, check_values, read_toml, validate, value_text
@@ -211,12 +212,16 @@ def _dispersion(table, src):
 def resolve_path(path_or_name) -> Path:
     """A scenario file: an existing path, or a library name (harness/data/scenarios/<name>.toml)."""
     p = Path(path_or_name)
-    if p.suffix == ".toml" and p.exists():
-        return p
-    for cand in (SCENARIO_DIR / p.name, SCENARIO_DIR / f"{p.name}.toml"):
-        if cand.suffix == ".toml" and cand.exists():
-            return cand
-    raise ConfigError(f"{path_or_name}: no such scenario file; library: {', '.join(library_names())}")
+    try:
+        if p.suffix == ".toml" and p.exists():
+            return p
+        for cand in (SCENARIO_DIR / p.name, SCENARIO_DIR / f"{p.name}.toml"):
+            if cand.suffix == ".toml" and cand.exists():
+                return cand
+    except (OSError, ValueError):  # a name the file system refuses (too long, a NUL byte): no such file
+        pass
+    raise ConfigError(f"{printable(str(path_or_name), 200)}: no such scenario file; library: "
+                      f"{', '.join(library_names())}")
 
 
 def library_names() -> list[str]:

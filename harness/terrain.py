@@ -426,6 +426,18 @@ class HeightField:
             heights = meta["heights"]
         else:
             heights = data
+        # what each array may hold: real numbers, this many of them, finite (a DEM from elsewhere
+        # may hold text, booleans, complex numbers or NaN; each named, not a traceback)
+        sizes = {"spacing_m": (1, 2), "origin_en_m": (2,), "base_height_m": (1,), "site_lat_rad": (1,),
+                 "site_lon_rad": (1,), "site_radius_m": (1,)}
+        for key, arr in [("heights", np.asarray(heights)), *((k, np.asarray(meta[k])) for k in sizes if k in meta)]:
+            if arr.dtype.kind not in "iuf":
+                raise ConfigError(f"{p}: {key} holds {arr.dtype} values; allowed: real numbers")
+            if key != "heights" and (arr.size not in sizes[key] or not np.all(np.isfinite(arr))):
+                raise ConfigError(f"{p}: {key} = {arr.tolist()!r:.80}; allowed: {' or '.join(map(str, sizes[key]))} "
+                                  f"finite number(s)")
+        if "site_radius_m" in meta and not float(meta["site_radius_m"]) > 0:
+            raise ConfigError(f"{p}: site_radius_m = {float(meta['site_radius_m'])}; allowed: > 0 (m)")
         if spacing_m is None:
             if "spacing_m" not in meta:
                 raise ConfigError(f"{p}: field spacing_m missing (grid spacing, m; allowed: > 0); "
@@ -667,7 +679,7 @@ def terrain_from_table(table: dict, source: str):
         raise ConfigError(f"{source}: [terrain] must be a table; allowed: type = {', '.join(TERRAIN_TABLES)} "
                           f"and that type's keys")
     kind = table.get("type")
-    if kind not in TERRAIN_TABLES:
+    if not isinstance(kind, str) or kind not in TERRAIN_TABLES:
         raise ConfigError(f"{source}: [terrain] type = {value_text(kind) if 'type' in table else '(missing)'} "
                           f"is invalid; allowed: {', '.join(TERRAIN_TABLES)}")
     model, fn = TERRAIN_TABLES[kind]

@@ -37,12 +37,15 @@ from harness.errors import ConfigError
 from harness.safetext import printable
 
 __all__ = ["Model", "KeyProblem", "Interval", "validate", "read_toml", "read_text", "parse_toml", "check_values",
-           "key_text", "value_text", "one_of", "INT64_MIN", "INT64_MAX", "MAX_FILE_BYTES"]
+           "key_text", "value_text", "one_of", "INT64_MIN", "INT64_MAX", "MAX_FILE_BYTES", "MAX_NESTING"]
 
 # TOML integers are signed 64-bit (toml.io, "Integer"); Python's tomllib reads any length.
 INT64_MIN, INT64_MAX = -(2 ** 63), 2 ** 63 - 1
 # No input file of fsil is near this; a bigger one is a mistake (a log, an image) named as such.
 MAX_FILE_BYTES = 16 * 1024 * 1024
+# Tables and arrays nested deeper than this: no fsil schema comes near (a scenario's deepest key is
+# 3 levels); deeper is hostile ([a.a.a....] 20,000 levels deep made the checkers recurse to a crash).
+MAX_NESTING = 64
 
 
 class Model(BaseModel):
@@ -147,10 +150,15 @@ def read_text(path: Path | str, *, what: str = "file") -> str:
     """The text of ``path`` (UTF-8). Missing, a folder, unreadable, too big or not UTF-8: a
     ConfigError naming the file and the reason."""
     p = Path(path)
+    if "\x00" in str(p):  # os.stat() would raise ValueError
+        raise ConfigError(f"{printable(str(p), 200)}: no such {what} (the name holds a NUL byte)")
     try:
         size = p.stat().st_size
         if p.is_dir():
             raise ConfigError(f"{p}: the {what} is a folder; allowed: a TOML file")
+        if not p.is_file():  # a FIFO, socket or device: reading it would block or never end
+            raise ConfigError(f"{p}: the {what} is not a regular file (a pipe, socket or device); "
+                              f"allowed: a TOML file")
         if size > MAX_FILE_BYTES:
             raise ConfigError(f"{p}: the {what} is {size} bytes; allowed: at most {MAX_FILE_BYTES} bytes "
                               f"(is this the right file?)")
@@ -186,11 +194,15 @@ def read_toml(path: Path | str, *, what: str = "file") -> dict:
 
 
 def check_values(doc: Any, source: str, loc: tuple = ()) -> None:
-    """Refuse, naming the key: integers outside TOML's 64-bit range, and NaN or infinity (no
-    fsil input means a non-finite number; TOML allows writing them, we do not)."""
+    """Refuse, naming the key: integers outside TOML's 64-bit range, NaN or infinity (no fsil
+    input means a non-finite number; TOML allows writing them, we do not), and tables or arrays
+    nested more than :data:`MAX_NESTING` deep."""
     stack = [(loc, doc)]
     while stack:
         where, v = stack.pop()
+        if len(where) > MAX_NESTING:
+            raise ConfigError(f"{source}: {key_text(where[:3], leaf_is_table=True)}... is nested {len(where)} levels deep; "
+                              f"allowed: at most {MAX_NESTING} levels of tables and arrays")
         if isinstance(v, bool):
             continue
         if isinstance(v, int):

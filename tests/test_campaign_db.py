@@ -263,3 +263,73 @@ def test_database_written_before_claims_existed_is_upgraded_and_resumes(tmp_path
         assert [r["run_id"] for r in st.claim(5)] == [1, 2]      # the finished run stays finished
     with sqlite3.connect(db) as con:
         assert con.execute("PRAGMA application_id").fetchone()[0] == 0x6673696C
+
+
+# ---------------------------------------------------------------------------------------------
+# a database whose values are of the wrong type or form (SQLite keeps any value in any column):
+# each was a traceback (ValueError, TypeError, JSONDecodeError, UnicodeDecodeError, OverflowError,
+# IntegrityError) from report, rerun or resume; now refused by name on open, the file untouched
+
+EDITS = {
+    "metric_text": ("UPDATE runs SET v_vertical = 'abc' WHERE run_id = 1", "runs, run_id 1, column v_vertical = 'abc'"),
+    "metric_blob": ("UPDATE runs SET first_lrf_alt_m = x'00ff' WHERE run_id = 2", "column first_lrf_alt_m = X'00FF'"),
+    "text_blob": ("UPDATE runs SET failure_mode = x'ff00' WHERE run_id = 0", "column failure_mode = X'FF00'; allowed: text"),
+    "seed_text": ("UPDATE runs SET seed = 'x' WHERE run_id = 3", "column seed = 'x'; allowed: an integer >= 0"),
+    "seed_negative": ("UPDATE runs SET seed = -5 WHERE run_id = 0", "column seed = -5; allowed: an integer >= 0"),
+    "params_not_json": ("UPDATE runs SET params_json = '{not json' WHERE run_id = 0", "column params_json = '{not json'"),
+    "params_a_list": ("UPDATE runs SET params_json = '[1, 2]' WHERE run_id = 0", "allowed: a JSON object"),
+    "status_unknown": ("UPDATE runs SET status = 'weird' WHERE run_id = 0", "allowed: pending, done or error"),
+    "axes_not_json": ("UPDATE campaign SET axes_json = '{bad'", "table campaign, id 1, column axes_json = '{bad'"),
+    "axes_an_object": ("UPDATE campaign SET axes_json = '{\"a\": 1}'", "allowed: a JSON array of objects"),
+    "blob_text": ("INSERT INTO blobs VALUES (0, 'hello', NULL)", "table blobs, run_id 0, column traj = 'hello'"),
+    "robustness_blob": ("INSERT INTO robustness VALUES (0, x'ff', 1.0, 2.0)", "table robustness, run_id 0, column "
+                                                                                "requirement = X'FF'"),
+    "no_campaign_row": ("DELETE FROM campaign", "holds planned runs but no campaign row"),
+}
+
+
+@pytest.mark.parametrize("edit", sorted(EDITS))
+def test_a_value_of_the_wrong_type_is_refused_naming_table_row_and_column(tmp_path, edit):
+    sql, words = EDITS[edit]
+    spec_p, db = _planned_db(tmp_path)
+    con = sqlite3.connect(db)
+    con.execute(sql)
+    con.commit()
+    con.close()
+    before = _digest(db)
+    with pytest.raises(ConfigError) as ei:
+        Store(db, create=False)
+    msg = str(ei.value)
+    assert msg.startswith(f"{db}: ") and words in msg, msg
+    assert _digest(db) == before
+
+
+def test_cli_on_a_database_with_a_wrong_value_exits_2_for_report_rerun_and_resume(tmp_path):
+    spec_p, db = _planned_db(tmp_path)
+    con = sqlite3.connect(db)
+    con.execute("UPDATE runs SET seed = 'x' WHERE run_id = 0")
+    con.commit()
+    con.close()
+    before = _digest(db)
+    for args in (("campaign", "report", db), ("campaign", "rerun", db, "0"),
+                 ("campaign", spec_p, "--db", db, "--workers", "1", "--no-progress")):
+        cp = _cli(*args, "--allow-import", "campaign_helpers", cwd=tmp_path)
+        assert cp.returncode == 2 and "Traceback" not in cp.stderr, (args, cp.stderr)
+        assert "column seed = 'x'" in cp.stderr
+    assert _digest(db) == before
+
+
+def test_terminal_escapes_stored_in_a_database_are_shown_escaped_in_the_summary(tmp_path):
+    """The outcome and failure mode of a run are text from the database: an edited one holding a
+    terminal escape went raw to the terminal in the summary of fsil campaign."""
+    from harness.campaign.core import load_db, summary_text
+
+    _spec, db = _planned_db(tmp_path)
+    con = sqlite3.connect(db)
+    con.execute("UPDATE runs SET status = 'done', outcome = 'boom\x1b[2J', failure_mode = 'mode\x1b]0;pwn\x07'")
+    con.commit()
+    con.close()
+    _s, table, axes = load_db(db, allow_import=["campaign_helpers"])
+    text = summary_text(table, axes)
+    assert "\x1b" not in text and "\x07" not in text
+    assert "boom\\x1b[2J" in text and "mode\\x1b]0;pwn\\x07" in text

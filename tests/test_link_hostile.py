@@ -7,6 +7,7 @@ import random
 import struct
 import tracemalloc
 
+import numpy as np
 import pytest
 
 from harness import protocol as p
@@ -129,3 +130,150 @@ def test_cli_replay_escapes_device_text(tmp_path, capsys):
     assert fsil(["replay", str(path)]) == 0
     out = capsys.readouterr().out
     assert "\x1b" not in out and "\x07" not in out and "pwn" in out
+
+
+# ---------------------------------------------------------------------------- a hostile far end
+# A real process on a real pty (tests/far_end/hostile_fsw.py) does the handshake like good flight
+# code, answers 25 SENSORS, then misbehaves. The run ends with an outcome that names the cause, and
+# the telemetry and the raw link log of everything before are on disk.
+
+def _fly_hostile(tmp_path, mode):
+    from pathlib import Path
+
+    from harness.rigs import open_rig
+    from harness.scenario_files import terminal_descent
+    from test_program_rig import program_rig  # tests/ is on sys.path
+
+    far_end = Path(__file__).parent / "far_end" / "hostile_fsw.py"
+    with open_rig(program_rig(tmp_path, mode, name="hostile", far_end=far_end)) as up:
+        res = up.fly(terminal_descent(t_max_s=3.0), artifacts=tmp_path / "run")
+    return res, tmp_path / "run"
+
+
+def _kept_on_disk(res, folder) -> dict:
+    """The telemetry and link log written so far are on disk and agree with the result."""
+    n = res.telemetry["t_s"].size
+    assert (folder / "telemetry.csv").read_text().count("\n") == n + 1
+    frames = replay_link_log(folder / "link.log")
+    sensors = [f for f in frames["H>F"] if isinstance(f.msg, p.Sensors)]
+    assert len(sensors) >= n
+    assert res.outcome in (folder / "summary.txt").read_text().lower()
+    return frames
+
+
+@pytest.mark.parametrize("mode, cause", [
+    ("wrong-version", "the last: protocol version 9, expected 2 (message type 0x11)"),
+    ("short-command", "the last: COMMAND body of 5 bytes, expected 24"),
+    ("oversize", "the last: COMMAND body of 224 bytes, expected 24"),
+    ("wrong-seq", "3 COMMANDs in this run answered a SENSORS other than the one awaited"),
+])
+def test_refused_answers_stall_the_run_naming_why_each_was_refused(tmp_path, mode, cause):
+    """Valid CRC, wrong content: every answer is refused. The old stall message said only "no
+    COMMAND for 3 cycles ... last frame received: COMMAND seq 75" (the last good one), not why the
+    answers that did come were refused."""
+    res, folder = _fly_hostile(tmp_path, mode)
+    assert res.outcome == "link-failure"
+    assert "FlightCodeStalled" in res.error and "no COMMAND for 3 consecutive cycles" in res.error
+    assert cause in res.error, res.error
+    frames = _kept_on_disk(res, folder)
+    assert 25 <= res.telemetry["t_s"].size < 30
+    assert len(frames["F>H"]) >= 2 * 25  # the good answers before, kept in the log
+
+
+@pytest.mark.parametrize("mode", ["nan-throttle", "inf-torque", "hello", "garbage", "flood", "flood-before-hello",
+                                  "binary-name"])
+def test_absurd_values_a_mid_flight_hello_and_garbage_fly_to_the_end(tmp_path, mode):
+    """Held before this audit (kept as regression tests): the plant reads a non-finite throttle
+    or torque as 0 and clamps the rest; a HELLO, garbage or 2,000 TELEMETRY frames between answers
+    are logged and skipped; 1 MB of garbage before the HELLO is skipped; a HELLO name that is not
+    ASCII is shown escaped."""
+    res, folder = _fly_hostile(tmp_path, mode)
+    assert res.outcome == "timeout" and res.error is None  # 3 s of a 60 s descent: flown to t_max
+    assert res.telemetry["t_s"].size == 151
+    for col in ("altitude_m", "v_up_mps", "tilt_deg", "mass_kg"):
+        assert np.isfinite(res.telemetry[col]).all(), col
+    if mode == "nan-throttle":  # what the flight code sent is recorded as sent
+        assert np.isnan(res.telemetry["throttle_cmd"][30:]).all()
+    if mode == "binary-name":
+        assert "\x1b" not in (folder / "summary.txt").read_text() and "\x1b" not in res.verdict()
+    frames = _kept_on_disk(res, folder)
+    if mode == "flood":
+        assert len(frames["F>H"]) > 2000 * 100  # every TELEMETRY of the flood is in the log
+
+
+def test_a_config_ack_for_another_parameter_fails_the_handshake_naming_both(tmp_path):
+    res, folder = _fly_hostile(tmp_path, "ack-wrong-id")
+    assert res.outcome == "link-failure"
+    assert "CONFIG NAV_R0_X (id 1) answered by a CONFIG_ACK for id 8" in res.error, res.error
+    assert replay_link_log(folder / "link.log")["F>H"]
+
+
+def test_a_far_end_that_exits_mid_flight_is_named_and_the_data_kept(tmp_path):
+    res, folder = _fly_hostile(tmp_path, "exit0")
+    assert res.outcome == "link-failure" and "exited with status 0" in res.error, res.error
+    _kept_on_disk(res, folder)
+
+
+# ---------------------------------------------------------------------------- a log that cannot be written
+def test_a_link_log_that_cannot_be_written_ends_the_run_as_a_link_failure_naming_it(tmp_path):
+    """The disk fills up under the link log (here: link.log is /dev/full). The old log raised a
+    bare OSError out of fly(): no outcome, no telemetry, a traceback. Now the run ends as a link
+    failure naming the file and the cause, and the telemetry up to then is written beside it."""
+    import os
+    from pathlib import Path
+
+    from harness.rigs import open_rig
+    from harness.scenario_files import terminal_descent
+
+    if not Path("/dev/full").exists():
+        pytest.skip("no /dev/full on this system")
+    folder = tmp_path / "run"
+    folder.mkdir()
+    os.symlink("/dev/full", folder / "link.log")
+    with open_rig("loopback") as up:
+        res = up.fly(terminal_descent(t_max_s=5.0), artifacts=folder)
+    assert res.outcome == "link-failure"
+    assert f"{folder / 'link.log'}: cannot write the link log (No space left on device)" in res.error, res.error
+    n = res.telemetry["t_s"].size
+    assert 0 < n < 251  # the cycles flown before the log's buffer first failed to reach the disk
+    assert (folder / "telemetry.csv").read_text().count("\n") == n + 1
+    assert "link-failure" in (folder / "summary.txt").read_text().lower()
+
+
+def test_link_log_write_errors_are_link_errors_naming_the_file():
+    from pathlib import Path
+
+    if not Path("/dev/full").exists():
+        pytest.skip("no /dev/full on this system")
+    log = LinkLog("/dev/full")
+    with pytest.raises(LinkError, match="/dev/full: cannot write the link log"):
+        for _ in range(10_000):
+            log.record(b">", GOOD)
+        log.flush()
+    log.record(b">", GOOD)  # stopped logging: no second error, nothing written
+    log.close()
+
+
+def test_replay_of_a_device_or_a_pipe_is_refused_without_reading_it(tmp_path):
+    """fsil replay /dev/zero read until memory ran out (a MemoryError traceback); a named pipe
+    blocked for ever. Checked in a child process with its memory capped at 1 GB."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    fifo = tmp_path / "link.log"
+    os.mkfifo(fifo)
+    targets = [str(fifo)] + (["/dev/zero"] if Path("/dev/zero").exists() else [])
+    code = ("import resource, sys\n"
+            "resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))\n"
+            "from harness.cli import main\n"
+            "sys.exit(main(['replay', sys.argv[1]]))\n")
+    for target in targets:
+        try:
+            cp = subprocess.run([sys.executable, "-c", code, target], capture_output=True, text=True, timeout=20,
+                                cwd=Path(__file__).resolve().parent.parent)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"fsil replay {target} blocked")
+        assert cp.returncode == 2, (target, cp.stderr[-500:])
+        assert f"{target}: not a regular file (a pipe, socket or device)" in cp.stderr

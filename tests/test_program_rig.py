@@ -22,10 +22,10 @@ SHORT = terminal_descent(t_max_s=2.0)
 RELAXED = {"cycle_timeout_s": 1.5, "stall_cycles": 7}  # a far end that should fly to the end, even on a busy machine
 
 
-def program_rig(tmp_path, mode, *, link="pty", timing=None, build=None, name="scripted"):
+def program_rig(tmp_path, mode, *, link="pty", timing=None, build=None, name="scripted", far_end=FAR_END):
     port = "{port}" if link == "pty" else "tcp:{tcp_port}"
     lines = [f'[rig]\nname = "{name}"\nkind = "program"\n', "[program]",
-             f"command = {json.dumps([sys.executable, str(FAR_END), port, mode])}",
+             f"command = {json.dumps([sys.executable, str(far_end), port, mode])}",
              f'link = "{link}"', "startup_timeout_s = 10.0", "stop_timeout_s = 1.0"]
     if build is not None:
         lines.append(f"build = {json.dumps(build)}")

@@ -44,6 +44,16 @@ def test_an_unknown_rig_is_a_clear_error(pytester):
     assert "unknown rig 'no-such-rig'; known: " in res.stdout.str()
 
 
+def test_a_broken_rig_file_fails_each_test_with_its_message_not_a_traceback(pytester, tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[rig]\nname = "b"\nkind = "warp-drive"\n')
+    pytester.makepyfile(test_one=TESTS)
+    res = pytester.runpytest_subprocess("--rig", str(bad), "-p", "no:cacheprovider", "-k", "test_lands")
+    out = res.stdout.str()
+    assert f"--rig {bad}: {bad}: [rig] kind = 'warp-drive' is invalid" in out, out
+    assert "harness/rigs.py" not in out and "raise ConfigError" not in out  # no traceback of the harness
+
+
 def test_a_test_requiring_a_capability_is_deselected_on_a_rig_without_it(pytester):
     """`requires("reference-fsw")` on a team's rig: the test does not apply there, so it is
     deselected (named in the summary with the capability), not skipped; on a rig that has the

@@ -94,3 +94,71 @@ def test_reading_missing_file_and_folder(tmp_path):
         read_toml(tmp_path / "nope.toml", what="scenario file")
     with pytest.raises(ConfigError, match="is a folder"):
         read_toml(tmp_path, what="scenario file")
+
+
+@pytest.mark.parametrize("content", [
+    "[" + ".".join(["a"] * 20_000) + "]\nx = 1\n",            # a table header 20,000 levels deep
+    "a = " + "{b = " * 100 + "1" + "}" * 100 + "\n",          # inline tables 100 deep (tomllib reads it)
+], ids=["dotted_header", "inline_tables"])
+def test_deeply_nested_file_is_refused_naming_the_depth(tmp_path, content, capsys):
+    """The old reader let a 20,000-level [a.a.a...] header through; the schema check then recursed
+    into a RecursionError traceback from every command that reads a TOML file."""
+    from harness.cli import main
+
+    p = tmp_path / "deep.toml"
+    p.write_text(content)
+    with pytest.raises(ConfigError, match=r"nested \d+ levels deep; allowed: at most 64") as ei:
+        read_toml(p, what="scenario file")
+    assert str(ei.value).startswith(str(p))
+    for argv in (["run", str(p), "--out", str(tmp_path / "o")], ["conform", "--rig", str(p)],
+                 ["campaign", str(p), "--db", str(tmp_path / "c.sqlite"), "--no-progress"]):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert "levels deep" in err and "Traceback" not in err
+    assert not (tmp_path / "c.sqlite").exists()
+
+
+def test_a_fifo_is_refused_instead_of_blocking_the_reader(tmp_path):
+    """The old reader opened a named pipe given as a scenario file and blocked for ever."""
+    import os
+
+    import threading
+
+    fifo = tmp_path / "scenario.toml"
+    os.mkfifo(fifo)
+    # a writer that ends the pipe after 2 s, so that a reader which does open it is not stuck
+    writer = threading.Timer(2.0, lambda: os.close(os.open(fifo, os.O_WRONLY)))
+    writer.start()
+    try:
+        with pytest.raises(ConfigError, match="not a regular file"):
+            read_toml(fifo, what="scenario file")
+    finally:
+        writer.cancel()
+        if writer.is_alive() or writer.finished.is_set():
+            try:  # the writer is blocked until someone opens the read end
+                os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))
+            except OSError:
+                pass
+        writer.join()
+
+
+def test_a_device_that_never_ends_is_refused_instead_of_read_into_memory(tmp_path):
+    """/dev/zero has size 0, so the size limit let it through and the old reader read it until
+    memory ran out. Checked in a child process with its memory capped at 1 GB."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    if not Path("/dev/zero").exists():
+        pytest.skip("no /dev/zero on this system")
+    code = ("import resource, sys\n"
+            "resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))\n"
+            "from harness.errors import ConfigError\n"
+            "from harness.validation import read_toml\n"
+            "try:\n    read_toml('/dev/zero', what='campaign spec')\n"
+            "except ConfigError as exc:\n    print(exc)\n    sys.exit(0)\n"
+            "sys.exit(3)\n")
+    cp = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                        cwd=Path(__file__).resolve().parent.parent)
+    assert cp.returncode == 0, cp.stderr[-500:]
+    assert "/dev/zero: the campaign spec is not a regular file" in cp.stdout

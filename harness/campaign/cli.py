@@ -77,10 +77,13 @@ def cmd_campaign(args) -> int:
 def cmd_run(a) -> int:
     from harness.campaign.core import run_campaign, summary_text
 
+    from harness.cli import check_output_file
+
     if a.workers is not None and a.workers < 1:
         from harness.errors import ConfigError
 
         raise ConfigError(f"--workers {a.workers}: allowed: an integer >= 1")
+    check_output_file("--report", a.report)  # before flying, not after
     out = run_campaign(a.spec, a.db, workers=a.workers, scheduler=a.scheduler, progress=not a.no_progress,
                        retry_errors=a.retry_errors, allow_import=a.allow_import)
     axes = _axes(out.db)
@@ -97,8 +100,13 @@ def cmd_run(a) -> int:
           + (f", {60 * out.flown / out.wall_s:.0f} runs/min" if out.flown and out.wall_s > 0 else "") + ")")
     if a.report:
         from harness.campaign.report import write_report
+        from harness.errors import ConfigError
 
-        print(f"report: {write_report(out.db, a.report, allow_import=a.allow_import)}")
+        try:
+            print(f"report: {write_report(out.db, a.report, allow_import=a.allow_import)}")
+        except OSError as exc:  # the campaign's results are in the database: say so, and how to get the report
+            raise ConfigError(f"--report {a.report}: cannot write the report ({exc.strerror or exc}); the results "
+                              f"are kept in {out.db}: fsil campaign report {out.db} --out FILE") from None
     failed = [c for c in out.criteria if not c.passed]
     if failed:
         for c in failed:
@@ -133,7 +141,9 @@ def cmd_rerun(a) -> int:
 
 def cmd_report(a) -> int:
     from harness.campaign.report import write_report
+    from harness.cli import check_option
 
+    check_option("--worst", a.worst, 0)
     out = a.out or str(Path(a.db).with_suffix(".html"))
     print(f"report: {write_report(a.db, out, worst=a.worst, allow_import=a.allow_import)}")
     return 0

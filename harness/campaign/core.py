@@ -264,7 +264,9 @@ def summary_text(table: np.ndarray, axes: list[dict], criteria=None) -> str:
         lines.append("")
         lines.append("pass criteria:")
         lines += ["  " + c.line() for c in criteria]
-    return "\n".join(lines)
+    # outcomes, failure modes and axis labels come from the database: a terminal escape in an
+    # edited one is shown escaped, never sent to the terminal
+    return "\n".join(printable(line, 100_000) for line in lines)
 
 
 def thresholds(table: np.ndarray, axes: list[dict]) -> list[dict]:

@@ -355,7 +355,13 @@ def make_executor(workers: int | None = None, scheduler: str | None = None, rig:
     """The executor of a campaign: Dask on ``scheduler``, else a local pool of ``workers``; each
     worker warms up ``rig`` (the campaign's) before its first run."""
     if scheduler:
-        return DaskExecutor(scheduler, rig=rig)
+        try:
+            return DaskExecutor(scheduler, rig=rig)
+        except (OSError, ValueError) as exc:  # no scheduler there (a time-out is an OSError), not an address
+            from harness.errors import ConfigError
+
+            raise ConfigError(f"--scheduler {scheduler}: cannot connect to a Dask scheduler ({exc}); allowed: the "
+                              f"address of a running scheduler, tcp://HOST:PORT") from None
     return LocalExecutor(workers, rig=rig)
 
 

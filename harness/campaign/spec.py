@@ -186,17 +186,25 @@ class CampaignSpec:
 _MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 
 
+def _exists(path: str) -> bool:
+    """Path(path).exists(), False for a name the file system refuses to look up (too long, ...)."""
+    try:
+        return Path(path).exists()
+    except (OSError, ValueError):  # ValueError: a NUL byte
+        return False
+
+
 def code_reference(ref: str) -> tuple[str, str] | None:
     """``(module, function)`` when ``ref`` names Python code (``package.module:function``), else
     None (a scenario name, ``NAME:VARIANT`` of a library scenario, or a file)."""
-    if not isinstance(ref, str) or ":" not in ref or Path(ref).exists():
+    if not isinstance(ref, str) or ":" not in ref or _exists(ref):
         return None
     mod, _, fn = ref.partition(":")
     if not _MODULE.fullmatch(mod) or not fn.isidentifier():
         return None
     from harness.scenario_files import library_names
 
-    if mod in library_names() or Path(mod).exists():
+    if mod in library_names() or _exists(mod):
         return None  # NAME:VARIANT
     return mod, fn
 
@@ -526,7 +534,7 @@ def spec_from_dict(doc: dict, source: str = "<memory>", text: str = "", allow_im
     disps = []
     for path, d in _flatten_dists(f.dispersions).items():
         key = f"[dispersions] {path}"
-        if not isinstance(d, dict) or d.get("dist") not in DISTS:
+        if not isinstance(d, dict) or not isinstance(d.get("dist"), str) or d.get("dist") not in DISTS:
             got = value_text(d.get("dist")) if isinstance(d, dict) else value_text(d)
             raise ConfigError(f"{source}: [dispersions.{path}] dist = {got} is invalid; allowed: a table "
                               f"{{dist = ..., ...}} with dist one of {', '.join(DISTS)}")

@@ -29,6 +29,7 @@ import numpy as np
 from harness.errors import ConfigError
 from harness.falsify.spec import FalsifySpec, load_falsify_spec
 from harness.falsify.store import FalsifyStore
+from harness.safetext import inside
 
 _CHI2_95_HALF = 1.920729410347062   # chi2(1).ppf(0.95) / 2
 _GRID = 121                          # candidate crossings per pass (a coarse pass, then a fine one)
@@ -149,7 +150,7 @@ def locate_boundary(spec: FalsifySpec | str | Path, db: str | Path | None = None
     if budget is not None:
         b = b.model_copy(update={"budget": int(budget)})
         spec = dataclasses.replace(spec, boundary=b)
-    db = Path(db) if db else Path("fsil-falsify") / f"{spec.name}-boundary.sqlite"
+    db = Path(db) if db else inside(Path("fsil-falsify"), f"{spec.name}-boundary.sqlite")
     from harness.campaign.core import workers_for_rig
 
     workers = workers_for_rig(spec, workers, scheduler)

@@ -31,6 +31,7 @@ import numpy as np
 from harness.errors import ConfigError
 from harness.falsify.spec import FalsifySpec, load_falsify_spec
 from harness.falsify.store import FalsifyStore
+from harness.safetext import inside, safe_component
 
 # Objective given to the optimisers for +-inf robustness and for descents that ended in a harness
 # error (recorded as errors; they never count as a violation).
@@ -318,7 +319,8 @@ def falsify(spec: FalsifySpec | str | Path, db: str | Path | None = None, *, opt
     if "optimizer" in changes and changes["optimizer"] not in ("cma", "de", "dual_annealing", "tpe", "random"):
         raise ConfigError(f"optimizer {optimizer!r}; allowed: cma, de, dual_annealing, tpe, random")
     spec = dataclasses.replace(spec, **changes)
-    db = Path(db) if db else Path("fsil-falsify") / f"{spec.name}.sqlite"
+    # the name comes from the spec file: a safe file name inside fsil-falsify (``../../x`` -> ``_.._x``)
+    db = Path(db) if db else inside(Path("fsil-falsify"), f"{spec.name}.sqlite")
     from harness.campaign.core import workers_for_rig
 
     workers = workers_for_rig(spec, workers, scheduler)
@@ -357,8 +359,8 @@ def falsify(spec: FalsifySpec | str | Path, db: str | Path | None = None, *, opt
         result.evaluations, result.falsified = ev.evals, ev.falsified
         result.wall_s = time.perf_counter() - t0
         if result.falsified is not None and write_case:
-            result.scenario_file = write_falsified(spec, result.falsified,
-                                                   Path(out) if out else db.parent / f"{spec.name}-falsified.toml")
+            case = Path(out) if out else db.parent / safe_component(f"{spec.name}-falsified.toml")
+            result.scenario_file = write_falsified(spec, result.falsified, case)
         store.finish(key, {"falsified": result.falsified is not None,
                            "descents_to_violation": result.descents_to_violation,
                            "descents": result.descents,

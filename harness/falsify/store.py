@@ -22,8 +22,37 @@ import sqlite3
 import time
 from pathlib import Path
 
-from harness.campaign.store import SqliteStore
+from harness.campaign.store import (APPLICATION_ID, SQLITE_MAGIC, SqliteStore, _check_contents, _is_number, _is_text,
+                                    _json_is, check_database_file)
 from harness.errors import ConfigError
+
+FALSIFY_TABLES = {"falsify_searches", "falsify_evals"}
+
+# What each column holds (as harness.campaign.store._CONTENT_RULES): an edited or hostile value is
+# refused on open by name instead of failing a resume with a traceback
+_FALSIFY_RULES = (
+    ("falsify_searches", "rowid", [
+        *((c, f"typeof({c}) = 'text'", "text") for c in ("key", "name", "mode", "digest", "spec_text")),
+        ("created", _is_number("created"), "a number"),
+        ("result_json", f"(result_json IS NULL OR {_json_is('result_json', 'object')})", "a JSON object or NULL")]),
+    ("falsify_evals", "rowid", [
+        ("key", "typeof(key) = 'text'", "text"),
+        ("idx", "typeof(idx) = 'integer' AND idx >= 0", "an integer >= 0"),
+        ("u_json", _json_is("u_json", "array") + " AND NOT EXISTS (SELECT 1 FROM json_each(CASE WHEN "
+                   "json_valid(u_json) THEN u_json ELSE '[]' END) WHERE type NOT IN ('real', 'integer'))",
+         "a JSON array of numbers"),
+        ("params_json", _json_is("params_json", "object"), "a JSON object"),
+        ("seed", "typeof(seed) = 'integer' AND seed >= 0", "an integer >= 0"),
+        ("status", "typeof(status) = 'text'", "text"),
+        ("objective", "(objective IS NULL OR objective < '' OR objective IN ('inf', '-inf', 'nan'))",
+         "a number, 'inf', '-inf' or NULL"),
+        ("robustness_json", f"(robustness_json IS NULL OR ({_json_is('robustness_json', 'array')} AND NOT EXISTS "
+                            "(SELECT 1 FROM json_each(CASE WHEN json_valid(robustness_json) THEN robustness_json "
+                            "ELSE '[]' END) WHERE type != 'array')))", "a JSON array of arrays or NULL"),
+        *((c, _is_text(c), "text or NULL") for c in ("outcome", "failure_mode", "verdict", "error", "scenario_json",
+                                                      "worker")),
+        *((c, _is_number(c), "a number or NULL") for c in ("wall_s", "finished"))]),
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS falsify_searches (
@@ -53,10 +82,63 @@ def _unnum(x):
     return x
 
 
+def check_falsify_file(path: Path) -> None:
+    """Refuse (ConfigError naming ``path``), before a byte is written, an existing file that is
+    neither a falsification database nor an fsil campaign database (whose file the searches may
+    share): a folder, an empty file, not SQLite, another application's SQLite database. Reads only."""
+    hint = "choose another --db (the file is left as it is)"
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a folder, not a falsification database; allowed: an fsil falsification or "
+                          f"campaign database (SQLite) or a path that does not exist yet")
+    if path.exists() and not path.is_file():  # opening a FIFO would block for ever
+        raise ConfigError(f"{path}: is not a regular file (a pipe, socket or device), not a falsification database; "
+                          f"{hint}")
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(100)
+    except FileNotFoundError:
+        return  # a new database
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the falsification database: {exc.strerror or exc}") from None
+    if not head:
+        raise ConfigError(f"{path}: is empty (0 bytes), not a falsification database; {hint}")
+    if not head.startswith(SQLITE_MAGIC):
+        raise ConfigError(f"{path}: is not an SQLite database (it starts with {head[:16]!r}), so not a "
+                          f"falsification database; {hint}")
+    try:
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30.0)
+        try:
+            app = con.execute("PRAGMA application_id").fetchone()[0]
+            tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        finally:
+            con.close()
+    except sqlite3.Error as exc:
+        raise ConfigError(f"{path}: not a usable SQLite database ({exc}); {hint}") from None
+    if app == APPLICATION_ID:
+        check_database_file(path)  # a campaign's database: sound, or refused by name
+    elif app != 0 or not FALSIFY_TABLES <= tables:
+        what = f"application id 0x{app:08x}" if app else f"tables {', '.join(sorted(tables)) or '(none)'}"
+        raise ConfigError(f"{path}: is another application's SQLite database ({what}), not a falsification or "
+                          f"campaign database; {hint}")
+    try:
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30.0)
+        try:
+            _check_contents(con, path, tables, hint, _FALSIFY_RULES, "falsification database")
+        finally:
+            con.close()
+    except sqlite3.Error as exc:
+        raise ConfigError(f"{path}: the falsification database is damaged (SQLite: {exc}); {hint}") from None
+
+
 class FalsifyStore(SqliteStore):
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        check_falsify_file(self.path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"{self.path}: cannot create the falsification database's folder "
+                              f"({exc.strerror or exc})") from None
         try:
             self.db = sqlite3.connect(self.path, timeout=30.0)
             self.db.execute("PRAGMA journal_mode=WAL")

@@ -143,14 +143,14 @@ def make_fault(spec: dict, where: str = "fault", *, source: str | None = None, l
         raise ConfigError(f"{source}: {key_text(loc, leaf_is_table=True) if loc else 'fault'} = {value_text(spec)} is "
                           f"invalid; allowed: a table with a 'type' key")
     t = spec.get("type")
-    if t not in FAULT_TYPES:
+    if not isinstance(t, str) or t not in FAULT_TYPES:
         got = value_text(t) if "type" in spec else "(missing)"
         raise ConfigError(f"{source}: {key_text((*loc, 'type'))} = {got} is invalid; allowed: {', '.join(FAULT_TYPES)}")
     cls = FAULT_TYPES[t]
     m = validate(fault_model(cls), spec, source, where=loc)
     kw = {k: getattr(m, k) for k in m.model_fields_set if k != "type"}
     for k, v in kw.items():
-        if isinstance(v, list):
+        if isinstance(v, list) and k != "trigger":  # a vector (the schema checked its numbers); a trigger: _trigger
             kw[k] = tuple(float(x) for x in v)
         elif isinstance(v, int) and not isinstance(v, bool) and cls.__dataclass_fields__[k].type in ("float",
                                                                                                       "float | None"):
