@@ -426,6 +426,7 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
                 break
         loop_wall_s = time.perf_counter() - loop_start
         link.drain()
+        link.close()  # here, not only in finally: a link log that cannot take its last records is this run's error
     except (LinkError, TransportError) as exc:
         outcome, error = "link-failure", f"{type(exc).__name__}: {exc}"
         if transport.diagnose is not None:

@@ -240,6 +240,29 @@ def test_a_link_log_that_cannot_be_written_ends_the_run_as_a_link_failure_naming
     assert "link-failure" in (folder / "summary.txt").read_text().lower()
 
 
+def test_a_link_log_whose_last_records_do_not_fit_ends_the_run_as_a_link_failure(tmp_path):
+    """A flight short enough that its link log is still in the file's buffer at the end: the disk
+    is full when the log is closed. That error used to leave fly() as an exception (no result, no
+    telemetry written); it is the run's link failure, with the telemetry written beside it."""
+    import os
+    from pathlib import Path
+
+    from harness.rigs import open_rig
+    from harness.scenario_files import terminal_descent
+
+    if not Path("/dev/full").exists():
+        pytest.skip("no /dev/full on this system")
+    folder = tmp_path / "run"
+    folder.mkdir()
+    os.symlink("/dev/full", folder / "link.log")
+    with open_rig("loopback") as up:
+        res = up.fly(terminal_descent(t_max_s=0.1), artifacts=folder)
+    assert res.outcome == "link-failure"
+    assert "cannot write the link log (No space left on device)" in res.error, res.error
+    assert res.telemetry["t_s"].size == 6  # every cycle flown is kept
+    assert (folder / "telemetry.csv").read_text().count("\n") == 7
+
+
 def test_link_log_write_errors_are_link_errors_naming_the_file():
     from pathlib import Path
 
