@@ -42,7 +42,7 @@ __all__ = ["Model", "KeyProblem", "Interval", "validate", "read_toml", "read_tex
 # TOML integers are signed 64-bit (toml.io, "Integer"); Python's tomllib reads any length.
 INT64_MIN, INT64_MAX = -(2 ** 63), 2 ** 63 - 1
 # No input file of fsil is near this; a bigger one is a mistake (a log, an image) named as such.
-MAX_FILE_BYTES = 16 * 1024 * 1024
+MAX_FILE_BYTES = 1024 * 1024  # config TOML files (the largest shipped one is 4 kB): a hostile 10 MB file would take the TOML parser ~25 s
 # Tables and arrays nested deeper than this: no fsil schema comes near (a scenario's deepest key is
 # 3 levels); deeper is hostile ([a.a.a....] 20,000 levels deep made the checkers recurse to a crash).
 MAX_NESTING = 64

@@ -358,3 +358,17 @@ def test_a_scheduler_address_that_is_not_one_exits_2_naming_it(tmp_path, capsys,
     code, err = _fsil([command, target, "--db", tmp_path / "x.sqlite", "--scheduler", "not a url", "--no-progress"],
                       capsys)
     assert code == 2 and "--scheduler not a url: cannot connect to a Dask scheduler (missing port number" in err, err
+
+
+def test_a_scenario_file_over_the_size_limit_is_refused_before_it_is_parsed(tmp_path, capsys):
+    """A 3 MB TOML file (a hostile or wrong file: the largest shipped one is 4 kB) is refused by
+    its size, naming the file and the limit; at 16 MB, a 10 MB file went to the TOML parser first
+    (about 25 s to an error)."""
+    from harness.validation import MAX_FILE_BYTES
+
+    big = tmp_path / "big.toml"
+    big.write_text("[scenario]\n" + "".join(f"k{i} = {i}\n" for i in range(300_000)))
+    assert big.stat().st_size > 3_000_000 > MAX_FILE_BYTES
+    assert main(["run", str(big), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert str(big) in err and f"at most {MAX_FILE_BYTES} bytes" in err and "Traceback" not in err
