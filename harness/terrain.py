@@ -113,6 +113,11 @@ def flat(site: SiteFrame | None = None, height_m: float = 0.0) -> FlatTerrain:
 
 
 # ---------------------------------------------------------- height field
+#: the most a compressed height-field file (.npz) may unpack to, bytes: a small file can claim
+#: (and a compressed one can hold) far more than memory
+HEIGHT_FIELD_MAX_BYTES = 2 * 1024 ** 3
+
+
 class HeightField:
     """Heights (m above the reference sphere) on a regular east/north grid.
 
@@ -414,6 +419,11 @@ class HeightField:
             raise ConfigError(f"{p}: not a .npy/.npz height field: {e}") from None
         meta = {}
         if isinstance(data, np.lib.npyio.NpzFile):
+            unpacked = sum(i.file_size for i in data.zip.infolist())  # what reading every array would take
+            if unpacked > HEIGHT_FIELD_MAX_BYTES:
+                data.close()
+                raise ConfigError(f"{p}: the height field unpacks to {unpacked:,} bytes; allowed: at most "
+                                  f"{HEIGHT_FIELD_MAX_BYTES:,} (a 10,000 x 10,000 float64 grid is 800 MB)")
             with data:
                 meta = {k: data[k] for k in data.files}
             if "heights" not in meta:

@@ -372,3 +372,21 @@ def test_a_scenario_file_over_the_size_limit_is_refused_before_it_is_parsed(tmp_
     assert main(["run", str(big), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert str(big) in err and f"at most {MAX_FILE_BYTES} bytes" in err and "Traceback" not in err
+
+
+def test_a_compressed_height_field_that_unpacks_past_the_limit_is_refused_unread(tmp_path, monkeypatch):
+    """A .npz is a zip: a few kB can unpack to gigabytes. Its arrays' unpacked sizes are checked
+    before any is read (the limit lowered here so the file stays small)."""
+    import numpy as np
+
+    from harness import terrain
+
+    p = tmp_path / "bomb.npz"
+    np.savez_compressed(p, heights=np.zeros((1000, 1000)), spacing_m=np.array(10.0))
+    assert p.stat().st_size < 50_000
+    monkeypatch.setattr(terrain, "HEIGHT_FIELD_MAX_BYTES", 4_000_000)
+    with pytest.raises(ConfigError) as err:
+        terrain.HeightField.load(p)
+    assert str(p) in str(err.value) and "unpacks to 8,000," in str(err.value)
+    monkeypatch.setattr(terrain, "HEIGHT_FIELD_MAX_BYTES", 2 * 1024 ** 3)
+    assert terrain.HeightField.load(p).heights.shape == (1000, 1000)  # within the limit: loads
