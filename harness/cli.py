@@ -5,35 +5,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from harness.errors import ConfigError, FsilError
+from harness.errors import FsilError
+from harness.validation import check_option, check_output_file
 
 # A seed given on the command line has the range a scenario or spec file's seed has (an integer
 # from 0 to 2^63-1, TOML's 64-bit integers): numpy refuses a negative one with a bare ValueError.
 SEED_MAX = 2 ** 63 - 1
-
-
-def check_option(name: str, value: int | None, low: int, high: int | None = None) -> None:
-    """Refuse (ConfigError naming the option, its value and the allowed range) an integer option
-    outside [low, high]; None (not given) passes."""
-    if value is not None and not (low <= value and (high is None or value <= high)):
-        allowed = f"an integer from {low} to {high}" if high is not None else f"an integer >= {low}"
-        raise ConfigError(f"{name} {value}: allowed: {allowed}")
-
-
-def check_output_file(option: str, path) -> None:
-    """Refuse (ConfigError naming the option and path) an output file that cannot be written
-    where it is: a folder at that path, or a file where one of its folders should be. Checked
-    before the work whose result goes there, so that no result is computed and then lost."""
-    if path is None:
-        return
-    p = Path(path)
-    if p.is_dir():
-        raise ConfigError(f"{option} {p}: is a folder; allowed: a file path")
-    for parent in p.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise ConfigError(f"{option} {p}: {parent} is a file, not a folder; allowed: a path in a folder")
-            break
 
 
 def summary_table(results) -> str:

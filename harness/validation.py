@@ -37,7 +37,8 @@ from harness.errors import ConfigError
 from harness.safetext import printable
 
 __all__ = ["Model", "KeyProblem", "Interval", "validate", "read_toml", "read_text", "parse_toml", "check_values",
-           "key_text", "value_text", "one_of", "INT64_MIN", "INT64_MAX", "MAX_FILE_BYTES", "MAX_NESTING"]
+           "key_text", "value_text", "one_of", "INT64_MIN", "INT64_MAX", "MAX_FILE_BYTES", "MAX_NESTING",
+           "check_option", "check_output_file"]
 
 # TOML integers are signed 64-bit (toml.io, "Integer"); Python's tomllib reads any length.
 INT64_MIN, INT64_MAX = -(2 ** 63), 2 ** 63 - 1
@@ -482,3 +483,28 @@ def _plural(words: str) -> str:
         if words.startswith(a):
             return b + words[len(a):]
     return words
+
+
+# ------------------------------------------------------------------ command-line options
+def check_option(name: str, value: int | None, low: int, high: int | None = None) -> None:
+    """Refuse (ConfigError naming the option, its value and the allowed range) an integer option
+    outside [low, high]; None (not given) passes."""
+    if value is not None and not (low <= value and (high is None or value <= high)):
+        allowed = f"an integer from {low} to {high}" if high is not None else f"an integer >= {low}"
+        raise ConfigError(f"{name} {value}: allowed: {allowed}")
+
+
+def check_output_file(option: str, path) -> None:
+    """Refuse (ConfigError naming the option and path) an output file that cannot be written
+    where it is: a folder at that path, or a file where one of its folders should be. Checked
+    before the work whose result goes there, so that no result is computed and then lost."""
+    if path is None:
+        return
+    p = Path(path)
+    if p.is_dir():
+        raise ConfigError(f"{option} {p}: is a folder; allowed: a file path")
+    for parent in p.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ConfigError(f"{option} {p}: {parent} is a file, not a folder; allowed: a path in a folder")
+            break

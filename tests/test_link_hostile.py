@@ -194,6 +194,12 @@ def test_absurd_values_a_mid_flight_hello_and_garbage_fly_to_the_end(tmp_path, m
         assert np.isfinite(res.telemetry[col]).all(), col
     if mode == "nan-throttle":  # what the flight code sent is recorded as sent
         assert np.isnan(res.telemetry["throttle_cmd"][30:]).all()
+    if mode in ("nan-throttle", "inf-torque"):  # and the verdict says how often it sent such a value
+        bad = res.nonfinite_commands
+        assert 100 <= bad <= 151 - 25, bad
+        assert f"flight code sent {bad} COMMAND(s) with a NaN or infinite throttle or torque" in res.verdict()
+    else:
+        assert res.nonfinite_commands == 0 and "NaN or infinite" not in res.verdict()
     if mode == "binary-name":
         assert "\x1b" not in (folder / "summary.txt").read_text() and "\x1b" not in res.verdict()
     frames = _kept_on_disk(res, folder)

@@ -77,7 +77,7 @@ def cmd_campaign(args) -> int:
 def cmd_run(a) -> int:
     from harness.campaign.core import run_campaign, summary_text
 
-    from harness.cli import check_output_file
+    from harness.validation import check_output_file
 
     if a.workers is not None and a.workers < 1:
         from harness.errors import ConfigError
@@ -141,7 +141,7 @@ def cmd_rerun(a) -> int:
 
 def cmd_report(a) -> int:
     from harness.campaign.report import write_report
-    from harness.cli import check_option
+    from harness.validation import check_option
 
     check_option("--worst", a.worst, 0)
     out = a.out or str(Path(a.db).with_suffix(".html"))

@@ -178,25 +178,25 @@ def check_database_file(path: Path) -> None:
         if bad != ["ok"]:
             raise ConfigError(f"{path}: the campaign database is damaged (SQLite quick_check: "
                               f"{'; '.join(map(str, bad))[:300]}); {hint}")
-        _check_contents(con, path, tables, hint)
+        check_contents(con, path, tables, hint)
     except sqlite3.DatabaseError as exc:
         raise ConfigError(f"{path}: the campaign database is damaged or truncated (SQLite: {exc}); {hint}") from None
     finally:
         con.close()
 
 
-def _json_is(col: str, kind: str) -> str:
+def json_is(col: str, kind: str) -> str:
     """SQL: ``col`` holds JSON of type ``kind`` (json_type() raises on malformed JSON: asked only when valid)."""
     return f"coalesce(CASE WHEN json_valid({col}) THEN json_type({col}) END = '{kind}', 0)"
 
 
-def _is_number(col: str) -> str:
+def is_number(col: str) -> str:
     """SQL: ``col`` is a number or NULL (SQLite orders every number before every text and blob:
     one comparison, cheaper than typeof() on a 100,000-run table)."""
     return f"({col} IS NULL OR {col} < '')"
 
 
-def _is_text(col: str) -> str:
+def is_text(col: str) -> str:
     """SQL: ``col`` is text or NULL (numbers sort before text, blobs after)."""
     return f"({col} IS NULL OR ({col} >= '' AND {col} < x''))"
 
@@ -209,31 +209,31 @@ _CONTENT_RULES = (
         ("name", "typeof(name) = 'text'", "text"), ("spec_text", "typeof(spec_text) = 'text'", "text"),
         ("scenario", "typeof(scenario) = 'text'", "text"), ("digest", "typeof(digest) = 'text'", "text"),
         ("n_runs", "typeof(n_runs) = 'integer' AND n_runs >= 0", "an integer >= 0"),
-        ("axes_json", _json_is("axes_json", "array") + " AND NOT EXISTS (SELECT 1 FROM json_each(CASE WHEN "
+        ("axes_json", json_is("axes_json", "array") + " AND NOT EXISTS (SELECT 1 FROM json_each(CASE WHEN "
                       "json_valid(axes_json) THEN axes_json ELSE '[]' END) WHERE type != 'object')",
          "a JSON array of objects"),
-        ("dispersed_json", _json_is("dispersed_json", "array"), "a JSON array")]),
+        ("dispersed_json", json_is("dispersed_json", "array"), "a JSON array")]),
     ("runs", "run_id", [
         ("run_id", "typeof(run_id) = 'integer' AND run_id >= 0", "an integer >= 0"),
         ("point_index", "typeof(point_index) = 'integer' AND point_index >= 0", "an integer >= 0"),
-        ("point_json", _json_is("point_json", "object"), "a JSON object"),
-        ("params_json", _json_is("params_json", "object"), "a JSON object"),
-        ("sampled_json", _json_is("sampled_json", "object"), "a JSON object"),
+        ("point_json", json_is("point_json", "object"), "a JSON object"),
+        ("params_json", json_is("params_json", "object"), "a JSON object"),
+        ("sampled_json", json_is("sampled_json", "object"), "a JSON object"),
         ("seed", "typeof(seed) = 'integer' AND seed >= 0", "an integer >= 0"),
         ("status", "coalesce(status IN ('pending', 'done', 'error'), 0)", "pending, done or error"),
-        *((c, _is_number(c), "a number or NULL") for c in METRIC_COLUMNS),
+        *((c, is_number(c), "a number or NULL") for c in METRIC_COLUMNS),
         *((c, f"({c} IS NULL OR typeof({c}) = 'integer')", "an integer or NULL") for c in INT_COLUMNS),
-        *((c, _is_text(c), "text or NULL") for c in (*TEXT_COLUMNS, "telemetry_sha256"))]),
+        *((c, is_text(c), "text or NULL") for c in (*TEXT_COLUMNS, "telemetry_sha256"))]),
     # typeof(), not a comparison, for the blobs: it reads no blob's bytes
     ("blobs", "run_id", [(c, f"typeof({c}) IN ('blob', 'null')", "a blob or NULL") for c in ("traj", "telemetry")]),
     ("robustness", "run_id", [
         ("requirement", "typeof(requirement) = 'text'", "text"),
-        ("robustness", _is_number("robustness"), "a number or NULL"),
-        ("t_worst_s", _is_number("t_worst_s"), "a number or NULL")]),
+        ("robustness", is_number("robustness"), "a number or NULL"),
+        ("t_worst_s", is_number("t_worst_s"), "a number or NULL")]),
 )
 
 
-def _check_contents(con: sqlite3.Connection, path: Path, tables: set, hint: str, content_rules=_CONTENT_RULES,
+def check_contents(con: sqlite3.Connection, path: Path, tables: set, hint: str, content_rules=_CONTENT_RULES,
                     what: str = "campaign database") -> None:
     """Refuse (ConfigError naming the table, the row and the column) a value of the wrong type or
     form (``content_rules``, laid out as :data:`_CONTENT_RULES`), or a plan without its campaign

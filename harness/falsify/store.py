@@ -22,8 +22,8 @@ import sqlite3
 import time
 from pathlib import Path
 
-from harness.campaign.store import (APPLICATION_ID, SQLITE_MAGIC, SqliteStore, _check_contents, _is_number, _is_text,
-                                    _json_is, check_database_file)
+from harness.campaign.store import (APPLICATION_ID, SQLITE_MAGIC, SqliteStore, check_contents, is_number, is_text,
+                                    json_is, check_database_file)
 from harness.errors import ConfigError
 
 FALSIFY_TABLES = {"falsify_searches", "falsify_evals"}
@@ -33,25 +33,25 @@ FALSIFY_TABLES = {"falsify_searches", "falsify_evals"}
 _FALSIFY_RULES = (
     ("falsify_searches", "rowid", [
         *((c, f"typeof({c}) = 'text'", "text") for c in ("key", "name", "mode", "digest", "spec_text")),
-        ("created", _is_number("created"), "a number"),
-        ("result_json", f"(result_json IS NULL OR {_json_is('result_json', 'object')})", "a JSON object or NULL")]),
+        ("created", is_number("created"), "a number"),
+        ("result_json", f"(result_json IS NULL OR {json_is('result_json', 'object')})", "a JSON object or NULL")]),
     ("falsify_evals", "rowid", [
         ("key", "typeof(key) = 'text'", "text"),
         ("idx", "typeof(idx) = 'integer' AND idx >= 0", "an integer >= 0"),
-        ("u_json", _json_is("u_json", "array") + " AND NOT EXISTS (SELECT 1 FROM json_each(CASE WHEN "
+        ("u_json", json_is("u_json", "array") + " AND NOT EXISTS (SELECT 1 FROM json_each(CASE WHEN "
                    "json_valid(u_json) THEN u_json ELSE '[]' END) WHERE type NOT IN ('real', 'integer'))",
          "a JSON array of numbers"),
-        ("params_json", _json_is("params_json", "object"), "a JSON object"),
+        ("params_json", json_is("params_json", "object"), "a JSON object"),
         ("seed", "typeof(seed) = 'integer' AND seed >= 0", "an integer >= 0"),
         ("status", "typeof(status) = 'text'", "text"),
         ("objective", "(objective IS NULL OR objective < '' OR objective IN ('inf', '-inf', 'nan'))",
          "a number, 'inf', '-inf' or NULL"),
-        ("robustness_json", f"(robustness_json IS NULL OR ({_json_is('robustness_json', 'array')} AND NOT EXISTS "
+        ("robustness_json", f"(robustness_json IS NULL OR ({json_is('robustness_json', 'array')} AND NOT EXISTS "
                             "(SELECT 1 FROM json_each(CASE WHEN json_valid(robustness_json) THEN robustness_json "
                             "ELSE '[]' END) WHERE type != 'array')))", "a JSON array of arrays or NULL"),
-        *((c, _is_text(c), "text or NULL") for c in ("outcome", "failure_mode", "verdict", "error", "scenario_json",
+        *((c, is_text(c), "text or NULL") for c in ("outcome", "failure_mode", "verdict", "error", "scenario_json",
                                                       "worker")),
-        *((c, _is_number(c), "a number or NULL") for c in ("wall_s", "finished"))]),
+        *((c, is_number(c), "a number or NULL") for c in ("wall_s", "finished"))]),
 )
 
 _SCHEMA = """
@@ -123,7 +123,7 @@ def check_falsify_file(path: Path) -> None:
     try:
         con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30.0)
         try:
-            _check_contents(con, path, tables, hint, _FALSIFY_RULES, "falsification database")
+            check_contents(con, path, tables, hint, _FALSIFY_RULES, "falsification database")
         finally:
             con.close()
     except sqlite3.Error as exc:
