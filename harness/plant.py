@@ -274,6 +274,12 @@ class Plant:
         self._agl_ok = False
 
     @property
+    def nonfinite_command_steps(self) -> int:
+        """Steps flown under a NaN or infinite throttle or torque (each such value read as 0, then
+        clamped to its range): a flight-code bug the verdict names."""
+        return int(self._ctl[_C_NONFINITE])
+
+    @property
     def flameout(self) -> bool:
         """The main engine has flamed out (propellant ran out); it stays out."""
         return bool(self._ctl[_C_FLAMEOUT])
@@ -437,11 +443,13 @@ class Plant:
         ctl = self._ctl
         thr, engine_on, torque = cmd
         tmin, tmax, tau_e, slew = self._eng
+        nonfinite = False  # a NaN or infinite throttle or torque read as 0 (counted once the step is taken)
         # engine target u; the range tests also catch NaN and inf (read as 0)
         if engine_on and s0.propellant_kg > 0.0 and not self.flameout:
             if not (tmin <= thr <= tmax):
                 if not (-1e300 < thr < 1e300):
                     thr = _finite(thr)
+                    nonfinite = True
                 thr = tmin if thr < tmin else (tmax if thr > tmax else thr)
             u = thr
         else:
@@ -455,6 +463,7 @@ class Plant:
             else:
                 if not (-1e300 < tx < 1e300 and -1e300 < ty < 1e300 and -1e300 < tz < 1e300):
                     tx, ty, tz = _finite(tx), _finite(ty), _finite(tz)
+                    nonfinite = True
                 tau = (mx if tx > mx else (-mx if tx < -mx else tx),
                        my if ty > my else (-my if ty < -my else ty),
                        mz if tz > mz else (-mz if tz < -mz else tz))
@@ -499,6 +508,8 @@ class Plant:
         self._set_state(s1)
         self._agl, self._agl_ok = h1, True
         self._imu_in[:] = (*fmean, *wmean, s1.t_s - s0.t_s)
+        if nonfinite:
+            ctl[_C_NONFINITE] += 1.0
         return s1
 
     def _split_depletion(self, s0, dt, fprof, tau, s1):
@@ -770,10 +781,10 @@ _X_AGL = STATE_FIELDS.index("altitude_agl_m")
 CTL_FIELDS = ("throttle_min", "throttle_max", "tau_e_s", "slew_per_s", "lag_emax", "decay_dt_s",
               "decay_half", "decay_full", "flameout", "inertia_mass_kg", "inertia_tol_kg", "inertia_diag",
               "clock_origin_s", "clock_dt_s", "clock_n", "r_safe_m", "torque_max_x", "torque_max_y",
-              "torque_max_z", "radius_m", "flat_height_m")
+              "torque_max_z", "radius_m", "flat_height_m", "nonfinite_steps")
 (_C_TMIN, _C_TMAX, _C_TAU, _C_SLEW, _C_LAG_EMAX, _C_DECAY_DT, _C_DECAY_H, _C_DECAY_FULL, _C_FLAMEOUT,
  _C_INERTIA_MASS, _C_INERTIA_TOL, _C_DIAG, _C_CLOCK_ORIGIN, _C_CLOCK_DT, _C_CLOCK_N, _C_R_SAFE,
- _C_TQ_X, _C_TQ_Y, _C_TQ_Z, _C_RADIUS, _C_FLAT_H) = range(len(CTL_FIELDS))
+ _C_TQ_X, _C_TQ_Y, _C_TQ_Z, _C_RADIUS, _C_FLAT_H, _C_NONFINITE) = range(len(CTL_FIELDS))
 
 #: What ``step_kernel`` returns: the step was taken, or what it needs first (no state changed then).
 STEP_DONE, STEP_NEEDS_INERTIA, STEP_NEEDS_DECAY, STEP_NEEDS_CLOCK, STEP_NEEDS_GENERAL = range(5)
@@ -794,6 +805,7 @@ def step_kernel(x, par, ctl, imu_in, thr, engine_on, tx, ty, tz, dt):
     """
     p0 = x[15]
     r0 = x[16]
+    nonfinite = False  # a NaN or infinite throttle or torque read as 0 (counted once the step is taken)
     # engine target u; the range tests also catch NaN and inf (read as 0)
     if engine_on and p0 > 0.0 and ctl[8] == 0.0:
         tmin = ctl[0]
@@ -801,6 +813,7 @@ def step_kernel(x, par, ctl, imu_in, thr, engine_on, tx, ty, tz, dt):
         if not (tmin <= thr <= tmax):
             if not (-1e300 < thr < 1e300):
                 thr = 0.0
+                nonfinite = True
             thr = tmin if thr < tmin else (tmax if thr > tmax else thr)
         u = thr
     else:
@@ -811,6 +824,8 @@ def step_kernel(x, par, ctl, imu_in, thr, engine_on, tx, ty, tz, dt):
         my = ctl[17]
         mz = ctl[18]
         if not (-mx <= tx <= mx and -my <= ty <= my and -mz <= tz <= mz):
+            if not (-1e300 < tx < 1e300 and -1e300 < ty < 1e300 and -1e300 < tz < 1e300):
+                nonfinite = True
             if not (-1e300 < tx < 1e300):
                 tx = 0.0
             if not (-1e300 < ty < 1e300):
@@ -860,6 +875,8 @@ def step_kernel(x, par, ctl, imu_in, thr, engine_on, tx, ty, tz, dt):
     imu_in[0] = fmean[0]; imu_in[1] = fmean[1]; imu_in[2] = fmean[2]
     imu_in[3] = wmean[0]; imu_in[4] = wmean[1]; imu_in[5] = wmean[2]
     imu_in[6] = x[0] - t0
+    if nonfinite:
+        ctl[21] += 1.0  # nonfinite_steps
     return 0  # STEP_DONE
 
 

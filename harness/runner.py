@@ -77,7 +77,7 @@ class FlightResult:
     artifacts: Path | None = None
     params_refused: list[str] = field(default_factory=list)  # optional parameters refused (not applied)
     link_last_error: str | None = None  # why the harness's decoder last dropped a frame (None: it never did)
-    nonfinite_commands: int = 0  # cycles whose COMMAND held a NaN or infinite throttle or torque
+    nonfinite_commands: int = 0  # plant steps flown under a NaN or infinite throttle or torque (read as 0)
 
     @property
     def landed(self) -> bool:
@@ -199,8 +199,8 @@ class FlightResult:
                          + (f"; the harness last dropped a frame because: {self.link_last_error}"
                             if bad and self.link_last_error else ""))
         if self.nonfinite_commands:
-            lines.append(f"flight code sent {self.nonfinite_commands} COMMAND(s) with a NaN or infinite throttle "
-                         f"or torque; the plant flew each such value as 0 (then clamped to its range)")
+            lines.append(f"flight code commanded a NaN or infinite throttle or torque: the plant flew "
+                         f"{self.nonfinite_commands} step(s) with it read as 0 (then clamped to its range)")
         if self.flight_counters.get("fault_flags"):
             lines.append(f"flight code reports fault flags 0x{self.flight_counters['fault_flags']:08x} "
                          f"in its last TELEMETRY (bits defined by the flight code)")
@@ -334,8 +334,6 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
 
     rows: list[tuple] = []  # per cycle: what the truth record (cycle.history) does not hold
     record = rows.append
-    torques: list[tuple] = []  # per cycle: the RCS torque flown (checked for NaN/inf after the run)
-    record_torque = torques.append
     new_tuple = tuple.__new__  # builds a NamedTuple (Sensors, ActuatorCommand) without its Python-level __new__
     LRF_VALID, IMU_VALID, LRF_NEW = p.SENSORS_LRF_VALID, p.SENSORS_IMU_VALID, p.SENSORS_LRF_NEW
     ENGINE_ON = p.COMMAND_ENGINE_ON
@@ -413,7 +411,6 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
             # (vertical speed, tilt, ...) are computed for all rows at once after the run
             record((altitude, applied.throttle, applied.flags & ENGINE_ON, applied.mode,
                     lrf_r.range_m if lrf_valid else math.nan, lrf_valid, lrf_new))
-            record_torque(applied.torque_body)
             if answer is None and policy == "fail":
                 raise CommandLost(f"COMMAND lost in cycle {step} (t={t_us / 1e6:.3f} s, SENSORS seq "
                                   f"{link.last_sent[1] if link.last_sent else '?'}) and the lost-command "
@@ -463,7 +460,7 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
         notes=faults.report(),
         params_refused=[r.describe() for r in link.params_refused],
         link_last_error=link.decoder.errors[-1][1] if link.decoder.errors else None,
-        nonfinite_commands=_nonfinite_commands(tm["throttle_cmd"], torques),
+        nonfinite_commands=plant.nonfinite_command_steps,
     )
     if folder:
         result.save(folder)
@@ -471,14 +468,6 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
 
 
 _SENT = ("altitude_m", "throttle_cmd", "engine_on", "mode", "lrf_range_m", "lrf_valid", "lrf_new")
-
-
-def _nonfinite_commands(throttle: np.ndarray, torques: list[tuple]) -> int:
-    """Cycles whose COMMAND held a NaN or infinite throttle or torque (the plant flies such a value
-    as 0, then clamps it to its range)."""
-    n = len(torques)
-    tq = np.fromiter(itertools.chain.from_iterable(torques), float, 3 * n).reshape(n, 3)
-    return int(np.count_nonzero(~(np.isfinite(throttle[:n]) & np.isfinite(tq).all(axis=1))))
 
 
 def _columns(truth: np.ndarray, rows: list[tuple], site_radius: float) -> dict[str, np.ndarray]:
