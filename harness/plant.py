@@ -824,14 +824,15 @@ def step_kernel(x, par, ctl, imu_in, thr, engine_on, tx, ty, tz, dt):
         my = ctl[17]
         mz = ctl[18]
         if not (-mx <= tx <= mx and -my <= ty <= my and -mz <= tz <= mz):
-            if not (-1e300 < tx < 1e300 and -1e300 < ty < 1e300 and -1e300 < tz < 1e300):
-                nonfinite = True
             if not (-1e300 < tx < 1e300):
                 tx = 0.0
+                nonfinite = True
             if not (-1e300 < ty < 1e300):
                 ty = 0.0
+                nonfinite = True
             if not (-1e300 < tz < 1e300):
                 tz = 0.0
+                nonfinite = True
             tx = mx if tx > mx else (-mx if tx < -mx else tx)
             ty = my if ty > my else (-my if ty < -my else ty)
             tz = mz if tz > mz else (-mz if tz < -mz else tz)

@@ -221,10 +221,8 @@ def test_a_far_end_that_exits_mid_flight_is_named_and_the_data_kept(tmp_path):
 
 
 # ---------------------------------------------------------------------------- a log that cannot be written
-def test_a_link_log_that_cannot_be_written_ends_the_run_as_a_link_failure_naming_it(tmp_path):
-    """The disk fills up under the link log (here: link.log is /dev/full). The old log raised a
-    bare OSError out of fly(): no outcome, no telemetry, a traceback. Now the run ends as a link
-    failure naming the file and the cause, and the telemetry up to then is written beside it."""
+def _fly_onto_a_full_disk(tmp_path, t_max_s: float):
+    """A loopback flight of ``t_max_s`` whose link.log is /dev/full (every write: no space left)."""
     import os
     from pathlib import Path
 
@@ -237,7 +235,14 @@ def test_a_link_log_that_cannot_be_written_ends_the_run_as_a_link_failure_naming
     folder.mkdir()
     os.symlink("/dev/full", folder / "link.log")
     with open_rig("loopback") as up:
-        res = up.fly(terminal_descent(t_max_s=5.0), artifacts=folder)
+        return up.fly(terminal_descent(t_max_s=t_max_s), artifacts=folder), folder
+
+
+def test_a_link_log_that_cannot_be_written_ends_the_run_as_a_link_failure_naming_it(tmp_path):
+    """The disk fills up under the link log (here: link.log is /dev/full). The old log raised a
+    bare OSError out of fly(): no outcome, no telemetry, a traceback. Now the run ends as a link
+    failure naming the file and the cause, and the telemetry up to then is written beside it."""
+    res, folder = _fly_onto_a_full_disk(tmp_path, 5.0)
     assert res.outcome == "link-failure"
     assert f"{folder / 'link.log'}: cannot write the link log (No space left on device)" in res.error, res.error
     n = res.telemetry["t_s"].size
@@ -250,19 +255,7 @@ def test_a_link_log_whose_last_records_do_not_fit_ends_the_run_as_a_link_failure
     """A flight short enough that its link log is still in the file's buffer at the end: the disk
     is full when the log is closed. That error used to leave fly() as an exception (no result, no
     telemetry written); it is the run's link failure, with the telemetry written beside it."""
-    import os
-    from pathlib import Path
-
-    from harness.rigs import open_rig
-    from harness.scenario_files import terminal_descent
-
-    if not Path("/dev/full").exists():
-        pytest.skip("no /dev/full on this system")
-    folder = tmp_path / "run"
-    folder.mkdir()
-    os.symlink("/dev/full", folder / "link.log")
-    with open_rig("loopback") as up:
-        res = up.fly(terminal_descent(t_max_s=0.1), artifacts=folder)
+    res, folder = _fly_onto_a_full_disk(tmp_path, 0.1)
     assert res.outcome == "link-failure"
     assert "cannot write the link log (No space left on device)" in res.error, res.error
     assert res.telemetry["t_s"].size == 6  # every cycle flown is kept

@@ -61,11 +61,13 @@ class FaultSet:
 
     def _evaluate(self) -> None:
         live = self._live  # the faults whose state can still change (the others are settled)
-        if not live:  # all settled: only their count of active cycles moves
-            for f in self.faults:
-                if f.active:
-                    f.cycles_active += 1
-            return
+        if live:
+            self._evaluate_live(live)
+        for f in self.faults:
+            if f.active:
+                f.cycles_active += 1
+
+    def _evaluate_live(self, live: list) -> None:
         t, alt, ph = self.t_s, self.altitude_m, self.phase if self.phase is not None else 0
         for _ in range(len(live) + 1):
             changed = False
@@ -81,9 +83,6 @@ class FaultSet:
                 break
         if any(f.settled for f in live):
             self._live = [f for f in live if not f.settled]
-        for f in self.faults:
-            if f.active:
-                f.cycles_active += 1
 
     def update(self, t_s: float, altitude_m: float, phase: int) -> None:
         self.cycle += 1

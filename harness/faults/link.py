@@ -238,8 +238,12 @@ class FaultyTransport(Transport):
                 for b, d in cur:
                     nxt.extend((b2, d + d2) for b2, d2 in f.frame(b, direction, mt))
                 cur = nxt
-            if mt in _ANSWER_TYPES[direction] and not any(b == fr and d == 0 for b, d in cur):
-                self.answer_lost = True  # this cycle's SENSORS, or the COMMAND answering it, is not going through
+            if mt in _ANSWER_TYPES[direction]:  # this cycle's SENSORS (a new cycle) or the COMMAND answering it
+                intact = any(b == fr and d == 0 for b, d in cur)
+                if mt == _SENSORS:
+                    self.answer_lost = not intact
+                elif not intact:
+                    self.answer_lost = True
             for b, d in cur:
                 self._order += 1
                 self._queue[direction].append((now + d, self._order, b))
@@ -266,8 +270,6 @@ class FaultyTransport(Transport):
             self.inner.write(out)
 
     def write(self, data: bytes) -> None:
-        if _msg_type(data) == _SENSORS:  # a new lockstep cycle: its answer is awaited afresh
-            self.answer_lost = False
         self._process("up", data)
         out = self._due("up")
         if out:
