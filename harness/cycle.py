@@ -141,6 +141,8 @@ class Cycle:
         imu.use_kernel_arrays(*v[4:])
         self._kernel = load_advance_kernel(spans)[0]
         self._observed = self.block[:x.size + reading.size]
+        #: the IMU's last reading (READING_FIELDS), where the compiled cycle writes it
+        self.reading = self.block[x.size:x.size + reading.size]
         self._state_size = x.size
         if self._kernel is None:  # interpreted: the arrays one by one
             def interpreted(block, history, row, *cmd, n_state=x.size):

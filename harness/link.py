@@ -174,6 +174,7 @@ _SENSORS = int(p.MsgType.SENSORS)
 _LOCKSTEP_RESULT = struct.Struct("<4I2x" + p.COMMAND_PACKET.format[3:-1] + "2x")
 _new_tuple = tuple.__new__
 _SENSORS_PACKET_LEN = p.SENSORS_PACKET.size  # what sensors_packet returns, header + body
+_READING_LEN = len(p.SENSORS_READING_FIELDS)
 
 def _describe(frame_type: int | None, seq: int | None, t_us: int | None, wall: float | None) -> str:
     if frame_type is None:
@@ -230,6 +231,8 @@ class FlightLink:
         factory = getattr(type(transport), "in_process_lockstep", None)
         self._lockstep = factory(transport) if factory is not None else None
         self._lockstep_clean = False  # the decoder holds nothing the lockstep call would skip past
+        self._reading = None    # the IMU reading exchange_reading sends (bind_reading)
+        self._reading_c = None  # and its address, for the lockstep call
 
     # low level -------------------------------------------------------------------------
     def send(self, msg: p.Message, t_us: int) -> int:
@@ -423,13 +426,39 @@ class FlightLink:
         return ack
 
     # lockstep ----------------------------------------------------------------------------
+    def bind_reading(self, reading) -> None:
+        """Where ``exchange_reading`` takes the IMU's values from: a C-contiguous float64 array
+        whose first entries are ``p.SENSORS_READING_FIELDS`` (the IMU model's reading, updated in
+        place every cycle; it must outlive the link's use of it)."""
+        self._reading = reading
+        lockstep = self._lockstep
+        self._reading_c = lockstep.pointer_to(reading) if lockstep is not None else None
+
+    def exchange_reading(self, lrf_range_m: float, lrf_sample_t_us: int, lrf_flags: int,
+                         t_us: int) -> p.Command | None:
+        """``exchange`` of the SENSORS that the bound IMU reading (``bind_reading``) and these LRF
+        fields make (``lrf_flags``: the LRF bits; IMU_VALID comes from the reading). On the
+        in-process rig the packet is packed in C from the reading, the same bytes
+        ``p.sensors_packet`` packs (tests/test_loopback_link.py); elsewhere it is built here."""
+        if self.transport.synchronous and not self._pending:
+            return self._exchange_in_process(None, t_us, (lrf_range_m, lrf_sample_t_us, lrf_flags))
+        return self.exchange(self._reading_sensors(lrf_range_m, lrf_sample_t_us, lrf_flags), t_us)
+
+    def _reading_sensors(self, lrf_range_m: float, lrf_sample_t_us: int, lrf_flags: int) -> p.Sensors:
+        """The SENSORS of the bound reading and these LRF fields (see exchange_reading)."""
+        dvx, dvy, dvz, dthx, dthy, dthz, dt_s, valid, avx, avy, avz, atx, aty, atz = \
+            self._reading[:_READING_LEN].tolist()
+        return _new_tuple(p.Sensors, ((dvx, dvy, dvz), (dthx, dthy, dthz), round(dt_s * 1e6), lrf_range_m,
+                                      lrf_sample_t_us, lrf_flags | (p.SENSORS_IMU_VALID if valid != 0.0 else 0),
+                                      (avx, avy, avz), (atx, aty, atz)))
+
     def exchange(self, sensors: p.Sensors, t_us: int) -> p.Command | None:
         """Send SENSORS and wait for the COMMAND that answers it (None: this cycle was missed).
 
         Raises FlightCodeStalled after ``stall_cycles`` missed cycles in a row.
         """
         if self.transport.synchronous and not self._pending:
-            return self._exchange_in_process(sensors, t_us)
+            return self._exchange_in_process(sensors, t_us, None)
         t0 = time.perf_counter()
         seq = self.send(sensors, t_us)
         f = self._frames_until(lambda fr: fr.msg_type == _COMMAND and fr.msg.sensors_seq == seq,
@@ -467,7 +496,7 @@ class FlightLink:
                    f"answered a SENSORS other than the one awaited" if self.stats.late_commands else ""))
         return None
 
-    def _exchange_in_process(self, sensors: p.Sensors, t_us: int) -> p.Command | None:
+    def _exchange_in_process(self, sensors: p.Sensors | None, t_us: int, lrf: tuple | None) -> p.Command | None:
         """exchange() for an in-process flight code: its whole answer is there after the write.
 
         On the loopback rig the round is one C call (``InProcessLockstep``: the frame is made with
@@ -475,14 +504,20 @@ class FlightLink:
         whenever the decoder holds no partial frame. The regular answer (good frames only, the
         COMMAND to this SENSORS and TELEMETRY) is taken from it here; any other answer goes to the
         decoder as bytes, exactly as on the way without it, which counts, names and handles it.
+        ``sensors`` None: the SENSORS of the bound reading and the LRF fields ``lrf`` (see
+        exchange_reading), packed in C when the lockstep call takes the cycle.
         """
         t0 = time.perf_counter()
         lockstep = self._lockstep
         if lockstep is not None and (self._lockstep_clean or self._lockstep_resume()):
             seq = self._seq
             self._seq = (seq + 1) & 0xFFFF
-            packet = p.sensors_packet(sensors, seq, t_us)
-            regular = lockstep.call(lockstep.ctx, packet, _SENSORS_PACKET_LEN)
+            if sensors is None:
+                regular = lockstep.call_reading(lockstep.ctx, seq, t_us, self._reading_c, *lrf)
+                if regular == -3:  # a value that does not fit its field: struct.pack names it
+                    sensors = self._reading_sensors(*lrf)
+            if sensors is not None:
+                regular = lockstep.call(lockstep.ctx, p.sensors_packet(sensors, seq, t_us), _SENSORS_PACKET_LEN)
             if regular > 0:
                 (frames, n_tx, n_rx, n_tlm, c_seq, c_t_us, throttle, tx, ty, tz, sensors_seq, mode,
                  flags) = _LOCKSTEP_RESULT.unpack_from(lockstep.result)
@@ -512,7 +547,7 @@ class FlightLink:
             self.last_sent = (_SENSORS, seq, t_us, time.perf_counter())
             lockstep.hand_back()  # the answer goes to the decoder below
         else:
-            seq = self.send(sensors, t_us)
+            seq = self.send(sensors if sensors is not None else self._reading_sensors(*lrf), t_us)
         command = None
         for f in self._receive(0.0):
             if command is None and f.msg_type == _COMMAND and f.msg.sensors_seq == seq:

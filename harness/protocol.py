@@ -44,6 +44,12 @@ COMMIT_PARAM_ID = 0  # CONFIG param_id 0 is reserved for COMMIT (sent with flags
 SENSORS_LRF_VALID = 0x01
 SENSORS_IMU_VALID = 0x02
 SENSORS_LRF_NEW = 0x04
+#: What ``FlightLink.exchange_reading`` takes from an IMU reading, in this order (float64; m/s, rad,
+#: s, body axes): the increments over the interval, the interval, whether the reading is valid
+#: (non-zero: IMU_VALID), then the running sums (sensor_models/imu.py READING_FIELDS starts so)
+SENSORS_READING_FIELDS = ("dv_x", "dv_y", "dv_z", "dtheta_x", "dtheta_y", "dtheta_z", "dt_s", "valid",
+                          "dv_accum_x", "dv_accum_y", "dv_accum_z", "dtheta_accum_x", "dtheta_accum_y",
+                          "dtheta_accum_z")
 COMMAND_ENGINE_ON = 0x01
 # COMMAND.flags status bits (ignored by the plant, shown in the record)
 COMMAND_ACCEL_FAILED = 0x02      # flight code declared its accelerometers failed

@@ -328,7 +328,6 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
 
     cycle = Cycle(plant, imu)
     observe = cycle.observation
-    I = cycle.reading_at  # where the IMU's reading starts in an observation
     imu.read()  # the first reading (nothing integrated yet: flagged invalid); later ones end each cycle
     ground = plant.terrain
 
@@ -337,7 +336,8 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
     new_tuple = tuple.__new__  # builds a NamedTuple (Sensors, ActuatorCommand) without its Python-level __new__
     LRF_VALID, IMU_VALID, LRF_NEW = p.SENSORS_LRF_VALID, p.SENSORS_IMU_VALID, p.SENSORS_LRF_NEW
     ENGINE_ON = p.COMMAND_ENGINE_ON
-    exchange = link.exchange
+    exchange, exchange_reading = link.exchange, link.exchange_reading
+    link.bind_reading(cycle.reading)
     advance = cycle.advance
     dt = 1.0 / scenario.flight_rate_hz
     n_sub = scenario.plant_substeps
@@ -375,28 +375,27 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
             lrf_r = lrf.update(t_s, plant.state, ground) if lrf.due(t_s) else lrf.deliver(t_s)
             if faulty:
                 faults.update(t_s, altitude, command.mode)
+            if faulty:
+                lrf_r = faults.lrf(lrf_r)
+            lrf_valid, lrf_new = lrf_r.valid, lrf_r.new
+            lrf_flags = (LRF_VALID if lrf_valid else 0) | (LRF_NEW if lrf_new else 0)
+            lrf_range = lrf_r.range_m if lrf_valid else 0.0
+            lrf_t_us = round(lrf_r.sample_t_s * 1e6) if (lrf_valid or lrf_new) else 0
+            if realtime:
+                lag = wall_start + step * dt - time.perf_counter()
+                if lag > 0:
+                    time.sleep(lag)
             if imu_faults:
                 imu_r = imu.reading()
                 faulted = faults.imu(imu_r)
                 if faulted is not imu_r:  # the accumulators follow the increments actually reported
                     imu_r = imu.report(faulted)
                 dv, dtheta, imu_dt, imu_valid, dv_accum, dtheta_accum = imu_r
-            else:  # the reading as the IMU made it (Imu.reading() from the list)
-                dv, dtheta, imu_dt = (x[I], x[I + 1], x[I + 2]), (x[I + 3], x[I + 4], x[I + 5]), x[I + 6]
-                imu_valid = x[I + 7] != 0.0
-                dv_accum, dtheta_accum = (x[I + 8], x[I + 9], x[I + 10]), (x[I + 11], x[I + 12], x[I + 13])
-            if faulty:
-                lrf_r = faults.lrf(lrf_r)
-            lrf_valid, lrf_new = lrf_r.valid, lrf_r.new
-            flags = (LRF_VALID if lrf_valid else 0) | (IMU_VALID if imu_valid else 0) | (LRF_NEW if lrf_new else 0)
-            sensors = new_tuple(p.Sensors, (dv, dtheta, round(imu_dt * 1e6), lrf_r.range_m if lrf_valid else 0.0,
-                                            round(lrf_r.sample_t_s * 1e6) if (lrf_valid or lrf_new) else 0,
-                                            flags, dv_accum, dtheta_accum))
-            if realtime:
-                lag = wall_start + step * dt - time.perf_counter()
-                if lag > 0:
-                    time.sleep(lag)
-            answer = exchange(sensors, t_us)
+                answer = exchange(new_tuple(p.Sensors, (dv, dtheta, round(imu_dt * 1e6), lrf_range, lrf_t_us,
+                                                        lrf_flags | (IMU_VALID if imu_valid else 0), dv_accum,
+                                                        dtheta_accum)), t_us)
+            else:  # the reading as the IMU made it, sent from where the compiled cycle wrote it
+                answer = exchange_reading(lrf_range, lrf_t_us, lrf_flags, t_us)
             if command_faults:
                 answer = faults.command(answer)
             if realtime and time.perf_counter() > wall_start + (step + 1) * dt:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import struct
 import subprocess
 from pathlib import Path
 
@@ -112,6 +113,44 @@ def test_random_sensors_framed_byte_identically_by_both_codecs(fc, msg, seq, t_u
     frame = c_frame(fc, p.sensors_packet(msg, seq, t_us))
     assert frame == p.encode_frame(msg, seq, t_us)
     assert c_check(fc, frame) == [("ok", p.MsgType.SENSORS)]
+
+
+def c_pack_reading(fc, seq, t_us, reading, lrf_range, lrf_t_us, lrf_flags) -> bytes | None:
+    ffi, lib = fc
+    out = ffi.new("uint8_t[]", int(lib.FSIL_LINK_SENSORS_PACKET))
+    n = lib.fsil_link_pack_reading(out, seq, t_us, ffi.from_buffer("double[]", np.asarray(reading, dtype=float)),
+                                   lrf_range, lrf_t_us, lrf_flags)
+    return bytes(ffi.buffer(out, n)) if n else None
+
+
+def test_reading_fields_are_where_the_imu_model_writes_them():
+    from sensor_models.imu import READING_FIELDS
+
+    assert READING_FIELDS[:len(p.SENSORS_READING_FIELDS)] == p.SENSORS_READING_FIELDS
+
+
+#: doubles a reading may hold: any (NaN, infinities, beyond float32's range, subnormals), with
+#: the values that round exactly half-way between float32s or between whole microseconds
+any_double = st.one_of(f64, st.sampled_from([3.4028235677973366e38, 3.4028235677973362e38, 3.5e38, -3.5e38,
+                                              1.0000000596046448, 1.401298464324817e-45 / 2, -0.0,
+                                              2.5e-6, 3.5e-6, 0.0200005, 4294.9672955, 4294.9672965]))
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(any_double, min_size=14, max_size=14), any_double, st.integers(0, 2**64 - 1), st.integers(0, 7),
+       st.integers(0, 2**16 - 1), st.integers(0, 2**64 - 1))
+def test_reading_packed_in_c_as_python_packs_it(fc, reading, lrf_range, lrf_t_us, lrf_flags, seq, t_us):
+    """fsil_link_pack_reading (the in-process rig's SENSORS from the IMU reading) gives the bytes
+    p.sensors_packet gives for the Sensors FlightLink builds from the same reading on every
+    other rig; where Python refuses a value (beyond float32, an interval that is no u32 of us),
+    C refuses it too, and the harness then packs in Python, which names it."""
+    link = FlightLink.__new__(FlightLink)
+    link._reading = np.asarray(reading, dtype=float)
+    try:
+        want = p.sensors_packet(link._reading_sensors(lrf_range, lrf_t_us, lrf_flags), seq, t_us)
+    except (OverflowError, ValueError, struct.error):
+        want = None
+    assert c_pack_reading(fc, seq, t_us, reading, lrf_range, lrf_t_us, lrf_flags) == want
 
 
 @st.composite
@@ -246,14 +285,29 @@ SLIPS = {
 }
 
 
-def _fly_link(transport_cls, log_path, cycles=40):
+def _reading(s: p.Sensors) -> np.ndarray:
+    """An IMU reading (p.SENSORS_READING_FIELDS) holding what ``s`` reports of the IMU."""
+    return np.array([*s.imu_dv_body, *s.imu_dtheta_body, s.imu_dt_us / 1e6, float(bool(s.flags & p.SENSORS_IMU_VALID)),
+                     *s.imu_dv_accum_body, *s.imu_dtheta_accum_body])
+
+
+def _fly_link(transport_cls, log_path, cycles=40, via_reading=False):
+    """``via_reading``: every SENSORS through exchange_reading (C-packed on the lockstep path)."""
     tr = transport_cls()
     link = _link(tr, log_path)
+    reading = np.zeros(len(p.SENSORS_READING_FIELDS))
+    link.bind_reading(reading)
     commands = []
     for i in range(1, cycles):
         if i in SLIPS:
             _slip(tr, SLIPS[i])
-        commands.append(link.exchange(_sensors(i), 20_000 * i))
+        s = _sensors(i)
+        if via_reading:
+            reading[:] = _reading(s)
+            commands.append(link.exchange_reading(s.lrf_range, s.lrf_sample_t_us,
+                                                  s.flags & ~p.SENSORS_IMU_VALID, 20_000 * i))
+        else:
+            commands.append(link.exchange(s, 20_000 * i))
     link.drain()
     link.close()
     return link, commands
@@ -263,8 +317,9 @@ def _no_wall(t):
     return t[:3] if t else t
 
 
-def test_lockstep_takes_regular_cycles_and_hands_the_rest_to_the_decoder_unchanged(tmp_path):
-    fast, fast_cmds = _fly_link(LoopbackTransport, tmp_path / "fast.log")
+@pytest.mark.parametrize("via_reading", [False, True], ids=["sensors", "reading"])
+def test_lockstep_takes_regular_cycles_and_hands_the_rest_to_the_decoder_unchanged(tmp_path, via_reading):
+    fast, fast_cmds = _fly_link(LoopbackTransport, tmp_path / "fast.log", via_reading=via_reading)
     slow, slow_cmds = _fly_link(GenericPath, tmp_path / "slow.log")
     assert fast._lockstep is not None and slow._lockstep is None
     assert fast_cmds == slow_cmds

@@ -32,6 +32,7 @@
 
 #include "loopback_link.h"
 
+#include <math.h>
 #include <string.h>
 
 /* The loopback HAL of the flight code under test (its hal_loopback.h; not included here, so
@@ -191,4 +192,64 @@ int fsil_link_exchange(fsil_link_t *k, const uint8_t *packet, size_t n)
     fsw_put_u32(k->result + 8, k->rx_len);
     fsw_put_u32(k->result + 12, tlm_len);
     return 1;
+}
+
+/* A double as float32 the way Python's struct module packs it (round to nearest; a finite value
+ * that rounds to infinity does not fit). Returns 0 if it does not fit. */
+static int put_f32_checked(uint8_t *p, double v)
+{
+    float f = (float)v;
+
+    if (isinf(f) && !isinf(v)) {
+        return 0;
+    }
+    fsw_put_f32(p, f);
+    return 1;
+}
+
+#define SENSORS_PACKET_LEN (FSW_HDR_LEN + FSW_LEN_SENSORS)
+#if FSW_LEN_SENSORS != 92u || SENSORS_PACKET_LEN != FSIL_LINK_SENSORS_PACKET
+#error "fsil_link_pack_reading packs the 92-byte SENSORS body of protocol v2"
+#endif
+
+size_t fsil_link_pack_reading(uint8_t *packet, uint16_t seq, uint64_t t_us, const double *reading,
+                              double lrf_range_m, uint64_t lrf_sample_t_us, uint8_t lrf_flags)
+{
+    uint8_t *b = packet + FSW_HDR_LEN;
+    double dt_us = nearbyint(reading[6] * 1e6);  /* Python's round(): half to even */
+    int ok = 1;
+    int i;
+
+    if (!(dt_us >= 0.0 && dt_us <= 4294967295.0)) {
+        return 0;  /* NaN, negative or beyond u32 */
+    }
+    packet[0] = (uint8_t)FSW_PROTO_VERSION;
+    packet[1] = (uint8_t)FSW_MSG_SENSORS;
+    fsw_put_u16(packet + 2, seq);
+    fsw_put_u64(packet + 4, t_us);
+    for (i = 0; i < 6; i++) {
+        ok &= put_f32_checked(b + 4 * i, reading[i]);
+    }
+    fsw_put_u32(b + 24, (uint32_t)dt_us);
+    ok &= put_f32_checked(b + 28, lrf_range_m);
+    fsw_put_u64(b + 32, lrf_sample_t_us);
+    b[40] = (uint8_t)(lrf_flags | (reading[7] != 0.0 ? FSW_SENS_IMU_VALID : 0u));
+    b[41] = 0u;
+    b[42] = 0u;
+    b[43] = 0u;
+    for (i = 0; i < 6; i++) {
+        fsw_put_f64(b + 44 + 8 * i, reading[8 + i]);
+    }
+    return ok ? SENSORS_PACKET_LEN : 0u;
+}
+
+int fsil_link_exchange_reading(fsil_link_t *k, uint16_t seq, uint64_t t_us, const double *reading,
+                               double lrf_range_m, uint64_t lrf_sample_t_us, uint8_t lrf_flags)
+{
+    uint8_t packet[SENSORS_PACKET_LEN];
+
+    if (fsil_link_pack_reading(packet, seq, t_us, reading, lrf_range_m, lrf_sample_t_us, lrf_flags) == 0u) {
+        return -3;
+    }
+    return fsil_link_exchange(k, packet, sizeof packet);
 }

@@ -27,6 +27,7 @@
 #define FSIL_LINK_RX_CAP      4096u     /* bytes of the flight code's answer taken per call */
 #define FSIL_LINK_TLM_PACKET  98u       /* a TELEMETRY packet: 12 header + 84 body + 2 CRC bytes */
 #define FSIL_LINK_TLM_CAP     (1024u * FSIL_LINK_TLM_PACKET)
+#define FSIL_LINK_SENSORS_PACKET 104u     /* a SENSORS header + body, without CRC */
 #define FSIL_LINK_RESULT_LEN  54u       /* 4 x u32 + the 38-byte COMMAND packet (see fsil_link_t.result) */
 
 /* Kinds of a checked frame (fsil_link_check_stream); the numbers of fsw_rx_result_t. */
@@ -59,6 +60,25 @@ void fsil_link_init(fsil_link_t *k, void *lb);
  * closed); nothing is fed in either case.
  */
 int fsil_link_exchange(fsil_link_t *k, const uint8_t *packet, size_t n);
+
+/*
+ * One cycle whose SENSORS the harness's own IMU reading and LRF fields make (the loopback rig
+ * without IMU faults): the packet harness/protocol.py's sensors_packet() packs from the same
+ * values, packed here (same bytes: tests/test_loopback_link.py), then fsil_link_exchange.
+ * reading: the IMU model's reading, doubles in sensor_models/imu.py READING_FIELDS order (dv
+ * xyz m/s, dtheta xyz rad, dt s, valid, dv accum xyz, dtheta accum xyz; body axes); the
+ * IMU_VALID flag is set from its valid field, the LRF flags come in lrf_flags. Returns what
+ * fsil_link_exchange returns, or -3 with nothing fed when a value does not fit its field (a
+ * finite value beyond float32's range, an interval that is not a whole u32 of us): the harness
+ * then packs in Python, which names the value.
+ */
+int fsil_link_exchange_reading(fsil_link_t *k, uint16_t seq, uint64_t t_us, const double *reading,
+                               double lrf_range_m, uint64_t lrf_sample_t_us, uint8_t lrf_flags);
+
+/* The packing of fsil_link_exchange_reading alone: the SENSORS header + body into packet (room
+ * for FSIL_LINK_SENSORS_PACKET bytes); returns that length, or 0 when a value does not fit. */
+size_t fsil_link_pack_reading(uint8_t *packet, uint16_t seq, uint64_t t_us, const double *reading,
+                              double lrf_range_m, uint64_t lrf_sample_t_us, uint8_t lrf_flags);
 
 /*
  * The checks of fsil_link_exchange over a whole byte stream, for the differential tests against

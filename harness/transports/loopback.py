@@ -76,11 +76,19 @@ class InProcessLockstep:
         self.ctx = ffi.new("fsil_link_t *")
         lib.fsil_link_init(self.ctx, transport._lb)
         self.call = lib.fsil_link_exchange
+        self.call_reading = lib.fsil_link_exchange_reading
         self.result = ffi.buffer(self.ctx.result)
         self._tx, self._rx, self._tlm = self.ctx.tx, self.ctx.rx, self.ctx.tlm
         self.telemetry_packet = int(lib.FSIL_LINK_TLM_PACKET)
         #: take the TELEMETRY out of C once this many bytes are held (room for 64 more cycles' worth)
         self.telemetry_high_water = int(lib.FSIL_LINK_TLM_CAP) - 64 * self.telemetry_packet
+
+    def pointer_to(self, array) -> object:
+        """A ``double *`` to a C-contiguous float64 numpy array, for ``call_reading`` (the array
+        must stay alive while it is used)."""
+        if array.dtype != "float64" or not array.flags.c_contiguous:
+            raise ValueError("the IMU reading must be a C-contiguous float64 array")
+        return self._ffi.from_buffer("double[]", array)  # holds the array while it lives
 
     def refused(self, code: int) -> Exception:
         """The error of a call that returned ``code`` < 0 (nothing was fed to the flight code)."""
