@@ -98,6 +98,44 @@ def load_advance_kernel(bounds: tuple):
     return _ADVANCE[bounds]
 
 
+_C_ENTRY: dict = {}
+
+
+def _c_entry(kernel, block_len: int, n_state: int):
+    """advance_block (compiled: ``kernel``) behind a C signature taking the block and the history
+    as pointers (``load_c_entry``)."""
+    from numba import carray
+
+    def advance_c(block_p, history_p, rows, row, thr, engine_on, tx, ty, tz, dt, n):
+        return kernel(carray(block_p, (block_len,)), carray(history_p, (rows, n_state)), row, thr, engine_on != 0,
+                      tx, ty, tz, dt, n)
+    return advance_c
+
+
+def load_c_entry(bounds: tuple) -> int | None:
+    """The address of the compiled cycle for a block with these array offsets as a C function
+    (``fsil_cycle_fn`` of harness/targets/loopback_link.h: the same compiled kernel as
+    ``load_advance_kernel``'s, so the in-process rig's C link can hand it a COMMAND in the same
+    call), or None when the kernels run interpreted. Compiled once per process and layout, cached
+    on disk like the kernel."""
+    if bounds not in _C_ENTRY:
+        kernel, compiled = load_advance_kernel(bounds)
+        if not compiled:
+            _C_ENTRY[bounds] = None
+        else:
+            import numba
+            from numba import types
+
+            f8, i8 = types.float64, types.int64
+            sig = i8(types.CPointer(f8), types.CPointer(f8), i8, i8, f8, types.uint8, f8, f8, f8, f8, i8)
+            fn = _c_entry(kernel, max(end for _start, end in bounds), bounds[0][1] - bounds[0][0])
+            try:
+                _C_ENTRY[bounds] = numba.cfunc(sig, cache=True)(fn).address
+            except RuntimeError:  # no cache directory that can be written
+                _C_ENTRY[bounds] = numba.cfunc(sig)(fn).address
+    return _C_ENTRY[bounds]
+
+
 def block_spans(sizes) -> tuple:
     """Where the eight kernel arrays (sizes in advance_kernel's argument order: x, par, ctl,
     imu_in, model, acc, noise, reading) stand in the block: the state vector and the reading
@@ -116,7 +154,10 @@ def load_cycle_kernels() -> bool:
     from sensor_models.imu import load_read_kernel
 
     load_read_kernel()
-    return load_advance_kernel(block_spans(Plant.kernel_array_sizes() + Imu.kernel_array_sizes()))[1]
+    spans = block_spans(Plant.kernel_array_sizes() + Imu.kernel_array_sizes())
+    compiled = load_advance_kernel(spans)[1]
+    load_c_entry(spans)
+    return compiled
 
 
 class Cycle:
@@ -140,6 +181,7 @@ class Cycle:
         plant.use_kernel_arrays(*v[:4])
         imu.use_kernel_arrays(*v[4:])
         self._kernel = load_advance_kernel(spans)[0]
+        self._spans = spans
         self._observed = self.block[:x.size + reading.size]
         #: the IMU's last reading (READING_FIELDS), where the compiled cycle writes it
         self.reading = self.block[x.size:x.size + reading.size]
@@ -171,6 +213,24 @@ class Cycle:
         of sensor_models.imu), as one list of floats."""
         return self._observed.tolist()
 
+    def c_entry(self) -> int | None:
+        """The compiled cycle as a C function (``load_c_entry``), to be called with ``block``,
+        ``history`` and the row ``next_row`` and followed by ``took``; None when interpreted."""
+        return load_c_entry(self._spans)
+
+    @property
+    def next_row(self) -> int:
+        """The history row the next cycle writes."""
+        return self._row
+
+    def took(self, done: int, act: ActuatorCommand | None, dt: float, n: int) -> bool:
+        """After the C entry (``c_entry``) ran ``done`` of the n substeps of the next cycle: finish
+        it as ``advance`` does (``act`` is needed only when done < n). Returns whether the lander
+        has touched down."""
+        row = self._row
+        self._row = row + 1
+        return self._finish(row, done, act, dt, n)
+
     def advance(self, act: ActuatorCommand, dt: float, n: int) -> bool:
         """n plant steps of dt (s) under one command, the IMU integrating each, then the IMU's
         reading of them; stops at touchdown. Returns whether the lander has touched down."""
@@ -184,6 +244,10 @@ class Cycle:
             done = self._kernel(self.block, self.history, row, throttle, engine_on, tx, ty, tz, dt, n)
         except TypeError:  # a command of other types than floats: the models' Python methods take it
             done = 0
+        return self._finish(row, done, act, dt, n)
+
+    def _finish(self, row: int, done: int, act: ActuatorCommand | None, dt: float, n: int) -> bool:
+        plant = self.plant
         if done:
             plant.moved()
         if done < n:
@@ -199,4 +263,4 @@ class Cycle:
         return plant.touchdown_state is not None
 
 
-__all__ = ["Cycle", "advance_kernel", "load_advance_kernel"]
+__all__ = ["Cycle", "advance_kernel", "load_advance_kernel", "load_c_entry"]

@@ -233,6 +233,9 @@ class FlightLink:
         self._lockstep_clean = False  # the decoder holds nothing the lockstep call would skip past
         self._reading = None    # the IMU reading exchange_reading sends (bind_reading)
         self._reading_c = None  # and its address, for the lockstep call
+        self._then = None       # the compiled consumer of the COMMAND (bind_reading)
+        #: what the bound consumer returned in the last exchange_reading, -1: it was not called
+        self.then_done = -1
 
     # low level -------------------------------------------------------------------------
     def send(self, msg: p.Message, t_us: int) -> int:
@@ -426,22 +429,31 @@ class FlightLink:
         return ack
 
     # lockstep ----------------------------------------------------------------------------
-    def bind_reading(self, reading) -> None:
+    def bind_reading(self, reading, then: tuple | None = None) -> None:
         """Where ``exchange_reading`` takes the IMU's values from: a C-contiguous float64 array
         whose first entries are ``p.SENSORS_READING_FIELDS`` (the IMU model's reading, updated in
-        place every cycle; it must outlive the link's use of it)."""
+        place every cycle; it must outlive the link's use of it).
+
+        ``then``: ``(address, block, history, dt_s, n)`` of a compiled consumer of the COMMAND
+        (``harness.cycle.Cycle.c_entry``, a ``fsil_cycle_fn``). On the in-process rig an
+        ``exchange_reading`` given a row hands the regular COMMAND to it in the same C call and
+        sets ``then_done`` to what it returned; elsewhere (and for any other answer) ``then_done``
+        stays -1 and the caller hands the COMMAND on itself."""
         self._reading = reading
         lockstep = self._lockstep
         self._reading_c = lockstep.pointer_to(reading) if lockstep is not None else None
+        self._then = lockstep.then(*then) if lockstep is not None and then is not None else None
 
     def exchange_reading(self, lrf_range_m: float, lrf_sample_t_us: int, lrf_flags: int,
-                         t_us: int) -> p.Command | None:
+                         t_us: int, row: int = -1) -> p.Command | None:
         """``exchange`` of the SENSORS that the bound IMU reading (``bind_reading``) and these LRF
         fields make (``lrf_flags``: the LRF bits; IMU_VALID comes from the reading). On the
         in-process rig the packet is packed in C from the reading, the same bytes
-        ``p.sensors_packet`` packs (tests/test_loopback_link.py); elsewhere it is built here."""
+        ``p.sensors_packet`` packs (tests/test_loopback_link.py); elsewhere it is built here.
+        ``row`` >= 0: the regular COMMAND goes on to the bound consumer (``bind_reading``)."""
+        self.then_done = -1
         if self.transport.synchronous and not self._pending:
-            return self._exchange_in_process(None, t_us, (lrf_range_m, lrf_sample_t_us, lrf_flags))
+            return self._exchange_in_process(None, t_us, (lrf_range_m, lrf_sample_t_us, lrf_flags), row)
         return self.exchange(self._reading_sensors(lrf_range_m, lrf_sample_t_us, lrf_flags), t_us)
 
     def _reading_sensors(self, lrf_range_m: float, lrf_sample_t_us: int, lrf_flags: int) -> p.Sensors:
@@ -458,7 +470,7 @@ class FlightLink:
         Raises FlightCodeStalled after ``stall_cycles`` missed cycles in a row.
         """
         if self.transport.synchronous and not self._pending:
-            return self._exchange_in_process(sensors, t_us, None)
+            return self._exchange_in_process(sensors, t_us, None, -1)
         t0 = time.perf_counter()
         seq = self.send(sensors, t_us)
         f = self._frames_until(lambda fr: fr.msg_type == _COMMAND and fr.msg.sensors_seq == seq,
@@ -496,7 +508,8 @@ class FlightLink:
                    f"answered a SENSORS other than the one awaited" if self.stats.late_commands else ""))
         return None
 
-    def _exchange_in_process(self, sensors: p.Sensors | None, t_us: int, lrf: tuple | None) -> p.Command | None:
+    def _exchange_in_process(self, sensors: p.Sensors | None, t_us: int, lrf: tuple | None,
+                             row: int) -> p.Command | None:
         """exchange() for an in-process flight code: its whole answer is there after the write.
 
         On the loopback rig the round is one C call (``InProcessLockstep``: the frame is made with
@@ -513,7 +526,12 @@ class FlightLink:
             seq = self._seq
             self._seq = (seq + 1) & 0xFFFF
             if sensors is None:
-                regular = lockstep.call_reading(lockstep.ctx, seq, t_us, self._reading_c, *lrf)
+                then = self._then
+                if row >= 0 and then is not None:
+                    regular = lockstep.call_reading_then(lockstep.ctx, seq, t_us, self._reading_c, *lrf, then, row)
+                    self.then_done = then.done
+                else:
+                    regular = lockstep.call_reading(lockstep.ctx, seq, t_us, self._reading_c, *lrf)
                 if regular == -3:  # a value that does not fit its field: struct.pack names it
                     sensors = self._reading_sensors(*lrf)
             if sensors is not None:

@@ -337,7 +337,6 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
     LRF_VALID, IMU_VALID, LRF_NEW = p.SENSORS_LRF_VALID, p.SENSORS_IMU_VALID, p.SENSORS_LRF_NEW
     ENGINE_ON = p.COMMAND_ENGINE_ON
     exchange, exchange_reading = link.exchange, link.exchange_reading
-    link.bind_reading(cycle.reading)
     advance = cycle.advance
     dt = 1.0 / scenario.flight_rate_hz
     n_sub = scenario.plant_substeps
@@ -351,6 +350,11 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
     firmware = "unknown"
     n_steps = int(round(scenario.t_max_s / dt))
     cycle.keep_history(n_steps + 2)  # the truth record: the plant state at each cycle's start
+    # with no fault hook between a COMMAND and the plant, the in-process rig hands the regular
+    # COMMAND to the compiled cycle in the same C call (the same kernel advance() calls)
+    entry = None if (imu_faults or command_faults or actuator_faults or plant_faults) else cycle.c_entry()
+    link.bind_reading(cycle.reading, None if entry is None else (entry, cycle.block, cycle.history, dt_sub, n_sub))
+    then = -1  # the row the compiled cycle writes when it is handed the COMMAND, -1: not handed
     late_frames = 0
     loop_wall_s = math.nan
     if pacing not in ("lockstep", "realtime"):
@@ -395,7 +399,9 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
                                                         lrf_flags | (IMU_VALID if imu_valid else 0), dv_accum,
                                                         dtheta_accum)), t_us)
             else:  # the reading as the IMU made it, sent from where the compiled cycle wrote it
-                answer = exchange_reading(lrf_range, lrf_t_us, lrf_flags, t_us)
+                if entry is not None:
+                    then = cycle.next_row if step < n_steps else -1
+                answer = exchange_reading(lrf_range, lrf_t_us, lrf_flags, t_us, then)
             if command_faults:
                 answer = faults.command(answer)
             if realtime and time.perf_counter() > wall_start + (step + 1) * dt:
@@ -417,13 +423,21 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
             if step >= n_steps:
                 outcome = "timeout"
                 break
-            act = new_tuple(ActuatorCommand, (applied.throttle, bool(applied.flags & ENGINE_ON), applied.torque_body))
-            if actuator_faults:
-                act = faults.actuator(act)
-            if plant_faults:
-                faults.plant_effects(plant)
             step += 1
-            if advance(act, dt_sub, n_sub):  # touched down
+            if then >= 0 and link.then_done >= 0:  # the compiled cycle already flew this COMMAND
+                done = link.then_done
+                touched = cycle.took(done, None if done == n_sub else new_tuple(
+                    ActuatorCommand, (applied.throttle, bool(applied.flags & ENGINE_ON), applied.torque_body)),
+                    dt_sub, n_sub)
+            else:
+                act = new_tuple(ActuatorCommand, (applied.throttle, bool(applied.flags & ENGINE_ON),
+                                                  applied.torque_body))
+                if actuator_faults:
+                    act = faults.actuator(act)
+                if plant_faults:
+                    faults.plant_effects(plant)
+                touched = advance(act, dt_sub, n_sub)
+            if touched:
                 touchdown = _touchdown(plant, site)
                 outcome = envelope_outcome(touchdown, scenario.envelope)
                 break

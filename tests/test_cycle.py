@@ -134,11 +134,45 @@ def test_a_whole_flight_is_the_same_to_the_bit_without_the_compiled_cycle(monkey
     with open_rig("loopback") as rig:
         fast = rig.fly(sc)
         monkeypatch.setattr(cycle_mod, "load_advance_kernel", lambda bounds: (lambda *a: 0, True))
+        monkeypatch.setattr(Cycle, "c_entry", lambda self: None)
         monkeypatch.setattr(Plant, "step", Plant._step_general)
         slow = rig.fly(sc)
     assert fast.link_stats["exchanges"] > 1000
     for name, col in fast.telemetry.items():
         assert col.tobytes() == slow.telemetry[name].tobytes(), name
+    assert repr(fast.touchdown) == repr(slow.touchdown)
+
+
+@pytest.mark.parametrize("name", ["nominal-terminal-descent", "hakuto-r-m1"])
+def test_the_c_link_hands_the_command_to_the_same_compiled_cycle(monkeypatch, name):
+    """On the loopback rig without fault hooks between COMMAND and plant, the C link hands each
+    regular COMMAND to the compiled cycle's C entry in the same call (Cycle.took finishes the
+    cycle; a noise refill or a general step inside a cycle goes back to Python): the flight is
+    the same to the bit as with every cycle advanced from Python (Cycle.advance)."""
+    sc = load_scenario(name)
+    calls = {"took": 0, "short": 0, "advance": 0}
+    took, advance = Cycle.took, Cycle.advance
+
+    def counted_took(self, done, act, dt, n):
+        calls["took"] += 1
+        calls["short"] += done < n
+        return took(self, done, act, dt, n)
+
+    def counted_advance(self, act, dt, n):
+        calls["advance"] += 1
+        return advance(self, act, dt, n)
+
+    monkeypatch.setattr(Cycle, "took", counted_took)
+    monkeypatch.setattr(Cycle, "advance", counted_advance)
+    with open_rig("loopback") as rig:
+        fast = rig.fly(sc)
+        assert calls["took"] >= fast.link_stats["exchanges"] - 2 and calls["advance"] <= 1
+        assert calls["short"] >= 1  # the noise block ran out inside a cycle: finished in Python
+        monkeypatch.setattr(Cycle, "c_entry", lambda self: None)
+        slow = rig.fly(sc)
+    assert fast.link_stats["exchanges"] == slow.link_stats["exchanges"] > 1000
+    for name_, col in fast.telemetry.items():
+        assert col.tobytes() == slow.telemetry[name_].tobytes(), name_
     assert repr(fast.touchdown) == repr(slow.touchdown)
 
 

@@ -208,6 +208,9 @@ static int put_f32_checked(uint8_t *p, double v)
 }
 
 #define SENSORS_PACKET_LEN (FSW_HDR_LEN + FSW_LEN_SENSORS)
+#if FSW_LEN_COMMAND != 24u
+#error "fsil_link_exchange_reading_then reads the 24-byte COMMAND body of protocol v2"
+#endif
 #if FSW_LEN_SENSORS != 92u || SENSORS_PACKET_LEN != FSIL_LINK_SENSORS_PACKET
 #error "fsil_link_pack_reading packs the 92-byte SENSORS body of protocol v2"
 #endif
@@ -252,4 +255,20 @@ int fsil_link_exchange_reading(fsil_link_t *k, uint16_t seq, uint64_t t_us, cons
         return -3;
     }
     return fsil_link_exchange(k, packet, sizeof packet);
+}
+
+int fsil_link_exchange_reading_then(fsil_link_t *k, uint16_t seq, uint64_t t_us, const double *reading,
+                                    double lrf_range_m, uint64_t lrf_sample_t_us, uint8_t lrf_flags,
+                                    fsil_then_t *then, int64_t row)
+{
+    int r = fsil_link_exchange_reading(k, seq, t_us, reading, lrf_range_m, lrf_sample_t_us, lrf_flags);
+    const uint8_t *body = k->result + 16 + FSW_HDR_LEN;  /* the COMMAND: throttle, torque xyz, seq, mode, flags */
+
+    then->done = -1;
+    if (r == 1) {
+        then->done = then->fn(then->block, then->history, then->rows, row, (double)fsw_get_f32(body),
+                              (uint8_t)((body[19] & FSW_CMD_ENGINE_ON) != 0u), (double)fsw_get_f32(body + 4),
+                              (double)fsw_get_f32(body + 8), (double)fsw_get_f32(body + 12), then->dt_s, then->n);
+    }
+    return r;
 }

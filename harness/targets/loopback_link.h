@@ -30,6 +30,27 @@
 #define FSIL_LINK_SENSORS_PACKET 104u     /* a SENSORS header + body, without CRC */
 #define FSIL_LINK_RESULT_LEN  54u       /* 4 x u32 + the 38-byte COMMAND packet (see fsil_link_t.result) */
 
+/*
+ * What a regular COMMAND is handed to in the same call (fsil_link_exchange_reading_then): the
+ * harness's compiled plant cycle (harness/cycle.py, a numba cfunc of the same kernel the harness
+ * calls from Python), with the arrays it works on. fn gets the block, the history rows, the row
+ * for this cycle, the COMMAND's throttle, engine-on bit and body torque (N m) as the harness
+ * reads them (float32 widened), dt_s and n; it returns the substeps it took (done).
+ */
+typedef int64_t (*fsil_cycle_fn)(double *block, double *history, int64_t rows, int64_t row, double throttle,
+                                 uint8_t engine_on, double torque_x, double torque_y, double torque_z,
+                                 double dt_s, int64_t n);
+
+typedef struct fsil_then {
+    fsil_cycle_fn fn;
+    double  *block;
+    double  *history;
+    int64_t  rows;
+    double   dt_s;
+    int64_t  n;
+    int64_t  done;      /* out: what fn returned, or -1 when it was not called */
+} fsil_then_t;
+
 /* Kinds of a checked frame (fsil_link_check_stream); the numbers of fsw_rx_result_t. */
 #define FSIL_FRAME_OK       0
 #define FSIL_FRAME_EMPTY    1
@@ -74,6 +95,15 @@ int fsil_link_exchange(fsil_link_t *k, const uint8_t *packet, size_t n);
  */
 int fsil_link_exchange_reading(fsil_link_t *k, uint16_t seq, uint64_t t_us, const double *reading,
                                double lrf_range_m, uint64_t lrf_sample_t_us, uint8_t lrf_flags);
+
+/*
+ * fsil_link_exchange_reading, then, when it returns 1 (the regular answer), the COMMAND handed to
+ * then->fn for row (then->done set; -1 otherwise). The harness calls it only when nothing of its
+ * own (a fault hook) stands between the COMMAND and the plant.
+ */
+int fsil_link_exchange_reading_then(fsil_link_t *k, uint16_t seq, uint64_t t_us, const double *reading,
+                                    double lrf_range_m, uint64_t lrf_sample_t_us, uint8_t lrf_flags,
+                                    fsil_then_t *then, int64_t row);
 
 /* The packing of fsil_link_exchange_reading alone: the SENSORS header + body into packet (room
  * for FSIL_LINK_SENSORS_PACKET bytes); returns that length, or 0 when a value does not fit. */

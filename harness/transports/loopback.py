@@ -77,6 +77,7 @@ class InProcessLockstep:
         lib.fsil_link_init(self.ctx, transport._lb)
         self.call = lib.fsil_link_exchange
         self.call_reading = lib.fsil_link_exchange_reading
+        self.call_reading_then = lib.fsil_link_exchange_reading_then
         self.result = ffi.buffer(self.ctx.result)
         self._tx, self._rx, self._tlm = self.ctx.tx, self.ctx.rx, self.ctx.tlm
         self.telemetry_packet = int(lib.FSIL_LINK_TLM_PACKET)
@@ -89,6 +90,18 @@ class InProcessLockstep:
         if array.dtype != "float64" or not array.flags.c_contiguous:
             raise ValueError("the IMU reading must be a C-contiguous float64 array")
         return self._ffi.from_buffer("double[]", array)  # holds the array while it lives
+
+    def then(self, address: int, block, history, dt_s: float, n: int) -> object:
+        """The ``fsil_then_t`` for ``call_reading_then``: the C function at ``address`` (a
+        ``fsil_cycle_fn``) and the float64 arrays it works on (held while it lives)."""
+        ffi = self._ffi
+        then = ffi.new("fsil_then_t *")
+        keep = (ffi.from_buffer("double[]", block), ffi.from_buffer("double[]", history))
+        then.fn = ffi.cast("fsil_cycle_fn", address)
+        then.block, then.history = keep
+        then.rows, then.dt_s, then.n, then.done = history.shape[0], dt_s, n, -1
+        self._then_keep = (then, keep)  # the arrays' buffers outlive the struct that points at them
+        return then
 
     def refused(self, code: int) -> Exception:
         """The error of a call that returned ``code`` < 0 (nothing was fed to the flight code)."""
