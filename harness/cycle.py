@@ -101,14 +101,15 @@ def load_advance_kernel(bounds: tuple):
 _C_ENTRY: dict = {}
 
 
-def _c_entry(kernel, block_len: int, n_state: int):
-    """advance_block (compiled: ``kernel``) behind a C signature taking the block and the history
-    as pointers (``load_c_entry``)."""
+def _c_entry(advance_block, block_len: int, n_state: int):
+    """``advance_block`` (``_on_block``'s, as Python: numba keys its disk cache by the closure's
+    contents, and a compiled function pickles with a per-process id) behind a C signature taking
+    the block and the history as pointers (``load_c_entry``)."""
     from numba import carray
 
     def advance_c(block_p, history_p, rows, row, thr, engine_on, tx, ty, tz, dt, n):
-        return kernel(carray(block_p, (block_len,)), carray(history_p, (rows, n_state)), row, thr, engine_on != 0,
-                      tx, ty, tz, dt, n)
+        return advance_block(carray(block_p, (block_len,)), carray(history_p, (rows, n_state)), row, thr,
+                             engine_on != 0, tx, ty, tz, dt, n)
     return advance_c
 
 
@@ -119,16 +120,17 @@ def load_c_entry(bounds: tuple) -> int | None:
     call), or None when the kernels run interpreted. Compiled once per process and layout, cached
     on disk like the kernel."""
     if bounds not in _C_ENTRY:
-        kernel, compiled = load_advance_kernel(bounds)
-        if not compiled:
+        if not load_advance_kernel(bounds)[1]:  # (which registers the kernels it inlines)
             _C_ENTRY[bounds] = None
         else:
             import numba
             from numba import types
+            from numba.extending import register_jitable
 
             f8, i8 = types.float64, types.int64
             sig = i8(types.CPointer(f8), types.CPointer(f8), i8, i8, f8, types.uint8, f8, f8, f8, f8, i8)
-            fn = _c_entry(kernel, max(end for _start, end in bounds), bounds[0][1] - bounds[0][0])
+            fn = _c_entry(register_jitable(_on_block(_kernel_stamp(), bounds)), max(end for _start, end in bounds),
+                          bounds[0][1] - bounds[0][0])
             try:
                 _C_ENTRY[bounds] = numba.cfunc(sig, cache=True)(fn).address
             except RuntimeError:  # no cache directory that can be written
