@@ -141,7 +141,8 @@ def load_c_entry(bounds: tuple) -> int | None:
 def block_spans(sizes) -> tuple:
     """Where the eight kernel arrays (sizes in advance_kernel's argument order: x, par, ctl,
     imu_in, model, acc, noise, reading) stand in the block: the state vector and the reading
-    first (``Cycle.observation``), then the others; ((start, end), ...) in argument order."""
+    first (``Cycle.state_value``, ``Cycle.reading``), then the others; ((start, end), ...) in
+    argument order."""
     spans, start = [None] * len(sizes), 0
     for i in (0, 7, 1, 2, 3, 4, 5, 6):
         spans[i] = (start, start + int(sizes[i]))
@@ -168,8 +169,8 @@ class Cycle:
 
     The two models' kernel arrays move into one float64 block owned by this object (each model
     keeps working on its own part of it through views: ``use_kernel_arrays``). The block starts
-    with the plant's state vector and the IMU's reading, so ``observation()`` hands over what
-    a cycle needs of both in one list."""
+    with the plant's state vector (``state_value``) and the IMU's reading (``reading``, which the
+    in-process rig's C link packs into SENSORS where it lies)."""
 
     def __init__(self, plant: Plant, imu: Imu):
         self.plant = plant
@@ -184,7 +185,8 @@ class Cycle:
         imu.use_kernel_arrays(*v[4:])
         self._kernel = load_advance_kernel(spans)[0]
         self._spans = spans
-        self._observed = self.block[:x.size + reading.size]
+        #: one value of the plant's state vector (STATE_FIELDS index), as a float: the block starts with it
+        self.state_value = self.block.item
         #: the IMU's last reading (READING_FIELDS), where the compiled cycle writes it
         self.reading = self.block[x.size:x.size + reading.size]
         self._state_size = x.size
@@ -195,8 +197,6 @@ class Cycle:
                     history[row] = block[:n_state]
                 return done
             self._kernel = interpreted
-        #: where the IMU's reading starts in ``observation()`` (READING_FIELDS follow)
-        self.reading_at = x.size
         #: the plant's state vector after each cycle (row k + 1 after the k-th ``advance``; row 0:
         #: when ``keep_history`` was called); rows past its end are not kept
         self.history = np.empty((0, x.size))
@@ -209,11 +209,6 @@ class Cycle:
         self.history = np.empty((rows, self._state_size))
         self.history[0] = self.plant.kernel_arrays()[0]
         self._row = 1
-
-    def observation(self) -> list:
-        """The plant's state vector (STATE_FIELDS) and then the IMU's last reading (READING_FIELDS
-        of sensor_models.imu), as one list of floats."""
-        return self._observed.tolist()
 
     def c_entry(self) -> int | None:
         """The compiled cycle as a C function (``load_c_entry``), to be called with ``block``,

@@ -327,7 +327,7 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
     site_radius = math.sqrt(sum(c * c for c in site_r))
 
     cycle = Cycle(plant, imu)
-    observe = cycle.observation
+    truth = cycle.state_value
     imu.read()  # the first reading (nothing integrated yet: flagged invalid); later ones end each cycle
     ground = plant.terrain
 
@@ -369,10 +369,9 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
         wall_start = time.perf_counter()
         loop_start = wall_start
         while True:
-            x = observe()  # truth at t (plant STATE_FIELDS), then the IMU's reading of the last cycle
-            t_s = x[0]
+            t_s = truth(_T)  # the plant's state at t (STATE_FIELDS), where the compiled cycle keeps it
             t_us = step * dt_us
-            altitude = x[_AGL]  # the plant's, when its kernel keeps it (flat terrain)
+            altitude = truth(_AGL)  # the plant's, when its kernel keeps it (flat terrain)
             if altitude != altitude:
                 altitude = plant.altitude_agl()
             # the Moon-fixed view of the terrain if the Moon turns
