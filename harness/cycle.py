@@ -226,6 +226,10 @@ class Cycle:
         has touched down."""
         row = self._row
         self._row = row + 1
+        if done == n:  # the usual cycle: every substep compiled (a possible touchdown never is)
+            plant = self.plant
+            plant.moved()
+            return plant.touchdown_state is not None
         return self._finish(row, done, act, dt, n)
 
     def advance(self, act: ActuatorCommand, dt: float, n: int) -> bool:
