@@ -144,8 +144,8 @@ def _ramp_or_hold(raw: np.ndarray, a: np.ndarray) -> tuple[dict, list[bytes]] | 
     n = int(a.size)
     if n < 2:
         return None
-    if a.dtype.kind == "f":
-        start, step = float(raw[0]), float(raw[1]) - float(raw[0])
+    start, step = (float(raw[0]), float(raw[1]) - float(raw[0])) if a.dtype.kind == "f" else (math.nan, math.nan)
+    if math.isfinite(start) and math.isfinite(step):  # (JSON keeps a finite float exactly, not a NaN's payload)
         with np.errstate(all="ignore"):  # the last sample first: most columns are no ramp
             ramp = np.array([start + (n - 1) * step]).astype(a.dtype)
             if ramp.tobytes() == a[-1:].tobytes():
