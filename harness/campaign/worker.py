@@ -125,14 +125,15 @@ def _difference_orders(columns: np.ndarray) -> np.ndarray:
     elif columns.dtype.kind == "i":
         u = u ^ top
     d = u.astype(np.int64)  # uint64 beyond 2**63 wraps: a cost estimate only
-    cost = np.zeros((ORDER_MAX + 1, rows))
-    for order in range(min(ORDER_MAX, u.shape[-1] - 1) + 1):
+    top_order = min(ORDER_MAX, u.shape[-1] - 1)
+    cost = np.full((ORDER_MAX + 1, rows), np.inf)
+    for order in range(top_order + 1):
         if order:
-            d = np.diff(d, axis=-1)
-        r = d[..., ORDER_MAX - order:] if u.shape[-1] > ORDER_MAX else d
-        r = r - np.median(r, axis=-1, keepdims=True).astype(np.int64)
-        cost[order] = np.log2(np.abs(r.astype(np.float32)) + 1).sum(axis=(1, 2)) if r.size else 0.0
-    cost[min(ORDER_MAX, u.shape[-1] - 1) + 1:] = np.inf
+            d = d[..., 1:] - d[..., :-1]
+        r = d[..., top_order - order:]  # the same samples for every order
+        mid = r.shape[-1] // 2
+        r = r - np.partition(r, mid, axis=-1)[..., mid:mid + 1]  # the distance from the (upper) median
+        cost[order] = np.log2(np.abs(r.astype(np.float32)) + 1).sum(axis=(1, 2))
     return np.argmin(cost, axis=0)
 
 
