@@ -84,7 +84,7 @@ _HEAD_ZDICT = (b'[{"name":"gravity_mps2","dtype":"<f4","n":,"code":"pco","bytes"
                b'{"name":"mode",{"name":"engine_on",{"name":"throttle_cmd","dtype":"<f2",{"name":"thrust_n",{"name":"mass_kg",{"name":"tilt_deg","dtype":"<f4","n":,"code":"pco","bytes":[]},'
                b'{"name":"v_horizontal_mps",{"name":"v_up_mps","dtype":"<f4","n":,"code":"pco","bytes":[]},{"name":"altitude_m",{"name":"t_s","dtype":"<f4","n":,"code":"ramp","start":0.0,"step":0.02},')
 
-#: the most a stored blob may unpack to (bytes): a 400 s timeout's telemetry is ~600 kB; a blob
+#: the most a stored blob may unpack to (bytes): a 400 s timeout's telemetry is ~1.4 MB (float32); a blob
 #: that claims more is damaged or hostile, not a run (an LZMA stream can expand ~1000-fold)
 UNPACKED_MAX_BYTES = 256 * 1024 * 1024
 _HEAD_MAX_BYTES = 1024 * 1024  # the column list of a blob, unpacked
