@@ -90,19 +90,42 @@ UNPACKED_MAX_BYTES = 256 * 1024 * 1024
 _HEAD_MAX_BYTES = 1024 * 1024  # the column list of a blob, unpacked
 
 
+PAGE_MAX = 2 ** 18  # numbers per pcodec chunk (one page: pcodec's default page); a longer column: equal chunks
 _PCO_CONFIGS: dict = {}
+_PCO_DTYPES = {"f2": "f16", "f4": "f32", "f8": "f64", "i2": "i16", "i4": "i32", "i8": "i64", "u2": "u16", "u4": "u32",
+               "u8": "u64"}
 
 
-def _pco(a: np.ndarray, order: int | None = None) -> bytes:
-    """``a`` (1-D numbers) as one standalone pcodec stream (lossless, every bit), its numbers
-    taken as their differences of ``order`` (0: as they are; None: the order pcodec picks)."""
-    from pcodec import ChunkConfig, DeltaSpec, standalone
+def _pages(n: int) -> list[int]:
+    """The numbers in each pcodec chunk of a column of ``n`` (n >= 1): at most PAGE_MAX, equal."""
+    count = -(-n // PAGE_MAX)
+    return [n // count + (i < n % count) for i in range(count)]
+
+
+def _pco(a: np.ndarray, order: int | None = None) -> list[bytes]:
+    """``a`` (1-D numbers, at least one) as pcodec chunks of ``_pages(a.size)`` numbers, each its
+    metadata and one page (lossless, every bit), without pcodec's own framing: the blob's column
+    list gives their count, dtype and sizes. The numbers are taken as their differences of
+    ``order`` (0: as they are; None: the order pcodec picks)."""
+    from pcodec import ChunkConfig, DeltaSpec, wrapped
 
     config = _PCO_CONFIGS.get((PCO_LEVEL, order))
     if config is None:
         delta = DeltaSpec.auto() if order is None else DeltaSpec.try_consecutive(order) if order else DeltaSpec.no_op()
         config = _PCO_CONFIGS[PCO_LEVEL, order] = ChunkConfig(compression_level=PCO_LEVEL, delta_spec=delta)
-    return standalone.simple_compress(np.ascontiguousarray(a), config)
+    chunks, first, file = [], 0, wrapped.FileCompressor()
+    for n in _pages(a.size):
+        chunk = file.chunk_compressor(np.ascontiguousarray(a[first:first + n]), config)
+        if chunk.n_per_page() != [n]:
+            raise RuntimeError(f"pcodec pages {chunk.n_per_page()[:4]}, not [{n}]: PAGE_MAX is not pcodec's")
+        chunks.append(chunk.write_meta() + chunk.write_page(0))
+        first += n
+    return chunks
+
+
+def _sizes(stream: list[bytes]) -> int | list[int]:
+    """A stream's entry in the column list: its size in bytes, or its chunks' sizes if several."""
+    return len(stream[0]) if len(stream) == 1 else [len(c) for c in stream]
 
 
 def _difference_orders(columns: np.ndarray) -> np.ndarray:
@@ -160,7 +183,7 @@ def _ramp_or_hold(raw: np.ndarray, a: np.ndarray) -> tuple[dict, list[bytes]] | 
     bounds = np.r_[0, starts, n]
     lengths, values = np.diff(bounds).astype("<u8"), a[bounds[:-1]]
     streams = [_pco(lengths), _pco(values)]  # short: pcodec's own search of the order is cheap here
-    return {"code": "hold", "runs": int(lengths.size), "bytes": [len(s) for s in streams]}, streams
+    return {"code": "hold", "runs": int(lengths.size), "bytes": [_sizes(s) for s in streams]}, streams
 
 
 def pack_columns(cols: dict, float_dtype: str = "<f4") -> bytes:
@@ -204,11 +227,15 @@ def pack_columns(cols: dict, float_dtype: str = "<f4") -> bytes:
         orders = _difference_orders(np.stack([a for _i, a in group])) if n else [0] * len(group)
         for (i, a), order in zip(group, orders):
             streams[i] = [_pco(a, int(order))] if n else []
-            head[i].update(code="pco", bytes=[len(s) for s in streams[i]])
+            head[i].update(code="pco", bytes=[_sizes(s) for s in streams[i]])
+    from pcodec import wrapped
+
     packer = zlib.compressobj(9, zdict=_HEAD_ZDICT)
     header = packer.compress(json.dumps(head, separators=(",", ":")).encode()) + packer.flush()
-    return b"".join([COLUMNS_MAGIC, len(header).to_bytes(4, "little"), header,
-                     *(s for i in range(len(head)) for s in streams.get(i, ()))])
+    pco_header = wrapped.FileCompressor().write_header()
+    body = b"".join([len(header).to_bytes(4, "little"), header, len(pco_header).to_bytes(1, "little"), pco_header,
+                     *(c for i in range(len(head)) for stream in streams.get(i, ()) for c in stream)])
+    return COLUMNS_MAGIC + zlib.crc32(body).to_bytes(4, "little") + body
 
 
 def unpack_columns(blob: bytes) -> dict:
@@ -238,22 +265,31 @@ def _column_dtype(h: dict) -> np.dtype:
     return dt
 
 
-def _unpco(stream: bytes, dst: np.ndarray, name) -> np.ndarray:
-    """Fill ``dst`` from one pcodec stream, which must hold exactly ``dst.size`` numbers; pcodec
-    writes into ``dst`` only (a stream that claims more numbers stops there)."""
-    from pcodec import standalone
+def _unpco(pco_file, chunks: list[bytes], dst: np.ndarray, name) -> np.ndarray:
+    """Fill ``dst`` from the pcodec ``chunks`` of one stream (``_pco``; ``pco_file``: the blob's
+    pcodec header), which must hold exactly ``_pages(dst.size)`` numbers each and nothing after
+    them; pcodec writes into ``dst`` only, the count we give for each page."""
+    def damaged(why):
+        return ValueError(f"column {name!r}: its pcodec stream is damaged ({why})")
 
-    try:
-        progress = standalone.simple_decompress_into(stream, dst)
-    except Exception as exc:  # noqa: BLE001 - pcodec's errors of a damaged stream
-        raise ValueError(f"column {name!r}: its pcodec stream is damaged ({exc})") from None
-    except BaseException as exc:  # a panic of pcodec's Rust code (pyo3 raises it as a BaseException)
-        if type(exc).__name__ != "PanicException":
-            raise
-        raise ValueError(f"column {name!r}: its pcodec stream is damaged ({exc})") from None
-    if progress.n_processed != dst.size or not progress.finished:
-        raise ValueError(f"column {name!r}: its pcodec stream holds {'more' if progress.n_processed == dst.size else 'fewer'}"
-                         f" than the {dst.size} numbers the column list gives")
+    pages = _pages(dst.size)
+    if len(chunks) != len(pages):
+        raise damaged(f"{len(chunks)} chunks for {dst.size} numbers; {len(pages)} wanted")
+    first = 0
+    for chunk, n in zip(chunks, pages):
+        try:
+            reader, pos = pco_file.chunk_decompressor(chunk, _PCO_DTYPES[dst.dtype.str[1:]])
+            progress, used = reader.read_page_into(chunk[pos:], n, dst[first:first + n])
+        except Exception as exc:  # noqa: BLE001 - pcodec's errors of a damaged stream
+            raise damaged(exc) from None
+        except BaseException as exc:  # a panic of pcodec's Rust code (pyo3 raises it as a BaseException)
+            if type(exc).__name__ != "PanicException":
+                raise
+            raise damaged(exc) from None
+        if progress.n_processed != n or not progress.finished or pos + used != len(chunk):
+            raise damaged(f"a chunk of {len(chunk)} bytes read as {pos + used} bytes, {progress.n_processed} of "
+                          f"{n} numbers")
+        first += n
     return dst
 
 
@@ -261,9 +297,11 @@ def _column_list(blob: bytes) -> tuple[list, int]:
     """The column list of a ``COLUMNS_MAGIC`` blob, checked, and where its streams begin. Every
     column's size is known from it, so a blob that would unpack past ``UNPACKED_MAX_BYTES``
     (copies of a column included) is refused before anything is unpacked."""
-    pos = len(COLUMNS_MAGIC) + 4
+    pos = len(COLUMNS_MAGIC) + 8
+    if len(blob) < pos or zlib.crc32(blob[pos - 4:]) != int.from_bytes(blob[pos - 8:pos - 4], "little"):
+        raise ValueError(f"the blob is damaged or cut short ({len(blob)} bytes; their CRC-32 does not match)")
     hl = int.from_bytes(blob[pos - 4:pos], "little")
-    if len(blob) < pos or pos + hl > len(blob):
+    if pos + hl > len(blob):
         raise ValueError(f"the blob is cut short ({len(blob)} bytes; its column list alone takes {hl})")
     try:
         unz = zlib.decompressobj(zdict=_HEAD_ZDICT)
@@ -292,7 +330,17 @@ def _column_list(blob: bytes) -> tuple[list, int]:
 
 
 def _unpack_pco(blob: bytes) -> dict:
+    from pcodec import wrapped
+
     head, pos = _column_list(blob)
+    size = blob[pos] if pos < len(blob) else 0
+    try:
+        pco_file, used = wrapped.FileDecompressor.new(blob[pos + 1:pos + 1 + size])
+    except Exception as exc:  # noqa: BLE001 - pcodec's error of a damaged header
+        raise ValueError(f"the blob's pcodec header is damaged ({exc})") from None
+    if used != size:
+        raise ValueError(f"the blob's pcodec header is damaged ({size} bytes, {used} read)")
+    pos += 1 + size
     out = {}
     for h in head:
         name = h["name"]
@@ -309,24 +357,28 @@ def _unpack_pco(blob: bytes) -> dict:
             continue
         sizes = h.get("bytes")
         want = {"pco": 1 if n else 0, "hold": 2}.get(code)
-        if want is None or not isinstance(sizes, list) or len(sizes) != want or not all(map(_count, sizes)) \
-                or pos + sum(sizes) > len(blob):
-            raise ValueError(f"column {name!r}: coding {code!r}, streams {sizes!r} of a blob of {len(blob)} bytes; "
-                             f"allowed: ramp, hold (2 streams), pco (1), within the blob")
+        if want is None or not isinstance(sizes, list) or len(sizes) != want:
+            raise ValueError(f"column {name!r}: coding {code!r}, streams {sizes!r}; allowed: ramp, hold (2 streams), "
+                             f"pco (1)")
         streams = []
-        for size in sizes:
-            streams.append(blob[pos:pos + size])
-            pos += size
+        for size in sizes:  # a stream: its size, or its chunks' sizes
+            chunks = size if isinstance(size, list) else [size]
+            if not chunks or not all(map(_count, chunks)) or pos + sum(chunks) > len(blob):
+                raise ValueError(f"column {name!r}: a stream of {size!r} bytes; within the blob of {len(blob)}")
+            streams.append([])
+            for c in chunks:
+                streams[-1].append(blob[pos:pos + c])
+                pos += c
         if code == "pco":
-            out[name] = _unpco(streams[0], np.empty(n, dt), name) if n else np.empty(0, dt)
+            out[name] = _unpco(pco_file, streams[0], np.empty(n, dt), name) if n else np.empty(0, dt)
             continue
         runs = h.get("runs")
         if not _count(runs) or not 1 <= runs <= n:
             raise ValueError(f"column {name!r}: {runs!r} runs of equal values in {n} samples")
-        lengths = _unpco(streams[0], np.empty(runs, "<u8"), name)
+        lengths = _unpco(pco_file, streams[0], np.empty(runs, "<u8"), name)
         if not lengths.all() or lengths.max() > n or int(lengths.sum()) != n:
             raise ValueError(f"column {name!r}: its runs' lengths do not add up to its {n} samples")
-        out[name] = np.repeat(_unpco(streams[1], np.empty(runs, dt), name), lengths.astype(np.intp))
+        out[name] = np.repeat(_unpco(pco_file, streams[1], np.empty(runs, dt), name), lengths.astype(np.intp))
     if pos != len(blob):
         raise ValueError(f"{len(blob) - pos} bytes after the last column")
     return out
