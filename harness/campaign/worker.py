@@ -72,7 +72,7 @@ def rig_spec(rig: str):
 # ------------------------------------------------------------------------------------------
 # compact column storage: the per-run blobs of the campaign database (docs/campaigns.md)
 
-COLUMNS_MAGIC = b"FSC2"  # the blobs written now: a column list and one pcodec stream per column
+COLUMNS_MAGIC = b"FSC2"  # the blobs written now: a CRC-32, a column list and pcodec streams (pack_columns)
 COLUMNS_MAGIC_LZMA = b"FSC1"  # written until 2026-12-01 (one LZMA stream): still read
 PCO_LEVEL = 8  # pcodec's default: a 50 s crash in ~2.5 ms (level 12: ~4 ms, 1 % smaller; 4: ~1.5 ms, 16 % larger)
 HOLD_MAX_RUNS = 0.25  # a column of at most this many runs of equal values per sample is stored as its runs
@@ -196,9 +196,10 @@ def pack_columns(cols: dict, float_dtype: str = "<f4") -> bytes:
     runs (``_ramp_or_hold``), any other as a pcodec stream (https://github.com/pcodec/pcodec) of
     its differences of the order that suits it (``_difference_orders``), entropy-coded in bins;
     a column equal to an earlier one as a reference to it. Layout: ``COLUMNS_MAGIC``, the
-    column list's length (4 bytes, little-endian), the column list (JSON, zlib with
-    ``_HEAD_ZDICT``), then the columns' streams in order. Exact float64 identity of a run is
-    kept apart, in its digest (:func:`telemetry_digest`). ``unpack_columns`` inverts it."""
+    CRC-32 of the rest, the column list's length (4 bytes each, little-endian), the column list
+    (JSON, zlib with ``_HEAD_ZDICT``), pcodec's file header (behind its length, 1 byte), then
+    the columns' streams in order (docs/campaigns.md, "blobs"). Exact float64 identity of a run
+    is kept apart, in its digest (:func:`telemetry_digest`). ``unpack_columns`` inverts it."""
     head, streams, seen, plain = [], {}, {}, {}
     for name, raw in cols.items():
         raw = np.asarray(raw)
