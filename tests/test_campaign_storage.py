@@ -261,7 +261,7 @@ def test_random_columns_of_every_kind_and_length_round_trip_every_bit(monkeypatc
             assert list(back) == list(cols)
             for k, v in cols.items():
                 with np.errstate(over="ignore"):
-                    want = v.astype(float_dtype) if v.dtype.kind == "f" else v.astype("<u8" if v.dtype.kind == "u" else "<i8")
+                    want = v.astype(float_dtype if v.dtype.kind == "f" else "<u8" if v.dtype.kind == "u" else "<i8")
                 assert back[k].dtype == want.dtype and back[k].tobytes() == want.tobytes(), (case, n, float_dtype, k)
 
 
@@ -320,6 +320,7 @@ def _pco(a) -> bytes:
 
 
 _FOUR = _pco(np.arange(4, dtype="<f4"))
+_WRAPS, _TWO = _pco(np.array([2 ** 64 - 3, 11], "<u8")), _pco(np.zeros(2, "<f4"))  # run lengths adding to 8 mod 2**64
 
 
 @pytest.mark.parametrize("head, streams, why", [
@@ -334,15 +335,15 @@ _FOUR = _pco(np.arange(4, dtype="<f4"))
     ([{"name": "t", "dtype": "<f4", "n": 3, "code": "pco", "bytes": [len(_FOUR)]}], [_FOUR], "3 of 3 numbers"),
     ([{"name": "t", "dtype": "<f4", "n": 4, "code": "pco", "bytes": [[2, len(_FOUR) - 2]]}], [_FOUR], "2 chunks"),
     ([{"name": "t", "dtype": "<f4", "n": 4, "code": "pco", "bytes": [[]]}], [_FOUR], "a stream of"),
-    ([{"name": "t", "dtype": "<f4", "n": 4, "code": "pco", "bytes": [len(_FOUR)]}], [_FOUR[:-3] + b"\xff" * 3], "stream"),
+    ([{"name": "t", "dtype": "<f4", "n": 4, "code": "pco", "bytes": [len(_FOUR)]}], [_FOUR[:-3] + b"\xff" * 3],
+     "stream"),
     ([{"name": "t", "dtype": "<f4", "n": 4, "code": "ramp", "start": "0", "step": [1]}], [], "not numbers"),
     ([{"name": "c", "same_as": "t"}, {"name": "t", "dtype": "<f4", "n": 4, "code": "ramp", "start": 0, "step": 1}],
      [], "comes nowhere before"),
     ([{"name": "t", "dtype": "<f4", "n": 4, "code": "hold", "runs": 9, "bytes": [len(_FOUR), len(_FOUR)]}],
      [_FOUR, _FOUR], "9 runs"),
-    ([{"name": "t", "dtype": "<f4", "n": 8, "code": "hold", "runs": 2, "bytes": [len(_pco(np.array([2 ** 64 - 3, 11], "<u8"))),
-                                                                                 len(_pco(np.zeros(2, "<f4")))]}],
-     [_pco(np.array([2 ** 64 - 3, 11], "<u8")), _pco(np.zeros(2, "<f4"))], "do not add up"),
+    ([{"name": "t", "dtype": "<f4", "n": 8, "code": "hold", "runs": 2, "bytes": [len(_WRAPS), len(_TWO)]}],
+     [_WRAPS, _TWO], "do not add up"),
     ("not a list", [], "not a list of named columns"),
 ])
 def test_a_hostile_blob_of_the_current_layout_is_refused_naming_what_is_wrong(head, streams, why):
@@ -370,7 +371,8 @@ def test_hostile_blobs_of_both_layouts_that_unpack_beyond_any_run_are_refused(mo
     with pytest.raises(ValueError, match="unpacks to more than"):
         unpack_columns(bomb)
     with pytest.raises(ValueError, match="unpacks to more than"):
-        unpack_columns(_fsc2([{"name": "t", "dtype": "<f8", "n": 300_000, "code": "pco", "bytes": [len(_FOUR)]}], _FOUR))
+        unpack_columns(_fsc2([{"name": "t", "dtype": "<f8", "n": 300_000, "code": "pco", "bytes": [len(_FOUR)]}],
+                             _FOUR))
     zeros = _pco(np.zeros(100_000_000, "<f4"))
     assert len(zeros) < 10_000
     with pytest.raises(ValueError, match="1000 of 1000 numbers"):
