@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import itertools
 import math
+import struct
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -468,18 +469,36 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
 
 
 _SENT = ("altitude_m", "throttle_cmd", "engine_on", "mode", "lrf_range_m", "lrf_valid", "lrf_new")
+# one cycle's record (a tuple in _SENT order: floats, the engine flag and the mode as ints, the two
+# LRF flags as bools) as bytes, so one C call per row converts it; a row of other types (a fault's,
+# say) fails the packing and the whole record goes through numpy's float conversion instead
+_ROW = struct.Struct("<ddqqdbb")
+_ROW_DTYPE = np.dtype({"names": _SENT, "formats": ["<f8", "<f8", "<i8", "<i8", "<f8", "i1", "i1"],
+                       "offsets": [0, 8, 16, 24, 32, 40, 41], "itemsize": _ROW.size})
+
+
+def _sent_columns(rows: list[tuple]) -> dict[str, np.ndarray]:
+    """The per-cycle record's _SENT columns as float64 arrays: each value exactly as ``float()``
+    takes it (ints and bools exactly, as numpy's float conversion does)."""
+    try:
+        packed = b"".join(itertools.starmap(_ROW.pack, rows))
+    except (struct.error, TypeError, ValueError, OverflowError):
+        sent = np.fromiter(itertools.chain.from_iterable(rows), float, len(rows) * len(_SENT)).reshape(-1, len(_SENT))
+        return {name: np.ascontiguousarray(sent[:, i]) for i, name in enumerate(_SENT)}
+    rec = np.frombuffer(packed, _ROW_DTYPE)
+    return {name: rec[name].astype(np.float64) for name in _SENT}
 
 
 def _columns(truth: np.ndarray, rows: list[tuple], site_radius: float) -> dict[str, np.ndarray]:
     """The per-cycle record as COLUMNS arrays: raw truth (``Cycle.history``: the plant's state
     vector at each cycle's start, MCI position, velocity, attitude) turned into vertical and
     horizontal speed, tilt from local up, height above the site; with what was sent and received."""
-    sent = np.fromiter(itertools.chain.from_iterable(rows), float, len(rows) * len(_SENT)).reshape(-1, len(_SENT))
-    col = {name: sent[:, i] for i, name in enumerate(_SENT)}
+    col = _sent_columns(rows)
     col.update(t_s=truth[:, _T], mass_kg=truth[:, _MASS], thrust_n=truth[:, _THRUST])
     r = truth[:, _R:_R + 3]
     v = truth[:, _V:_V + 3]
-    rn = np.linalg.norm(r, axis=1) if len(r) else np.zeros(0)
+    # |r| as np.linalg.norm(r, axis=1) computes it (the same ufunc calls on the same layout)
+    rn = np.sqrt(np.add.reduce(r * r, axis=1)) if len(r) else np.zeros(0)
     up = r / rn[:, None] if len(r) else r
     v_up = np.einsum("ij,ij->i", v, up)
     v_h = np.sqrt(np.maximum(0.0, np.einsum("ij,ij->i", v, v) - v_up * v_up))
@@ -499,16 +518,20 @@ def _merge_telemetry(tm: dict, tlm, dt_us: int) -> None:
     the bytes happened to arrive."""
     if not tlm.size or not tm["t_s"].size:
         return
-    order = np.argsort(tlm["t_us"], kind="stable")
-    t_tlm = tlm["t_us"][order].astype(np.int64)
-    tlm = tlm[order]
+    t_tlm = tlm["t_us"]
+    order = None  # arrival order is time order unless a fault reordered or repeated frames
+    if (t_tlm[1:] < t_tlm[:-1]).any():
+        order = np.argsort(t_tlm, kind="stable")
+        t_tlm = t_tlm[order]
+    t_tlm = t_tlm.astype(np.int64)
     rows_us = np.rint(tm["t_s"] * 1e6 / dt_us).astype(np.int64) * dt_us
     idx = np.searchsorted(t_tlm, rows_us, side="right") - 1
     have = idx >= 0
+    taken = idx[have] if order is None else order[idx[have]]  # records, in arrival order
     for col, name in (("est_alt_m", "est_alt"), ("lrf_status", "lrf_status"),
                       ("lrf_innovation_m", "lrf_innovation")):
         out = np.full(rows_us.shape, np.nan if col != "lrf_status" else 0.0)
-        out[have] = tlm[name][idx[have]]
+        out[have] = tlm[name][taken]
         tm[col] = out
 
 
