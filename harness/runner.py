@@ -122,8 +122,9 @@ class FlightResult:
     def lrf_ignored(self) -> dict | None:
         """Valid LRF samples the flight code did not accept: from when, for how long, how many."""
         tm = self.telemetry
-        bad = (tm["lrf_valid"] > 0) & (tm["lrf_new"] > 0) & np.isin(tm["lrf_status"], (p.LrfStatus.REJECTED,
-                                                                                      p.LrfStatus.LATCHED_OUT))
+        status = tm["lrf_status"]
+        bad = (tm["lrf_valid"] > 0) & (tm["lrf_new"] > 0) & ((status == p.LrfStatus.REJECTED)
+                                                             | (status == p.LrfStatus.LATCHED_OUT))
         idx = np.nonzero(bad)[0]
         if not idx.size:
             return None
@@ -157,8 +158,16 @@ class FlightResult:
                 lines.append(f"  {name}: not evaluable on this run: {exc}")
         return lines
 
-    def verdict(self) -> str:
-        """One paragraph a GNC engineer can act on: outcome, touchdown numbers, diagnosis."""
+    def findings(self) -> dict:
+        """The verdict's diagnoses of the telemetry, each computed once: ``first_valid_lrf``,
+        ``lrf_ignored``, ``max_estimate_error`` and ``point_of_no_return`` (the methods' results)."""
+        return {"first_valid_lrf": self.first_valid_lrf(), "lrf_ignored": self.lrf_ignored(),
+                "max_estimate_error": self.max_estimate_error(), "point_of_no_return": self.point_of_no_return()}
+
+    def verdict(self, findings: dict | None = None) -> str:
+        """One paragraph a GNC engineer can act on: outcome, touchdown numbers, diagnosis.
+        ``findings``: this result's ``findings()`` when the caller has them already."""
+        found = findings if findings is not None else self.findings()
         s = self.scenario
         env = s.envelope
         lines = [f"{s.name} on {self.rig} ({self.firmware}): {self.outcome.upper()}"]
@@ -168,17 +177,17 @@ class FlightResult:
                          f"(limit {env.v_vertical_max}), horizontal {td.v_horizontal:.2f} m/s "
                          f"(limit {env.v_horizontal_max}), tilt {td.tilt_deg:.1f} deg (limit {env.tilt_max_deg}), "
                          f"{td.position_error_m:.0f} m from the site, {td.propellant_kg:.1f} kg propellant left")
-        fv = self.first_valid_lrf()
+        fv = found["first_valid_lrf"]
         lines.append("first valid LRF sample: " + (f"t={fv['t_s']:.2f} s at {fv['altitude_m']:.0f} m, "
                                                    f"{fv['v_down_mps']:.1f} m/s down" if fv else "never"))
-        ig = self.lrf_ignored()
+        ig = found["lrf_ignored"]
         if ig:
             lines.append(f"LRF valid but rejected by the flight code from t={ig['from_t_s']:.2f} s "
                          f"({ig['altitude_m']:.0f} m) to t={ig['to_t_s']:.2f} s: {ig['samples']} samples")
-        ee = self.max_estimate_error()
+        ee = found["max_estimate_error"]
         if ee:
             lines.append(f"largest altitude-estimate error {ee['error_m']:+.0f} m at t={ee['t_s']:.2f} s")
-        pnr = self.point_of_no_return()
+        pnr = found["point_of_no_return"]
         if pnr:
             lines.append(f"point of no return at t={pnr['t_s']:.2f} s: {pnr['altitude_m']:.0f} m up, "
                          f"{pnr['v_down_mps']:.1f} m/s down; from then on even full thrust "
@@ -284,7 +293,8 @@ def config_values(scenario: Scenario, state0, site_r_mci, lander, table: dict[st
 
 def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", artifacts: Path | str | None = None,
         cycle_timeout_s: float = 2.0, stall_cycles: int = 25, hello_timeout_s: float = 10.0,
-        source_dir=None, pacing: str = "lockstep", lost_command: str | None = None) -> FlightResult:
+        source_dir=None, pacing: str = "lockstep", lost_command: str | None = None,
+        round_trips: bool = True) -> FlightResult:
     """Fly one scenario against the flight code behind ``transport`` and return its result.
 
     A transport that dies, or flight code that stops answering, ends the run with outcome
@@ -293,6 +303,8 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
     ``lost_command``: what a cycle without its COMMAND does (``LOST_COMMAND_POLICIES``; the
     scenario's ``lost_command`` wins; default ``hold``): keep the last COMMAND, cut the engine
     for that cycle (``engine-off``), or end the run as link-failure (``fail``).
+    ``round_trips=False``: the wall time of each exchange is not kept (``link_stats``'
+    ``round_trip_median_s`` and ``round_trip_p99_s`` are then NaN; a campaign records neither).
     """
     policy = scenario.lost_command or lost_command or "hold"
     if policy not in LOST_COMMAND_POLICIES:
@@ -307,7 +319,8 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
     imu_faults, command_faults, actuator_faults = "imu" in hooks, "command" in hooks, "actuator" in hooks
     plant_faults = "plant" in hooks
     log = LinkLog(folder / "link.log" if folder else None)
-    link = FlightLink(transport, cycle_timeout_s=cycle_timeout_s, stall_cycles=stall_cycles, log=log)
+    link = FlightLink(transport, cycle_timeout_s=cycle_timeout_s, stall_cycles=stall_cycles, log=log,
+                      keep_round_trips=round_trips)
     table = load_param_table(source_dir)
 
     rng = np.random.default_rng(scenario.seed)
@@ -440,7 +453,8 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
         link.close()
     tm = _columns(cycle.history[:len(rows)], rows, site_radius)
     _merge_telemetry(tm, link.telemetry_records(), dt_us)
-    rt = np.asarray(link.stats.round_trip_s)
+    rt = link.stats.round_trip_s
+    rt = np.fromiter(rt, float, len(rt))
     tlm = link.telemetry
     result = FlightResult(
         scenario=scenario, rig=rig, firmware=firmware, outcome=outcome, telemetry=tm, touchdown=touchdown,
@@ -497,8 +511,8 @@ def _columns(truth: np.ndarray, rows: list[tuple], site_radius: float) -> dict[s
     col.update(t_s=truth[:, _T], mass_kg=truth[:, _MASS], thrust_n=truth[:, _THRUST])
     r = truth[:, _R:_R + 3]
     v = truth[:, _V:_V + 3]
-    # |r| as np.linalg.norm(r, axis=1) computes it (the same ufunc calls on the same layout)
-    rn = np.sqrt(np.add.reduce(r * r, axis=1)) if len(r) else np.zeros(0)
+    rx, ry, rz = (truth[:, _R + k] for k in range(3))
+    rn = np.sqrt(rx * rx + ry * ry + rz * rz)  # |r| (the sum in the order np.linalg.norm's reduction takes)
     up = r / rn[:, None] if len(r) else r
     v_up = np.einsum("ij,ij->i", v, up)
     v_h = np.sqrt(np.maximum(0.0, np.einsum("ij,ij->i", v, v) - v_up * v_up))
