@@ -22,10 +22,10 @@ import sys
 import sysconfig
 import tempfile
 import threading
-import time
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from harness.filestamp import settled, stamp
 from harness.targets.build import FLIGHT_CFLAGS, BuildError, cache_dir, cached_build, first_errors, run_compiler
 from harness.targets.sources import FIRMWARE_DIR, content_key, flight_sources, source_dir
 
@@ -129,23 +129,9 @@ def loopback_compiler() -> list[str]:
     return shlex.split(cc)
 
 
-def _stat_signature(paths: Iterable[str]) -> tuple:
-    """(path, mtime_ns, ctime_ns, size, inode) of each path, None for one that is gone: equal
-    signatures, same bytes (a write, a rename over it or a chmod changes its ctime)."""
-    out = []
-    for path in paths:
-        try:
-            st = os.stat(path)
-        except OSError:
-            out.append((path, None))
-            continue
-        out.append((path, st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino))
-    return tuple(out)
-
-
-#: {(source dir, key parts): (signature of the folder and sources.txt, files, their signature, key)}:
-#: the build key of a source tree whose files are unchanged since it was hashed (a campaign boots
-#: the flight code for every run; hashing every source again cost ~2.5 ms a run)
+#: {(source dir, key parts): (stamps of the folder and sources.txt, files, their stamps, key)}: the
+#: build key of a source tree whose files are unchanged since it was hashed (a campaign boots the
+#: flight code for every run; hashing every source again cost ~2.5 ms a run)
 _KEYS: dict[tuple, tuple] = {}
 
 
@@ -158,25 +144,21 @@ def _build_key(src: Path, cflags: Sequence[str]) -> str:
              sysconfig.get_config_var("EXT_SUFFIX") or "", cffi.__version__, pycparser.__version__)
     # the folder's own mtime moves when a file is added, removed or renamed in it; sources.txt
     # decides which files outside it count
-    tree = _stat_signature((str(src), str(src / "sources.txt")))
+    tree = (stamp(src), stamp(src / "sources.txt"))
     memo = _KEYS.get((src, parts))
-    if memo is not None and memo[0] == tree and _stat_signature(memo[1]) == memo[2]:
+    if memo is not None and memo[0] == tree and tuple(map(stamp, memo[1])) == memo[2]:
         return memo[3]
     files = {p for p in src.iterdir() if p.is_file() and p.suffix in (".c", ".h", ".def")}
     files.add(src / "sources.txt")
     files.update(flight_sources(src))
     files.update((LINK_C, LINK_H, *LINK_CODEC))
-    files = sorted(files)
-    names = [str(f) for f in files]
-    signature = _stat_signature(names)  # before the bytes are read: a file changed meanwhile is hashed again
+    names = sorted(str(f) for f in files)
+    stamps = tuple(map(stamp, names))  # before the bytes are read: a file changed meanwhile is hashed again
     key = content_key(files, parts)
-    # a file changed in the last 2 s could change again within its file system's time stamp
-    # resolution, unseen ("racily clean", as git calls it): such a tree is hashed again next time
-    recent = time.time_ns() - 2_000_000_000
-    if all(s[1] is not None and max(s[1], s[2]) < recent for s in tree + signature):
+    if settled(*tree, *stamps):
         if len(_KEYS) > 16:
             _KEYS.clear()
-        _KEYS[(src, parts)] = (tree, names, signature, key)
+        _KEYS[(src, parts)] = (tree, names, stamps, key)
     return key
 
 
