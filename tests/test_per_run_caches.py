@@ -187,3 +187,27 @@ def test_campaign_flight_keeps_no_round_trips_and_flies_the_same(tmp_path):
     assert campaign.touchdown == measured.touchdown and campaign.verdict() == measured.verdict()
     m = metrics(campaign)  # the findings computed once serve the numbers, the failure mode and the verdict
     assert m["verdict"] == measured.verdict() and m["first_lrf_t_s"] == measured.first_valid_lrf()["t_s"]
+
+
+def test_generated_terrain_built_once_per_arguments_each_flight_its_own_object():
+    from harness import terrain
+    from harness.frames import SiteFrame
+
+    terrain._GENERATED.clear()
+    kw = dict(rim_radius_m=2000.0, step_m=3000.0, wall_width_m=300.0, rim_lip_m=0.0, margin_m=1500.0)
+    a = terrain.crater_rim_step(SiteFrame(), **kw)
+    b = terrain.crater_rim_step(SiteFrame(), **kw)
+    fresh = terrain.crater_rim_step.__wrapped__(SiteFrame(), **kw)  # the generator itself, nothing kept
+    assert a is not b and a.heights is b.heights and not a.heights.flags.writeable
+    assert _same_bits(a.heights, fresh.heights) and a.max_slope == fresh.max_slope
+    site = SiteFrame()
+    origin = site.to_mci(-1000.0, 0.0, 2500.0)  # above the crater floor, looking down at the wall
+    down = [-0.5 * e - u for e, u in zip(site.east_mci, site.up_mci)]
+    assert a.ray_cast(origin, down, 1e4) == fresh.ray_cast(origin, down, 1e4)
+    a.last_iterations = 7  # what a flight's ray casts leave on its terrain stays on its own
+    assert getattr(b, "last_iterations", 0) != 7 and getattr(fresh, "last_iterations", 0) != 7
+    other = terrain.crater_rim_step(SiteFrame(), **{**kw, "step_m": 2000.0})
+    assert other.heights is not a.heights and other.base_height_m == 2000.0
+    elsewhere = terrain.crater_rim_step(SiteFrame(lat_rad=0.1), **kw)
+    assert elsewhere.site.lat_rad == 0.1 and elsewhere.heights is not a.heights
+    assert len(terrain._GENERATED) == 3
