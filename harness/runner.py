@@ -103,9 +103,11 @@ class FlightResult:
     def point_of_no_return(self) -> dict | None:
         """First instant after which even full thrust could no longer slow the lander to the
         envelope's vertical touchdown speed above the surface (None if it never happened)."""
+        if self.outcome == "landed":
+            return None
         tm = self.telemetry
         i = analysis.point_of_no_return(tm["t_s"], self.deceleration_margin())
-        if i is None or self.outcome == "landed":
+        if i is None:
             return None
         return {"t_s": float(tm["t_s"][i]), "altitude_m": float(tm["altitude_m"][i]),
                 "v_down_mps": float(-tm["v_up_mps"][i])}
@@ -539,11 +541,15 @@ def _merge_telemetry(tm: dict, tlm, dt_us: int) -> None:
         t_tlm = t_tlm[order]
     t_tlm = t_tlm.astype(np.int64)
     rows_us = np.rint(tm["t_s"] * 1e6 / dt_us).astype(np.int64) * dt_us
+    columns = (("est_alt_m", "est_alt"), ("lrf_status", "lrf_status"), ("lrf_innovation_m", "lrf_innovation"))
+    if order is None and t_tlm.shape == rows_us.shape and (t_tlm == rows_us).all():
+        for col, name in columns:  # one TELEMETRY a cycle, each on its own row (the usual case)
+            tm[col] = tlm[name].astype(np.float64)
+        return
     idx = np.searchsorted(t_tlm, rows_us, side="right") - 1
     have = idx >= 0
     taken = idx[have] if order is None else order[idx[have]]  # records, in arrival order
-    for col, name in (("est_alt_m", "est_alt"), ("lrf_status", "lrf_status"),
-                      ("lrf_innovation_m", "lrf_innovation")):
+    for col, name in columns:
         out = np.full(rows_us.shape, np.nan if col != "lrf_status" else 0.0)
         out[have] = tlm[name][taken]
         tm[col] = out
