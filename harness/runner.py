@@ -513,12 +513,14 @@ def _columns(truth: np.ndarray, rows: list[tuple], site_radius: float) -> dict[s
     col.update(t_s=truth[:, _T], mass_kg=truth[:, _MASS], thrust_n=truth[:, _THRUST])
     r = truth[:, _R:_R + 3]
     v = truth[:, _V:_V + 3]
-    rx, ry, rz = (truth[:, _R + k] for k in range(3))
+    # the position and attitude columns, each contiguous (element-wise arithmetic below reads
+    # them several times; the einsum operands keep their row layout)
+    block = np.ascontiguousarray(truth[:, _R:_Q + 4].T)  # position, velocity, attitude: one row each
+    (rx, ry, rz), (w, x, y, z) = block[:3], block[_Q - _R:_Q - _R + 4]
     rn = np.sqrt(rx * rx + ry * ry + rz * rz)  # |r| (the sum in the order np.linalg.norm's reduction takes)
     up = r / rn[:, None] if len(r) else r
     v_up = np.einsum("ij,ij->i", v, up)
     v_h = np.sqrt(np.maximum(0.0, np.einsum("ij,ij->i", v, v) - v_up * v_up))
-    w, x, y, z = (truth[:, _Q + k] for k in range(4))
     zb = np.stack([2 * (x * z + w * y), 2 * (y * z - w * x), 1 - 2 * (x * x + y * y)], axis=1)  # body +z in MCI
     cos_tilt = np.clip(np.einsum("ij,ij->i", zb, up), -1.0, 1.0)
     n = len(truth)
