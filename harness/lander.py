@@ -30,6 +30,7 @@ from typing import Annotated
 from pydantic import Field, model_validator
 
 from .errors import ConfigError
+from .filestamp import is_regular, settled, stamp
 from .safetext import printable
 from .validation import KeyProblem, Model, check_values, read_toml, validate
 
@@ -284,21 +285,18 @@ _LOADED: dict[tuple, LanderSpec] = {}
 def load_lander(path_or_name="reference") -> LanderSpec:
     """Load a lander TOML file by path, or by name from harness/data/landers/.
 
-    A LanderSpec is immutable, so a file read before is not parsed and checked again while its
-    size and modification time are unchanged (a campaign flies the same lander thousands of times)."""
+    A LanderSpec is immutable, so a file read before is not parsed and checked again while it is
+    unchanged (``harness.filestamp``: a campaign flies the same lander thousands of times)."""
     p = lander_path(path_or_name)
-    try:
-        st = p.stat() if p.is_file() else None
-    except (OSError, ValueError):  # ValueError: a NUL byte in the name
-        st = None
-    if st is None:
+    key = stamp(p)
+    if not is_regular(key):
         avail = sorted(x.stem for x in DATA_DIR.glob("*.toml"))
         raise ConfigError(f"{printable(str(p), 200)}: lander file not found (shipped landers: {', '.join(avail)})")
-    key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
     spec = _LOADED.get(key)
     if spec is None:
         spec = lander_from_dict(read_toml(p, what="lander file"), source=str(p))
-        if len(_LOADED) > 64:
-            _LOADED.clear()
-        _LOADED[key] = spec
+        if settled(key):
+            if len(_LOADED) > 64:
+                _LOADED.clear()
+            _LOADED[key] = spec
     return spec

@@ -219,7 +219,9 @@ class FlightLink:
         self.keep_round_trips = keep_round_trips
         self.hello: p.Hello | None = None
         self.params_refused: list[RefusedParam] = []  # optional parameters refused in the handshake
-        self._telemetry: list[bytes] = []  # checked TELEMETRY packets (header + body + CRC), arrival order
+        # checked TELEMETRY packets (header + body + CRC), arrival order; an entry may hold several
+        # back to back (what the in-process lockstep call hands over)
+        self._telemetry: list[bytes] = []
         self._seq = 0
         self._pending: list[p.Frame] = []
         self._missed_in_a_row = 0
@@ -320,7 +322,8 @@ class FlightLink:
     def _keep_telemetry(self, packets: list[bytes]) -> None:
         if packets:
             self._telemetry += packets
-            _v, typ, seq, t_us = p.HEADER.unpack_from(packets[-1])
+            last = packets[-1]
+            _v, typ, seq, t_us = p.HEADER.unpack_from(last, len(last) - p.TELEMETRY_PACKET_SIZE)
             r = self.last_received
             if r is None or t_us > r[2]:
                 self.last_received = (typ, seq, t_us, None)
@@ -335,7 +338,10 @@ class FlightLink:
     def telemetry(self) -> p.Telemetry | None:
         """The latest TELEMETRY received, decoded."""
         self.settle()
-        return p.Telemetry.unpack(self._telemetry[-1][p.HEADER.size:-2]) if self._telemetry else None
+        if not self._telemetry:
+            return None
+        last = self._telemetry[-1]
+        return p.Telemetry.unpack(last[len(last) - p.TELEMETRY_PACKET_SIZE + p.HEADER.size:-2])
 
     def describe_last_frames(self) -> str:
         self.settle()

@@ -1,12 +1,13 @@
 """Flight-code parameters, read from the single source of truth ``firmware_stub/fsw_params.def``."""
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 from harness.errors import ConfigError
+from harness.filestamp import settled, stamp
 from harness.validation import value_text
 
 DEFAULT_SOURCE_DIR = Path(__file__).resolve().parent.parent / "firmware_stub"
@@ -31,10 +32,25 @@ def _number(text: str) -> float:
     return float(text.rstrip("fFuUlL")) if not text.startswith("0x") else float(int(text, 16))
 
 
-@lru_cache(maxsize=8)
+_TABLES: dict[tuple, dict[str, ParamSpec]] = {}  # {(path, its stamp): table}
+
+
 def load_param_table(source_dir: Path | str | None = None) -> dict[str, ParamSpec]:
-    """Parse ``fsw_params.def`` of a flight-code source tree into ``{name: ParamSpec}``."""
-    path = Path(source_dir or DEFAULT_SOURCE_DIR) / "fsw_params.def"
+    """Parse ``fsw_params.def`` of a flight-code source tree into ``{name: ParamSpec}`` (the same
+    dict again, not to be changed, while the file is unchanged: ``harness.filestamp``)."""
+    path = os.path.join(source_dir or DEFAULT_SOURCE_DIR, "fsw_params.def")
+    key = (path, stamp(path))
+    table = _TABLES.get(key)
+    if table is None:
+        table = _parse_param_table(Path(path))
+        if settled(key[1]):
+            if len(_TABLES) > 8:
+                _TABLES.clear()
+            _TABLES[key] = table
+    return table
+
+
+def _parse_param_table(path: Path) -> dict[str, ParamSpec]:
     table: dict[str, ParamSpec] = {}
     for line in path.read_text().splitlines():
         m = _LINE.match(line)

@@ -385,16 +385,25 @@ _TELEMETRY_FIELDS = ([("est_r_mci", "<f8", (3,)), ("est_v_mci", "<f4", (3,)), ("
                      + [(name, "<u2") for name in Telemetry._fields[7:16]] + [("fault_flags", "<u4")])
 
 
+#: a TELEMETRY packet (header + body + CRC), bytes
+TELEMETRY_PACKET_SIZE = HEADER.size + Telemetry.LAYOUT.size + CRC.size
+_telemetry_dtype = None  # the numpy record of one TELEMETRY packet (built on first use: numpy loads lazily)
+
+
 def unpack_telemetry(packets: list[bytes]):
     """Many checked TELEMETRY packets (header + body + CRC, as ``FrameDecoder.take_deferred``
-    returns them) as one numpy structured array: the header's ``seq`` and ``t_us``, then the
+    returns them; a bytes object may hold several back to back, as the in-process lockstep call
+    hands them over) as one numpy structured array: the header's ``seq`` and ``t_us``, then the
     fields named as in Telemetry."""
     import numpy as np
 
-    dtype = np.dtype([("version", "u1"), ("msg_type", "u1"), ("seq", "<u2"), ("t_us", "<u8")]
-                     + _TELEMETRY_FIELDS + [("crc", "<u2")])
-    assert dtype.itemsize == HEADER.size + Telemetry.LAYOUT.size + CRC.size
-    return np.frombuffer(b"".join(packets), dtype=dtype)
+    global _telemetry_dtype
+    if _telemetry_dtype is None:
+        dtype = np.dtype([("version", "u1"), ("msg_type", "u1"), ("seq", "<u2"), ("t_us", "<u8")]
+                         + _TELEMETRY_FIELDS + [("crc", "<u2")])
+        assert dtype.itemsize == TELEMETRY_PACKET_SIZE
+        _telemetry_dtype = dtype
+    return np.frombuffer(b"".join(packets), dtype=_telemetry_dtype)
 
 
 def decode_frame(frame: bytes, raw_types: frozenset = frozenset()) -> Frame:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import itertools
 import math
+import struct
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,9 +103,11 @@ class FlightResult:
     def point_of_no_return(self) -> dict | None:
         """First instant after which even full thrust could no longer slow the lander to the
         envelope's vertical touchdown speed above the surface (None if it never happened)."""
+        if self.outcome == "landed":
+            return None
         tm = self.telemetry
         i = analysis.point_of_no_return(tm["t_s"], self.deceleration_margin())
-        if i is None or self.outcome == "landed":
+        if i is None:
             return None
         return {"t_s": float(tm["t_s"][i]), "altitude_m": float(tm["altitude_m"][i]),
                 "v_down_mps": float(-tm["v_up_mps"][i])}
@@ -121,8 +124,9 @@ class FlightResult:
     def lrf_ignored(self) -> dict | None:
         """Valid LRF samples the flight code did not accept: from when, for how long, how many."""
         tm = self.telemetry
-        bad = (tm["lrf_valid"] > 0) & (tm["lrf_new"] > 0) & np.isin(tm["lrf_status"], (p.LrfStatus.REJECTED,
-                                                                                      p.LrfStatus.LATCHED_OUT))
+        status = tm["lrf_status"]
+        bad = (tm["lrf_valid"] > 0) & (tm["lrf_new"] > 0) & ((status == p.LrfStatus.REJECTED)
+                                                             | (status == p.LrfStatus.LATCHED_OUT))
         idx = np.nonzero(bad)[0]
         if not idx.size:
             return None
@@ -156,8 +160,16 @@ class FlightResult:
                 lines.append(f"  {name}: not evaluable on this run: {exc}")
         return lines
 
-    def verdict(self) -> str:
-        """One paragraph a GNC engineer can act on: outcome, touchdown numbers, diagnosis."""
+    def findings(self) -> dict:
+        """The verdict's diagnoses of the telemetry, each computed once: ``first_valid_lrf``,
+        ``lrf_ignored``, ``max_estimate_error`` and ``point_of_no_return`` (the methods' results)."""
+        return {"first_valid_lrf": self.first_valid_lrf(), "lrf_ignored": self.lrf_ignored(),
+                "max_estimate_error": self.max_estimate_error(), "point_of_no_return": self.point_of_no_return()}
+
+    def verdict(self, findings: dict | None = None) -> str:
+        """One paragraph a GNC engineer can act on: outcome, touchdown numbers, diagnosis.
+        ``findings``: this result's ``findings()`` when the caller has them already."""
+        found = findings if findings is not None else self.findings()
         s = self.scenario
         env = s.envelope
         lines = [f"{s.name} on {self.rig} ({self.firmware}): {self.outcome.upper()}"]
@@ -167,17 +179,17 @@ class FlightResult:
                          f"(limit {env.v_vertical_max}), horizontal {td.v_horizontal:.2f} m/s "
                          f"(limit {env.v_horizontal_max}), tilt {td.tilt_deg:.1f} deg (limit {env.tilt_max_deg}), "
                          f"{td.position_error_m:.0f} m from the site, {td.propellant_kg:.1f} kg propellant left")
-        fv = self.first_valid_lrf()
+        fv = found["first_valid_lrf"]
         lines.append("first valid LRF sample: " + (f"t={fv['t_s']:.2f} s at {fv['altitude_m']:.0f} m, "
                                                    f"{fv['v_down_mps']:.1f} m/s down" if fv else "never"))
-        ig = self.lrf_ignored()
+        ig = found["lrf_ignored"]
         if ig:
             lines.append(f"LRF valid but rejected by the flight code from t={ig['from_t_s']:.2f} s "
                          f"({ig['altitude_m']:.0f} m) to t={ig['to_t_s']:.2f} s: {ig['samples']} samples")
-        ee = self.max_estimate_error()
+        ee = found["max_estimate_error"]
         if ee:
             lines.append(f"largest altitude-estimate error {ee['error_m']:+.0f} m at t={ee['t_s']:.2f} s")
-        pnr = self.point_of_no_return()
+        pnr = found["point_of_no_return"]
         if pnr:
             lines.append(f"point of no return at t={pnr['t_s']:.2f} s: {pnr['altitude_m']:.0f} m up, "
                          f"{pnr['v_down_mps']:.1f} m/s down; from then on even full thrust "
@@ -283,7 +295,8 @@ def config_values(scenario: Scenario, state0, site_r_mci, lander, table: dict[st
 
 def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", artifacts: Path | str | None = None,
         cycle_timeout_s: float = 2.0, stall_cycles: int = 25, hello_timeout_s: float = 10.0,
-        source_dir=None, pacing: str = "lockstep", lost_command: str | None = None) -> FlightResult:
+        source_dir=None, pacing: str = "lockstep", lost_command: str | None = None,
+        round_trips: bool = True) -> FlightResult:
     """Fly one scenario against the flight code behind ``transport`` and return its result.
 
     A transport that dies, or flight code that stops answering, ends the run with outcome
@@ -292,6 +305,8 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
     ``lost_command``: what a cycle without its COMMAND does (``LOST_COMMAND_POLICIES``; the
     scenario's ``lost_command`` wins; default ``hold``): keep the last COMMAND, cut the engine
     for that cycle (``engine-off``), or end the run as link-failure (``fail``).
+    ``round_trips=False``: the wall time of each exchange is not kept (``link_stats``'
+    ``round_trip_median_s`` and ``round_trip_p99_s`` are then NaN; a campaign records neither).
     """
     policy = scenario.lost_command or lost_command or "hold"
     if policy not in LOST_COMMAND_POLICIES:
@@ -306,7 +321,8 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
     imu_faults, command_faults, actuator_faults = "imu" in hooks, "command" in hooks, "actuator" in hooks
     plant_faults = "plant" in hooks
     log = LinkLog(folder / "link.log" if folder else None)
-    link = FlightLink(transport, cycle_timeout_s=cycle_timeout_s, stall_cycles=stall_cycles, log=log)
+    link = FlightLink(transport, cycle_timeout_s=cycle_timeout_s, stall_cycles=stall_cycles, log=log,
+                      keep_round_trips=round_trips)
     table = load_param_table(source_dir)
 
     rng = np.random.default_rng(scenario.seed)
@@ -451,7 +467,8 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
         link.close()
     tm = _columns(cycle.history[:len(rows)], rows, site_radius)
     _merge_telemetry(tm, link.telemetry_records(), dt_us)
-    rt = np.asarray(link.stats.round_trip_s)
+    rt = link.stats.round_trip_s
+    rt = np.fromiter(rt, float, len(rt))
     tlm = link.telemetry
     result = FlightResult(
         scenario=scenario, rig=rig, firmware=firmware, outcome=outcome, telemetry=tm, touchdown=touchdown,
@@ -480,22 +497,42 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
 
 
 _SENT = ("altitude_m", "throttle_cmd", "engine_on", "mode", "lrf_range_m", "lrf_valid", "lrf_new")
+# one cycle's record (a tuple in _SENT order: floats, the engine flag and the mode as ints, the two
+# LRF flags as bools) as bytes, so one C call per row converts it; a row of other types (a fault's,
+# say) fails the packing and the whole record goes through numpy's float conversion instead
+_ROW = struct.Struct("<ddqqdbb")
+_ROW_DTYPE = np.dtype({"names": _SENT, "formats": ["<f8", "<f8", "<i8", "<i8", "<f8", "i1", "i1"],
+                       "offsets": [0, 8, 16, 24, 32, 40, 41], "itemsize": _ROW.size})
+
+
+def _sent_columns(rows: list[tuple]) -> dict[str, np.ndarray]:
+    """The per-cycle record's _SENT columns as float64 arrays: each value exactly as ``float()``
+    takes it (ints and bools exactly, as numpy's float conversion does)."""
+    try:
+        packed = b"".join(itertools.starmap(_ROW.pack, rows))
+    except (struct.error, TypeError, ValueError, OverflowError):
+        sent = np.fromiter(itertools.chain.from_iterable(rows), float, len(rows) * len(_SENT)).reshape(-1, len(_SENT))
+        return {name: np.ascontiguousarray(sent[:, i]) for i, name in enumerate(_SENT)}
+    rec = np.frombuffer(packed, _ROW_DTYPE)
+    return {name: rec[name].astype(np.float64) for name in _SENT}
 
 
 def _columns(truth: np.ndarray, rows: list[tuple], site_radius: float) -> dict[str, np.ndarray]:
     """The per-cycle record as COLUMNS arrays: raw truth (``Cycle.history``: the plant's state
     vector at each cycle's start, MCI position, velocity, attitude) turned into vertical and
     horizontal speed, tilt from local up, height above the site; with what was sent and received."""
-    sent = np.fromiter(itertools.chain.from_iterable(rows), float, len(rows) * len(_SENT)).reshape(-1, len(_SENT))
-    col = {name: sent[:, i] for i, name in enumerate(_SENT)}
+    col = _sent_columns(rows)
     col.update(t_s=truth[:, _T], mass_kg=truth[:, _MASS], thrust_n=truth[:, _THRUST])
     r = truth[:, _R:_R + 3]
     v = truth[:, _V:_V + 3]
-    rn = np.linalg.norm(r, axis=1) if len(r) else np.zeros(0)
+    # the position and attitude columns, each contiguous (element-wise arithmetic below reads
+    # them several times; the einsum operands keep their row layout)
+    block = np.ascontiguousarray(truth[:, _R:_Q + 4].T)  # position, velocity, attitude: one row each
+    (rx, ry, rz), (w, x, y, z) = block[:3], block[_Q - _R:_Q - _R + 4]
+    rn = np.sqrt(rx * rx + ry * ry + rz * rz)  # |r| (the sum in the order np.linalg.norm's reduction takes)
     up = r / rn[:, None] if len(r) else r
     v_up = np.einsum("ij,ij->i", v, up)
     v_h = np.sqrt(np.maximum(0.0, np.einsum("ij,ij->i", v, v) - v_up * v_up))
-    w, x, y, z = (truth[:, _Q + k] for k in range(4))
     zb = np.stack([2 * (x * z + w * y), 2 * (y * z - w * x), 1 - 2 * (x * x + y * y)], axis=1)  # body +z in MCI
     cos_tilt = np.clip(np.einsum("ij,ij->i", zb, up), -1.0, 1.0)
     n = len(truth)
@@ -511,16 +548,24 @@ def _merge_telemetry(tm: dict, tlm, dt_us: int) -> None:
     the bytes happened to arrive."""
     if not tlm.size or not tm["t_s"].size:
         return
-    order = np.argsort(tlm["t_us"], kind="stable")
-    t_tlm = tlm["t_us"][order].astype(np.int64)
-    tlm = tlm[order]
+    t_tlm = tlm["t_us"]
+    order = None  # arrival order is time order unless a fault reordered or repeated frames
+    if (t_tlm[1:] < t_tlm[:-1]).any():
+        order = np.argsort(t_tlm, kind="stable")
+        t_tlm = t_tlm[order]
+    t_tlm = t_tlm.astype(np.int64)
     rows_us = np.rint(tm["t_s"] * 1e6 / dt_us).astype(np.int64) * dt_us
+    columns = (("est_alt_m", "est_alt"), ("lrf_status", "lrf_status"), ("lrf_innovation_m", "lrf_innovation"))
+    if order is None and t_tlm.shape == rows_us.shape and (t_tlm == rows_us).all():
+        for col, name in columns:  # one TELEMETRY a cycle, each on its own row (the usual case)
+            tm[col] = tlm[name].astype(np.float64)
+        return
     idx = np.searchsorted(t_tlm, rows_us, side="right") - 1
     have = idx >= 0
-    for col, name in (("est_alt_m", "est_alt"), ("lrf_status", "lrf_status"),
-                      ("lrf_innovation_m", "lrf_innovation")):
+    taken = idx[have] if order is None else order[idx[have]]  # records, in arrival order
+    for col, name in columns:
         out = np.full(rows_us.shape, np.nan if col != "lrf_status" else 0.0)
-        out[have] = tlm[name][idx[have]]
+        out[have] = tlm[name][taken]
         tm[col] = out
 
 

@@ -333,8 +333,9 @@ def test_lockstep_takes_regular_cycles_and_hands_the_rest_to_the_decoder_unchang
     c = fast.decoder.counters
     assert c.framing_errors >= 3 and c.crc_errors == 1
     assert fast.hello == slow.hello and fast.hello.firmware_name == "again"
-    assert fast._telemetry == slow._telemetry  # same packets, same (arrival) order
-    assert sum(pk == p.cobs_decode(TLM_MARK[:-1]) for pk in fast._telemetry) == 1
+    # same packets, same (arrival) order (the C call hands its packets over back to back, in one bytes object)
+    assert b"".join(fast._telemetry) == b"".join(slow._telemetry)
+    assert sum(rec.tobytes() == p.cobs_decode(TLM_MARK[:-1]) for rec in fast.telemetry_records()) == 1
     assert _no_wall(fast.last_sent) == _no_wall(slow.last_sent)
     assert _no_wall(fast.last_received) == _no_wall(slow.last_received)
     assert (fast.log.bytes_tx, fast.log.bytes_rx) == (slow.log.bytes_tx, slow.log.bytes_rx)
@@ -365,7 +366,7 @@ def test_regular_cycles_take_the_c_call_and_count_every_byte(tmp_path):
     assert tx == [p.encode_frame(_sensors(i), f.seq, 20_000 * i) for i, f in zip(range(1, 30), sent[-29:])]
     assert sum(f.msg_type == p.MsgType.COMMAND for f in got) == 29
     tlm = sum(f.msg_type == p.MsgType.TELEMETRY for f in got)
-    assert len(link._telemetry) == tlm > 0
+    assert len(link.telemetry_records()) == tlm > 0
     assert link.log.bytes_tx == sum(len(b) for d, _t, b in log if d == ">")
     assert link.log.bytes_rx == sum(len(b) for d, _t, b in log if d == "<")
     assert link.decoder.counters.frames_ok == len(got) and link.decoder.counters.errors == 0

@@ -55,8 +55,8 @@ def fly_on_rig(sc, rig: str = "loopback", artifacts=None):
     run (a new in-process instance, a new program or QEMU)."""
     from harness.rigs import open_rig
 
-    with open_rig(rig_spec(rig)) as up:
-        return up.fly(sc, artifacts=artifacts)
+    with open_rig(rig_spec(rig)) as up:  # no exchange's wall time kept: no campaign record holds it
+        return up.fly(sc, artifacts=artifacts, round_trips=False)
 
 
 def rig_spec(rig: str):
@@ -448,7 +448,7 @@ def telemetry_digest(tm: dict) -> str:
     for name, a in tm.items():
         a = np.ascontiguousarray(a)
         h.update(f"{name}|{a.dtype.str}|{a.shape}|".encode())
-        h.update(a.tobytes())
+        h.update(a.reshape(-1).view(np.uint8))  # its bytes, as tobytes() gives them, without the copy
     return h.hexdigest()
 
 
@@ -471,16 +471,18 @@ def scenario_json(sc) -> str:
     return json.dumps(plain(sc), sort_keys=True)
 
 
-def failure_mode(res) -> str:
-    """A short name for why a run did not land (empty when it landed)."""
+def failure_mode(res, findings: dict | None = None) -> str:
+    """A short name for why a run did not land (empty when it landed); ``findings``: the
+    result's ``findings()`` when the caller has them already."""
     if res.outcome == "landed":
         return ""
     if res.outcome in ("link-failure", "timeout"):
         return res.outcome
     env = res.scenario.envelope
-    fv = res.first_valid_lrf()
-    pnr = res.point_of_no_return()
-    if res.lrf_ignored():
+    found = findings if findings is not None else res.findings()
+    fv = found["first_valid_lrf"]
+    pnr = found["point_of_no_return"]
+    if found["lrf_ignored"]:
         return "LRF rejected by flight code"
     if fv is None:
         return "no valid LRF sample"
@@ -499,10 +501,9 @@ def failure_mode(res) -> str:
 
 def metrics(res) -> dict:
     td = res.touchdown
-    fv = res.first_valid_lrf()
-    pnr = res.point_of_no_return()
-    ee = res.max_estimate_error()
-    ig = res.lrf_ignored()
+    found = res.findings()  # once, for the numbers below, the failure mode and the verdict
+    fv, pnr = found["first_valid_lrf"], found["point_of_no_return"]
+    ee, ig = found["max_estimate_error"], found["lrf_ignored"]
     nan = math.nan
     return {
         "outcome": res.outcome,
@@ -519,8 +520,8 @@ def metrics(res) -> dict:
         "max_est_error_m": ee["error_m"] if ee else nan,
         "lrf_rejected": ig["samples"] if ig else 0,
         "sim_time_s": res.sim_time_s,
-        "failure_mode": failure_mode(res),
-        "verdict": res.verdict(),
+        "failure_mode": failure_mode(res, found),
+        "verdict": res.verdict(found),
         "error": res.error or "",
     }
 

@@ -123,11 +123,12 @@ class InProcessLockstep:
         self._transport._held += self.rx_bytes()
 
     def take_telemetry(self) -> list[bytes]:
-        """The TELEMETRY packets held (header + body + CRC, checked), in arrival order; C's buffer emptied."""
+        """The TELEMETRY packets held (header + body + CRC, checked), in arrival order, back to back
+        in one bytes object (``[]`` when none is held; not cut into packets: nothing needs them
+        one by one); C's buffer emptied."""
         n = self.ctx.tlm_len
         if not n:
             return []
         data = self._ffi.buffer(self._tlm, n)[:]
         self.ctx.tlm_len = 0
-        size = self.telemetry_packet
-        return [data[i:i + size] for i in range(0, n, size)]
+        return [data]
