@@ -371,6 +371,7 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
     entry = None if (imu_faults or command_faults or actuator_faults or plant_faults) else cycle.c_entry()
     link.bind_reading(cycle.reading, None if entry is None else (entry, cycle.block, cycle.history, dt_sub, n_sub))
     then = -1  # the row the compiled cycle writes when it is handed the COMMAND, -1: not handed
+    lrf_last = None  # the LRF reading of the last cycle, whose SENSORS fields are worked out
     late_frames = 0
     loop_wall_s = math.nan
     if pacing not in ("lockstep", "realtime"):
@@ -394,12 +395,14 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
             lrf_r = lrf.update(t_s, plant.state, ground) if lrf.due(t_s) else lrf.deliver(t_s)
             if faulty:
                 faults.update(t_s, altitude, command.mode)
-            if faulty:
                 lrf_r = faults.lrf(lrf_r)
-            lrf_valid, lrf_new = lrf_r.valid, lrf_r.new
-            lrf_flags = (LRF_VALID if lrf_valid else 0) | (LRF_NEW if lrf_new else 0)
-            lrf_range = lrf_r.range_m if lrf_valid else 0.0
-            lrf_t_us = round(lrf_r.sample_t_s * 1e6) if (lrf_valid or lrf_new) else 0
+            if lrf_r is not lrf_last:  # (a reading is immutable: the one held since the last cycle has the same fields)
+                lrf_last = lrf_r
+                lrf_valid, lrf_new = lrf_r.valid, lrf_r.new
+                lrf_flags = (LRF_VALID if lrf_valid else 0) | (LRF_NEW if lrf_new else 0)
+                lrf_range = lrf_r.range_m if lrf_valid else 0.0
+                lrf_t_us = round(lrf_r.sample_t_s * 1e6) if (lrf_valid or lrf_new) else 0
+                lrf_recorded = lrf_r.range_m if lrf_valid else math.nan
             if realtime:
                 lag = wall_start + step * dt - time.perf_counter()
                 if lag > 0:
@@ -429,8 +432,8 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
                     applied = p.Command(0.0, (0.0, 0.0, 0.0), command.sensors_seq, command.mode, 0)
             # record this cycle (truth at t, what was sent, what came back); derived columns
             # (vertical speed, tilt, ...) are computed for all rows at once after the run
-            record((altitude, applied.throttle, applied.flags & ENGINE_ON, applied.mode,
-                    lrf_r.range_m if lrf_valid else math.nan, lrf_valid, lrf_new))
+            record((altitude, applied.throttle, applied.flags & ENGINE_ON, applied.mode, lrf_recorded, lrf_valid,
+                    lrf_new))
             if answer is None and policy == "fail":
                 raise CommandLost(f"COMMAND lost in cycle {step} (t={t_us / 1e6:.3f} s, SENSORS seq "
                                   f"{link.last_sent[1] if link.last_sent else '?'}) and the lost-command "
