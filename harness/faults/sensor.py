@@ -24,13 +24,19 @@ class LrfFault(Fault):
                 return out
         return r
 
+    def reset(self):
+        self._lost_of = self._lost = None   # the last reading lost(), and what it made of it
+
     def corrupt(self, r):
         return None
 
-    @staticmethod
-    def lost(r):
-        """The reading with no valid range (range 0 m, flagged invalid)."""
-        return tuple.__new__(type(r), (0.0, False, *r[2:]))  # r._replace(range_m=0.0, valid=False), faster
+    def lost(self, r):
+        """The reading with no valid range (range 0 m, flagged invalid). A held reading comes
+        back cycle after cycle as the same object: so does its lost copy."""
+        if r is not self._lost_of:
+            self._lost_of = r
+            self._lost = tuple.__new__(type(r), (0.0, False, r[2], r[3]))  # r._replace(range_m=0.0, valid=False)
+        return self._lost
 
 
 @dataclass(kw_only=True)
@@ -52,6 +58,7 @@ class LrfLateAcquisition(LrfFault):
     acquire_altitude_m: float = 900.0
 
     def reset(self):
+        super().reset()
         self.acquired = False
 
     def lrf(self, r):
@@ -59,6 +66,7 @@ class LrfLateAcquisition(LrfFault):
             if not self.fs.altitude_m <= self.acquire_altitude_m:  # (a NaN altitude never acquires)
                 return LrfFault.lrf(self, r)
             self.acquired = True
+            self.fs.retire(self)   # acquired for good: the identity from now on
         return r
 
     def corrupt(self, r):
@@ -75,6 +83,7 @@ class LrfDropout(LrfFault):
     burst_samples: int = 1
 
     def reset(self):
+        super().reset()
         self.left = 0          # samples still to drop in the current burst
         self.dropping = False  # the sample being delivered is dropped
 
@@ -127,6 +136,7 @@ class LrfStuck(LrfFault):
     value_m: float | None = None
 
     def reset(self):
+        super().reset()
         self.last = None
 
     def lrf(self, r):
@@ -152,6 +162,7 @@ class LrfNoise(LrfFault):
     outlier_sigma_m: float = 0.0
 
     def reset(self):
+        super().reset()
         self.cur = None
 
     def corrupt(self, r):
