@@ -150,6 +150,8 @@ class LaserRangefinder:
         self.next_sample_t_s = 0.0  # and its time (s): ``update`` needs the plant state from then on
         self.next_event_t_s = -math.inf  # see the module docstring: the first call is due at once
         self._latency_s = config.latency_s
+        self._degrades = config.degrade_speed_mps != math.inf  # the range can shrink with speed
+        self._noise_var = config.noise_sigma_m ** 2  # constant part of the noise variance, m^2
         self._buf: deque = deque()  # pending samples, oldest first
         self._delivered: LrfReading = NO_READING
         self._normals: list = []
@@ -158,13 +160,12 @@ class LaserRangefinder:
         self.last_true_range_m: Optional[float] = None
 
     # random numbers, drawn in blocks (bit-reproducible for a given call sequence)
-    def _draws(self):
-        if not self._normals:
-            self._normals = self.rng.standard_normal((_BLOCK, 2)).tolist()
-            self._uniforms = self.rng.random((_BLOCK, 2)).tolist()
-            self._normals.reverse()
-            self._uniforms.reverse()
-        return self._normals.pop(), self._uniforms.pop()
+    def _draws(self) -> None:
+        """Refill the draws with a block: per sample two normals and two uniforms, popped from the end."""
+        self._normals[:] = self.rng.standard_normal((_BLOCK, 2)).tolist()
+        self._uniforms[:] = self.rng.random((_BLOCK, 2)).tolist()
+        self._normals.reverse()
+        self._uniforms.reverse()
 
     def true_range(self, r_mci, q_mci_body, terrain, max_range_m: float) -> Optional[float]:
         """Noise-free slant range from the LRF along its boresight (m) or None."""
@@ -190,18 +191,22 @@ class LaserRangefinder:
 
     def _sample(self, t_k: float, r_mci, v_mci, q, terrain) -> LrfReading:
         cfg = self.config
-        (n1, n2), (u1, u2) = self._draws()
+        normals = self._normals
+        if not normals:
+            self._draws()   # a new block
+        (n1, n2), (u1, u2) = normals.pop(), self._uniforms.pop()
         self.samples_taken += 1
-        vx, vy, vz = v_mci
-        omega = getattr(terrain, "omega", 0.0)
-        if omega:
-            vx, vy = vx + omega * r_mci[1], vy - omega * r_mci[0]
-            speed = math.sqrt(vx * vx + vy * vy + vz ** 2)
-        else:
-            speed = math.sqrt(vx ** 2 + vy ** 2 + vz ** 2)
         rmax = cfg.max_range_m
-        if speed > cfg.degrade_speed_mps:
-            rmax *= max(cfg.degrade_floor, 1.0 - cfg.degrade_per_mps * (speed - cfg.degrade_speed_mps))
+        if self._degrades:  # (else speed > degrade_speed_mps never holds: no need to know it)
+            vx, vy, vz = v_mci
+            omega = getattr(terrain, "omega", 0.0)
+            if omega:
+                vx, vy = vx + omega * r_mci[1], vy - omega * r_mci[0]
+                speed = math.sqrt(vx * vx + vy * vy + vz ** 2)
+            else:
+                speed = math.sqrt(vx ** 2 + vy ** 2 + vz ** 2)
+            if speed > cfg.degrade_speed_mps:
+                rmax *= max(cfg.degrade_floor, 1.0 - cfg.degrade_per_mps * (speed - cfg.degrade_speed_mps))
         # cast to the nominal max range so acquisition-by-range sees the truth
         rng_true = self.true_range(r_mci, q, terrain, self._cast_range_m)
         self.last_true_range_m = rng_true
@@ -224,7 +229,7 @@ class LaserRangefinder:
             return _new_reading(LrfReading, (0.0, False, t_k, True))
         if u1 < cfg.dropout_prob:
             return _new_reading(LrfReading, (0.0, False, t_k, True))
-        meas = rng_true + math.sqrt(cfg.noise_sigma_m ** 2 + (cfg.noise_frac * rng_true) ** 2) * n1
+        meas = rng_true + math.sqrt(self._noise_var + (cfg.noise_frac * rng_true) ** 2) * n1
         if u2 < cfg.outlier_prob:
             meas += cfg.outlier_sigma_m * n2
         if meas < 0.0:
