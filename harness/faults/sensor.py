@@ -76,15 +76,16 @@ class LrfLateAcquisition(LrfFault):
         self.acquired = False
 
     def lrf(self, r):
-        if not self.acquired:
-            if not self.fs.altitude_m <= self.acquire_altitude_m:  # (a NaN altitude never acquires)
-                return LrfFault.lrf(self, r)
+        if self.acquired:
+            return r
+        if self.fs.altitude_m <= self.acquire_altitude_m:  # (a NaN altitude never acquires)
             self.acquired = True
             self.fs.retire(self)   # acquired for good: the identity from now on
+            return r
+        if self.active and r.valid:
+            self.effects += 1
+            return self.lost(r)
         return r
-
-    def corrupt(self, r):
-        return None if self.acquired else self.lost(r)
 
 
 @dataclass(kw_only=True)
