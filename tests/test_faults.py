@@ -406,3 +406,14 @@ def test_thrust_scale_sets_the_plant_thrust_when_it_changes():
         fs.plant_effects(plant)
     assert plant.sets == [4000.0, 3000.0, 4000.0]
     assert fs.faults[0].effects == 5
+
+
+def test_cycle_overrun_releases_a_held_command_after_its_window():
+    """A COMMAND held back by an overrun in the window's last cycle still reaches the plant
+    ``cycles`` later, after the window has closed (the fault keeps its hook: not spent)."""
+    fs = F.FaultSet([F.CycleOverrun(prob=1.0, cycles=3, trigger=F.at_time(0.0), duration_s=0.02)])
+    out = []
+    for k, answer in enumerate("abcdef"):
+        fs.update(k * 0.02, 100.0, 2)
+        out.append(fs.command(answer))
+    assert out == [None, None, None, "a", "e", "f"]
