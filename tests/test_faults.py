@@ -417,3 +417,13 @@ def test_cycle_overrun_releases_a_held_command_after_its_window():
         fs.update(k * 0.02, 100.0, 2)
         out.append(fs.command(answer))
     assert out == [None, None, None, "a", "e", "f"]
+
+
+def test_after_chain_on_a_fault_started_by_the_first_valid_lrf():
+    """A fault started by the first valid LRF reading (no delay) starts the faults waiting
+    ``after`` it in the same cycle (the event's evaluation notes its start like a cycle's)."""
+    fs = F.FaultSet([F.LrfBias(id="a", trigger=F.on_event("first_valid_lrf")),
+                     F.EngineOff(id="b", trigger=F.after("a", delay_s=0.1), duration_s=0.1)])
+    counted = drive(fs, n=30, valid_from=10)
+    assert fs.events == {"first_valid_lrf": 0.2, "fault:a": 0.2, "fault:b": pytest.approx(0.3)}
+    assert counted == {"a": 20, "b": 5} == {f.name: f.cycles_active for f in fs.faults}

@@ -81,7 +81,9 @@ class FaultSet:
         if f.spent:
             self.retire(f)
 
-    def _evaluate_live(self) -> None:
+    def _evaluate_live(self, counted: bool = False) -> None:
+        """Evaluate the triggers of the faults whose state can still change, until no fault starts
+        that others wait ``after`` (``counted``: an event within a cycle ``update`` already counted)."""
         live = self._live
         t, alt, ph = self.t_s, self.altitude_m, self.phase if self.phase is not None else 0
         for _ in range(len(live) + 1):
@@ -93,7 +95,7 @@ class FaultSet:
                         self.events[f"fault:{f.id}"] = f.t_on
                         changed = True
                 if f.active != was:
-                    self._switched(f, counted=False)
+                    self._switched(f, counted)
             if not changed:
                 break
         if any(f.settled for f in live):
@@ -128,12 +130,7 @@ class FaultSet:
 
     def _evaluate_event(self) -> None:
         # an event inside a cycle: re-evaluate triggers without counting the cycle twice
-        for f in self.faults:
-            was = f.active
-            f._evaluate(self.t_s, self.altitude_m, self.phase or 0)
-            if f.active != was:
-                self._switched(f, counted=True)
-        self._wake_t = min((f.wake_t(self.t_s) for f in self._live), default=INF)
+        self._evaluate_live(counted=True)
 
     def link_rng(self, direction: str):
         """The random stream of the link faults acting on frames going ``direction`` ("up":
