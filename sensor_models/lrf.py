@@ -12,6 +12,10 @@ Measures the slant range (m) from the LRF along its boresight to the terrain
   buffer (never by sleeping): ``update`` returns the newest sample with
   t_k + latency_s <= t_s. ``LrfReading.new`` is true on the first call that
   delivers a given sample.
+* ``next_event_t_s``: before this simulated time (s) no sample is due and the
+  delivered reading stays the object last returned, so a caller may skip
+  ``due``/``update``/``deliver`` for a cycle at t_s < next_event_t_s and keep
+  that reading (a lower bound: a call at or after it may still change nothing).
 
 Validity of a sample (``valid`` False, ``range_m`` 0.0 otherwise):
 
@@ -45,9 +49,9 @@ import numpy as np
 
 from harness.errors import ConfigError
 from sensor_models._config import config_from_dict
-from harness.frames import quat_rotate
 
 _BLOCK = 256
+_EVENT_MARGIN_S = 1e-6  # next_event_t_s comes this much (s) before the instant it stands for
 
 
 class LrfReading(NamedTuple):
@@ -144,44 +148,65 @@ class LaserRangefinder:
                          and config.acquire_time_s is None)
         self._k_next = 0            # index of the next sample instant
         self.next_sample_t_s = 0.0  # and its time (s): ``update`` needs the plant state from then on
+        self.next_event_t_s = -math.inf  # see the module docstring: the first call is due at once
+        self._latency_s = config.latency_s
+        self._degrades = config.degrade_speed_mps != math.inf  # the range can shrink with speed
+        self._noise_var = config.noise_sigma_m ** 2  # constant part of the noise variance, m^2
         self._buf: deque = deque()  # pending samples, oldest first
         self._delivered: LrfReading = NO_READING
-        self._last_sample: Optional[LrfReading] = None
         self._normals: list = []
         self._uniforms: list = []
         self.samples_taken = 0
         self.last_true_range_m: Optional[float] = None
 
     # random numbers, drawn in blocks (bit-reproducible for a given call sequence)
-    def _draws(self):
-        if not self._normals:
-            self._normals = self.rng.standard_normal((_BLOCK, 2)).tolist()
-            self._uniforms = self.rng.random((_BLOCK, 2)).tolist()
-            self._normals.reverse()
-            self._uniforms.reverse()
-        return self._normals.pop(), self._uniforms.pop()
+    def _draws(self) -> None:
+        """Refill the draws with a block: per sample two normals and two uniforms, popped from the end."""
+        self._normals[:] = self.rng.standard_normal((_BLOCK, 2)).tolist()
+        self._uniforms[:] = self.rng.random((_BLOCK, 2)).tolist()
+        self._normals.reverse()
+        self._uniforms.reverse()
 
     def true_range(self, r_mci, q_mci_body, terrain, max_range_m: float) -> Optional[float]:
         """Noise-free slant range from the LRF along its boresight (m) or None."""
-        po = quat_rotate(q_mci_body, self.position_body) if self._offset else (0.0, 0.0, 0.0)
-        origin = (r_mci[0] + po[0], r_mci[1] + po[1], r_mci[2] + po[2])
-        d = quat_rotate(q_mci_body, self.boresight_body)
+        # quat_rotate(q, v) = v + w t + q_vec x t with t = 2 (q_vec x v), written out for the
+        # mounting offset and the boresight (same operations in the same order: same bits)
+        w, x, y, z = q_mci_body
+        if self._offset:
+            vx, vy, vz = self.position_body
+            tx = 2.0 * (y * vz - z * vy)
+            ty = 2.0 * (z * vx - x * vz)
+            tz = 2.0 * (x * vy - y * vx)
+            origin = (r_mci[0] + (vx + w * tx + (y * tz - z * ty)),
+                      r_mci[1] + (vy + w * ty + (z * tx - x * tz)),
+                      r_mci[2] + (vz + w * tz + (x * ty - y * tx)))
+        else:
+            origin = (r_mci[0] + 0.0, r_mci[1] + 0.0, r_mci[2] + 0.0)
+        vx, vy, vz = self.boresight_body
+        tx = 2.0 * (y * vz - z * vy)
+        ty = 2.0 * (z * vx - x * vz)
+        tz = 2.0 * (x * vy - y * vx)
+        d = (vx + w * tx + (y * tz - z * ty), vy + w * ty + (z * tx - x * tz), vz + w * tz + (x * ty - y * tx))
         return terrain.ray_cast(origin, d, max_range_m)
 
     def _sample(self, t_k: float, r_mci, v_mci, q, terrain) -> LrfReading:
         cfg = self.config
-        (n1, n2), (u1, u2) = self._draws()
+        normals = self._normals
+        if not normals:
+            self._draws()   # a new block
+        (n1, n2), (u1, u2) = normals.pop(), self._uniforms.pop()
         self.samples_taken += 1
-        vx, vy, vz = v_mci
-        omega = getattr(terrain, "omega", 0.0)
-        if omega:
-            vx, vy = vx + omega * r_mci[1], vy - omega * r_mci[0]
-            speed = math.sqrt(vx * vx + vy * vy + vz ** 2)
-        else:
-            speed = math.sqrt(vx ** 2 + vy ** 2 + vz ** 2)
         rmax = cfg.max_range_m
-        if speed > cfg.degrade_speed_mps:
-            rmax *= max(cfg.degrade_floor, 1.0 - cfg.degrade_per_mps * (speed - cfg.degrade_speed_mps))
+        if self._degrades:  # (else speed > degrade_speed_mps never holds: no need to know it)
+            vx, vy, vz = v_mci
+            omega = getattr(terrain, "omega", 0.0)
+            if omega:
+                vx, vy = vx + omega * r_mci[1], vy - omega * r_mci[0]
+                speed = math.sqrt(vx * vx + vy * vy + vz ** 2)
+            else:
+                speed = math.sqrt(vx ** 2 + vy ** 2 + vz ** 2)
+            if speed > cfg.degrade_speed_mps:
+                rmax *= max(cfg.degrade_floor, 1.0 - cfg.degrade_per_mps * (speed - cfg.degrade_speed_mps))
         # cast to the nominal max range so acquisition-by-range sees the truth
         rng_true = self.true_range(r_mci, q, terrain, self._cast_range_m)
         self.last_true_range_m = rng_true
@@ -204,7 +229,7 @@ class LaserRangefinder:
             return _new_reading(LrfReading, (0.0, False, t_k, True))
         if u1 < cfg.dropout_prob:
             return _new_reading(LrfReading, (0.0, False, t_k, True))
-        meas = rng_true + math.sqrt(cfg.noise_sigma_m ** 2 + (cfg.noise_frac * rng_true) ** 2) * n1
+        meas = rng_true + math.sqrt(self._noise_var + (cfg.noise_frac * rng_true) ** 2) * n1
         if u2 < cfg.outlier_prob:
             meas += cfg.outlier_sigma_m * n2
         if meas < 0.0:
@@ -217,43 +242,55 @@ class LaserRangefinder:
 
     def update(self, t_s: float, plant_state, terrain) -> LrfReading:
         """Take the samples due by ``t_s`` and return the reading delivered at ``t_s``."""
+        if self.next_sample_t_s <= t_s + 1e-9:  # due(t_s)
+            self.take_samples(t_s, plant_state.t_s, plant_state.r_mci, plant_state.v_mci,
+                              plant_state.q_mci_body, terrain)
+        return self.deliver(t_s)
+
+    def take_samples(self, t_s: float, t_state_s: float, r_mci, v_mci, q_mci_body, terrain) -> None:
+        """Take the samples due by ``t_s`` (call when ``due(t_s)``) from the plant state at
+        ``t_state_s`` (s): position ``r_mci`` (m), velocity ``v_mci`` (m/s), attitude
+        ``q_mci_body``; ``deliver(t_s)`` then gives the reading. ``update`` does both from a
+        PlantState; a caller holding the state as numbers calls this without building one."""
         eps = 1e-9
         per = self.period_s
-        if self.due(t_s):
-            r = plant_state.r_mci
-            v = plant_state.v_mci
-            q = plant_state.q_mci_body
-            t_state = plant_state.t_s
-            # samples older than a few periods before this call cannot be
-            # reconstructed from the state: skip them (first call at t >> 0)
-            k_last = int(math.floor((t_s + eps) / per))
-            k_first = max(self._k_next, k_last - 8)
-            for k in range(k_first, k_last + 1):
-                t_k = k * per
-                back = t_state - t_k
-                if abs(back) > 1e-12:
-                    rk = (r[0] - v[0] * back, r[1] - v[1] * back, r[2] - v[2] * back)
-                else:
-                    rk = r
-                self._buf.append(self._sample(t_k, rk, v, q, terrain))
-            self._k_next = k_last + 1
-            self.next_sample_t_s = self._k_next * per
-        return self.deliver(t_s)
+        r, v = r_mci, v_mci
+        # samples older than a few periods before this call cannot be
+        # reconstructed from the state: skip them (first call at t >> 0)
+        k_last = int(math.floor((t_s + eps) / per))
+        k_first = max(self._k_next, k_last - 8)
+        for k in range(k_first, k_last + 1):
+            t_k = k * per
+            back = t_state_s - t_k
+            if abs(back) > 1e-12:
+                rk = (r[0] - v[0] * back, r[1] - v[1] * back, r[2] - v[2] * back)
+            else:
+                rk = r
+            self._buf.append(self._sample(t_k, rk, v, q_mci_body, terrain))
+        self._k_next = k_last + 1
+        self.next_sample_t_s = self._k_next * per
 
     def deliver(self, t_s: float) -> LrfReading:
         """The reading delivered at ``t_s``: the newest sample at least ``latency_s`` old (samples
         are taken by ``update``; between sample instants this alone is enough)."""
         eps = 1e-9
-        lat = self.config.latency_s
+        lat = self._latency_s
         buf = self._buf
         newest = None
         while buf and buf[0].sample_t_s + lat <= t_s + eps:
             newest = buf.popleft()
         if newest is not None:
             self._delivered = newest
+            self.next_event_t_s = -math.inf  # the next call delivers it again, no longer new
             return newest
         d = self._delivered
         if d.new:
             d = _new_reading(LrfReading, (d[0], d[1], d[2], False))   # d._replace(new=False)
             self._delivered = d
+        # the next sample instant, or the delivery of the oldest pending sample, whichever comes
+        # first, less a margin (1 us) far wider than the 1e-9 s tolerance of those tests
+        nxt = self.next_sample_t_s
+        if buf and buf[0].sample_t_s + lat < nxt:
+            nxt = buf[0].sample_t_s + lat
+        self.next_event_t_s = nxt - _EVENT_MARGIN_S
         return d

@@ -323,3 +323,107 @@ def test_no_faults_is_the_identity():
     sentinel = object()
     assert fs.wrap_transport(sentinel) is sentinel
     assert math.isinf(F.Fault().duration_s)
+
+
+# the fault set's per-cycle bookkeeping ------------------------------------------------------------
+def drive(fs, n=250, dt=0.02, valid_from=150):
+    """Run a fault set as the runner does for n cycles (altitude 1 m lower per cycle from 249 m,
+    first valid LRF reading in cycle ``valid_from``); per fault, the cycles in which it was active
+    after update() or became active in that cycle's event (counted by hand)."""
+    counted = {f.name: 0 for f in fs.faults}
+    for k in range(n):
+        fs.update(k * dt, 249.0 - k, 2)
+        before = {f.name: f.active for f in fs.faults}
+        for f in fs.faults:
+            counted[f.name] += f.active
+        fs.lrf(LrfReading(100.0, k >= valid_from, k * dt, True))
+        for f in fs.faults:
+            counted[f.name] += f.active and not before[f.name]
+    return counted
+
+
+def test_windows_and_active_cycles_of_every_trigger_kind():
+    """Each fault is active exactly over [t_on, t_on + duration) of its trigger and cycles_active
+    counts those cycles, the cycle an event started it in included."""
+    fs = F.FaultSet([
+        F.EngineOff(id="a", trigger=F.at_time(1.0, delay_s=0.1), duration_s=0.2),
+        F.EngineOff(id="b", trigger=F.after("a", delay_s=0.5), duration_s=0.3),
+        F.EngineOff(id="c", trigger=F.on_event("first_valid_lrf"), duration_s=0.1),
+        F.ThrustScale(id="d", scale=0.5, trigger=F.below_altitude(50.0)),
+        F.EngineOff(id="e", trigger=F.at_time(2.0), duration_s=0.0),
+    ])
+    counted = drive(fs)
+    assert counted == {"a": 10, "b": 15, "c": 5, "d": 51, "e": 0}
+    assert {f.name: f.cycles_active for f in fs.faults} == counted
+    starts = {name: t for t, name, what in fs.timeline if what == "start"}
+    assert starts == pytest.approx({"a": 1.1, "b": 1.6, "c": 3.0, "d": 3.98})
+    assert [name for _, name, what in fs.timeline if what == "end"] == ["a", "b", "c"]
+
+
+def test_time_triggers_are_looked_at_only_when_a_window_can_open_or_close(monkeypatch):
+    """Faults on time and ``after`` triggers are evaluated in the cycles their trigger fires or
+    their window opens or closes (and the first), not in every one of the 250 cycles; settled
+    faults leave the hooks (an engine-off that has ended no longer sees the commands)."""
+    fs = F.FaultSet([F.EngineOff(id="a", trigger=F.at_time(1.0, delay_s=0.1), duration_s=0.2),
+                     F.EngineOff(id="b", trigger=F.after("a", delay_s=0.5), duration_s=0.3)])
+    looked = []
+    evaluate = F.Fault._evaluate
+    monkeypatch.setattr(F.Fault, "_evaluate", lambda self, t, *a: looked.append(t) or evaluate(self, t, *a))
+    drive(fs, valid_from=10 ** 6)
+    cycles = sorted({round(t / 0.02) for t in looked})
+    assert cycles == [0, 50, 55, 65, 80, 95]   # start, a fires, a opens (b fires), a closes, b opens, b closes
+    assert fs._actuator == [] and fs.cycle == 249
+
+
+def test_lrf_late_acquisition_lets_readings_through_once_acquired():
+    """Before the true height reaches acquire_altitude_m every valid reading is lost (a held
+    reading's lost copy is the same object each cycle); from then on the reading passes
+    unchanged and the fault no longer counts effects."""
+    fs = F.FaultSet([F.LrfLateAcquisition(acquire_altitude_m=100.0)])
+    held = LrfReading(123.0, True, 0.0, True)
+    fs.update(0.0, 150.0, 2)
+    lost = fs.lrf(held)
+    assert (lost.range_m, lost.valid, lost.sample_t_s, lost.new) == (0.0, False, 0.0, True)
+    fs.update(0.02, 140.0, 2)
+    assert fs.lrf(held) is lost
+    other = LrfReading(120.0, True, 0.02, False)
+    assert fs.lrf(other) == LrfReading(0.0, False, 0.02, False)
+    fs.update(0.04, 100.0, 2)
+    assert fs.lrf(held) is held and fs.lrf(other) is other
+    assert fs.faults[0].effects == 3 and fs._lrf == []
+
+
+def test_thrust_scale_sets_the_plant_thrust_when_it_changes():
+    """The plant keeps the thrust it was given: set when the window opens and closes, not per cycle."""
+    class Plant:
+        lander = type("L", (), {"thrust_max_n": 4000.0})
+        sets = []
+        thrust_max_n = property(lambda self: self.sets[-1], lambda self, v: self.sets.append(v))
+    plant = Plant()
+    fs = F.FaultSet([F.ThrustLoss(fraction=0.25, trigger=F.at_time(0.1), duration_s=0.1)])
+    for k in range(20):
+        fs.update(k * 0.02, 100.0, 2)
+        fs.plant_effects(plant)
+    assert plant.sets == [4000.0, 3000.0, 4000.0]
+    assert fs.faults[0].effects == 5
+
+
+def test_cycle_overrun_releases_a_held_command_after_its_window():
+    """A COMMAND held back by an overrun in the window's last cycle still reaches the plant
+    ``cycles`` later, after the window has closed (the fault keeps its hook: not spent)."""
+    fs = F.FaultSet([F.CycleOverrun(prob=1.0, cycles=3, trigger=F.at_time(0.0), duration_s=0.02)])
+    out = []
+    for k, answer in enumerate("abcdef"):
+        fs.update(k * 0.02, 100.0, 2)
+        out.append(fs.command(answer))
+    assert out == [None, None, None, "a", "e", "f"]
+
+
+def test_after_chain_on_a_fault_started_by_the_first_valid_lrf():
+    """A fault started by the first valid LRF reading (no delay) starts the faults waiting
+    ``after`` it in the same cycle (the event's evaluation notes its start like a cycle's)."""
+    fs = F.FaultSet([F.LrfBias(id="a", trigger=F.on_event("first_valid_lrf")),
+                     F.EngineOff(id="b", trigger=F.after("a", delay_s=0.1), duration_s=0.1)])
+    counted = drive(fs, n=30, valid_from=10)
+    assert fs.events == {"first_valid_lrf": 0.2, "fault:a": 0.2, "fault:b": pytest.approx(0.3)}
+    assert counted == {"a": 20, "b": 5} == {f.name: f.cycles_active for f in fs.faults}

@@ -262,3 +262,48 @@ def test_config_validation():
     with pytest.raises(ConfigError, match=r"scenario.toml.*latency_s"):
         LrfConfig.from_dict({"latency_s": -1.0}, source="scenario.toml")
     assert LrfConfig.from_dict({"rate_hz": 20.0}).rate_hz == 20.0
+
+
+@pytest.mark.parametrize("rate_hz, latency_s, cycle_s", [(10.0, 0.0, 0.02), (10.0, 0.15, 0.02), (7.0, 0.05, 0.02),
+                                                          (50.0, 0.0, 0.02), (1 / 0.03, 0.0, 0.05)])
+def test_skipping_calls_before_next_event_gives_the_same_readings(rate_hz, latency_s, cycle_s):
+    """A caller that asks the LRF only from ``next_event_t_s`` on (and then samples with
+    ``take_samples`` from r, v, q) gets the very reading objects' values of one that calls
+    ``update`` every cycle, noise, dropouts and outliers included, and skips the cycles in
+    between (at 10 Hz in a 50 Hz loop, 3 of every 5)."""
+    cfg = dict(rate_hz=rate_hz, latency_s=latency_s, noise_sigma_m=1.0, noise_frac=0.01, dropout_prob=0.2,
+               outlier_prob=0.1, outlier_sigma_m=50.0, acquire_altitude_m=950.0)
+    every, by_event = lrf(7, **cfg), lrf(7, **cfg)
+    p = descend(plant_v_up=-20.0)
+    off = ActuatorCommand(0.0, False, (0.0, 0.0, 0.0))
+    event_t, held, calls, n = -math.inf, None, 0, 400
+    for _ in range(n):
+        s = p.state
+        ref = every.update(s.t_s, s, p.terrain)
+        if s.t_s >= event_t:
+            calls += 1
+            if by_event.due(s.t_s):
+                by_event.take_samples(s.t_s, s.t_s, s.r_mci, s.v_mci, s.q_mci_body, p.terrain)
+            held = by_event.deliver(s.t_s)
+            event_t = by_event.next_event_t_s
+        assert held == ref, s.t_s
+        p.step(off, cycle_s)
+    assert any(r.valid for r in (held, ref)) and every.samples_taken == by_event.samples_taken
+    if rate_hz * cycle_s < 1.0:   # slower than the loop: some cycles skipped
+        assert calls < n
+    if (rate_hz, latency_s, cycle_s) == (10.0, 0.0, 0.02):   # the sample's cycle and the next one
+        assert calls == 2 * n // 5
+
+
+def test_take_samples_is_update_without_a_plant_state():
+    p = descend(plant_v_up=-20.0)
+    a, b = lrf(3, noise_sigma_m=2.0), lrf(3, noise_sigma_m=2.0)
+    off = ActuatorCommand(0.0, False, (0.0, 0.0, 0.0))
+    for _ in range(60):
+        s = p.state
+        r = a.update(s.t_s, s, p.terrain)
+        if b.due(s.t_s):
+            b.take_samples(s.t_s, s.t_s, list(s.r_mci), list(s.v_mci), list(s.q_mci_body), p.terrain)
+        assert b.deliver(s.t_s) == r
+        p.step(off, 0.02)
+    assert a.samples_taken == b.samples_taken == 12

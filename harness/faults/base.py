@@ -26,8 +26,12 @@ class Fault:
         self.fired = False               # trigger condition seen
         self.active = False
         self.was_active = False
-        self.cycles_active = 0
         self.effects = 0                 # how many times the fault changed something
+        # the active window as the tests of ``_evaluate`` see it (s; set when the trigger fires)
+        self._t_start = self._t_end = INF
+        # active cycles: of the closed window (if any), and the cycle the open one's count starts at
+        self._cycles_closed = 0
+        self._active_from_cycle = 0
         self.reset()
 
     def reset(self) -> None:
@@ -40,6 +44,23 @@ class Fault:
     @property
     def t_off(self) -> float:
         return INF if self.t_on is None else self.t_on + self.duration_s
+
+    @property
+    def cycles_active(self) -> int:
+        """Flight-code cycles (``FaultSet.update`` calls) in which the fault was active, counting
+        the cycle an event started it in."""
+        n = self._cycles_closed
+        if self.active:
+            n += self.fs.cycle - self._active_from_cycle + 1
+        return n
+
+    def _switched(self, cycle: int, counted: bool) -> None:
+        """``active`` changed in cycle ``cycle``, before (``counted`` False: in ``update``) or after
+        (True: an event) that cycle was counted: open or close the count of active cycles."""
+        if self.active:
+            self._active_from_cycle = cycle
+        else:
+            self._cycles_closed += cycle - self._active_from_cycle + (1 if counted else 0)
 
     def _check_trigger(self, t: float, altitude: float, phase: int) -> bool:
         tr, fs = self.trigger, self.fs
@@ -64,6 +85,27 @@ class Fault:
         so ``active`` cannot change any more."""
         return self.fired and (self.active and self.duration_s == INF or self.was_active and not self.active)
 
+    @property
+    def spent(self) -> bool:
+        """Settled and not active: every hook is the identity from now on (a subclass whose hooks
+        still act after the window closes says so here)."""
+        return self.was_active and not self.active
+
+    def wake_t(self, t: float) -> float:
+        """The earliest simulated time (s) at which ``_evaluate`` can change this fault, judged at
+        ``t``: -inf when it must look every cycle (start, altitude and phase triggers not yet
+        seen), inf when only a new event can (event and after triggers) or nothing can."""
+        if not self.fired:
+            kind = self.trigger.kind
+            if kind == "time":
+                return self.trigger.value - 1e-9   # the very threshold of _check_trigger
+            return INF if kind in ("event", "after") else -INF
+        if self.active:
+            return self._t_end
+        if self.was_active or t >= self._t_end:
+            return INF
+        return self._t_start
+
     def _evaluate(self, t: float, altitude: float, phase: int) -> bool:
         """Update ``active``; True if the fault started just now (for ``after`` chains)."""
         if self.settled:
@@ -78,8 +120,10 @@ class Fault:
             elif tr.kind == "after":
                 base = self.fs.events[f"fault:{tr.value}"]
             self.t_on = base + tr.delay_s
+            self._t_start = self.t_on - 1e-9
+            self._t_end = self.t_off - 1e-9
         was = self.active
-        self.active = self.t_on is not None and self.t_on - 1e-9 <= t < self.t_off - 1e-9
+        self.active = self._t_start <= t < self._t_end
         if self.active and not was and not self.was_active:
             started = True
         if self.active:

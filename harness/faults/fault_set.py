@@ -39,13 +39,20 @@ class FaultSet:
             f._bind(self)
         self.timeline: list[tuple[float, str, str]] = []   # (t, fault name, "start"/"end")
         # per hook, the faults whose class has one (the others are identities): a hook with none
-        # costs one empty loop, and the runner skips calling it (``hooks``)
+        # costs one empty loop, and the runner skips calling it (``hooks``); a fault leaves these
+        # lists once its hooks are identities for good (``retire``)
         self._imu = self._overriding("imu")
         self._lrf = self._overriding("lrf")
         self._command = self._overriding("command")
         self._actuator = self._overriding("actuator")
         self._scales = [f for f in self.faults if isinstance(f, ThrustScale)]
-        self._live = list(self.faults)
+        self._thrust_factor: float | None = None   # the thrust scale last given to the plant
+        self._live = list(self.faults)  # the faults whose state can still change (the others are settled)
+        # triggers are looked at when one can fire or a window open or close: from this time (s) on,
+        # or in the cycle an event is noted
+        self._wake_t = -INF
+        self._new_event = False
+        self._await_first_valid_lrf = True
 
     def _overriding(self, hook: str) -> list:
         base = getattr(Fault, hook)
@@ -59,15 +66,25 @@ class FaultSet:
         have = {"imu": self._imu, "command": self._command, "actuator": self._actuator, "plant": self._scales}
         return frozenset(k for k, v in have.items() if v)
 
-    def _evaluate(self) -> None:
-        live = self._live  # the faults whose state can still change (the others are settled)
-        if live:
-            self._evaluate_live(live)
-        for f in self.faults:
-            if f.active:
-                f.cycles_active += 1
+    def retire(self, fault: Fault) -> None:
+        """``fault``'s hooks are the identity from now on: the per-cycle hooks stop calling it (a
+        thrust scale stays: the plant keeps the scale given last, 1 once the fault has ended)."""
+        for name in ("_imu", "_lrf", "_command", "_actuator"):
+            hooked = getattr(self, name)
+            if fault in hooked:
+                setattr(self, name, [f for f in hooked if f is not fault])
 
-    def _evaluate_live(self, live: list) -> None:
+    def _switched(self, f: Fault, counted: bool) -> None:
+        """``f.active`` changed in this cycle (``counted``: after ``update`` counted the cycle)."""
+        self.timeline.append((self.t_s, f.name, "start" if f.active else "end"))
+        f._switched(self.cycle, counted)
+        if f.spent:
+            self.retire(f)
+
+    def _evaluate_live(self, counted: bool = False) -> None:
+        """Evaluate the triggers of the faults whose state can still change, until no fault starts
+        that others wait ``after`` (``counted``: an event within a cycle ``update`` already counted)."""
+        live = self._live
         t, alt, ph = self.t_s, self.altitude_m, self.phase if self.phase is not None else 0
         for _ in range(len(live) + 1):
             changed = False
@@ -78,18 +95,22 @@ class FaultSet:
                         self.events[f"fault:{f.id}"] = f.t_on
                         changed = True
                 if f.active != was:
-                    self.timeline.append((t, f.name, "start" if f.active else "end"))
+                    self._switched(f, counted)
             if not changed:
                 break
         if any(f.settled for f in live):
-            self._live = [f for f in live if not f.settled]
+            self._live = live = [f for f in live if not f.settled]
+        self._new_event = False
+        self._wake_t = min((f.wake_t(t) for f in live), default=INF)
 
     def update(self, t_s: float, altitude_m: float, phase: int) -> None:
         self.cycle += 1
-        if self.phase is not None and phase != self.phase and "phase_change" not in self.events:
+        if phase != self.phase and self.phase is not None and "phase_change" not in self.events:
             self.events["phase_change"] = t_s
+            self._new_event = True
         self.t_s, self.altitude_m, self.phase = t_s, altitude_m, phase
-        self._evaluate()
+        if t_s >= self._wake_t or self._new_event:
+            self._evaluate_live()
         if self.transport is not None:
             self.transport.tick()
 
@@ -99,7 +120,8 @@ class FaultSet:
         return reading
 
     def lrf(self, reading):
-        if reading.valid and "first_valid_lrf" not in self.events and self.t_s is not None:
+        if self._await_first_valid_lrf and reading.valid and self.t_s is not None:
+            self._await_first_valid_lrf = False
             self.events["first_valid_lrf"] = self.t_s
             self._evaluate_event()
         for f in self._lrf:
@@ -108,13 +130,7 @@ class FaultSet:
 
     def _evaluate_event(self) -> None:
         # an event inside a cycle: re-evaluate triggers without counting the cycle twice
-        for f in self.faults:
-            was = f.active
-            f._evaluate(self.t_s, self.altitude_m, self.phase or 0)
-            if f.active != was:
-                self.timeline.append((self.t_s, f.name, "start" if f.active else "end"))
-                if f.active:
-                    f.cycles_active += 1
+        self._evaluate_live(counted=True)
 
     def link_rng(self, direction: str):
         """The random stream of the link faults acting on frames going ``direction`` ("up":
@@ -148,7 +164,9 @@ class FaultSet:
         k = 1.0
         for f in scales:
             k *= f.thrust_scale()
-        plant.thrust_max_n = plant.lander.thrust_max_n * k
+        if k != self._thrust_factor:   # the plant keeps the value given last
+            self._thrust_factor = k
+            plant.thrust_max_n = plant.lander.thrust_max_n * k
 
     # reporting ---------------------------------------------------------------------------
     def report(self) -> list[str]:

@@ -46,6 +46,10 @@ class CycleOverrun(Fault):
         self.late = None
         self.wait = 0
 
+    @property
+    def spent(self) -> bool:
+        return super().spent and self.wait == 0   # a command held back is still to be released
+
     def command(self, answer):
         if self.wait > 0:
             self.wait -= 1
