@@ -187,6 +187,8 @@ class Cycle:
         self._spans = spans
         #: one value of the plant's state vector (STATE_FIELDS index), as a float: the block starts with it
         self.state_value = self.block.item
+        #: the plant's state vector (STATE_FIELDS) as a list of floats
+        self.state_list = self.block[:x.size].tolist
         #: the IMU's last reading (READING_FIELDS), where the compiled cycle writes it
         self.reading = self.block[x.size:x.size + reading.size]
         self._state_size = x.size

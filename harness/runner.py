@@ -343,7 +343,7 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
     site_radius = math.sqrt(sum(c * c for c in site_r))
 
     cycle = Cycle(plant, imu)
-    truth = cycle.state_value
+    truth, state_list = cycle.state_value, cycle.state_list
     imu.read()  # the first reading (nothing integrated yet: flagged invalid); later ones end each cycle
     ground = plant.terrain
 
@@ -383,6 +383,7 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
         link.configure(config_values(scenario, state0, site_r, lander, table, site),
                        required=frozenset(scenario.required_params))
         step = 0
+        lrf_event_t_s = -math.inf
         wall_start = time.perf_counter()
         loop_start = wall_start
         while True:
@@ -391,8 +392,14 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
             altitude = truth(_AGL)  # the plant's, when its kernel keeps it (flat terrain)
             if altitude != altitude:
                 altitude = plant.altitude_agl()
-            # the Moon-fixed view of the terrain if the Moon turns
-            lrf_r = lrf.update(t_s, plant.state, ground) if lrf.due(t_s) else lrf.deliver(t_s)
+            # the LRF's reading cannot change before lrf_event_t_s (s): until then the last one stands
+            if t_s >= lrf_event_t_s:
+                if lrf.due(t_s):  # a sample instant: the state at t_s, MCI position, velocity, attitude
+                    x = state_list()
+                    lrf.take_samples(t_s, t_s, x[_R:_R + 3], x[_V:_V + 3], x[_Q:_Q + 4], ground)
+                lrf_reading = lrf.deliver(t_s)
+                lrf_event_t_s = lrf.next_event_t_s
+            lrf_r = lrf_reading  # (the faults may change what the flight code gets of it)
             if faulty:
                 faults.update(t_s, altitude, command.mode)
                 lrf_r = faults.lrf(lrf_r)
