@@ -7,8 +7,11 @@ One descent is flown on the loopback rig and every SENSORS it sent is kept (with
 CONFIG values). They are then replayed through a fresh flight code three ways, each best of
 ``--repeat``:
 
-* ``FlightLink.exchange``: the whole harness side of the link as the closed loop uses it
-  (encode, link log, the flight code's byte input, its output, decode, TELEMETRY kept);
+* ``FlightLink.exchange``: the whole harness side of the link (encode, link log, the flight
+  code's byte input, its output, decode, TELEMETRY kept), with the SENSORS packed by Python's
+  struct as with IMU faults (without them the closed loop packs them in C from the IMU reading
+  and hands the COMMAND to the compiled plant cycle in the same call: ``bench_descent.py`` and
+  ``bench_instructions.py`` measure that whole loop);
 * ``flight code alone``: the same SENSORS frames, encoded beforehand, fed to
   ``fsw_loopback_feed`` and drained with ``fsw_loopback_drain``: the flight code's parser and
   GNC cycle plus the least Python that can drive it;
@@ -34,7 +37,7 @@ from harness.transports.loopback import LoopbackTransport
 def record(scenario: str):
     """(config values, [(sensors, t_us), ...]) of one loopback descent of ``scenario``."""
     kept: dict = {"config": None, "cycles": []}
-    configure, exchange = FlightLink.configure, FlightLink.exchange
+    configure, exchange, exchange_reading = FlightLink.configure, FlightLink.exchange, FlightLink.exchange_reading
 
     def rec_configure(self, values, *a, **k):
         kept["config"] = (values, k.get("required", frozenset()))
@@ -44,12 +47,20 @@ def record(scenario: str):
         kept["cycles"].append((sensors, t_us))
         return exchange(self, sensors, t_us)
 
+    def rec_exchange_reading(self, lrf_range_m, lrf_sample_t_us, lrf_flags, t_us, row=-1):
+        # the loop's own way (the SENSORS packed in C from the IMU reading), kept as the Sensors
+        # FlightLink builds from the same values on every other rig
+        kept["cycles"].append((self._reading_sensors(lrf_range_m, lrf_sample_t_us, lrf_flags), t_us))
+        return exchange_reading(self, lrf_range_m, lrf_sample_t_us, lrf_flags, t_us, row)
+
     FlightLink.configure, FlightLink.exchange = rec_configure, rec_exchange
+    FlightLink.exchange_reading = rec_exchange_reading
     try:
         with open_rig("loopback") as up:
             res = up.fly(load_scenario(scenario))
     finally:
         FlightLink.configure, FlightLink.exchange = configure, exchange
+        FlightLink.exchange_reading = exchange_reading
     return kept["config"], kept["cycles"], res
 
 
@@ -101,7 +112,7 @@ def main() -> None:
     st = link.stats
     assert st.exchanges == n and st.missed_cycles == 0 and link.decoder.counters.errors == 0, \
         (st, link.decoder.counters)
-    assert len(link._telemetry) == n, len(link._telemetry)
+    assert len(link.telemetry_records()) == n, len(link.telemetry_records())
     print(f"{args.scenario}: {res.outcome}, {n} cycles replayed; load average "
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"best of {args.repeat}, CPU time: FlightLink.exchange {min(links):.2f} us/cycle; flight code alone "
