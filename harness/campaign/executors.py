@@ -142,6 +142,14 @@ class DaskExecutor:
         self.chunk_s = chunk_s
         self._restarts = []  # [start, end or None, thread] of each worker restart this executor asked for
         self.own_client = client is None
+        if client is None and isinstance(scheduler, str):
+            from distributed.comm import get_address_host_port, parse_address
+
+            if parse_address(scheduler)[0] != "inproc":
+                # a malformed address is refused here, naming it, before a Client starts its event
+                # loop: a Client that fails in its start leaves distributed's shared loop runner
+                # half started, and the next Client in this process then fails an assertion
+                get_address_host_port(scheduler)
         self.client = client or Client(scheduler, timeout=30)
         self.address = self.client.scheduler.address
         try:  # load the flight code and the compiled kernels on every worker before the first run
