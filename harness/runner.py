@@ -449,8 +449,8 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
                 outcome = "timeout"
                 break
             step += 1
-            if then >= 0 and link.then_done >= 0:  # the compiled cycle already flew this COMMAND
-                done = link.then_done
+            done = link.then_done  # -1 unless exchange_reading handed this COMMAND to the compiled cycle
+            if done >= 0:  # the compiled cycle already flew it
                 touched = cycle.took(done, None if done == n_sub else new_tuple(
                     ActuatorCommand, (applied.throttle, bool(applied.flags & ENGINE_ON), applied.torque_body)),
                     dt_sub, n_sub)
