@@ -173,6 +173,10 @@ _SENSORS = int(p.MsgType.SENSORS)
 #: type and CRC skipped: checked in C)
 _LOCKSTEP_RESULT = struct.Struct("<4I2x" + p.COMMAND_PACKET.format[3:-1] + "2x")
 _new_tuple = tuple.__new__
+_clock = time.perf_counter
+# the COMMAND body in the lockstep call's result (after its 4 u32s and the COMMAND header)
+_COMMAND_BODY = p.Command.LAYOUT
+_RESULT_BODY = 16 + p.HEADER.size
 _SENSORS_PACKET_LEN = p.SENSORS_PACKET.size  # what sensors_packet returns, header + body
 _READING_LEN = len(p.SENSORS_READING_FIELDS)
 
@@ -210,12 +214,12 @@ class FlightLink:
         self._knows_lost = hasattr(transport, "answer_lost")
         self.cycle_timeout_s = cycle_timeout_s
         self.stall_cycles = stall_cycles
-        self.log = log or LinkLog()
+        self._log = log or LinkLog()
         # TELEMETRY is not needed inside the loop: its frames are kept as they came and checked
         # in bulk after the run (or when asked for), then unpacked in one go (``p.unpack_telemetry``)
         tlm = frozenset({p.MsgType.TELEMETRY})
-        self.decoder = p.FrameDecoder(raw_types=tlm, defer_types=tlm)
-        self.stats = LinkStats()
+        self._decoder = p.FrameDecoder(raw_types=tlm, defer_types=tlm)
+        self._stats = LinkStats()
         self.keep_round_trips = keep_round_trips
         self.hello: p.Hello | None = None
         self.params_refused: list[RefusedParam] = []  # optional parameters refused in the handshake
@@ -226,18 +230,75 @@ class FlightLink:
         self._pending: list[p.Frame] = []
         self._missed_in_a_row = 0
         self._first_missed: tuple[int, int] | None = None
-        self.last_sent: tuple[int, int, int, float] | None = None
-        self.last_received: tuple[int, int, int, float] | None = None
+        self._last_sent: tuple[int, int, int, float] | None = None
+        self._last_received: tuple[int, int, int, float] | None = None
         # the in-process rig's whole round in one C call (transports/loopback.py); looked up on the
         # class, so a wrapper (link faults) that forwards attributes to it never bypasses itself
         factory = getattr(type(transport), "in_process_lockstep", None)
         self._lockstep = factory(transport) if factory is not None else None
         self._lockstep_clean = False  # the decoder holds nothing the lockstep call would skip past
+        # and no byte log wants the cycle's bytes: exchange_reading's one C call does the cycle's
+        # bookkeeping too (its counts wait in C until read: _take_tally)
+        self._lean = False
         self._reading = None    # the IMU reading exchange_reading sends (bind_reading)
         self._reading_c = None  # and its address, for the lockstep call
         self._then = None       # the compiled consumer of the COMMAND (bind_reading)
-        #: what the bound consumer returned in the last exchange_reading, -1: it was not called
-        self.then_done = -1
+        self._then_c = None     # the same, or NULL, for the C call
+
+    # what the in-process rig's lean cycles (exchange_reading) count in C, taken in when read -------
+    @property
+    def stats(self) -> LinkStats:
+        self._take_tally()
+        return self._stats
+
+    @property
+    def log(self) -> LinkLog:
+        self._take_tally()
+        return self._log
+
+    @property
+    def decoder(self) -> p.FrameDecoder:
+        self._take_tally()
+        return self._decoder
+
+    @property
+    def last_sent(self) -> tuple[int, int, int, float | None] | None:
+        """(message type, seq, t_us, wall clock of the send or None) of the last frame sent."""
+        self._take_tally()
+        return self._last_sent
+
+    @property
+    def last_received(self) -> tuple[int, int, int, float | None] | None:
+        """(message type, seq, t_us, wall clock or None) of the last frame received."""
+        self._take_tally()
+        return self._last_received
+
+    @property
+    def then_done(self) -> int:
+        """What the bound consumer of the COMMAND (``bind_reading``) returned in the last
+        ``exchange_reading``; -1: it was not called."""
+        then = self._then
+        return -1 if then is None else then.done
+
+    def _take_tally(self) -> None:
+        """Add what the lean lockstep cycles counted in C (``fsil_link_cycle``) to the Python
+        counters: exchanges, good frames, bytes each way, and the last frames each way (their
+        wall clock is not kept: None)."""
+        lockstep = self._lockstep
+        if lockstep is None:
+            return
+        tally = lockstep.tally
+        n = tally.cycles
+        if not n:
+            return
+        self._stats.exchanges += n
+        self._decoder.counters.frames_ok += tally.frames_ok
+        self._log.bytes_tx += tally.bytes_tx
+        self._log.bytes_rx += tally.bytes_rx
+        self._last_sent = (_SENSORS, tally.sent_seq, tally.sent_t_us, None)
+        self._last_received = (_COMMAND, tally.command_seq, tally.command_t_us, None)
+        self._missed_in_a_row = 0
+        tally.cycles = tally.frames_ok = tally.bytes_tx = tally.bytes_rx = 0
 
     # low level -------------------------------------------------------------------------
     def send(self, msg: p.Message, t_us: int) -> int:
@@ -249,19 +310,20 @@ class FlightLink:
         try:
             self.transport.write(data)
         finally:  # the bookkeeping after the write runs while the flight code reads the frame
-            self.log.record(b">", data)
-            self.last_sent = (msg.MSG_TYPE, seq, t_us, time.perf_counter())
+            self._log.record(b">", data)
+            self._last_sent = (msg.MSG_TYPE, seq, t_us, time.perf_counter())
         return seq
 
     def _receive(self, timeout_s: float) -> list[p.Frame]:
         data = self.transport.read(timeout_s)
         if not data:
             return []
-        self.log.record(b"<", data)
-        frames = self.decoder.feed(data)
+        self._log.record(b"<", data)
+        frames = self._decoder.feed(data)
         if frames:
             f = frames[-1]
-            self.last_received = (f.msg_type, f.seq, f.t_us, time.perf_counter())
+            self._take_tally()  # (what lean cycles counted came before)
+            self._last_received = (f.msg_type, f.seq, f.t_us, time.perf_counter())
         return frames
 
     def _frames_until(self, want, timeout_s: float, answer: bool = False) -> p.Frame | None:
@@ -297,7 +359,7 @@ class FlightLink:
             if synchronous:
                 return None
             if answer and transport.answer_lost:
-                self.stats.answers_known_lost += 1
+                self._stats.answers_known_lost += 1
                 return None
             remaining = deadline - clock()
             if remaining <= 0:
@@ -310,14 +372,14 @@ class FlightLink:
         if f.msg_type == p.MsgType.HELLO:
             self.hello = f.msg
         elif f.msg_type == p.MsgType.COMMAND:
-            self.stats.late_commands += 1
+            self._stats.late_commands += 1
 
     def settle(self) -> None:
         """Check the deferred TELEMETRY frames now (their errors join the decoder's counters),
         after those the in-process lockstep call checked (they came first, see _lockstep_resume)."""
         if self._lockstep is not None:
             self._keep_telemetry(self._lockstep.take_telemetry())
-        self._keep_telemetry(self.decoder.take_deferred())
+        self._keep_telemetry(self._decoder.take_deferred())
 
     def _keep_telemetry(self, packets: list[bytes]) -> None:
         if packets:
@@ -326,7 +388,7 @@ class FlightLink:
             _v, typ, seq, t_us = p.HEADER.unpack_from(last, len(last) - p.TELEMETRY_PACKET_SIZE)
             r = self.last_received
             if r is None or t_us > r[2]:
-                self.last_received = (typ, seq, t_us, None)
+                self._last_received = (typ, seq, t_us, None)
 
     def telemetry_records(self):
         """Every TELEMETRY received so far, in arrival order, as one numpy structured array
@@ -345,8 +407,8 @@ class FlightLink:
 
     def describe_last_frames(self) -> str:
         self.settle()
-        s = self.last_sent
-        r = self.last_received
+        s = self._last_sent
+        r = self._last_received
         return (f"last frame sent: {_describe(*s) if s else 'none'}; "
                 f"last frame received: {_describe(*r) if r else 'none'}")
 
@@ -364,7 +426,7 @@ class FlightLink:
                 next_ask = now + 1.0
             f = self._frames_until(lambda fr: fr.msg_type == p.MsgType.HELLO,
                                    max(0.0, min(next_ask, deadline) - time.perf_counter()))
-            foreign = self.decoder.foreign_version
+            foreign = self._decoder.foreign_version
             if f is None and foreign is not None:  # a CRC-valid frame of another version: say so now
                 raise HandshakeError(f"{self.transport.describe()}: flight code speaks protocol {foreign[0]} "
                                      f"(a CRC-valid frame with version byte {foreign[0]}), harness speaks "
@@ -378,10 +440,10 @@ class FlightLink:
                                          f"{f.msg.protocol_version}, harness speaks {p.PROTOCOL_VERSION}")
                 return f.msg
             if time.perf_counter() >= deadline or self.transport.synchronous:
-                last = self.decoder.errors[-1][1] if self.decoder.errors else "none"
+                last = self._decoder.errors[-1][1] if self._decoder.errors else "none"
                 raise HandshakeError(
                     f"{self.transport.describe()}: no HELLO from the flight code within {timeout_s:.1f} s "
-                    f"({self.log.bytes_rx} bytes received, {self.decoder.counters.errors} bad frames, "
+                    f"({self._log.bytes_rx} bytes received, {self._decoder.counters.errors} bad frames, "
                     f"last error: {last})")
 
     def configure(self, values: list[tuple[ParamSpec, float]], timeout_s: float = 2.0, *,
@@ -449,6 +511,7 @@ class FlightLink:
         lockstep = self._lockstep
         self._reading_c = lockstep.pointer_to(reading) if lockstep is not None else None
         self._then = lockstep.then(*then) if lockstep is not None and then is not None else None
+        self._then_c = self._then if self._then is not None else (lockstep.null if lockstep is not None else None)
 
     def exchange_reading(self, lrf_range_m: float, lrf_sample_t_us: int, lrf_flags: int,
                          t_us: int, row: int = -1) -> p.Command | None:
@@ -456,8 +519,34 @@ class FlightLink:
         fields make (``lrf_flags``: the LRF bits; IMU_VALID comes from the reading). On the
         in-process rig the packet is packed in C from the reading, the same bytes
         ``p.sensors_packet`` packs (tests/test_loopback_link.py); elsewhere it is built here.
-        ``row`` >= 0: the regular COMMAND goes on to the bound consumer (``bind_reading``)."""
-        self.then_done = -1
+        ``row`` >= 0: the regular COMMAND goes on to the bound consumer (``bind_reading``).
+
+        The in-process rig with no byte log: the cycle, its checks and its bookkeeping are one C
+        call (``fsil_link_cycle``) while the answers are regular; its counts join the link's when
+        they are read (``stats``, ``log``, ``decoder``, ``last_sent``...)."""
+        if self._lean and not self._pending:
+            lockstep = self._lockstep
+            seq = self._seq
+            self._seq = (seq + 1) & 0xFFFF
+            keep = self.keep_round_trips
+            t0 = _clock() if keep else 0.0
+            regular = lockstep.call_cycle(lockstep.ctx, seq, t_us, self._reading_c, lrf_range_m, lrf_sample_t_us,
+                                          lrf_flags, self._then_c, row)
+            if regular > 0:
+                throttle, tx, ty, tz, sensors_seq, mode, flags = _COMMAND_BODY.unpack_from(lockstep.result,
+                                                                                           _RESULT_BODY)
+                if regular == 2:  # the TELEMETRY held in C nears its room
+                    self._keep_telemetry(lockstep.take_telemetry())
+                if keep:
+                    self._stats.round_trip_s.append(_clock() - t0)
+                return _new_tuple(p.Command, (throttle, (tx, ty, tz), sensors_seq, mode, flags))
+            if regular == -3:  # a value that does not fit its field (nothing was fed): struct.pack names it
+                self._seq = seq
+                return self._exchange_in_process(None, t_us, (lrf_range_m, lrf_sample_t_us, lrf_flags), row)
+            return self._lockstep_irregular(regular, seq, t_us, t0)
+        then = self._then
+        if then is not None:
+            then.done = -1
         if self.transport.synchronous and not self._pending:
             return self._exchange_in_process(None, t_us, (lrf_range_m, lrf_sample_t_us, lrf_flags), row)
         return self.exchange(self._reading_sensors(lrf_range_m, lrf_sample_t_us, lrf_flags), t_us)
@@ -483,8 +572,8 @@ class FlightLink:
                                self.cycle_timeout_s, answer=True)
         if f is not None:
             if self.keep_round_trips:
-                self.stats.round_trip_s.append(time.perf_counter() - t0)
-            self.stats.exchanges += 1
+                self._stats.round_trip_s.append(time.perf_counter() - t0)
+            self._stats.exchanges += 1
             self._missed_in_a_row = 0
             # frames that came with it (TELEMETRY is deferred in the decoder). No read for more
             # here: the flight program writes its COMMAND and TELEMETRY together, and whatever
@@ -496,22 +585,22 @@ class FlightLink:
         return self._missed(seq, t_us)
 
     def _missed(self, seq: int, t_us: int) -> None:
-        self.stats.missed_cycles += 1
+        self._stats.missed_cycles += 1
         if self._missed_in_a_row == 0:
             self._first_missed = (seq, t_us)
         self._missed_in_a_row += 1
         if self._missed_in_a_row >= self.stall_cycles:
             first_seq, first_t = self._first_missed
             last_frames = self.describe_last_frames()
-            bad = self.decoder.counters.errors  # an answer that came but was refused: say why
+            bad = self._decoder.counters.errors  # an answer that came but was refused: say why
             raise FlightCodeStalled(
                 f"flight code stalled on {self.transport.describe()}: no COMMAND for {self._missed_in_a_row} "
                 f"consecutive cycles since SENSORS seq {first_seq} at t={first_t / 1e6:.3f} s "
                 f"(limit {self.stall_cycles} cycles, {self.cycle_timeout_s:.2f} s wall each); {last_frames}"
                 + (f"; {bad} bad frame{'s' if bad != 1 else ''} from the flight code in this run, the last: "
-                   f"{self.decoder.errors[-1][1]}" if bad and self.decoder.errors else "")
-                + (f"; {self.stats.late_commands} COMMAND{'s' if self.stats.late_commands != 1 else ''} in this run "
-                   f"answered a SENSORS other than the one awaited" if self.stats.late_commands else ""))
+                   f"{self._decoder.errors[-1][1]}" if bad and self._decoder.errors else "")
+                + (f"; {self._stats.late_commands} COMMAND{'s' if self._stats.late_commands != 1 else ''} in this run "
+                   f"answered a SENSORS other than the one awaited" if self._stats.late_commands else ""))
         return None
 
     def _exchange_in_process(self, sensors: p.Sensors | None, t_us: int, lrf: tuple | None,
@@ -532,12 +621,7 @@ class FlightLink:
             seq = self._seq
             self._seq = (seq + 1) & 0xFFFF
             if sensors is None:
-                then = self._then
-                if row >= 0 and then is not None:
-                    regular = lockstep.call_reading_then(lockstep.ctx, seq, t_us, self._reading_c, *lrf, then, row)
-                    self.then_done = then.done
-                else:
-                    regular = lockstep.call_reading(lockstep.ctx, seq, t_us, self._reading_c, *lrf)
+                regular = lockstep.call_reading_then(lockstep.ctx, seq, t_us, self._reading_c, *lrf, self._then_c, row)
                 if regular == -3:  # a value that does not fit its field: struct.pack names it
                     sensors = self._reading_sensors(*lrf)
             if sensors is not None:
@@ -545,33 +629,43 @@ class FlightLink:
             if regular > 0:
                 (frames, n_tx, n_rx, n_tlm, c_seq, c_t_us, throttle, tx, ty, tz, sensors_seq, mode,
                  flags) = _LOCKSTEP_RESULT.unpack_from(lockstep.result)
-                log = self.log
+                log = self._log
                 if log._fh is None:
                     log.bytes_tx += n_tx
                     log.bytes_rx += n_rx
                 else:
                     log.record(b">", lockstep.tx_bytes())
                     log.record(b"<", lockstep.rx_bytes())
-                self.decoder.counters.frames_ok += frames
+                self._decoder.counters.frames_ok += frames
                 if n_tlm > lockstep.telemetry_high_water:
                     self._keep_telemetry(lockstep.take_telemetry())
                 now = time.perf_counter()
-                self.last_sent = (_SENSORS, seq, t_us, t0)
-                self.last_received = (_COMMAND, c_seq, c_t_us, now)
-                stats = self.stats
+                self._last_sent = (_SENSORS, seq, t_us, t0)
+                self._last_received = (_COMMAND, c_seq, c_t_us, now)
+                stats = self._stats
                 if self.keep_round_trips:
                     stats.round_trip_s.append(now - t0)
                 stats.exchanges += 1
                 self._missed_in_a_row = 0
                 return _new_tuple(p.Command, (throttle, (tx, ty, tz), sensors_seq, mode, flags))
-            if regular < 0:
-                raise lockstep.refused(regular)
-            self._lockstep_pause()
-            self.log.record(b">", lockstep.tx_bytes())
-            self.last_sent = (_SENSORS, seq, t_us, time.perf_counter())
-            lockstep.hand_back()  # the answer goes to the decoder below
-        else:
-            seq = self.send(sensors if sensors is not None else self._reading_sensors(*lrf), t_us)
+            return self._lockstep_irregular(regular, seq, t_us, t0)
+        seq = self.send(sensors if sensors is not None else self._reading_sensors(*lrf), t_us)
+        return self._answer_in_process(seq, t_us, t0)
+
+    def _lockstep_irregular(self, regular: int, seq: int, t_us: int, t0: float) -> p.Command | None:
+        """After a lockstep call that did not take the cycle (``regular`` 0: an answer other than
+        the regular one, which the decoder now gets as bytes; < 0: nothing was fed)."""
+        lockstep = self._lockstep
+        if regular < 0:
+            raise lockstep.refused(regular)
+        self._lockstep_pause()
+        self._log.record(b">", lockstep.tx_bytes())
+        self._last_sent = (_SENSORS, seq, t_us, time.perf_counter())
+        lockstep.hand_back()  # the answer goes to the decoder
+        return self._answer_in_process(seq, t_us, t0)
+
+    def _answer_in_process(self, seq: int, t_us: int, t0: float) -> p.Command | None:
+        """The in-process flight code's answer to SENSORS ``seq``, through the decoder."""
         command = None
         for f in self._receive(0.0):
             if command is None and f.msg_type == _COMMAND and f.msg.sensors_seq == seq:
@@ -581,8 +675,8 @@ class FlightLink:
         if command is None:
             return self._missed(seq, t_us)
         if self.keep_round_trips:
-            self.stats.round_trip_s.append(time.perf_counter() - t0)
-        self.stats.exchanges += 1
+            self._stats.round_trip_s.append(time.perf_counter() - t0)
+        self._stats.exchanges += 1
         self._missed_in_a_row = 0
         return command
 
@@ -590,15 +684,18 @@ class FlightLink:
         """Let the lockstep call take cycles again, if the decoder holds no partial frame (the
         call would skip past it); TELEMETRY the decoder set aside is settled first, so that the
         packets stay in arrival order."""
-        if not self.decoder.idle:
+        if not self._decoder.idle:
             return False
         self.settle()
         self._lockstep_clean = True
+        self._lean = self._log._fh is None
         return True
 
     def _lockstep_pause(self) -> None:
-        """Bytes are about to reach the decoder: the lockstep call's TELEMETRY is kept first."""
-        self._lockstep_clean = False
+        """Bytes are about to reach the decoder: what the lockstep call counted and its TELEMETRY
+        are kept first."""
+        self._lockstep_clean = self._lean = False
+        self._take_tally()
         self._keep_telemetry(self._lockstep.take_telemetry())
 
     def drain(self, timeout_s: float = 0.05) -> None:
@@ -617,4 +714,4 @@ class FlightLink:
 
     def close(self) -> None:
         self.settle()
-        self.log.close()
+        self._log.close()

@@ -424,8 +424,8 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
                                                         lrf_flags | (IMU_VALID if imu_valid else 0), dv_accum,
                                                         dtheta_accum)), t_us)
             else:  # the reading as the IMU made it, sent from where the compiled cycle wrote it
-                if entry is not None:
-                    then = cycle.next_row if step < n_steps else -1
+                if entry is not None:  # the history row this cycle writes (cycle.next_row), none for the last
+                    then = step + 1 if step < n_steps else -1
                 answer = exchange_reading(lrf_range, lrf_t_us, lrf_flags, t_us, then)
             if command_faults:
                 answer = faults.command(answer)

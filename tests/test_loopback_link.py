@@ -317,9 +317,12 @@ def _no_wall(t):
     return t[:3] if t else t
 
 
-@pytest.mark.parametrize("via_reading", [False, True], ids=["sensors", "reading"])
-def test_lockstep_takes_regular_cycles_and_hands_the_rest_to_the_decoder_unchanged(tmp_path, via_reading):
-    fast, fast_cmds = _fly_link(LoopbackTransport, tmp_path / "fast.log", via_reading=via_reading)
+@pytest.mark.parametrize("via_reading, logged", [(False, True), (True, True), (True, False)],
+                         ids=["sensors", "reading", "reading-unlogged"])
+def test_lockstep_takes_regular_cycles_and_hands_the_rest_to_the_decoder_unchanged(tmp_path, via_reading, logged):
+    """``reading-unlogged``: no byte log, so exchange_reading's lean C call (fsil_link_cycle) takes
+    the regular cycles and counts them in C; the counts read back are the generic path's."""
+    fast, fast_cmds = _fly_link(LoopbackTransport, tmp_path / "fast.log" if logged else None, via_reading=via_reading)
     slow, slow_cmds = _fly_link(GenericPath, tmp_path / "slow.log")
     assert fast._lockstep is not None and slow._lockstep is None
     assert fast_cmds == slow_cmds
@@ -339,10 +342,68 @@ def test_lockstep_takes_regular_cycles_and_hands_the_rest_to_the_decoder_unchang
     assert _no_wall(fast.last_sent) == _no_wall(slow.last_sent)
     assert _no_wall(fast.last_received) == _no_wall(slow.last_received)
     assert (fast.log.bytes_tx, fast.log.bytes_rx) == (slow.log.bytes_tx, slow.log.bytes_rx)
-    fast_log = [(d, b) for d, _t, b in read_link_log(tmp_path / "fast.log")]
-    slow_log = [(d, b) for d, _t, b in read_link_log(tmp_path / "slow.log")]
-    assert fast_log == slow_log
+    if logged:
+        fast_log = [(d, b) for d, _t, b in read_link_log(tmp_path / "fast.log")]
+        slow_log = [(d, b) for d, _t, b in read_link_log(tmp_path / "slow.log")]
+        assert fast_log == slow_log
+    else:
+        assert fast._lockstep.tally.cycles == 0  # all taken into the link's own counters
     np.testing.assert_array_equal(fast.telemetry_records(), slow.telemetry_records())
+
+
+def test_lean_cycles_are_counted_when_read_and_keep_every_telemetry(tmp_path):
+    """Without a byte log, exchange_reading's regular cycles are counted in C: every read of the
+    link's counters sees them (mid-run too), the last frames each way are those cycles', and
+    TELEMETRY past the C buffer's high-water mark is taken in time (one a cycle here: nothing
+    lost over 2,000 cycles, more than the buffer holds)."""
+    tr = LoopbackTransport()
+    link = _link(tr)
+    table = load_param_table()
+    link.configure([(table["TLM_DECIMATION"], 1.0)])
+    reading = np.zeros(len(p.SENSORS_READING_FIELDS))
+    link.bind_reading(reading)
+    calls = []
+    real = link._lockstep.call_cycle
+    link._lockstep.call_cycle = lambda *a: calls.append(real(*a)) or calls[-1]
+    before = (link.stats.exchanges, link.decoder.counters.frames_ok, link.log.bytes_tx, link.log.bytes_rx)
+    n, seqs = 2_000, []
+    for i in range(1, n + 1):
+        s = _sensors(i)
+        reading[:] = _reading(s)
+        cmd = link.exchange_reading(s.lrf_range, s.lrf_sample_t_us, s.flags & ~p.SENSORS_IMU_VALID, 20_000 * i)
+        assert cmd.sensors_seq == link.last_sent[1]  # read mid-run: the C count is taken in
+        seqs.append(cmd.sensors_seq)
+        if i == 1:
+            assert link.last_received[:3] == (p.MsgType.COMMAND, link.last_received[1], 20_000)
+    assert set(calls[1:]) <= {1, 2} and 2 in calls  # every cycle lean (the first may not be), the buffer's mark reached
+    assert link.stats.exchanges - before[0] == n and link.stats.missed_cycles == 0
+    assert link.last_sent[:3] == (p.MsgType.SENSORS, link.last_sent[1], 20_000 * n)
+    link.close()
+    tlm = link.telemetry_records()
+    assert len(tlm) >= n and list(tlm["t_us"][-n:]) == [20_000 * i for i in range(1, n + 1)]
+    assert link.decoder.counters.frames_ok - before[1] == n + len(tlm[-n:])  # a COMMAND and a TELEMETRY each
+    assert link.log.bytes_tx - before[2] == sum(len(p.encode_frame(_sensors(i), seq, 20_000 * i))
+                                                for i, seq in enumerate(seqs, 1))
+    assert link.log.bytes_rx - before[3] > n * (38 + 98)  # a COMMAND and a TELEMETRY packet each, framed
+
+
+def test_a_miss_between_lean_cycles_does_not_count_as_consecutive(tmp_path):
+    """The flight code misses one cycle in every three: with a stall limit of 2 consecutive
+    misses it is never declared stalled, because the lean cycles between the misses (counted in
+    C) reset the run of misses."""
+    tr = LoopbackTransport()
+    link = _link(tr, stall_cycles=2)
+    reading = np.zeros(len(p.SENSORS_READING_FIELDS))
+    link.bind_reading(reading)
+    got = []
+    for i in range(1, 31):
+        if i % 3 == 0:
+            _slip(tr, b"\x05\x01\x02")  # this cycle's COMMAND spoilt
+        s = _sensors(i)
+        reading[:] = _reading(s)
+        got.append(link.exchange_reading(s.lrf_range, s.lrf_sample_t_us, s.flags & ~p.SENSORS_IMU_VALID, 20_000 * i))
+    assert sum(c is None for c in got) == 10 and link.stats.missed_cycles == 10
+    assert link.stats.exchanges == 20
 
 
 def test_regular_cycles_take_the_c_call_and_count_every_byte(tmp_path):
@@ -404,18 +465,21 @@ def _same(a, b):
     return [c for c in COLUMNS if not np.array_equal(a[c], b[c], equal_nan=True)]
 
 
-@pytest.mark.parametrize("name", ["nominal-terminal-descent", "im1"])
-def test_whole_flight_bit_identical_with_and_without_the_c_call(tmp_path, name):
+@pytest.mark.parametrize("name, logged", [("nominal-terminal-descent", True), ("im1", True),
+                                          ("nominal-terminal-descent", False)])
+def test_whole_flight_bit_identical_with_and_without_the_c_call(tmp_path, name, logged):
+    """``logged`` False: no artefacts, no byte log: the lean C call takes the regular cycles."""
     sc = load_scenario(name).with_(t_max_s=30.0)
-    fast = fly(sc, LoopbackTransport(), artifacts=tmp_path / "fast")
+    fast = fly(sc, LoopbackTransport(), artifacts=tmp_path / "fast" if logged else None)
     slow = fly(sc, GenericPath(), artifacts=tmp_path / "slow")
     assert fast.error is None and fast.outcome == slow.outcome
     assert _same(fast.telemetry, slow.telemetry) == []
     assert fast.link_counters == slow.link_counters and fast.flight_counters == slow.flight_counters
     for k in ("exchanges", "missed_cycles", "late_commands", "lost_commands", "bytes_tx", "bytes_rx"):
         assert fast.link_stats[k] == slow.link_stats[k], k
-    assert ([(d, b) for d, _t, b in read_link_log(tmp_path / "fast" / "link.log")]
-            == [(d, b) for d, _t, b in read_link_log(tmp_path / "slow" / "link.log")])
+    if logged:
+        assert ([(d, b) for d, _t, b in read_link_log(tmp_path / "fast" / "link.log")]
+                == [(d, b) for d, _t, b in read_link_log(tmp_path / "slow" / "link.log")])
 
 
 @pytest.mark.parametrize("cls", [LoopbackTransport, GenericPath], ids=["c-call", "generic"])

@@ -264,11 +264,37 @@ int fsil_link_exchange_reading_then(fsil_link_t *k, uint16_t seq, uint64_t t_us,
     int r = fsil_link_exchange_reading(k, seq, t_us, reading, lrf_range_m, lrf_sample_t_us, lrf_flags);
     const uint8_t *body = k->result + 16 + FSW_HDR_LEN;  /* the COMMAND: throttle, torque xyz, seq, mode, flags */
 
+    if (then == NULL) {
+        return r;
+    }
     then->done = -1;
-    if (r == 1) {
+    if (r == 1 && row >= 0) {
         then->done = then->fn(then->block, then->history, then->rows, row, (double)fsw_get_f32(body),
                               (uint8_t)((body[19] & FSW_CMD_ENGINE_ON) != 0u), (double)fsw_get_f32(body + 4),
                               (double)fsw_get_f32(body + 8), (double)fsw_get_f32(body + 12), then->dt_s, then->n);
     }
     return r;
+}
+
+int fsil_link_cycle(fsil_link_t *k, uint16_t seq, uint64_t t_us, const double *reading,
+                    double lrf_range_m, uint64_t lrf_sample_t_us, uint8_t lrf_flags,
+                    fsil_then_t *then, int64_t row)
+{
+    int r = fsil_link_exchange_reading_then(k, seq, t_us, reading, lrf_range_m, lrf_sample_t_us, lrf_flags,
+                                            then, row);
+    fsil_link_tally_t *s = &k->tally;
+    const uint8_t *command = k->result + 16;  /* the COMMAND packet: version, type, seq, t_us, body */
+
+    if (r != 1) {
+        return r;
+    }
+    s->cycles++;
+    s->frames_ok += fsw_get_u32(k->result);
+    s->bytes_tx += k->tx_len;
+    s->bytes_rx += k->rx_len;
+    s->sent_seq = seq;
+    s->sent_t_us = t_us;
+    s->command_seq = fsw_get_u16(command + 2);
+    s->command_t_us = fsw_get_u64(command + 4);
+    return k->tlm_len > FSIL_LINK_TLM_HIGH_WATER ? 2 : 1;
 }

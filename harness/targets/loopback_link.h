@@ -29,6 +29,8 @@
 #define FSIL_LINK_TLM_CAP     (1024u * FSIL_LINK_TLM_PACKET)
 #define FSIL_LINK_SENSORS_PACKET 104u     /* a SENSORS header + body, without CRC */
 #define FSIL_LINK_RESULT_LEN  54u       /* 4 x u32 + the 38-byte COMMAND packet (see fsil_link_t.result) */
+/* TELEMETRY bytes held past which fsil_link_cycle returns 2: room for 64 more cycles' worth */
+#define FSIL_LINK_TLM_HIGH_WATER (FSIL_LINK_TLM_CAP - 64u * FSIL_LINK_TLM_PACKET)
 
 /*
  * What a regular COMMAND is handed to in the same call (fsil_link_exchange_reading_then): the
@@ -59,6 +61,22 @@ typedef struct fsil_then {
 #define FSIL_FRAME_LENGTH   4
 #define FSIL_FRAME_UNKNOWN  5
 
+/*
+ * Running totals of the regular cycles fsil_link_cycle took since fsil_link_init or since the
+ * harness last took them (it adds them to its own counters, then zeroes cycles): what the harness
+ * would otherwise count in Python every cycle. The last one's SENSORS and COMMAND headers too.
+ */
+typedef struct fsil_link_tally {
+    uint64_t cycles;         /* regular cycles */
+    uint64_t frames_ok;      /* good frames in their answers */
+    uint64_t bytes_tx;       /* bytes fed (the SENSORS frames) */
+    uint64_t bytes_rx;       /* bytes drained (the answers) */
+    uint64_t sent_t_us;      /* the last of them: its SENSORS t_us and seq, its COMMAND's t_us and seq */
+    uint64_t command_t_us;
+    uint16_t sent_seq;
+    uint16_t command_seq;
+} fsil_link_tally_t;
+
 typedef struct fsil_link {
     void    *lb;                            /* the flight code: its fsw_loopback_t */
     uint8_t  result[FSIL_LINK_RESULT_LEN];  /* little-endian u32s: good frames in the answer, tx_len, rx_len, tlm_len; then the COMMAND packet */
@@ -68,6 +86,7 @@ typedef struct fsil_link {
     uint32_t rx_len;
     uint8_t  tlm[FSIL_LINK_TLM_CAP];        /* checked TELEMETRY packets (header + body + CRC), arrival order */
     uint32_t tlm_len;
+    fsil_link_tally_t tally;                /* kept by fsil_link_cycle alone */
 } fsil_link_t;
 
 /* Bind k to the loopback flight code lb (an fsw_loopback_t *, or NULL: none); buffers emptied. */
@@ -97,13 +116,24 @@ int fsil_link_exchange_reading(fsil_link_t *k, uint16_t seq, uint64_t t_us, cons
                                double lrf_range_m, uint64_t lrf_sample_t_us, uint8_t lrf_flags);
 
 /*
- * fsil_link_exchange_reading, then, when it returns 1 (the regular answer), the COMMAND handed to
- * then->fn for row (then->done set; -1 otherwise). The harness calls it only when nothing of its
- * own (a fault hook) stands between the COMMAND and the plant.
+ * fsil_link_exchange_reading, then, when it returns 1 (the regular answer) and row >= 0, the
+ * COMMAND handed to then->fn for row (then->done set to what it returned; -1 otherwise). The
+ * harness gives a row only when nothing of its own (a fault hook) stands between the COMMAND and
+ * the plant. then may be NULL (no consumer: a plain fsil_link_exchange_reading).
  */
 int fsil_link_exchange_reading_then(fsil_link_t *k, uint16_t seq, uint64_t t_us, const double *reading,
                                     double lrf_range_m, uint64_t lrf_sample_t_us, uint8_t lrf_flags,
                                     fsil_then_t *then, int64_t row);
+
+/*
+ * fsil_link_exchange_reading_then, with the harness's per-cycle bookkeeping of a regular cycle
+ * done here (k->tally) instead of in Python: for the harness that keeps no byte log. Returns what
+ * that returns, except 2 for a regular cycle after which more than FSIL_LINK_TLM_HIGH_WATER
+ * TELEMETRY bytes are held (take them before the next call).
+ */
+int fsil_link_cycle(fsil_link_t *k, uint16_t seq, uint64_t t_us, const double *reading,
+                    double lrf_range_m, uint64_t lrf_sample_t_us, uint8_t lrf_flags,
+                    fsil_then_t *then, int64_t row);
 
 /* The packing of fsil_link_exchange_reading alone: the SENSORS header + body into packet (room
  * for FSIL_LINK_SENSORS_PACKET bytes); returns that length, or 0 when a value does not fit. */

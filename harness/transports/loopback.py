@@ -78,11 +78,15 @@ class InProcessLockstep:
         self.call = lib.fsil_link_exchange
         self.call_reading = lib.fsil_link_exchange_reading
         self.call_reading_then = lib.fsil_link_exchange_reading_then
+        self.call_cycle = lib.fsil_link_cycle
+        #: what fsil_link_cycle counted (``fsil_link_tally_t``: the link takes it, harness/link.py)
+        self.tally = self.ctx.tally
+        self.null = ffi.NULL  # no consumer of the COMMAND for call_reading_then / call_cycle
         self.result = ffi.buffer(self.ctx.result)
         self._tx, self._rx, self._tlm = self.ctx.tx, self.ctx.rx, self.ctx.tlm
         self.telemetry_packet = int(lib.FSIL_LINK_TLM_PACKET)
         #: take the TELEMETRY out of C once this many bytes are held (room for 64 more cycles' worth)
-        self.telemetry_high_water = int(lib.FSIL_LINK_TLM_CAP) - 64 * self.telemetry_packet
+        self.telemetry_high_water = int(lib.FSIL_LINK_TLM_HIGH_WATER)
 
     def pointer_to(self, array) -> object:
         """A ``double *`` to a C-contiguous float64 numpy array, for ``call_reading`` (the array
