@@ -493,3 +493,22 @@ def test_exchange_after_close_is_refused_on_both_paths(cls):
     tr.close()
     with pytest.raises(TransportClosed, match="write after close"):
         link.exchange(_sensors(3), 60_000)
+
+
+def test_lean_exchange_after_close_is_refused_and_the_counts_kept():
+    """A transport closed under the lean C call (exchange_reading, no byte log): refused by name,
+    and the cycles counted in C before it still reach the link's counters."""
+    from harness.transports.base import TransportClosed
+
+    tr = LoopbackTransport()
+    link = _link(tr)
+    reading = np.zeros(len(p.SENSORS_READING_FIELDS))
+    link.bind_reading(reading)
+    for i in range(1, 6):
+        reading[:] = _reading(_sensors(i))
+        assert link.exchange_reading(0.0, 0, 0, 20_000 * i) is not None
+    assert link._lean  # the last cycles went through fsil_link_cycle
+    tr.close()
+    with pytest.raises(TransportClosed, match="write after close"):
+        link.exchange_reading(0.0, 0, 0, 120_000)
+    assert link.stats.exchanges == 5 and link.last_sent[2] == 100_000
