@@ -211,3 +211,64 @@ def test_generated_terrain_built_once_per_arguments_each_flight_its_own_object()
     elsewhere = terrain.crater_rim_step(SiteFrame(lat_rad=0.1), **kw)
     assert elsewhere.site.lat_rad == 0.1 and elsewhere.heights is not a.heights
     assert len(terrain._GENERATED) == 3
+
+
+def _reference_columns(truth: np.ndarray, rows: list[tuple], site_radius: float) -> dict[str, np.ndarray]:
+    """The per-cycle record's columns by their plain numpy definitions (norm, einsum dot products,
+    the body +z axis stacked), as the runner computed them before it worked on one transposed copy."""
+    from harness.frames import MOON_GM
+
+    sent = _fromiter_columns(rows)
+    r, v = truth[:, runner._R:runner._R + 3], truth[:, runner._V:runner._V + 3]
+    w, x, y, z = (truth[:, runner._Q + k] for k in range(4))
+    rn = np.sqrt(r[:, 0] * r[:, 0] + r[:, 1] * r[:, 1] + r[:, 2] * r[:, 2])
+    up = r / rn[:, None]
+    v_up = np.einsum("ij,ij->i", v, up)
+    zb = np.stack([2 * (x * z + w * y), 2 * (y * z - w * x), 1 - 2 * (x * x + y * y)], axis=1)
+    n = len(truth)
+    ref = {"t_s": truth[:, runner._T], "mass_kg": truth[:, runner._MASS], "thrust_n": truth[:, runner._THRUST],
+           "v_up_mps": v_up, "v_horizontal_mps": np.sqrt(np.maximum(0.0, np.einsum("ij,ij->i", v, v) - v_up * v_up)),
+           "tilt_deg": np.degrees(np.arccos(np.clip(np.einsum("ij,ij->i", zb, up), -1.0, 1.0))),
+           "truth_alt_site_m": rn - site_radius, "gravity_mps2": MOON_GM / (rn * rn),
+           "est_alt_m": np.full(n, np.nan), "lrf_status": np.zeros(n), "lrf_innovation_m": np.full(n, np.nan), **sent}
+    return {c: np.ascontiguousarray(ref[c]) for c in runner.COLUMNS}
+
+
+def test_derived_columns_keep_the_bits_of_their_numpy_definitions():
+    """Vertical and horizontal speed, tilt, height and gravity from the truth record: the same bits
+    as norm, einsum and stack give (signed zeros, NaN, infinities and subnormals included)."""
+    rng = np.random.default_rng(11)
+    n = 20_000
+    truth = np.empty((n, len(runner.STATE_FIELDS)))
+    truth[:] = rng.standard_normal(truth.shape)
+    truth[:, runner._R:runner._R + 3] *= 1.7374e6
+    truth[:, runner._V:runner._V + 3] *= 10.0 ** rng.integers(-6, 3, (n, 1))
+    q = truth[:, runner._Q:runner._Q + 4]
+    q /= np.linalg.norm(q, axis=1)[:, None]
+    truth[:50, runner._V:runner._V + 3] = rng.choice([0.0, -0.0], (50, 3))  # at rest: -0.0 products
+    nan_free = truth.copy()  # with values whose products and sums overflow, infinities and subnormals
+    pick = rng.random(truth.shape) < 0.02
+    nan_free[pick] = rng.choice([0.0, -0.0, 5e-324, -1e-310, 1e300, -1e300, 1e160, np.inf, -np.inf], pick.sum())
+    pick = rng.random(truth.shape) < 0.01
+    truth[pick] = rng.choice([np.inf, -np.inf, np.nan, -np.nan, 0.0, -0.0, 1e300], pick.sum())
+    rows = [(float(a), 0.5, 1, 2, float(b), True, False) for a, b in rng.standard_normal((n, 2))]
+    with np.errstate(all="ignore"):
+        for data in (nan_free, truth):
+            for k in (n, 7, 1, 0):
+                got = runner._columns(data[:k], rows[:k], 1737.4e3 + 12.5)
+                want = _reference_columns(data[:k], rows[:k], 1737.4e3 + 12.5)
+                assert list(got) == list(runner.COLUMNS)
+                for c in runner.COLUMNS:
+                    assert got[c].flags.c_contiguous and _same_bits(got[c], want[c]), (k, c)
+
+
+def test_round_trip_median_and_p99_are_numpys():
+    rng = np.random.default_rng(4)
+    for n in [1, 2, 3, 4, 99, 100, 101, 199, 200, 201, 6361, 6362]:
+        for _ in range(10):
+            t = rng.random(n) * 1e-5
+            if rng.random() < 0.5:
+                t = np.round(t, 8)  # repeated values
+            assert runner._median_p99(t.tolist()) == (np.median(t), np.percentile(t, 99)), n
+    m, p99 = runner._median_p99([])
+    assert math.isnan(m) and math.isnan(p99)
