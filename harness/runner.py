@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness import analysis, protocol as p
+from harness import analysis, protocol as p, record_columns
 from harness.faults import FaultSet
 from harness.cycle import Cycle, load_cycle_kernels
 from harness.frames import G0, MOON_GM, SiteFrame, quat_rotate
@@ -515,7 +515,11 @@ _ROW_DTYPE = np.dtype({"names": _SENT, "formats": ["<f8", "<f8", "<i8", "<i8", "
 
 def _sent_columns(rows: list[tuple]) -> dict[str, np.ndarray]:
     """The per-cycle record's _SENT columns as float64 arrays: each value exactly as ``float()``
-    takes it (ints and bools exactly, as numpy's float conversion does)."""
+    takes it (ints and bools exactly, as numpy's float conversion does). In C when the record is
+    of floats, ints and bools (harness/record_columns.py), else packed as _ROW, else by numpy."""
+    columns = record_columns.columns_of(rows, len(_SENT))
+    if columns is not None:
+        return dict(zip(_SENT, columns))
     try:
         packed = b"".join(itertools.starmap(_ROW.pack, rows))
     except (struct.error, TypeError, ValueError, OverflowError):

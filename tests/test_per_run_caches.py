@@ -17,7 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from harness import filestamp, protocol as p, runner
+import pytest
+
+from harness import filestamp, protocol as p, record_columns, runner
 from harness.campaign.worker import metrics, telemetry_digest
 from harness.lander import load_lander
 from harness.params import load_param_table
@@ -111,15 +113,49 @@ def _same_bits(a: np.ndarray, b: np.ndarray) -> bool:
 
 
 def test_record_conversion_keeps_every_bit_and_takes_values_of_any_type():
-    payload_nan = np.frombuffer(np.uint64(0x7FF8_0000_DEAD_BEEF).tobytes(), np.float64)[0]
+    payload_nan = float(np.frombuffer(np.uint64(0x7FF8_0000_DEAD_BEEF).tobytes(), np.float64)[0])
     usual = [(2877.83, 0.4448, 1, 2, math.nan, False, True), (-0.0, 0.0, 0, 255, 3.25, True, False),
              (1e-310, 1.0, 1, 7, payload_nan, True, True), (5e300, -0.0, 0, 0, -0.0, False, False)]
-    for rows in (usual, [], usual + [(1, 0.5, 1.0, 2, None, 1, 0)], usual + [(1.5, 0.5, True, 2.0, 3, 2, -1)]):
+    # ints a double cannot hold exactly (rounded to nearest, ties to even), beyond int64 too
+    big = [(2**53 + 1, -(2**63) - 2**11, 2**64 + 2**12, -(2**53) - 3, 2**1023 + 2**970, True, 0)]
+    assert record_columns.columns_of(usual + big, len(runner._SENT)) is not None, record_columns.why_not()
+    for rows in (usual, [], usual + big, usual + [(1, 0.5, 1.0, 2, None, 1, 0)],
+                 usual + [(1.5, 0.5, True, 2.0, 3, 2, -1)], usual + [(np.float64(2.5), 0.5, 1, 2, 3.0, True, False)],
+                 usual + [(1.0, 0.5, 1, 2, 3.0, True)] + usual):
+        try:
+            want = _fromiter_columns(rows)
+        except ValueError:  # a row of another width: numpy refuses the record, and so must the runner
+            with pytest.raises(ValueError):
+                runner._sent_columns(rows)
+            continue
         got = runner._sent_columns(rows)
-        want = _fromiter_columns(rows)
         assert list(got) == list(runner._SENT)
         for name in runner._SENT:
             assert got[name].flags.c_contiguous and _same_bits(got[name], np.ascontiguousarray(want[name])), name
+    with pytest.raises(OverflowError):  # an int beyond the double range: as float() says
+        runner._sent_columns(usual + [(10**400, 0.5, 1, 2, 3.0, True, False)])
+
+
+def test_record_columns_helper_is_rebuilt_for_a_changed_source_and_a_broken_one_leaves_python_to_it(
+        tmp_path, monkeypatch):
+    monkeypatch.setenv("FSIL_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(record_columns, "_function", None)
+    source = tmp_path / "record_columns.c"
+    source.write_text(record_columns.SOURCE.read_text())
+    monkeypatch.setattr(record_columns, "SOURCE", source)
+    rows = [(1.5, 2.0, 1, 3, math.nan, True, False)] * 5
+    assert record_columns.columns_of(rows, 7)[:, 0].tolist()[:4] == [1.5, 2.0, 1.0, 3.0]
+    built = sorted(p.name for p in (tmp_path / "cache/record").iterdir())
+    # the same source, changed: a build of its own (this one writes 2.0 for True), used by a new process
+    source.write_text(source.read_text().replace("d = 1.0;", "d = 2.0;"))
+    monkeypatch.setattr(record_columns, "_function", None)
+    assert record_columns.columns_of(rows, 7)[5].tolist() == [2.0] * 5
+    assert len(list((tmp_path / "cache/record").iterdir())) == len(built) + 1
+    source.write_text("this is not C\n")
+    monkeypatch.setattr(record_columns, "_function", None)
+    assert record_columns.columns_of(rows, 7) is None and "record_columns.c" in record_columns.why_not()
+    got, want = runner._sent_columns(rows), _fromiter_columns(rows)
+    assert all(_same_bits(got[k], np.ascontiguousarray(want[k])) for k in runner._SENT)
 
 
 def _telemetry_records(t_us: list[int], est_alt: list[float]) -> np.ndarray:
