@@ -536,7 +536,7 @@ def _dot3(a: tuple[np.ndarray, ...], b: tuple[np.ndarray, ...], nan_free: bool, 
     those arrays, else stacked from the columns). numpy's summation (x86 SIMD: the products of
     components 0 and 2 added first, then 1, into a zero, so a -0.0 sum comes out +0.0) is done
     here on the columns when the data they come from hold no NaN (``nan_free``: every NaN on the
-    way is then the one the arithmetic makes, all of the same bits); einsum itself does it
+    way is then one the arithmetic makes, all of the same bits); einsum itself does it
     otherwise (which of two NaNs of different signs a sum keeps depends on its order of operations)."""
     if nan_free:
         out = a[0] * b[0]
@@ -558,7 +558,7 @@ def _columns(truth: np.ndarray, rows: list[tuple], site_radius: float) -> dict[s
     r, v = tuple(block[_R:_R + 3]), tuple(block[_V:_V + 3])
     w, x, y, z = block[_Q:_Q + 4]
     rx, ry, rz = r
-    nan_free = not np.isnan(block).any()
+    nan_free = not block.size or not math.isnan(block.min())  # (a minimum is NaN when any value is)
     rn = np.sqrt(rx * rx + ry * ry + rz * rz)  # |r| (the sum in the order np.linalg.norm's reduction takes)
     up = (rx / rn, ry / rn, rz / rn)  # local up
     v_rows = truth[:, _V:_V + 3]

@@ -140,6 +140,7 @@ def test_record_columns_helper_is_rebuilt_for_a_changed_source_and_a_broken_one_
         tmp_path, monkeypatch):
     monkeypatch.setenv("FSIL_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(record_columns, "_function", None)
+    monkeypatch.setattr(record_columns, "_why_not", None)
     source = tmp_path / "record_columns.c"
     source.write_text(record_columns.SOURCE.read_text())
     monkeypatch.setattr(record_columns, "SOURCE", source)
