@@ -44,3 +44,20 @@ int fsil_record_columns(PyObject *rows, double *out, Py_ssize_t n, Py_ssize_t wi
     }
     return 0;
 }
+
+/* fsil_float_list(values, out, n): a list of n floats (exactly float: no subclass) into out[0..n).
+ * Returns 0; -1 (out then undefined) for anything else. */
+int fsil_float_list(PyObject *values, double *out, Py_ssize_t n)
+{
+    if (!PyList_CheckExact(values) || PyList_GET_SIZE(values) != n)
+        return -1;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *v = PyList_GET_ITEM(values, i);
+        if (i + 8 < n)
+            __builtin_prefetch(PyList_GET_ITEM(values, i + 8));
+        if (!PyFloat_CheckExact(v))
+            return -1;
+        out[i] = PyFloat_AS_DOUBLE(v);
+    }
+    return 0;
+}

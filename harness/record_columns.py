@@ -1,4 +1,5 @@
-"""The runner's per-cycle record (a list of tuples) as float64 columns in one C pass.
+"""The runner's per-cycle record (a list of tuples) as float64 columns in one C pass; and a list of
+floats (the round-trip times) as a float64 array.
 
 The record is read back once per flight, after its cycle loop, from thousands of tuples made one
 a cycle: converting it in Python (``struct`` packing, numpy's float conversion) costs ~0.25 us a
@@ -25,7 +26,7 @@ CFLAGS = ("-std=c11", "-O2", "-fPIC", "-shared", "-Wall", "-Werror")
 LIBRARY = "record_columns.so"
 
 _lock = threading.Lock()
-_function = None  # the loaded C function; False: it cannot be had in this process
+_function = None  # the loaded C functions (record, float list); False: they cannot be had in this process
 _why_not: str | None = None
 
 
@@ -39,7 +40,7 @@ def _key() -> tuple[list[str], str]:
 
 
 def _load():
-    """The C function, built into the cache if it is not there yet (None, ``why_not()`` says why)."""
+    """The C functions, built into the cache if they are not there yet (None, ``why_not()`` says why)."""
     global _function, _why_not
     with _lock:
         if _function is None:
@@ -56,10 +57,12 @@ def _load():
                                  f"compiling {SOURCE.name}")
 
                 folder = cached_build(cache_dir("record"), f"record-{key}", build)
-                fn = ctypes.PyDLL(str(folder / LIBRARY)).fsil_record_columns
-                fn.argtypes = (ctypes.py_object, ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_ssize_t)
-                fn.restype = ctypes.c_int
-                _function = fn
+                lib = ctypes.PyDLL(str(folder / LIBRARY))
+                record, floats = lib.fsil_record_columns, lib.fsil_float_list
+                record.argtypes = (ctypes.py_object, ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_ssize_t)
+                floats.argtypes = (ctypes.py_object, ctypes.c_void_p, ctypes.c_ssize_t)
+                record.restype = floats.restype = ctypes.c_int
+                _function = (record, floats)
             except (BuildError, OSError) as exc:
                 _function, _why_not = False, str(exc)
         return _function or None
@@ -73,9 +76,20 @@ def why_not() -> str | None:
 def columns_of(rows: list[tuple], width: int) -> np.ndarray | None:
     """``rows`` (a list of tuples of ``width`` floats, ints and bools) as a (width, len(rows)) float64
     array, each value as ``float()`` takes it; None for a record of other types or without the C helper."""
-    fn = _function if _function is not None else _load()
-    if not fn:
+    fns = _function if _function is not None else _load()
+    if not fns:
         return None
     n = len(rows)
     out = np.empty((width, n))
-    return out if fn(rows, out.ctypes.data, n, width) == 0 else None
+    return out if fns[0](rows, out.ctypes.data, n, width) == 0 else None
+
+
+def floats_of(values: list[float]) -> np.ndarray | None:
+    """A list of floats as a float64 array (the same bits); None for a list of other values
+    (an int, a float subclass) or without the C helper."""
+    fns = _function if _function is not None else _load()
+    if not fns:
+        return None
+    n = len(values)
+    out = np.empty(n)
+    return out if fns[1](values, out.ctypes.data, n) == 0 else None

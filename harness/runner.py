@@ -611,7 +611,10 @@ def _median_p99(times: list[float]) -> tuple[float, float]:
     n = len(times)
     if not n:
         return math.nan, math.nan
-    s = np.sort(np.fromiter(times, float, n))
+    s = record_columns.floats_of(times)
+    if s is None:
+        s = np.fromiter(times, float, n)
+    s.sort()
     h = n // 2
     median = float(s[h]) if n % 2 else (float(s[h - 1]) + float(s[h])) / 2  # np.mean of the middle two
     at = (n - 1) * 0.99  # numpy's virtual index of the 99th percentile

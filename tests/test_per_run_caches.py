@@ -309,3 +309,8 @@ def test_round_trip_median_and_p99_are_numpys():
             assert runner._median_p99(t.tolist()) == (np.median(t), np.percentile(t, 99)), n
     m, p99 = runner._median_p99([])
     assert math.isnan(m) and math.isnan(p99)
+    times = [1e-5, 3e-6, -0.0, 2e-5, 5e-324]
+    assert record_columns.floats_of(times).tolist() == times, record_columns.why_not()
+    for other in (times + [1], times + [np.float64(2e-6)], times + [True]):  # not floats alone: numpy's conversion
+        assert record_columns.floats_of(other) is None
+        assert runner._median_p99(other) == (np.median(other), np.percentile(other, 99))
