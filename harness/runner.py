@@ -583,7 +583,7 @@ def _merge_telemetry(tm: dict, tlm, dt_us: int) -> None:
     the bytes happened to arrive."""
     if not tlm.size or not tm["t_s"].size:
         return
-    t_tlm = tlm["t_us"]
+    t_tlm = np.ascontiguousarray(tlm["t_us"])  # (one pass through the records, not one per use)
     order = None  # arrival order is time order unless a fault reordered or repeated frames
     if (t_tlm[1:] < t_tlm[:-1]).any():
         order = np.argsort(t_tlm, kind="stable")
