@@ -2,9 +2,9 @@
 floats (the round-trip times) as a float64 array.
 
 The record is read back once per flight, after its cycle loop, from thousands of tuples made one
-a cycle: converting it in Python (``struct`` packing, numpy's float conversion) costs ~0.25 us a
-row, mostly waiting for memory; ``harness/record_columns.c`` does it in ~0.1 us with the same
-bits. The shared library is compiled on first use with the C compiler the loopback rig uses and
+a cycle: converting it in Python (``struct`` packing, numpy's float conversion) cost ~0.24 us a
+row after a 6,361-cycle descent (1.5 ms, mostly waiting for memory); ``harness/record_columns.c``
+does it in ~0.05 us (0.35 ms) with the same bits. The shared library is compiled on first use with the C compiler the loopback rig uses and
 kept like every build (``harness.targets.build.cached_build``) under ``$FSIL_CACHE_DIR/record/``,
 keyed by the C source, the compiler, the flags and the Python version; it is loaded with
 ``ctypes.PyDLL`` (the call holds the GIL). Without a compiler or Python's headers,
