@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness import analysis, protocol as p
+from harness import analysis, protocol as p, record_columns
 from harness.faults import FaultSet
 from harness.cycle import Cycle, load_cycle_kernels
 from harness.frames import G0, MOON_GM, SiteFrame, quat_rotate
@@ -477,8 +477,7 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
         link.close()
     tm = _columns(cycle.history[:len(rows)], rows, site_radius)
     _merge_telemetry(tm, link.telemetry_records(), dt_us)
-    rt = link.stats.round_trip_s
-    rt = np.fromiter(rt, float, len(rt))
+    rt_median, rt_p99 = _median_p99(link.stats.round_trip_s)
     tlm = link.telemetry
     result = FlightResult(
         scenario=scenario, rig=rig, firmware=firmware, outcome=outcome, telemetry=tm, touchdown=touchdown,
@@ -492,8 +491,7 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
                     "late_commands": link.stats.late_commands, "late_frames": late_frames,
                     "lost_commands": lost_commands, "lost_command_policy": policy,
                     "pacing": pacing, "loop_wall_s": loop_wall_s,
-                    "round_trip_median_s": float(np.median(rt)) if rt.size else math.nan,
-                    "round_trip_p99_s": float(np.percentile(rt, 99)) if rt.size else math.nan,
+                    "round_trip_median_s": rt_median, "round_trip_p99_s": rt_p99,
                     "bytes_tx": log.bytes_tx, "bytes_rx": log.bytes_rx},
         wall_time_s=time.perf_counter() - wall0, error=error, thrust_max_n=lander.thrust_max_n,
         notes=faults.report(),
@@ -517,7 +515,11 @@ _ROW_DTYPE = np.dtype({"names": _SENT, "formats": ["<f8", "<f8", "<i8", "<i8", "
 
 def _sent_columns(rows: list[tuple]) -> dict[str, np.ndarray]:
     """The per-cycle record's _SENT columns as float64 arrays: each value exactly as ``float()``
-    takes it (ints and bools exactly, as numpy's float conversion does)."""
+    takes it (ints and bools exactly, as numpy's float conversion does). In C when the record is
+    of floats, ints and bools (harness/record_columns.py), else packed as _ROW, else by numpy."""
+    columns = record_columns.columns_of(rows, len(_SENT))
+    if columns is not None:
+        return dict(zip(_SENT, columns))
     try:
         packed = b"".join(itertools.starmap(_ROW.pack, rows))
     except (struct.error, TypeError, ValueError, OverflowError):
@@ -527,29 +529,52 @@ def _sent_columns(rows: list[tuple]) -> dict[str, np.ndarray]:
     return {name: rec[name].astype(np.float64) for name in _SENT}
 
 
+def _dot3(a: tuple[np.ndarray, ...], b: tuple[np.ndarray, ...], nan_free: bool, rows_a=None,
+          rows_b=None) -> np.ndarray:
+    """Row-wise dot products of 3-vectors given as three columns each (``a``, ``b``), with the
+    bits of ``np.einsum("ij,ij->i", A, B)`` on them as (n, 3) arrays (``rows_a``, ``rows_b``:
+    those arrays, else stacked from the columns). numpy's summation (x86 SIMD: the products of
+    components 0 and 2 added first, then 1, into a zero, so a -0.0 sum comes out +0.0) is done
+    here on the columns when the data they come from hold no NaN (``nan_free``: every NaN on the
+    way is then one the arithmetic makes, all of the same bits); einsum itself does it
+    otherwise (which of two NaNs of different signs a sum keeps depends on its order of operations)."""
+    if nan_free:
+        out = a[0] * b[0]
+        out += a[2] * b[2]
+        out += a[1] * b[1]
+        out += 0.0
+        return out
+    return np.einsum("ij,ij->i", np.stack(a, axis=1) if rows_a is None else rows_a,
+                     np.stack(b, axis=1) if rows_b is None else rows_b)
+
+
 def _columns(truth: np.ndarray, rows: list[tuple], site_radius: float) -> dict[str, np.ndarray]:
     """The per-cycle record as COLUMNS arrays: raw truth (``Cycle.history``: the plant's state
     vector at each cycle's start, MCI position, velocity, attitude) turned into vertical and
     horizontal speed, tilt from local up, height above the site; with what was sent and received."""
     col = _sent_columns(rows)
-    col.update(t_s=truth[:, _T], mass_kg=truth[:, _MASS], thrust_n=truth[:, _THRUST])
-    r = truth[:, _R:_R + 3]
-    v = truth[:, _V:_V + 3]
-    # the position and attitude columns, each contiguous (element-wise arithmetic below reads
-    # them several times; the einsum operands keep their row layout)
-    block = np.ascontiguousarray(truth[:, _R:_Q + 4].T)  # position, velocity, attitude: one row each
-    (rx, ry, rz), (w, x, y, z) = block[:3], block[_Q - _R:_Q - _R + 4]
+    # time, position, velocity and attitude: one transposing copy, a contiguous row each
+    block = np.ascontiguousarray(truth[:, _T:_Q + 4].T)
+    r, v = tuple(block[_R:_R + 3]), tuple(block[_V:_V + 3])
+    w, x, y, z = block[_Q:_Q + 4]
+    rx, ry, rz = r
+    nan_free = not block.size or not math.isnan(block.min())  # (a minimum is NaN when any value is)
     rn = np.sqrt(rx * rx + ry * ry + rz * rz)  # |r| (the sum in the order np.linalg.norm's reduction takes)
-    up = r / rn[:, None] if len(r) else r
-    v_up = np.einsum("ij,ij->i", v, up)
-    v_h = np.sqrt(np.maximum(0.0, np.einsum("ij,ij->i", v, v) - v_up * v_up))
-    zb = np.stack([2 * (x * z + w * y), 2 * (y * z - w * x), 1 - 2 * (x * x + y * y)], axis=1)  # body +z in MCI
-    cos_tilt = np.clip(np.einsum("ij,ij->i", zb, up), -1.0, 1.0)
+    up = (rx / rn, ry / rn, rz / rn)  # local up
+    v_rows = truth[:, _V:_V + 3]
+    v_up = _dot3(v, up, nan_free, v_rows)
+    v_h = _dot3(v, v, nan_free, v_rows, v_rows)
+    v_h -= v_up * v_up
+    np.sqrt(np.maximum(0.0, v_h, out=v_h), out=v_h)
+    zb = (2 * (x * z + w * y), 2 * (y * z - w * x), 1 - 2 * (x * x + y * y))  # body +z in MCI
+    cos_tilt = _dot3(zb, up, nan_free)
+    tilt = np.degrees(np.arccos(np.clip(cos_tilt, -1.0, 1.0, out=cos_tilt), out=cos_tilt), out=cos_tilt)
     n = len(truth)
-    derived = {"v_up_mps": v_up, "v_horizontal_mps": v_h, "tilt_deg": np.degrees(np.arccos(cos_tilt)),
-               "truth_alt_site_m": rn - site_radius, "gravity_mps2": MOON_GM / (rn * rn),
-               "est_alt_m": np.full(n, np.nan), "lrf_status": np.zeros(n), "lrf_innovation_m": np.full(n, np.nan)}
-    return {c: np.ascontiguousarray(derived[c] if c in derived else col[c]) for c in COLUMNS}
+    col.update(t_s=block[_T].copy(), mass_kg=np.ascontiguousarray(truth[:, _MASS]),
+               thrust_n=np.ascontiguousarray(truth[:, _THRUST]), v_up_mps=v_up, v_horizontal_mps=v_h,
+               tilt_deg=tilt, truth_alt_site_m=rn - site_radius, gravity_mps2=MOON_GM / (rn * rn),
+               est_alt_m=np.full(n, np.nan), lrf_status=np.zeros(n), lrf_innovation_m=np.full(n, np.nan))
+    return {c: col[c] for c in COLUMNS}
 
 
 def _merge_telemetry(tm: dict, tlm, dt_us: int) -> None:
@@ -558,7 +583,7 @@ def _merge_telemetry(tm: dict, tlm, dt_us: int) -> None:
     the bytes happened to arrive."""
     if not tlm.size or not tm["t_s"].size:
         return
-    t_tlm = tlm["t_us"]
+    t_tlm = np.ascontiguousarray(tlm["t_us"])  # (one pass through the records, not one per use)
     order = None  # arrival order is time order unless a fault reordered or repeated frames
     if (t_tlm[1:] < t_tlm[:-1]).any():
         order = np.argsort(t_tlm, kind="stable")
@@ -577,6 +602,28 @@ def _merge_telemetry(tm: dict, tlm, dt_us: int) -> None:
         out = np.full(rows_us.shape, np.nan if col != "lrf_status" else 0.0)
         out[have] = tlm[name][taken]
         tm[col] = out
+
+
+def _median_p99(times: list[float]) -> tuple[float, float]:
+    """``np.median`` and ``np.percentile(times, 99)`` (numpy's default, linear interpolation) of
+    finite values, the same bits, from one sort (each numpy call partitions the data afresh and
+    checks its arguments: ~5x the time); (nan, nan) for none."""
+    n = len(times)
+    if not n:
+        return math.nan, math.nan
+    s = record_columns.floats_of(times)
+    if s is None:
+        s = np.fromiter(times, float, n)
+    s.sort()
+    h = n // 2
+    median = float(s[h]) if n % 2 else (float(s[h - 1]) + float(s[h])) / 2  # np.mean of the middle two
+    at = (n - 1) * 0.99  # numpy's virtual index of the 99th percentile
+    i = math.floor(at)
+    if at >= n - 1:
+        return median, float(s[-1])
+    gamma, below, above = at - i, float(s[i]), float(s[i + 1])
+    step = above - below  # numpy's _lerp
+    return median, (above - step * (1 - gamma)) if gamma >= 0.5 else (below + step * gamma)
 
 
 def _touchdown(plant: Plant, site: SiteFrame) -> Touchdown:

@@ -17,7 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from harness import filestamp, protocol as p, runner
+import pytest
+
+from harness import filestamp, protocol as p, record_columns, runner
 from harness.campaign.worker import metrics, telemetry_digest
 from harness.lander import load_lander
 from harness.params import load_param_table
@@ -111,15 +113,50 @@ def _same_bits(a: np.ndarray, b: np.ndarray) -> bool:
 
 
 def test_record_conversion_keeps_every_bit_and_takes_values_of_any_type():
-    payload_nan = np.frombuffer(np.uint64(0x7FF8_0000_DEAD_BEEF).tobytes(), np.float64)[0]
+    payload_nan = float(np.frombuffer(np.uint64(0x7FF8_0000_DEAD_BEEF).tobytes(), np.float64)[0])
     usual = [(2877.83, 0.4448, 1, 2, math.nan, False, True), (-0.0, 0.0, 0, 255, 3.25, True, False),
              (1e-310, 1.0, 1, 7, payload_nan, True, True), (5e300, -0.0, 0, 0, -0.0, False, False)]
-    for rows in (usual, [], usual + [(1, 0.5, 1.0, 2, None, 1, 0)], usual + [(1.5, 0.5, True, 2.0, 3, 2, -1)]):
+    # ints a double cannot hold exactly (rounded to nearest, ties to even), beyond int64 too
+    big = [(2**53 + 1, -(2**63) - 2**11, 2**64 + 2**12, -(2**53) - 3, 2**1023 + 2**970, True, 0)]
+    assert record_columns.columns_of(usual + big, len(runner._SENT)) is not None, record_columns.why_not()
+    for rows in (usual, [], usual + big, usual + [(1, 0.5, 1.0, 2, None, 1, 0)],
+                 usual + [(1.5, 0.5, True, 2.0, 3, 2, -1)], usual + [(np.float64(2.5), 0.5, 1, 2, 3.0, True, False)],
+                 usual + [(1.0, 0.5, 1, 2, 3.0, True)] + usual):
+        try:
+            want = _fromiter_columns(rows)
+        except ValueError:  # a row of another width: numpy refuses the record, and so must the runner
+            with pytest.raises(ValueError):
+                runner._sent_columns(rows)
+            continue
         got = runner._sent_columns(rows)
-        want = _fromiter_columns(rows)
         assert list(got) == list(runner._SENT)
         for name in runner._SENT:
             assert got[name].flags.c_contiguous and _same_bits(got[name], np.ascontiguousarray(want[name])), name
+    with pytest.raises(OverflowError):  # an int beyond the double range: as float() says
+        runner._sent_columns(usual + [(10**400, 0.5, 1, 2, 3.0, True, False)])
+
+
+def test_record_columns_helper_is_rebuilt_for_a_changed_source_and_a_broken_one_leaves_python_to_it(
+        tmp_path, monkeypatch):
+    monkeypatch.setenv("FSIL_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(record_columns, "_function", None)
+    monkeypatch.setattr(record_columns, "_why_not", None)
+    source = tmp_path / "record_columns.c"
+    source.write_text(record_columns.SOURCE.read_text())
+    monkeypatch.setattr(record_columns, "SOURCE", source)
+    rows = [(1.5, 2.0, 1, 3, math.nan, True, False)] * 5
+    assert record_columns.columns_of(rows, 7)[:, 0].tolist()[:4] == [1.5, 2.0, 1.0, 3.0]
+    built = sorted(p.name for p in (tmp_path / "cache/record").iterdir())
+    # the same source, changed: a build of its own (this one writes 2.0 for True), used by a new process
+    source.write_text(source.read_text().replace("d = 1.0;", "d = 2.0;"))
+    monkeypatch.setattr(record_columns, "_function", None)
+    assert record_columns.columns_of(rows, 7)[5].tolist() == [2.0] * 5
+    assert len(list((tmp_path / "cache/record").iterdir())) == len(built) + 1
+    source.write_text("this is not C\n")
+    monkeypatch.setattr(record_columns, "_function", None)
+    assert record_columns.columns_of(rows, 7) is None and "record_columns.c" in record_columns.why_not()
+    got, want = runner._sent_columns(rows), _fromiter_columns(rows)
+    assert all(_same_bits(got[k], np.ascontiguousarray(want[k])) for k in runner._SENT)
 
 
 def _telemetry_records(t_us: list[int], est_alt: list[float]) -> np.ndarray:
@@ -211,3 +248,69 @@ def test_generated_terrain_built_once_per_arguments_each_flight_its_own_object()
     elsewhere = terrain.crater_rim_step(SiteFrame(lat_rad=0.1), **kw)
     assert elsewhere.site.lat_rad == 0.1 and elsewhere.heights is not a.heights
     assert len(terrain._GENERATED) == 3
+
+
+def _reference_columns(truth: np.ndarray, rows: list[tuple], site_radius: float) -> dict[str, np.ndarray]:
+    """The per-cycle record's columns by their plain numpy definitions (norm, einsum dot products,
+    the body +z axis stacked), as the runner computed them before it worked on one transposed copy."""
+    from harness.frames import MOON_GM
+
+    sent = _fromiter_columns(rows)
+    r, v = truth[:, runner._R:runner._R + 3], truth[:, runner._V:runner._V + 3]
+    w, x, y, z = (truth[:, runner._Q + k] for k in range(4))
+    rn = np.sqrt(r[:, 0] * r[:, 0] + r[:, 1] * r[:, 1] + r[:, 2] * r[:, 2])
+    up = r / rn[:, None]
+    v_up = np.einsum("ij,ij->i", v, up)
+    zb = np.stack([2 * (x * z + w * y), 2 * (y * z - w * x), 1 - 2 * (x * x + y * y)], axis=1)
+    n = len(truth)
+    ref = {"t_s": truth[:, runner._T], "mass_kg": truth[:, runner._MASS], "thrust_n": truth[:, runner._THRUST],
+           "v_up_mps": v_up, "v_horizontal_mps": np.sqrt(np.maximum(0.0, np.einsum("ij,ij->i", v, v) - v_up * v_up)),
+           "tilt_deg": np.degrees(np.arccos(np.clip(np.einsum("ij,ij->i", zb, up), -1.0, 1.0))),
+           "truth_alt_site_m": rn - site_radius, "gravity_mps2": MOON_GM / (rn * rn),
+           "est_alt_m": np.full(n, np.nan), "lrf_status": np.zeros(n), "lrf_innovation_m": np.full(n, np.nan), **sent}
+    return {c: np.ascontiguousarray(ref[c]) for c in runner.COLUMNS}
+
+
+def test_derived_columns_keep_the_bits_of_their_numpy_definitions():
+    """Vertical and horizontal speed, tilt, height and gravity from the truth record: the same bits
+    as norm, einsum and stack give (signed zeros, NaN, infinities and subnormals included)."""
+    rng = np.random.default_rng(11)
+    n = 20_000
+    truth = np.empty((n, len(runner.STATE_FIELDS)))
+    truth[:] = rng.standard_normal(truth.shape)
+    truth[:, runner._R:runner._R + 3] *= 1.7374e6
+    truth[:, runner._V:runner._V + 3] *= 10.0 ** rng.integers(-6, 3, (n, 1))
+    q = truth[:, runner._Q:runner._Q + 4]
+    q /= np.linalg.norm(q, axis=1)[:, None]
+    truth[:50, runner._V:runner._V + 3] = rng.choice([0.0, -0.0], (50, 3))  # at rest: -0.0 products
+    nan_free = truth.copy()  # with values whose products and sums overflow, infinities and subnormals
+    pick = rng.random(truth.shape) < 0.02
+    nan_free[pick] = rng.choice([0.0, -0.0, 5e-324, -1e-310, 1e300, -1e300, 1e160, np.inf, -np.inf], pick.sum())
+    pick = rng.random(truth.shape) < 0.01
+    truth[pick] = rng.choice([np.inf, -np.inf, np.nan, -np.nan, 0.0, -0.0, 1e300], pick.sum())
+    rows = [(float(a), 0.5, 1, 2, float(b), True, False) for a, b in rng.standard_normal((n, 2))]
+    with np.errstate(all="ignore"):
+        for data in (nan_free, truth):
+            for k in (n, 7, 1, 0):
+                got = runner._columns(data[:k], rows[:k], 1737.4e3 + 12.5)
+                want = _reference_columns(data[:k], rows[:k], 1737.4e3 + 12.5)
+                assert list(got) == list(runner.COLUMNS)
+                for c in runner.COLUMNS:
+                    assert got[c].flags.c_contiguous and _same_bits(got[c], want[c]), (k, c)
+
+
+def test_round_trip_median_and_p99_are_numpys():
+    rng = np.random.default_rng(4)
+    for n in [1, 2, 3, 4, 99, 100, 101, 199, 200, 201, 6361, 6362]:
+        for _ in range(10):
+            t = rng.random(n) * 1e-5
+            if rng.random() < 0.5:
+                t = np.round(t, 8)  # repeated values
+            assert runner._median_p99(t.tolist()) == (np.median(t), np.percentile(t, 99)), n
+    m, p99 = runner._median_p99([])
+    assert math.isnan(m) and math.isnan(p99)
+    times = [1e-5, 3e-6, -0.0, 2e-5, 5e-324]
+    assert record_columns.floats_of(times).tolist() == times, record_columns.why_not()
+    for other in (times + [1], times + [np.float64(2e-6)], times + [True]):  # not floats alone: numpy's conversion
+        assert record_columns.floats_of(other) is None
+        assert runner._median_p99(other) == (np.median(other), np.percentile(other, 99))
