@@ -68,6 +68,12 @@ def _load():
         return _function or None
 
 
+def load() -> bool:
+    """Build or load the C helper now (a runner calls it before a flight's clock starts, so the
+    first flight of a process does not count a compile); whether it is available."""
+    return bool(_function if _function is not None else _load())
+
+
 def why_not() -> str | None:
     """Why the C conversion is not available in this process (None: it is, or was not tried yet)."""
     return _why_not

@@ -312,6 +312,7 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
     if policy not in LOST_COMMAND_POLICIES:
         raise ConfigError(f"lost_command = {policy!r}; allowed: {', '.join(LOST_COMMAND_POLICIES)}")
     load_cycle_kernels()  # once per process (numba compile or cache load, ~1-10 s): not this flight's time
+    record_columns.load()  # the record's C conversion: the same (a compile on first use)
     wall0 = time.perf_counter()
     folder = Path(artifacts) if artifacts else None
     faults = FaultSet(scenario.faults, rng=np.random.default_rng([scenario.seed, 0xFA17]))

@@ -512,3 +512,21 @@ def test_lean_exchange_after_close_is_refused_and_the_counts_kept():
     with pytest.raises(TransportClosed, match="write after close"):
         link.exchange_reading(0.0, 0, 0, 120_000)
     assert link.stats.exchanges == 5 and link.last_sent[2] == 100_000
+
+
+def test_a_rig_flying_many_runs_keeps_no_lockstep_context_of_finished_ones():
+    """Each run's link has its own lockstep context (~100 kB of buffers); the transport, which a
+    rig keeps across runs, refers to them only while a link holds them (a campaign worker flies
+    thousands of runs on one rig)."""
+    import gc
+
+    tr = LoopbackTransport()
+    links = [_link(tr) for _ in range(3)]
+    assert len(tr._locksteps) == 3
+    del links
+    gc.collect()
+    assert len(tr._locksteps) == 0
+    live = _link(tr)
+    tr.close()  # a live link's context is still told the transport closed
+    with pytest.raises(Exception, match="write after close"):
+        live.exchange(_sensors(1), 20_000)

@@ -1,6 +1,8 @@
 """loopback://: the C flight code in-process through cffi, fed bytes exactly as a UART delivers them."""
 from __future__ import annotations
 
+import weakref
+
 from harness.transports.base import Transport, TransportClosed, TransportError
 
 _DRAIN_CAP = 16384
@@ -19,7 +21,9 @@ class LoopbackTransport(Transport):
         self._lb = self.ffi.cast("fsw_loopback_t *", self._mem)
         self._out = self.ffi.new("uint8_t[]", _DRAIN_CAP)
         self._held = b""  # bytes the flight code sent that a lockstep call took and handed back
-        self._locksteps: list[InProcessLockstep] = []
+        # the lockstep contexts of the links on it (~100 kB each), while a link holds them: a rig flies
+        # many runs, each with its own link
+        self._locksteps: weakref.WeakSet[InProcessLockstep] = weakref.WeakSet()
         self._closed = False
         self.name = f"loopback://{source_dir or ''}"
         self.lib.fsw_loopback_init(self._lb)  # boots the flight code: HELLO is queued
@@ -52,7 +56,7 @@ class LoopbackTransport(Transport):
         if cls.write is not LoopbackTransport.write or cls.read is not LoopbackTransport.read:
             return None
         lockstep = InProcessLockstep(self)
-        self._locksteps.append(lockstep)
+        self._locksteps.add(lockstep)
         return lockstep
 
 
