@@ -270,6 +270,11 @@ class HeightField:
         through terrain), but at least a quarter grid cell; the first sample
         below the surface brackets the crossing, which Illinois regula falsi
         refines to ``tol_m``.
+
+        The clearance over the terrain at a point of the ray (``height_at``) and the slope bound
+        there (``local_slope``) are written out in the loops, not called: the same operations in
+        the same order (the same bits), without the Python calls that cost as much as the
+        arithmetic (a cast looks at some 15 points).
         """
         ox, oy, oz = origin_mci
         dx, dy, dz = _unit(dir_mci)
@@ -288,50 +293,90 @@ class HeightField:
         if tx < t_end:
             t_end = tx
 
-        height_at = self.height_at
+        # the grid (height_en) and its slope tiles (local_slope), as locals
+        e0, e1, e2 = self._E
+        n0, n1, n2 = self._N
+        oe, on = self.origin_east_m, self.origin_north_m
+        inv_de, inv_dn = self._inv_de, self._inv_dn
+        nx = self.nx
+        nx1, ny1 = nx - 1, self.ny - 1
+        z = self._flat
+        base = self.base_height_m
+        T = self._TILE
+        tiles = self._slope_tiles
+        nty, ntx = self._ntiles
+        sqrt, floor = math.sqrt, math.floor
 
-        def clearance(t):
-            px, py, pz = ox + t * dx, oy + t * dy, oz + t * dz
-            return math.sqrt(px * px + py * py + pz * pz) - R - height_at((px, py, pz))
-
-        E, N = self._E, self._N
-        height_en = self.height_en
-        local_slope = self.local_slope
-
-        def probe(t):
-            """(clearance, local slope bound) at distance t along the ray."""
-            px, py, pz = ox + t * dx, oy + t * dy, oz + t * dz
-            rn = math.sqrt(px * px + py * py + pz * pz)
+        # March from t0: at each point tn, its clearance gn over the terrain and the slope bound
+        # Sn of the surface around it; the first point (entry) is t0 itself.
+        entry = True
+        at_end = False   # tn is the end of the ray's span (t_end)
+        it = 0           # steps taken
+        tn = t0
+        while True:
+            px, py, pz = ox + tn * dx, oy + tn * dy, oz + tn * dz
+            rn = sqrt(px * px + py * py + pz * pz)
             k = R / rn
-            e = (E[0] * px + E[1] * py + E[2] * pz) * k
-            n = (N[0] * px + N[1] * py + N[2] * pz) * k
-            return rn - R - height_en(e, n), local_slope(e, n)
-
-        g, S = probe(t0)
-        if g <= 0.0:
-            return t0 if t0 <= max_range_m else None
-        # Direction-dependent Lipschitz bound of g(t) = altitude - terrain
-        # height along the ray: |d alt/dt| <= cos(theta) and the horizontal
-        # rate <= sin(theta) (theta: angle to the local vertical at entry),
-        # each loosened by `marg` for the turn of the local vertical over the
-        # ray (<= span / R). The slope bound S holds within one tile of the
-        # current point, so a step may not move further than that sideways.
-        rr = math.sqrt(p0[0] ** 2 + p0[1] ** 2 + p0[2] ** 2)
-        cth = abs(p0[0] * dx + p0[1] * dy + p0[2] * dz) / rr
-        sth = math.sqrt(max(0.0, 1.0 - cth * cth))
-        span = min(t_end - t0, 4.0 * R)
-        marg = min(1.0, span / R + 1e-6)
-        cv = min(1.0, cth + marg)
-        sh = min(1.0, sth + marg)
-        max_step = self._tile_len / sh
-        # Near the surface, safe steps shrink geometrically; below min_step
-        # (a quarter cell along the ray) march at min_step and bracket the
-        # crossing instead: only grazing rays can step over a feature thinner
-        # than that.
-        min_step = 0.25 * min(self.d_east_m, self.d_north_m)
-        t = t0
-        self.last_iterations = 0
-        for it in range(1000000):
+            fx = ((e0 * px + e1 * py + e2 * pz) * k - oe) * inv_de
+            fy = ((n0 * px + n1 * py + n2 * pz) * k - on) * inv_dn
+            if fx < 0.0 or fy < 0.0 or fx > nx1 or fy > ny1:
+                h = base
+            else:
+                j = int(fx)
+                i = int(fy)
+                if j >= nx1:
+                    j = nx1 - 1
+                if i >= ny1:
+                    i = ny1 - 1
+                ax = fx - j
+                ay = fy - i
+                c = i * nx + j
+                z00 = z[c]
+                z01 = z[c + 1]
+                z10 = z[c + nx]
+                z11 = z[c + nx + 1]
+                h = (z00 + ax * (z01 - z00)) + ay * ((z10 + ax * (z11 - z10)) - (z00 + ax * (z01 - z00)))
+            gn = rn - R - h
+            ti = (int(floor(fy)) + 1) // T + 2
+            tj = (int(floor(fx)) + 1) // T + 2
+            Sn = tiles[ti][tj] if 0 <= ti < nty and 0 <= tj < ntx else 0.0
+            if entry:
+                if gn <= 0.0:
+                    return t0 if t0 <= max_range_m else None
+                entry = False
+                t, g, S = tn, gn, Sn
+                # Direction-dependent Lipschitz bound of g(t) = altitude - terrain
+                # height along the ray: |d alt/dt| <= cos(theta) and the horizontal
+                # rate <= sin(theta) (theta: angle to the local vertical at entry),
+                # each loosened by `marg` for the turn of the local vertical over the
+                # ray (<= span / R). The slope bound S holds within one tile of the
+                # current point, so a step may not move further than that sideways.
+                rr = math.sqrt(p0[0] ** 2 + p0[1] ** 2 + p0[2] ** 2)
+                cth = abs(p0[0] * dx + p0[1] * dy + p0[2] * dz) / rr
+                sth = math.sqrt(max(0.0, 1.0 - cth * cth))
+                span = min(t_end - t0, 4.0 * R)
+                marg = min(1.0, span / R + 1e-6)
+                cv = min(1.0, cth + marg)
+                sh = min(1.0, sth + marg)
+                max_step = self._tile_len / sh
+                # Near the surface, safe steps shrink geometrically; below min_step
+                # (a quarter cell along the ray) march at min_step and bracket the
+                # crossing instead: only grazing rays can step over a feature thinner
+                # than that.
+                min_step = 0.25 * min(self.d_east_m, self.d_north_m)
+                self.last_iterations = 0
+            else:
+                if at_end:   # the last look, at the end point
+                    if gn >= tol_m:
+                        return None
+                    if gn > 0.0:   # the bottom sphere itself is the surface here
+                        return tn if tn <= max_range_m else None
+                if gn <= 0.0:
+                    break   # t (g > 0) and tn (gn <= 0) bracket the crossing
+                t, g, S = tn, gn, Sn
+                it += 1
+                if it == 1000000:
+                    return None
             if g < tol_m:
                 self.last_iterations = it
                 return t if t <= max_range_m else None
@@ -341,26 +386,14 @@ class HeightField:
             if step < min_step:
                 step = min_step
             tn = t + step
-            if tn > t_end:
-                # last look at the end point
+            at_end = tn > t_end
+            if at_end:
                 if t_end <= t:
                     return None
                 tn = t_end
-                gn, Sn = probe(tn)
-                if gn >= tol_m:
-                    return None
-                if gn > 0.0:   # the bottom sphere itself is the surface here
-                    return tn if tn <= max_range_m else None
-            else:
-                gn, Sn = probe(tn)
-            if gn <= 0.0:
-                return self._refine(clearance, t, g, tn, gn, tol_m, max_range_m)
-            t, g, S = tn, gn, Sn
-        return None
 
-    @staticmethod
-    def _refine(clearance, ta, ga, tb, gb, tol_m, max_range_m):
-        # ga > 0 >= gb: Illinois regula falsi
+        # Illinois regula falsi on the clearance, from ta (ga > 0) and tb (gb <= 0)
+        ta, ga, tb, gb = t, g, tn, gn
         side = 0
         for _ in range(200):
             if tb - ta < tol_m * 1e-3:
@@ -368,7 +401,30 @@ class HeightField:
             tc = (ta * gb - tb * ga) / (gb - ga)
             if not (ta < tc < tb):
                 tc = 0.5 * (ta + tb)
-            gc = clearance(tc)
+            # the clearance at tc (as in the march above)
+            px, py, pz = ox + tc * dx, oy + tc * dy, oz + tc * dz
+            rn = sqrt(px * px + py * py + pz * pz)
+            k = R / rn
+            fx = ((e0 * px + e1 * py + e2 * pz) * k - oe) * inv_de
+            fy = ((n0 * px + n1 * py + n2 * pz) * k - on) * inv_dn
+            if fx < 0.0 or fy < 0.0 or fx > nx1 or fy > ny1:
+                h = base
+            else:
+                j = int(fx)
+                i = int(fy)
+                if j >= nx1:
+                    j = nx1 - 1
+                if i >= ny1:
+                    i = ny1 - 1
+                ax = fx - j
+                ay = fy - i
+                c = i * nx + j
+                z00 = z[c]
+                z01 = z[c + 1]
+                z10 = z[c + nx]
+                z11 = z[c + nx + 1]
+                h = (z00 + ax * (z01 - z00)) + ay * ((z10 + ax * (z11 - z10)) - (z00 + ax * (z01 - z00)))
+            gc = rn - R - h
             if abs(gc) < tol_m:
                 ta = tb = tc
                 break
