@@ -100,9 +100,25 @@ class FlatTerrain:
         return math.sqrt(x * x + y * y + z * z) - self._radius
 
     def ray_cast(self, origin_mci, dir_mci, max_range_m: float) -> Optional[float]:
-        dx, dy, dz = _unit(dir_mci)
-        t = _sphere_hit(origin_mci[0], origin_mci[1], origin_mci[2], dx, dy, dz, self._radius)
-        if t is None or t > max_range_m:
+        # _unit and _sphere_hit written out (the same operations in the same order: the same
+        # bits; the LRF casts once per sample, and the two calls cost a third of the cast)
+        d0, d1, d2 = dir_mci
+        n = math.sqrt(d0 * d0 + d1 * d1 + d2 * d2)
+        dx, dy, dz = d0 / n, d1 / n, d2 / n
+        ox, oy, oz = origin_mci
+        radius = self._radius
+        r0 = math.sqrt(ox * ox + oy * oy + oz * oz)
+        b = ox * dx + oy * dy + oz * dz
+        c = (r0 - radius) * (r0 + radius)
+        if c <= 0.0:
+            return None if 0.0 > max_range_m else 0.0  # the origin is at or below the surface
+        if b >= 0.0:
+            return None  # moving away from the centre, outside: no hit
+        disc = b * b - c
+        if disc < 0.0:
+            return None
+        t = c / (-b + math.sqrt(disc))
+        if t > max_range_m:
             return None
         return t
 

@@ -133,7 +133,7 @@ class LaserRangefinder:
 
     def __init__(self, config: LrfConfig, rng: np.random.Generator,
                  boresight_body=(0.0, 0.0, -1.0), position_body=(0.0, 0.0, 0.0)):
-        self.config = config
+        self._config = config
         self.rng = rng
         b = config.boresight_body if config.boresight_body is not None else boresight_body
         n = math.sqrt(sum(x * x for x in b))
@@ -152,12 +152,26 @@ class LaserRangefinder:
         self._latency_s = config.latency_s
         self._degrades = config.degrade_speed_mps != math.inf  # the range can shrink with speed
         self._noise_var = config.noise_sigma_m ** 2  # constant part of the noise variance, m^2
+        # the configuration's values a sample reads, as attributes of its own (the config is frozen
+        # and ``config`` read-only, so they cannot go stale)
+        self._min_range_m, self._max_range_m = config.min_range_m, config.max_range_m
+        self._noise_frac = config.noise_frac
+        self._dropout_prob = config.dropout_prob
+        self._outlier_prob, self._outlier_sigma_m = config.outlier_prob, config.outlier_sigma_m
+        self._acquire_range_m = config.acquire_range_m
+        self._acquire_altitude_m = config.acquire_altitude_m
+        self._acquire_time_s = config.acquire_time_s
         self._buf: deque = deque()  # pending samples, oldest first
         self._delivered: LrfReading = NO_READING
         self._normals: list = []
         self._uniforms: list = []
         self.samples_taken = 0
         self.last_true_range_m: Optional[float] = None
+
+    @property
+    def config(self) -> LrfConfig:
+        """The configuration the LRF was built with (read-only: its values are kept as set up)."""
+        return self._config
 
     # random numbers, drawn in blocks (bit-reproducible for a given call sequence)
     def _draws(self) -> None:
@@ -172,16 +186,17 @@ class LaserRangefinder:
         # quat_rotate(q, v) = v + w t + q_vec x t with t = 2 (q_vec x v), written out for the
         # mounting offset and the boresight (same operations in the same order: same bits)
         w, x, y, z = q_mci_body
+        r0, r1, r2 = r_mci
         if self._offset:
             vx, vy, vz = self.position_body
             tx = 2.0 * (y * vz - z * vy)
             ty = 2.0 * (z * vx - x * vz)
             tz = 2.0 * (x * vy - y * vx)
-            origin = (r_mci[0] + (vx + w * tx + (y * tz - z * ty)),
-                      r_mci[1] + (vy + w * ty + (z * tx - x * tz)),
-                      r_mci[2] + (vz + w * tz + (x * ty - y * tx)))
+            origin = (r0 + (vx + w * tx + (y * tz - z * ty)),
+                      r1 + (vy + w * ty + (z * tx - x * tz)),
+                      r2 + (vz + w * tz + (x * ty - y * tx)))
         else:
-            origin = (r_mci[0] + 0.0, r_mci[1] + 0.0, r_mci[2] + 0.0)
+            origin = (r0 + 0.0, r1 + 0.0, r2 + 0.0)
         vx, vy, vz = self.boresight_body
         tx = 2.0 * (y * vz - z * vy)
         ty = 2.0 * (z * vx - x * vz)
@@ -190,14 +205,15 @@ class LaserRangefinder:
         return terrain.ray_cast(origin, d, max_range_m)
 
     def _sample(self, t_k: float, r_mci, v_mci, q, terrain) -> LrfReading:
-        cfg = self.config
         normals = self._normals
         if not normals:
             self._draws()   # a new block
-        (n1, n2), (u1, u2) = normals.pop(), self._uniforms.pop()
+        n1, n2 = normals.pop()
+        u1, u2 = self._uniforms.pop()
         self.samples_taken += 1
-        rmax = cfg.max_range_m
+        rmax = self._max_range_m
         if self._degrades:  # (else speed > degrade_speed_mps never holds: no need to know it)
+            cfg = self._config
             vx, vy, vz = v_mci
             omega = getattr(terrain, "omega", 0.0)
             if omega:
@@ -214,24 +230,24 @@ class LaserRangefinder:
             return _new_reading(LrfReading, (0.0, False, t_k, True))
         if not self.acquired:
             ok = True
-            if cfg.acquire_range_m is not None:
-                ok = rng_true is not None and rng_true <= cfg.acquire_range_m
-            if ok and cfg.acquire_altitude_m is not None:
+            if self._acquire_range_m is not None:
+                ok = rng_true is not None and rng_true <= self._acquire_range_m
+            if ok and self._acquire_altitude_m is not None:
                 x, y, z = r_mci
                 alt = math.sqrt(x * x + y * y + z * z) - terrain.site.radius_m - terrain.height_at(r_mci)
-                ok = alt <= cfg.acquire_altitude_m
-            if ok and cfg.acquire_time_s is not None:
-                ok = t_k >= cfg.acquire_time_s - 1e-9
+                ok = alt <= self._acquire_altitude_m
+            if ok and self._acquire_time_s is not None:
+                ok = t_k >= self._acquire_time_s - 1e-9
             if not ok:
                 return _new_reading(LrfReading, (0.0, False, t_k, True))
             self.acquired = True
-        if rng_true is None or rng_true > rmax or rng_true < cfg.min_range_m:
+        if rng_true is None or rng_true > rmax or rng_true < self._min_range_m:
             return _new_reading(LrfReading, (0.0, False, t_k, True))
-        if u1 < cfg.dropout_prob:
+        if u1 < self._dropout_prob:
             return _new_reading(LrfReading, (0.0, False, t_k, True))
-        meas = rng_true + math.sqrt(self._noise_var + (cfg.noise_frac * rng_true) ** 2) * n1
-        if u2 < cfg.outlier_prob:
-            meas += cfg.outlier_sigma_m * n2
+        meas = rng_true + math.sqrt(self._noise_var + (self._noise_frac * rng_true) ** 2) * n1
+        if u2 < self._outlier_prob:
+            meas += self._outlier_sigma_m * n2
         if meas < 0.0:
             meas = 0.0
         return _new_reading(LrfReading, (meas, True, t_k, True))
