@@ -82,6 +82,169 @@ def _unit(d):
     return d[0] / n, d[1] / n, d[2] / n
 
 
+_MARCH_NOT_FINITE = -2  # height_field_march's iterations when a point of the ray is not finite
+
+
+def height_field_march(ox, oy, oz, dx, dy, dz, t0, t_end, max_range_m, tol_m, cv, sh, max_step, min_step, R,
+                       e0, e1, e2, n0, n1, n2, oe, on, inv_de, inv_dn, nx, ny, base, T, nty, ntx, z, tiles):
+    """``HeightField.ray_cast`` from the top sphere on: the march from t0 (m along the ray from
+    (ox, oy, oz), direction (dx, dy, dz) unit, MCI) to t_end and the refinement of the crossing.
+    Returns (t, iterations): t the distance (m) to the terrain, -1.0 for none; iterations the
+    march steps for ``last_iterations`` (-1: leave it as it was).
+
+    The clearance over the terrain at a point of the ray (``height_at``: ``height_en`` on the
+    radial projection) and the slope bound there (``local_slope``) are written out, the same
+    operations in the same order as those methods (the same bits). Plain arithmetic that numba
+    compiles as it stands (``load_march_kernel``; heights ``z`` indexed flat, slope tiles
+    ``tiles[i][j]``): compiled, a point costs no Python float operations. Compiled, a point that is
+    not finite (where CPython's int() raises) returns (NaN, _MARCH_NOT_FINITE)."""
+    nx1 = nx - 1
+    ny1 = ny - 1
+    entry = True
+    at_end = False   # tn is the end of the ray's span (t_end)
+    it = 0           # steps taken
+    t = g = S = gn = 0.0
+    tn = t0
+    while True:
+        # clearance gn (m) over the terrain and slope bound Sn around the point at tn
+        px, py, pz = ox + tn * dx, oy + tn * dy, oz + tn * dz
+        rn = math.sqrt(px * px + py * py + pz * pz)
+        k = R / rn
+        fx = ((e0 * px + e1 * py + e2 * pz) * k - oe) * inv_de
+        fy = ((n0 * px + n1 * py + n2 * pz) * k - on) * inv_dn
+        if not (abs(fx) < math.inf and abs(fy) < math.inf):
+            return math.nan, _MARCH_NOT_FINITE
+        if fx < 0.0 or fy < 0.0 or fx > nx1 or fy > ny1:
+            h = base
+        else:
+            j = int(fx)
+            i = int(fy)
+            if j >= nx1:
+                j = nx1 - 1
+            if i >= ny1:
+                i = ny1 - 1
+            ax = fx - j
+            ay = fy - i
+            c = i * nx + j
+            z00 = z[c]
+            z01 = z[c + 1]
+            z10 = z[c + nx]
+            z11 = z[c + nx + 1]
+            h = (z00 + ax * (z01 - z00)) + ay * ((z10 + ax * (z11 - z10)) - (z00 + ax * (z01 - z00)))
+        gn = rn - R - h
+        ti = (int(math.floor(fy)) + 1) // T + 2
+        tj = (int(math.floor(fx)) + 1) // T + 2
+        Sn = tiles[ti][tj] if 0 <= ti < nty and 0 <= tj < ntx else 0.0
+        if entry:
+            if gn <= 0.0:
+                return (t0 if t0 <= max_range_m else -1.0), -1
+            entry = False
+            t, g, S = tn, gn, Sn
+        else:
+            if at_end:   # the last look, at the end point
+                if gn >= tol_m:
+                    return -1.0, 0
+                if gn > 0.0:   # the bottom sphere itself is the surface here
+                    return (tn if tn <= max_range_m else -1.0), 0
+            if gn <= 0.0:
+                break   # t (g > 0) and tn (gn <= 0) bracket the crossing
+            t, g, S = tn, gn, Sn
+            it += 1
+            if it == 1000000:
+                return -1.0, 0
+        if g < tol_m:
+            return (t if t <= max_range_m else -1.0), it
+        step = g / (cv + S * sh)
+        if step > max_step:
+            step = max_step
+        if step < min_step:
+            step = min_step
+        tn = t + step
+        at_end = tn > t_end
+        if at_end:
+            if t_end <= t:
+                return -1.0, 0
+            tn = t_end
+
+    # Illinois regula falsi on the clearance, from ta (ga > 0) and tb (gb <= 0)
+    ta, ga, tb, gb = t, g, tn, gn
+    side = 0
+    for _ in range(200):
+        if tb - ta < tol_m * 1e-3:
+            break
+        tc = (ta * gb - tb * ga) / (gb - ga)
+        if not (ta < tc < tb):
+            tc = 0.5 * (ta + tb)
+        # the clearance at tc (as in the march above)
+        px, py, pz = ox + tc * dx, oy + tc * dy, oz + tc * dz
+        rn = math.sqrt(px * px + py * py + pz * pz)
+        k = R / rn
+        fx = ((e0 * px + e1 * py + e2 * pz) * k - oe) * inv_de
+        fy = ((n0 * px + n1 * py + n2 * pz) * k - on) * inv_dn
+        if not (abs(fx) < math.inf and abs(fy) < math.inf):
+            return math.nan, _MARCH_NOT_FINITE
+        if fx < 0.0 or fy < 0.0 or fx > nx1 or fy > ny1:
+            h = base
+        else:
+            j = int(fx)
+            i = int(fy)
+            if j >= nx1:
+                j = nx1 - 1
+            if i >= ny1:
+                i = ny1 - 1
+            ax = fx - j
+            ay = fy - i
+            c = i * nx + j
+            z00 = z[c]
+            z01 = z[c + 1]
+            z10 = z[c + nx]
+            z11 = z[c + nx + 1]
+            h = (z00 + ax * (z01 - z00)) + ay * ((z10 + ax * (z11 - z10)) - (z00 + ax * (z01 - z00)))
+        gc = rn - R - h
+        if abs(gc) < tol_m:
+            ta = tb = tc
+            break
+        if gc > 0.0:
+            ta, ga = tc, gc
+            if side == 1:
+                gb *= 0.5
+            side = 1
+        else:
+            tb, gb = tc, gc
+            if side == -1:
+                ga *= 0.5
+            side = -1
+    t = 0.5 * (ta + tb)
+    return (t if t <= max_range_m else -1.0), 0
+
+
+_MARCH = None
+
+
+def load_march_kernel():
+    """``(kernel, compiled)``: height_field_march compiled by numba (once per process; the machine
+    code is cached next to this file), or the plain-Python function when numba is not installed or
+    ``NUMBA_DISABLE_JIT=1``. No fastmath: IEEE arithmetic in the written order, as CPython does it
+    (the same bits; tests/test_terrain.py)."""
+    global _MARCH
+    if _MARCH is None:
+        try:
+            import numba
+        except ImportError:
+            numba = None
+        if numba is None or numba.config.DISABLE_JIT:
+            _MARCH = (height_field_march, False)
+        else:
+            f8, i8 = numba.float64, numba.int64
+            heights = numba.types.Array(f8, 1, "C", readonly=True)
+            sig = numba.types.Tuple((f8, i8))(*(f8,) * 25, i8, i8, f8, i8, i8, i8, heights, f8[:, ::1])
+            try:
+                _MARCH = (numba.njit([sig], cache=True, nogil=True)(height_field_march), True)
+            except RuntimeError:  # nowhere writable to cache: compile for this process only
+                _MARCH = (numba.njit([sig], nogil=True)(height_field_march), True)
+    return _MARCH
+
+
 # ---------------------------------------------------------------- flat
 class FlatTerrain:
     """The reference sphere raised by a constant ``height_m``. Exact ray cast."""
@@ -176,6 +339,7 @@ class HeightField:
         self.max_slope = float(math.hypot(ge, gn))
         self._build_slope_tiles(zp)
         self._flat = memoryview(z.reshape(-1))
+        self._heights_flat = z.reshape(-1)  # (read-only, as heights: for the compiled march)
         self._inv_de = 1.0 / self.d_east_m
         self._inv_dn = 1.0 / self.d_north_m
         s = self.site
@@ -207,6 +371,7 @@ class HeightField:
             for b in (-1, 0, 1):
                 nb = np.maximum(nb, np.roll(np.roll(tp, a, axis=0), b, axis=1))
         self._slope_tiles = nb.tolist()
+        self._slope_tile_array = np.ascontiguousarray(nb, dtype=np.float64)  # the same, for the compiled march
         self._ntiles = (nb.shape[0], nb.shape[1])
         self._tile_len = T * min(self.d_east_m, self.d_north_m)
 
@@ -285,12 +450,8 @@ class HeightField:
         (per 16 x 16-cell tile and its neighbours; such a step never passes
         through terrain), but at least a quarter grid cell; the first sample
         below the surface brackets the crossing, which Illinois regula falsi
-        refines to ``tol_m``.
-
-        The clearance over the terrain at a point of the ray (``height_at``) and the slope bound
-        there (``local_slope``) are written out in the loops, not called: the same operations in
-        the same order (the same bits), without the Python calls that cost as much as the
-        arithmetic (a cast looks at some 15 points).
+        refines to ``tol_m``. The march and the refinement: ``height_field_march``
+        (compiled by numba when it is there).
         """
         ox, oy, oz = origin_mci
         dx, dy, dz = _unit(dir_mci)
@@ -308,154 +469,41 @@ class HeightField:
         tx = _sphere_exit(p0[0], p0[1], p0[2], dx, dy, dz, top) + t0
         if tx < t_end:
             t_end = tx
-
-        # the grid (height_en) and its slope tiles (local_slope), as locals
-        e0, e1, e2 = self._E
-        n0, n1, n2 = self._N
-        oe, on = self.origin_east_m, self.origin_north_m
-        inv_de, inv_dn = self._inv_de, self._inv_dn
-        nx = self.nx
-        nx1, ny1 = nx - 1, self.ny - 1
-        z = self._flat
-        base = self.base_height_m
-        T = self._TILE
-        tiles = self._slope_tiles
-        nty, ntx = self._ntiles
-        sqrt, floor = math.sqrt, math.floor
-
-        # March from t0: at each point tn, its clearance gn over the terrain and the slope bound
-        # Sn of the surface around it; the first point (entry) is t0 itself.
-        entry = True
-        at_end = False   # tn is the end of the ray's span (t_end)
-        it = 0           # steps taken
-        tn = t0
-        while True:
-            px, py, pz = ox + tn * dx, oy + tn * dy, oz + tn * dz
-            rn = sqrt(px * px + py * py + pz * pz)
-            k = R / rn
-            fx = ((e0 * px + e1 * py + e2 * pz) * k - oe) * inv_de
-            fy = ((n0 * px + n1 * py + n2 * pz) * k - on) * inv_dn
-            if fx < 0.0 or fy < 0.0 or fx > nx1 or fy > ny1:
-                h = base
-            else:
-                j = int(fx)
-                i = int(fy)
-                if j >= nx1:
-                    j = nx1 - 1
-                if i >= ny1:
-                    i = ny1 - 1
-                ax = fx - j
-                ay = fy - i
-                c = i * nx + j
-                z00 = z[c]
-                z01 = z[c + 1]
-                z10 = z[c + nx]
-                z11 = z[c + nx + 1]
-                h = (z00 + ax * (z01 - z00)) + ay * ((z10 + ax * (z11 - z10)) - (z00 + ax * (z01 - z00)))
-            gn = rn - R - h
-            ti = (int(floor(fy)) + 1) // T + 2
-            tj = (int(floor(fx)) + 1) // T + 2
-            Sn = tiles[ti][tj] if 0 <= ti < nty and 0 <= tj < ntx else 0.0
-            if entry:
-                if gn <= 0.0:
-                    return t0 if t0 <= max_range_m else None
-                entry = False
-                t, g, S = tn, gn, Sn
-                # Direction-dependent Lipschitz bound of g(t) = altitude - terrain
-                # height along the ray: |d alt/dt| <= cos(theta) and the horizontal
-                # rate <= sin(theta) (theta: angle to the local vertical at entry),
-                # each loosened by `marg` for the turn of the local vertical over the
-                # ray (<= span / R). The slope bound S holds within one tile of the
-                # current point, so a step may not move further than that sideways.
-                rr = math.sqrt(p0[0] ** 2 + p0[1] ** 2 + p0[2] ** 2)
-                cth = abs(p0[0] * dx + p0[1] * dy + p0[2] * dz) / rr
-                sth = math.sqrt(max(0.0, 1.0 - cth * cth))
-                span = min(t_end - t0, 4.0 * R)
-                marg = min(1.0, span / R + 1e-6)
-                cv = min(1.0, cth + marg)
-                sh = min(1.0, sth + marg)
-                max_step = self._tile_len / sh
-                # Near the surface, safe steps shrink geometrically; below min_step
-                # (a quarter cell along the ray) march at min_step and bracket the
-                # crossing instead: only grazing rays can step over a feature thinner
-                # than that.
-                min_step = 0.25 * min(self.d_east_m, self.d_north_m)
-                self.last_iterations = 0
-            else:
-                if at_end:   # the last look, at the end point
-                    if gn >= tol_m:
-                        return None
-                    if gn > 0.0:   # the bottom sphere itself is the surface here
-                        return tn if tn <= max_range_m else None
-                if gn <= 0.0:
-                    break   # t (g > 0) and tn (gn <= 0) bracket the crossing
-                t, g, S = tn, gn, Sn
-                it += 1
-                if it == 1000000:
-                    return None
-            if g < tol_m:
-                self.last_iterations = it
-                return t if t <= max_range_m else None
-            step = g / (cv + S * sh)
-            if step > max_step:
-                step = max_step
-            if step < min_step:
-                step = min_step
-            tn = t + step
-            at_end = tn > t_end
-            if at_end:
-                if t_end <= t:
-                    return None
-                tn = t_end
-
-        # Illinois regula falsi on the clearance, from ta (ga > 0) and tb (gb <= 0)
-        ta, ga, tb, gb = t, g, tn, gn
-        side = 0
-        for _ in range(200):
-            if tb - ta < tol_m * 1e-3:
-                break
-            tc = (ta * gb - tb * ga) / (gb - ga)
-            if not (ta < tc < tb):
-                tc = 0.5 * (ta + tb)
-            # the clearance at tc (as in the march above)
-            px, py, pz = ox + tc * dx, oy + tc * dy, oz + tc * dz
-            rn = sqrt(px * px + py * py + pz * pz)
-            k = R / rn
-            fx = ((e0 * px + e1 * py + e2 * pz) * k - oe) * inv_de
-            fy = ((n0 * px + n1 * py + n2 * pz) * k - on) * inv_dn
-            if fx < 0.0 or fy < 0.0 or fx > nx1 or fy > ny1:
-                h = base
-            else:
-                j = int(fx)
-                i = int(fy)
-                if j >= nx1:
-                    j = nx1 - 1
-                if i >= ny1:
-                    i = ny1 - 1
-                ax = fx - j
-                ay = fy - i
-                c = i * nx + j
-                z00 = z[c]
-                z01 = z[c + 1]
-                z10 = z[c + nx]
-                z11 = z[c + nx + 1]
-                h = (z00 + ax * (z01 - z00)) + ay * ((z10 + ax * (z11 - z10)) - (z00 + ax * (z01 - z00)))
-            gc = rn - R - h
-            if abs(gc) < tol_m:
-                ta = tb = tc
-                break
-            if gc > 0.0:
-                ta, ga = tc, gc
-                if side == 1:
-                    gb *= 0.5
-                side = 1
-            else:
-                tb, gb = tc, gc
-                if side == -1:
-                    ga *= 0.5
-                side = -1
-        t = 0.5 * (ta + tb)
-        return t if t <= max_range_m else None
+        # Direction-dependent Lipschitz bound of g(t) = altitude - terrain
+        # height along the ray: |d alt/dt| <= cos(theta) and the horizontal
+        # rate <= sin(theta) (theta: angle to the local vertical at entry),
+        # each loosened by `marg` for the turn of the local vertical over the
+        # ray (<= span / R). The slope bound S holds within one tile of the
+        # current point, so a step may not move further than that sideways.
+        rr = math.sqrt(p0[0] ** 2 + p0[1] ** 2 + p0[2] ** 2)
+        cth = abs(p0[0] * dx + p0[1] * dy + p0[2] * dz) / rr
+        sth = math.sqrt(max(0.0, 1.0 - cth * cth))
+        span = min(t_end - t0, 4.0 * R)
+        marg = min(1.0, span / R + 1e-6)
+        cv = min(1.0, cth + marg)
+        sh = min(1.0, sth + marg)
+        max_step = self._tile_len / sh
+        # Near the surface, safe steps shrink geometrically; below min_step
+        # (a quarter cell along the ray) march at min_step and bracket the
+        # crossing instead: only grazing rays can step over a feature thinner
+        # than that.
+        min_step = 0.25 * min(self.d_east_m, self.d_north_m)
+        march, compiled = load_march_kernel()
+        E, N = self._E, self._N
+        args = (ox, oy, oz, dx, dy, dz, t0, t_end, max_range_m, tol_m, cv, sh, max_step, min_step, R,
+                E[0], E[1], E[2], N[0], N[1], N[2], self.origin_east_m, self.origin_north_m,
+                self._inv_de, self._inv_dn, self.nx, self.ny, self.base_height_m, self._TILE,
+                self._ntiles[0], self._ntiles[1])
+        if compiled:
+            t, it = march(*args, self._heights_flat, self._slope_tile_array)
+        else:
+            t, it = march(*args, self._flat, self._slope_tiles)
+        if it == _MARCH_NOT_FINITE:
+            raise ValueError(f"ray cast: a point of the ray is not finite (origin {tuple(origin_mci)!r}, "
+                             f"direction {tuple(dir_mci)!r}, m)")
+        if it >= 0:
+            self.last_iterations = it
+        return None if t < 0.0 else t
 
     # --------------------------------------------------------- file I/O
     def save(self, path) -> None:
