@@ -85,10 +85,15 @@ def _unit(d):
 _MARCH_NOT_FINITE = -2  # height_field_march's iterations when a point of the ray is not finite
 
 
-def height_field_march(ox, oy, oz, dx, dy, dz, t0, t_end, max_range_m, tol_m, cv, sh, max_step, min_step, R,
-                       e0, e1, e2, n0, n1, n2, oe, on, inv_de, inv_dn, nx, ny, base, T, nty, ntx, z, tiles):
-    """``HeightField.ray_cast`` from the top sphere on: the march from t0 (m along the ray from
-    (ox, oy, oz), direction (dx, dy, dz) unit, MCI) to t_end and the refinement of the crossing.
+def height_field_march(ox, oy, oz, dx, dy, dz, max_range_m, tol_m, t0, top, rr,
+                       R, bottom, tile_len, min_step, e0, e1, e2, n0, n1, n2, oe, on, inv_de, inv_dn, base,
+                       nx, ny, T, nty, ntx, z, tiles):
+    """``HeightField.ray_cast`` from where the ray (from (ox, oy, oz), direction (dx, dy, dz) unit,
+    MCI, m) enters the top sphere (radius ``top``) at t0 (m), ``rr`` the radius of that point
+    (m): the march to the end of its span and the refinement of the crossing. The grid's
+    constants (``HeightField._march_grid``): R the reference radius, ``bottom`` the radius of
+    the lowest terrain, ``tile_len`` and ``min_step`` (m), the site's east and north axes, the
+    grid's origin (m), inverse spacings (1/m), base height (m), size, slope tiles' size and count.
     Returns (t, iterations): t the distance (m) to the terrain, -1.0 for none; iterations the
     march steps for ``last_iterations`` (-1: leave it as it was).
 
@@ -98,6 +103,32 @@ def height_field_march(ox, oy, oz, dx, dy, dz, t0, t_end, max_range_m, tol_m, cv
     compiles as it stands (``load_march_kernel``; heights ``z`` indexed flat, slope tiles
     ``tiles[i][j]``): compiled, a point costs no Python float operations. Compiled, a point that is
     not finite (where CPython's int() raises) returns (NaN, _MARCH_NOT_FINITE)."""
+    # the ray cannot hit after it passes the bottom sphere or leaves the top sphere
+    t_end = max_range_m
+    tb = _sphere_hit(ox, oy, oz, dx, dy, dz, bottom)
+    if tb is not None and tb < t_end:
+        t_end = tb
+    p00, p01, p02 = ox + t0 * dx, oy + t0 * dy, oz + t0 * dz
+    tx = _sphere_exit(p00, p01, p02, dx, dy, dz, top) + t0
+    if tx < t_end:
+        t_end = tx
+    # Direction-dependent Lipschitz bound of g(t) = altitude - terrain
+    # height along the ray: |d alt/dt| <= cos(theta) and the horizontal
+    # rate <= sin(theta) (theta: angle to the local vertical at entry),
+    # each loosened by `marg` for the turn of the local vertical over the
+    # ray (<= span / R). The slope bound S holds within one tile of the
+    # current point, so a step may not move further than that sideways.
+    cth = abs(p00 * dx + p01 * dy + p02 * dz) / rr
+    sth = math.sqrt(max(0.0, 1.0 - cth * cth))
+    span = min(t_end - t0, 4.0 * R)
+    marg = min(1.0, span / R + 1e-6)
+    cv = min(1.0, cth + marg)
+    sh = min(1.0, sth + marg)
+    max_step = tile_len / sh
+    # Near the surface, safe steps shrink geometrically; below min_step
+    # (a quarter cell along the ray) march at min_step and bracket the
+    # crossing instead: only grazing rays can step over a feature thinner
+    # than that.
     nx1 = nx - 1
     ny1 = ny - 1
     entry = True
@@ -235,9 +266,13 @@ def load_march_kernel():
         if numba is None or numba.config.DISABLE_JIT:
             _MARCH = (height_field_march, False)
         else:
+            from numba.extending import register_jitable
+
+            register_jitable(_sphere_hit)  # compiled into the kernel; stay Python functions
+            register_jitable(_sphere_exit)
             f8, i8 = numba.float64, numba.int64
             heights = numba.types.Array(f8, 1, "C", readonly=True)
-            sig = numba.types.Tuple((f8, i8))(*(f8,) * 25, i8, i8, f8, i8, i8, i8, heights, f8[:, ::1])
+            sig = numba.types.Tuple((f8, i8))(*(f8,) * 26, *(i8,) * 5, heights, f8[:, ::1])
             try:
                 _MARCH = (numba.njit([sig], cache=True, nogil=True)(height_field_march), True)
             except RuntimeError:  # nowhere writable to cache: compile for this process only
@@ -339,12 +374,18 @@ class HeightField:
         self.max_slope = float(math.hypot(ge, gn))
         self._build_slope_tiles(zp)
         self._flat = memoryview(z.reshape(-1))
-        self._heights_flat = z.reshape(-1)  # (read-only, as heights: for the compiled march)
         self._inv_de = 1.0 / self.d_east_m
         self._inv_dn = 1.0 / self.d_north_m
         s = self.site
         self._E, self._N = s.east_mci, s.north_mci
         self._R = s.radius_m
+        # height_field_march's grid constants; heights and slope tiles as arrays for the compiled
+        # march, as a memoryview and lists (Python floats) for the interpreted one
+        grid = (self._R, self._R + self.min_height_m, self._tile_len, 0.25 * min(self.d_east_m, self.d_north_m),
+                *self._E, *self._N, self.origin_east_m, self.origin_north_m, self._inv_de, self._inv_dn,
+                self.base_height_m, self.nx, self.ny, self._TILE, *self._ntiles)
+        self._march_grid = grid + (z.reshape(-1), np.array(self._slope_tiles, dtype=np.float64))
+        self._march_grid_interpreted = grid + (self._flat, self._slope_tiles)
 
     _TILE = 16  # cells per slope tile
 
@@ -371,7 +412,6 @@ class HeightField:
             for b in (-1, 0, 1):
                 nb = np.maximum(nb, np.roll(np.roll(tp, a, axis=0), b, axis=1))
         self._slope_tiles = nb.tolist()
-        self._slope_tile_array = np.ascontiguousarray(nb, dtype=np.float64)  # the same, for the compiled march
         self._ntiles = (nb.shape[0], nb.shape[1])
         self._tile_len = T * min(self.d_east_m, self.d_north_m)
 
@@ -460,44 +500,12 @@ class HeightField:
         t0 = _sphere_hit(ox, oy, oz, dx, dy, dz, top)
         if t0 is None or t0 > max_range_m:
             return None
-        # the ray cannot hit after it passes the bottom sphere or leaves the top sphere
-        t_end = max_range_m
-        tb = _sphere_hit(ox, oy, oz, dx, dy, dz, R + self.min_height_m)
-        if tb is not None and tb < t_end:
-            t_end = tb
         p0 = (ox + t0 * dx, oy + t0 * dy, oz + t0 * dz)
-        tx = _sphere_exit(p0[0], p0[1], p0[2], dx, dy, dz, top) + t0
-        if tx < t_end:
-            t_end = tx
-        # Direction-dependent Lipschitz bound of g(t) = altitude - terrain
-        # height along the ray: |d alt/dt| <= cos(theta) and the horizontal
-        # rate <= sin(theta) (theta: angle to the local vertical at entry),
-        # each loosened by `marg` for the turn of the local vertical over the
-        # ray (<= span / R). The slope bound S holds within one tile of the
-        # current point, so a step may not move further than that sideways.
+        # (x ** 2 is CPython's pow(), which compiled code would not reproduce bit for bit)
         rr = math.sqrt(p0[0] ** 2 + p0[1] ** 2 + p0[2] ** 2)
-        cth = abs(p0[0] * dx + p0[1] * dy + p0[2] * dz) / rr
-        sth = math.sqrt(max(0.0, 1.0 - cth * cth))
-        span = min(t_end - t0, 4.0 * R)
-        marg = min(1.0, span / R + 1e-6)
-        cv = min(1.0, cth + marg)
-        sh = min(1.0, sth + marg)
-        max_step = self._tile_len / sh
-        # Near the surface, safe steps shrink geometrically; below min_step
-        # (a quarter cell along the ray) march at min_step and bracket the
-        # crossing instead: only grazing rays can step over a feature thinner
-        # than that.
-        min_step = 0.25 * min(self.d_east_m, self.d_north_m)
         march, compiled = load_march_kernel()
-        E, N = self._E, self._N
-        args = (ox, oy, oz, dx, dy, dz, t0, t_end, max_range_m, tol_m, cv, sh, max_step, min_step, R,
-                E[0], E[1], E[2], N[0], N[1], N[2], self.origin_east_m, self.origin_north_m,
-                self._inv_de, self._inv_dn, self.nx, self.ny, self.base_height_m, self._TILE,
-                self._ntiles[0], self._ntiles[1])
-        if compiled:
-            t, it = march(*args, self._heights_flat, self._slope_tile_array)
-        else:
-            t, it = march(*args, self._flat, self._slope_tiles)
+        t, it = march(ox, oy, oz, dx, dy, dz, max_range_m, tol_m, t0, top, rr,
+                      *(self._march_grid if compiled else self._march_grid_interpreted))
         if it == _MARCH_NOT_FINITE:
             raise ValueError(f"ray cast: a point of the ray is not finite (origin {tuple(origin_mci)!r}, "
                              f"direction {tuple(dir_mci)!r}, m)")
