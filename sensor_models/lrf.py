@@ -52,6 +52,7 @@ from sensor_models._config import config_from_dict
 
 _BLOCK = 256
 _EVENT_MARGIN_S = 1e-6  # next_event_t_s comes this much (s) before the instant it stands for
+_NEVER = -math.inf  # next_event_t_s when the next call is due at once
 
 
 class LrfReading(NamedTuple):
@@ -268,37 +269,41 @@ class LaserRangefinder:
         ``t_state_s`` (s): position ``r_mci`` (m), velocity ``v_mci`` (m/s), attitude
         ``q_mci_body``; ``deliver(t_s)`` then gives the reading. ``update`` does both from a
         PlantState; a caller holding the state as numbers calls this without building one."""
-        eps = 1e-9
         per = self.period_s
         r, v = r_mci, v_mci
-        # samples older than a few periods before this call cannot be
-        # reconstructed from the state: skip them (first call at t >> 0)
-        k_last = int(math.floor((t_s + eps) / per))
-        k_first = max(self._k_next, k_last - 8)
-        for k in range(k_first, k_last + 1):
+        k_last = int(math.floor((t_s + 1e-9) / per))
+        k = self._k_next
+        if k < k_last - 8:
+            # samples older than a few periods before this call cannot be
+            # reconstructed from the state: skip them (first call at t >> 0)
+            k = k_last - 8
+        append, sample = self._buf.append, self._sample
+        while k <= k_last:
             t_k = k * per
             back = t_state_s - t_k
-            if abs(back) > 1e-12:
+            if back > 1e-12 or back < -1e-12:  # |back| > 1e-12
                 rk = (r[0] - v[0] * back, r[1] - v[1] * back, r[2] - v[2] * back)
             else:
                 rk = r
-            self._buf.append(self._sample(t_k, rk, v, q_mci_body, terrain))
+            append(sample(t_k, rk, v, q_mci_body, terrain))
+            k += 1
         self._k_next = k_last + 1
         self.next_sample_t_s = self._k_next * per
 
     def deliver(self, t_s: float) -> LrfReading:
         """The reading delivered at ``t_s``: the newest sample at least ``latency_s`` old (samples
         are taken by ``update``; between sample instants this alone is enough)."""
-        eps = 1e-9
         lat = self._latency_s
         buf = self._buf
-        newest = None
-        while buf and buf[0].sample_t_s + lat <= t_s + eps:
-            newest = buf.popleft()
-        if newest is not None:
-            self._delivered = newest
-            self.next_event_t_s = -math.inf  # the next call delivers it again, no longer new
-            return newest
+        if buf:
+            due_t_s = t_s + 1e-9
+            newest = None
+            while buf and buf[0].sample_t_s + lat <= due_t_s:
+                newest = buf.popleft()
+            if newest is not None:
+                self._delivered = newest
+                self.next_event_t_s = _NEVER  # the next call delivers it again, no longer new
+                return newest
         d = self._delivered
         if d.new:
             d = _new_reading(LrfReading, (d[0], d[1], d[2], False))   # d._replace(new=False)
