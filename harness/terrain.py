@@ -101,8 +101,9 @@ def height_field_march(ox, oy, oz, dx, dy, dz, max_range_m, tol_m, t0, top, rr,
     radial projection) and the slope bound there (``local_slope``) are written out, the same
     operations in the same order as those methods (the same bits). Plain arithmetic that numba
     compiles as it stands (``load_march_kernel``; heights ``z`` indexed flat, slope tiles
-    ``tiles[i][j]``): compiled, a point costs no Python float operations. Compiled, a point that is
-    not finite (where CPython's int() raises) returns (NaN, _MARCH_NOT_FINITE)."""
+    ``tiles[i][j]``): compiled, a point costs no Python float operations. A point of the ray that
+    is not finite (where CPython's int() would raise, and compiled code would go on with garbage)
+    ends it with (NaN, _MARCH_NOT_FINITE)."""
     # the ray cannot hit after it passes the bottom sphere or leaves the top sphere
     t_end = max_range_m
     tb = _sphere_hit(ox, oy, oz, dx, dy, dz, bottom)
@@ -126,8 +127,8 @@ def height_field_march(ox, oy, oz, dx, dy, dz, max_range_m, tol_m, t0, top, rr,
     sh = min(1.0, sth + marg)
     max_step = tile_len / sh
     # Near the surface, safe steps shrink geometrically; below min_step
-    # (a quarter cell along the ray) march at min_step and bracket the
-    # crossing instead: only grazing rays can step over a feature thinner
+    # (a quarter cell along the ray) the march goes on at min_step and brackets
+    # the crossing instead: only grazing rays can step over a feature thinner
     # than that.
     nx1 = nx - 1
     ny1 = ny - 1
@@ -379,8 +380,9 @@ class HeightField:
         s = self.site
         self._E, self._N = s.east_mci, s.north_mci
         self._R = s.radius_m
-        # height_field_march's grid constants; heights and slope tiles as arrays for the compiled
-        # march, as a memoryview and lists (Python floats) for the interpreted one
+        # height_field_march's grid constants (min_step: a quarter cell); heights and slope tiles as
+        # arrays for the compiled march, as a memoryview and lists (Python floats) for the
+        # interpreted one
         grid = (self._R, self._R + self.min_height_m, self._tile_len, 0.25 * min(self.d_east_m, self.d_north_m),
                 *self._E, *self._N, self.origin_east_m, self.origin_north_m, self._inv_de, self._inv_dn,
                 self.base_height_m, self.nx, self.ny, self._TILE, *self._ntiles)
