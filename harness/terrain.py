@@ -82,6 +82,205 @@ def _unit(d):
     return d[0] / n, d[1] / n, d[2] / n
 
 
+_MARCH_NOT_FINITE = -2  # height_field_march's iterations when a point of the ray is not finite
+
+
+def height_field_march(ox, oy, oz, dx, dy, dz, max_range_m, tol_m, t0, top, rr,
+                       R, bottom, tile_len, min_step, e0, e1, e2, n0, n1, n2, oe, on, inv_de, inv_dn, base,
+                       nx, ny, T, nty, ntx, z, tiles):
+    """``HeightField.ray_cast`` from where the ray (from (ox, oy, oz), direction (dx, dy, dz) unit,
+    MCI, m) enters the top sphere (radius ``top``) at t0 (m), ``rr`` the radius of that point
+    (m): the march to the end of its span and the refinement of the crossing. The grid's
+    constants (``HeightField._march_grid``): R the reference radius, ``bottom`` the radius of
+    the lowest terrain, ``tile_len`` and ``min_step`` (m), the site's east and north axes, the
+    grid's origin (m), inverse spacings (1/m), base height (m), size, slope tiles' size and count.
+    Returns (t, iterations): t the distance (m) to the terrain, -1.0 for none; iterations the
+    march steps for ``last_iterations`` (-1: leave it as it was).
+
+    The clearance over the terrain at a point of the ray (``height_at``: ``height_en`` on the
+    radial projection) and the slope bound there (``local_slope``) are written out, the same
+    operations in the same order as those methods (the same bits). Plain arithmetic that numba
+    compiles as it stands (``load_march_kernel``; heights ``z`` indexed flat, slope tiles
+    ``tiles[i][j]``): compiled, a point costs no Python float operations. A point of the ray that
+    is not finite (where CPython's int() would raise, and compiled code would go on with garbage)
+    ends it with (NaN, _MARCH_NOT_FINITE)."""
+    # the ray cannot hit after it passes the bottom sphere or leaves the top sphere
+    t_end = max_range_m
+    tb = _sphere_hit(ox, oy, oz, dx, dy, dz, bottom)
+    if tb is not None and tb < t_end:
+        t_end = tb
+    p00, p01, p02 = ox + t0 * dx, oy + t0 * dy, oz + t0 * dz
+    tx = _sphere_exit(p00, p01, p02, dx, dy, dz, top) + t0
+    if tx < t_end:
+        t_end = tx
+    # Direction-dependent Lipschitz bound of g(t) = altitude - terrain
+    # height along the ray: |d alt/dt| <= cos(theta) and the horizontal
+    # rate <= sin(theta) (theta: angle to the local vertical at entry),
+    # each loosened by `marg` for the turn of the local vertical over the
+    # ray (<= span / R). The slope bound S holds within one tile of the
+    # current point, so a step may not move further than that sideways.
+    cth = abs(p00 * dx + p01 * dy + p02 * dz) / rr
+    sth = math.sqrt(max(0.0, 1.0 - cth * cth))
+    span = min(t_end - t0, 4.0 * R)
+    marg = min(1.0, span / R + 1e-6)
+    cv = min(1.0, cth + marg)
+    sh = min(1.0, sth + marg)
+    max_step = tile_len / sh
+    # Near the surface, safe steps shrink geometrically; below min_step
+    # (a quarter cell along the ray) the march goes on at min_step and brackets
+    # the crossing instead: only grazing rays can step over a feature thinner
+    # than that.
+    nx1 = nx - 1
+    ny1 = ny - 1
+    entry = True
+    at_end = False   # tn is the end of the ray's span (t_end)
+    it = 0           # steps taken
+    t = g = S = gn = 0.0
+    tn = t0
+    while True:
+        # clearance gn (m) over the terrain and slope bound Sn around the point at tn
+        px, py, pz = ox + tn * dx, oy + tn * dy, oz + tn * dz
+        rn = math.sqrt(px * px + py * py + pz * pz)
+        k = R / rn
+        fx = ((e0 * px + e1 * py + e2 * pz) * k - oe) * inv_de
+        fy = ((n0 * px + n1 * py + n2 * pz) * k - on) * inv_dn
+        if not (abs(fx) < math.inf and abs(fy) < math.inf):
+            return math.nan, _MARCH_NOT_FINITE
+        if fx < 0.0 or fy < 0.0 or fx > nx1 or fy > ny1:
+            h = base
+        else:
+            j = int(fx)
+            i = int(fy)
+            if j >= nx1:
+                j = nx1 - 1
+            if i >= ny1:
+                i = ny1 - 1
+            ax = fx - j
+            ay = fy - i
+            c = i * nx + j
+            z00 = z[c]
+            z01 = z[c + 1]
+            z10 = z[c + nx]
+            z11 = z[c + nx + 1]
+            h = (z00 + ax * (z01 - z00)) + ay * ((z10 + ax * (z11 - z10)) - (z00 + ax * (z01 - z00)))
+        gn = rn - R - h
+        ti = (int(math.floor(fy)) + 1) // T + 2
+        tj = (int(math.floor(fx)) + 1) // T + 2
+        Sn = tiles[ti][tj] if 0 <= ti < nty and 0 <= tj < ntx else 0.0
+        if entry:
+            if gn <= 0.0:
+                return (t0 if t0 <= max_range_m else -1.0), -1
+            entry = False
+            t, g, S = tn, gn, Sn
+        else:
+            if at_end:   # the last look, at the end point
+                if gn >= tol_m:
+                    return -1.0, 0
+                if gn > 0.0:   # the bottom sphere itself is the surface here
+                    return (tn if tn <= max_range_m else -1.0), 0
+            if gn <= 0.0:
+                break   # t (g > 0) and tn (gn <= 0) bracket the crossing
+            t, g, S = tn, gn, Sn
+            it += 1
+            if it == 1000000:
+                return -1.0, 0
+        if g < tol_m:
+            return (t if t <= max_range_m else -1.0), it
+        step = g / (cv + S * sh)
+        if step > max_step:
+            step = max_step
+        if step < min_step:
+            step = min_step
+        tn = t + step
+        at_end = tn > t_end
+        if at_end:
+            if t_end <= t:
+                return -1.0, 0
+            tn = t_end
+
+    # Illinois regula falsi on the clearance, from ta (ga > 0) and tb (gb <= 0)
+    ta, ga, tb, gb = t, g, tn, gn
+    side = 0
+    for _ in range(200):
+        if tb - ta < tol_m * 1e-3:
+            break
+        tc = (ta * gb - tb * ga) / (gb - ga)
+        if not (ta < tc < tb):
+            tc = 0.5 * (ta + tb)
+        # the clearance at tc (as in the march above)
+        px, py, pz = ox + tc * dx, oy + tc * dy, oz + tc * dz
+        rn = math.sqrt(px * px + py * py + pz * pz)
+        k = R / rn
+        fx = ((e0 * px + e1 * py + e2 * pz) * k - oe) * inv_de
+        fy = ((n0 * px + n1 * py + n2 * pz) * k - on) * inv_dn
+        if not (abs(fx) < math.inf and abs(fy) < math.inf):
+            return math.nan, _MARCH_NOT_FINITE
+        if fx < 0.0 or fy < 0.0 or fx > nx1 or fy > ny1:
+            h = base
+        else:
+            j = int(fx)
+            i = int(fy)
+            if j >= nx1:
+                j = nx1 - 1
+            if i >= ny1:
+                i = ny1 - 1
+            ax = fx - j
+            ay = fy - i
+            c = i * nx + j
+            z00 = z[c]
+            z01 = z[c + 1]
+            z10 = z[c + nx]
+            z11 = z[c + nx + 1]
+            h = (z00 + ax * (z01 - z00)) + ay * ((z10 + ax * (z11 - z10)) - (z00 + ax * (z01 - z00)))
+        gc = rn - R - h
+        if abs(gc) < tol_m:
+            ta = tb = tc
+            break
+        if gc > 0.0:
+            ta, ga = tc, gc
+            if side == 1:
+                gb *= 0.5
+            side = 1
+        else:
+            tb, gb = tc, gc
+            if side == -1:
+                ga *= 0.5
+            side = -1
+    t = 0.5 * (ta + tb)
+    return (t if t <= max_range_m else -1.0), 0
+
+
+_MARCH = None
+
+
+def load_march_kernel():
+    """``(kernel, compiled)``: height_field_march compiled by numba (once per process; the machine
+    code is cached next to this file), or the plain-Python function when numba is not installed or
+    ``NUMBA_DISABLE_JIT=1``. No fastmath: IEEE arithmetic in the written order, as CPython does it
+    (the same bits; tests/test_terrain.py)."""
+    global _MARCH
+    if _MARCH is None:
+        try:
+            import numba
+        except ImportError:
+            numba = None
+        if numba is None or numba.config.DISABLE_JIT:
+            _MARCH = (height_field_march, False)
+        else:
+            from numba.extending import register_jitable
+
+            register_jitable(_sphere_hit)  # compiled into the kernel; stay Python functions
+            register_jitable(_sphere_exit)
+            f8, i8 = numba.float64, numba.int64
+            heights = numba.types.Array(f8, 1, "C", readonly=True)
+            sig = numba.types.Tuple((f8, i8))(*(f8,) * 26, *(i8,) * 5, heights, f8[:, ::1])
+            try:
+                _MARCH = (numba.njit([sig], cache=True, nogil=True)(height_field_march), True)
+            except RuntimeError:  # nowhere writable to cache: compile for this process only
+                _MARCH = (numba.njit([sig], nogil=True)(height_field_march), True)
+    return _MARCH
+
+
 # ---------------------------------------------------------------- flat
 class FlatTerrain:
     """The reference sphere raised by a constant ``height_m``. Exact ray cast."""
@@ -100,9 +299,25 @@ class FlatTerrain:
         return math.sqrt(x * x + y * y + z * z) - self._radius
 
     def ray_cast(self, origin_mci, dir_mci, max_range_m: float) -> Optional[float]:
-        dx, dy, dz = _unit(dir_mci)
-        t = _sphere_hit(origin_mci[0], origin_mci[1], origin_mci[2], dx, dy, dz, self._radius)
-        if t is None or t > max_range_m:
+        # _unit and _sphere_hit written out (the same operations in the same order: the same
+        # bits; the LRF casts once per sample, and the two calls cost a third of the cast)
+        d0, d1, d2 = dir_mci
+        n = math.sqrt(d0 * d0 + d1 * d1 + d2 * d2)
+        dx, dy, dz = d0 / n, d1 / n, d2 / n
+        ox, oy, oz = origin_mci
+        radius = self._radius
+        r0 = math.sqrt(ox * ox + oy * oy + oz * oz)
+        b = ox * dx + oy * dy + oz * dz
+        c = (r0 - radius) * (r0 + radius)
+        if c <= 0.0:
+            return None if 0.0 > max_range_m else 0.0  # the origin is at or below the surface
+        if b >= 0.0:
+            return None  # moving away from the centre, outside: no hit
+        disc = b * b - c
+        if disc < 0.0:
+            return None
+        t = c / (-b + math.sqrt(disc))
+        if t > max_range_m:
             return None
         return t
 
@@ -165,6 +380,14 @@ class HeightField:
         s = self.site
         self._E, self._N = s.east_mci, s.north_mci
         self._R = s.radius_m
+        # height_field_march's grid constants (min_step: a quarter cell); heights and slope tiles as
+        # arrays for the compiled march, as a memoryview and lists (Python floats) for the
+        # interpreted one
+        grid = (self._R, self._R + self.min_height_m, self._tile_len, 0.25 * min(self.d_east_m, self.d_north_m),
+                *self._E, *self._N, self.origin_east_m, self.origin_north_m, self._inv_de, self._inv_dn,
+                self.base_height_m, self.nx, self.ny, self._TILE, *self._ntiles)
+        self._march_grid = grid + (z.reshape(-1), np.array(self._slope_tiles, dtype=np.float64))
+        self._march_grid_interpreted = grid + (self._flat, self._slope_tiles)
 
     _TILE = 16  # cells per slope tile
 
@@ -269,7 +492,8 @@ class HeightField:
         (per 16 x 16-cell tile and its neighbours; such a step never passes
         through terrain), but at least a quarter grid cell; the first sample
         below the surface brackets the crossing, which Illinois regula falsi
-        refines to ``tol_m``.
+        refines to ``tol_m``. The march and the refinement: ``height_field_march``
+        (compiled by numba when it is there).
         """
         ox, oy, oz = origin_mci
         dx, dy, dz = _unit(dir_mci)
@@ -278,112 +502,18 @@ class HeightField:
         t0 = _sphere_hit(ox, oy, oz, dx, dy, dz, top)
         if t0 is None or t0 > max_range_m:
             return None
-        # the ray cannot hit after it passes the bottom sphere or leaves the top sphere
-        t_end = max_range_m
-        tb = _sphere_hit(ox, oy, oz, dx, dy, dz, R + self.min_height_m)
-        if tb is not None and tb < t_end:
-            t_end = tb
         p0 = (ox + t0 * dx, oy + t0 * dy, oz + t0 * dz)
-        tx = _sphere_exit(p0[0], p0[1], p0[2], dx, dy, dz, top) + t0
-        if tx < t_end:
-            t_end = tx
-
-        height_at = self.height_at
-
-        def clearance(t):
-            px, py, pz = ox + t * dx, oy + t * dy, oz + t * dz
-            return math.sqrt(px * px + py * py + pz * pz) - R - height_at((px, py, pz))
-
-        E, N = self._E, self._N
-        height_en = self.height_en
-        local_slope = self.local_slope
-
-        def probe(t):
-            """(clearance, local slope bound) at distance t along the ray."""
-            px, py, pz = ox + t * dx, oy + t * dy, oz + t * dz
-            rn = math.sqrt(px * px + py * py + pz * pz)
-            k = R / rn
-            e = (E[0] * px + E[1] * py + E[2] * pz) * k
-            n = (N[0] * px + N[1] * py + N[2] * pz) * k
-            return rn - R - height_en(e, n), local_slope(e, n)
-
-        g, S = probe(t0)
-        if g <= 0.0:
-            return t0 if t0 <= max_range_m else None
-        # Direction-dependent Lipschitz bound of g(t) = altitude - terrain
-        # height along the ray: |d alt/dt| <= cos(theta) and the horizontal
-        # rate <= sin(theta) (theta: angle to the local vertical at entry),
-        # each loosened by `marg` for the turn of the local vertical over the
-        # ray (<= span / R). The slope bound S holds within one tile of the
-        # current point, so a step may not move further than that sideways.
+        # (x ** 2 is CPython's pow(), which compiled code would not reproduce bit for bit)
         rr = math.sqrt(p0[0] ** 2 + p0[1] ** 2 + p0[2] ** 2)
-        cth = abs(p0[0] * dx + p0[1] * dy + p0[2] * dz) / rr
-        sth = math.sqrt(max(0.0, 1.0 - cth * cth))
-        span = min(t_end - t0, 4.0 * R)
-        marg = min(1.0, span / R + 1e-6)
-        cv = min(1.0, cth + marg)
-        sh = min(1.0, sth + marg)
-        max_step = self._tile_len / sh
-        # Near the surface, safe steps shrink geometrically; below min_step
-        # (a quarter cell along the ray) march at min_step and bracket the
-        # crossing instead: only grazing rays can step over a feature thinner
-        # than that.
-        min_step = 0.25 * min(self.d_east_m, self.d_north_m)
-        t = t0
-        self.last_iterations = 0
-        for it in range(1000000):
-            if g < tol_m:
-                self.last_iterations = it
-                return t if t <= max_range_m else None
-            step = g / (cv + S * sh)
-            if step > max_step:
-                step = max_step
-            if step < min_step:
-                step = min_step
-            tn = t + step
-            if tn > t_end:
-                # last look at the end point
-                if t_end <= t:
-                    return None
-                tn = t_end
-                gn, Sn = probe(tn)
-                if gn >= tol_m:
-                    return None
-                if gn > 0.0:   # the bottom sphere itself is the surface here
-                    return tn if tn <= max_range_m else None
-            else:
-                gn, Sn = probe(tn)
-            if gn <= 0.0:
-                return self._refine(clearance, t, g, tn, gn, tol_m, max_range_m)
-            t, g, S = tn, gn, Sn
-        return None
-
-    @staticmethod
-    def _refine(clearance, ta, ga, tb, gb, tol_m, max_range_m):
-        # ga > 0 >= gb: Illinois regula falsi
-        side = 0
-        for _ in range(200):
-            if tb - ta < tol_m * 1e-3:
-                break
-            tc = (ta * gb - tb * ga) / (gb - ga)
-            if not (ta < tc < tb):
-                tc = 0.5 * (ta + tb)
-            gc = clearance(tc)
-            if abs(gc) < tol_m:
-                ta = tb = tc
-                break
-            if gc > 0.0:
-                ta, ga = tc, gc
-                if side == 1:
-                    gb *= 0.5
-                side = 1
-            else:
-                tb, gb = tc, gc
-                if side == -1:
-                    ga *= 0.5
-                side = -1
-        t = 0.5 * (ta + tb)
-        return t if t <= max_range_m else None
+        march, compiled = load_march_kernel()
+        t, it = march(ox, oy, oz, dx, dy, dz, max_range_m, tol_m, t0, top, rr,
+                      *(self._march_grid if compiled else self._march_grid_interpreted))
+        if it == _MARCH_NOT_FINITE:
+            raise ValueError(f"ray cast: a point of the ray is not finite (origin {tuple(origin_mci)!r}, "
+                             f"direction {tuple(dir_mci)!r}, m)")
+        if it >= 0:
+            self.last_iterations = it
+        return None if t < 0.0 else t
 
     # --------------------------------------------------------- file I/O
     def save(self, path) -> None:

@@ -52,6 +52,7 @@ from sensor_models._config import config_from_dict
 
 _BLOCK = 256
 _EVENT_MARGIN_S = 1e-6  # next_event_t_s comes this much (s) before the instant it stands for
+_NEVER = -math.inf  # next_event_t_s when the next call is due at once
 
 
 class LrfReading(NamedTuple):
@@ -133,7 +134,7 @@ class LaserRangefinder:
 
     def __init__(self, config: LrfConfig, rng: np.random.Generator,
                  boresight_body=(0.0, 0.0, -1.0), position_body=(0.0, 0.0, 0.0)):
-        self.config = config
+        self._config = config
         self.rng = rng
         b = config.boresight_body if config.boresight_body is not None else boresight_body
         n = math.sqrt(sum(x * x for x in b))
@@ -152,12 +153,26 @@ class LaserRangefinder:
         self._latency_s = config.latency_s
         self._degrades = config.degrade_speed_mps != math.inf  # the range can shrink with speed
         self._noise_var = config.noise_sigma_m ** 2  # constant part of the noise variance, m^2
+        # the configuration's values a sample reads, as attributes of its own (the config is frozen
+        # and ``config`` read-only, so they cannot go stale)
+        self._min_range_m, self._max_range_m = config.min_range_m, config.max_range_m
+        self._noise_frac = config.noise_frac
+        self._dropout_prob = config.dropout_prob
+        self._outlier_prob, self._outlier_sigma_m = config.outlier_prob, config.outlier_sigma_m
+        self._acquire_range_m = config.acquire_range_m
+        self._acquire_altitude_m = config.acquire_altitude_m
+        self._acquire_time_s = config.acquire_time_s
         self._buf: deque = deque()  # pending samples, oldest first
         self._delivered: LrfReading = NO_READING
         self._normals: list = []
         self._uniforms: list = []
         self.samples_taken = 0
         self.last_true_range_m: Optional[float] = None
+
+    @property
+    def config(self) -> LrfConfig:
+        """The configuration the LRF was built with (read-only: its values are kept as set up)."""
+        return self._config
 
     # random numbers, drawn in blocks (bit-reproducible for a given call sequence)
     def _draws(self) -> None:
@@ -172,16 +187,17 @@ class LaserRangefinder:
         # quat_rotate(q, v) = v + w t + q_vec x t with t = 2 (q_vec x v), written out for the
         # mounting offset and the boresight (same operations in the same order: same bits)
         w, x, y, z = q_mci_body
+        r0, r1, r2 = r_mci
         if self._offset:
             vx, vy, vz = self.position_body
             tx = 2.0 * (y * vz - z * vy)
             ty = 2.0 * (z * vx - x * vz)
             tz = 2.0 * (x * vy - y * vx)
-            origin = (r_mci[0] + (vx + w * tx + (y * tz - z * ty)),
-                      r_mci[1] + (vy + w * ty + (z * tx - x * tz)),
-                      r_mci[2] + (vz + w * tz + (x * ty - y * tx)))
+            origin = (r0 + (vx + w * tx + (y * tz - z * ty)),
+                      r1 + (vy + w * ty + (z * tx - x * tz)),
+                      r2 + (vz + w * tz + (x * ty - y * tx)))
         else:
-            origin = (r_mci[0] + 0.0, r_mci[1] + 0.0, r_mci[2] + 0.0)
+            origin = (r0 + 0.0, r1 + 0.0, r2 + 0.0)
         vx, vy, vz = self.boresight_body
         tx = 2.0 * (y * vz - z * vy)
         ty = 2.0 * (z * vx - x * vz)
@@ -190,14 +206,15 @@ class LaserRangefinder:
         return terrain.ray_cast(origin, d, max_range_m)
 
     def _sample(self, t_k: float, r_mci, v_mci, q, terrain) -> LrfReading:
-        cfg = self.config
         normals = self._normals
         if not normals:
             self._draws()   # a new block
-        (n1, n2), (u1, u2) = normals.pop(), self._uniforms.pop()
+        n1, n2 = normals.pop()
+        u1, u2 = self._uniforms.pop()
         self.samples_taken += 1
-        rmax = cfg.max_range_m
+        rmax = self._max_range_m
         if self._degrades:  # (else speed > degrade_speed_mps never holds: no need to know it)
+            cfg = self._config
             vx, vy, vz = v_mci
             omega = getattr(terrain, "omega", 0.0)
             if omega:
@@ -214,24 +231,24 @@ class LaserRangefinder:
             return _new_reading(LrfReading, (0.0, False, t_k, True))
         if not self.acquired:
             ok = True
-            if cfg.acquire_range_m is not None:
-                ok = rng_true is not None and rng_true <= cfg.acquire_range_m
-            if ok and cfg.acquire_altitude_m is not None:
+            if self._acquire_range_m is not None:
+                ok = rng_true is not None and rng_true <= self._acquire_range_m
+            if ok and self._acquire_altitude_m is not None:
                 x, y, z = r_mci
                 alt = math.sqrt(x * x + y * y + z * z) - terrain.site.radius_m - terrain.height_at(r_mci)
-                ok = alt <= cfg.acquire_altitude_m
-            if ok and cfg.acquire_time_s is not None:
-                ok = t_k >= cfg.acquire_time_s - 1e-9
+                ok = alt <= self._acquire_altitude_m
+            if ok and self._acquire_time_s is not None:
+                ok = t_k >= self._acquire_time_s - 1e-9
             if not ok:
                 return _new_reading(LrfReading, (0.0, False, t_k, True))
             self.acquired = True
-        if rng_true is None or rng_true > rmax or rng_true < cfg.min_range_m:
+        if rng_true is None or rng_true > rmax or rng_true < self._min_range_m:
             return _new_reading(LrfReading, (0.0, False, t_k, True))
-        if u1 < cfg.dropout_prob:
+        if u1 < self._dropout_prob:
             return _new_reading(LrfReading, (0.0, False, t_k, True))
-        meas = rng_true + math.sqrt(self._noise_var + (cfg.noise_frac * rng_true) ** 2) * n1
-        if u2 < cfg.outlier_prob:
-            meas += cfg.outlier_sigma_m * n2
+        meas = rng_true + math.sqrt(self._noise_var + (self._noise_frac * rng_true) ** 2) * n1
+        if u2 < self._outlier_prob:
+            meas += self._outlier_sigma_m * n2
         if meas < 0.0:
             meas = 0.0
         return _new_reading(LrfReading, (meas, True, t_k, True))
@@ -252,37 +269,41 @@ class LaserRangefinder:
         ``t_state_s`` (s): position ``r_mci`` (m), velocity ``v_mci`` (m/s), attitude
         ``q_mci_body``; ``deliver(t_s)`` then gives the reading. ``update`` does both from a
         PlantState; a caller holding the state as numbers calls this without building one."""
-        eps = 1e-9
         per = self.period_s
         r, v = r_mci, v_mci
-        # samples older than a few periods before this call cannot be
-        # reconstructed from the state: skip them (first call at t >> 0)
-        k_last = int(math.floor((t_s + eps) / per))
-        k_first = max(self._k_next, k_last - 8)
-        for k in range(k_first, k_last + 1):
+        k_last = int(math.floor((t_s + 1e-9) / per))
+        k = self._k_next
+        if k < k_last - 8:
+            # samples older than a few periods before this call cannot be
+            # reconstructed from the state: skip them (first call at t >> 0)
+            k = k_last - 8
+        append, sample = self._buf.append, self._sample
+        while k <= k_last:
             t_k = k * per
             back = t_state_s - t_k
-            if abs(back) > 1e-12:
+            if back > 1e-12 or back < -1e-12:  # |back| > 1e-12
                 rk = (r[0] - v[0] * back, r[1] - v[1] * back, r[2] - v[2] * back)
             else:
                 rk = r
-            self._buf.append(self._sample(t_k, rk, v, q_mci_body, terrain))
+            append(sample(t_k, rk, v, q_mci_body, terrain))
+            k += 1
         self._k_next = k_last + 1
         self.next_sample_t_s = self._k_next * per
 
     def deliver(self, t_s: float) -> LrfReading:
         """The reading delivered at ``t_s``: the newest sample at least ``latency_s`` old (samples
         are taken by ``update``; between sample instants this alone is enough)."""
-        eps = 1e-9
         lat = self._latency_s
         buf = self._buf
-        newest = None
-        while buf and buf[0].sample_t_s + lat <= t_s + eps:
-            newest = buf.popleft()
-        if newest is not None:
-            self._delivered = newest
-            self.next_event_t_s = -math.inf  # the next call delivers it again, no longer new
-            return newest
+        if buf:
+            due_t_s = t_s + 1e-9
+            newest = None
+            while buf and buf[0].sample_t_s + lat <= due_t_s:
+                newest = buf.popleft()
+            if newest is not None:
+                self._delivered = newest
+                self.next_event_t_s = _NEVER  # the next call delivers it again, no longer new
+                return newest
         d = self._delivered
         if d.new:
             d = _new_reading(LrfReading, (d[0], d[1], d[2], False))   # d._replace(new=False)

@@ -307,3 +307,13 @@ def test_take_samples_is_update_without_a_plant_state():
         assert b.deliver(s.t_s) == r
         p.step(off, 0.02)
     assert a.samples_taken == b.samples_taken == 12
+
+
+def test_config_cannot_be_swapped_after_construction():
+    """A sample reads the configuration's values as the LRF kept them when built: the config
+    cannot be replaced afterwards (it would be half applied)."""
+    sensor = lrf(max_range_m=4000.0)
+    with pytest.raises(AttributeError):
+        sensor.config = LrfConfig(max_range_m=6000.0)
+    st = initial_state(SITE, load_lander(), 5000.0)
+    assert sensor.config.max_range_m == 4000.0 and not sensor.update(0.0, st, flat(SITE)).valid

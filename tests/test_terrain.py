@@ -228,3 +228,46 @@ def test_ray_cast_matches_brute_force_on_the_rim_step():
             assert got is None
         else:
             assert got == pytest.approx(ref, abs=0.01)
+
+
+def _casts(terrains, rays):
+    """(range bits or None, last_iterations) of every ray cast on every terrain."""
+    out = []
+    for hf in terrains:
+        hf.last_iterations = -7
+        for o, d, max_range in rays:
+            t = hf.ray_cast(o, d, max_range)
+            out.append((None if t is None else float(t).hex(), hf.last_iterations))
+    return out
+
+
+def test_compiled_march_gives_the_interpreted_bits(monkeypatch):
+    """The height-field march compiled by numba gives the very bits CPython gives running the same
+    function (no fused multiply-adds, no reordering: a run's telemetry must not depend on whether
+    numba is there), and leaves the same ``last_iterations``: rays from grazing to steep, from
+    above, inside and below the terrain's heights, near and past the maximum range."""
+    import harness.terrain as terrain_module
+
+    kernel, compiled = terrain_module.load_march_kernel()
+    if not compiled:
+        pytest.skip("numba is not installed or NUMBA_DISABLE_JIT=1: nothing compiled to compare")
+    terrains = [crater_rim_step(SITE),
+                procedural_craters(SITE, np.random.default_rng(3), extent_m=3000.0, spacing_m=10.0,
+                                   n_craters=80, min_radius_m=10.0, max_radius_m=400.0)]
+    rng = np.random.default_rng(11)
+    rays = []
+    for _ in range(300):
+        o, down = down_from(SITE, *rng.uniform(-18000, 18000, size=2), rng.choice([rng.uniform(-100, 200),
+                                                                                    rng.uniform(200, 9000)]))
+        rays.append((o, tilted(down, rng, rng.choice([0.3, 1.5, 1.58])), rng.choice([500.0, 5000.0, 40000.0])))
+    compiled_casts = _casts(terrains, rays)
+    monkeypatch.setattr(terrain_module, "_MARCH", (terrain_module.height_field_march, False))
+    assert _casts(terrains, rays) == compiled_casts
+    assert sum(c[0] is not None for c in compiled_casts) > 200  # (most rays hit)
+
+
+def test_ray_cast_from_a_point_that_is_not_finite_is_refused():
+    hf = crater_rim_step(SITE)
+    o, down = down_from(SITE, 0.0, 0.0, 1000.0)
+    with pytest.raises(ValueError, match="not finite"):
+        hf.ray_cast((math.nan, o[1], o[2]), down, 5000.0)
