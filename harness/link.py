@@ -174,11 +174,15 @@ _SENSORS = int(p.MsgType.SENSORS)
 _LOCKSTEP_RESULT = struct.Struct("<4I2x" + p.COMMAND_PACKET.format[3:-1] + "2x")
 _new_tuple = tuple.__new__
 _clock = time.perf_counter
+_encode_frame = p.encode_frame
 # the COMMAND body in the lockstep call's result (after its 4 u32s and the COMMAND header)
 _COMMAND_BODY = p.Command.LAYOUT
 _RESULT_BODY = 16 + p.HEADER.size
 _SENSORS_PACKET_LEN = p.SENSORS_PACKET.size  # what sensors_packet returns, header + body
 _READING_LEN = len(p.SENSORS_READING_FIELDS)
+# the reading's first _READING_LEN float64s as Python floats, read straight from its buffer (one
+# C call: cheaper than a numpy slice and its tolist())
+_reading_values = struct.Struct(f"={_READING_LEN}d").unpack_from
 
 def _describe(frame_type: int | None, seq: int | None, t_us: int | None, wall: float | None) -> str:
     if frame_type is None:
@@ -306,28 +310,39 @@ class FlightLink:
             self._lockstep_pause()
         seq = self._seq
         self._seq = (seq + 1) & 0xFFFF
-        data = p.encode_frame(msg, seq, t_us)
+        data = _encode_frame(msg, seq, t_us)
         try:
             self.transport.write(data)
         finally:  # the bookkeeping after the write runs while the flight code reads the frame
-            self._log.record(b">", data)
-            self._last_sent = (msg.MSG_TYPE, seq, t_us, time.perf_counter())
+            log = self._log
+            if log._fh is None:  # no byte log: what record() would do, without the call
+                log.bytes_tx += len(data)
+            else:
+                log.record(b">", data)
+            self._last_sent = (msg.MSG_TYPE, seq, t_us, _clock())
         return seq
 
     def _receive(self, timeout_s: float) -> list[p.Frame]:
         data = self.transport.read(timeout_s)
         if not data:
             return []
-        self._log.record(b"<", data)
+        log = self._log
+        if log._fh is None:  # no byte log: what record() would do, without the call
+            log.bytes_rx += len(data)
+        else:
+            log.record(b"<", data)
         frames = self._decoder.feed(data)
         if frames:
             f = frames[-1]
-            self._take_tally()  # (what lean cycles counted came before)
-            self._last_received = (f.msg_type, f.seq, f.t_us, time.perf_counter())
+            if self._lockstep is not None:
+                self._take_tally()  # (what lean cycles counted came before)
+            self._last_received = (f.msg_type, f.seq, f.t_us, _clock())
         return frames
 
-    def _frames_until(self, want, timeout_s: float, answer: bool = False) -> p.Frame | None:
-        """Pump frames into the pending list until ``want(frame)`` or the wall time-out.
+    def _frames_until(self, want, timeout_s: float, answer: bool = False, seq: int = -1) -> p.Frame | None:
+        """Pump frames into the pending list until ``want(frame)`` or the wall time-out; ``want``
+        None: the COMMAND that answers SENSORS ``seq`` (the lockstep answer, tested inline: no
+        closure per cycle).
 
         On the lockstep path (SENSORS written, COMMAND awaited: ``answer``) the clock is read once
         before the first wait and again only when a wait ends without the frame, and the wait
@@ -336,21 +351,21 @@ class FlightLink:
         pending = self._pending
         if pending:
             for i, f in enumerate(pending):
-                if want(f):
+                if (f.msg_type == _COMMAND and f.msg.sensors_seq == seq) if want is None else want(f):
                     del pending[:i + 1]
                     return f
         transport = self.transport
         synchronous = transport.synchronous
-        clock = time.perf_counter
-        deadline = clock() + timeout_s
-        wait = 0.0 if synchronous else max(0.0, min(timeout_s, 0.05))
+        deadline = _clock() + timeout_s
+        wait = 0.0 if synchronous else (0.05 if timeout_s > 0.05 else timeout_s if timeout_s > 0.0 else 0.0)
         answer = answer and self._knows_lost
         while True:
             frames = self._receive(0.0 if answer and transport.answer_lost else wait)
             if frames:
                 hit = None
                 for f in frames:
-                    if hit is None and want(f):
+                    if hit is None and ((f.msg_type == _COMMAND and f.msg.sensors_seq == seq) if want is None
+                                        else want(f)):
                         hit = f
                         continue
                     self._absorb(f) if hit is None else pending.append(f)
@@ -361,7 +376,7 @@ class FlightLink:
             if answer and transport.answer_lost:
                 self._stats.answers_known_lost += 1
                 return None
-            remaining = deadline - clock()
+            remaining = deadline - _clock()
             if remaining <= 0:
                 return None
             wait = min(remaining, 0.05)
@@ -553,8 +568,7 @@ class FlightLink:
 
     def _reading_sensors(self, lrf_range_m: float, lrf_sample_t_us: int, lrf_flags: int) -> p.Sensors:
         """The SENSORS of the bound reading and these LRF fields (see exchange_reading)."""
-        dvx, dvy, dvz, dthx, dthy, dthz, dt_s, valid, avx, avy, avz, atx, aty, atz = \
-            self._reading[:_READING_LEN].tolist()
+        dvx, dvy, dvz, dthx, dthy, dthz, dt_s, valid, avx, avy, avz, atx, aty, atz = _reading_values(self._reading)
         return _new_tuple(p.Sensors, ((dvx, dvy, dvz), (dthx, dthy, dthz), round(dt_s * 1e6), lrf_range_m,
                                       lrf_sample_t_us, lrf_flags | (p.SENSORS_IMU_VALID if valid != 0.0 else 0),
                                       (avx, avy, avz), (atx, aty, atz)))
@@ -566,21 +580,23 @@ class FlightLink:
         """
         if self.transport.synchronous and not self._pending:
             return self._exchange_in_process(sensors, t_us, None, -1)
-        t0 = time.perf_counter()
+        t0 = _clock()
         seq = self.send(sensors, t_us)
-        f = self._frames_until(lambda fr: fr.msg_type == _COMMAND and fr.msg.sensors_seq == seq,
-                               self.cycle_timeout_s, answer=True)
+        f = self._frames_until(None, self.cycle_timeout_s, True, seq)
         if f is not None:
+            stats = self._stats
             if self.keep_round_trips:
-                self._stats.round_trip_s.append(time.perf_counter() - t0)
-            self._stats.exchanges += 1
+                stats.round_trip_s.append(_clock() - t0)
+            stats.exchanges += 1
             self._missed_in_a_row = 0
             # frames that came with it (TELEMETRY is deferred in the decoder). No read for more
             # here: the flight program writes its COMMAND and TELEMETRY together, and whatever
             # comes later is read with the next cycle's answer (or by drain() at the end)
-            for g in self._pending:
-                self._absorb(g)
-            self._pending.clear()
+            pending = self._pending
+            if pending:
+                for g in pending:
+                    self._absorb(g)
+                pending.clear()
             return f.msg
         return self._missed(seq, t_us)
 

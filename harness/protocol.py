@@ -26,6 +26,29 @@ MAX_RUN = 253  # most non-zero bytes a receiver buffers before a 0x00 (a 250-byt
 DELIMITER = b"\x00"
 
 crc16 = crcmod.predefined.mkPredefinedCrcFun("crc-ccitt-false")
+_CRC_INIT = 0xFFFF  # CRC-16/CCITT-FALSE's initial value (no final XOR)
+
+
+def _crc_routine():
+    """``(routine, table)``: crcmod's C CRC routine and its table, so the hot paths call
+    ``routine(data, _CRC_INIT, table)``, the very call ``crc16`` makes, without the Python-level
+    wrapper in between (crcmod 1.7's ``crcfun(data, crc=initCrc, table=_table, fun=_fun)`` keeps
+    both as default arguments; 1.7 is crcmod's last release). Checked against ``crc16`` on
+    every byte value; with any other layout the public ``crc16`` itself (through an adapter)."""
+    try:
+        init, table, routine = crc16.__defaults__
+        probes = (b"123456789", bytes(range(256)), b"\x00" * 3)
+        if init == _CRC_INIT and all(routine(d, _CRC_INIT, table) == crc16(d) for d in probes):
+            return routine, table
+    except (TypeError, ValueError):
+        pass
+
+    def public(data, _init, _table):
+        return crc16(data)
+    return public, None
+
+
+_crc, _CRC_TABLE = _crc_routine()
 _tuple_new = tuple.__new__  # builds a NamedTuple without its Python-level __new__ (hot decode path)
 
 
@@ -317,11 +340,17 @@ def sensors_packet(msg: Sensors, seq: int, t_us: int) -> bytes:
                                 dt_us, lrf_range, lrf_t_us, flags, av0, av1, av2, at0, at1, at2)
 
 
+_pack_sensors = SENSORS_PACKET.pack
+_pack_crc = CRC.pack
+
+
 def encode_frame(msg: Message, seq: int, t_us: int) -> bytes:
     """A complete wire frame: COBS-encoded packet followed by the 0x00 delimiter."""
-    if type(msg) is Sensors:  # the lockstep hot path
-        data = sensors_packet(msg, seq, t_us)
-        return cobs_encode(data + crc16(data).to_bytes(2, "little")) + DELIMITER
+    if type(msg) is Sensors:  # the lockstep hot path: sensors_packet's pack, inline (a call less)
+        (dv0, dv1, dv2), (dth0, dth1, dth2), dt_us, lrf_range, lrf_t_us, flags, (av0, av1, av2), (at0, at1, at2) = msg
+        data = _pack_sensors(PROTOCOL_VERSION, _SENSORS, seq & 0xFFFF, t_us, dv0, dv1, dv2, dth0, dth1, dth2,
+                             dt_us, lrf_range, lrf_t_us, flags, av0, av1, av2, at0, at1, at2)
+        return cobs_encode(data + _pack_crc(_crc(data, _CRC_INIT, _CRC_TABLE))) + DELIMITER
     return cobs_encode(encode_packet(msg, seq, t_us)) + DELIMITER
 
 
@@ -331,6 +360,9 @@ _WITHOUT_CRC = operator.itemgetter(slice(None, -2))
 
 _COMMAND = int(MsgType.COMMAND)
 COMMAND_PACKET = struct.Struct(HEADER.format + Command.LAYOUT.format[1:] + "H")  # header + body + CRC
+_COMMAND_PACKET_SIZE = COMMAND_PACKET.size
+_COMMAND_FRAME = _COMMAND_PACKET_SIZE + 1  # its COBS encoding, delimiter not counted (a packet under 254 bytes)
+_unpack_command = COMMAND_PACKET.unpack
 
 
 _crc_xmodem = crcmod.predefined.mkPredefinedCrcFun("xmodem")
@@ -358,12 +390,12 @@ def decode_packet(packet: bytes, raw_types: frozenset = frozenset()) -> Frame:
         # the answer the lockstep loop waits for: one unpack of the whole packet; anything
         # wrong with it falls through to the checks below, which name the fault
         ver, typ, seq, t_us, thr, tx, ty, tz, sensors_seq, mode, flags, crc_rx = COMMAND_PACKET.unpack(packet)
-        if ver == PROTOCOL_VERSION and crc_rx == crc16(packet[:-2]):
+        if ver == PROTOCOL_VERSION and crc_rx == _crc(packet[:-2], _CRC_INIT, _CRC_TABLE):
             return _tuple_new(Frame, (typ, seq, t_us, _tuple_new(Command, (thr, (tx, ty, tz), sensors_seq, mode, flags))))
     if n < _MIN_PACKET:
         raise FramingError(f"truncated packet: {n} bytes, need at least {_MIN_PACKET}")
     crc_rx = packet[-2] | (packet[-1] << 8)
-    crc_calc = crc16(packet[:-2])
+    crc_calc = _crc(packet[:-2], _CRC_INIT, _CRC_TABLE)
     if crc_rx != crc_calc:
         raise CrcError(f"CRC mismatch: frame says 0x{crc_rx:04x}, computed 0x{crc_calc:04x}"
                        + _crc_hint(packet[:-2], crc_rx, crc_calc))
@@ -473,19 +505,57 @@ class FrameDecoder:
         if type(exc) is VersionError:
             self.foreign_version = (exc.version, exc.msg_type)
 
-    def _take(self, chunk: bytes, frames: list[Frame]) -> None:
-        """Decode one delimited chunk into ``frames`` (or defer it), or count and describe why not."""
+    def _take(self, chunks) -> list[Frame]:
+        """Decode delimited chunks (no 0x00 in them; empty ones are flushes and skipped), in
+        arrival order, into frames; deferred types are set aside, bad frames counted and described.
+
+        A regular COMMAND is decoded right here (one unpack of its whole packet) and a deferred
+        type is recognised by its third byte (a well-formed frame's COBS code byte is >= 3, as
+        version and type are non-zero, so ``chunk[2]`` is its type): no call per frame on the
+        lockstep path. Everything else, and a COMMAND-like frame that fails any check, goes to
+        ``_decode``, which decodes it in full and counts and names the fault."""
+        frames: list[Frame] = []
+        defer = self.defer_types
+        command = _COMMAND not in defer and _COMMAND not in self.raw_types
+        good = 0
+        try:
+            for chunk in chunks:
+                if not chunk:  # an empty frame is a flush, not an error
+                    continue
+                n = len(chunk)
+                if 2 < n <= MAX_RUN and chunk[0] >= 3:
+                    typ = chunk[2]
+                    if typ in defer:
+                        deferred = self._deferred
+                        deferred.append(chunk)
+                        if len(deferred) >= self.defer_batch:
+                            self._checked += self._check_deferred()
+                        continue
+                    if typ == _COMMAND and n == _COMMAND_FRAME and command:
+                        try:
+                            packet = cobs_decode(chunk)
+                        except cobs.DecodeError:
+                            packet = b""
+                        if len(packet) == _COMMAND_PACKET_SIZE:
+                            ver, typ, seq, t_us, thr, tx, ty, tz, sensors_seq, mode, flags, crc_rx = \
+                                _unpack_command(packet)
+                            if ver == PROTOCOL_VERSION and crc_rx == _crc(packet[:-2], _CRC_INIT, _CRC_TABLE):
+                                frames.append(_tuple_new(Frame, (typ, seq, t_us, _tuple_new(
+                                    Command, (thr, (tx, ty, tz), sensors_seq, mode, flags)))))
+                                good += 1
+                                continue
+                self._decode(chunk, frames)
+        finally:  # (counted even if something unforeseen raises half way)
+            if good:
+                self.counters.frames_ok += good
+        return frames
+
+    def _decode(self, chunk: bytes, frames: list[Frame]) -> None:
+        """Decode one delimited chunk (not of a deferred type) into ``frames``, or count and
+        describe why not."""
         n = len(chunk)
         if n > MAX_RUN:
             self._error(FramingError(f"oversize frame: {n} bytes before the delimiter"))
-            return
-        # a well-formed frame's COBS code byte is >= 3 (version and type are non-zero), so its
-        # type is readable at chunk[2] without decoding; anything else is decoded at once
-        if n > 2 and chunk[2] in self.defer_types and chunk[0] >= 3:
-            deferred = self._deferred
-            deferred.append(chunk)
-            if len(deferred) >= self.defer_batch:
-                self._checked += self._check_deferred()
             return
         try:
             frames.append(decode_frame(chunk, self.raw_types))
@@ -532,18 +602,17 @@ class FrameDecoder:
         return good
 
     def feed(self, data: bytes) -> list[Frame]:
-        frames: list[Frame] = []
+        """The frames completed by ``data`` (bytes as the transport delivered them), in order."""
         buf = self._buf
         if not buf and not self._discarding and data[-1:] == b"\x00":
-            # fast path: whole frames only (the usual case on a lockstep link)
-            for chunk in data[:-1].split(b"\x00"):
-                if chunk:  # an empty frame is a flush, not an error
-                    self._take(chunk, frames)
-            return frames
+            # whole frames only (the usual case on a lockstep link); the last piece is empty
+            return self._take(data.split(b"\x00"))
+        chunks = []  # the frames this completes, taken in order before a tail too long is reported
         start = 0
         while True:
             idx = data.find(0, start)
             if idx < 0:
+                frames = self._take(chunks) if chunks else []
                 if not self._discarding:
                     buf += data[start:]
                     if len(buf) > MAX_RUN:
@@ -561,8 +630,7 @@ class FrameDecoder:
                 buf += chunk
                 chunk = bytes(buf)
                 buf.clear()
-            if chunk:  # an empty frame is a flush, not an error
-                self._take(chunk, frames)
+            chunks.append(chunk)
 
     @property
     def pending(self) -> int:
