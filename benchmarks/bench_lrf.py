@@ -23,7 +23,6 @@ The replay's readings are checked equal, bit for bit, to those the flight's LRF 
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import pickle
 import re
