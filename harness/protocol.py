@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import operator
 import struct
+from itertools import repeat
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import NamedTuple, Union
@@ -578,7 +579,8 @@ class FrameDecoder:
 
         try:  # the usual case, all good and of one length: checked as one array
             packets = list(map(cobs_decode, chunks))
-            crcs = np.fromiter(map(crc16, map(_WITHOUT_CRC, packets)), np.uint16, len(packets))
+            crcs = np.fromiter(map(_crc, map(_WITHOUT_CRC, packets), repeat(_CRC_INIT), repeat(_CRC_TABLE)),
+                               np.uint16, len(packets))
             (size,) = set(map(len, packets))
             if size >= _MIN_PACKET:
                 rows = np.frombuffer(b"".join(packets), np.uint8).reshape(-1, size)

@@ -153,3 +153,68 @@ def test_deferred_telemetry_one_bad_crc_among_equal_lengths_is_found():
     rec = p.unpack_telemetry(dec.take_deferred())
     assert dec.counters.frames_ok == 19 and dec.counters.crc_errors == 1
     assert 11 not in list(rec["seq"]) and len(rec) == 19
+
+
+def _command_chunk(version: int = p.PROTOCOL_VERSION, crc_swap: bool = False) -> bytes:
+    """A COMMAND frame without its delimiter (39 bytes, the size the decoder's quick path takes)."""
+    pkt = p.HEADER.pack(version, p.MsgType.COMMAND, 0x0203, 40_000) + \
+        p.Command(0.75, (0.5, -0.25, 1.0), 0x0102, 3, 1).pack()
+    crc = p.crc16(pkt)
+    if crc_swap:
+        crc = ((crc & 0xFF) << 8) | (crc >> 8)
+    chunk = cobs.encode(pkt + p.CRC.pack(crc))
+    assert len(chunk) == p.COMMAND_PACKET.size + 1 and chunk[0] >= 3 and chunk[2] == p.MsgType.COMMAND
+    return chunk
+
+
+def _as_decode_frame_says(chunk: bytes, raw_types=frozenset()):
+    """(frames, counters, errors, foreign_version) that decoding ``chunk`` on its own, with
+    ``decode_frame`` and no quick path, implies for a decoder fed it."""
+    try:
+        return [p.decode_frame(chunk, raw_types)], {"frames_ok": 1}, [], None
+    except p.LinkError as exc:
+        foreign = (exc.version, exc.msg_type) if isinstance(exc, p.VersionError) else None
+        return [], {exc.kind: 1}, [(exc.kind, str(exc))], foreign
+
+
+def _check_like_decode_frame(chunk: bytes, raw_types=frozenset(), defer_types=frozenset()):
+    expect_frames, expect_counts, expect_errors, expect_foreign = _as_decode_frame_says(chunk, raw_types)
+    # a deferred TELEMETRY after it, as in the lockstep loop (set aside: nothing else to count)
+    good = p.encode_frame(_telemetry(1), 5, 20_000) if p.MsgType.TELEMETRY in defer_types else b""
+    for pieces in ([chunk + b"\x00" + good], [chunk[:7], chunk[7:] + b"\x00", good]):  # whole frames, and not
+        dec = p.FrameDecoder(raw_types=raw_types, defer_types=defer_types)
+        frames = [f for piece in pieces for f in dec.feed(piece)]
+        assert frames == expect_frames
+        counts = {k: v for k, v in dec.counters.as_dict().items() if v}
+        assert counts == expect_counts
+        assert dec.errors == expect_errors and dec.foreign_version == expect_foreign
+
+
+@pytest.mark.parametrize("case", ["good", "version 3", "crc swapped", "crc off by one", "bad COBS", "COBS short"])
+def test_command_shaped_frames_are_decoded_counted_and_named_as_decode_frame_does(case):
+    """The decoder takes a regular COMMAND (39 bytes, its type byte readable) without the full
+    decode; whatever fails a check there must come out exactly as decode_frame says."""
+    chunk = bytearray(_command_chunk(version=3 if case == "version 3" else p.PROTOCOL_VERSION,
+                                     crc_swap=case == "crc swapped"))
+    if case == "crc off by one":
+        chunk[-2] = chunk[-2] % 255 + 1
+    elif case == "bad COBS":
+        chunk[0] = 0x30   # the code byte points past the end: not COBS
+    elif case == "COBS short":
+        chunk[0] = 0x02   # decodes, but not to the packet (type byte no longer at chunk[2] for the decoder)
+    tlm = frozenset({p.MsgType.TELEMETRY})
+    _check_like_decode_frame(bytes(chunk), tlm, tlm)
+    if case == "good":  # a decoder told to keep COMMAND raw, or defer it, is obeyed on the quick path too
+        _check_like_decode_frame(bytes(chunk), frozenset({p.MsgType.COMMAND}))
+        dec = p.FrameDecoder(raw_types=frozenset({p.MsgType.COMMAND}), defer_types=frozenset({p.MsgType.COMMAND}))
+        assert dec.feed(bytes(chunk) + b"\x00") == [] and dec.take_deferred() == [cobs.decode(bytes(chunk))]
+
+
+@settings(max_examples=300, deadline=None)
+@given(edits=st.lists(st.tuples(st.integers(0, 38), st.integers(1, 255)), min_size=1, max_size=3))
+def test_any_damaged_command_is_counted_and_named_as_decode_frame_does(edits):
+    chunk = bytearray(_command_chunk())
+    for i, b in edits:
+        chunk[i] = b  # never 0x00: it stays one 39-byte chunk
+    tlm = frozenset({p.MsgType.TELEMETRY})
+    _check_like_decode_frame(bytes(chunk), tlm, tlm)
