@@ -391,8 +391,11 @@ class FlightLink:
 
     def settle(self) -> None:
         """Check the deferred TELEMETRY frames now (their errors join the decoder's counters),
-        after those the in-process lockstep call checked (they came first, see _lockstep_resume)."""
+        after those the in-process lockstep call checked (they came first, see _lockstep_resume);
+        what lean cycles counted in C joins the counters (so a LinkLog held elsewhere, the
+        runner's, has every byte once the link is closed)."""
         if self._lockstep is not None:
+            self._take_tally()
             self._keep_telemetry(self._lockstep.take_telemetry())
         self._keep_telemetry(self._decoder.take_deferred())
 

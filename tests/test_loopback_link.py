@@ -530,3 +530,26 @@ def test_a_rig_flying_many_runs_keeps_no_lockstep_context_of_finished_ones():
     tr.close()  # a live link's context is still told the transport closed
     with pytest.raises(Exception, match="write after close"):
         live.exchange(_sensors(1), 20_000)
+
+
+def test_a_log_held_outside_the_link_has_every_byte_once_it_is_closed():
+    """The runner keeps its own reference to the LinkLog and reads its byte counts after
+    ``close``: the lean cycles' bytes, counted in C, must be in it by then without any read
+    through the link."""
+    tr = LoopbackTransport()
+    log = LinkLog(None)
+    link = FlightLink(tr, log=log)
+    link.wait_hello(1.0)
+    table = load_param_table()
+    # no TELEMETRY in these cycles: nothing else in close() reads the link's counters
+    link.configure([(table["MASS0"], 700.0), (table["TLM_DECIMATION"], 1000.0)])
+    reading = np.zeros(len(p.SENSORS_READING_FIELDS))
+    link.bind_reading(reading)
+    tx0 = log.bytes_tx
+    for i in range(1, 11):
+        reading[:] = _reading(_sensors(i))
+        link.exchange_reading(0.0, 0, 0, 20_000 * i)
+    assert link._lean and not link._lockstep.ctx.tlm_len
+    link.close()
+    assert log.bytes_tx - tx0 == sum(len(p.encode_frame(_sensors(i), seq, 20_000 * i))
+                                     for i, seq in zip(range(1, 11), range(link._seq - 10, link._seq)))
