@@ -85,6 +85,38 @@ def _unit(d):
 _MARCH_NOT_FINITE = -2  # height_field_march's iterations when a point of the ray is not finite
 
 
+def _clearance_at(t, ox, oy, oz, dx, dy, dz, R, e0, e1, e2, n0, n1, n2, oe, on, inv_de, inv_dn, base, nx, nx1,
+                  ny1, z):
+    """``height_field_march``'s clearance (m) over the terrain at distance ``t`` (m) along the ray,
+    and the grid coordinates (fx, fy) of that point's radial projection: ``height_at`` written
+    out (the same operations in the same order). (NaN, NaN, NaN) when fx or fy is not finite."""
+    px, py, pz = ox + t * dx, oy + t * dy, oz + t * dz
+    rn = math.sqrt(px * px + py * py + pz * pz)
+    k = R / rn
+    fx = ((e0 * px + e1 * py + e2 * pz) * k - oe) * inv_de
+    fy = ((n0 * px + n1 * py + n2 * pz) * k - on) * inv_dn
+    if not (abs(fx) < math.inf and abs(fy) < math.inf):
+        return math.nan, math.nan, math.nan
+    if fx < 0.0 or fy < 0.0 or fx > nx1 or fy > ny1:
+        h = base
+    else:
+        j = int(fx)
+        i = int(fy)
+        if j >= nx1:
+            j = nx1 - 1
+        if i >= ny1:
+            i = ny1 - 1
+        ax = fx - j
+        ay = fy - i
+        c = i * nx + j
+        z00 = z[c]
+        z01 = z[c + 1]
+        z10 = z[c + nx]
+        z11 = z[c + nx + 1]
+        h = (z00 + ax * (z01 - z00)) + ay * ((z10 + ax * (z11 - z10)) - (z00 + ax * (z01 - z00)))
+    return rn - R - h, fx, fy
+
+
 def height_field_march(ox, oy, oz, dx, dy, dz, max_range_m, tol_m, t0, top, rr,
                        R, bottom, tile_len, min_step, e0, e1, e2, n0, n1, n2, oe, on, inv_de, inv_dn, base,
                        nx, ny, T, nty, ntx, z, tiles):
@@ -97,9 +129,9 @@ def height_field_march(ox, oy, oz, dx, dy, dz, max_range_m, tol_m, t0, top, rr,
     Returns (t, iterations): t the distance (m) to the terrain, -1.0 for none; iterations the
     march steps for ``last_iterations`` (-1: leave it as it was).
 
-    The clearance over the terrain at a point of the ray (``height_at``: ``height_en`` on the
-    radial projection) and the slope bound there (``local_slope``) are written out, the same
-    operations in the same order as those methods (the same bits). Plain arithmetic that numba
+    The clearance over the terrain at a point of the ray (``_clearance_at``: ``height_at``,
+    ``height_en`` on the radial projection) and the slope bound there (``local_slope``) are
+    written out, the same operations in the same order as those methods (the same bits). Plain arithmetic that numba
     compiles as it stands (``load_march_kernel``; heights ``z`` indexed flat, slope tiles
     ``tiles[i][j]``): compiled, a point costs no Python float operations. A point of the ray that
     is not finite (where CPython's int() would raise, and compiled code would go on with garbage)
@@ -139,31 +171,10 @@ def height_field_march(ox, oy, oz, dx, dy, dz, max_range_m, tol_m, t0, top, rr,
     tn = t0
     while True:
         # clearance gn (m) over the terrain and slope bound Sn around the point at tn
-        px, py, pz = ox + tn * dx, oy + tn * dy, oz + tn * dz
-        rn = math.sqrt(px * px + py * py + pz * pz)
-        k = R / rn
-        fx = ((e0 * px + e1 * py + e2 * pz) * k - oe) * inv_de
-        fy = ((n0 * px + n1 * py + n2 * pz) * k - on) * inv_dn
-        if not (abs(fx) < math.inf and abs(fy) < math.inf):
+        gn, fx, fy = _clearance_at(tn, ox, oy, oz, dx, dy, dz, R, e0, e1, e2, n0, n1, n2, oe, on, inv_de, inv_dn,
+                                   base, nx, nx1, ny1, z)
+        if fx != fx:
             return math.nan, _MARCH_NOT_FINITE
-        if fx < 0.0 or fy < 0.0 or fx > nx1 or fy > ny1:
-            h = base
-        else:
-            j = int(fx)
-            i = int(fy)
-            if j >= nx1:
-                j = nx1 - 1
-            if i >= ny1:
-                i = ny1 - 1
-            ax = fx - j
-            ay = fy - i
-            c = i * nx + j
-            z00 = z[c]
-            z01 = z[c + 1]
-            z10 = z[c + nx]
-            z11 = z[c + nx + 1]
-            h = (z00 + ax * (z01 - z00)) + ay * ((z10 + ax * (z11 - z10)) - (z00 + ax * (z01 - z00)))
-        gn = rn - R - h
         ti = (int(math.floor(fy)) + 1) // T + 2
         tj = (int(math.floor(fx)) + 1) // T + 2
         Sn = tiles[ti][tj] if 0 <= ti < nty and 0 <= tj < ntx else 0.0
@@ -207,32 +218,10 @@ def height_field_march(ox, oy, oz, dx, dy, dz, max_range_m, tol_m, t0, top, rr,
         tc = (ta * gb - tb * ga) / (gb - ga)
         if not (ta < tc < tb):
             tc = 0.5 * (ta + tb)
-        # the clearance at tc (as in the march above)
-        px, py, pz = ox + tc * dx, oy + tc * dy, oz + tc * dz
-        rn = math.sqrt(px * px + py * py + pz * pz)
-        k = R / rn
-        fx = ((e0 * px + e1 * py + e2 * pz) * k - oe) * inv_de
-        fy = ((n0 * px + n1 * py + n2 * pz) * k - on) * inv_dn
-        if not (abs(fx) < math.inf and abs(fy) < math.inf):
+        gc, fx, fy = _clearance_at(tc, ox, oy, oz, dx, dy, dz, R, e0, e1, e2, n0, n1, n2, oe, on, inv_de, inv_dn,
+                                   base, nx, nx1, ny1, z)
+        if fx != fx:
             return math.nan, _MARCH_NOT_FINITE
-        if fx < 0.0 or fy < 0.0 or fx > nx1 or fy > ny1:
-            h = base
-        else:
-            j = int(fx)
-            i = int(fy)
-            if j >= nx1:
-                j = nx1 - 1
-            if i >= ny1:
-                i = ny1 - 1
-            ax = fx - j
-            ay = fy - i
-            c = i * nx + j
-            z00 = z[c]
-            z01 = z[c + 1]
-            z10 = z[c + nx]
-            z11 = z[c + nx + 1]
-            h = (z00 + ax * (z01 - z00)) + ay * ((z10 + ax * (z11 - z10)) - (z00 + ax * (z01 - z00)))
-        gc = rn - R - h
         if abs(gc) < tol_m:
             ta = tb = tc
             break
@@ -271,6 +260,7 @@ def load_march_kernel():
 
             register_jitable(_sphere_hit)  # compiled into the kernel; stay Python functions
             register_jitable(_sphere_exit)
+            register_jitable(_clearance_at)
             f8, i8 = numba.float64, numba.int64
             heights = numba.types.Array(f8, 1, "C", readonly=True)
             sig = numba.types.Tuple((f8, i8))(*(f8,) * 26, *(i8,) * 5, heights, f8[:, ::1])
