@@ -16,6 +16,7 @@ import hashlib
 
 import numpy as np
 
+from harness.jit import njit_cached
 from harness.plant import STEP_DONE, ActuatorCommand, Plant, load_step_kernel, rk4_kernel, rk4_rates, step_kernel
 from sensor_models.imu import Imu, accumulate_kernel, load_accumulate_kernel, read_kernel, saturate
 
@@ -91,10 +92,7 @@ def load_advance_kernel(bounds: tuple):
             sig = numba.int64(numba.float64[::1], numba.float64[:, ::1], numba.int64, f8, numba.boolean, f8, f8, f8,
                               f8, numba.int64)
             fn = _on_block(_kernel_stamp(), bounds)
-            try:
-                _ADVANCE[bounds] = (numba.njit([sig], cache=True, nogil=True)(fn), True)
-            except RuntimeError:
-                _ADVANCE[bounds] = (numba.njit([sig], nogil=True)(fn), True)
+            _ADVANCE[bounds] = (njit_cached(numba, sig, fn), True)
     return _ADVANCE[bounds]
 
 

@@ -58,6 +58,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .frames import G0, MOON_GM, MOON_ROTATION_RATE, SiteFrame, quat_normalize, vcross
+from .jit import njit_cached
 from .lander import LanderSpec
 from .terrain import FlatTerrain, RotatingTerrain
 
@@ -757,10 +758,7 @@ def load_rk4_kernel():
                 f8 = numba.float64
                 sig = (f8,) * 23 + (f8[::1], numba.boolean)
                 # no fastmath: IEEE arithmetic in the written order, as CPython does it
-                try:
-                    _RK4 = (numba.njit([sig], cache=True, nogil=True)(rk4_kernel), True)
-                except RuntimeError:  # nowhere writable to cache: compile for this process only
-                    _RK4 = (numba.njit([sig], nogil=True)(rk4_kernel), True)
+                _RK4 = (njit_cached(numba, sig, rk4_kernel), True)
     return _RK4
 
 
@@ -899,10 +897,7 @@ def load_step_kernel():
             register_jitable(rk4_kernel)
             f8, a8 = numba.float64, numba.float64[::1]
             sig = numba.int64(a8, a8, a8, a8, f8, numba.boolean, f8, f8, f8, f8)
-            try:
-                _STEP = (numba.njit([sig], cache=True, nogil=True)(step_kernel), True)
-            except RuntimeError:
-                _STEP = (numba.njit([sig], nogil=True)(step_kernel), True)
+            _STEP = (njit_cached(numba, sig, step_kernel), True)
     return _STEP
 
 

@@ -34,6 +34,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from .errors import ConfigError
+from .jit import njit_cached
 from .validation import KeyProblem, Model, validate, value_text
 from .frames import SiteFrame, moon_fixed_from_mci, MOON_ROTATION_RATE
 
@@ -264,10 +265,7 @@ def load_march_kernel():
             f8, i8 = numba.float64, numba.int64
             heights = numba.types.Array(f8, 1, "C", readonly=True)
             sig = numba.types.Tuple((f8, i8))(*(f8,) * 26, *(i8,) * 5, heights, f8[:, ::1])
-            try:
-                _MARCH = (numba.njit([sig], cache=True, nogil=True)(height_field_march), True)
-            except RuntimeError:  # nowhere writable to cache: compile for this process only
-                _MARCH = (numba.njit([sig], nogil=True)(height_field_march), True)
+            _MARCH = (njit_cached(numba, sig, height_field_march), True)
     return _MARCH
 
 

@@ -44,6 +44,7 @@ from typing import NamedTuple
 import numpy as np
 
 from harness.errors import ConfigError
+from harness.jit import njit_cached
 from sensor_models._config import config_from_dict
 
 _BLOCK = 256
@@ -415,10 +416,7 @@ def load_read_kernel():
             import numba
 
             a8 = numba.float64[::1]
-            try:
-                _READ = (numba.njit([numba.void(a8, a8, a8)], cache=True, nogil=True)(read_kernel), True)
-            except RuntimeError:
-                _READ = (numba.njit([numba.void(a8, a8, a8)], nogil=True)(read_kernel), True)
+            _READ = (njit_cached(numba, numba.void(a8, a8, a8), read_kernel), True)
     return _READ
 
 
@@ -442,8 +440,5 @@ def load_accumulate_kernel():
             register_jitable(saturate)
             f8, a8 = numba.float64, numba.float64[::1]
             sig = numba.int64(a8, a8, a8, f8, f8, f8, f8, f8, f8, f8)
-            try:
-                _ACCUMULATE = (numba.njit([sig], cache=True, nogil=True)(accumulate_kernel), True)
-            except RuntimeError:
-                _ACCUMULATE = (numba.njit([sig], nogil=True)(accumulate_kernel), True)
+            _ACCUMULATE = (njit_cached(numba, sig, accumulate_kernel), True)
     return _ACCUMULATE

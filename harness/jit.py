@@ -1,0 +1,13 @@
+"""Compiling the models' kernels with numba, one way for all of them."""
+from __future__ import annotations
+
+
+def njit_cached(numba, sig, fn):
+    """``fn`` compiled by ``numba`` for the one signature ``sig``: nogil, no fastmath (IEEE
+    arithmetic in the written order, as CPython does it: the same bits), its machine code cached
+    on disk beside ``fn``'s module, or for this process only when there is nowhere writable to
+    cache it."""
+    try:
+        return numba.njit([sig], cache=True, nogil=True)(fn)
+    except RuntimeError:  # nowhere writable to cache: compile for this process only
+        return numba.njit([sig], nogil=True)(fn)
