@@ -80,7 +80,6 @@ class InProcessLockstep:
         self.ctx = ffi.new("fsil_link_t *")
         lib.fsil_link_init(self.ctx, transport._lb)
         self.call = lib.fsil_link_exchange
-        self.call_reading = lib.fsil_link_exchange_reading
         self.call_reading_then = lib.fsil_link_exchange_reading_then
         self.call_cycle = lib.fsil_link_cycle
         #: what fsil_link_cycle counted (``fsil_link_tally_t``: the link takes it, harness/link.py)
@@ -93,7 +92,7 @@ class InProcessLockstep:
         self.telemetry_high_water = int(lib.FSIL_LINK_TLM_HIGH_WATER)
 
     def pointer_to(self, array) -> object:
-        """A ``double *`` to a C-contiguous float64 numpy array, for ``call_reading`` (the array
+        """A ``double *`` to a C-contiguous float64 numpy array, for ``call_reading_then`` (the array
         must stay alive while it is used)."""
         if array.dtype != "float64" or not array.flags.c_contiguous:
             raise ValueError("the IMU reading must be a C-contiguous float64 array")
