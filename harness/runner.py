@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import itertools
 import math
-import struct
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -506,28 +505,18 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
 
 
 _SENT = ("altitude_m", "throttle_cmd", "engine_on", "mode", "lrf_range_m", "lrf_valid", "lrf_new")
-# one cycle's record (a tuple in _SENT order: floats, the engine flag and the mode as ints, the two
-# LRF flags as bools) as bytes, so one C call per row converts it; a row of other types (a fault's,
-# say) fails the packing and the whole record goes through numpy's float conversion instead
-_ROW = struct.Struct("<ddqqdbb")
-_ROW_DTYPE = np.dtype({"names": _SENT, "formats": ["<f8", "<f8", "<i8", "<i8", "<f8", "i1", "i1"],
-                       "offsets": [0, 8, 16, 24, 32, 40, 41], "itemsize": _ROW.size})
 
 
 def _sent_columns(rows: list[tuple]) -> dict[str, np.ndarray]:
     """The per-cycle record's _SENT columns as float64 arrays: each value exactly as ``float()``
     takes it (ints and bools exactly, as numpy's float conversion does). In C when the record is
-    of floats, ints and bools (harness/record_columns.py), else packed as _ROW, else by numpy."""
+    of floats, ints and bools (harness/record_columns.py), else by numpy's float conversion (a
+    fault's row of other types; no compiler)."""
     columns = record_columns.columns_of(rows, len(_SENT))
     if columns is not None:
         return dict(zip(_SENT, columns))
-    try:
-        packed = b"".join(itertools.starmap(_ROW.pack, rows))
-    except (struct.error, TypeError, ValueError, OverflowError):
-        sent = np.fromiter(itertools.chain.from_iterable(rows), float, len(rows) * len(_SENT)).reshape(-1, len(_SENT))
-        return {name: np.ascontiguousarray(sent[:, i]) for i, name in enumerate(_SENT)}
-    rec = np.frombuffer(packed, _ROW_DTYPE)
-    return {name: rec[name].astype(np.float64) for name in _SENT}
+    sent = np.fromiter(itertools.chain.from_iterable(rows), float, len(rows) * len(_SENT)).reshape(-1, len(_SENT))
+    return {name: np.ascontiguousarray(sent[:, i]) for i, name in enumerate(_SENT)}
 
 
 def _dot3(a: tuple[np.ndarray, ...], b: tuple[np.ndarray, ...], nan_free: bool, rows_a=None,
