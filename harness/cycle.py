@@ -187,6 +187,9 @@ class Cycle:
         self._spans = spans
         #: one value of the plant's state vector (STATE_FIELDS index), as a float: the block starts with it
         self.state_value = self.block.item
+        #: the plant's state vector (STATE_FIELDS) as a read-only view whose items are floats:
+        #: ``state_view[i]`` is the cheapest read of one value from Python (a third of ``state_value``'s)
+        self.state_view = memoryview(self.block).toreadonly()[:x.size]
         #: the plant's state vector (STATE_FIELDS) as a list of floats
         self.state_list = self.block[:x.size].tolist
         #: the IMU's last reading (READING_FIELDS), where the compiled cycle writes it

@@ -176,8 +176,9 @@ _new_tuple = tuple.__new__
 _clock = time.perf_counter
 _encode_frame = p.encode_frame
 # the COMMAND body in the lockstep call's result (after its 4 u32s and the COMMAND header)
-_COMMAND_BODY = p.Command.LAYOUT
 _RESULT_BODY = 16 + p.HEADER.size
+# the COMMAND body, its CRC skipped, then what the bound consumer returned (fsil_link_cycle's result)
+_COMMAND_BODY_DONE = struct.Struct(p.Command.LAYOUT.format + "2xq")
 _SENSORS_PACKET_LEN = p.SENSORS_PACKET.size  # what sensors_packet returns, header + body
 _READING_LEN = len(p.SENSORS_READING_FIELDS)
 # the reading's first _READING_LEN float64s as Python floats, read straight from its buffer (one
@@ -248,6 +249,9 @@ class FlightLink:
         self._reading_c = None  # and its address, for the lockstep call
         self._then = None       # the compiled consumer of the COMMAND (bind_reading)
         self._then_c = None     # the same, or NULL, for the C call
+        #: what the bound consumer of the COMMAND (``bind_reading``) returned in the last
+        #: ``exchange_reading``; -1: it was not called (a plain attribute: the loop reads it every cycle)
+        self.then_done = -1
 
     # what the in-process rig's lean cycles (exchange_reading) count in C, taken in when read -------
     @property
@@ -276,13 +280,6 @@ class FlightLink:
         """(message type, seq, t_us, wall clock or None) of the last frame received."""
         self._take_tally()
         return self._last_received
-
-    @property
-    def then_done(self) -> int:
-        """What the bound consumer of the COMMAND (``bind_reading``) returned in the last
-        ``exchange_reading``; -1: it was not called."""
-        then = self._then
-        return -1 if then is None else then.done
 
     def _take_tally(self) -> None:
         """Add what the lean lockstep cycles counted in C (``fsil_link_cycle``) to the Python
@@ -530,6 +527,7 @@ class FlightLink:
         self._reading_c = lockstep.pointer_to(reading) if lockstep is not None else None
         self._then = lockstep.then(*then) if lockstep is not None and then is not None else None
         self._then_c = self._then if self._then is not None else (lockstep.null if lockstep is not None else None)
+        self.then_done = -1
 
     def exchange_reading(self, lrf_range_m: float, lrf_sample_t_us: int, lrf_flags: int,
                          t_us: int, row: int = -1) -> p.Command | None:
@@ -551,17 +549,19 @@ class FlightLink:
             regular = lockstep.call_cycle(lockstep.ctx, seq, t_us, self._reading_c, lrf_range_m, lrf_sample_t_us,
                                           lrf_flags, self._then_c, row)
             if regular > 0:
-                throttle, tx, ty, tz, sensors_seq, mode, flags = _COMMAND_BODY.unpack_from(lockstep.result,
-                                                                                           _RESULT_BODY)
+                throttle, tx, ty, tz, sensors_seq, mode, flags, self.then_done = _COMMAND_BODY_DONE.unpack_from(
+                    lockstep.result, _RESULT_BODY)
                 if regular == 2:  # the TELEMETRY held in C nears its room
                     self._keep_telemetry(lockstep.take_telemetry())
                 if keep:
                     self._stats.round_trip_s.append(_clock() - t0)
                 return _new_tuple(p.Command, (throttle, (tx, ty, tz), sensors_seq, mode, flags))
+            self.then_done = -1  # (C did not hand this cycle's COMMAND on)
             if regular == -3:  # a value that does not fit its field (nothing was fed): struct.pack names it
                 self._seq = seq
                 return self._exchange_in_process(None, t_us, (lrf_range_m, lrf_sample_t_us, lrf_flags), row)
             return self._lockstep_irregular(regular, seq, t_us, t0)
+        self.then_done = -1
         then = self._then
         if then is not None:
             then.done = -1
@@ -641,6 +641,8 @@ class FlightLink:
             self._seq = (seq + 1) & 0xFFFF
             if sensors is None:
                 regular = lockstep.call_reading_then(lockstep.ctx, seq, t_us, self._reading_c, *lrf, self._then_c, row)
+                if self._then is not None:
+                    self.then_done = self._then.done
                 if regular == -3:  # a value that does not fit its field: struct.pack names it
                     sensors = self._reading_sensors(*lrf)
             if sensors is not None:

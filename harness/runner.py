@@ -343,7 +343,7 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
     site_radius = math.sqrt(sum(c * c for c in site_r))
 
     cycle = Cycle(plant, imu)
-    truth, state_list = cycle.state_value, cycle.state_list
+    truth, state_list = cycle.state_view, cycle.state_list
     imu.read()  # the first reading (nothing integrated yet: flagged invalid); later ones end each cycle
     ground = plant.terrain
 
@@ -387,9 +387,9 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
         wall_start = time.perf_counter()
         loop_start = wall_start
         while True:
-            t_s = truth(_T)  # the plant's state at t (STATE_FIELDS), where the compiled cycle keeps it
+            t_s = truth[_T]  # the plant's state at t (STATE_FIELDS), where the compiled cycle keeps it
             t_us = step * dt_us
-            altitude = truth(_AGL)  # the plant's, when its kernel keeps it (flat terrain)
+            altitude = truth[_AGL]  # the plant's, when its kernel keeps it (flat terrain)
             if altitude != altitude:
                 altitude = plant.altitude_agl()
             # the LRF's reading cannot change before lrf_event_t_s (s): until then the last one stands

@@ -351,6 +351,52 @@ def test_lockstep_takes_regular_cycles_and_hands_the_rest_to_the_decoder_unchang
     np.testing.assert_array_equal(fast.telemetry_records(), slow.telemetry_records())
 
 
+@pytest.mark.parametrize("logged", [False, True], ids=["lean", "logged"])
+def test_then_done_is_the_consumers_answer_for_regular_cycles_and_minus_one_otherwise(tmp_path, logged):
+    """``then_done`` after each exchange_reading: what the bound consumer returned when C handed it
+    the regular COMMAND (on the lean path it travels in the call's result), -1 for every other
+    cycle, also right after a regular one (the slipped bytes make irregular answers), and for a
+    cycle given no row."""
+    import ctypes
+
+    calls = []
+    proto = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64,
+                             ctypes.c_double, ctypes.c_uint8, ctypes.c_double, ctypes.c_double, ctypes.c_double,
+                             ctypes.c_double, ctypes.c_int64)
+
+    @proto
+    def consumer(block, history, rows, row, throttle, engine_on, tx, ty, tz, dt_s, n):
+        calls.append(row)
+        return 1000 + row  # not a count a real cycle returns: it must come back unchanged
+
+    tr = LoopbackTransport()
+    link = _link(tr, tmp_path / "l.log" if logged else None)
+    reading = np.zeros(len(p.SENSORS_READING_FIELDS))
+    block, history = np.zeros(8), np.zeros((4, 2))
+    link.bind_reading(reading, (ctypes.cast(consumer, ctypes.c_void_p).value, block, history, 0.02, 1))
+    seen, lean = [], set()
+    for i in range(1, 30):
+        if i in SLIPS:
+            _slip(tr, SLIPS[i])
+        s = _sensors(i)
+        reading[:] = _reading(s)
+        row = i if i % 4 else -1  # every fourth cycle is given no row: nothing is handed on
+        answer = link.exchange_reading(s.lrf_range, s.lrf_sample_t_us, s.flags & ~p.SENSORS_IMU_VALID, 20_000 * i,
+                                       row)
+        seen.append((i, row, answer is not None, link.then_done))
+        lean.add(link._lean)
+    link.close()
+    assert lean == ({False} if logged else {False, True})  # (the lean path pauses for the slips)
+    handed = [i for i, row, _answered, done in seen if done != -1]
+    assert handed == calls  # a consumer's answer only for the cycles it was called for
+    assert all(done == 1000 + row for _i, row, _a, done in seen if done != -1)
+    assert all(row >= 0 and answered for i, row, answered, done in seen if done != -1)
+    # cycles after a slip are not regular: nothing handed on, and -1 right after a regular cycle
+    irregular = [i for i, row, answered, done in seen if row >= 0 and done == -1]
+    assert set(irregular) >= {3, 13} and len(handed) >= 12
+    assert all(done == -1 for _i, row, _a, done in seen if row < 0)
+
+
 def test_lean_cycles_are_counted_when_read_and_keep_every_telemetry(tmp_path):
     """Without a byte log, exchange_reading's regular cycles are counted in C: every read of the
     link's counters sees them (mid-run too), the last frames each way are those cycles', and

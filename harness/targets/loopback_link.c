@@ -46,8 +46,8 @@ size_t fsw_loopback_drain(struct fsw_loopback *lb, uint8_t *out, size_t cap);
 #if FSW_HDR_LEN + FSW_LEN_TELEMETRY + FSW_CRC_LEN != FSIL_LINK_TLM_PACKET
 #error "FSIL_LINK_TLM_PACKET is not the codec's TELEMETRY packet length"
 #endif
-#if 16 + COMMAND_PACKET_LEN != FSIL_LINK_RESULT_LEN
-#error "FSIL_LINK_RESULT_LEN is not 16 + the codec's COMMAND packet length"
+#if 16 + COMMAND_PACKET_LEN != FSIL_LINK_RESULT_DONE || FSIL_LINK_RESULT_DONE + 8 != FSIL_LINK_RESULT_LEN
+#error "FSIL_LINK_RESULT_LEN is not 16 + the codec's COMMAND packet length + 8"
 #endif
 
 void fsil_link_init(fsil_link_t *k, void *lb)
@@ -296,5 +296,7 @@ int fsil_link_cycle(fsil_link_t *k, uint16_t seq, uint64_t t_us, const double *r
     s->sent_t_us = t_us;
     s->command_seq = fsw_get_u16(command + 2);
     s->command_t_us = fsw_get_u64(command + 4);
+    /* beside the COMMAND, so the harness reads it in the same unpack (then->done stays the record) */
+    fsw_put_u64(k->result + FSIL_LINK_RESULT_DONE, (uint64_t)(then != NULL ? then->done : -1));
     return k->tlm_len > FSIL_LINK_TLM_HIGH_WATER ? 2 : 1;
 }

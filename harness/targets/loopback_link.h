@@ -28,7 +28,8 @@
 #define FSIL_LINK_TLM_PACKET  98u       /* a TELEMETRY packet: 12 header + 84 body + 2 CRC bytes */
 #define FSIL_LINK_TLM_CAP     (1024u * FSIL_LINK_TLM_PACKET)
 #define FSIL_LINK_SENSORS_PACKET 104u     /* a SENSORS header + body, without CRC */
-#define FSIL_LINK_RESULT_LEN  54u       /* 4 x u32 + the 38-byte COMMAND packet (see fsil_link_t.result) */
+#define FSIL_LINK_RESULT_LEN  62u       /* 4 x u32 + the 38-byte COMMAND packet + an i64 (see fsil_link_t.result) */
+#define FSIL_LINK_RESULT_DONE 54u       /* where fsil_link_cycle puts what the COMMAND's consumer returned */
 /* TELEMETRY bytes held past which fsil_link_cycle returns 2: room for 64 more cycles' worth */
 #define FSIL_LINK_TLM_HIGH_WATER (FSIL_LINK_TLM_CAP - 64u * FSIL_LINK_TLM_PACKET)
 
@@ -79,7 +80,7 @@ typedef struct fsil_link_tally {
 
 typedef struct fsil_link {
     void    *lb;                            /* the flight code: its fsw_loopback_t */
-    uint8_t  result[FSIL_LINK_RESULT_LEN];  /* little-endian u32s: good frames in the answer, tx_len, rx_len, tlm_len; then the COMMAND packet */
+    uint8_t  result[FSIL_LINK_RESULT_LEN];  /* little-endian u32s: good frames in the answer, tx_len, rx_len, tlm_len; then the COMMAND packet; then (fsil_link_cycle) then->done as an i64 */
     uint8_t  tx[FSIL_LINK_FRAME_CAP];       /* the SENSORS frame as fed (for the link log) */
     uint32_t tx_len;
     uint8_t  rx[FSIL_LINK_RX_CAP];          /* every byte drained from the flight code this call */
@@ -129,7 +130,9 @@ int fsil_link_exchange_reading_then(fsil_link_t *k, uint16_t seq, uint64_t t_us,
  * fsil_link_exchange_reading_then, with the harness's per-cycle bookkeeping of a regular cycle
  * done here (k->tally) instead of in Python: for the harness that keeps no byte log. Returns what
  * that returns, except 2 for a regular cycle after which more than FSIL_LINK_TLM_HIGH_WATER
- * TELEMETRY bytes are held (take them before the next call).
+ * TELEMETRY bytes are held (take them before the next call). After a regular cycle, then->done (-1
+ * when then is NULL) is also in the result at FSIL_LINK_RESULT_DONE (little-endian i64), right
+ * after the COMMAND packet, so that one read of the result gives both.
  */
 int fsil_link_cycle(fsil_link_t *k, uint16_t seq, uint64_t t_us, const double *reading,
                     double lrf_range_m, uint64_t lrf_sample_t_us, uint8_t lrf_flags,
