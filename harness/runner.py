@@ -439,8 +439,8 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
                     applied = p.Command(0.0, (0.0, 0.0, 0.0), command.sensors_seq, command.mode, 0)
             # record this cycle (truth at t, what was sent, what came back); derived columns
             # (vertical speed, tilt, ...) are computed for all rows at once after the run
-            record((altitude, applied.throttle, applied.flags & ENGINE_ON, applied.mode, lrf_recorded, lrf_valid,
-                    lrf_new))
+            throttle, torque_body, _sensors_seq, mode, flags = applied  # (one unpack, not four attribute reads)
+            record((altitude, throttle, flags & ENGINE_ON, mode, lrf_recorded, lrf_valid, lrf_new))
             if answer is None and policy == "fail":
                 raise CommandLost(f"COMMAND lost in cycle {step} (t={t_us / 1e6:.3f} s, SENSORS seq "
                                   f"{link.last_sent[1] if link.last_sent else '?'}) and the lost-command "
@@ -452,11 +452,9 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
             done = link.then_done  # -1 unless exchange_reading handed this COMMAND to the compiled cycle
             if done >= 0:  # the compiled cycle already flew it
                 touched = cycle.took(done, None if done == n_sub else new_tuple(
-                    ActuatorCommand, (applied.throttle, bool(applied.flags & ENGINE_ON), applied.torque_body)),
-                    dt_sub, n_sub)
+                    ActuatorCommand, (throttle, bool(flags & ENGINE_ON), torque_body)), dt_sub, n_sub)
             else:
-                act = new_tuple(ActuatorCommand, (applied.throttle, bool(applied.flags & ENGINE_ON),
-                                                  applied.torque_body))
+                act = new_tuple(ActuatorCommand, (throttle, bool(flags & ENGINE_ON), torque_body))
                 if actuator_faults:
                     act = faults.actuator(act)
                 if plant_faults:
