@@ -16,6 +16,7 @@ import hashlib
 
 import numpy as np
 
+from harness import cycle_call
 from harness.jit import njit_cached
 from harness.plant import STEP_DONE, ActuatorCommand, Plant, load_step_kernel, rk4_kernel, rk4_rates, step_kernel
 from sensor_models.imu import Imu, accumulate_kernel, load_accumulate_kernel, read_kernel, saturate
@@ -159,7 +160,8 @@ def load_cycle_kernels() -> bool:
     load_march_kernel()  # the height-field LRF cast (~15 ms from the disk cache)
     spans = block_spans(Plant.kernel_array_sizes() + Imu.kernel_array_sizes())
     compiled = load_advance_kernel(spans)[1]
-    load_c_entry(spans)
+    if load_c_entry(spans) is not None:
+        cycle_call.load()  # the cheap call into it (a compile on first use)
     return compiled
 
 
@@ -203,6 +205,19 @@ class Cycle:
         #: when ``keep_history`` was called); rows past its end are not kept
         self.history = np.empty((0, x.size))
         self._row = 0
+        self._bind_call()
+
+    def _bind_call(self) -> None:
+        """``_call``: the compiled cycle's C entry on ``block`` and ``history`` in one cheap call
+        (``harness.cycle_call``), or None: the kernels run interpreted, or the call's C cannot be
+        built (``cycle_call.why_not()``) and ``advance`` calls numba's dispatcher."""
+        entry = load_c_entry(self._spans)
+        self._call = None if entry is None else cycle_call.bind(entry, self.block, self.history)
+
+    @property
+    def calls_c(self) -> bool:
+        """Whether ``advance`` calls the compiled cycle through the cheap C call (``_bind_call``)."""
+        return self._call is not None
 
     def keep_history(self, rows: int) -> None:
         """Keep the plant's state vector after each of the next ``rows - 1`` cycles in ``history``,
@@ -211,6 +226,7 @@ class Cycle:
         self.history = np.empty((rows, self._state_size))
         self.history[0] = self.plant.kernel_arrays()[0]
         self._row = 1
+        self._bind_call()
 
     def c_entry(self) -> int | None:
         """The compiled cycle as a C function (``load_c_entry``), to be called with ``block``,
@@ -240,13 +256,18 @@ class Cycle:
         plant = self.plant
         if plant.touchdown_state is not None:
             return True
-        throttle, engine_on, (tx, ty, tz) = act
         row = self._row
         self._row = row + 1
-        try:
-            done = self._kernel(self.block, self.history, row, throttle, engine_on, tx, ty, tz, dt, n)
-        except TypeError:  # a command of other types than floats: the models' Python methods take it
-            done = 0
+        call = self._call
+        # the compiled cycle through its C entry; -2: a command of other types than floats and a
+        # bool (or no C call), which numba's dispatcher converts (the same bits for the C types)
+        done = -2 if call is None else call(row, act, dt, n)
+        if done < 0:
+            throttle, engine_on, (tx, ty, tz) = act
+            try:
+                done = self._kernel(self.block, self.history, row, throttle, engine_on, tx, ty, tz, dt, n)
+            except TypeError:  # nor can numba take it: the models' Python methods do
+                done = 0
         return self._finish(row, done, act, dt, n)
 
     def _finish(self, row: int, done: int, act: ActuatorCommand | None, dt: float, n: int) -> bool:
