@@ -165,6 +165,16 @@ def load_cycle_kernels() -> bool:
     return compiled
 
 
+def how_advance_runs() -> str:
+    """How ``Cycle.advance`` runs the compiled cycle in this process, for a benchmark's report."""
+    spans = block_spans(Plant.kernel_array_sizes() + Imu.kernel_array_sizes())
+    if load_c_entry(spans) is None:
+        return "interpreted (NUMBA_DISABLE_JIT=1 or no numba)"
+    if cycle_call.load():
+        return "compiled, called through harness/cycle_call.c"
+    return f"compiled, called through numba's dispatcher (no C call: {cycle_call.why_not()})"
+
+
 class Cycle:
     """Advances a plant and the IMU riding on it by one flight-code cycle, ending with the IMU's
     reading of it.
@@ -287,4 +297,4 @@ class Cycle:
         return plant.touchdown_state is not None
 
 
-__all__ = ["Cycle", "advance_kernel", "load_advance_kernel", "load_c_entry"]
+__all__ = ["Cycle", "advance_kernel", "how_advance_runs", "load_advance_kernel", "load_c_entry"]
