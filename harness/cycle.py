@@ -8,7 +8,9 @@ per array argument, more than the step itself. A kernel that needs something fir
 a stale inertia, lag decay or clock; a step that takes the general path; the IMU: a new block
 of noise draws) stops the cycle there, and ``Cycle.advance`` finishes it through the models'
 Python methods, which do the same arithmetic: the result is the same to the bit whichever way
-a substep went (tests/test_cycle.py).
+a substep went (tests/test_cycle.py). ``Cycle.advance`` calls the compiled cycle as a C function
+(``load_c_entry``) through ``harness/cycle_call.c``, which costs a fraction of the dispatcher's
+argument typing; numba's dispatcher when that cannot be built or a command is not plain floats.
 """
 from __future__ import annotations
 
