@@ -7,7 +7,7 @@ a C function (the numba ``cfunc`` that the loopback rig's C link calls, ``load_c
 the arrays bound once, for ~0.1 us. It is harness code (it never touches the flight code's
 module, so every rig has it) compiled on first use with the C compiler the loopback rig uses,
 kept like every build (``harness.targets.build.cached_build``) under ``$FSIL_CACHE_DIR/cycle/``,
-keyed by its C sources, the compiler, the flags and the Python version. Without a compiler or
+keyed by its C sources, the compiler, the flags and the Python version and ABI. Without a compiler or
 Python's headers :func:`bind` answers None (``why_not`` says why) and the cycle is called
 through the dispatcher, with the same bits.
 """
@@ -53,7 +53,8 @@ def _load():
                 include = sysconfig.get_paths()["include"]
                 if not os.path.isfile(os.path.join(include, "Python.h")):
                     raise BuildError(f"no Python.h in {include}")
-                key = content_key([SOURCE, HEADER], [" ".join(cc), " ".join(CFLAGS), include, sys.version])
+                key = content_key([SOURCE, HEADER], [" ".join(cc), " ".join(CFLAGS), include, sys.version,
+                                                     sysconfig.get_config_var("EXT_SUFFIX") or ""])
                 folder = cached_build(cache_dir("cycle"), f"cycle-{key}", lambda tmp: _build_into(tmp, cc, include))
                 path = folder / (MODULE + (sysconfig.get_config_var("EXT_SUFFIX") or ".so"))
                 spec = importlib.util.spec_from_file_location(MODULE, path)
