@@ -1,15 +1,16 @@
 """The compiled plant cycle (``harness.cycle``) called from Python in one cheap C call.
 
 ``Cycle.advance`` runs the numba-compiled cycle once per flight-code cycle. Through numba's
-dispatcher a call costs ~2.6 us of typing its ten arguments, several times the cycle itself;
-``harness/cycle_call.c``, a small CPython extension module, calls the same compiled function as
-a C function (the numba ``cfunc`` that the loopback rig's C link calls, ``load_c_entry``) with
-the arrays bound once, for ~0.1 us. It is harness code (it never touches the flight code's
-module, so every rig has it) compiled on first use with the C compiler the loopback rig uses,
-kept like every build (``harness.targets.build.cached_build``) under ``$FSIL_CACHE_DIR/cycle/``,
-keyed by its C sources, the compiler, the flags and the Python version and ABI. Without a compiler or
-Python's headers :func:`bind` answers None (``why_not`` says why) and the cycle is called
-through the dispatcher, with the same bits.
+dispatcher a call costs ~0.8 us (in a tight loop; ~2.5 us in a flight's loop) of typing its ten
+arguments, more than the cycle itself; ``harness/cycle_call.c``, a small CPython extension
+module, calls the same compiled function as a C function (the numba ``cfunc`` that the loopback
+rig's C link calls, ``load_c_entry``) with the arrays bound once, for ~0.04 us. It is harness
+code (it never touches the flight code's module, so every rig has it) compiled on first use
+with the C compiler the loopback rig uses, kept like every build
+(``harness.targets.build.cached_build``) under ``$FSIL_CACHE_DIR/cycle/``, keyed by its C
+sources, the compiler, the flags and the Python version and ABI. Without a compiler or Python's
+headers :func:`bind` answers None (``why_not`` says why) and the cycle is called through the
+dispatcher, with the same bits.
 """
 from __future__ import annotations
 
