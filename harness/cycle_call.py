@@ -2,7 +2,7 @@
 
 ``Cycle.advance`` runs the numba-compiled cycle once per flight-code cycle. Through numba's
 dispatcher a call costs ~0.8 us (in a tight loop; ~2.5 us in a flight's loop) of typing its ten
-arguments, more than the cycle itself; ``harness/cycle_call.c``, a small CPython extension
+arguments, about as much as the cycle itself; ``harness/cycle_call.c``, a small CPython extension
 module, calls the same compiled function as a C function (the numba ``cfunc`` that the loopback
 rig's C link calls, ``load_c_entry``) with the arrays bound once, for ~0.04 us. It is harness
 code (it never touches the flight code's module, so every rig has it) compiled on first use
