@@ -309,7 +309,8 @@ def test_without_a_compiler_the_cycle_goes_through_numbas_dispatcher_with_the_sa
     assert with_c.history[:k + 2].tobytes() == without.history[:k + 2].tobytes()
 
 
-@pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")  # float32(inf) in the plant's Python step
+# (a float32 command reaching the plant's Python step casts an infinite value: numpy warns)
+@pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")
 def test_commands_of_other_types_go_to_numbas_dispatcher_as_before():
     """The C call takes exactly floats, a bool and tuples (ActuatorCommand's plain types, which it
     converts as numba does: a float's double, the bool's truth); a numpy scalar, an int or a list
