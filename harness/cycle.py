@@ -214,7 +214,8 @@ class Cycle:
                 return done
             self._kernel = interpreted
         #: the plant's state vector after each cycle (row k + 1 after the k-th ``advance``; row 0:
-        #: when ``keep_history`` was called); rows past its end are not kept
+        #: when ``keep_history`` was called); rows past its end are not kept. Replaced only by
+        #: ``keep_history``: the C call (``_bind_call``) writes into the array it was bound to
         self.history = np.empty((0, x.size))
         self._row = 0
         self._bind_call()
