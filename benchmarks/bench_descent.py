@@ -16,6 +16,7 @@ import os
 import statistics
 import time
 
+from harness.cycle import how_advance_runs
 from harness.plant import load_rk4_kernel
 from harness.rigs import open_rig
 from harness.scenario_files import load_scenario
@@ -44,7 +45,8 @@ def main() -> None:
     _kernel, compiled = load_rk4_kernel()
     print(f"{args.scenario}: {res.outcome}, {t_sim:.1f} s simulated, {n} cycles at "
           f"{res.scenario.flight_rate_hz:.0f} Hz; plant RK4 kernel "
-          f"{'compiled by numba' if compiled else 'interpreted (NUMBA_DISABLE_JIT=1 or no numba)'}")
+          f"{'compiled by numba' if compiled else 'interpreted (NUMBA_DISABLE_JIT=1 or no numba)'}; "
+          f"a cycle with a fault hook: {how_advance_runs()}")
     print(f"best of {args.repeat}: wall {best_wall:.3f} s = {t_sim / best_wall:.0f}x real time "
           f"({best_wall / n * 1e6:.1f} us/cycle); CPU {best_cpu:.3f} s = {t_sim / best_cpu:.0f}x; "
           f"median wall {med_wall / n * 1e6:.1f} us/cycle = {t_sim / med_wall:.0f}x; "

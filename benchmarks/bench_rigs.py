@@ -24,6 +24,7 @@ import statistics
 import time
 
 from harness import protocol as p
+from harness.cycle import how_advance_runs
 from harness.link import FlightLink
 from harness.params import load_param_table
 from harness.rigs import load_rig, open_rig
@@ -180,7 +181,8 @@ def main() -> None:
         if spec.requirements():
             print(f"{name}: skipped, missing {spec.requirements()}")
             continue
-        print(f"{name}: {args.cycles} cycles, {args.repeats} interleaved pairs; {_load()}")
+        print(f"{name}: {args.cycles} cycles, {args.repeats} interleaved pairs; plant cycle {how_advance_runs()}; "
+              f"{_load()}")
         raws, fulls, ratios, period_ratios = [], [], [], []
         for i in range(args.repeats):
             with open_rig(spec) as up:

@@ -8,7 +8,9 @@ per array argument, more than the step itself. A kernel that needs something fir
 a stale inertia, lag decay or clock; a step that takes the general path; the IMU: a new block
 of noise draws) stops the cycle there, and ``Cycle.advance`` finishes it through the models'
 Python methods, which do the same arithmetic: the result is the same to the bit whichever way
-a substep went (tests/test_cycle.py).
+a substep went (tests/test_cycle.py). ``Cycle.advance`` calls the compiled cycle as a C function
+(``load_c_entry``) through ``harness/cycle_call.c``, which costs a fraction of the dispatcher's
+argument typing; numba's dispatcher when that cannot be built or a command is not plain floats.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import hashlib
 
 import numpy as np
 
+from harness import cycle_call
 from harness.jit import njit_cached
 from harness.plant import STEP_DONE, ActuatorCommand, Plant, load_step_kernel, rk4_kernel, rk4_rates, step_kernel
 from sensor_models.imu import Imu, accumulate_kernel, load_accumulate_kernel, read_kernel, saturate
@@ -159,8 +162,19 @@ def load_cycle_kernels() -> bool:
     load_march_kernel()  # the height-field LRF cast (~15 ms from the disk cache)
     spans = block_spans(Plant.kernel_array_sizes() + Imu.kernel_array_sizes())
     compiled = load_advance_kernel(spans)[1]
-    load_c_entry(spans)
+    if load_c_entry(spans) is not None:
+        cycle_call.load()  # the cheap call into it (a compile on first use)
     return compiled
+
+
+def how_advance_runs() -> str:
+    """How ``Cycle.advance`` runs the compiled cycle in this process, for a benchmark's report."""
+    spans = block_spans(Plant.kernel_array_sizes() + Imu.kernel_array_sizes())
+    if load_c_entry(spans) is None:
+        return "interpreted (NUMBA_DISABLE_JIT=1 or no numba)"
+    if cycle_call.load():
+        return "compiled, called through harness/cycle_call.c"
+    return f"compiled, called through numba's dispatcher (no C call: {cycle_call.why_not()})"
 
 
 class Cycle:
@@ -203,9 +217,23 @@ class Cycle:
                 return done
             self._kernel = interpreted
         #: the plant's state vector after each cycle (row k + 1 after the k-th ``advance``; row 0:
-        #: when ``keep_history`` was called); rows past its end are not kept
+        #: when ``keep_history`` was called); rows past its end are not kept. Replaced only by
+        #: ``keep_history``: the C call (``_bind_call``) writes into the array it was bound to
         self.history = np.empty((0, x.size))
         self._row = 0
+        self._bind_call()
+
+    def _bind_call(self) -> None:
+        """``_call``: the compiled cycle's C entry on ``block`` and ``history`` in one cheap call
+        (``harness.cycle_call``), or None: the kernels run interpreted, or the call's C cannot be
+        built (``cycle_call.why_not()``) and ``advance`` calls numba's dispatcher."""
+        entry = load_c_entry(self._spans)
+        self._call = None if entry is None else cycle_call.bind(entry, self.block, self.history)
+
+    @property
+    def calls_c(self) -> bool:
+        """Whether ``advance`` calls the compiled cycle through the cheap C call (``_bind_call``)."""
+        return self._call is not None
 
     def keep_history(self, rows: int) -> None:
         """Keep the plant's state vector after each of the next ``rows - 1`` cycles in ``history``,
@@ -214,6 +242,7 @@ class Cycle:
         self.history = np.empty((rows, self._state_size))
         self.history[0] = self.plant.kernel_arrays()[0]
         self._row = 1
+        self._bind_call()
 
     def c_entry(self) -> int | None:
         """The compiled cycle as a C function (``load_c_entry``), to be called with ``block``,
@@ -243,13 +272,18 @@ class Cycle:
         plant = self.plant
         if plant.touchdown_state is not None:
             return True
-        throttle, engine_on, (tx, ty, tz) = act
         row = self._row
         self._row = row + 1
-        try:
-            done = self._kernel(self.block, self.history, row, throttle, engine_on, tx, ty, tz, dt, n)
-        except TypeError:  # a command of other types than floats: the models' Python methods take it
-            done = 0
+        call = self._call
+        # the compiled cycle through its C entry; -2: a command of other types than floats and a
+        # bool (or no C call), which numba's dispatcher converts (the same bits for the C types)
+        done = -2 if call is None else call(row, act, dt, n)
+        if done < 0:
+            throttle, engine_on, (tx, ty, tz) = act
+            try:
+                done = self._kernel(self.block, self.history, row, throttle, engine_on, tx, ty, tz, dt, n)
+            except TypeError:  # nor can numba take it: the models' Python methods do
+                done = 0
         return self._finish(row, done, act, dt, n)
 
     def _finish(self, row: int, done: int, act: ActuatorCommand | None, dt: float, n: int) -> bool:
@@ -269,4 +303,4 @@ class Cycle:
         return plant.touchdown_state is not None
 
 
-__all__ = ["Cycle", "advance_kernel", "load_advance_kernel", "load_c_entry"]
+__all__ = ["Cycle", "advance_kernel", "how_advance_runs", "load_advance_kernel", "load_c_entry"]

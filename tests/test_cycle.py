@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import harness.cycle as cycle_mod
+import harness.cycle_call as cycle_call
 from harness.cycle import Cycle
 from harness.frames import SiteFrame
 from harness.lander import load_lander
@@ -134,6 +135,7 @@ def test_a_whole_flight_is_the_same_to_the_bit_without_the_compiled_cycle(monkey
     with open_rig("loopback") as rig:
         fast = rig.fly(sc)
         monkeypatch.setattr(cycle_mod, "load_advance_kernel", lambda bounds: (lambda *a: 0, True))
+        monkeypatch.setattr(cycle_mod, "load_c_entry", lambda bounds: None)
         monkeypatch.setattr(Cycle, "c_entry", lambda self: None)
         monkeypatch.setattr(Plant, "step", Plant._step_general)
         slow = rig.fly(sc)
@@ -225,3 +227,120 @@ def test_the_kernels_loaded_before_a_flight_are_the_layout_every_cycle_uses():
     assert tuple(sizes) == Plant.kernel_array_sizes() + Imu.kernel_array_sizes()
     cycle_mod.load_cycle_kernels()
     assert cycle_mod.block_spans(sizes) in cycle_mod._ADVANCE
+
+
+def _cycle_for(seed: int):
+    plant, _, rng = _plant_pair(seed, "flat", 3000.0, 300.0)
+    cfg = ImuConfig.tactical_grade().replace(dv_lsb_mps=1e-3, dtheta_lsb_rad=2e-5)
+    cycle = Cycle(plant, Imu(cfg, np.random.default_rng(seed)))
+    cycle.keep_history(600)
+    return cycle, rng
+
+
+def _needs_the_c_call():
+    if not cycle_mod.load_cycle_kernels():
+        pytest.skip("numba is not installed or NUMBA_DISABLE_JIT=1: no compiled cycle to call")
+    if not cycle_call.load():
+        pytest.skip(f"the cycle's C call cannot be built here: {cycle_call.why_not()}")
+
+
+def test_a_faulted_descent_has_the_same_bits_through_the_c_call_as_through_numbas_dispatcher(monkeypatch):
+    """An IMU glitch then an engine-off (Beresheet): the fault hooks keep the C link from flying
+    the COMMAND, so every cycle goes through Cycle.advance. Flown with the cycle's C call
+    (harness/cycle_call.c) and with numba's dispatcher: the block and the truth record the
+    compiled cycle wrote are the same to the bit, and so is every telemetry column."""
+    _needs_the_c_call()
+    sc = load_scenario("beresheet").with_(t_max_s=60.0)
+    cycles, c_calls = [], []
+    bind_call = Cycle._bind_call
+
+    def counted_bind_call(self):  # every Cycle flown, its C call counting the cycles it flew
+        bind_call(self)
+        cycles.append(self)
+        call = self._call
+        if call is not None:
+            def counted(row, act, dt, n):
+                done = call(row, act, dt, n)
+                c_calls.append(done >= 0)
+                return done
+            self._call = counted
+
+    monkeypatch.setattr(Cycle, "_bind_call", counted_bind_call)
+    with open_rig("loopback") as rig:
+        fast = rig.fly(sc)
+        fast_cycle = cycles[-1]
+        assert sum(c_calls) >= fast.link_stats["exchanges"] - 2 > 1000  # every cycle through the C call
+        monkeypatch.setattr(cycle_call, "bind", lambda *args: None)
+        n_c_calls = len(c_calls)
+        slow = rig.fly(sc)
+        slow_cycle = cycles[-1]
+    assert len(c_calls) == n_c_calls and slow_cycle is not fast_cycle and not slow_cycle.calls_c
+    assert any(note.startswith("fault imu_glitch") and "25 effects" in note for note in fast.notes)
+    assert fast_cycle.next_row == slow_cycle.next_row > 1000
+    rows = fast_cycle.next_row
+    assert fast_cycle.block.tobytes() == slow_cycle.block.tobytes()
+    assert fast_cycle.history[:rows].tobytes() == slow_cycle.history[:rows].tobytes()
+    for name, col in fast.telemetry.items():
+        assert col.tobytes() == slow.telemetry[name].tobytes(), name
+    assert repr(fast.touchdown) == repr(slow.touchdown)
+
+
+def test_without_a_compiler_the_cycle_goes_through_numbas_dispatcher_with_the_same_bits(monkeypatch, tmp_path):
+    """The C call is built on first use; when it cannot be (here: no compiler, an empty build
+    cache), a Cycle says so and calls numba's dispatcher, with the bits of the C call over
+    commands of every kind (NaN and infinite values, out-of-range throttles and torques)."""
+    _needs_the_c_call()
+    with_c, rng = _cycle_for(21)
+    assert with_c.calls_c
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-cc"))
+    monkeypatch.setenv("FSIL_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(cycle_call, "_module", None)
+    monkeypatch.setattr(cycle_call, "_why_not", None)
+    without, _ = _cycle_for(21)
+    assert not without.calls_c
+    assert not cycle_call.load() and "no-such-cc" in cycle_call.why_not()
+    for k in range(500):
+        cmd = _random_command(rng)
+        assert with_c.advance(cmd, 0.02 / 3, 3) == without.advance(cmd, 0.02 / 3, 3)
+        assert with_c.block.tobytes() == without.block.tobytes(), f"cycle {k}"
+        if with_c.plant.touched_down:
+            break
+    assert k > 300
+    assert with_c.history[:k + 2].tobytes() == without.history[:k + 2].tobytes()
+
+
+# (a float32 command reaching the plant's Python step casts an infinite value: numpy warns)
+@pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")
+def test_commands_of_other_types_go_to_numbas_dispatcher_as_before():
+    """The C call takes exactly floats, a bool and tuples (ActuatorCommand's plain types, which it
+    converts as numba does: a float's double, the bool's truth); a numpy scalar, an int or a list
+    goes to numba's dispatcher as before the C call existed: the call answers -2 without flying
+    or writing anything, and the cycle is the same to the bit as one without the C call."""
+    _needs_the_c_call()
+    with_c, rng = _cycle_for(5)
+    without, _ = _cycle_for(5)
+    without._call = None
+    kinds = (
+        lambda t, e, q: (np.float32(t), e, q),
+        lambda t, e, q: (np.float64(t), np.bool_(e), q),
+        lambda t, e, q: (t, int(e), list(q)),
+        lambda t, e, q: (t, e, (q[0], np.float32(q[1]), q[2])),
+        lambda t, e, q: (int(t * 4) if math.isfinite(t) else 1, e, q),
+        lambda t, e, q: (t, e, q),  # the plain types: through the C call
+    )
+    call, c_calls = with_c._call, []
+    with_c._call = lambda *args: c_calls.append(call(*args)) or c_calls[-1]
+    for k in range(400):
+        cmd = _random_command(rng)
+        odd_cmd = ActuatorCommand(*kinds[k % len(kinds)](*cmd))
+        if k % len(kinds) != len(kinds) - 1:
+            before = with_c.block.tobytes(), with_c.history.tobytes()
+            assert call(with_c.next_row, odd_cmd, 0.005, 4) == -2, odd_cmd
+            assert (with_c.block.tobytes(), with_c.history.tobytes()) == before
+        assert with_c.advance(odd_cmd, 0.005, 4) == without.advance(odd_cmd, 0.005, 4)
+        assert with_c.block.tobytes() == without.block.tobytes(), f"cycle {k}: {odd_cmd}"
+        if with_c.plant.touched_down:
+            break
+    c_calls = sum(done >= 0 for done in c_calls)
+    assert k > 300 and c_calls > 50
+    assert with_c.history[:k + 2].tobytes() == without.history[:k + 2].tobytes()
