@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import operator
 import os
 import threading
 import time
@@ -120,6 +121,21 @@ CHUNK_S = 0.5  # a Dask task flies runs for about this long (its scheduling cost
 CHUNK_MAX = 16
 
 
+def chunk_runs(mean_run_s: float | None, runs_left: int, threads: int, chunk_s: float = CHUNK_S) -> int:
+    """How many runs the next Dask task flies: one until a run's time is known (``mean_run_s``,
+    wall seconds), then about ``chunk_s`` of flying, at most CHUNK_MAX runs; and when the number of
+    runs not yet handed out is known (``runs_left`` > 0), at most their share among the two
+    tasks per thread kept submitted (guided self-scheduling: the tasks shrink as the campaign
+    ends, so the workers finish within a run or two of each other instead of one idling through
+    another's last full chunk)."""
+    if mean_run_s is None:
+        return 1
+    k = max(1, min(CHUNK_MAX, int(chunk_s / max(mean_run_s, 1e-6))))
+    if runs_left > 0:
+        k = min(k, -(-runs_left // (2 * max(1, threads))))
+    return k
+
+
 def fly_chunk_guarded(tasks: list[dict], timeout_s: float, fn=None) -> tuple[list[dict], list[dict]]:
     """Dask task: fly ``tasks`` one after the other, each under its own wall timeout
     (:func:`fly_one_guarded`). Returns (records, runs not flown): after a timeout the worker is
@@ -166,11 +182,15 @@ class DaskExecutor:
 
     def run(self, tasks: Iterable[dict], timeout_s: float, fn=None) -> Iterator[dict]:
         """Fly ``tasks`` on the cluster, several runs per Dask task once runs are short (so a task
-        lasts about CHUNK_S and the scheduler's per-task cost stays a few per cent), one run per
-        task at first, for runs lost with a worker and for a run after a timeout."""
+        lasts about CHUNK_S and the scheduler's per-task cost stays a few per cent; fewer as the
+        runs left run out, when ``tasks`` tells how many through ``__length_hint__``:
+        :func:`chunk_runs`), one run per task at first, for runs lost with a worker and for a run
+        after a timeout. A window of two tasks per thread is kept submitted: each worker has the
+        next task at hand when one ends."""
         from distributed import as_completed
 
-        window = max(2, 2 * max(1, self.workers))
+        threads = max(1, self.workers)
+        window = 2 * threads
         it = iter(tasks)
         ids = {}
         retry = []  # runs to fly alone: lost with a dead worker, or not flown after a timeout in their chunk
@@ -192,7 +212,8 @@ class DaskExecutor:
                 self._wait_restarts()
                 chunk = [retry.pop()]
             else:
-                k = 1 if not timing[1] else max(1, min(CHUNK_MAX, int(self.chunk_s * timing[1] / max(timing[0], 1e-6))))
+                k = chunk_runs(timing[0] / timing[1] if timing[1] else None, operator.length_hint(it, 0), threads,
+                               self.chunk_s)
                 chunk = [t for t in (next(it, None) for _ in range(k)) if t is not None]
             if not chunk:
                 return None
@@ -279,6 +300,30 @@ class DaskExecutor:
             self.client.close()
 
 
+#: The dask configuration of a cluster that flies campaigns, as environment variables of the
+#: ``dask scheduler`` and ``dask worker`` processes (``dask_cli_cluster`` sets them; docs/campaigns.md
+#: "Executors" gives them, and the same as a YAML file, to a cluster user). Each keeps the workers'
+#: cores on the descents; none changes a result. Measured on 2 cores, M2 mix (docs/performance.md):
+#: the cluster's processes took 61 ms of CPU per run against the local pool's 55 with the defaults.
+DASK_CLUSTER_ENV = {
+    # the statistical profiler samples the running task every 10 ms and takes the GIL from the
+    # descent it watches: ~6 % of the throughput (Dask at 88 % of the local executor with it, 94 % without)
+    "DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False",
+    # the allocator as in the local pool's workers (glibc's defaults): the nanny's default
+    # MALLOC_TRIM_THRESHOLD_=65536 hands the memory a run freed back to the kernel, and the next run
+    # faults it in again, page by page: ~600 page faults and ~2 ms of kernel time per M2 run (7 locally)
+    "DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON": "{'MALLOC_TRIM_THRESHOLD_': None}",
+    # every scheduler, nanny and worker wakes its event loop every 20 ms to see whether it is blocked
+    # (warning past 3 s): 50 wake-ups a second each, and in a worker each one takes the GIL from the
+    # descent; once a second still sees a blocked loop
+    "DASK_DISTRIBUTED__ADMIN__TICK__INTERVAL": "1s",
+    # host and process statistics (psutil: CPU, memory, network, disk) every 500 ms in each process,
+    # and the memory monitor of each worker and nanny (pause at 80 %, restart at 95 %) every 100 ms
+    "DASK_DISTRIBUTED__ADMIN__SYSTEM_MONITOR__INTERVAL": "2s",
+    "DASK_DISTRIBUTED__WORKER__MEMORY__MONITOR_INTERVAL": "1s",
+}
+
+
 def dask_command() -> str:
     """The ``dask`` command of this Python environment (next to the interpreter), else on PATH."""
     import shutil
@@ -297,8 +342,9 @@ def dask_cli_cluster(n_workers: int = 2, *, threads: int = 1, env: dict | None =
                      folder=None):
     """A Dask cluster on loopback TCP started as a cluster user starts one: a ``dask scheduler``
     process and a ``dask worker`` process (``--nworkers n_workers --nthreads threads``, each
-    worker under its nanny), with ``env`` (e.g. PYTHONPATH so the workers import fsil). Yields
-    the scheduler address once every worker has joined; stops both processes afterwards."""
+    worker under its nanny), with ``env`` (e.g. PYTHONPATH so the workers import fsil) and, unless
+    ``env`` sets them, the settings of ``DASK_CLUSTER_ENV``. Yields the scheduler address once every
+    worker has joined; stops both processes afterwards."""
     import signal
     import subprocess
     import tempfile
@@ -307,11 +353,9 @@ def dask_cli_cluster(n_workers: int = 2, *, threads: int = 1, env: dict | None =
     from distributed import Client
 
     dask = dask_command()
-    # Dask's statistical profiler samples each worker's running task every 10 ms, taking the GIL
-    # from the descent it watches: ~6 % of a campaign's throughput on 2 cores (88 % -> 94 % of the
-    # local executor, docs/campaigns.md); a cluster user sets the same in their dask config
     env = {**(os.environ if env is None else env)}
-    env.setdefault("DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED", "False")
+    for k, v in DASK_CLUSTER_ENV.items():  # what docs/campaigns.md asks a cluster user to set; env may override
+        env.setdefault(k, v)
     tmp = Path(folder or tempfile.mkdtemp(prefix="fsil-dask-"))
     tmp.mkdir(parents=True, exist_ok=True)
     sched_file = tmp / "scheduler.json"
