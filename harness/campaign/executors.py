@@ -313,7 +313,7 @@ class DaskExecutor:
 #: ``dask scheduler`` and ``dask worker`` processes (``dask_cli_cluster`` sets them; docs/campaigns.md
 #: "Executors" gives them, and the same as a YAML file, to a cluster user). Each keeps the workers'
 #: cores on the descents; none changes a result. Measured on 2 cores, M2 mix (docs/performance.md):
-#: the cluster's processes took 61 ms of CPU per run against the local pool's 55 with the defaults.
+#: an idle cluster's processes take 10 ms of CPU a second with them, 51-65 ms with dask's defaults.
 DASK_CLUSTER_ENV = {
     # the statistical profiler samples the running task every 10 ms and takes the GIL from the
     # descent it watches: ~6 % of the throughput (Dask at 88 % of the local executor with it, 94 % without)
