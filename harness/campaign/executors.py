@@ -363,6 +363,11 @@ def dask_cli_cluster(n_workers: int = 2, *, threads: int = 1, env: dict | None =
 
     dask = dask_command()
     env = {**(os.environ if env is None else env)}
+    if "DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON" not in env:
+        # glibc reads MALLOC_TRIM_THRESHOLD_ from the environment the workers inherit, and a process
+        # that ran a nanny itself (a LocalCluster) has the nanny's 65536 there: the nanny writes it
+        # into its own process's environment before it spawns a worker
+        env.pop("MALLOC_TRIM_THRESHOLD_", None)
     for k, v in DASK_CLUSTER_ENV.items():  # what docs/campaigns.md asks a cluster user to set; env may override
         env.setdefault(k, v)
     tmp = Path(folder or tempfile.mkdtemp(prefix="fsil-dask-"))
