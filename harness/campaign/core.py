@@ -72,6 +72,26 @@ def workers_for_rig(spec: CampaignSpec, workers: int | None, scheduler: str | No
     return 1
 
 
+class _RunsLeft:
+    """The runs handed to an executor, claimed as it takes them; ``operator.length_hint`` gives how
+    many are still to come (an estimate when other campaign processes share the database), so an
+    executor can make its last tasks short (executors.chunk_runs)."""
+
+    def __init__(self, runs, left: list):
+        self._runs, self._left = runs, left
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> dict:
+        run = next(self._runs)
+        self._left[0] = max(0, self._left[0] - 1)
+        return run
+
+    def __length_hint__(self) -> int:
+        return self._left[0]
+
+
 def run_campaign(spec: CampaignSpec | str | Path, db: str | Path | None = None, *, workers: int | None = None,
                  scheduler: str | None = None, executor=None, progress: bool = True, retry_errors: bool = False,
                  stream=None, allow_import=()) -> CampaignOutcome:
@@ -109,6 +129,8 @@ def run_campaign(spec: CampaignSpec | str | Path, db: str | Path | None = None, 
         waiting_said = False
         # workers resolve the base scenario once per campaign invocation (worker._base_scenario)
         campaign_key = f"{spec.digest}:{os.getpid()}:{time.time_ns()}"
+
+        left = [len(todo)]  # pending runs not yet handed to the executor (others on the database may take some)
 
         def claimed():
             while True:  # a few at a time: one write transaction per CLAIM_BATCH runs
@@ -156,7 +178,7 @@ def run_campaign(spec: CampaignSpec | str | Path, db: str | Path | None = None, 
 
                             bar = tqdm(total=spec.n_runs, initial=done0, unit="run", file=stream, dynamic_ncols=True,
                                        smoothing=0.05, desc=printable(spec.name, 40))
-                    for rec in ex.run(itertools.chain([first], tasks), spec.run_timeout_s):
+                    for rec in ex.run(_RunsLeft(itertools.chain([first], tasks), left), spec.run_timeout_s):
                         batch.append(rec)
                         commit()
                         if bar is not None:

@@ -6,7 +6,7 @@
   ProcessPoolExecutor can do neither (a dead worker breaks the whole pool, a running task cannot
   be stopped).
 * ``DaskExecutor``: a dask.distributed cluster (``tcp://HOST:8786``) or any ``Client``. The wall
-  timeout is kept on the worker (the run flies in a thread; on timeout the task returns an error
+  timeout is kept on the worker (a task's runs fly in a thread; on timeout the task returns an error
   record and the campaign restarts that worker through its nanny, which ends the stuck thread).
   A worker that dies mid-run is retried by the scheduler up to its ``allowed-failures`` and then
   reported as KilledWorker: recorded as a crash.
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import operator
 import os
 import threading
 import time
@@ -93,44 +94,68 @@ class LocalExecutor:
             self.pool.join(timeout=5)
 
 
-def fly_one_guarded(task: dict, timeout_s: float, fn=None) -> dict:
-    """Dask task: fly in a thread and give up after ``timeout_s`` (the record names the worker)."""
-    box = {}
-    th = threading.Thread(target=lambda: box.setdefault("r", (fn or fly_one)(task)), daemon=True,
-                          name=f"fsil-run-{task['run_id']}")
-    t0 = time.perf_counter()
+CHUNK_S = 1.0  # a Dask task flies runs for about this long (scheduler, client and worker: a few ms per task)
+CHUNK_MAX = 32
+
+
+def chunk_runs(mean_run_s: float | None, runs_left: int, threads: int, chunk_s: float = CHUNK_S) -> int:
+    """How many runs the next Dask task flies: one until a run's time is known (``mean_run_s``,
+    wall seconds), then about ``chunk_s`` of flying, at most CHUNK_MAX runs; and when the number of
+    runs not yet handed out is known (``runs_left`` > 0), at most their share among the two
+    tasks per thread kept submitted (guided self-scheduling: the tasks shrink as the campaign
+    ends, so the workers finish within a run or two of each other instead of one idling through
+    another's last full chunk)."""
+    if mean_run_s is None:
+        return 1
+    k = max(1, min(CHUNK_MAX, int(chunk_s / max(mean_run_s, 1e-6))))
+    if runs_left > 0:
+        k = min(k, -(-runs_left // (2 * max(1, threads))))
+    return k
+
+
+def fly_chunk_guarded(tasks: list[dict], timeout_s: float, fn=None) -> tuple[list[dict], list[dict]]:
+    """Dask task: fly ``tasks`` one after the other in one thread, each run under its own wall
+    timeout of ``timeout_s`` (``fn(task) -> record``, default ``worker.fly_one``). Returns (records,
+    runs not flown): after a timeout the worker is restarted (the record says so, naming the worker),
+    so the runs after it come back unflown, to be flown elsewhere.
+
+    The runs follow each other in the flight thread with no hand-over between them; this thread
+    only wakes when the run in the air reaches its timeout (a thread per run, or a wake-up per run,
+    costs a few milliseconds between runs on a busy machine: ~2 % of a 0.1 s descent)."""
+    fly = fn or fly_one
+    out: list[dict] = []
+    now = [0, time.perf_counter()]  # the run in the air (index into tasks) and when it took off
+    stop = threading.Event()  # set after a timeout: the flight thread starts no further run
+
+    def flight() -> None:
+        for i, t in enumerate(tasks):
+            if stop.is_set():
+                return
+            now[:] = [i, time.perf_counter()]
+            out.append(fly(t))
+
+    th = threading.Thread(target=flight, daemon=True, name=f"fsil-runs-{tasks[0]['run_id']}" if tasks else "fsil-runs")
     th.start()
-    th.join(timeout_s)
-    if "r" in box:
-        return box["r"]
+    while True:
+        i, t0 = now
+        th.join(max(0.0, t0 + timeout_s - time.perf_counter()))
+        if not th.is_alive():
+            return list(out), []
+        if now == [i, t0] and len(out) == i:  # still the same run, past its timeout
+            break
+    stop.set()
     try:
         from distributed import get_worker
 
         addr = get_worker().address
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001 - not on a Dask worker (called directly)
         addr = ""
-    rec = error_record(task["run_id"], "wall timeout", f"run {task['run_id']} was still flying after the per-run "
-                       f"wall timeout of {timeout_s:g} s on Dask worker {addr} (hung flight code or harness); "
-                       f"that worker was restarted", time.perf_counter() - t0, addr)
+    rid = tasks[i]["run_id"]
+    rec = error_record(rid, "wall timeout", f"run {rid} was still flying after the per-run wall timeout of "
+                       f"{timeout_s:g} s on Dask worker {addr} (hung flight code or harness); that worker was "
+                       f"restarted", time.perf_counter() - t0, addr)
     rec["restart_worker"] = addr
-    return rec
-
-
-CHUNK_S = 0.5  # a Dask task flies runs for about this long (its scheduling costs a few ms)
-CHUNK_MAX = 16
-
-
-def fly_chunk_guarded(tasks: list[dict], timeout_s: float, fn=None) -> tuple[list[dict], list[dict]]:
-    """Dask task: fly ``tasks`` one after the other, each under its own wall timeout
-    (:func:`fly_one_guarded`). Returns (records, runs not flown): after a timeout the worker is
-    restarted, so the runs after it in the chunk come back unflown, to be flown elsewhere."""
-    out = []
-    for i, t in enumerate(tasks):
-        rec = fly_one_guarded(t, timeout_s, fn)
-        out.append(rec)
-        if "restart_worker" in rec:
-            return out, tasks[i + 1:]
-    return out, []
+    return out[:i] + [rec], tasks[i + 1:]
 
 
 class DaskExecutor:
@@ -166,11 +191,15 @@ class DaskExecutor:
 
     def run(self, tasks: Iterable[dict], timeout_s: float, fn=None) -> Iterator[dict]:
         """Fly ``tasks`` on the cluster, several runs per Dask task once runs are short (so a task
-        lasts about CHUNK_S and the scheduler's per-task cost stays a few per cent), one run per
-        task at first, for runs lost with a worker and for a run after a timeout."""
+        lasts about CHUNK_S and the scheduler's per-task cost stays a few per cent; fewer as the
+        runs left run out, when ``tasks`` tells how many through ``__length_hint__``:
+        :func:`chunk_runs`), one run per task at first, for runs lost with a worker and for a run
+        after a timeout. A window of two tasks per thread is kept submitted: each worker has the
+        next task at hand when one ends."""
         from distributed import as_completed
 
-        window = max(2, 2 * max(1, self.workers))
+        threads = max(1, self.workers)
+        window = 2 * threads
         it = iter(tasks)
         ids = {}
         retry = []  # runs to fly alone: lost with a dead worker, or not flown after a timeout in their chunk
@@ -192,7 +221,8 @@ class DaskExecutor:
                 self._wait_restarts()
                 chunk = [retry.pop()]
             else:
-                k = 1 if not timing[1] else max(1, min(CHUNK_MAX, int(self.chunk_s * timing[1] / max(timing[0], 1e-6))))
+                k = chunk_runs(timing[0] / timing[1] if timing[1] else None, operator.length_hint(it, 0), threads,
+                               self.chunk_s)
                 chunk = [t for t in (next(it, None) for _ in range(k)) if t is not None]
             if not chunk:
                 return None
@@ -279,6 +309,30 @@ class DaskExecutor:
             self.client.close()
 
 
+#: The dask configuration of a cluster that flies campaigns, as environment variables of the
+#: ``dask scheduler`` and ``dask worker`` processes (``dask_cli_cluster`` sets them; docs/campaigns.md
+#: "Executors" gives them, and the same as a YAML file, to a cluster user). Each keeps the workers'
+#: cores on the descents; none changes a result. Measured on 2 cores, M2 mix (docs/performance.md):
+#: an idle cluster's processes take 10 ms of CPU a second with them, 51-65 ms with dask's defaults.
+DASK_CLUSTER_ENV = {
+    # the statistical profiler samples the running task every 10 ms and takes the GIL from the
+    # descent it watches: ~6 % of the throughput (Dask at 88 % of the local executor with it, 94 % without)
+    "DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False",
+    # the allocator as in the local pool's workers (glibc's defaults): the nanny's default
+    # MALLOC_TRIM_THRESHOLD_=65536 hands the memory a run freed back to the kernel, and the next run
+    # faults it in again, page by page: ~600 page faults and ~2 ms of kernel time per M2 run (7 locally)
+    "DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON": "{'MALLOC_TRIM_THRESHOLD_': None}",
+    # every scheduler, nanny and worker wakes its event loop every 20 ms to see whether it is blocked
+    # (warning past 3 s): 50 wake-ups a second each, and in a worker each one takes the GIL from the
+    # descent; once a second still sees a blocked loop
+    "DASK_DISTRIBUTED__ADMIN__TICK__INTERVAL": "1s",
+    # host and process statistics (psutil: CPU, memory, network, disk) every 500 ms in each process,
+    # and the memory monitor of each worker and nanny (pause at 80 %, restart at 95 %) every 100 ms
+    "DASK_DISTRIBUTED__ADMIN__SYSTEM_MONITOR__INTERVAL": "2s",
+    "DASK_DISTRIBUTED__WORKER__MEMORY__MONITOR_INTERVAL": "1s",
+}
+
+
 def dask_command() -> str:
     """The ``dask`` command of this Python environment (next to the interpreter), else on PATH."""
     import shutil
@@ -297,8 +351,9 @@ def dask_cli_cluster(n_workers: int = 2, *, threads: int = 1, env: dict | None =
                      folder=None):
     """A Dask cluster on loopback TCP started as a cluster user starts one: a ``dask scheduler``
     process and a ``dask worker`` process (``--nworkers n_workers --nthreads threads``, each
-    worker under its nanny), with ``env`` (e.g. PYTHONPATH so the workers import fsil). Yields
-    the scheduler address once every worker has joined; stops both processes afterwards."""
+    worker under its nanny), with ``env`` (e.g. PYTHONPATH so the workers import fsil) and, unless
+    ``env`` sets them, the settings of ``DASK_CLUSTER_ENV``. Yields the scheduler address once every
+    worker has joined; stops both processes afterwards."""
     import signal
     import subprocess
     import tempfile
@@ -307,11 +362,14 @@ def dask_cli_cluster(n_workers: int = 2, *, threads: int = 1, env: dict | None =
     from distributed import Client
 
     dask = dask_command()
-    # Dask's statistical profiler samples each worker's running task every 10 ms, taking the GIL
-    # from the descent it watches: ~6 % of a campaign's throughput on 2 cores (88 % -> 94 % of the
-    # local executor, docs/campaigns.md); a cluster user sets the same in their dask config
     env = {**(os.environ if env is None else env)}
-    env.setdefault("DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED", "False")
+    if "DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON" not in env:
+        # glibc reads MALLOC_TRIM_THRESHOLD_ from the environment the workers inherit, and a process
+        # that ran a nanny itself (a LocalCluster) has the nanny's 65536 there: the nanny writes it
+        # into its own process's environment before it spawns a worker
+        env.pop("MALLOC_TRIM_THRESHOLD_", None)
+    for k, v in DASK_CLUSTER_ENV.items():  # what docs/campaigns.md asks a cluster user to set; env may override
+        env.setdefault(k, v)
     tmp = Path(folder or tempfile.mkdtemp(prefix="fsil-dask-"))
     tmp.mkdir(parents=True, exist_ok=True)
     sched_file = tmp / "scheduler.json"
