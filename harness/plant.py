@@ -442,7 +442,10 @@ class Plant:
         any throttle profile, depletion inside the step, touchdown inside the step."""
         s0 = self.state
         ctl = self._ctl
-        thr, engine_on, torque = cmd
+        thr, engine_on, (tx, ty, tz) = cmd
+        # as doubles, as the compiled step reads them: a numpy scalar from a fault hook (float32
+        # above all) would otherwise make the arithmetic below its own type's (numpy 2's rules)
+        thr, tx, ty, tz = float(thr), float(tx), float(ty), float(tz)
         tmin, tmax, tau_e, slew = self._eng
         nonfinite = False  # a NaN or infinite throttle or torque read as 0 (counted once the step is taken)
         # engine target u; the range tests also catch NaN and inf (read as 0)
@@ -457,7 +460,6 @@ class Plant:
             u = 0.0
         # RCS torque (N m), clamped per axis
         if s0.rcs_propellant_kg > 0.0:
-            tx, ty, tz = torque
             mx, my, mz = self._tmax
             if -mx <= tx <= mx and -my <= ty <= my and -mz <= tz <= mz:
                 tau = (tx, ty, tz)

@@ -133,3 +133,32 @@ def test_thrust_change_while_flying_reaches_the_kernel():
     assert dv[1] == pytest.approx(0.5 * dv[0], rel=1e-3)
     with pytest.raises(AttributeError):
         p.gm = 1.0  # fixed at construction: the kernel would not see a change
+
+
+@pytest.mark.parametrize("kind", ["float32", "float64", "int"])
+def test_a_command_of_numpy_scalars_is_flown_as_the_same_doubles(kind):
+    """A fault hook may hand the plant numpy scalars. Every path reads the command as doubles: the
+    general step (which a propellant run-out, a throttle profile or a touchdown take) must give
+    the bits of the same values as Python floats, as the compiled step does; float32 arithmetic
+    would round differently (numpy 2 keeps a float32 operand's type against a Python float)."""
+    from harness.frames import SiteFrame
+    from harness.lander import load_lander
+    from harness.plant import ActuatorCommand, Plant, initial_state
+    from harness.terrain import flat
+
+    site = SiteFrame()
+    lander = load_lander("reference")
+    typ = {"float32": np.float32, "float64": np.float64, "int": int}[kind]
+    values = (0.6, 1.5, -2.25, 0.1) if kind != "int" else (1, 2, -3, 0)
+    cmd = ActuatorCommand(typ(values[0]), np.bool_(True), tuple(typ(v) for v in values[1:]))
+    as_floats = ActuatorCommand(float(cmd[0]), True, tuple(float(v) for v in cmd[2]))
+    states = []
+    for c in (cmd, as_floats):
+        st = initial_state(site, lander, 2000.0, propellant_kg="terminal_descent", throttle=0.3)
+        p = Plant(lander, flat(site), st)
+        for _ in range(25):
+            p._step_general(c, 0.02)
+        states.append(p.state)
+    assert _bits(tuple(x for v in states[0] for x in (v if isinstance(v, tuple) else (v,)))) == \
+        _bits(tuple(x for v in states[1] for x in (v if isinstance(v, tuple) else (v,))))
+    assert all(type(v) is float for v in states[0] if not isinstance(v, tuple))
