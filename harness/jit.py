@@ -2,6 +2,16 @@
 from __future__ import annotations
 
 
+def usable_numba():
+    """The ``numba`` module when it is installed and compiling (``NUMBA_DISABLE_JIT`` unset), else
+    None: then every model's kernel runs as the plain-Python function it is written as."""
+    try:
+        import numba
+    except ImportError:
+        return None
+    return None if numba.config.DISABLE_JIT else numba
+
+
 def njit_cached(numba, sig, fn):
     """``fn`` compiled by ``numba`` for the one signature ``sig``: nogil, no fastmath (IEEE
     arithmetic in the written order, as CPython does it: the same bits), its machine code cached

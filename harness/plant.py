@@ -58,7 +58,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .frames import G0, MOON_GM, MOON_ROTATION_RATE, SiteFrame, quat_normalize, vcross
-from .jit import njit_cached
+from .jit import njit_cached, usable_numba
 from .lander import LanderSpec
 from .terrain import FlatTerrain, RotatingTerrain
 
@@ -746,21 +746,17 @@ def load_rk4_kernel():
     or the plain-Python kernel when numba is not installed or ``NUMBA_DISABLE_JIT=1``."""
     global _RK4
     if _RK4 is None:
-        try:
-            import numba
-        except ImportError:
+        numba = usable_numba()
+        if numba is None:
             _RK4 = (rk4_kernel, False)
         else:
-            if numba.config.DISABLE_JIT:
-                _RK4 = (rk4_kernel, False)
-            else:
-                from numba.extending import register_jitable
+            from numba.extending import register_jitable
 
-                register_jitable(rk4_rates)  # compiled into the kernel; stays a Python function
-                f8 = numba.float64
-                sig = (f8,) * 23 + (f8[::1], numba.boolean)
-                # no fastmath: IEEE arithmetic in the written order, as CPython does it
-                _RK4 = (njit_cached(numba, sig, rk4_kernel), True)
+            register_jitable(rk4_rates)  # compiled into the kernel; stays a Python function
+            f8 = numba.float64
+            sig = (f8,) * 23 + (f8[::1], numba.boolean)
+            # no fastmath: IEEE arithmetic in the written order, as CPython does it
+            _RK4 = (njit_cached(numba, sig, rk4_kernel), True)
     return _RK4
 
 

@@ -34,7 +34,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from .errors import ConfigError
-from .jit import njit_cached
+from .jit import njit_cached, usable_numba
 from .validation import KeyProblem, Model, validate, value_text
 from .frames import SiteFrame, moon_fixed_from_mci, MOON_ROTATION_RATE
 
@@ -250,11 +250,8 @@ def load_march_kernel():
     (the same bits; tests/test_terrain.py)."""
     global _MARCH
     if _MARCH is None:
-        try:
-            import numba
-        except ImportError:
-            numba = None
-        if numba is None or numba.config.DISABLE_JIT:
+        numba = usable_numba()
+        if numba is None:
             _MARCH = (height_field_march, False)
         else:
             from numba.extending import register_jitable

@@ -44,7 +44,7 @@ from typing import NamedTuple
 import numpy as np
 
 from harness.errors import ConfigError
-from harness.jit import njit_cached
+from harness.jit import njit_cached, usable_numba
 from sensor_models._config import config_from_dict
 
 _BLOCK = 256
@@ -428,11 +428,8 @@ def load_accumulate_kernel():
     disk), or the plain-Python one without numba or with ``NUMBA_DISABLE_JIT=1``."""
     global _ACCUMULATE
     if _ACCUMULATE is None:
-        try:
-            import numba
-        except ImportError:
-            numba = None
-        if numba is None or numba.config.DISABLE_JIT:
+        numba = usable_numba()
+        if numba is None:
             _ACCUMULATE = (accumulate_kernel, False)
         else:
             from numba.extending import register_jitable
