@@ -562,9 +562,6 @@ class FlightLink:
                 return self._exchange_in_process(None, t_us, (lrf_range_m, lrf_sample_t_us, lrf_flags), row)
             return self._lockstep_irregular(regular, seq, t_us, t0)
         self.then_done = -1
-        then = self._then
-        if then is not None:
-            then.done = -1
         if self.transport.synchronous and not self._pending:
             return self._exchange_in_process(None, t_us, (lrf_range_m, lrf_sample_t_us, lrf_flags), row)
         return self.exchange(self._reading_sensors(lrf_range_m, lrf_sample_t_us, lrf_flags), t_us)
