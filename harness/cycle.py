@@ -142,7 +142,7 @@ def load_c_entry(bounds: tuple) -> int | None:
 def block_spans(sizes) -> tuple:
     """Where the eight kernel arrays (sizes in advance_kernel's argument order: x, par, ctl,
     imu_in, model, acc, noise, reading) stand in the block: the state vector and the reading
-    first (``Cycle.state_value``, ``Cycle.reading``), then the others; ((start, end), ...) in
+    first (``Cycle.state_view``, ``Cycle.reading``), then the others; ((start, end), ...) in
     argument order."""
     spans, start = [None] * len(sizes), 0
     for i in (0, 7, 1, 2, 3, 4, 5, 6):
@@ -183,7 +183,7 @@ class Cycle:
 
     The two models' kernel arrays move into one float64 block owned by this object (each model
     keeps working on its own part of it through views: ``use_kernel_arrays``). The block starts
-    with the plant's state vector (``state_value``) and the IMU's reading (``reading``, which the
+    with the plant's state vector (``state_view``) and the IMU's reading (``reading``, which the
     in-process rig's C link packs into SENSORS where it lies)."""
 
     def __init__(self, plant: Plant, imu: Imu):
@@ -199,10 +199,9 @@ class Cycle:
         imu.use_kernel_arrays(*v[4:])
         self._kernel = load_advance_kernel(spans)[0]
         self._spans = spans
-        #: one value of the plant's state vector (STATE_FIELDS index), as a float: the block starts with it
-        self.state_value = self.block.item
-        #: the plant's state vector (STATE_FIELDS) as a read-only view whose items are floats:
-        #: ``state_view[i]`` is the cheapest read of one value from Python (a third of ``state_value``'s)
+        #: the plant's state vector (STATE_FIELDS; the block starts with it) as a read-only view whose
+        #: items are floats: ``state_view[i]`` is the cheapest read of one value from Python (a third
+        #: of ``block.item(i)``'s)
         self.state_view = memoryview(self.block).toreadonly()[:x.size]
         #: the plant's state vector (STATE_FIELDS) as a list of floats
         self.state_list = self.block[:x.size].tolist
