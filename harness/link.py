@@ -181,9 +181,8 @@ _RESULT_BODY = 16 + p.HEADER.size
 _COMMAND_BODY_DONE = struct.Struct(p.Command.LAYOUT.format + "2xq")
 _SENSORS_PACKET_LEN = p.SENSORS_PACKET.size  # what sensors_packet returns, header + body
 _READING_LEN = len(p.SENSORS_READING_FIELDS)
-# the reading's first _READING_LEN float64s as Python floats, read straight from its buffer (one
-# C call: cheaper than a numpy slice and its tolist())
-_reading_values = struct.Struct(f"={_READING_LEN}d").unpack_from
+_reading_values = p.reading_values
+_encode_reading_frame = p.encode_reading_frame
 
 def _describe(frame_type: int | None, seq: int | None, t_us: int | None, wall: float | None) -> str:
     if frame_type is None:
@@ -233,6 +232,10 @@ class FlightLink:
         self._telemetry: list[bytes] = []
         self._seq = 0
         self._pending: list[p.Frame] = []
+        # bytes read after the last lockstep answer (its TELEMETRY, usually), not yet fed to the
+        # decoder: fed before the next read, while the flight code works on the next SENSORS, or
+        # when anything reads the link's counters (_take_tally)
+        self._unfed = b""
         self._missed_in_a_row = 0
         self._first_missed: tuple[int, int] | None = None
         self._last_sent: tuple[int, int, int, float] | None = None
@@ -284,7 +287,10 @@ class FlightLink:
     def _take_tally(self) -> None:
         """Add what the lean lockstep cycles counted in C (``fsil_link_cycle``) to the Python
         counters: exchanges, good frames, bytes each way, and the last frames each way (their
-        wall clock is not kept: None)."""
+        wall clock is not kept: None). Bytes read after the last lockstep answer are decoded first
+        (``_feed_unfed``)."""
+        if self._unfed:
+            self._feed_unfed()
         lockstep = self._lockstep
         if lockstep is None:
             return
@@ -301,13 +307,25 @@ class FlightLink:
         self._missed_in_a_row = 0
         tally.cycles = tally.frames_ok = tally.bytes_tx = tally.bytes_rx = 0
 
+    def _feed_unfed(self) -> None:
+        """Decode the bytes that came after the last lockstep answer (``FrameDecoder.take_answer``),
+        keeping what their frames tell, as ``exchange`` keeps the frames that come with an answer."""
+        data, self._unfed = self._unfed, b""
+        for f in self._decoder.feed(data):
+            self._last_received = (f.msg_type, f.seq, f.t_us, _clock())
+            self._absorb(f)
+
     # low level -------------------------------------------------------------------------
     def send(self, msg: p.Message, t_us: int) -> int:
         if self._lockstep_clean:  # a frame past the lockstep call: it stands aside (see _exchange_in_process)
             self._lockstep_pause()
         seq = self._seq
         self._seq = (seq + 1) & 0xFFFF
-        data = _encode_frame(msg, seq, t_us)
+        self._write_frame(_encode_frame(msg, seq, t_us), msg.MSG_TYPE, seq, t_us)
+        return seq
+
+    def _write_frame(self, data: bytes, msg_type: int, seq: int, t_us: int) -> None:
+        """Write one encoded frame and keep its bytes and header (for ``describe_last_frames``)."""
         try:
             self.transport.write(data)
         finally:  # the bookkeeping after the write runs while the flight code reads the frame
@@ -316,13 +334,18 @@ class FlightLink:
                 log.bytes_tx += len(data)
             else:
                 log.record(b">", data)
-            self._last_sent = (msg.MSG_TYPE, seq, t_us, _clock())
-        return seq
+            self._last_sent = (msg_type, seq, t_us, _clock())
 
     def _receive(self, timeout_s: float) -> list[p.Frame]:
+        if self._unfed:
+            self._feed_unfed()
         data = self.transport.read(timeout_s)
         if not data:
             return []
+        return self._accept(data)
+
+    def _accept(self, data: bytes) -> list[p.Frame]:
+        """Log and decode bytes read from the transport: the frames they complete."""
         log = self._log
         if log._fh is None:  # no byte log: what record() would do, without the call
             log.bytes_rx += len(data)
@@ -336,7 +359,8 @@ class FlightLink:
             self._last_received = (f.msg_type, f.seq, f.t_us, _clock())
         return frames
 
-    def _frames_until(self, want, timeout_s: float, answer: bool = False, seq: int = -1) -> p.Frame | None:
+    def _frames_until(self, want, timeout_s: float, answer: bool = False, seq: int = -1,
+                      first: list[p.Frame] | None = None, t0: float | None = None) -> p.Frame | None:
         """Pump frames into the pending list until ``want(frame)`` or the wall time-out; ``want``
         None: the COMMAND that answers SENSORS ``seq`` (the lockstep answer, tested inline: no
         closure per cycle).
@@ -344,7 +368,9 @@ class FlightLink:
         On the lockstep path (SENSORS written, COMMAND awaited: ``answer``) the clock is read once
         before the first wait and again only when a wait ends without the frame, and the wait
         ends as soon as the transport knows the answer cannot come (``Transport.answer_lost``: a
-        link fault dropped or held back the SENSORS or its COMMAND)."""
+        link fault dropped or held back the SENSORS or its COMMAND). ``first``: frames already
+        received, taken before any read; ``t0``: when the wait began (the time-out counts from
+        it; default now)."""
         pending = self._pending
         if pending:
             for i, f in enumerate(pending):
@@ -353,11 +379,14 @@ class FlightLink:
                     return f
         transport = self.transport
         synchronous = transport.synchronous
-        deadline = _clock() + timeout_s
+        deadline = (_clock() if t0 is None else t0) + timeout_s
         wait = 0.0 if synchronous else (0.05 if timeout_s > 0.05 else timeout_s if timeout_s > 0.0 else 0.0)
         answer = answer and self._knows_lost
         while True:
-            frames = self._receive(0.0 if answer and transport.answer_lost else wait)
+            if first is None:
+                frames = self._receive(0.0 if answer and transport.answer_lost else wait)
+            else:
+                frames, first = first, None
             if frames:
                 hit = None
                 for f in frames:
@@ -391,6 +420,8 @@ class FlightLink:
         after those the in-process lockstep call checked (they came first, see _lockstep_resume);
         what lean cycles counted in C joins the counters (so a LinkLog held elsewhere, the
         runner's, has every byte once the link is closed)."""
+        if self._unfed:
+            self._feed_unfed()
         if self._lockstep is not None:
             self._take_tally()
             self._keep_telemetry(self._lockstep.take_telemetry())
@@ -564,7 +595,12 @@ class FlightLink:
         self.then_done = -1
         if self.transport.synchronous and not self._pending:
             return self._exchange_in_process(None, t_us, (lrf_range_m, lrf_sample_t_us, lrf_flags), row)
-        return self.exchange(self._reading_sensors(lrf_range_m, lrf_sample_t_us, lrf_flags), t_us)
+        if self._lockstep_clean:  # (see send)
+            self._lockstep_pause()
+        seq = self._seq
+        self._seq = (seq + 1) & 0xFFFF
+        return self._exchange_frame(_encode_reading_frame(self._reading, lrf_range_m, lrf_sample_t_us, lrf_flags,
+                                                          seq, t_us), seq, t_us)
 
     def _reading_sensors(self, lrf_range_m: float, lrf_sample_t_us: int, lrf_flags: int) -> p.Sensors:
         """The SENSORS of the bound reading and these LRF fields (see exchange_reading)."""
@@ -580,9 +616,47 @@ class FlightLink:
         """
         if self.transport.synchronous and not self._pending:
             return self._exchange_in_process(sensors, t_us, None, -1)
+        if self._lockstep_clean:  # (see send)
+            self._lockstep_pause()
+        seq = self._seq
+        self._seq = (seq + 1) & 0xFFFF
+        return self._exchange_frame(_encode_frame(sensors, seq, t_us), seq, t_us)
+
+    def _exchange_frame(self, data: bytes, seq: int, t_us: int) -> p.Command | None:
+        """``exchange`` of an encoded SENSORS frame ``data`` (its ``seq`` and ``t_us``) over a
+        transport that is not in-process."""
         t0 = _clock()
-        seq = self.send(sensors, t_us)
-        f = self._frames_until(None, self.cycle_timeout_s, True, seq)
+        self._write_frame(data, _SENSORS, seq, t_us)
+        if self._unfed:  # the bytes that came after the last answer, decoded while the flight code works
+            self._feed_unfed()
+        first = None
+        transport = self.transport
+        if not self._pending and not (self._knows_lost and transport.answer_lost):
+            # the usual lockstep answer: one read, the COMMAND decoded first and the rest (its
+            # TELEMETRY) left for the next cycle's wait; anything else takes the general path
+            wait = self.cycle_timeout_s
+            data = transport.read(wait if wait < 0.05 else 0.05)  # (the general path's first wait)
+            if data:
+                hit = self._decoder.take_answer(data, seq)
+                if hit is None:
+                    first = self._accept(data)
+                else:
+                    command, rx_seq, rx_t_us, self._unfed = hit
+                    log = self._log
+                    if log._fh is None:  # no byte log: what record() would do, without the call
+                        log.bytes_rx += len(data)
+                    else:
+                        log.record(b"<", data)
+                    if self._lockstep is not None:
+                        self._take_tally()
+                    self._last_received = (_COMMAND, rx_seq, rx_t_us, _clock())
+                    stats = self._stats
+                    if self.keep_round_trips:
+                        stats.round_trip_s.append(_clock() - t0)
+                    stats.exchanges += 1
+                    self._missed_in_a_row = 0
+                    return command
+        f = self._frames_until(None, self.cycle_timeout_s, True, seq, first, t0)
         if f is not None:
             stats = self._stats
             if self.keep_round_trips:
@@ -702,6 +776,8 @@ class FlightLink:
         """Let the lockstep call take cycles again, if the decoder holds no partial frame (the
         call would skip past it); TELEMETRY the decoder set aside is settled first, so that the
         packets stay in arrival order."""
+        if self._unfed:
+            self._feed_unfed()
         if not self._decoder.idle:
             return False
         self.settle()
@@ -722,11 +798,16 @@ class FlightLink:
             self._absorb(f)
         self._pending.clear()
         deadline = time.perf_counter() + (0.0 if self.transport.synchronous else timeout_s)
-        while True:
-            frames = self._receive(max(0.0, deadline - time.perf_counter()))
-            for f in frames:
-                self._absorb(f)
-            if not frames:
+        while True:  # until the bytes stop (a read that waits in vain) or the time-out: a frame
+            # may arrive in several reads (a slow UART), so a read that completes none is no end
+            if self._unfed:
+                self._feed_unfed()
+            left = deadline - time.perf_counter()
+            data = self.transport.read(left if left > 0.0 else 0.0)
+            if data:
+                for f in self._accept(data):
+                    self._absorb(f)
+            if not data or left <= 0.0:
                 self.settle()
                 return
 

@@ -355,6 +355,24 @@ def encode_frame(msg: Message, seq: int, t_us: int) -> bytes:
     return cobs_encode(encode_packet(msg, seq, t_us)) + DELIMITER
 
 
+#: the reading's first len(SENSORS_READING_FIELDS) float64s as Python floats, read straight from
+#: its buffer (one C call: cheaper than a numpy slice and its tolist())
+reading_values = struct.Struct(f"={len(SENSORS_READING_FIELDS)}d").unpack_from
+
+
+def encode_reading_frame(reading, lrf_range_m: float, lrf_sample_t_us: int, lrf_flags: int, seq: int,
+                         t_us: int) -> bytes:
+    """The wire frame of the SENSORS that an IMU reading (a float64 buffer starting with
+    ``SENSORS_READING_FIELDS``) and these LRF fields make (``lrf_flags``: the LRF bits; IMU_VALID
+    comes from the reading): the bytes ``encode_frame`` makes of the same Sensors, without building
+    it (the serial rigs' lockstep path; the in-process rig packs the same bytes in C)."""
+    dvx, dvy, dvz, dthx, dthy, dthz, dt_s, valid, avx, avy, avz, atx, aty, atz = reading_values(reading)
+    data = _pack_sensors(PROTOCOL_VERSION, _SENSORS, seq & 0xFFFF, t_us, dvx, dvy, dvz, dthx, dthy, dthz,
+                         round(dt_s * 1e6), lrf_range_m, lrf_sample_t_us,
+                         lrf_flags | (SENSORS_IMU_VALID if valid != 0.0 else 0), avx, avy, avz, atx, aty, atz)
+    return cobs_encode(data + _pack_crc(_crc(data, _CRC_INIT, _CRC_TABLE))) + DELIMITER
+
+
 _MIN_PACKET = HEADER.size + CRC.size
 _WITHOUT_CRC = operator.itemgetter(slice(None, -2))
 
@@ -602,6 +620,30 @@ class FrameDecoder:
             self.counters.frames_ok += 1
             good.append(cobs_decode(chunk))
         return good
+
+    def take_answer(self, data: bytes, seq: int) -> tuple[Command, int, int, bytes] | None:
+        """The lockstep answer, decoded first: when no partial frame is held and ``data`` begins
+        with a regular COMMAND answering SENSORS ``seq`` (its COBS, length, version, type and CRC
+        all good), that frame is counted and ``(command, its seq, its t_us, the bytes after its
+        delimiter)`` returned; the caller must ``feed`` those bytes next (before any later ones).
+        Else None and nothing is taken: ``feed(data)`` decodes it all and counts and names any
+        fault."""
+        if len(data) <= _COMMAND_FRAME or data[_COMMAND_FRAME] or data[2] != _COMMAND or self._buf \
+                or self._discarding or _COMMAND in self.defer_types or _COMMAND in self.raw_types:
+            return None
+        try:  # (a 0x00 inside the frame is a COBS error: the frame is not this length)
+            packet = cobs_decode(data[:_COMMAND_FRAME])
+        except cobs.DecodeError:
+            return None
+        if len(packet) != _COMMAND_PACKET_SIZE:
+            return None
+        ver, typ, rx_seq, t_us, thr, tx, ty, tz, sensors_seq, mode, flags, crc_rx = _unpack_command(packet)
+        if ver != PROTOCOL_VERSION or typ != _COMMAND or sensors_seq != seq \
+                or crc_rx != _crc(packet[:-2], _CRC_INIT, _CRC_TABLE):
+            return None
+        self.counters.frames_ok += 1
+        return (_tuple_new(Command, (thr, (tx, ty, tz), sensors_seq, mode, flags)), rx_seq, t_us,
+                data[_COMMAND_FRAME + 1:])
 
     def feed(self, data: bytes) -> list[Frame]:
         """The frames completed by ``data`` (bytes as the transport delivered them), in order."""

@@ -188,6 +188,20 @@ def _check_like_decode_frame(chunk: bytes, raw_types=frozenset(), defer_types=fr
         counts = {k: v for k, v in dec.counters.as_dict().items() if v}
         assert counts == expect_counts
         assert dec.errors == expect_errors and dec.foreign_version == expect_foreign
+    # the serial lockstep's way (FlightLink): the answer taken first, the rest fed after it
+    dec = p.FrameDecoder(raw_types=raw_types, defer_types=defer_types)
+    data = chunk + b"\x00" + good
+    answer = dec.take_answer(data, 0x0102)
+    if answer is None:
+        frames = dec.feed(data)
+    else:
+        command, seq, t_us, rest = answer
+        assert rest == good
+        frames = [p.Frame(p.MsgType.COMMAND, seq, t_us, command)] + dec.feed(rest)
+    assert frames == expect_frames
+    assert {k: v for k, v in dec.counters.as_dict().items() if v} == expect_counts
+    assert dec.errors == expect_errors and dec.foreign_version == expect_foreign
+    return answer
 
 
 @pytest.mark.parametrize("case", ["good", "version 3", "crc swapped", "crc off by one", "bad COBS", "COBS short"])
@@ -203,11 +217,51 @@ def test_command_shaped_frames_are_decoded_counted_and_named_as_decode_frame_doe
     elif case == "COBS short":
         chunk[0] = 0x02   # decodes, but not to the packet (type byte no longer at chunk[2] for the decoder)
     tlm = frozenset({p.MsgType.TELEMETRY})
-    _check_like_decode_frame(bytes(chunk), tlm, tlm)
+    taken = _check_like_decode_frame(bytes(chunk), tlm, tlm)
+    assert (taken is not None) == (case == "good")  # only a good answer takes the quick way
     if case == "good":  # a decoder told to keep COMMAND raw, or defer it, is obeyed on the quick path too
         _check_like_decode_frame(bytes(chunk), frozenset({p.MsgType.COMMAND}))
         dec = p.FrameDecoder(raw_types=frozenset({p.MsgType.COMMAND}), defer_types=frozenset({p.MsgType.COMMAND}))
         assert dec.feed(bytes(chunk) + b"\x00") == [] and dec.take_deferred() == [cobs.decode(bytes(chunk))]
+        assert dec.take_answer(bytes(chunk) + b"\x00", 0x0102) is None
+
+
+def test_take_answer_takes_only_the_awaited_answer_at_a_frame_boundary():
+    """``take_answer`` (the serial lockstep's first look at a read) takes the COMMAND answering the
+    SENSORS awaited, and only when the read starts a frame; otherwise it takes nothing, and feed()
+    gives what it always gave."""
+    tlm = frozenset({p.MsgType.TELEMETRY})
+    frame = _command_chunk() + b"\x00"
+    telemetry = p.encode_frame(_telemetry(1), 5, 20_000)
+    dec = p.FrameDecoder(raw_types=tlm, defer_types=tlm)
+    command, seq, t_us, rest = dec.take_answer(frame + telemetry, 0x0102)
+    assert (command, seq, t_us, rest) == (p.Command(0.75, (0.5, -0.25, 1.0), 0x0102, 3, 1), 0x0203, 40_000, telemetry)
+    assert dec.counters.frames_ok == 1
+    assert dec.take_answer(frame, 0x0103) is None           # answers another SENSORS (late): not taken
+    assert dec.take_answer(frame[:-1], 0x0102) is None      # no delimiter yet
+    assert dec.take_answer(telemetry + frame, 0x0102) is None  # not first in the read
+    assert dec.counters.frames_ok == 1 and not dec.errors
+    assert dec.feed(frame[:5]) == []                         # a partial frame held: the read continues it
+    assert dec.take_answer(frame, 0x0102) is None
+    assert dec.feed(frame) == [] and dec.counters.framing_errors + dec.counters.crc_errors == 1
+
+
+@settings(max_examples=200, deadline=None)
+@given(values=st.lists(st.floats(allow_nan=False, allow_infinity=False, width=32), min_size=14, max_size=14),
+       dt_s=st.floats(0.0, 0.06), valid=st.sampled_from([0.0, 1.0, -2.5]),
+       lrf_range=st.floats(0.0, 2e4), lrf_t_us=st.integers(0, 2**32 - 1), lrf_flags=st.integers(0, 5),
+       seq=st.integers(0, 2**20), t_us=st.integers(0, 2**63 - 1))
+def test_a_reading_encodes_to_the_frame_of_its_sensors(values, dt_s, valid, lrf_range, lrf_t_us, lrf_flags, seq, t_us):
+    """``encode_reading_frame`` (the serial rigs' lockstep SENSORS, built from the IMU reading)
+    gives the bytes ``encode_frame`` gives for the Sensors the reading and LRF fields make."""
+    import numpy as np
+
+    reading = np.array(values[:6] + [dt_s, valid] + values[8:], dtype=np.float64)
+    sensors = p.Sensors(tuple(values[0:3]), tuple(values[3:6]), round(dt_s * 1e6), lrf_range, lrf_t_us,
+                        lrf_flags | (p.SENSORS_IMU_VALID if valid != 0.0 else 0), tuple(values[8:11]),
+                        tuple(values[11:14]))
+    assert p.encode_reading_frame(reading, lrf_range, lrf_t_us, lrf_flags, seq, t_us) == \
+        p.encode_frame(sensors, seq, t_us)
 
 
 @settings(max_examples=300, deadline=None)
