@@ -641,18 +641,19 @@ class FlightLink:
                 if hit is None:
                     first = self._accept(data)
                 else:
+                    if self._lockstep is not None:  # (what lean cycles counted came before)
+                        self._take_tally()
                     command, rx_seq, rx_t_us, self._unfed = hit
                     log = self._log
                     if log._fh is None:  # no byte log: what record() would do, without the call
                         log.bytes_rx += len(data)
                     else:
                         log.record(b"<", data)
-                    if self._lockstep is not None:
-                        self._take_tally()
-                    self._last_received = (_COMMAND, rx_seq, rx_t_us, _clock())
+                    now = _clock()
+                    self._last_received = (_COMMAND, rx_seq, rx_t_us, now)
                     stats = self._stats
                     if self.keep_round_trips:
-                        stats.round_trip_s.append(_clock() - t0)
+                        stats.round_trip_s.append(now - t0)
                     stats.exchanges += 1
                     self._missed_in_a_row = 0
                     return command
