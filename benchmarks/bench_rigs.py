@@ -103,7 +103,8 @@ def harness_cycles_per_s(up, cycles: int) -> tuple[float, float, dict]:
 
 def cycle_breakdown(up, cycles: int) -> dict[str, float]:
     """Median time of each stretch of a lockstep cycle (s), from clock reads around the link's
-    calls (wrappers: each adds a little): ``encode`` (exchange() called to the transport write),
+    calls (wrappers: each adds a little): ``encode`` (``exchange_reading()``, or ``exchange()`` in a
+    run with IMU faults, called to the transport write),
     ``write`` (the write call), ``to wait`` (after the write to the first read, the link's
     bookkeeping, overlapping the flight code), ``wait + read`` (the read that brought the
     answer), ``decode`` (answer read to exchange() returning), ``runner`` (exchange() returned
@@ -115,13 +116,21 @@ def cycle_breakdown(up, cycles: int) -> dict[str, float]:
     marks: list[tuple[str, float]] = []
     mark, clock = marks.append, time.perf_counter
     transport, write, read = up.transport, up.transport.write, up.transport.read
-    exchange = FlightLink.exchange
+    exchange, exchange_reading = FlightLink.exchange, FlightLink.exchange_reading
+    depth = [0]  # (one of them may call the other: the outer call is the cycle's)
 
-    def timed_exchange(self, sensors, t_us):
-        mark(("ex0", clock()))
-        answer = exchange(self, sensors, t_us)
-        mark(("ex1", clock()))
-        return answer
+    def timed(call):
+        def timed_call(self, *args):
+            depth[0] += 1
+            if depth[0] == 1:
+                mark(("ex0", clock()))
+            try:
+                return call(self, *args)
+            finally:
+                if depth[0] == 1:
+                    mark(("ex1", clock()))
+                depth[0] -= 1
+        return timed_call
 
     def timed_write(data):
         mark(("w0", clock()))
@@ -135,12 +144,12 @@ def cycle_breakdown(up, cycles: int) -> dict[str, float]:
             marks.extend((("r0", t0), ("r1", clock())))
         return data
 
-    FlightLink.exchange = timed_exchange
+    FlightLink.exchange, FlightLink.exchange_reading = timed(exchange), timed(exchange_reading)
     transport.write, transport.read = timed_write, timed_read
     try:
         up.fly(terminal_descent(t_max_s=cycles / 50.0, flight_params={"TLM_DECIMATION": 1.0}))
     finally:
-        FlightLink.exchange = exchange
+        FlightLink.exchange, FlightLink.exchange_reading = exchange, exchange_reading
         del transport.write, transport.read
     spans: dict[str, list[float]] = {k: [] for k in ("encode", "write", "to wait", "wait + read", "decode",
                                                       "runner")}
