@@ -2,8 +2,9 @@
 parser of the flight code (through cffi).
 
 The input is cut into chunks (first byte: chunk length 1-64) and fed, as a transport would
-deliver it, to three decoders at once: ``harness.protocol.FrameDecoder`` (messages unpacked),
-the same with every body kept raw, and the C streaming parser (``fsw_parser_push``). On every
+deliver it, to four decoders at once: ``harness.protocol.FrameDecoder`` (messages unpacked),
+the same with every body kept raw, the same driven as the serial link drives it (each read
+offered to ``take_answer`` first), and the C streaming parser (``fsw_parser_push``). On every
 input: no exception escapes the Python decoder, both count the same frames and the same errors
 by kind (frames_ok, crc, framing, length, unknown), and every frame agrees on type, sequence,
 time and body bytes (the C side re-packs what it decoded; bit-exact, NaN payloads included).
@@ -53,6 +54,32 @@ def py_parse(chunks, raw_types):
     return tuple(getattr(dec.counters, k) for k in COUNTERS), frames, dec
 
 
+def answer_first_parse(chunks):
+    """The serial link's way (``FlightLink``): each read is offered to ``take_answer`` first, with
+    the ``sensors_seq`` its first frame carries if that is a COMMAND (so the quick way is taken
+    whenever it may be), and the rest fed after it; else the read is fed whole."""
+    dec = p.FrameDecoder()
+    frames = []
+    for chunk in chunks:
+        seq = 0
+        end = chunk.find(0)
+        if end > 0:
+            try:
+                first = p.decode_frame(chunk[:end])
+                if first.msg_type == p.MsgType.COMMAND:
+                    seq = first.msg.sensors_seq
+            except p.LinkError:
+                pass
+        answer = dec.take_answer(chunk, seq)
+        if answer is None:
+            frames += dec.feed(chunk)
+        else:
+            command, rx_seq, t_us, rest = answer
+            frames.append(p.Frame(int(p.MsgType.COMMAND), rx_seq, t_us, command))
+            frames += dec.feed(rest)
+    return tuple(getattr(dec.counters, k) for k in COUNTERS), frames
+
+
 def TestOneInput(data: bytes) -> None:
     if not data:
         return
@@ -61,6 +88,10 @@ def TestOneInput(data: bytes) -> None:
     counters_raw, raw, _ = py_parse(chunks, ALL_TYPES)
     counters_full, full, dec = py_parse(chunks, frozenset())
     counters_c, cframes = c_parse(chunks)
+    counters_answer, answer_first = answer_first_parse(chunks)
+    if counters_answer != counters_full or list(map(repr, answer_first)) != list(map(repr, full)):  # (NaN-safe)
+        raise AssertionError(f"answer-first decoding differs: counters {counters_answer} {counters_full}, "
+                             f"frames {answer_first} {full}")
     if counters_raw != counters_full:
         raise AssertionError(f"Python raw vs unpacked decoder counters differ: {counters_raw} {counters_full}")
     if counters_raw != counters_c:

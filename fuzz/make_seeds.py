@@ -32,6 +32,12 @@ def main() -> None:
         write("decoder", bytes([5]) + s)
     for f in frames:
         write("decoder", bytes([63]) + f)
+    # a lockstep read: the COMMAND first, its TELEMETRY after it (the serial link's answer-first way)
+    commands = [f for f, v in zip(frames, vec["vectors"]) if v["type_name"] == "COMMAND"]
+    telemetry = [f for f, v in zip(frames, vec["vectors"]) if v["type_name"] == "TELEMETRY"]
+    for c in commands:
+        for t in telemetry[:1]:
+            write("decoder", bytes([63]) + c + t + c + t)
     # structured frames (fuzz_frames.c): head bit 0 = committed start; opcodes % 5
     cfg, commit, ideal, raw, lost = 0, 1, 2, 3, 4
     write("frames", bytes([1]) + bytes([ideal, 0]) * 50)                          # a clean descent
