@@ -62,10 +62,11 @@ def answer_first_parse(chunks):
     frames = []
     for chunk in chunks:
         seq = 0
-        end = chunk.find(0)
+        body = chunk.lstrip(b"\x00")  # (flush delimiters before the first frame)
+        end = body.find(0)
         if end > 0:
             try:
-                first = p.decode_frame(chunk[:end])
+                first = p.decode_frame(body[:end])
                 if first.msg_type == p.MsgType.COMMAND:
                     seq = first.msg.sensors_seq
             except p.LinkError:

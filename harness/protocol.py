@@ -623,16 +623,22 @@ class FrameDecoder:
 
     def take_answer(self, data: bytes, seq: int) -> tuple[Command, int, int, bytes] | None:
         """The lockstep answer, decoded first: when no partial frame is held and ``data`` begins
-        with a regular COMMAND answering SENSORS ``seq`` (its COBS, length, version, type and CRC
-        all good), that frame is counted and ``(command, its seq, its t_us, the bytes after its
+        (after any delimiters: flushes) with a regular COMMAND answering SENSORS ``seq`` (its COBS,
+        length, version, type and CRC all good), that frame is counted and ``(command, its seq, its t_us, the bytes after its
         delimiter)`` returned; the caller must ``feed`` those bytes next (before any later ones).
         Else None and nothing is taken: ``feed(data)`` decodes it all and counts and names any
         fault."""
-        if len(data) <= _COMMAND_FRAME or data[_COMMAND_FRAME] or data[2] != _COMMAND or self._buf \
-                or self._discarding or _COMMAND in self.defer_types or _COMMAND in self.raw_types:
+        if not data or self._buf or self._discarding:
+            return None
+        start = 0
+        if not data[0]:  # delimiters first (a flight code that also starts its frames with one): flushes
+            start = len(data) - len(data.lstrip(b"\x00"))
+        end = start + _COMMAND_FRAME
+        if len(data) <= end or data[end] or data[start + 2] != _COMMAND \
+                or _COMMAND in self.defer_types or _COMMAND in self.raw_types:
             return None
         try:  # (a 0x00 inside the frame is a COBS error: the frame is not this length)
-            packet = cobs_decode(data[:_COMMAND_FRAME])
+            packet = cobs_decode(data[start:end])
         except cobs.DecodeError:
             return None
         if len(packet) != _COMMAND_PACKET_SIZE:
@@ -642,8 +648,7 @@ class FrameDecoder:
                 or crc_rx != _crc(packet[:-2], _CRC_INIT, _CRC_TABLE):
             return None
         self.counters.frames_ok += 1
-        return (_tuple_new(Command, (thr, (tx, ty, tz), sensors_seq, mode, flags)), rx_seq, t_us,
-                data[_COMMAND_FRAME + 1:])
+        return (_tuple_new(Command, (thr, (tx, ty, tz), sensors_seq, mode, flags)), rx_seq, t_us, data[end + 1:])
 
     def feed(self, data: bytes) -> list[Frame]:
         """The frames completed by ``data`` (bytes as the transport delivered them), in order."""

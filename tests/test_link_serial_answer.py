@@ -22,7 +22,8 @@ def _answer(sensors_seq: int, k: int) -> tuple[bytes, bytes]:
 class ScriptedFarEnd:
     """A flight code's side of a serial link, answering each SENSORS written, its bytes delivered
     in the reads as ``shape`` says: "whole" (COMMAND and TELEMETRY in one read), "late-telemetry"
-    (the TELEMETRY in the next read, after the next SENSORS), "bytewise" (one byte per read),
+    (the TELEMETRY in the next read, after the next SENSORS), "leading-delimiter" (a 0x00 before
+    each frame as well as after it), "bytewise" (one byte per read),
     "noise" (a garbage run and a stray HELLO before each answer)."""
 
     synchronous = False
@@ -45,6 +46,8 @@ class ScriptedFarEnd:
         elif self.shape == "late-telemetry":
             self.queue.append(self.carry + command)
             self.carry = telemetry
+        elif self.shape == "leading-delimiter":  # a flight code that starts each frame with 0x00 too
+            self.queue.append(b"\x00" + command + b"\x00" + telemetry)
         elif self.shape == "bytewise":
             self.queue += [bytes([b]) for b in command + telemetry]
         else:
@@ -76,7 +79,7 @@ def _fly(shape: str, cycles: int = 40):
     return commands, link, tlm, fed
 
 
-@pytest.mark.parametrize("shape", ["late-telemetry", "bytewise", "noise"])
+@pytest.mark.parametrize("shape", ["late-telemetry", "leading-delimiter", "bytewise", "noise"])
 def test_the_answer_taken_first_gives_what_the_general_decoder_gives(shape):
     commands, link, tlm, _ = _fly("whole")
     other_commands, other, other_tlm, _ = _fly(shape)
@@ -91,6 +94,8 @@ def test_the_answer_taken_first_gives_what_the_general_decoder_gives(shape):
     if shape == "noise":  # the garbage runs are counted there, and the HELLOs are good frames
         assert other_counts["frames_ok"] == counts["frames_ok"] + 40 and other.hello is not None
         other_counts.update(frames_ok=counts["frames_ok"], framing_errors=0, crc_errors=0)
+    elif shape == "leading-delimiter":
+        assert other.log.bytes_rx == link.log.bytes_rx + 2 * 40
     else:
         assert link.log.bytes_rx == other.log.bytes_rx
     assert counts == other_counts and counts["frames_ok"] == 80
@@ -100,7 +105,7 @@ def test_a_whole_answer_is_taken_without_the_general_decoder():
     """The usual read (COMMAND then its TELEMETRY) does not go through ``feed`` for the COMMAND:
     only the TELEMETRY after it does, before the next read; ``late-telemetry`` reads keep a COMMAND
     last, so it is taken first too."""
-    for shape in ("whole", "late-telemetry"):
+    for shape in ("whole", "late-telemetry", "leading-delimiter"):
         _, link, _, fed = _fly(shape)
         assert fed and not any(p.MsgType.COMMAND == f[2] for f in fed), shape
     _, _, _, fed = _fly("bytewise")

@@ -188,20 +188,25 @@ def _check_like_decode_frame(chunk: bytes, raw_types=frozenset(), defer_types=fr
         counts = {k: v for k, v in dec.counters.as_dict().items() if v}
         assert counts == expect_counts
         assert dec.errors == expect_errors and dec.foreign_version == expect_foreign
-    # the serial lockstep's way (FlightLink): the answer taken first, the rest fed after it
-    dec = p.FrameDecoder(raw_types=raw_types, defer_types=defer_types)
-    data = chunk + b"\x00" + good
-    answer = dec.take_answer(data, 0x0102)
-    if answer is None:
-        frames = dec.feed(data)
-    else:
-        command, seq, t_us, rest = answer
-        assert rest == good
-        frames = [p.Frame(p.MsgType.COMMAND, seq, t_us, command)] + dec.feed(rest)
-    assert frames == expect_frames
-    assert {k: v for k, v in dec.counters.as_dict().items() if v} == expect_counts
-    assert dec.errors == expect_errors and dec.foreign_version == expect_foreign
-    return answer
+    # the serial lockstep's way (FlightLink): the answer taken first, the rest fed after it (with
+    # and without a flush delimiter before the frame)
+    answers = []
+    for flush in (b"", b"\x00"):
+        dec = p.FrameDecoder(raw_types=raw_types, defer_types=defer_types)
+        data = flush + chunk + b"\x00" + good
+        answer = dec.take_answer(data, 0x0102)
+        if answer is None:
+            frames = dec.feed(data)
+        else:
+            command, seq, t_us, rest = answer
+            assert rest == good
+            frames = [p.Frame(p.MsgType.COMMAND, seq, t_us, command)] + dec.feed(rest)
+        assert frames == expect_frames
+        assert {k: v for k, v in dec.counters.as_dict().items() if v} == expect_counts
+        assert dec.errors == expect_errors and dec.foreign_version == expect_foreign
+        answers.append(answer)
+    assert answers[0] == answers[1]
+    return answers[0]
 
 
 @pytest.mark.parametrize("case", ["good", "version 3", "crc swapped", "crc off by one", "bad COBS", "COBS short"])
@@ -237,6 +242,12 @@ def test_take_answer_takes_only_the_awaited_answer_at_a_frame_boundary():
     command, seq, t_us, rest = dec.take_answer(frame + telemetry, 0x0102)
     assert (command, seq, t_us, rest) == (p.Command(0.75, (0.5, -0.25, 1.0), 0x0102, 3, 1), 0x0203, 40_000, telemetry)
     assert dec.counters.frames_ok == 1
+    # a flight code that also starts each frame with a delimiter: the flushes are skipped
+    assert dec.take_answer(b"\x00\x00" + frame + b"\x00" + telemetry, 0x0102) == (command, seq, t_us,
+                                                                                 b"\x00" + telemetry)
+    assert dec.take_answer(b"\x00" * 3, 0x0102) is None and dec.take_answer(b"", 0x0102) is None
+    assert dec.counters.frames_ok == 2
+    dec.counters.frames_ok = 1
     assert dec.take_answer(frame, 0x0103) is None           # answers another SENSORS (late): not taken
     assert dec.take_answer(frame[:-1], 0x0102) is None      # no delimiter yet
     assert dec.take_answer(telemetry + frame, 0x0102) is None  # not first in the read
