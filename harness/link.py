@@ -649,13 +649,7 @@ class FlightLink:
                         log.bytes_rx += len(data)
                     else:
                         log.record(b"<", data)
-                    now = _clock()
-                    self._last_received = (_COMMAND, rx_seq, rx_t_us, now)
-                    stats = self._stats
-                    if self.keep_round_trips:
-                        stats.round_trip_s.append(now - t0)
-                    stats.exchanges += 1
-                    self._missed_in_a_row = 0
+                    self._answered(rx_seq, rx_t_us, t0)
                     return command
         f = self._frames_until(None, self.cycle_timeout_s, True, seq, first, t0)
         if f is not None:
@@ -674,6 +668,17 @@ class FlightLink:
                 pending.clear()
             return f.msg
         return self._missed(seq, t_us)
+
+    def _answered(self, rx_seq: int, rx_t_us: int, t0: float) -> None:
+        """Keep what the awaited COMMAND (its ``seq`` and ``t_us``) tells: when it came, the round
+        trip since ``t0`` (the SENSORS write), one more exchange, no cycle missed in a row."""
+        now = _clock()
+        self._last_received = (_COMMAND, rx_seq, rx_t_us, now)
+        stats = self._stats
+        if self.keep_round_trips:
+            stats.round_trip_s.append(now - t0)
+        stats.exchanges += 1
+        self._missed_in_a_row = 0
 
     def _missed(self, seq: int, t_us: int) -> None:
         self._stats.missed_cycles += 1
@@ -732,14 +737,8 @@ class FlightLink:
                 self._decoder.counters.frames_ok += frames
                 if n_tlm > lockstep.telemetry_high_water:
                     self._keep_telemetry(lockstep.take_telemetry())
-                now = time.perf_counter()
                 self._last_sent = (_SENSORS, seq, t_us, t0)
-                self._last_received = (_COMMAND, c_seq, c_t_us, now)
-                stats = self._stats
-                if self.keep_round_trips:
-                    stats.round_trip_s.append(now - t0)
-                stats.exchanges += 1
-                self._missed_in_a_row = 0
+                self._answered(c_seq, c_t_us, t0)
                 return _new_tuple(p.Command, (throttle, (tx, ty, tz), sensors_seq, mode, flags))
             return self._lockstep_irregular(regular, seq, t_us, t0)
         seq = self.send(sensors if sensors is not None else self._reading_sensors(*lrf), t_us)
