@@ -210,6 +210,12 @@ class LaserRangefinder:
     def acquired(self, yes: bool) -> None:
         self._mv[_M_ACQUIRED] = 1.0 if yes else 0.0
 
+    @property
+    def compiled_samples(self) -> bool:
+        """Whether ``update_from_vector`` takes the samples by the compiled ``flat_sample_kernel``
+        (over the terrain it was last given: flat, with numba compiling), not by ``_sample``."""
+        return self._kernel is not None
+
     def kernel_array(self) -> np.ndarray:
         """The model vector (MODEL_FIELDS) and the draws after it, that ``flat_sample_kernel`` takes."""
         return self._model
