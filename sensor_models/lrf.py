@@ -36,6 +36,15 @@ Noise: range + N(0, sigma), sigma = sqrt(noise_sigma_m^2 +
 with probability ``outlier_prob`` an extra N(0, outlier_sigma_m) error.
 Every draw comes from the scenario's generator, a fixed number per sample
 (drawn in blocks), so runs reproduce bit for bit.
+
+Two ways to take a sample, the same bits: ``_sample`` in Python, over any terrain
+(``update``, ``take_samples``), and ``flat_sample_kernel``, compiled by numba,
+over flat terrain (``FlatTerrain``): ``update_from_vector``, which the closed loop
+calls with the plant's state vector, takes the samples with the kernel when the
+terrain is flat and numba compiles (``compiled_samples``), else with ``_sample``
+(height fields, a rotating Moon's terrain view, no numba or NUMBA_DISABLE_JIT=1).
+Both keep their state (draws, powered, acquired) in one model vector
+(MODEL_FIELDS), so either may take the next sample.
 """
 
 from __future__ import annotations
@@ -413,8 +422,9 @@ class LaserRangefinder:
 #: (m^2) and the range-proportional 1-sigma fraction, dropout and outlier probabilities, outlier
 #: 1-sigma (m), each acquisition condition's use (0/1) and threshold (m, m, s), degradation with
 #: speed (0/1, m/s, 1/(m/s), floor), powered and acquired (0/1), the flat terrain's radius, the
-#: reference sphere's and the terrain's height (m, ``FlatTerrain``), and the next unused row of the draws. The draws follow
-#: it: a block of _BLOCK rows of two unit normals, then one of _BLOCK rows of two uniforms.
+#: reference sphere's and the terrain's height (m, ``FlatTerrain``), and the next unused row of
+#: the draws. The draws follow it: a block of _BLOCK rows of two unit normals, then one of
+#: _BLOCK rows of two uniforms.
 MODEL_FIELDS = ("bore_x", "bore_y", "bore_z", "pos_x", "pos_y", "pos_z", "offset", "cast_range_m",
                 "min_range_m", "max_range_m", "noise_var_m2", "noise_frac", "dropout_prob", "outlier_prob",
                 "outlier_sigma_m", "acquire_by_range", "acquire_range_m", "acquire_by_altitude",

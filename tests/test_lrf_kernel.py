@@ -2,8 +2,6 @@
 samples with) against its Python sample (``_sample``, every other terrain): the same readings bit
 for bit, and the Python sample wherever the kernel does not hold."""
 
-import math
-
 import numpy as np
 import pytest
 
