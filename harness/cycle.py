@@ -205,8 +205,6 @@ class Cycle:
         #: items are floats: ``state_view[i]`` is the cheapest read of one value from Python (a third
         #: of ``block.item(i)``'s)
         self.state_view = memoryview(self.block).toreadonly()[:x.size]
-        #: the plant's state vector (STATE_FIELDS) as a list of floats
-        self.state_list = self.block[:x.size].tolist
         #: the IMU's last reading (READING_FIELDS), where the compiled cycle writes it
         self.reading = self.block[x.size:x.size + reading.size]
         self._state_size = x.size
