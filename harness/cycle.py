@@ -157,9 +157,11 @@ def load_cycle_kernels() -> bool:
     does not count the compile as its own time. Returns whether they run compiled."""
     from harness.terrain import load_march_kernel
     from sensor_models.imu import load_read_kernel
+    from sensor_models.lrf import load_flat_sample_kernel
 
     load_read_kernel()
     load_march_kernel()  # the height-field LRF cast (~15 ms from the disk cache)
+    load_flat_sample_kernel()  # the LRF's sample over flat terrain
     spans = block_spans(Plant.kernel_array_sizes() + Imu.kernel_array_sizes())
     compiled = load_advance_kernel(spans)[1]
     if load_c_entry(spans) is not None:
@@ -203,8 +205,6 @@ class Cycle:
         #: items are floats: ``state_view[i]`` is the cheapest read of one value from Python (a third
         #: of ``block.item(i)``'s)
         self.state_view = memoryview(self.block).toreadonly()[:x.size]
-        #: the plant's state vector (STATE_FIELDS) as a list of floats
-        self.state_list = self.block[:x.size].tolist
         #: the IMU's last reading (READING_FIELDS), where the compiled cycle writes it
         self.reading = self.block[x.size:x.size + reading.size]
         self._state_size = x.size

@@ -343,7 +343,7 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
     site_radius = math.sqrt(sum(c * c for c in site_r))
 
     cycle = Cycle(plant, imu)
-    truth, state_list = cycle.state_view, cycle.state_list
+    truth, state_vector = cycle.state_view, plant.kernel_arrays()[0]  # (the latter a view of cycle.block)
     imu.read()  # the first reading (nothing integrated yet: flagged invalid); later ones end each cycle
     ground = plant.terrain
 
@@ -393,11 +393,8 @@ def fly(scenario: Scenario, transport: Transport, *, rig: str = "loopback", arti
             if altitude != altitude:
                 altitude = plant.altitude_agl()
             # the LRF's reading cannot change before lrf_event_t_s (s): until then the last one stands
-            if t_s >= lrf_event_t_s:
-                if lrf.due(t_s):  # a sample instant: the state at t_s, MCI position, velocity, attitude
-                    x = state_list()
-                    lrf.take_samples(t_s, t_s, x[_R:_R + 3], x[_V:_V + 3], x[_Q:_Q + 4], ground)
-                lrf_reading = lrf.deliver(t_s)
+            if t_s >= lrf_event_t_s:  # (the samples due by t_s from the plant's state vector at t_s)
+                lrf_reading = lrf.update_from_vector(t_s, state_vector, ground)
                 lrf_event_t_s = lrf.next_event_t_s
             lrf_r = lrf_reading  # (the faults may change what the flight code gets of it)
             if faulty:

@@ -274,14 +274,14 @@ class FlatTerrain:
         self.site = site if site is not None else SiteFrame()
         self.height_m = float(height_m)
         self.min_height_m = self.max_height_m = self.height_m
-        self._radius = self.site.radius_m + self.height_m
+        self.radius_m = self.site.radius_m + self.height_m  # the surface sphere's radius, m
 
     def height_at(self, r_mci) -> float:
         return self.height_m
 
     def altitude(self, r_mci) -> float:
         x, y, z = r_mci
-        return math.sqrt(x * x + y * y + z * z) - self._radius
+        return math.sqrt(x * x + y * y + z * z) - self.radius_m
 
     def ray_cast(self, origin_mci, dir_mci, max_range_m: float) -> Optional[float]:
         # _unit and _sphere_hit written out (the same operations in the same order: the same
@@ -290,7 +290,7 @@ class FlatTerrain:
         n = math.sqrt(d0 * d0 + d1 * d1 + d2 * d2)
         dx, dy, dz = d0 / n, d1 / n, d2 / n
         ox, oy, oz = origin_mci
-        radius = self._radius
+        radius = self.radius_m
         r0 = math.sqrt(ox * ox + oy * oy + oz * oz)
         b = ox * dx + oy * dy + oz * dz
         c = (r0 - radius) * (r0 + radius)

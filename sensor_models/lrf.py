@@ -36,6 +36,15 @@ Noise: range + N(0, sigma), sigma = sqrt(noise_sigma_m^2 +
 with probability ``outlier_prob`` an extra N(0, outlier_sigma_m) error.
 Every draw comes from the scenario's generator, a fixed number per sample
 (drawn in blocks), so runs reproduce bit for bit.
+
+Two ways to take a sample, the same bits: ``_sample`` in Python, over any terrain
+(``update``, ``take_samples``), and ``flat_sample_kernel``, compiled by numba,
+over flat terrain (``FlatTerrain``): ``update_from_vector``, which the closed loop
+calls with the plant's state vector, takes the samples with the kernel when the
+terrain is flat and numba compiles (``compiled_samples``), else with ``_sample``
+(height fields, a rotating Moon's terrain view, no numba or NUMBA_DISABLE_JIT=1).
+Both keep their state (draws, powered, acquired) in one model vector
+(MODEL_FIELDS), so either may take the next sample.
 """
 
 from __future__ import annotations
@@ -48,6 +57,8 @@ from typing import NamedTuple, Optional
 import numpy as np
 
 from harness.errors import ConfigError
+from harness.jit import njit_cached, usable_numba
+from harness.terrain import FlatTerrain
 from sensor_models._config import config_from_dict
 
 _BLOCK = 256
@@ -144,9 +155,6 @@ class LaserRangefinder:
         self._offset = self.position_body != (0.0, 0.0, 0.0)  # the LRF is off the centre of mass
         self._cast_range_m = max(config.max_range_m, config.acquire_range_m or 0.0)
         self.period_s = 1.0 / config.rate_hz
-        self.powered = config.powered
-        self.acquired = (config.acquire_range_m is None and config.acquire_altitude_m is None
-                         and config.acquire_time_s is None)
         self._k_next = 0            # index of the next sample instant
         self.next_sample_t_s = 0.0  # and its time (s): ``update`` needs the plant state from then on
         self.next_event_t_s = -math.inf  # see the module docstring: the first call is due at once
@@ -164,23 +172,70 @@ class LaserRangefinder:
         self._acquire_time_s = config.acquire_time_s
         self._buf: deque = deque()  # pending samples, oldest first
         self._delivered: LrfReading = NO_READING
-        self._normals: list = []
-        self._uniforms: list = []
+        # the model vector (MODEL_FIELDS) and the draws after it: what both ways of sampling keep
+        # their state in (powered, acquired, the next draw), so either may take the next sample
+        m = self._model = np.zeros(_MODEL_SIZE)
+        m[_M_BORE:_M_BORE + 3] = self.boresight_body
+        m[_M_POS:_M_POS + 3] = self.position_body
+        m[_M_OFFSET] = self._offset
+        m[[_M_CAST, _M_MIN, _M_MAX, _M_NOISE_VAR, _M_NOISE_FRAC, _M_DROPOUT, _M_OUTLIER_P, _M_OUTLIER_SIGMA]] = (
+            self._cast_range_m, config.min_range_m, config.max_range_m, self._noise_var, config.noise_frac,
+            config.dropout_prob, config.outlier_prob, config.outlier_sigma_m)
+        for use, at, value in ((_M_BY_RANGE, _M_ACQ_RANGE, config.acquire_range_m),
+                               (_M_BY_ALT, _M_ACQ_ALT, config.acquire_altitude_m),
+                               (_M_BY_TIME, _M_ACQ_TIME, config.acquire_time_s)):
+            m[use], m[at] = (0.0, 0.0) if value is None else (1.0, value)
+        m[[_M_DEGRADES, _M_DEG_SPEED, _M_DEG_PER, _M_DEG_FLOOR]] = (
+            self._degrades, config.degrade_speed_mps, config.degrade_per_mps, config.degrade_floor)
+        m[_M_POWERED] = config.powered
+        m[_M_ACQUIRED] = (config.acquire_range_m is None and config.acquire_altitude_m is None
+                          and config.acquire_time_s is None)
+        m[_M_DRAW_NEXT] = _BLOCK  # no draws yet: the first sample draws a block
+        self._mv = memoryview(m)  # (an item of it is cheaper to read and write from Python than m's)
+        self._kernel = None          # flat_sample_kernel, compiled, for the terrain below; None: _sample
+        self._kernel_terrain = None  # the terrain ``update_from_vector`` was last asked about
         self.samples_taken = 0
-        self.last_true_range_m: Optional[float] = None
 
     @property
     def config(self) -> LrfConfig:
         """The configuration the LRF was built with (read-only: its values are kept as set up)."""
         return self._config
 
+    @property
+    def powered(self) -> bool:
+        """The LRF is on (the config's ``powered``; a test or fault hook may switch it)."""
+        return self._mv[_M_POWERED] != 0.0
+
+    @powered.setter
+    def powered(self, on: bool) -> None:
+        self._mv[_M_POWERED] = 1.0 if on else 0.0
+
+    @property
+    def acquired(self) -> bool:
+        """Every acquisition condition has held at a sample (or none is configured)."""
+        return self._mv[_M_ACQUIRED] != 0.0
+
+    @acquired.setter
+    def acquired(self, yes: bool) -> None:
+        self._mv[_M_ACQUIRED] = 1.0 if yes else 0.0
+
+    @property
+    def compiled_samples(self) -> bool:
+        """Whether ``update_from_vector`` takes the samples by the compiled ``flat_sample_kernel``
+        (over the terrain it was last given: flat, with numba compiling), not by ``_sample``."""
+        return self._kernel is not None
+
+    def kernel_array(self) -> np.ndarray:
+        """The model vector (MODEL_FIELDS) and the draws after it, that ``flat_sample_kernel`` takes."""
+        return self._model
+
     # random numbers, drawn in blocks (bit-reproducible for a given call sequence)
     def _draws(self) -> None:
-        """Refill the draws with a block: per sample two normals and two uniforms, popped from the end."""
-        self._normals[:] = self.rng.standard_normal((_BLOCK, 2)).tolist()
-        self._uniforms[:] = self.rng.random((_BLOCK, 2)).tolist()
-        self._normals.reverse()
-        self._uniforms.reverse()
+        """Refill the draws with a block: per sample two normals and two uniforms (row i of each)."""
+        m = self._model
+        m[_NORMALS:_UNIFORMS] = self.rng.standard_normal((_BLOCK, 2)).ravel()
+        m[_UNIFORMS:] = self.rng.random((_BLOCK, 2)).ravel()
+        m[_M_DRAW_NEXT] = 0.0
 
     def true_range(self, r_mci, q_mci_body, terrain, max_range_m: float) -> Optional[float]:
         """Noise-free slant range from the LRF along its boresight (m) or None."""
@@ -206,11 +261,16 @@ class LaserRangefinder:
         return terrain.ray_cast(origin, d, max_range_m)
 
     def _sample(self, t_k: float, r_mci, v_mci, q, terrain) -> LrfReading:
-        normals = self._normals
-        if not normals:
+        """One sample at t_k (s) from the state there, over any terrain (``flat_sample_kernel`` is
+        this over flat terrain, compiled)."""
+        mv = self._mv
+        i = int(mv[_M_DRAW_NEXT])
+        if i >= _BLOCK:
             self._draws()   # a new block
-        n1, n2 = normals.pop()
-        u1, u2 = self._uniforms.pop()
+            i = 0
+        mv[_M_DRAW_NEXT] = i + 1.0
+        j = _NORMALS + 2 * i
+        n1, n2, u1, u2 = mv[j], mv[j + 1], mv[j + 2 * _BLOCK], mv[j + 2 * _BLOCK + 1]
         self.samples_taken += 1
         rmax = self._max_range_m
         if self._degrades:  # (else speed > degrade_speed_mps never holds: no need to know it)
@@ -226,10 +286,9 @@ class LaserRangefinder:
                 rmax *= max(cfg.degrade_floor, 1.0 - cfg.degrade_per_mps * (speed - cfg.degrade_speed_mps))
         # cast to the nominal max range so acquisition-by-range sees the truth
         rng_true = self.true_range(r_mci, q, terrain, self._cast_range_m)
-        self.last_true_range_m = rng_true
-        if not self.powered:
+        if mv[_M_POWERED] == 0.0:
             return _new_reading(LrfReading, (0.0, False, t_k, True))
-        if not self.acquired:
+        if mv[_M_ACQUIRED] == 0.0:
             ok = True
             if self._acquire_range_m is not None:
                 ok = rng_true is not None and rng_true <= self._acquire_range_m
@@ -241,7 +300,7 @@ class LaserRangefinder:
                 ok = t_k >= self._acquire_time_s - 1e-9
             if not ok:
                 return _new_reading(LrfReading, (0.0, False, t_k, True))
-            self.acquired = True
+            mv[_M_ACQUIRED] = 1.0
         if rng_true is None or rng_true > rmax or rng_true < self._min_range_m:
             return _new_reading(LrfReading, (0.0, False, t_k, True))
         if u1 < self._dropout_prob:
@@ -264,6 +323,19 @@ class LaserRangefinder:
                               plant_state.q_mci_body, terrain)
         return self.deliver(t_s)
 
+    def _due_instants(self, t_s: float) -> range:
+        """The indices k of the sample instants k * period_s to sample by ``t_s``, marked taken."""
+        per = self.period_s
+        k_last = int(math.floor((t_s + 1e-9) / per))
+        k = self._k_next
+        if k < k_last - 8:
+            # samples older than a few periods before this call cannot be
+            # reconstructed from the state: skip them (first call at t >> 0)
+            k = k_last - 8
+        self._k_next = k_last + 1
+        self.next_sample_t_s = self._k_next * per
+        return range(k, k_last + 1)
+
     def take_samples(self, t_s: float, t_state_s: float, r_mci, v_mci, q_mci_body, terrain) -> None:
         """Take the samples due by ``t_s`` (call when ``due(t_s)``) from the plant state at
         ``t_state_s`` (s): position ``r_mci`` (m), velocity ``v_mci`` (m/s), attitude
@@ -271,14 +343,8 @@ class LaserRangefinder:
         PlantState; a caller holding the state as numbers calls this without building one."""
         per = self.period_s
         r, v = r_mci, v_mci
-        k_last = int(math.floor((t_s + 1e-9) / per))
-        k = self._k_next
-        if k < k_last - 8:
-            # samples older than a few periods before this call cannot be
-            # reconstructed from the state: skip them (first call at t >> 0)
-            k = k_last - 8
         append, sample = self._buf.append, self._sample
-        while k <= k_last:
+        for k in self._due_instants(t_s):
             t_k = k * per
             back = t_state_s - t_k
             if back > 1e-12 or back < -1e-12:  # |back| > 1e-12
@@ -286,9 +352,41 @@ class LaserRangefinder:
             else:
                 rk = r
             append(sample(t_k, rk, v, q_mci_body, terrain))
-            k += 1
-        self._k_next = k_last + 1
-        self.next_sample_t_s = self._k_next * per
+
+    def update_from_vector(self, t_s: float, x, terrain) -> LrfReading:
+        """``update`` from the plant's state vector ``x`` (float64, C-contiguous; STATE_FIELDS of
+        harness.plant: t_s, r_mci, v_mci, q_mci_body first) at t_s = x[0] (s). Over flat terrain
+        (``FlatTerrain``) with numba compiling, the compiled ``flat_sample_kernel`` takes the
+        samples (the same bits as ``_sample``), for a fraction of the time; else ``take_samples``."""
+        if self.next_sample_t_s <= t_s + 1e-9:  # due(t_s)
+            if terrain is not self._kernel_terrain:
+                self._use_terrain(terrain)
+            kernel = self._kernel
+            if kernel is None:
+                s = x.tolist()
+                self.take_samples(t_s, s[_X_T], s[_X_R:_X_R + 3], s[_X_V:_X_V + 3], s[_X_Q:_X_Q + 4], terrain)
+            else:
+                m, append, per = self._model, self._buf.append, self.period_s
+                for k in self._due_instants(t_s):
+                    t_k = k * per
+                    meas = kernel(m, x, t_k)
+                    if meas == SAMPLE_NEEDS_DRAWS:
+                        self._draws()
+                        meas = kernel(m, x, t_k)
+                    self.samples_taken += 1
+                    append(_new_reading(LrfReading, (0.0, False, t_k, True) if meas < 0.0 else (meas, True, t_k, True)))
+        return self.deliver(t_s)
+
+    def _use_terrain(self, terrain) -> None:
+        """Sample over ``terrain`` from now on: by the compiled kernel when it is flat, else by _sample."""
+        kernel, compiled = load_flat_sample_kernel()
+        if compiled and type(terrain) is FlatTerrain:
+            m = self._model
+            m[_M_TERRAIN_R], m[_M_SITE_R], m[_M_HEIGHT] = terrain.radius_m, terrain.site.radius_m, terrain.height_m
+            self._kernel = kernel
+        else:
+            self._kernel = None
+        self._kernel_terrain = terrain
 
     def deliver(self, t_s: float) -> LrfReading:
         """The reading delivered at ``t_s``: the newest sample at least ``latency_s`` old (samples
@@ -315,3 +413,146 @@ class LaserRangefinder:
             nxt = buf[0].sample_t_s + lat
         self.next_event_t_s = nxt - _EVENT_MARGIN_S
         return d
+
+
+# ------------------------------------------------------------------ the flat-terrain sample kernel
+#: The LRF's model vector (``LaserRangefinder.kernel_array()``), what ``flat_sample_kernel`` reads
+#: and keeps: the boresight (unit, body axes) and mounting position (m, body) and whether it is off
+#: the centre of mass (0/1), the cast range, min and max range (m), the constant noise variance
+#: (m^2) and the range-proportional 1-sigma fraction, dropout and outlier probabilities, outlier
+#: 1-sigma (m), each acquisition condition's use (0/1) and threshold (m, m, s), degradation with
+#: speed (0/1, m/s, 1/(m/s), floor), powered and acquired (0/1), the flat terrain's radius, the
+#: reference sphere's and the terrain's height (m, ``FlatTerrain``), and the next unused row of
+#: the draws. The draws follow it: a block of _BLOCK rows of two unit normals, then one of
+#: _BLOCK rows of two uniforms.
+MODEL_FIELDS = ("bore_x", "bore_y", "bore_z", "pos_x", "pos_y", "pos_z", "offset", "cast_range_m",
+                "min_range_m", "max_range_m", "noise_var_m2", "noise_frac", "dropout_prob", "outlier_prob",
+                "outlier_sigma_m", "acquire_by_range", "acquire_range_m", "acquire_by_altitude",
+                "acquire_altitude_m", "acquire_by_time", "acquire_time_s", "degrades", "degrade_speed_mps",
+                "degrade_per_mps", "degrade_floor", "powered", "acquired", "terrain_radius_m",
+                "site_radius_m", "terrain_height_m", "draw_next")
+(_M_BORE, _M_POS, _M_OFFSET, _M_CAST, _M_MIN, _M_MAX, _M_NOISE_VAR, _M_NOISE_FRAC, _M_DROPOUT, _M_OUTLIER_P,
+ _M_OUTLIER_SIGMA, _M_BY_RANGE, _M_ACQ_RANGE, _M_BY_ALT, _M_ACQ_ALT, _M_BY_TIME, _M_ACQ_TIME, _M_DEGRADES,
+ _M_DEG_SPEED, _M_DEG_PER, _M_DEG_FLOOR, _M_POWERED, _M_ACQUIRED, _M_TERRAIN_R, _M_SITE_R, _M_HEIGHT,
+ _M_DRAW_NEXT) = (
+    MODEL_FIELDS.index(f) for f in ("bore_x", "pos_x", "offset", "cast_range_m", "min_range_m", "max_range_m",
+                                    "noise_var_m2", "noise_frac", "dropout_prob", "outlier_prob",
+                                    "outlier_sigma_m", "acquire_by_range", "acquire_range_m",
+                                    "acquire_by_altitude", "acquire_altitude_m", "acquire_by_time",
+                                    "acquire_time_s", "degrades", "degrade_speed_mps", "degrade_per_mps",
+                                    "degrade_floor", "powered", "acquired", "terrain_radius_m",
+                                    "site_radius_m", "terrain_height_m", "draw_next"))
+_NORMALS = len(MODEL_FIELDS)          # where the block of normals starts (row i: n1, n2)
+_UNIFORMS = _NORMALS + 2 * _BLOCK     # and the block of uniforms (row i: u1, u2)
+_MODEL_SIZE = _UNIFORMS + 2 * _BLOCK
+#: ``flat_sample_kernel``'s answers other than a valid range (m, >= 0 or NaN): the sample is not
+#: valid; the draws are used up (nothing was sampled: draw a block and call it again)
+SAMPLE_INVALID, SAMPLE_NEEDS_DRAWS = -1.0, -2.0
+#: where the state vector ``x`` (harness.plant.STATE_FIELDS) keeps t_s, r_mci, v_mci, q_mci_body
+_X_T, _X_R, _X_V, _X_Q = 0, 1, 4, 7
+
+
+def flat_sample_kernel(m, x, t_k):
+    """One sample at t_k (s) over flat terrain (``FlatTerrain``: the sphere of radius
+    m[terrain_radius_m]) from the plant's state vector ``x`` at x[0] (s; STATE_FIELDS: MCI position
+    (m), velocity (m/s), attitude), extrapolated back to t_k; ``m`` the model vector
+    (MODEL_FIELDS and the draws). Returns the measured range (m, >= 0 or NaN), SAMPLE_INVALID or
+    SAMPLE_NEEDS_DRAWS. ``LaserRangefinder._sample`` with ``true_range`` and ``FlatTerrain.ray_cast``
+    written out, the same operations in the same order (the same bits), plain arithmetic that
+    numba compiles as it stands (``load_flat_sample_kernel``)."""
+    i = int(m[_M_DRAW_NEXT])
+    if i >= _BLOCK:
+        return SAMPLE_NEEDS_DRAWS
+    m[_M_DRAW_NEXT] = i + 1.0
+    n1 = m[_NORMALS + 2 * i]
+    n2 = m[_NORMALS + 2 * i + 1]
+    u1 = m[_UNIFORMS + 2 * i]
+    u2 = m[_UNIFORMS + 2 * i + 1]
+    r0, r1, r2 = x[_X_R], x[_X_R + 1], x[_X_R + 2]
+    vx, vy, vz = x[_X_V], x[_X_V + 1], x[_X_V + 2]
+    back = x[_X_T] - t_k
+    if back > 1e-12 or back < -1e-12:  # |back| > 1e-12
+        r0, r1, r2 = r0 - vx * back, r1 - vy * back, r2 - vz * back
+    rmax = m[_M_MAX]
+    if m[_M_DEGRADES] != 0.0:  # (flat terrain does not rotate: the speed over the ground is |v|)
+        speed = math.sqrt(vx ** 2 + vy ** 2 + vz ** 2)
+        if speed > m[_M_DEG_SPEED]:
+            f = 1.0 - m[_M_DEG_PER] * (speed - m[_M_DEG_SPEED])
+            rmax *= f if f > m[_M_DEG_FLOOR] else m[_M_DEG_FLOOR]  # max(floor, f) as Python takes it
+    # true_range: the mounting offset and the boresight rotated into MCI (quat_rotate written out)
+    w, x1, y1, z1 = x[_X_Q], x[_X_Q + 1], x[_X_Q + 2], x[_X_Q + 3]
+    if m[_M_OFFSET] != 0.0:
+        px, py, pz = m[_M_POS], m[_M_POS + 1], m[_M_POS + 2]
+        tx = 2.0 * (y1 * pz - z1 * py)
+        ty = 2.0 * (z1 * px - x1 * pz)
+        tz = 2.0 * (x1 * py - y1 * px)
+        ox = r0 + (px + w * tx + (y1 * tz - z1 * ty))
+        oy = r1 + (py + w * ty + (z1 * tx - x1 * tz))
+        oz = r2 + (pz + w * tz + (x1 * ty - y1 * tx))
+    else:
+        ox, oy, oz = r0 + 0.0, r1 + 0.0, r2 + 0.0
+    bx, by, bz = m[_M_BORE], m[_M_BORE + 1], m[_M_BORE + 2]
+    tx = 2.0 * (y1 * bz - z1 * by)
+    ty = 2.0 * (z1 * bx - x1 * bz)
+    tz = 2.0 * (x1 * by - y1 * bx)
+    d0 = bx + w * tx + (y1 * tz - z1 * ty)
+    d1 = by + w * ty + (z1 * tx - x1 * tz)
+    d2 = bz + w * tz + (x1 * ty - y1 * tx)
+    # FlatTerrain.ray_cast to the cast range: hit, at rng_true (m)
+    cast = m[_M_CAST]
+    n = math.sqrt(d0 * d0 + d1 * d1 + d2 * d2)
+    dx, dy, dz = d0 / n, d1 / n, d2 / n
+    radius = m[_M_TERRAIN_R]
+    rr = math.sqrt(ox * ox + oy * oy + oz * oz)
+    b = ox * dx + oy * dy + oz * dz
+    c = (rr - radius) * (rr + radius)
+    hit = False
+    rng_true = 0.0
+    if c <= 0.0:
+        hit = not (0.0 > cast)  # the origin is at or below the surface
+    elif not (b >= 0.0):  # (else moving away from the centre, outside: no hit)
+        disc = b * b - c
+        if not (disc < 0.0):
+            rng_true = c / (-b + math.sqrt(disc))
+            hit = not (rng_true > cast)
+    if m[_M_POWERED] == 0.0:
+        return SAMPLE_INVALID
+    if m[_M_ACQUIRED] == 0.0:
+        ok = True
+        if m[_M_BY_RANGE] != 0.0:
+            ok = hit and rng_true <= m[_M_ACQ_RANGE]
+        if ok and m[_M_BY_ALT] != 0.0:
+            alt = math.sqrt(r0 * r0 + r1 * r1 + r2 * r2) - m[_M_SITE_R] - m[_M_HEIGHT]
+            ok = alt <= m[_M_ACQ_ALT]
+        if ok and m[_M_BY_TIME] != 0.0:
+            ok = t_k >= m[_M_ACQ_TIME] - 1e-9
+        if not ok:
+            return SAMPLE_INVALID
+        m[_M_ACQUIRED] = 1.0
+    if not hit or rng_true > rmax or rng_true < m[_M_MIN]:
+        return SAMPLE_INVALID
+    if u1 < m[_M_DROPOUT]:
+        return SAMPLE_INVALID
+    meas = rng_true + math.sqrt(m[_M_NOISE_VAR] + (m[_M_NOISE_FRAC] * rng_true) ** 2) * n1
+    if u2 < m[_M_OUTLIER_P]:
+        meas += m[_M_OUTLIER_SIGMA] * n2
+    if meas < 0.0:
+        meas = 0.0
+    return meas
+
+
+_FLAT_SAMPLE = None
+
+
+def load_flat_sample_kernel():
+    """``(kernel, compiled)``: flat_sample_kernel compiled by numba (once per process, cached on
+    disk), or the plain-Python one without numba or with ``NUMBA_DISABLE_JIT=1``."""
+    global _FLAT_SAMPLE
+    if _FLAT_SAMPLE is None:
+        numba = usable_numba()
+        if numba is None:
+            _FLAT_SAMPLE = (flat_sample_kernel, False)
+        else:
+            a8 = numba.float64[::1]
+            _FLAT_SAMPLE = (njit_cached(numba, numba.float64(a8, a8, numba.float64), flat_sample_kernel), True)
+    return _FLAT_SAMPLE
