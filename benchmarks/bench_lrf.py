@@ -4,19 +4,19 @@
                                    [--instructions]
 
 For each scenario: flies it once on the loopback rig and records every call the loop makes to
-the LRF (``take_samples`` at a sample instant with the plant state there, ``deliver``), then
-replays those calls on a fresh LRF (same configuration, boresight, mounting and terrain, the
-scenario's generator seed). The replay is the LRF's share of a flight and nothing else:
+the LRF (``update_from_vector`` with the plant's state vector, when a sample or a delivery may be
+due), then replays those calls on a fresh LRF (same configuration, boresight, mounting and
+terrain, the scenario's generator draws). The replay is the LRF's share of a flight and nothing
+else, taken the way the loop takes it: by the compiled ``flat_sample_kernel`` over flat terrain
+(the nominal descent), by the Python ``_sample`` over a height field (hakuto-r-m1: the crater
+rim) or with ``NUMBA_DISABLE_JIT=1`` (which runs the Python path everywhere):
 
-* microseconds per sample (best of ``--repeat`` replays, wall clock; the ray cast and the
-  sample's arithmetic and draws) and per ``deliver``, over the flight's own geometry
-  (flat terrain for the nominal descent; the crater-rim height field for hakuto-r-m1);
-* with ``--instructions``: instructions per sample and per ``deliver``, counted by valgrind
-  (callgrind) as the difference between replaying the calls 1 and 3 times, so start-up cancels
-  out; reproducible to a few instructions (address randomisation off, one BLAS thread). Figures
-  that, unlike the wall clock on a shared machine, do not move with the host's load. The
-  per-deliver figure is a difference of differences: it carries the replay loop's own cost
-  (a few hundred instructions) and wanders by as much.
+* microseconds per sample (best of ``--repeat`` replays, wall clock: the samples' ray casts,
+  arithmetic and draws, and the deliveries between them, per sample) and per call;
+* with ``--instructions``: the same per sample, counted by valgrind (callgrind) as the
+  difference between replaying the calls 1 and 3 times, so start-up cancels out; reproducible to
+  a few instructions (address randomisation off, one BLAS thread). Figures that, unlike the wall
+  clock on a shared machine, do not move with the host's load.
 
 The replay's readings are checked equal, bit for bit, to those the flight's LRF delivered.
 """
@@ -70,30 +70,25 @@ class _Draws:
 
 
 def record(scenario_name: str) -> tuple[list, list]:
-    """The LRF calls of one loopback flight of the scenario: ("s", t_s, t_state_s, r, v, q) for a
-    take_samples, ("d", t_s, reading) for a deliver (the reading it returned); and the LRF's
-    draws, in order."""
+    """The LRF calls of one loopback flight of the scenario, ``(t_s, state vector, reading
+    returned)`` for each ``update_from_vector``, and the LRF's draws, in order."""
     from harness.rigs import open_rig
     calls, draws = [], []
-    take, deliver = LaserRangefinder.take_samples, LaserRangefinder.deliver
+    update = LaserRangefinder.update_from_vector
 
-    def take_rec(self, t_s, t_state_s, r, v, q, terrain):
+    def update_rec(self, t_s, x, terrain):
         if not isinstance(self.rng, _Draws):
             self.rng = _Draws(self.rng, draws)
-        calls.append(("s", t_s, t_state_s, [float(c) for c in r], [float(c) for c in v], [float(c) for c in q]))
-        return take(self, t_s, t_state_s, r, v, q, terrain)
-
-    def deliver_rec(self, t_s):
-        reading = deliver(self, t_s)
-        calls.append(("d", t_s, tuple(reading)))
+        reading = update(self, t_s, x, terrain)
+        calls.append((t_s, x.copy(), tuple(reading)))
         return reading
 
-    LaserRangefinder.take_samples, LaserRangefinder.deliver = take_rec, deliver_rec
+    LaserRangefinder.update_from_vector = update_rec
     try:
         with open_rig("loopback") as up:
             up.fly(load_scenario(scenario_name))
     finally:
-        LaserRangefinder.take_samples, LaserRangefinder.deliver = take, deliver
+        LaserRangefinder.update_from_vector = update
     return calls, draws
 
 
@@ -109,18 +104,14 @@ def sensor_and_terrain(scenario_name: str, draws: list):
 
 
 def replay(make, terrain, calls, times: int = 1):
-    """Replays the calls ``times`` times, each on a fresh LRF; returns the readings of the last."""
-    out = []
+    """Replays the calls ``times`` times, each on a fresh LRF; returns the readings of the last
+    and the samples it took."""
+    out, lrf = [], None
     for _ in range(times):
         lrf = make()
-        take, deliver = lrf.take_samples, lrf.deliver
-        out = []
-        for c in calls:
-            if c[0] == "s":
-                take(c[1], c[2], c[3], c[4], c[5], terrain)
-            else:
-                out.append(deliver(c[1]))
-    return out
+        update = lrf.update_from_vector
+        out = [update(t_s, x, terrain) for t_s, x, _r in calls]
+    return out, (lrf.samples_taken if lrf is not None else 0)
 
 
 def same_bits(a, b) -> bool:
@@ -167,38 +158,23 @@ def main(argv=None) -> None:
     for name in a.scenario:
         calls, draws = record(name)
         make, terrain = sensor_and_terrain(name, draws)
-        flown = [c[2] for c in calls if c[0] == "d"]
-        got = replay(make, terrain, calls)
-        if not same_bits([tuple(r) for r in got], flown):
+        got, n_samples = replay(make, terrain, calls)
+        if not same_bits([tuple(r) for r in got], [c[2] for c in calls]):
             raise SystemExit(f"{name}: the replayed readings differ from the flight's")
-        n_take = sum(1 for c in calls if c[0] == "s")
-        n_deliver = len(flown)
-        n_samples = make_count(make, terrain, calls)
-        takes_only = [c for c in calls if c[0] == "s"]
-        t_take = best(lambda: replay(make, terrain, takes_only), a.repeat)
-        t_deliver = best(lambda: replay(make, terrain, calls), a.repeat) - t_take
-        print(f"{name} ({type(terrain).__name__}): {n_samples} samples in {n_take} take_samples, "
-              f"{n_deliver} deliver")
-        print(f"  {t_take / n_samples * 1e6:8.2f} us per sample, "
-              f"{max(t_deliver, 0.0) / n_deliver * 1e6:6.2f} us per deliver (wall clock, best of {a.repeat})")
+        probe = make()
+        probe.update_from_vector(calls[0][0], calls[0][1], terrain)
+        how = "compiled flat_sample_kernel" if probe.compiled_samples else "Python _sample"
+        t_all = best(lambda: replay(make, terrain, calls), a.repeat)
+        print(f"{name} ({type(terrain).__name__}, {how}): {n_samples} samples in {len(calls)} calls")
+        print(f"  {t_all / n_samples * 1e6:8.2f} us per sample, {t_all / len(calls) * 1e6:6.2f} us per call "
+              f"(wall clock, best of {a.repeat})")
         if a.instructions:
             # numba's disk cache is keyed by the CPU, and valgrind's is not this one: a first,
-            # uncounted run compiles the height-field march for it (later runs load it)
+            # uncounted run compiles the kernels for it (later runs load them)
             instructions(name, calls[:50], draws, 1)
-            i_take = instructions(name, takes_only, draws, 3) - instructions(name, takes_only, draws, 1)
             i_all = instructions(name, calls, draws, 3) - instructions(name, calls, draws, 1)
-            i_take_per = i_take / (2 * n_samples)
-            i_deliver_per = (i_all - i_take) / (2 * n_deliver)
-            print(f"  {i_take_per:8.0f} instructions per sample, {i_deliver_per:6.0f} per deliver (callgrind)")
-
-
-def make_count(make, terrain, calls) -> int:
-    """Samples a replay takes."""
-    lrf = make()
-    for c in calls:
-        if c[0] == "s":
-            lrf.take_samples(c[1], c[2], c[3], c[4], c[5], terrain)
-    return lrf.samples_taken
+            print(f"  {i_all / (2 * n_samples):8.0f} instructions per sample, {i_all / (2 * len(calls)):6.0f} "
+                  f"per call (callgrind)")
 
 
 def best(fn, repeat: int) -> float:
