@@ -180,7 +180,6 @@ _RESULT_BODY = 16 + p.HEADER.size
 # the COMMAND body, its CRC skipped, then what the bound consumer returned (fsil_link_cycle's result)
 _COMMAND_BODY_DONE = struct.Struct(p.Command.LAYOUT.format + "2xq")
 _SENSORS_PACKET_LEN = p.SENSORS_PACKET.size  # what sensors_packet returns, header + body
-_READING_LEN = len(p.SENSORS_READING_FIELDS)
 _reading_values = p.reading_values
 _encode_reading_frame = p.encode_reading_frame
 
