@@ -316,11 +316,16 @@ class FlightLink:
 
     # low level -------------------------------------------------------------------------
     def send(self, msg: p.Message, t_us: int) -> int:
+        seq = self._next_seq()
+        self._write_frame(_encode_frame(msg, seq, t_us), msg.MSG_TYPE, seq, t_us)
+        return seq
+
+    def _next_seq(self) -> int:
+        """The sequence number of a frame about to be written by Python (the next one after it)."""
         if self._lockstep_clean:  # a frame past the lockstep call: it stands aside (see _exchange_in_process)
             self._lockstep_pause()
         seq = self._seq
         self._seq = (seq + 1) & 0xFFFF
-        self._write_frame(_encode_frame(msg, seq, t_us), msg.MSG_TYPE, seq, t_us)
         return seq
 
     def _write_frame(self, data: bytes, msg_type: int, seq: int, t_us: int) -> None:
@@ -594,10 +599,7 @@ class FlightLink:
         self.then_done = -1
         if self.transport.synchronous and not self._pending:
             return self._exchange_in_process(None, t_us, (lrf_range_m, lrf_sample_t_us, lrf_flags), row)
-        if self._lockstep_clean:  # (see send)
-            self._lockstep_pause()
-        seq = self._seq
-        self._seq = (seq + 1) & 0xFFFF
+        seq = self._next_seq()
         return self._exchange_frame(_encode_reading_frame(self._reading, lrf_range_m, lrf_sample_t_us, lrf_flags,
                                                           seq, t_us), seq, t_us)
 
@@ -615,10 +617,7 @@ class FlightLink:
         """
         if self.transport.synchronous and not self._pending:
             return self._exchange_in_process(sensors, t_us, None, -1)
-        if self._lockstep_clean:  # (see send)
-            self._lockstep_pause()
-        seq = self._seq
-        self._seq = (seq + 1) & 0xFFFF
+        seq = self._next_seq()
         return self._exchange_frame(_encode_frame(sensors, seq, t_us), seq, t_us)
 
     def _exchange_frame(self, data: bytes, seq: int, t_us: int) -> p.Command | None:
