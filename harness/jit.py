@@ -21,3 +21,19 @@ def njit_cached(numba, sig, fn):
         return numba.njit([sig], cache=True, nogil=True)(fn)
     except RuntimeError:  # nowhere writable to cache: compile for this process only
         return numba.njit([sig], nogil=True)(fn)
+
+
+def compile_kernel(fn, signature, inlined=()):
+    """``(kernel, compiled)`` for a model's kernel ``fn``: compiled by numba (``njit_cached``) for
+    the one signature ``signature(numba)`` returns, with the plain-Python helpers ``inlined``
+    compiled into it (``register_jitable``: they stay Python functions), or ``(fn, False)`` when
+    numba is not installed or ``NUMBA_DISABLE_JIT=1``. Each model module keeps what this returns
+    (once per process; numba's disk cache keeps the machine code across processes)."""
+    numba = usable_numba()
+    if numba is None:
+        return fn, False
+    from numba.extending import register_jitable
+
+    for helper in inlined:
+        register_jitable(helper)
+    return njit_cached(numba, signature(numba), fn), True

@@ -58,7 +58,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .frames import G0, MOON_GM, MOON_ROTATION_RATE, SiteFrame, quat_normalize, vcross
-from .jit import njit_cached, usable_numba
+from .jit import compile_kernel
 from .lander import LanderSpec
 from .terrain import FlatTerrain, RotatingTerrain
 
@@ -745,18 +745,9 @@ def load_rk4_kernel():
     cached next to this file, so only the first process after a change pays the ~3 s compile),
     or the plain-Python kernel when numba is not installed or ``NUMBA_DISABLE_JIT=1``."""
     global _RK4
-    if _RK4 is None:
-        numba = usable_numba()
-        if numba is None:
-            _RK4 = (rk4_kernel, False)
-        else:
-            from numba.extending import register_jitable
-
-            register_jitable(rk4_rates)  # compiled into the kernel; stays a Python function
-            f8 = numba.float64
-            sig = (f8,) * 23 + (f8[::1], numba.boolean)
-            # no fastmath: IEEE arithmetic in the written order, as CPython does it
-            _RK4 = (njit_cached(numba, sig, rk4_kernel), True)
+    if _RK4 is None:  # (rk4_rates compiled into it; no fastmath: IEEE arithmetic in the written order)
+        _RK4 = compile_kernel(rk4_kernel, lambda nb: (nb.float64,) * 23 + (nb.float64[::1], nb.boolean),
+                              (rk4_rates,))
     return _RK4
 
 
@@ -885,17 +876,10 @@ def load_step_kernel():
     process, cached on disk like ``load_rk4_kernel``), or the plain-Python one."""
     global _STEP
     if _STEP is None:
-        _kernel, compiled = load_rk4_kernel()
-        if not compiled:
-            _STEP = (step_kernel, False)
-        else:
-            import numba
-            from numba.extending import register_jitable
-
-            register_jitable(rk4_kernel)
-            f8, a8 = numba.float64, numba.float64[::1]
-            sig = numba.int64(a8, a8, a8, a8, f8, numba.boolean, f8, f8, f8, f8)
-            _STEP = (njit_cached(numba, sig, step_kernel), True)
+        def sig(nb):
+            f8, a8 = nb.float64, nb.float64[::1]
+            return nb.int64(a8, a8, a8, a8, f8, nb.boolean, f8, f8, f8, f8)
+        _STEP = compile_kernel(step_kernel, sig, (rk4_kernel,)) if load_rk4_kernel()[1] else (step_kernel, False)
     return _STEP
 
 

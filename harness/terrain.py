@@ -34,7 +34,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from .errors import ConfigError
-from .jit import njit_cached, usable_numba
+from .jit import compile_kernel
 from .validation import KeyProblem, Model, validate, value_text
 from .frames import SiteFrame, moon_fixed_from_mci, MOON_ROTATION_RATE
 
@@ -250,19 +250,11 @@ def load_march_kernel():
     (the same bits; tests/test_terrain.py)."""
     global _MARCH
     if _MARCH is None:
-        numba = usable_numba()
-        if numba is None:
-            _MARCH = (height_field_march, False)
-        else:
-            from numba.extending import register_jitable
-
-            register_jitable(_sphere_hit)  # compiled into the kernel; stay Python functions
-            register_jitable(_sphere_exit)
-            register_jitable(_clearance_at)
-            f8, i8 = numba.float64, numba.int64
-            heights = numba.types.Array(f8, 1, "C", readonly=True)
-            sig = numba.types.Tuple((f8, i8))(*(f8,) * 26, *(i8,) * 5, heights, f8[:, ::1])
-            _MARCH = (njit_cached(numba, sig, height_field_march), True)
+        def sig(nb):
+            f8, i8 = nb.float64, nb.int64
+            heights = nb.types.Array(f8, 1, "C", readonly=True)
+            return nb.types.Tuple((f8, i8))(*(f8,) * 26, *(i8,) * 5, heights, f8[:, ::1])
+        _MARCH = compile_kernel(height_field_march, sig, (_sphere_hit, _sphere_exit, _clearance_at))
     return _MARCH
 
 

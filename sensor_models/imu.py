@@ -44,7 +44,7 @@ from typing import NamedTuple
 import numpy as np
 
 from harness.errors import ConfigError
-from harness.jit import njit_cached, usable_numba
+from harness.jit import compile_kernel
 from sensor_models._config import config_from_dict
 
 _BLOCK = 256
@@ -409,14 +409,8 @@ def load_read_kernel():
     the plain-Python one without numba or with ``NUMBA_DISABLE_JIT=1``."""
     global _READ
     if _READ is None:
-        compiled = load_accumulate_kernel()[1]
-        if not compiled:
-            _READ = (read_kernel, False)
-        else:
-            import numba
-
-            a8 = numba.float64[::1]
-            _READ = (njit_cached(numba, numba.void(a8, a8, a8), read_kernel), True)
+        _READ = (compile_kernel(read_kernel, lambda nb: nb.void(nb.float64[::1], nb.float64[::1], nb.float64[::1]))
+                 if load_accumulate_kernel()[1] else (read_kernel, False))
     return _READ
 
 
@@ -428,14 +422,8 @@ def load_accumulate_kernel():
     disk), or the plain-Python one without numba or with ``NUMBA_DISABLE_JIT=1``."""
     global _ACCUMULATE
     if _ACCUMULATE is None:
-        numba = usable_numba()
-        if numba is None:
-            _ACCUMULATE = (accumulate_kernel, False)
-        else:
-            from numba.extending import register_jitable
-
-            register_jitable(saturate)
-            f8, a8 = numba.float64, numba.float64[::1]
-            sig = numba.int64(a8, a8, a8, f8, f8, f8, f8, f8, f8, f8)
-            _ACCUMULATE = (njit_cached(numba, sig, accumulate_kernel), True)
+        def sig(nb):
+            f8, a8 = nb.float64, nb.float64[::1]
+            return nb.int64(a8, a8, a8, f8, f8, f8, f8, f8, f8, f8)
+        _ACCUMULATE = compile_kernel(accumulate_kernel, sig, (saturate,))
     return _ACCUMULATE

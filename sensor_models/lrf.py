@@ -57,7 +57,7 @@ from typing import NamedTuple, Optional
 import numpy as np
 
 from harness.errors import ConfigError
-from harness.jit import njit_cached, usable_numba
+from harness.jit import compile_kernel
 from harness.terrain import FlatTerrain
 from sensor_models._config import config_from_dict
 
@@ -549,10 +549,6 @@ def load_flat_sample_kernel():
     disk), or the plain-Python one without numba or with ``NUMBA_DISABLE_JIT=1``."""
     global _FLAT_SAMPLE
     if _FLAT_SAMPLE is None:
-        numba = usable_numba()
-        if numba is None:
-            _FLAT_SAMPLE = (flat_sample_kernel, False)
-        else:
-            a8 = numba.float64[::1]
-            _FLAT_SAMPLE = (njit_cached(numba, numba.float64(a8, a8, numba.float64), flat_sample_kernel), True)
+        _FLAT_SAMPLE = compile_kernel(flat_sample_kernel,
+                                      lambda nb: nb.float64(nb.float64[::1], nb.float64[::1], nb.float64))
     return _FLAT_SAMPLE
